@@ -1,0 +1,213 @@
+//! [`Value`]: a task's result, shared without copying.
+//!
+//! A value is an `Arc` of any `Send + Sync` type plus its exact size in bytes and, for
+//! [`Data`] types, the codec used only when the value must leave the process. On the local
+//! schedulers nothing is ever encoded: results move between tasks as `Arc`s, and the last task
+//! to use a result receives it by value (no clone) because the scheduler hands over its own
+//! reference first.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::codec::{CodecError, Writer};
+use crate::data::Data;
+use crate::op::TaskFailure;
+use crate::tokenize::{Token, Tokenizer};
+
+/// A task result or a literal argument.
+///
+/// ```
+/// use oxidask_core::Value;
+/// let v = Value::new(vec![1.0f64, 2.0]);
+/// assert_eq!(v.downcast_ref::<Vec<f64>>(), Some(&vec![1.0, 2.0]));
+/// assert!(v.nbytes() >= 16);
+/// let back: Vec<f64> = v.take().unwrap();
+/// assert_eq!(back.len(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Value(Arc<dyn Erased>);
+
+trait Erased: Any + Send + Sync {
+    fn nbytes(&self) -> usize;
+    fn type_name(&self) -> &'static str;
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError>;
+    fn tokenize(&self, t: &mut Tokenizer) -> bool;
+    fn has_codec(&self) -> bool;
+}
+
+struct Held<T> {
+    nbytes: usize,
+    codec: Option<Codec<T>>,
+    value: T,
+}
+
+struct Codec<T> {
+    encode: fn(&T, &mut Writer<'_>),
+    tokenize: fn(&T, &mut Tokenizer),
+}
+
+impl<T: Any + Send + Sync> Erased for Held<T> {
+    fn nbytes(&self) -> usize {
+        self.nbytes
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
+        match &self.codec {
+            Some(c) => {
+                (c.encode)(&self.value, w);
+                Ok(())
+            }
+            None => Err(CodecError::NotEncodable {
+                type_name: std::any::type_name::<T>(),
+            }),
+        }
+    }
+
+    fn tokenize(&self, t: &mut Tokenizer) -> bool {
+        match &self.codec {
+            Some(c) => {
+                (c.tokenize)(&self.value, t);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn has_codec(&self) -> bool {
+        self.codec.is_some()
+    }
+}
+
+impl Value {
+    /// Wraps a [`Data`] value: measurable, tokenizable, and able to travel.
+    pub fn new<T: Data>(value: T) -> Value {
+        Value(Arc::new(Held {
+            nbytes: value.nbytes(),
+            codec: Some(Codec {
+                encode: |v: &T, w: &mut Writer<'_>| v.encode(w),
+                tokenize: |v: &T, t: &mut Tokenizer| t.write_data(v),
+            }),
+            value,
+        }))
+    }
+
+    /// Wraps any value for local use only (closure results on the local schedulers).
+    ///
+    /// Its size is `size_of::<T>()`: heap it owns is not known without [`Data`].
+    pub fn opaque<T: Any + Send + Sync>(value: T) -> Value {
+        Value(Arc::new(Held {
+            nbytes: std::mem::size_of::<T>(),
+            codec: None,
+            value,
+        }))
+    }
+
+    /// Bytes the value occupies in memory (exact for [`Data`] types).
+    pub fn nbytes(&self) -> usize {
+        self.0.nbytes()
+    }
+
+    /// The Rust type's name, for messages.
+    pub fn type_name(&self) -> &'static str {
+        self.0.type_name()
+    }
+
+    /// True if the value has a codec and so may leave the process.
+    pub fn is_encodable(&self) -> bool {
+        self.0.has_codec()
+    }
+
+    /// Borrows the value as `T`, or `None` if it holds another type.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        let any: &dyn Any = &*self.0;
+        any.downcast_ref::<Held<T>>().map(|h| &h.value)
+    }
+
+    /// Takes the value as `T`: without copying if this was the last reference, by cloning
+    /// otherwise.
+    pub fn take<T: Any + Clone + Send + Sync>(self) -> Result<T, TaskFailure> {
+        let found = self.type_name();
+        let any: Arc<dyn Any + Send + Sync> = self.0;
+        match any.downcast::<Held<T>>() {
+            Ok(held) => Ok(match Arc::try_unwrap(held) {
+                Ok(h) => h.value,
+                Err(shared) => shared.value.clone(),
+            }),
+            Err(_) => Err(TaskFailure::type_mismatch(std::any::type_name::<T>(), found)),
+        }
+    }
+
+    /// Appends the value's encoding to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.0.encode(&mut Writer::new(out))
+    }
+
+    /// Adds the value to a tokenizer; `false` (and nothing written) if it has no codec.
+    pub fn tokenize_into(&self, t: &mut Tokenizer) -> bool {
+        self.0.tokenize(t)
+    }
+
+    /// The value's content token, or a unique token if it has no codec.
+    pub fn token(&self) -> Token {
+        let mut t = Tokenizer::new();
+        if self.tokenize_into(&mut t) {
+            t.finish()
+        } else {
+            Token::unique()
+        }
+    }
+
+    /// True if both handles point at the same allocation.
+    pub fn ptr_eq(&self, other: &Value) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Value<{}>({} bytes)", self.type_name(), self.nbytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_reference_moves_without_clone() {
+        let v = Value::new(vec![1u8; 1000]);
+        let ptr = v.downcast_ref::<Vec<u8>>().unwrap().as_ptr();
+        let out: Vec<u8> = v.take().unwrap();
+        assert_eq!(out.as_ptr(), ptr, "the buffer was copied");
+    }
+
+    #[test]
+    fn shared_value_is_cloned() {
+        let v = Value::new(String::from("x"));
+        let keep = v.clone();
+        let out: String = v.take().unwrap();
+        assert_eq!(out, "x");
+        assert_eq!(keep.downcast_ref::<String>().unwrap(), "x");
+    }
+
+    #[test]
+    fn wrong_type_names_both_types() {
+        let err = Value::new(1i64).take::<f64>().unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("f64") && msg.contains("i64"), "{msg}");
+    }
+
+    #[test]
+    fn opaque_values_refuse_to_encode() {
+        struct Local;
+        let v = Value::opaque(std::sync::Mutex::new(Local));
+        let err = v.encode(&mut Vec::new()).unwrap_err();
+        assert!(matches!(err, CodecError::NotEncodable { .. }));
+        assert!(!v.is_encodable());
+    }
+}
