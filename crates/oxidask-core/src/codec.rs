@@ -161,7 +161,10 @@ impl<'a> Reader<'a> {
 
     /// Takes exactly `N` bytes as an array.
     #[inline]
-    pub fn take_array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], CodecError> {
+    pub fn take_array<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<[u8; N], CodecError> {
         let s = self.take(N, what)?;
         let mut a = [0u8; N];
         a.copy_from_slice(s);
@@ -198,7 +201,11 @@ impl<'a> Reader<'a> {
 
     /// Reads a length and checks that at least `len * min_item_bytes` bytes remain, so a
     /// hostile length cannot make the decoder allocate.
-    pub fn get_len(&mut self, what: &'static str, min_item_bytes: usize) -> Result<usize, CodecError> {
+    pub fn get_len(
+        &mut self,
+        what: &'static str,
+        min_item_bytes: usize,
+    ) -> Result<usize, CodecError> {
         let len = self.get_varint(what)?;
         let len = usize::try_from(len).map_err(|_| CodecError::Invalid {
             what,
@@ -244,6 +251,9 @@ mod tests {
         let mut buf = Vec::new();
         Writer::new(&mut buf).put_varint(u64::MAX / 2);
         let err = Reader::new(&buf).get_len("vec", 8).unwrap_err();
-        assert!(matches!(err, CodecError::Truncated { .. } | CodecError::Invalid { .. }));
+        assert!(matches!(
+            err,
+            CodecError::Truncated { .. } | CodecError::Invalid { .. }
+        ));
     }
 }

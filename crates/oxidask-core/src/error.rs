@@ -41,7 +41,9 @@ pub enum GraphError {
         key: Key,
     },
     /// More tasks than a plan can index.
-    #[error("the graph has {tasks} tasks, more than the {max} one plan can hold; compute it in parts")]
+    #[error(
+        "the graph has {tasks} tasks, more than the {max} one plan can hold; compute it in parts"
+    )]
     TooLarge {
         /// Tasks in the graph.
         tasks: usize,
@@ -70,7 +72,11 @@ impl TaskError {
 
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task {} ({}) failed: {}", self.key, self.op, self.failure)
+        write!(
+            f,
+            "task {} ({}) failed: {}",
+            self.key, self.op, self.failure
+        )
     }
 }
 

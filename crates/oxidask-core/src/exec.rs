@@ -112,12 +112,12 @@ fn run_spec(spec: &TaskSpec, mut deps: DepValues) -> Result<Value, TaskFailure> 
         }
         TaskSpec::Call { op, args } => {
             deps.count_uses(spec);
-            let inputs = args
-                .iter()
-                .map(|a| deps.input(a))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut call_args = Args::with_capacity(args.len());
+            for a in args {
+                call_args.push(deps.input(a)?);
+            }
             drop(deps);
-            let mut args = Args::new(inputs);
+            let mut args = call_args;
             let result = catch_unwind(AssertUnwindSafe(|| match op {
                 Op::Registered(def) => def.call(&mut args),
                 Op::Local(l) => l.call(&mut args),
@@ -158,13 +158,11 @@ fn run_fused(steps: &[(Key, TaskSpec)], mut outside: DepValues) -> Result<Value,
                     v.clone()
                 })
             } else {
-                outside.entries.iter_mut().find(|e| e.0 == *k).and_then(|e| {
-                    if final_use {
-                        e.1.take()
-                    } else {
-                        e.1.clone()
-                    }
-                })
+                outside
+                    .entries
+                    .iter_mut()
+                    .find(|e| e.0 == *k)
+                    .and_then(|e| if final_use { e.1.take() } else { e.1.clone() })
             };
             match v {
                 Some(v) => deps.push(*k, v),

@@ -1,13 +1,14 @@
 //! Task keys: the names results are stored under.
 //!
 //! A [`Key`] is what Dask writes as `"inc-3f2a…"` or `("ones-9c1d…", 0, 1)`: a human-readable
-//! *prefix* (the operation or layer name), a 128-bit [`Token`] that identifies the call or the
-//! layer, and an optional block *index* (up to [`MAX_KEY_DIMS`] coordinates) for the chunks of a
-//! collection.
+//! *prefix* (the operation or layer name), a 96-bit token (the low 96 bits of a [`Token`]) that
+//! identifies the call or the layer, and an optional block *index* (up to [`MAX_KEY_DIMS`]
+//! coordinates) for the chunks of a collection.
 //!
 //! # Invariants
-//! - A key is `Copy` and 48 bytes; hashing it costs one multiply-mix, so dense maps of millions of
-//!   keys stay cheap.
+//! - A key is `Copy` and 32 bytes; hashing it costs one multiply-mix. Graphs hold millions of
+//!   keys, and on this kind of machine memory touched is time, so the size is fixed by a test.
+//! - 96 bits of token make an accidental collision among 10¹² keys about one in 10⁵.
 //! - Two keys are equal iff prefix text, token and index are equal. Prefixes are interned per
 //!   process: the [`Prefix`] number is not stable across processes, its text is, so anything that
 //!   leaves the process writes the text.
@@ -20,8 +21,13 @@ use std::sync::{OnceLock, RwLock};
 
 use crate::tokenize::Token;
 
-/// The largest number of block coordinates a key can carry (arrays of up to six dimensions).
-pub const MAX_KEY_DIMS: usize = 6;
+/// The largest number of block coordinates a key can carry. Collections with more block
+/// dimensions fold the trailing ones into the last coordinate.
+pub const MAX_KEY_DIMS: usize = 4;
+
+/// Prefix ids use the low 28 bits of `Key::meta`; the number of coordinates the high 4.
+const PREFIX_BITS: u32 = 28;
+const PREFIX_MASK: u32 = (1 << PREFIX_BITS) - 1;
 
 /// An interned key prefix such as `inc` or `sum-aggregate`.
 ///
@@ -45,9 +51,25 @@ fn interner() -> &'static RwLock<Interner> {
     })
 }
 
+thread_local! {
+    /// The last prefix this thread interned: collections create many keys with one prefix.
+    static LAST: std::cell::Cell<Option<(&'static str, u32)>> = const { std::cell::Cell::new(None) };
+}
+
 impl Prefix {
     /// Interns `name` and returns its prefix.
     pub fn intern(name: &str) -> Prefix {
+        if let Some((last, id)) = LAST.with(|l| l.get()) {
+            if last == name {
+                return Prefix(id);
+            }
+        }
+        let p = Prefix::intern_slow(name);
+        LAST.with(|l| l.set(Some((p.as_str(), p.0))));
+        p
+    }
+
+    fn intern_slow(name: &str) -> Prefix {
         if let Some(&id) = interner()
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -60,7 +82,10 @@ impl Prefix {
         if let Some(&id) = guard.ids.get(name) {
             return Prefix(id);
         }
-        let id = u32::try_from(guard.names.len()).expect("more than 4 billion key prefixes");
+        let id = u32::try_from(guard.names.len())
+            .ok()
+            .filter(|&id| id <= PREFIX_MASK)
+            .expect("more than 268 million distinct key prefixes");
         let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
         guard.names.push(leaked);
         guard.ids.insert(leaked, id);
@@ -85,16 +110,17 @@ impl fmt::Debug for Prefix {
 /// use oxidask_core::{Key, Token};
 /// let k = Key::new("inc", Token::from_u128(0xabc));
 /// assert_eq!(k.prefix_str(), "inc");
-/// assert_eq!(k.to_string(), "inc-00000000000000000000000000000abc");
+/// assert_eq!(k.to_string(), "inc-000000000000000000000abc");
 /// let b = Key::block("ones", Token::from_u128(1), &[0, 3]);
 /// assert_eq!(b.index(), &[0, 3]);
 /// assert_eq!(b.to_string().parse::<Key>().unwrap(), b);
 /// ```
 #[derive(Clone, Copy)]
 pub struct Key {
-    token: [u64; 2],
-    prefix: Prefix,
-    ndim: u8,
+    /// The low 96 bits of the token.
+    token: [u32; 3],
+    /// Prefix id (low 28 bits) and number of block coordinates (high 4 bits).
+    meta: u32,
     index: [u32; MAX_KEY_DIMS],
 }
 
@@ -127,37 +153,48 @@ impl Key {
         idx[..index.len()].copy_from_slice(index);
         let t = token.as_u128();
         Key {
-            token: [t as u64, (t >> 64) as u64],
-            prefix,
-            ndim: index.len() as u8,
+            token: [t as u32, (t >> 32) as u32, (t >> 64) as u32],
+            meta: prefix.0 | ((index.len() as u32) << PREFIX_BITS),
             index: idx,
         }
     }
 
+    fn ndim(&self) -> usize {
+        (self.meta >> PREFIX_BITS) as usize
+    }
+
     /// The interned prefix.
     pub fn prefix(&self) -> Prefix {
-        self.prefix
+        Prefix(self.meta & PREFIX_MASK)
     }
 
     /// The prefix text (`inc`, `sum-aggregate`, …): what the dashboard groups tasks by.
     pub fn prefix_str(&self) -> &'static str {
-        self.prefix.as_str()
+        self.prefix().as_str()
     }
 
-    /// The token that identifies the call or layer.
+    /// The token that identifies the call or layer (its low 96 bits; the rest are zero).
     pub fn token(&self) -> Token {
-        Token::from_u128(self.token[0] as u128 | ((self.token[1] as u128) << 64))
+        Token::from_u128(
+            self.token[0] as u128
+                | ((self.token[1] as u128) << 32)
+                | ((self.token[2] as u128) << 64),
+        )
     }
 
     /// The block coordinates (empty for plain task keys).
     pub fn index(&self) -> &[u32] {
-        &self.index[..self.ndim as usize]
+        &self.index[..self.ndim()]
+    }
+
+    fn token_hex(&self) -> String {
+        format!("{:024x}", self.token().as_u128())
     }
 
     /// A short label for pictures: `inc-3f2a91c0` or `ones-9c1d22aa (0, 1)`.
     pub fn short(&self) -> String {
-        let hex = format!("{:032x}", self.token().as_u128());
-        if self.ndim == 0 {
+        let hex = self.token_hex();
+        if self.ndim() == 0 {
             format!("{}-{}", self.prefix_str(), &hex[..8])
         } else {
             let idx: Vec<String> = self.index().iter().map(|i| i.to_string()).collect();
@@ -165,10 +202,11 @@ impl Key {
         }
     }
 
-    /// Mixes the key into one 64-bit value (used by `Hash`).
+    /// A well-mixed 64-bit hash of the key (what `Hash` writes; dense tables use it directly).
     #[inline]
-    fn mix(&self) -> u64 {
-        let mut h = self.token[0] ^ self.token[1].rotate_left(29) ^ ((self.prefix.0 as u64) << 40);
+    pub fn hash64(&self) -> u64 {
+        let lo = self.token[0] as u64 | ((self.token[1] as u64) << 32);
+        let mut h = lo ^ (self.token[2] as u64).rotate_left(29) ^ ((self.meta as u64) << 40);
         for &i in self.index() {
             h = (h ^ i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
@@ -179,10 +217,7 @@ impl Key {
 impl PartialEq for Key {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.token == other.token
-            && self.prefix == other.prefix
-            && self.ndim == other.ndim
-            && self.index() == other.index()
+        self.token == other.token && self.meta == other.meta && self.index() == other.index()
     }
 }
 
@@ -191,7 +226,7 @@ impl Eq for Key {}
 impl Hash for Key {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.mix());
+        state.write_u64(self.hash64());
     }
 }
 
@@ -213,10 +248,10 @@ impl Ord for Key {
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.ndim == 0 {
-            write!(f, "{}-{}", self.prefix_str(), self.token())
+        if self.ndim() == 0 {
+            write!(f, "{}-{}", self.prefix_str(), self.token_hex())
         } else {
-            write!(f, "('{}-{}'", self.prefix_str(), self.token())?;
+            write!(f, "('{}-{}'", self.prefix_str(), self.token_hex())?;
             for i in self.index() {
                 write!(f, ", {i}")?;
             }
@@ -233,7 +268,7 @@ impl fmt::Debug for Key {
 
 /// Why a string is not a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not a task key: {reason} (expected `name-<32 hex digits>` or `('name-<32 hex digits>', 0, 1)`)")]
+#[error("`{text}` is not a task key: {reason} (expected `name-<24 hex digits>` or `('name-<24 hex digits>', 0, 1)`)")]
 pub struct ParseKeyError {
     text: String,
     reason: &'static str,
@@ -271,8 +306,8 @@ impl FromStr for Key {
         let (prefix, hex) = name
             .rsplit_once('-')
             .ok_or_else(|| err("no `-` before the token"))?;
-        if hex.len() != 32 {
-            return Err(err("the token is not 32 hex digits"));
+        if hex.len() != 24 {
+            return Err(err("the token is not 24 hex digits"));
         }
         let token = u128::from_str_radix(hex, 16).map_err(|_| err("the token is not hex"))?;
         Ok(Key::from_parts(
@@ -294,15 +329,15 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, Key::new("beta", Token::from_u128(7)));
         assert_ne!(a, Key::block("alpha", Token::from_u128(7), &[0]));
-        assert_eq!(std::mem::size_of::<Key>(), 48);
+        assert_eq!(std::mem::size_of::<Key>(), 32);
     }
 
     #[test]
     fn display_round_trips() {
         for k in [
-            Key::new("inc", Token::from_u128(u128::MAX)),
+            Key::new("inc", Token::from_u128(u128::MAX >> 32)),
             Key::new("sum-aggregate", Token::from_u128(12)),
-            Key::block("ones", Token::from_u128(99), &[1, 2, 3, 4, 5, 6]),
+            Key::block("ones", Token::from_u128(99), &[1, 2, 3, 4]),
         ] {
             assert_eq!(k.to_string().parse::<Key>().unwrap(), k);
         }
@@ -311,8 +346,8 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "at most 6 block coordinates")]
+    #[should_panic(expected = "at most 4 block coordinates")]
     fn too_many_dimensions_is_refused() {
-        let _ = Key::block("x", Token::from_u128(1), &[0; 7]);
+        let _ = Key::block("x", Token::from_u128(1), &[0; 5]);
     }
 }

@@ -47,7 +47,9 @@ pub mod value;
 pub use codec::CodecError;
 pub use compute::{compute, persist, Collection, Compute};
 pub use data::{decode, encode, Data};
-pub use delayed::{collect, delayed, lazy, map2, map3, Delayed, IntoArg, IntoDelayed, MaybeDelayed};
+pub use delayed::{
+    collect, delayed, lazy, map2, map3, Delayed, IntoArg, IntoDelayed, MaybeDelayed,
+};
 pub use error::{Error, GraphError, TaskError, VisualizeError};
 pub use graph::{DotOptions, Graph, Plan, PlanOptions};
 pub use key::{Key, Prefix};

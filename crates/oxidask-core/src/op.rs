@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
 
+use smallvec::SmallVec;
+
 use crate::data::Data;
 use crate::key::Prefix;
 use crate::tokenize::{Token, Tokenizer};
@@ -91,7 +93,9 @@ impl TaskFailure {
 
     /// An argument of the wrong type.
     pub fn type_mismatch(expected: &str, found: &str) -> TaskFailure {
-        TaskFailure::argument(format!("expected a value of type `{expected}`, got `{found}`"))
+        TaskFailure::argument(format!(
+            "expected a value of type `{expected}`, got `{found}`"
+        ))
     }
 
     /// The operation cannot run in this process.
@@ -165,15 +169,27 @@ pub enum Input {
 /// borrowed for the duration of the call.
 #[derive(Debug, Default)]
 pub struct Args {
-    items: Vec<Option<Input>>,
+    items: SmallVec<[Option<Input>; 3]>,
 }
 
 impl Args {
     /// Arguments from their inputs, in parameter order.
-    pub fn new(items: Vec<Input>) -> Args {
+    pub fn new(items: impl IntoIterator<Item = Input>) -> Args {
         Args {
             items: items.into_iter().map(Some).collect(),
         }
+    }
+
+    /// Arguments built one at a time.
+    pub fn with_capacity(n: usize) -> Args {
+        Args {
+            items: SmallVec::with_capacity(n),
+        }
+    }
+
+    /// Appends the next argument.
+    pub fn push(&mut self, input: Input) {
+        self.items.push(Some(input));
     }
 
     /// The number of arguments.
@@ -199,9 +215,9 @@ impl Args {
     }
 
     fn slot(&mut self, index: usize, name: &str) -> Result<&mut Option<Input>, TaskFailure> {
-        self.items.get_mut(index).ok_or_else(|| {
-            TaskFailure::argument("missing argument").in_argument(index, name)
-        })
+        self.items
+            .get_mut(index)
+            .ok_or_else(|| TaskFailure::argument("missing argument").in_argument(index, name))
     }
 
     /// Takes argument `index` by value.

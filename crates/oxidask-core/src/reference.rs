@@ -30,7 +30,11 @@ pub fn evaluate(graph: &Graph, outputs: &[Key]) -> Result<Vec<Value>, Error> {
         let task = graph.get(&k).expect("checked");
         for d in task.dependencies() {
             if !graph.contains(&d) {
-                return Err(GraphError::MissingDependency { key: k, dependency: d }.into());
+                return Err(GraphError::MissingDependency {
+                    key: k,
+                    dependency: d,
+                }
+                .into());
             }
             todo.push(d);
         }

@@ -72,10 +72,14 @@ impl Arg {
 pub type LocalFn = dyn Fn(&mut Args) -> Result<Value, TaskFailure> + Send + Sync;
 
 /// A function that runs only in this process: a closure given to the delayed API.
+///
+/// One pointer wide, so a call task stays small whichever kind of operation it runs.
 #[derive(Clone)]
-pub struct LocalOp {
+pub struct LocalOp(Arc<LocalOpInner>);
+
+struct LocalOpInner {
     name: &'static str,
-    f: Arc<LocalFn>,
+    f: Box<LocalFn>,
 }
 
 impl LocalOp {
@@ -84,20 +88,20 @@ impl LocalOp {
         name: &'static str,
         f: impl Fn(&mut Args) -> Result<Value, TaskFailure> + Send + Sync + 'static,
     ) -> LocalOp {
-        LocalOp {
+        LocalOp(Arc::new(LocalOpInner {
             name,
-            f: Arc::new(f),
-        }
+            f: Box::new(f),
+        }))
     }
 
     /// The name shown in graphs.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.0.name
     }
 
     /// Runs the closure.
     pub fn call(&self, args: &mut Args) -> Result<Value, TaskFailure> {
-        (self.f)(args)
+        (self.0.f)(args)
     }
 }
 
@@ -137,8 +141,9 @@ impl fmt::Debug for Op {
     }
 }
 
-/// The arguments of a call; two fit without a separate allocation.
-pub type ArgList = SmallVec<[Arg; 2]>;
+/// The arguments of a call. One fits without a separate allocation: most tasks of big
+/// graphs take one (a chunk, a list of chunks), and a task's size is memory touched per task.
+pub type ArgList = SmallVec<[Arg; 1]>;
 
 /// What a task does.
 #[derive(Clone, Debug)]

@@ -36,18 +36,18 @@ trait Erased: Any + Send + Sync {
     fn has_codec(&self) -> bool;
 }
 
+/// A [`Data`] value with its size measured once (`heap_bytes` may walk the value).
 struct Held<T> {
     nbytes: usize,
-    codec: Option<Codec<T>>,
     value: T,
 }
 
-struct Codec<T> {
-    encode: fn(&T, &mut Writer<'_>),
-    tokenize: fn(&T, &mut Tokenizer),
+/// A value of any type, local to this process.
+struct Opaque<T> {
+    value: T,
 }
 
-impl<T: Any + Send + Sync> Erased for Held<T> {
+impl<T: Data> Erased for Held<T> {
     fn nbytes(&self) -> usize {
         self.nbytes
     }
@@ -57,29 +57,41 @@ impl<T: Any + Send + Sync> Erased for Held<T> {
     }
 
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
-        match &self.codec {
-            Some(c) => {
-                (c.encode)(&self.value, w);
-                Ok(())
-            }
-            None => Err(CodecError::NotEncodable {
-                type_name: std::any::type_name::<T>(),
-            }),
-        }
+        self.value.encode(w);
+        Ok(())
     }
 
     fn tokenize(&self, t: &mut Tokenizer) -> bool {
-        match &self.codec {
-            Some(c) => {
-                (c.tokenize)(&self.value, t);
-                true
-            }
-            None => false,
-        }
+        t.write_data(&self.value);
+        true
     }
 
     fn has_codec(&self) -> bool {
-        self.codec.is_some()
+        true
+    }
+}
+
+impl<T: Any + Send + Sync> Erased for Opaque<T> {
+    fn nbytes(&self) -> usize {
+        std::mem::size_of::<T>()
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+
+    fn encode(&self, _: &mut Writer<'_>) -> Result<(), CodecError> {
+        Err(CodecError::NotEncodable {
+            type_name: std::any::type_name::<T>(),
+        })
+    }
+
+    fn tokenize(&self, _: &mut Tokenizer) -> bool {
+        false
+    }
+
+    fn has_codec(&self) -> bool {
+        false
     }
 }
 
@@ -88,10 +100,6 @@ impl Value {
     pub fn new<T: Data>(value: T) -> Value {
         Value(Arc::new(Held {
             nbytes: value.nbytes(),
-            codec: Some(Codec {
-                encode: |v: &T, w: &mut Writer<'_>| v.encode(w),
-                tokenize: |v: &T, t: &mut Tokenizer| t.write_data(v),
-            }),
             value,
         }))
     }
@@ -100,11 +108,7 @@ impl Value {
     ///
     /// Its size is `size_of::<T>()`: heap it owns is not known without [`Data`].
     pub fn opaque<T: Any + Send + Sync>(value: T) -> Value {
-        Value(Arc::new(Held {
-            nbytes: std::mem::size_of::<T>(),
-            codec: None,
-            value,
-        }))
+        Value(Arc::new(Opaque { value }))
     }
 
     /// Bytes the value occupies in memory (exact for [`Data`] types).
@@ -125,7 +129,10 @@ impl Value {
     /// Borrows the value as `T`, or `None` if it holds another type.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
         let any: &dyn Any = &*self.0;
-        any.downcast_ref::<Held<T>>().map(|h| &h.value)
+        match any.downcast_ref::<Held<T>>() {
+            Some(h) => Some(&h.value),
+            None => any.downcast_ref::<Opaque<T>>().map(|o| &o.value),
+        }
     }
 
     /// Takes the value as `T`: without copying if this was the last reference, by cloning
@@ -138,7 +145,16 @@ impl Value {
                 Ok(h) => h.value,
                 Err(shared) => shared.value.clone(),
             }),
-            Err(_) => Err(TaskFailure::type_mismatch(std::any::type_name::<T>(), found)),
+            Err(any) => match any.downcast::<Opaque<T>>() {
+                Ok(op) => Ok(match Arc::try_unwrap(op) {
+                    Ok(o) => o.value,
+                    Err(shared) => shared.value.clone(),
+                }),
+                Err(_) => Err(TaskFailure::type_mismatch(
+                    std::any::type_name::<T>(),
+                    found,
+                )),
+            },
         }
     }
 

@@ -18,6 +18,7 @@
 //! assert_eq!(x.compute().unwrap(), 4); // the global threaded pool
 //! ```
 
+mod drop_later;
 mod stats;
 mod sync;
 mod threaded;

@@ -87,7 +87,11 @@ impl Synchronous {
 
 impl Compute for Synchronous {
     fn compute(&self, graph: Graph, outputs: &[Key]) -> Result<Vec<Value>, Error> {
-        self.run(&graph, outputs).map(|(v, _)| v)
+        let result = self.run(&graph, outputs).map(|(v, _)| v);
+        if graph.len() > crate::drop_later::DEFER_ABOVE_TASKS {
+            crate::drop_later::drop_later(graph);
+        }
+        result
     }
 
     fn name(&self) -> &'static str {
@@ -130,12 +134,16 @@ impl Store {
         let left = &mut self.uses_left[i as usize];
         *left -= 1;
         if *left == 0 {
-            let v = self.values[i as usize].take().expect("read after the last use");
+            let v = self.values[i as usize]
+                .take()
+                .expect("read after the last use");
             self.live_values -= 1;
             self.live_bytes -= v.nbytes();
             v
         } else {
-            self.values[i as usize].clone().expect("read before it was computed")
+            self.values[i as usize]
+                .clone()
+                .expect("read before it was computed")
         }
     }
 

@@ -94,7 +94,10 @@ pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         }
         SynData::Enum(e) => {
             if e.variants.is_empty() {
-                return Err(Error::new_spanned(name, "Data cannot be derived for an enum with no variants"));
+                return Err(Error::new_spanned(
+                    name,
+                    "Data cannot be derived for an enum with no variants",
+                ));
             }
             let mut heap_arms = Vec::new();
             let mut enc_arms = Vec::new();
@@ -124,7 +127,10 @@ pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
             )
         }
         SynData::Union(u) => {
-            return Err(Error::new_spanned(u.union_token, "Data cannot be derived for unions"));
+            return Err(Error::new_spanned(
+                u.union_token,
+                "Data cannot be derived for unions",
+            ));
         }
     };
 

@@ -26,12 +26,31 @@ fn parse_options(attr: TokenStream) -> syn::Result<Options> {
         let Meta::NameValue(nv) = &meta else {
             return Err(Error::new_spanned(meta, "expected `key = value`"));
         };
-        let key = nv.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+        let key = nv
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
         match (key.as_str(), &nv.value) {
             ("crate", Expr::Path(p)) => opts.krate = p.path.clone(),
-            ("crate", Expr::Lit(ExprLit { lit: Lit::Str(s), .. })) => opts.krate = s.parse()?,
-            ("name", Expr::Lit(ExprLit { lit: Lit::Str(s), .. })) => opts.name = Some(s.value()),
-            ("pure", Expr::Lit(ExprLit { lit: Lit::Bool(b), .. })) => opts.pure = b.value,
+            (
+                "crate",
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }),
+            ) => opts.krate = s.parse()?,
+            (
+                "name",
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }),
+            ) => opts.name = Some(s.value()),
+            (
+                "pure",
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }),
+            ) => opts.pure = b.value,
             _ => {
                 return Err(Error::new_spanned(
                     meta,
@@ -87,7 +106,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
     if sig.asyncness.is_some() {
-        return Err(Error::new_spanned(sig.asyncness, "#[task] functions cannot be async; a task runs on a worker thread"));
+        return Err(Error::new_spanned(
+            sig.asyncness,
+            "#[task] functions cannot be async; a task runs on a worker thread",
+        ));
     }
     if !sig.generics.params.is_empty() {
         return Err(Error::new_spanned(
@@ -96,24 +118,38 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         ));
     }
     if let Some(v) = &sig.variadic {
-        return Err(Error::new_spanned(v, "#[task] functions cannot be variadic"));
+        return Err(Error::new_spanned(
+            v,
+            "#[task] functions cannot be variadic",
+        ));
     }
 
     let mut params = Vec::new();
     for input in &sig.inputs {
         let FnArg::Typed(pt) = input else {
-            return Err(Error::new_spanned(input, "#[task] functions cannot take `self`"));
+            return Err(Error::new_spanned(
+                input,
+                "#[task] functions cannot take `self`",
+            ));
         };
         let Pat::Ident(pi) = &*pt.pat else {
-            return Err(Error::new_spanned(&pt.pat, "#[task] parameters must be plain names (`x: T`)"));
+            return Err(Error::new_spanned(
+                &pt.pat,
+                "#[task] parameters must be plain names (`x: T`)",
+            ));
         };
         let (data_ty, pass) = match &*pt.ty {
             Type::Reference(r) => {
                 if r.mutability.is_some() {
-                    return Err(Error::new_spanned(r, "#[task] parameters cannot be `&mut`: task inputs are shared"));
+                    return Err(Error::new_spanned(
+                        r,
+                        "#[task] parameters cannot be `&mut`: task inputs are shared",
+                    ));
                 }
                 match &*r.elem {
-                    Type::Path(tp) if tp.path.is_ident("str") => (syn::parse_quote!(::std::string::String), Pass::Str),
+                    Type::Path(tp) if tp.path.is_ident("str") => {
+                        (syn::parse_quote!(::std::string::String), Pass::Str)
+                    }
                     Type::Slice(sl) => {
                         let elem = &sl.elem;
                         (syn::parse_quote!(::std::vec::Vec<#elem>), Pass::Slice)
@@ -169,27 +205,39 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         quote!(#p::IntoArg::<#dt>::into_arg(#id))
     });
 
-    let prepares = params.iter().enumerate().filter(|(_, p)| p.pass != Pass::Owned).map(|(i, prm)| {
-        let dt = &prm.data_ty;
-        let s = prm.ident.to_string();
-        quote!(args.prepare::<#dt>(#i, #s)?;)
-    });
-    let takes = params.iter().enumerate().filter(|(_, p)| p.pass == Pass::Owned).map(|(i, prm)| {
-        let dt = &prm.data_ty;
-        let s = prm.ident.to_string();
-        let v = format_ident!("__arg{}", i);
-        quote!(let #v: #dt = args.take::<#dt>(#i, #s)?;)
-    });
-    let gets = params.iter().enumerate().filter(|(_, p)| p.pass != Pass::Owned).map(|(i, prm)| {
-        let dt = &prm.data_ty;
-        let s = prm.ident.to_string();
-        let v = format_ident!("__arg{}", i);
-        match prm.pass {
-            Pass::Str => quote!(let #v: &str = args.get::<#dt>(#i, #s)?.as_str();),
-            Pass::Slice => quote!(let #v = args.get::<#dt>(#i, #s)?.as_slice();),
-            _ => quote!(let #v: &#dt = args.get::<#dt>(#i, #s)?;),
-        }
-    });
+    let prepares = params
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.pass != Pass::Owned)
+        .map(|(i, prm)| {
+            let dt = &prm.data_ty;
+            let s = prm.ident.to_string();
+            quote!(args.prepare::<#dt>(#i, #s)?;)
+        });
+    let takes = params
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.pass == Pass::Owned)
+        .map(|(i, prm)| {
+            let dt = &prm.data_ty;
+            let s = prm.ident.to_string();
+            let v = format_ident!("__arg{}", i);
+            quote!(let #v: #dt = args.take::<#dt>(#i, #s)?;)
+        });
+    let gets = params
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.pass != Pass::Owned)
+        .map(|(i, prm)| {
+            let dt = &prm.data_ty;
+            let s = prm.ident.to_string();
+            let v = format_ident!("__arg{}", i);
+            match prm.pass {
+                Pass::Str => quote!(let #v: &str = args.get::<#dt>(#i, #s)?.as_str();),
+                Pass::Slice => quote!(let #v = args.get::<#dt>(#i, #s)?.as_slice();),
+                _ => quote!(let #v: &#dt = args.get::<#dt>(#i, #s)?;),
+            }
+        });
     let call_args = (0..n).map(|i| format_ident!("__arg{}", i));
     let finish = if fallible {
         quote!(let __out = __out.map_err(#p::TaskFailure::from_error)?;)

@@ -72,7 +72,8 @@ impl<T: Data> Data for Vec<T> {
 
 impl<T: Data> Data for VecDeque<T> {
     fn heap_bytes(&self) -> usize {
-        self.capacity() * std::mem::size_of::<T>() + self.iter().map(Data::heap_bytes).sum::<usize>()
+        self.capacity() * std::mem::size_of::<T>()
+            + self.iter().map(Data::heap_bytes).sum::<usize>()
     }
 
     fn encode(&self, w: &mut Writer<'_>) {
@@ -319,7 +320,10 @@ impl<K: Data + Ord, V: Data> Data for BTreeMap<K, V> {
     fn heap_bytes(&self) -> usize {
         self.iter()
             .map(|(k, v)| {
-                std::mem::size_of::<(K, V)>() + BTREE_ENTRY_OVERHEAD + k.heap_bytes() + v.heap_bytes()
+                std::mem::size_of::<(K, V)>()
+                    + BTREE_ENTRY_OVERHEAD
+                    + k.heap_bytes()
+                    + v.heap_bytes()
             })
             .sum()
     }

@@ -52,7 +52,10 @@ struct Wrapper<T> {
 fn station() -> impl Strategy<Value = Station> {
     (
         ".{0,12}",
-        prop::collection::vec(any::<f64>().prop_filter("NaN != NaN", |x| !x.is_nan()), 0..20),
+        prop::collection::vec(
+            any::<f64>().prop_filter("NaN != NaN", |x| !x.is_nan()),
+            0..20,
+        ),
         any::<Option<i32>>(),
         prop::collection::btree_map(".{0,4}", any::<u8>(), 0..5),
     )
@@ -171,7 +174,10 @@ fn invalid_values_name_what_is_wrong() {
     let err = decode::<bool>(&[2]).unwrap_err();
     assert!(err.to_string().contains("bool"), "{err}");
     let err = decode::<Shape>(&[9]).unwrap_err();
-    assert!(err.to_string().contains("Shape has no variant number 9"), "{err}");
+    assert!(
+        err.to_string().contains("Shape has no variant number 9"),
+        "{err}"
+    );
     let err = decode::<String>(&[2, 0xff, 0xfe]).unwrap_err();
     assert!(err.to_string().contains("string"), "{err}");
 }
@@ -213,7 +219,10 @@ fn numbers_in_vectors_are_one_block() {
 fn lists_build_vectors_and_refuse_scalars() {
     use crate::op::Input;
     use crate::value::Value;
-    let items = vec![Input::Value(Value::new(1i64)), Input::Value(Value::new(2i64))];
+    let items = vec![
+        Input::Value(Value::new(1i64)),
+        Input::Value(Value::new(2i64)),
+    ];
     assert_eq!(Vec::<i64>::from_list(items.clone()).unwrap(), vec![1, 2]);
     let err = i64::from_list(items).unwrap_err();
     assert!(err.to_string().contains("a list was given"), "{err}");

@@ -99,7 +99,12 @@ where
     local_call(
         "map2",
         smallvec![a.node().clone(), b.node().clone()],
-        move |args| Ok(Value::opaque(f(args.get::<A>(0, "a")?, args.get::<B>(1, "b")?))),
+        move |args| {
+            Ok(Value::opaque(f(
+                args.get::<A>(0, "a")?,
+                args.get::<B>(1, "b")?,
+            )))
+        },
     )
 }
 

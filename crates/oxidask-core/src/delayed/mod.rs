@@ -80,7 +80,12 @@ impl<T> Clone for Delayed<T> {
 
 impl<T> std::fmt::Debug for Delayed<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Delayed<{}>({})", std::any::type_name::<T>(), self.node.key)
+        write!(
+            f,
+            "Delayed<{}>({})",
+            std::any::type_name::<T>(),
+            self.node.key
+        )
     }
 }
 
@@ -134,7 +139,11 @@ impl<T> Delayed<T> {
     /// A delayed result from a task built by hand, with the handles it reads.
     ///
     /// Every key `task` refers to must be the key of one of `inputs`.
-    pub fn from_task(key: Key, task: Task, inputs: impl IntoIterator<Item = Delayed<()>>) -> Delayed<T> {
+    pub fn from_task(
+        key: Key,
+        task: Task,
+        inputs: impl IntoIterator<Item = Delayed<()>>,
+    ) -> Delayed<T> {
         let nodes = inputs.into_iter().map(|d| d.node).collect();
         Delayed::from_node(key, task, nodes)
     }

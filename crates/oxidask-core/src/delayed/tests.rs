@@ -66,7 +66,12 @@ fn mixing_values_and_delayed_results() {
     assert_eq!(s.compute_with(&Inline).unwrap(), 9);
     let mixed: Vec<MaybeDelayed<i64>> = vec![5.into(), inc(1).into(), 7.into()];
     assert_eq!(total(mixed).compute_with(&Inline).unwrap(), 14);
-    assert_eq!(total_ref(vec![inc(1), inc(1)]).compute_with(&Inline).unwrap(), 4);
+    assert_eq!(
+        total_ref(vec![inc(1), inc(1)])
+            .compute_with(&Inline)
+            .unwrap(),
+        4
+    );
     assert_eq!(total(vec![1i64, 2, 3]).compute_with(&Inline).unwrap(), 6);
 }
 
@@ -87,7 +92,9 @@ fn fallible_tasks_report_their_error() {
     assert_eq!(ok.compute_with(&Inline).unwrap(), 42);
     let bad = inc(parse(String::from("forty-two")));
     let err = bad.compute_with(&Inline).unwrap_err();
-    let Error::Task(t) = &err else { panic!("{err}") };
+    let Error::Task(t) = &err else {
+        panic!("{err}")
+    };
     assert_eq!(t.key.prefix_str(), "parse");
     assert!(t.op.ends_with("::parse"), "{}", t.op);
     assert!(err.to_string().contains("invalid digit"), "{err}");
@@ -101,12 +108,17 @@ fn closures_and_values() {
     let w = lazy(|| String::from("hi"));
     let c = collect(vec![z.clone(), y.clone()]);
     let (vz, vw, vc) = (&z, &w, &c).compute_with(&Inline).unwrap();
-    assert!(matches!(compute(&z), Err(Error::NoScheduler)), "core alone links no scheduler");
+    assert!(
+        matches!(compute(&z), Err(Error::NoScheduler)),
+        "core alone links no scheduler"
+    );
     assert_eq!(vz, 42);
     assert_eq!(vw, "hi");
     assert_eq!(vc, vec![42, 40]);
     assert_eq!(
-        map3(1i64, 2i64, 3i64, |a, b, c| a * b * c).compute_with(&Inline).unwrap(),
+        map3(1i64, 2i64, 3i64, |a, b, c| a * b * c)
+            .compute_with(&Inline)
+            .unwrap(),
         6
     );
     let failing = x.try_map(|v| if *v > 0 { Err("too big") } else { Ok(*v) });

@@ -88,7 +88,11 @@ impl Graph {
 
     /// Writes a picture of the graph to `path`: DOT text for `.dot`/`.gv`, otherwise rendered
     /// by Graphviz `dot` in the format the extension names (`svg`, `png`, `pdf`, …).
-    pub fn visualize(&self, path: impl AsRef<Path>, options: &DotOptions) -> Result<(), VisualizeError> {
+    pub fn visualize(
+        &self,
+        path: impl AsRef<Path>,
+        options: &DotOptions,
+    ) -> Result<(), VisualizeError> {
         let path = path.as_ref();
         let text = self.to_dot(options);
         let ext = path
@@ -132,10 +136,12 @@ impl Graph {
                     source,
                 })?;
         }
-        let out = child.wait_with_output().map_err(|source| VisualizeError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let out = child
+            .wait_with_output()
+            .map_err(|source| VisualizeError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         if out.status.success() {
             Ok(())
         } else {

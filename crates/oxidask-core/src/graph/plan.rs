@@ -76,10 +76,12 @@ impl Plan {
         let mut stack: Vec<Frame> = Vec::new();
         let mut out_pos = Vec::with_capacity(outputs.len());
 
+        let mut hint = 0u32;
         for key in outputs {
             let root = graph
-                .position(key)
+                .position_hinted(key, [hint, hint.wrapping_add(1)])
                 .ok_or(GraphError::MissingKey { key: *key })?;
+            hint = root.wrapping_add(1);
             out_pos.push(root);
             if state[root as usize] != UNVISITED {
                 continue;
@@ -189,8 +191,8 @@ impl Plan {
     /// The tasks that depend on task `i`, ascending.
     #[inline]
     pub fn dependents(&self, i: u32) -> &[u32] {
-        &self.dependents
-            [self.dependent_start[i as usize] as usize..self.dependent_start[i as usize + 1] as usize]
+        &self.dependents[self.dependent_start[i as usize] as usize
+            ..self.dependent_start[i as usize + 1] as usize]
     }
 
     /// How many reads of task `i`'s result will happen (dependents plus output requests).
@@ -241,11 +243,16 @@ fn open(
     state[pos as usize] = ON_STACK;
     let begin = scratch.len();
     let mut missing = None;
+    let mut hint = pos.wrapping_sub(1);
     graph.task_at(pos).for_each_dependency(|k| {
         if missing.is_some() {
             return;
         }
-        match graph.position(k) {
+        let found = graph.position_hinted(k, [hint, hint.wrapping_add(1)]);
+        if let Some(d) = found {
+            hint = d.wrapping_add(1);
+        }
+        match found {
             Some(d) => {
                 if !scratch[begin..].contains(&d) {
                     scratch.push(d);

@@ -15,7 +15,10 @@ fn neg(x: i64) -> i64 {
 }
 
 fn k(name: &str) -> Key {
-    Key::new(name, Token::from_u128(name.len() as u128 * 7919 + name.as_bytes()[0] as u128))
+    Key::new(
+        name,
+        Token::from_u128(name.len() as u128 * 7919 + name.as_bytes()[0] as u128),
+    )
 }
 
 fn value(g: &mut Graph, name: &str, v: i64) -> Key {
@@ -37,7 +40,10 @@ fn call1(g: &mut Graph, name: &str, a: Key) -> Key {
 }
 
 fn ints(values: Vec<Value>) -> Vec<i64> {
-    values.into_iter().map(|v| v.take::<i64>().unwrap()).collect()
+    values
+        .into_iter()
+        .map(|v| v.take::<i64>().unwrap())
+        .collect()
 }
 
 #[test]
@@ -110,7 +116,10 @@ fn cycles_are_reported_with_their_keys() {
         other => panic!("expected a cycle, got {other}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains(&a.to_string()) && msg.contains(&c.to_string()), "{msg}");
+    assert!(
+        msg.contains(&a.to_string()) && msg.contains(&c.to_string()),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -127,7 +136,13 @@ fn missing_dependency_names_both_keys() {
     let ghost = k("ghost");
     let a = call1(&mut g, "needs-ghost", ghost);
     let err = g.cull(&[a]).unwrap_err();
-    assert_eq!(err, GraphError::MissingDependency { key: a, dependency: ghost });
+    assert_eq!(
+        err,
+        GraphError::MissingDependency {
+            key: a,
+            dependency: ghost
+        }
+    );
     let msg = err.to_string();
     assert!(msg.contains(&ghost.to_string()) && msg.contains(&a.to_string()));
 }
@@ -183,7 +198,10 @@ fn fuse_linear_rewrites_chains_and_keeps_results() {
     let TaskSpec::Fused { steps } = fused.get(&n3).unwrap().spec() else {
         panic!("expected a fused task")
     };
-    assert_eq!(steps.iter().map(|s| s.0).collect::<Vec<_>>(), vec![v, n1, n2, n3]);
+    assert_eq!(
+        steps.iter().map(|s| s.0).collect::<Vec<_>>(),
+        vec![v, n1, n2, n3]
+    );
     assert_eq!(ints(evaluate(&fused, &[n3]).unwrap()), vec![-5]);
     assert_eq!(ints(evaluate(&g, &[n3]).unwrap()), vec![-5]);
 }
@@ -217,8 +235,14 @@ fn dot_draws_calls_and_data() {
     let dot = g.to_dot(&DotOptions::default());
     assert!(dot.starts_with("digraph oxidask {"));
     assert!(dot.contains("label=\"neg\", shape=circle"), "{dot}");
-    assert!(dot.contains(&format!("label=\"{}\", shape=box", a.short())), "{dot}");
-    assert!(dot.contains("d0 -> f1;") && dot.contains("f1 -> d1;"), "{dot}");
+    assert!(
+        dot.contains(&format!("label=\"{}\", shape=box", a.short())),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("d0 -> f1;") && dot.contains("f1 -> d1;"),
+        "{dot}"
+    );
     let _ = b;
 }
 
@@ -231,12 +255,17 @@ fn visualize_writes_dot_or_explains_graphviz() {
     std::fs::create_dir_all(&dir).unwrap();
     let dot_path = dir.join("g.dot");
     g.visualize(&dot_path, &DotOptions::default()).unwrap();
-    assert!(std::fs::read_to_string(&dot_path).unwrap().contains("digraph"));
+    assert!(std::fs::read_to_string(&dot_path)
+        .unwrap()
+        .contains("digraph"));
     let svg_path = dir.join("g.svg");
     match g.visualize(&svg_path, &DotOptions::default()) {
         Ok(()) => assert!(std::fs::read_to_string(&svg_path).unwrap().contains("<svg")),
         Err(VisualizeErrorAlias::GraphvizMissing { .. }) => {
-            let msg = g.visualize(&svg_path, &DotOptions::default()).unwrap_err().to_string();
+            let msg = g
+                .visualize(&svg_path, &DotOptions::default())
+                .unwrap_err()
+                .to_string();
             assert!(msg.contains("apt-get install graphviz"), "{msg}");
         }
         Err(other) => panic!("unexpected: {other}"),

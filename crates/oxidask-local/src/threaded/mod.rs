@@ -118,6 +118,10 @@ impl Threaded {
             })
             .unwrap_or((0, 0));
         debug_assert_eq!(run.plan().len(), tasks);
+        if tasks > crate::drop_later::DEFER_ABOVE_TASKS {
+            crate::drop_later::drop_later(run);
+        }
+
         Ok((
             values,
             RunStats {

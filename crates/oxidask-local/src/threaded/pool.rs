@@ -20,7 +20,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -29,7 +29,7 @@ use std::time::Duration;
 use super::run::RunShared;
 
 /// Roots claimed at once: fewer trips to the shared cursor, still fine-grained.
-const ROOT_BATCH: usize = 8;
+const ROOT_BATCH: usize = 16;
 
 /// One unit of work: task `task` of a run.
 #[derive(Clone, Copy)]
@@ -71,9 +71,53 @@ impl Ord for Ready {
     }
 }
 
+/// A thread's ready work: jobs made ready by its tasks, by rank, and roots it claimed, which
+/// are already in rank order.
+#[derive(Default)]
+struct LocalQueue {
+    heap: BinaryHeap<Ready>,
+    roots: VecDeque<Ready>,
+}
+
+impl LocalQueue {
+    fn best_rank(&self) -> Option<u64> {
+        match (self.heap.peek(), self.roots.front()) {
+            (Some(h), Some(r)) => Some(h.rank.max(r.rank)),
+            (Some(h), None) => Some(h.rank),
+            (None, Some(r)) => Some(r.rank),
+            (None, None) => None,
+        }
+    }
+
+    fn pop_best(&mut self) -> Option<Job> {
+        let from_heap = match (self.heap.peek(), self.roots.front()) {
+            (Some(h), Some(r)) => h.rank > r.rank,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if from_heap {
+            self.heap.pop().map(|r| r.job)
+        } else {
+            self.roots.pop_front().map(|r| r.job)
+        }
+    }
+
+    /// What a thief takes: the best made-ready job, else the least urgent claimed root.
+    fn steal(&mut self) -> Option<Job> {
+        match self.heap.pop() {
+            Some(r) => Some(r.job),
+            None => self.roots.pop_back().map(|r| r.job),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.heap.is_empty() && self.roots.is_empty()
+    }
+}
+
 /// State shared by the pool's threads and every handle on the pool.
 pub(crate) struct PoolShared {
-    heaps: Vec<Mutex<BinaryHeap<Ready>>>,
+    heaps: Vec<Mutex<LocalQueue>>,
     runs: Mutex<Vec<Arc<RunShared>>>,
     runs_epoch: AtomicU64,
     run_seq: AtomicU32,
@@ -135,7 +179,9 @@ impl PoolShared {
     ) -> Arc<PoolOwner> {
         let threads = threads.max(1);
         let shared = Arc::new(PoolShared {
-            heaps: (0..threads).map(|_| Mutex::new(BinaryHeap::new())).collect(),
+            heaps: (0..threads)
+                .map(|_| Mutex::new(LocalQueue::default()))
+                .collect(),
             runs: Mutex::new(Vec::new()),
             runs_epoch: AtomicU64::new(0),
             run_seq: AtomicU32::new(0),
@@ -215,9 +261,9 @@ impl PoolShared {
     pub(crate) fn push_ready(&self, jobs: impl Iterator<Item = (u64, Job)>) {
         let index = self.current_worker().map_or(0, |c| c.index);
         {
-            let mut heap = lock(&self.heaps[index]);
+            let mut queue = lock(&self.heaps[index]);
             for (rank, job) in jobs {
-                heap.push(Ready { rank, job });
+                queue.heap.push(Ready { rank, job });
             }
         }
         self.notify_if_sleeping();
@@ -271,36 +317,41 @@ impl PoolShared {
     fn find_job(&self, ctx: &WorkerCtx) -> Option<Job> {
         let source = self.root_source(ctx);
         {
-            let mut heap = lock(&self.heaps[ctx.index]);
+            let mut queue = lock(&self.heaps[ctx.index]);
             let root_rank = source.as_ref().and_then(|r| r.next_root_rank());
-            let heap_rank = heap.peek().map(|r| r.rank);
-            let take_heap = match (heap_rank, root_rank) {
-                (Some(h), Some(r)) => h > r,
+            let take_local = match (queue.best_rank(), root_rank) {
+                (Some(local), Some(root)) => local > root,
                 (Some(_), None) => true,
                 (None, _) => false,
             };
-            if take_heap {
-                return heap.pop().map(|r| r.job);
+            if take_local {
+                return queue.pop_best();
             }
             if let Some(run) = &source {
                 let mut claimed = run.claim_roots(ROOT_BATCH);
                 if let Some(first) = claimed.next() {
-                    for job in claimed {
-                        heap.push(Ready {
+                    // A claim happens only when the run's next root outranks everything held
+                    // here, so anything already queued is from an older run and ranks below
+                    // the whole batch: the batch goes in front, in order.
+                    let batch: Vec<Ready> = claimed
+                        .map(|job| Ready {
                             rank: run.rank_of(job.task),
                             job,
-                        });
+                        })
+                        .collect();
+                    for r in batch.into_iter().rev() {
+                        queue.roots.push_front(r);
                     }
                     return Some(first);
                 }
             }
         }
-        // Steal the best job another thread has.
+        // Steal from another thread.
         let n = self.heaps.len();
         for k in 1..n {
             let victim = &self.heaps[(ctx.index + k) % n];
-            if let Some(r) = lock(victim).pop() {
-                return Some(r.job);
+            if let Some(job) = lock(victim).steal() {
+                return Some(job);
             }
         }
         None

@@ -6,25 +6,36 @@
 //!   starter until the run is submitted. A finished job queues its newly ready dependents
 //!   *before* it decrements, so the count reaches zero exactly once, when no job of this run
 //!   can exist any more; only then may the run be dropped.
-//! - A slot's value is dropped by its last reader (`Plan::uses`), who receives it by value.
+//! - A result is written once, by its producer, before any reader can be released; each
+//!   reader clones it and then counts itself off; the reader that counts the last use takes the
+//!   stored copy away, so its own handle is the only one left and the task receives the value
+//!   without a copy. Readers never race the taker: every other reader has finished cloning
+//!   before it counted off.
 //! - After the first error, queued jobs are skipped and no new ones are queued; running ones
 //!   finish. The first error is the one reported.
 
+use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use oxidask_core::exec::{execute, DepValues};
-use smallvec::SmallVec;
 use oxidask_core::op::TaskFailure;
 use oxidask_core::{Error, Graph, Plan, TaskError, Value};
+use smallvec::SmallVec;
 
 use super::pool::{rank, Job, PoolShared};
 
-struct Slot {
-    value: Option<Value>,
-    uses_left: u32,
+/// Result storage: written once by the producer, then read by `Plan::uses` readers.
+struct Slots {
+    values: Box<[UnsafeCell<Option<Value>>]>,
+    uses_left: Box<[AtomicU32]>,
 }
+
+// SAFETY: see the module invariants: a value is written before its readers are released
+// (through the acquire/release dependency counters) and taken only by the last reader, after
+// every other reader has cloned it (acquire/release on `uses_left`).
+unsafe impl Sync for Slots {}
 
 /// Live-result accounting, kept only when statistics are asked for (it costs shared atomics).
 #[derive(Default)]
@@ -55,7 +66,7 @@ pub(crate) struct RunShared {
     seq: u32,
     roots: Box<[u32]>,
     root_cursor: AtomicUsize,
-    slots: Box<[Mutex<Slot>]>,
+    slots: Slots,
     waiting_on: Box<[AtomicU32]>,
     in_flight: AtomicUsize,
     cancelled: AtomicBool,
@@ -81,14 +92,10 @@ impl RunShared {
             seq,
             roots,
             root_cursor: AtomicUsize::new(0),
-            slots: (0..n)
-                .map(|_| {
-                    Mutex::new(Slot {
-                        value: None,
-                        uses_left: 0,
-                    })
-                })
-                .collect(),
+            slots: Slots {
+                values: (0..n).map(|_| UnsafeCell::new(None)).collect(),
+                uses_left: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            },
             waiting_on: (0..n as u32)
                 .map(|i| AtomicU32::new(plan.deps(i).len() as u32))
                 .collect(),
@@ -171,17 +178,17 @@ impl RunShared {
 
     /// One read of result `i`: the last read takes it.
     pub(crate) fn read(&self, i: u32) -> Option<Value> {
-        let mut slot = self.slots[i as usize].lock().unwrap_or_else(|p| p.into_inner());
-        slot.uses_left = slot.uses_left.checked_sub(1)?;
-        if slot.uses_left == 0 {
-            let v = slot.value.take();
-            if let (Some(live), Some(v)) = (&self.live, &v) {
-                live.remove(v.nbytes());
+        let cell = &self.slots.values[i as usize];
+        // SAFETY: shared read of a written slot; only the last reader (below) mutates it.
+        let v = unsafe { (*cell.get()).clone() }?;
+        if self.slots.uses_left[i as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+            // SAFETY: every other reader counted off after cloning: nobody else touches it.
+            let stored = unsafe { (*cell.get()).take() };
+            if let (Some(live), Some(stored)) = (&self.live, &stored) {
+                live.remove(stored.nbytes());
             }
-            v
-        } else {
-            slot.value.clone()
         }
+        Some(v)
     }
 
     fn fail(&self, e: TaskError) {
@@ -225,13 +232,11 @@ impl RunShared {
             if let Err(payload) = outcome {
                 // A bug in the scheduler itself, not in a task: report it rather than hang.
                 let pos = self.plan.graph_position(i);
-                self.fail(
-                    TaskError {
-                        key: *self.graph.key_at(pos),
-                        op: "oxidask-local scheduler (internal error; please report it)".into(),
-                        failure: Box::new(TaskFailure::panic(payload)),
-                    },
-                );
+                self.fail(TaskError {
+                    key: *self.graph.key_at(pos),
+                    op: "oxidask-local scheduler (internal error; please report it)".into(),
+                    failure: Box::new(TaskFailure::panic(payload)),
+                });
             }
         }
         self.job_finished(pool);
@@ -273,11 +278,9 @@ impl RunShared {
         if let Some(live) = &self.live {
             live.add(v.nbytes());
         }
-        {
-            let mut slot = self.slots[i as usize].lock().unwrap_or_else(|p| p.into_inner());
-            slot.value = Some(v);
-            slot.uses_left = self.plan.uses(i);
-        }
+        // SAFETY: the producer writes before releasing any reader (see the module invariants).
+        unsafe { *self.slots.values[i as usize].get() = Some(v) };
+        self.slots.uses_left[i as usize].store(self.plan.uses(i), Ordering::Release);
         if self.cancelled.load(Ordering::Relaxed) {
             return;
         }
@@ -302,8 +305,10 @@ impl RunShared {
             .plan
             .outputs()
             .iter()
-            .map(|&o| self.read(o).expect("every output is computed when a run succeeds"))
+            .map(|&o| {
+                self.read(o)
+                    .expect("every output is computed when a run succeeds")
+            })
             .collect())
     }
 }
-

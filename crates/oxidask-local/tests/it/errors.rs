@@ -83,13 +83,19 @@ fn task_error_carries_key_and_cause_chain() {
         let err = gather(vec![save(1), bad.clone(), save(2)])
             .compute_with(&*s)
             .unwrap_err();
-        let Error::Task(t) = &err else { panic!("{}: {err}", s.name()) };
+        let Error::Task(t) = &err else {
+            panic!("{}: {err}", s.name())
+        };
         assert_eq!(t.key, bad.key(), "{}", s.name());
         assert!(t.op.ends_with("::save"), "{}", t.op);
         assert_eq!(t.failure.message(), "could not write the results");
         assert_eq!(t.failure.causes(), &["disk quota exceeded".to_string()]);
         let text = err.to_string();
-        assert!(text.contains(&bad.key().to_string()) && text.contains("caused by: disk quota exceeded"), "{text}");
+        assert!(
+            text.contains(&bad.key().to_string())
+                && text.contains("caused by: disk quota exceeded"),
+            "{text}"
+        );
     }
 }
 
@@ -103,7 +109,12 @@ fn panicking_task_is_an_error_not_a_crash() {
         assert!(t.is_panic(), "{}", s.name());
         assert!(t.failure.message().contains("boom at 7"), "{}", t.failure);
         // The pool survives and runs the next computation.
-        assert_eq!(gather((0..5).map(explode).collect::<Vec<_>>()).compute_with(&*s).unwrap(), 10);
+        assert_eq!(
+            gather((0..5).map(explode).collect::<Vec<_>>())
+                .compute_with(&*s)
+                .unwrap(),
+            10
+        );
     }
 }
 
@@ -136,9 +147,15 @@ fn graph_errors_come_before_any_work() {
     g.insert(b, Task::call(save::op(), [Arg::Key(a)]));
     for s in schedulers() {
         let err = s.compute(g.clone(), &[a]).unwrap_err();
-        assert!(matches!(err, Error::Graph(GraphError::Cycle { .. })), "{err}");
+        assert!(
+            matches!(err, Error::Graph(GraphError::Cycle { .. })),
+            "{err}"
+        );
         let err = s.compute(Graph::new(), &[a]).unwrap_err();
-        assert!(matches!(err, Error::Graph(GraphError::MissingKey { .. })), "{err}");
+        assert!(
+            matches!(err, Error::Graph(GraphError::MissingKey { .. })),
+            "{err}"
+        );
     }
 }
 
@@ -147,10 +164,16 @@ fn wrong_argument_type_names_the_parameter() {
     use oxidask_core::{Arg, Graph, Key, Task, Token, Value};
     let mut g = Graph::new();
     let a = Key::new("a", Token::from_u128(3));
-    g.insert(a, Task::call(save::op(), [Arg::Value(Value::new(String::from("x")))]));
+    g.insert(
+        a,
+        Task::call(save::op(), [Arg::Value(Value::new(String::from("x")))]),
+    );
     for s in schedulers() {
         let err = s.compute(g.clone(), &[a]).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("argument 0 (`x`)") && text.contains("i64") && text.contains("String"), "{text}");
+        assert!(
+            text.contains("argument 0 (`x`)") && text.contains("i64") && text.contains("String"),
+            "{text}"
+        );
     }
 }

@@ -44,8 +44,12 @@ fn nested_compute_does_not_deadlock_a_small_pool() {
 #[test]
 fn doubly_nested_compute() {
     let pool = Threaded::new(2);
-    let got = sum((1..=4).map(outer).collect::<Vec<_>>()).compute_with(&pool).unwrap();
-    let want: i64 = (1..=4).map(|n| (1..=n).map(expected_inner).sum::<i64>()).sum();
+    let got = sum((1..=4).map(outer).collect::<Vec<_>>())
+        .compute_with(&pool)
+        .unwrap();
+    let want: i64 = (1..=4)
+        .map(|n| (1..=n).map(expected_inner).sum::<i64>())
+        .sum();
     assert_eq!(got, want);
 }
 

@@ -14,7 +14,9 @@ pub fn add(x: i64, y: i64) -> i64 {
 
 #[task(crate = oxidask_core)]
 pub fn mix(x: i64, y: i64, z: i64) -> i64 {
-    x.wrapping_mul(3).wrapping_sub(y).wrapping_add(z.wrapping_mul(7))
+    x.wrapping_mul(3)
+        .wrapping_sub(y)
+        .wrapping_add(z.wrapping_mul(7))
 }
 
 #[task(crate = oxidask_core)]

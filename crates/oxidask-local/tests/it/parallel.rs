@@ -56,8 +56,14 @@ fn results_are_freed_after_their_last_reader() {
         .map(|i| lazy(move || Tracked::new(i)).map(|t: &Tracked| t.0 * 2))
         .collect();
     let out = collect(consumed).compute_with(&Threaded::new(1)).unwrap();
-    assert_eq!(out.iter().sum::<i64>(), (0..200).map(|i| i * 2).sum::<i64>());
+    assert_eq!(
+        out.iter().sum::<i64>(),
+        (0..200).map(|i| i * 2).sum::<i64>()
+    );
     assert_eq!(LIVE.load(Ordering::SeqCst), 0);
     let peak = PEAK.load(Ordering::SeqCst);
-    assert!(peak <= 2, "{peak} intermediates were alive at once; each should go after its reader");
+    assert!(
+        peak <= 2,
+        "{peak} intermediates were alive at once; each should go after its reader"
+    );
 }

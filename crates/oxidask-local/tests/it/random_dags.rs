@@ -55,7 +55,9 @@ fn build(nodes: &[Node]) -> Graph {
             Node::Neg(a) => Task::call(ops::neg::op(), [k(a)]),
             Node::Add(a, b) => Task::call(ops::add::op(), [k(a), k(b)]),
             Node::Mix(a, b, c) => Task::call(ops::mix::op(), [k(a), k(b), k(c)]),
-            Node::Total(xs) => Task::call(ops::total::op(), [Arg::List(xs.iter().map(k).collect())]),
+            Node::Total(xs) => {
+                Task::call(ops::total::op(), [Arg::List(xs.iter().map(k).collect())])
+            }
         };
         g.insert(key(i), task);
     }
@@ -63,7 +65,10 @@ fn build(nodes: &[Node]) -> Graph {
 }
 
 fn ints(values: Vec<Value>) -> Vec<i64> {
-    values.into_iter().map(|v| v.take::<i64>().unwrap()).collect()
+    values
+        .into_iter()
+        .map(|v| v.take::<i64>().unwrap())
+        .collect()
 }
 
 /// Peak number of results held when running a plain recursive depth-first post-order
@@ -145,7 +150,10 @@ fn wide_reduction_holds_few_results() {
     let mut level: Vec<Key> = (0..4096)
         .map(|i| {
             let k = Key::block("leaf", Token::from_u128(1), &[i]);
-            g.insert(k, Task::call(ops::lit::op(), [Arg::Value(Value::new(i as i64))]));
+            g.insert(
+                k,
+                Task::call(ops::lit::op(), [Arg::Value(Value::new(i as i64))]),
+            );
             k
         })
         .collect();
@@ -157,20 +165,38 @@ fn wide_reduction_holds_few_results() {
             .enumerate()
             .map(|(i, pair)| {
                 let k = Key::block("sum", Token::from_u128(depth), &[i as u32]);
-                g.insert(k, Task::call(ops::add::op(), [Arg::Key(pair[0]), Arg::Key(pair[1])]));
+                g.insert(
+                    k,
+                    Task::call(ops::add::op(), [Arg::Key(pair[0]), Arg::Key(pair[1])]),
+                );
                 k
             })
             .collect();
     }
     let (vals, stats) = Synchronous::new().run(&g, &level).unwrap();
     assert_eq!(ints(vals), vec![(0..4096i64).sum()]);
-    assert!(stats.peak_live_values <= 14, "held {}", stats.peak_live_values);
-    let (vals, stats) = Threaded::new(1).collect_stats(true).run(g.clone(), &level).unwrap();
+    assert!(
+        stats.peak_live_values <= 14,
+        "held {}",
+        stats.peak_live_values
+    );
+    let (vals, stats) = Threaded::new(1)
+        .collect_stats(true)
+        .run(g.clone(), &level)
+        .unwrap();
     assert_eq!(ints(vals), vec![(0..4096i64).sum()]);
-    assert!(stats.peak_live_values <= 14, "held {}", stats.peak_live_values);
+    assert!(
+        stats.peak_live_values <= 14,
+        "held {}",
+        stats.peak_live_values
+    );
     let (vals, stats) = Threaded::new(2).collect_stats(true).run(g, &level).unwrap();
     assert_eq!(ints(vals), vec![(0..4096i64).sum()]);
-    assert!(stats.peak_live_values <= 64, "2 threads held {}", stats.peak_live_values);
+    assert!(
+        stats.peak_live_values <= 64,
+        "2 threads held {}",
+        stats.peak_live_values
+    );
 }
 
 #[test]

@@ -1,0 +1,63 @@
+//! # oxidask
+//!
+//! Parallel computing with task graphs: Dask's ideas, rebuilt in Rust.
+//!
+//! - `#[oxidask::task]` functions become lazy: calling one returns a [`Delayed`] and records a
+//!   task; `.compute()` runs the graph on the current scheduler.
+//! - Schedulers: [`Threaded`] (the default, one thread per core) and [`Synchronous`] (one
+//!   thread, for debugging); the same code runs on either, and on the distributed scheduler.
+//! - [`compute`] and [`persist`] take several collections at once and run their merged graph,
+//!   so shared work runs once.
+//!
+//! ```
+//! use oxidask::prelude::*;
+//!
+//! #[oxidask::task]
+//! fn inc(x: i64) -> i64 { x + 1 }
+//!
+//! #[oxidask::task]
+//! fn add(x: i64, y: i64) -> i64 { x + y }
+//!
+//! let z = add(inc(1), inc(2));          // lazy: builds a graph of three tasks
+//! assert_eq!(z.compute().unwrap(), 5);  // runs it on the threaded scheduler
+//!
+//! // Values and delayed results mix freely, also inside lists.
+//! #[oxidask::task]
+//! fn total(xs: &[i64]) -> i64 { xs.iter().sum() }
+//! let parts: Vec<Delayed<i64>> = (0..10).map(inc).collect();
+//! assert_eq!(total(parts).compute().unwrap(), 55);
+//!
+//! // Closures work on the local schedulers.
+//! let doubled = z.map(|v| v * 2);
+//! let (a, b) = oxidask::compute((&z, &doubled)).unwrap();
+//! assert_eq!((a, b), (5, 10));
+//!
+//! // Any scheduler, same code.
+//! assert_eq!(z.compute_with(&Synchronous::new()).unwrap(), 5);
+//! ```
+
+pub use oxidask_core::{
+    codec, collect, compute, data, delayed, error, exec, graph, lazy, map2, map3, op, persist,
+    reference, task, tokenize, Arg, Collection, Compute, Data, Delayed, DotOptions, Error, Graph,
+    GraphError, IntoArg, IntoDelayed, Key, MaybeDelayed, OpDef, Plan, PlanOptions, Task, TaskError,
+    TaskFailure, TaskSpec, Token, Value, VisualizeError,
+};
+pub use oxidask_local::{default_threads, RunStats, Synchronous, Threaded};
+
+/// Choosing the scheduler `compute()` uses.
+pub mod config {
+    pub use oxidask_core::compute::{
+        current_scheduler, enter_scheduler, set_global_scheduler, with_scheduler, SchedulerGuard,
+    };
+}
+
+/// The names most programs need: `use oxidask::prelude::*;`.
+pub mod prelude {
+    pub use oxidask_core::{
+        collect, delayed, lazy, map2, map3, task, Collection, Compute, Data, Delayed, MaybeDelayed,
+    };
+    pub use oxidask_local::{Synchronous, Threaded};
+}
+
+#[doc(hidden)]
+pub use oxidask_core::__private;
