@@ -1,0 +1,69 @@
+//! Runs every example program (cargo builds them for `cargo test`) and checks what it prints.
+//! The examples assert their own results too; this checks they ran to the end.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/run_examples-<hash> -> target/<profile>/examples/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile dir")
+        .join("examples");
+    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn run(name: &str) -> String {
+    let path = example(name);
+    let out = Command::new(&path)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {}: {e} (cargo test builds examples first)",
+                path.display()
+            )
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn delayed_example_computes_the_tutorial_values() {
+    let out = run("delayed");
+    assert!(out.contains("sequential: 3"), "{out}");
+    assert!(out.contains("parallel: 3"), "{out}");
+    assert!(out.contains("16 loop bodies: total 256"), "{out}");
+}
+
+#[test]
+fn read_transform_write_example_writes_every_file() {
+    let out = run("read_transform_write");
+    assert!(out.contains("wrote 24 files"), "{out}");
+    assert!(out.contains("bad.csv line 2"), "{out}");
+}
+
+#[test]
+fn crawler_example_finds_every_page_at_every_pool_size() {
+    let out = run("crawler");
+    for threads in [1, 2, 4] {
+        assert!(
+            out.contains(&format!("{threads} thread(s): 121 pages, 1089 words")),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn word_count_example_agrees_with_a_plain_loop() {
+    let out = run("word_count");
+    assert!(out.contains("parallel: 4999 distinct words"), "{out}");
+    assert!(out.contains("w0 "), "{out}");
+}
