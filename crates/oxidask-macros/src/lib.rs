@@ -11,7 +11,7 @@ use proc_macro::TokenStream;
 
 /// Registers a function as an oxidask operation and makes calling it lazy.
 ///
-/// ```ignore
+/// ```text
 /// #[oxidask::task]
 /// fn inc(x: i64) -> i64 { x + 1 }
 ///
