@@ -141,6 +141,10 @@ pub enum Error {
     /// A picture of the graph could not be made.
     #[error(transparent)]
     Visualize(#[from] VisualizeError),
+    /// A collection was built from invalid parts (mismatched shapes, an unknown column, …);
+    /// the message names what was wrong.
+    #[error(transparent)]
+    Collection(Box<dyn std::error::Error + Send + Sync>),
     /// A scheduler implementation reported an error of its own (connection lost, …).
     #[error("{scheduler} scheduler: {source}")]
     Scheduler {

@@ -261,6 +261,39 @@ impl Args {
         }
     }
 
+    /// Borrows every item of a list argument without copying them into a new `Vec` (a
+    /// `Vec<T>` value works too). For parameters written `xs: &[&T]`.
+    pub fn get_refs<T: Any>(&self, index: usize, name: &str) -> Result<Vec<&T>, TaskFailure> {
+        fn item<'a, T: Any>(
+            input: &'a Input,
+            index: usize,
+            name: &str,
+        ) -> Result<&'a T, TaskFailure> {
+            match input {
+                Input::Value(v) => v.downcast_ref::<T>().ok_or_else(|| {
+                    TaskFailure::type_mismatch(std::any::type_name::<T>(), v.type_name())
+                        .in_argument(index, name)
+                }),
+                Input::List(_) => Err(TaskFailure::argument(
+                    "a nested list where an item was expected",
+                )
+                .in_argument(index, name)),
+            }
+        }
+        match self.items.get(index) {
+            Some(Some(Input::List(items))) => items.iter().map(|i| item(i, index, name)).collect(),
+            Some(Some(Input::Value(v))) => match v.downcast_ref::<Vec<T>>() {
+                Some(vec) => Ok(vec.iter().collect()),
+                None => Err(TaskFailure::type_mismatch(
+                    std::any::type_name::<Vec<T>>(),
+                    v.type_name(),
+                )
+                .in_argument(index, name)),
+            },
+            _ => Err(TaskFailure::argument("missing argument").in_argument(index, name)),
+        }
+    }
+
     /// Takes the raw input `index` (for operations that accept any shape).
     pub fn take_input(&mut self, index: usize) -> Option<Input> {
         self.items.get_mut(index).and_then(Option::take)

@@ -73,6 +73,8 @@ enum Pass {
     Str,
     /// `x: &[T]`: borrowed from a `Vec<T>`.
     Slice,
+    /// `x: &[&T]`: each item of a list borrowed where it is, nothing copied.
+    RefList,
 }
 
 struct Param {
@@ -99,6 +101,20 @@ fn result_ok_type(ty: &Type) -> Option<Type> {
         GenericArgument::Type(t) => Some(t.clone()),
         _ => None,
     }
+}
+
+/// `Vec<T>` → `T` (RefList parameters travel as `Vec<T>`).
+fn vec_element(ty: &Type) -> Type {
+    if let Type::Path(tp) = ty {
+        if let Some(PathArguments::AngleBracketed(a)) =
+            tp.path.segments.last().map(|s| &s.arguments)
+        {
+            if let Some(GenericArgument::Type(t)) = a.args.first() {
+                return t.clone();
+            }
+        }
+    }
+    ty.clone()
 }
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -150,10 +166,13 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                     Type::Path(tp) if tp.path.is_ident("str") => {
                         (syn::parse_quote!(::std::string::String), Pass::Str)
                     }
-                    Type::Slice(sl) => {
-                        let elem = &sl.elem;
-                        (syn::parse_quote!(::std::vec::Vec<#elem>), Pass::Slice)
-                    }
+                    Type::Slice(sl) => match &*sl.elem {
+                        Type::Reference(inner) if inner.mutability.is_none() => {
+                            let elem = &inner.elem;
+                            (syn::parse_quote!(::std::vec::Vec<#elem>), Pass::RefList)
+                        }
+                        elem => (syn::parse_quote!(::std::vec::Vec<#elem>), Pass::Slice),
+                    },
                     elem => (elem.clone(), Pass::Ref),
                 }
             }
@@ -235,6 +254,11 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             match prm.pass {
                 Pass::Str => quote!(let #v: &str = args.get::<#dt>(#i, #s)?.as_str();),
                 Pass::Slice => quote!(let #v = args.get::<#dt>(#i, #s)?.as_slice();),
+                Pass::RefList => {
+                    let holder = format_ident!("__refs{}", i);
+                    let elem = vec_element(dt);
+                    quote!(let #holder = args.get_refs::<#elem>(#i, #s)?; let #v = #holder.as_slice();)
+                }
                 _ => quote!(let #v: &#dt = args.get::<#dt>(#i, #s)?;),
             }
         });

@@ -9,6 +9,8 @@
 //! (capacity, not length, for growable buffers), which is what memory accounting needs.
 
 mod containers;
+#[cfg(feature = "ndarray")]
+mod ndarray;
 mod primitive;
 
 use crate::codec::{CodecError, Reader, Writer};

@@ -23,6 +23,11 @@ fn total_ref(xs: &[i64]) -> i64 {
 }
 
 #[crate::task(crate = crate)]
+fn total_refs(xs: &[&i64]) -> i64 {
+    xs.iter().copied().sum()
+}
+
+#[crate::task(crate = crate)]
 fn parse(s: &str) -> Result<i64, std::num::ParseIntError> {
     s.trim().parse()
 }
@@ -73,6 +78,13 @@ fn mixing_values_and_delayed_results() {
         4
     );
     assert_eq!(total(vec![1i64, 2, 3]).compute_with(&Inline).unwrap(), 6);
+    assert_eq!(
+        total_refs(vec![inc(1), inc(2)])
+            .compute_with(&Inline)
+            .unwrap(),
+        5
+    );
+    assert_eq!(total_refs(vec![4i64, 5]).compute_with(&Inline).unwrap(), 9);
 }
 
 #[test]
