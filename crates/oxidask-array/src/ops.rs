@@ -1,0 +1,112 @@
+//! The registered operations behind every array task. Each is one kernel that dispatches on
+//! the block's dtype, so a stock worker runs any array workload.
+
+#![allow(clippy::ptr_arg)]
+
+use ndarray::ArrayD;
+use oxidask_core::op::{Args, OpDef, OpRegistration, TaskFailure};
+use oxidask_core::{task, Value};
+
+use crate::block::{Block, Chunk};
+use crate::creation::{create_block, BlockPos, Creation};
+use crate::element::{DType, Element};
+use crate::expr::{evaluate, EvalError, Expr};
+use crate::rechunk::{merge as merge_blocks, MergePlan};
+use crate::reduce_kernels::{combine, finish, reduce_block, Partial, Reduction};
+
+/// Fills one block of a creation array.
+#[task(crate = oxidask_core)]
+pub fn create(recipe: &Creation, dtype: &DType, pos: &BlockPos) -> Block {
+    create_block(recipe, *dtype, pos)
+}
+
+/// Evaluates a fused elementwise expression on one block of each input.
+#[task(crate = oxidask_core)]
+pub fn elemwise(expr: &Expr, inputs: &[&Block]) -> Result<Block, EvalError> {
+    evaluate(expr, inputs)
+}
+
+/// Builds one block from pieces of others (rechunking).
+#[task(crate = oxidask_core)]
+pub fn merge(plan: &MergePlan, parts: &[&Block]) -> Result<Block, String> {
+    merge_blocks(parts, plan)
+}
+
+/// Reduces one block to a partial result.
+#[task(crate = oxidask_core)]
+pub fn reduce_partial(
+    kind: &Reduction,
+    axes: &Vec<usize>,
+    pos: &BlockPos,
+    block: &Block,
+) -> Partial {
+    reduce_block(*kind, axes, block, pos)
+}
+
+/// Combines partial results.
+#[task(crate = oxidask_core)]
+pub fn reduce_combine(kind: &Reduction, parts: &[&Partial]) -> Result<Partial, String> {
+    combine(*kind, parts)
+}
+
+/// Combines the last partials and finishes them into the output block.
+#[task(crate = oxidask_core)]
+pub fn reduce_aggregate(
+    spec: &(Reduction, Vec<usize>, bool, DType),
+    parts: &[&Partial],
+) -> Result<Block, String> {
+    let (kind, axes, keepdims, out) = spec;
+    let combined = combine(*kind, parts)?;
+    finish(*kind, axes, *keepdims, *out, combined)
+}
+
+fn wrap_typed<T: Element>(args: &mut Args, expect: &BlockPos) -> Result<Block, TaskFailure> {
+    let a: ArrayD<T> = args.take(2, "block")?;
+    if a.shape() != expect.shape.as_slice() {
+        return Err(TaskFailure::msg(format!(
+            "a delayed block has shape {:?}, but the array declared {:?} for the block at offset {:?}",
+            a.shape(),
+            expect.shape,
+            expect.offset
+        )));
+    }
+    Ok(T::wrap(Chunk::Dense(a)))
+}
+
+fn wrap_block_call(args: &mut Args) -> Result<Value, TaskFailure> {
+    args.expect_len(3)?;
+    let dtype: DType = args.take(0, "dtype")?;
+    let expect: BlockPos = args.take(1, "expect")?;
+    let block = match dtype {
+        DType::F64 => wrap_typed::<f64>(args, &expect)?,
+        DType::F32 => wrap_typed::<f32>(args, &expect)?,
+        DType::I64 => wrap_typed::<i64>(args, &expect)?,
+        DType::I32 => wrap_typed::<i32>(args, &expect)?,
+        DType::U8 => wrap_typed::<u8>(args, &expect)?,
+        DType::Bool => wrap_typed::<bool>(args, &expect)?,
+    };
+    Ok(Value::new(block))
+}
+
+/// Checks a delayed block against its declared shape and wraps it as a [`Block`]; its element
+/// type is chosen by the `dtype` argument, so one operation serves every dtype.
+#[allow(non_camel_case_types)]
+pub struct wrap_block {}
+
+static WRAP_BLOCK: OpDef = OpDef::new(
+    concat!(module_path!(), "::wrap_block"),
+    "wrap_block",
+    "DType, BlockPos, ArrayD<dtype> -> Block",
+    &["dtype", "expect", "block"],
+    true,
+    wrap_block_call,
+);
+
+oxidask_core::__private::inventory::submit! { OpRegistration(&WRAP_BLOCK) }
+
+impl wrap_block {
+    /// The registered operation.
+    pub fn op() -> &'static OpDef {
+        &WRAP_BLOCK
+    }
+}

@@ -1,0 +1,7 @@
+//! oxidask-array against plain ndarray (the oracle), on every scheduler.
+
+mod creation;
+mod elementwise;
+mod errors;
+mod reductions;
+mod support;
