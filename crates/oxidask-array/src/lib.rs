@@ -33,6 +33,8 @@ mod element;
 mod elementwise;
 mod error;
 mod expr;
+mod indexing;
+mod manipulation;
 pub mod ops;
 mod rechunk;
 mod reduce_kernels;
@@ -55,6 +57,9 @@ pub use element::{DType, Element, Float, Number};
 pub use elementwise::{where_, where_scalar};
 pub use error::ArrayError;
 pub use expr::{BinaryOp, Expr, UnaryOp};
+pub use indexing::GetItem;
+pub use manipulation::{concatenate, stack, Relayout};
+pub use ndarray::{s, NewAxis};
 pub use reduce_kernels::{Partial, Reduction};
 pub use reduction::{Reduce, DEFAULT_SPLIT_EVERY};
 

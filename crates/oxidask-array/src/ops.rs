@@ -11,6 +11,8 @@ use crate::block::{Block, Chunk};
 use crate::creation::{create_block, BlockPos, Creation};
 use crate::element::{DType, Element};
 use crate::expr::{evaluate, EvalError, Expr};
+use crate::indexing::{count_true_block, getitem_block, mask_select_block, GetItem};
+use crate::manipulation::{relayout_block, Relayout};
 use crate::rechunk::{merge as merge_blocks, MergePlan};
 use crate::reduce_kernels::{combine, finish, reduce_block, Partial, Reduction};
 
@@ -58,6 +60,30 @@ pub fn reduce_aggregate(
     let (kind, axes, keepdims, out) = spec;
     let combined = combine(*kind, parts)?;
     finish(*kind, axes, *keepdims, *out, combined)
+}
+
+/// Slices one block (indexing).
+#[task(crate = oxidask_core)]
+pub fn getitem(item: &GetItem, block: &Block) -> Block {
+    getitem_block(block, item)
+}
+
+/// Transposes or reshapes one block.
+#[task(crate = oxidask_core)]
+pub fn relayout(how: &Relayout, block: Block) -> Block {
+    relayout_block(block, how)
+}
+
+/// The elements of a block where its mask block is true.
+#[task(crate = oxidask_core)]
+pub fn mask_select(block: &Block, mask: &Block) -> Result<Block, String> {
+    mask_select_block(block, mask)
+}
+
+/// How many elements of a boolean block are true.
+#[task(crate = oxidask_core)]
+pub fn count_true(mask: &Block) -> Result<u64, String> {
+    count_true_block(mask)
 }
 
 fn wrap_typed<T: Element>(args: &mut Args, expect: &BlockPos) -> Result<Block, TaskFailure> {

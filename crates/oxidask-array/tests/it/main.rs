@@ -3,5 +3,7 @@
 mod creation;
 mod elementwise;
 mod errors;
+mod indexing;
+mod manipulation;
 mod reductions;
 mod support;
