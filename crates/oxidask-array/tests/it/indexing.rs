@@ -136,11 +136,16 @@ fn out_of_range_slice_ends_clamp_like_numpy() {
     let a = data(&[5]);
     let x = da::from_array(a.clone(), 2);
     assert_eq!(run(&x.slice(s![-12..12])), a);
-    assert_eq!(run(&x.slice(s![3..1])).len(), 0);
+    let backwards = [SliceInfoElem::Slice {
+        start: 3,
+        end: Some(1),
+        step: 1,
+    }];
+    assert_eq!(run(&x.slice(backwards)).len(), 0);
 }
 
 #[test]
 fn empty_selection() {
     let x = da::from_array(ArrayD::from_elem(IxDyn(&[5]), 1.0), 2);
-    assert_eq!(run(&x.slice(s![3..1])).len(), 0);
+    assert_eq!(run(&x.slice(s![2..2])).len(), 0);
 }
