@@ -27,6 +27,7 @@
 
 mod array;
 mod block;
+mod blockwise;
 mod chunks;
 mod creation;
 mod element;
@@ -34,11 +35,13 @@ mod elementwise;
 mod error;
 mod expr;
 mod indexing;
+mod linalg;
 mod manipulation;
 pub mod ops;
 mod rechunk;
 mod reduce_kernels;
 mod reduction;
+mod scan;
 pub mod random_numbers {
     //! The counter-based generator behind [`RandomState`](crate::random::RandomState).
     pub use crate::random_impl::*;
@@ -48,6 +51,7 @@ mod random_impl;
 
 pub use array::Array;
 pub use block::{Block, Chunk};
+pub use blockwise::{blockwise, ApplySpec, Boundary, OverlapPlan};
 pub use chunks::{Auto, ChunkBytes, ChunkSpec, Chunks, IntoChunks, IntoShape, DEFAULT_CHUNK_BYTES};
 pub use creation::{
     arange, eye, from_array, from_delayed, from_vec, full, linspace, ones, zeros, BlockPos,
@@ -58,6 +62,7 @@ pub use elementwise::{where_, where_scalar};
 pub use error::ArrayError;
 pub use expr::{BinaryOp, Expr, UnaryOp};
 pub use indexing::GetItem;
+pub use linalg::{dot, matmul, outer, tensordot};
 pub use manipulation::{concatenate, stack, Relayout};
 pub use ndarray::{s, NewAxis};
 pub use reduce_kernels::{Partial, Reduction};

@@ -8,6 +8,7 @@ use oxidask_core::op::{Args, OpDef, OpRegistration, TaskFailure};
 use oxidask_core::{task, Value};
 
 use crate::block::{Block, Chunk};
+use crate::blockwise::{apply_registered, overlap_block, ApplySpec, OverlapPlan};
 use crate::creation::{create_block, BlockPos, Creation};
 use crate::element::{DType, Element};
 use crate::expr::{evaluate, EvalError, Expr};
@@ -84,6 +85,42 @@ pub fn mask_select(block: &Block, mask: &Block) -> Result<Block, String> {
 #[task(crate = oxidask_core)]
 pub fn count_true(mask: &Block) -> Result<u64, String> {
     count_true_block(mask)
+}
+
+/// Sum over pairs of block matrix products.
+#[task(crate = oxidask_core)]
+pub fn matmul_blocks(a: &[&Block], b: &[&Block]) -> Result<Block, String> {
+    crate::linalg::matmul_blocks(a, b)
+}
+
+/// Elementwise sum of blocks.
+#[task(crate = oxidask_core)]
+pub fn add_blocks(parts: &[&Block]) -> Result<Block, String> {
+    crate::linalg::add_blocks(parts)
+}
+
+/// Calls a registered block function by name (map_blocks, blockwise, map_overlap).
+#[task(crate = oxidask_core)]
+pub fn apply(spec: &ApplySpec, pos: &BlockPos, blocks: Vec<Block>) -> Result<Block, TaskFailure> {
+    apply_registered(spec, pos, blocks)
+}
+
+/// Assembles a block extended by its neighbours' edges.
+#[task(crate = oxidask_core)]
+pub fn overlap(plan: &OverlapPlan, parts: &[&Block]) -> Result<Block, String> {
+    overlap_block(parts, plan)
+}
+
+/// Cumulative sum within one block.
+#[task(crate = oxidask_core)]
+pub fn cumsum_block(axis: &usize, block: &Block) -> Block {
+    crate::scan::cumsum_block(*axis, block)
+}
+
+/// Top-k of blocks concatenated along an axis.
+#[task(crate = oxidask_core)]
+pub fn topk(k: &i64, axis: &usize, parts: &[&Block]) -> Result<Block, String> {
+    crate::scan::topk_blocks(*k, *axis, parts)
 }
 
 fn wrap_typed<T: Element>(args: &mut Args, expect: &BlockPos) -> Result<Block, TaskFailure> {

@@ -5,5 +5,6 @@ mod elementwise;
 mod errors;
 mod indexing;
 mod manipulation;
+mod more_ops;
 mod reductions;
 mod support;
