@@ -1,14 +1,16 @@
-"""Runs our side and the reference side of a benchmark suite alternately (A B A B …),
-checks that they agree, and prints one JSON object per case:
+"""Runs our side and the reference side(s) of a benchmark suite alternately (A B A B …),
+checks that they agree, and prints one JSON object per case and reference:
 
   {"suite", "case", "ours_s", "reference", "reference_s", "ratio", "check", ...}
 
 ratio = reference_s / ours_s (higher is better for us); times are medians over the runs.
-Each run is a fresh process; the timed region is measured inside it.
+Each run is a fresh process; the timed region is measured inside it. Peak memory (whole
+process, MiB) is reported where the sides measure it.
 """
 import argparse
 import datetime
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -16,14 +18,27 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# suite -> [(case, full size, quick size, reference name, reference script)]
+DASK = ("dask-threaded", ["tasks.py"])
+DASK_ARRAY = ("dask-threaded", ["array_ref.py", "--impl", "dask"])
+NUMPY = ("numpy", ["array_ref.py", "--impl", "numpy"])
+
+# suite -> [(case, full size, quick size, [references])]
 SUITES = {
     "tasks": [
-        ("independent", 1_000_000, 10_000, "dask-threaded", "tasks.py"),
-        ("chain", 1_000_000, 10_000, "dask-threaded", "tasks.py"),
-        ("tree", 1_000_000, 10_000, "dask-threaded", "tasks.py"),
+        ("independent", 1_000_000, 10_000, [DASK]),
+        ("chain", 1_000_000, 10_000, [DASK]),
+        ("tree", 1_000_000, 10_000, [DASK]),
         # Dask's delayed merges one graph per handle: 100k handles took 20 minutes here.
-        ("delayed-independent", 20_000, 2_000, "dask-delayed-threaded", "tasks.py"),
+        ("delayed-independent", 20_000, 2_000, [("dask-delayed-threaded", ["tasks.py"])]),
+    ],
+    "array": [
+        ("ones-sum", 20_000, 4_000, [DASK_ARRAY, NUMPY]),
+        ("ones-fancy", 20_000, 4_000, [DASK_ARRAY, NUMPY]),
+        ("random-expr", 20_000, 4_000, [DASK_ARRAY, NUMPY]),
+        ("random-std", 20_000, 4_000, [DASK_ARRAY, NUMPY]),
+        ("matmul-sum", 20_000, 4_000, [DASK_ARRAY, NUMPY]),
+        # n = GiB of random f64 summed; ours only (the references would need the RAM).
+        ("big-sum", 64, 1, []),
     ],
 }
 
@@ -33,6 +48,20 @@ def run_json(cmd, timeout):
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr.strip()}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def agree(a, b):
+    if isinstance(a, float) or isinstance(b, float):
+        a, b = float(a), float(b)
+        if math.isnan(a) and math.isnan(b):
+            return True
+        return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+    return a == b
+
+
+def median(runs, field):
+    vals = [r[field] for r in runs if field in r]
+    return round(statistics.median(vals), 6) if vals else None
 
 
 def main():
@@ -46,44 +75,51 @@ def main():
     p.add_argument("--timeout", type=int, default=1800)
     a = p.parse_args()
     reps = a.reps or 3
-    for case, full_n, quick_n, ref_name, script in SUITES[a.suite]:
+    failed = False
+    for case, full_n, quick_n, refs in SUITES[a.suite]:
         if a.case and case not in a.case:
             continue
         n = quick_n if a.quick else full_n
         ours_cmd = [a.ours, a.suite, case, "--n", str(n)]
-        ref_cmd = [a.python, os.path.join(HERE, "reference", script), case, "--n", str(n)]
-        ours, ref = [], []
+        ref_cmds = [
+            (name, [a.python, os.path.join(HERE, "reference", script), case, "--n", str(n)] + extra)
+            for name, (script, *extra) in refs
+        ]
+        ours, theirs = [], {name: [] for name, _ in ref_cmds}
         for _ in range(reps):
             ours.append(run_json(ours_cmd, a.timeout))
-            ref.append(run_json(ref_cmd, a.timeout))
-        ours_s = statistics.median(r["seconds"] for r in ours)
-        ref_s = statistics.median(r["seconds"] for r in ref)
-        checks_ours = {json.dumps(r["check"]) for r in ours}
-        checks_ref = {json.dumps(r["check"]) for r in ref}
-        if len(checks_ours) == 1 and checks_ours == checks_ref:
-            check = "ok"
-        else:
-            check = f"MISMATCH ours={sorted(checks_ours)} reference={sorted(checks_ref)}"
-        print(
-            json.dumps(
-                {
-                    "suite": a.suite,
-                    "case": case,
-                    "n": n,
-                    "ours_s": round(ours_s, 6),
-                    "reference": ref_name,
-                    "reference_s": round(ref_s, 6),
-                    "ratio": round(ref_s / ours_s, 2) if ours_s > 0 else None,
-                    "check": check,
-                    "ours_per_s": round(n / ours_s) if ours_s > 0 else None,
-                    "reps": reps,
-                    "date": datetime.date.today().isoformat(),
-                }
-            ),
-            flush=True,
-        )
-        if check != "ok":
-            sys.exit(1)
+            for name, cmd in ref_cmds:
+                theirs[name].append(run_json(cmd, a.timeout))
+        ours_s = median(ours, "seconds")
+        base = {
+            "suite": a.suite,
+            "case": case,
+            "n": n,
+            "ours_s": ours_s,
+            "ours_peak_mib": median(ours, "peak_mib"),
+            "reps": reps,
+            "date": datetime.date.today().isoformat(),
+        }
+        ours_checks = [r["check"] for r in ours]
+        consistent = all(agree(c, ours_checks[0]) for c in ours_checks)
+        if not ref_cmds:
+            print(json.dumps({**base, "reference": None, "reference_s": None, "ratio": None,
+                              "check": "ok" if consistent else f"UNSTABLE ours={ours_checks}",
+                              "ours_value": ours_checks[0]}), flush=True)
+            failed |= not consistent
+            continue
+        for name, runs in theirs.items():
+            ref_s = median(runs, "seconds")
+            ref_checks = [r["check"] for r in runs]
+            ok = consistent and all(agree(c, ours_checks[0]) for c in ref_checks)
+            check = "ok" if ok else f"MISMATCH ours={ours_checks} reference={ref_checks}"
+            failed |= not ok
+            print(json.dumps({**base, "reference": name, "reference_s": ref_s,
+                              "reference_peak_mib": median(runs, "peak_mib"),
+                              "ratio": round(ref_s / ours_s, 2) if ours_s else None,
+                              "check": check}), flush=True)
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

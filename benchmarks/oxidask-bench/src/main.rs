@@ -4,12 +4,14 @@
 //!
 //! The timed region includes building the graph, as the reference's does.
 
+mod array;
 mod tasks;
 
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: oxidask-bench SUITE CASE [--n N] [--threads T]\n  suites: tasks (independent | chain | tree | delayed-independent)");
+    eprintln!("usage: oxidask-bench SUITE CASE [--n N] [--threads T]\n  suites: tasks (independent | chain | tree | delayed-independent)
+          array (ones-sum | ones-fancy | random-expr | random-std | matmul-sum | big-sum)");
     ExitCode::from(2)
 }
 
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
     }
     let result = match suite {
         "tasks" => tasks::run(case, &opts),
+        "array" => array::run(case, &opts),
         _ => return usage(),
     };
     match result {

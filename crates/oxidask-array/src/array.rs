@@ -40,11 +40,17 @@ pub(crate) struct Layer {
 pub(crate) enum Source {
     /// From the block's position alone (`ones`, `arange`, `random`, …).
     Creation(crate::creation::Creation),
-    /// A fused elementwise expression over other arrays' blocks.
-    Elementwise { expr: Expr, inputs: Vec<Arc<Node>> },
+    /// A fused elementwise expression over other arrays' blocks; an input may be read with
+    /// its axes permuted (a transpose inlined as a view).
+    Elementwise { expr: Expr, inputs: Vec<Input> },
+    /// Another array's axes permuted (`perm[i]` = input axis of output axis `i`).
+    Transpose { input: Arc<Node>, perm: Vec<usize> },
     /// An operation's own tasks.
     Layer(Arc<Layer>),
 }
+
+/// An input of an elementwise node: an array, maybe seen with permuted axes.
+pub(crate) type Input = (Arc<Node>, Option<Vec<usize>>);
 
 /// An array without its element type.
 pub(crate) struct Node {
@@ -94,6 +100,9 @@ impl Node {
                 Source::Creation(c) => Arc::new(crate::creation::creation_layer(self, c)),
                 Source::Elementwise { expr, inputs } => {
                     Arc::new(crate::elementwise::elementwise_layer(self, expr, inputs))
+                }
+                Source::Transpose { input, perm } => {
+                    Arc::new(crate::manipulation::transpose_layer(self, input, perm))
                 }
                 Source::Layer(l) => l.clone(),
             })

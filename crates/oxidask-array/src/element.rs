@@ -146,8 +146,8 @@ pub trait Number: Element {
 
 /// Floating-point element types.
 pub trait Float: Number {
-    /// Applies a math function computed in `f64`... or natively for `f64`.
-    fn map_f64(a: Self, f: fn(f64) -> f64) -> Self;
+    /// Applies a math function computed in `f64` (exact for `f64`; `f32` goes through `f64`).
+    fn map_f64(a: Self, f: impl Fn(f64) -> f64) -> Self;
 }
 
 macro_rules! element {
@@ -244,6 +244,28 @@ impl Element for bool {
     }
 }
 
+/// Pairwise summation of `f(x)` in `f64`, without allocating: the pattern NumPy uses.
+pub fn pairwise_f64<T: Copy>(xs: &[T], f: &impl Fn(T) -> f64) -> f64 {
+    const BLOCK: usize = 128;
+    if xs.len() <= BLOCK {
+        let mut acc = [0.0f64; 8];
+        let mut chunks = xs.chunks_exact(8);
+        for c in &mut chunks {
+            for k in 0..8 {
+                acc[k] += f(c[k]);
+            }
+        }
+        let mut s = 0.0;
+        for r in chunks.remainder() {
+            s += f(*r);
+        }
+        ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + s
+    } else {
+        let half = (xs.len() / 2 / 8) * 8;
+        pairwise_f64(&xs[..half], f) + pairwise_f64(&xs[half..], f)
+    }
+}
+
 /// Pairwise summation: blocks of 128 summed with 8 accumulators, halves added recursively.
 fn pairwise<T: Copy>(xs: &[T], zero: T, add: fn(T, T) -> T) -> T {
     const BLOCK: usize = 128;
@@ -278,18 +300,23 @@ macro_rules! float {
             const ONE: Self = 1.0;
             const LOWEST: Self = <$t>::NEG_INFINITY;
             const HIGHEST: Self = <$t>::INFINITY;
+            #[inline]
             fn add(a: Self, b: Self) -> Self {
                 a + b
             }
+            #[inline]
             fn sub(a: Self, b: Self) -> Self {
                 a - b
             }
+            #[inline]
             fn mul(a: Self, b: Self) -> Self {
                 a * b
             }
+            #[inline]
             fn div(a: Self, b: Self) -> Self {
                 a / b
             }
+            #[inline]
             fn rem(a: Self, b: Self) -> Self {
                 let r = a % b;
                 if r != 0.0 && ((r < 0.0) != (b < 0.0)) {
@@ -298,15 +325,19 @@ macro_rules! float {
                     r
                 }
             }
+            #[inline]
             fn pow(a: Self, b: Self) -> Self {
                 a.powf(b)
             }
+            #[inline]
             fn neg(a: Self) -> Self {
                 -a
             }
+            #[inline]
             fn abs(a: Self) -> Self {
                 a.abs()
             }
+            #[inline]
             fn max(a: Self, b: Self) -> Self {
                 if a.is_nan() || b.is_nan() {
                     <$t>::NAN
@@ -316,6 +347,7 @@ macro_rules! float {
                     b
                 }
             }
+            #[inline]
             fn min(a: Self, b: Self) -> Self {
                 if a.is_nan() || b.is_nan() {
                     <$t>::NAN
@@ -325,6 +357,7 @@ macro_rules! float {
                     b
                 }
             }
+            #[inline]
             fn is_nan(a: Self) -> bool {
                 a.is_nan()
             }
@@ -335,7 +368,8 @@ macro_rules! float {
 
         impl Float for $t {
             #[allow(clippy::unnecessary_cast)]
-            fn map_f64(a: Self, f: fn(f64) -> f64) -> Self {
+            #[inline]
+            fn map_f64(a: Self, f: impl Fn(f64) -> f64) -> Self {
                 f(a as f64) as $t
             }
         }
@@ -352,19 +386,24 @@ macro_rules! integer {
             const ONE: Self = 1;
             const LOWEST: Self = <$t>::MIN;
             const HIGHEST: Self = <$t>::MAX;
+            #[inline]
             fn add(a: Self, b: Self) -> Self {
                 a.wrapping_add(b)
             }
+            #[inline]
             fn sub(a: Self, b: Self) -> Self {
                 a.wrapping_sub(b)
             }
+            #[inline]
             fn mul(a: Self, b: Self) -> Self {
                 a.wrapping_mul(b)
             }
+            #[inline]
             fn div(a: Self, b: Self) -> Self {
                 a.checked_div(b).unwrap_or(0)
             }
             #[allow(unused_comparisons)]
+            #[inline]
             fn rem(a: Self, b: Self) -> Self {
                 match a.checked_rem(b) {
                     Some(r) if r != 0 && ((r < 0) != (b < 0)) => r.wrapping_add(b),
@@ -373,6 +412,7 @@ macro_rules! integer {
                 }
             }
             #[allow(unused_comparisons)]
+            #[inline]
             fn pow(a: Self, b: Self) -> Self {
                 if b < 0 {
                     0
@@ -380,10 +420,12 @@ macro_rules! integer {
                     a.wrapping_pow(u32::try_from(b).unwrap_or(u32::MAX))
                 }
             }
+            #[inline]
             fn neg(a: Self) -> Self {
                 a.wrapping_neg()
             }
             #[allow(unused_comparisons)]
+            #[inline]
             fn abs(a: Self) -> Self {
                 if a < 0 {
                     a.wrapping_neg()
@@ -391,12 +433,15 @@ macro_rules! integer {
                     a
                 }
             }
+            #[inline]
             fn max(a: Self, b: Self) -> Self {
                 Ord::max(a, b)
             }
+            #[inline]
             fn min(a: Self, b: Self) -> Self {
                 Ord::min(a, b)
             }
+            #[inline]
             fn is_nan(_: Self) -> bool {
                 false
             }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use oxidask_core::tokenize::Tokenizer;
 use oxidask_core::{Arg, Task, Value};
 
-use crate::array::{Array, Layer, Node, Source};
+use crate::array::{Array, Input, Layer, Node, Source};
 use crate::chunks::Chunks;
 use crate::element::{DType, Element, Float, Number};
 use crate::error::ArrayError;
@@ -110,16 +110,16 @@ pub(crate) fn elementwise_node(
         });
     }
     let chunks = Chunks(out_chunks);
-    // Inline pending elementwise inputs of the same shape and chunks; dedupe inputs.
-    let mut new_inputs: Vec<Arc<Node>> = Vec::new();
-    let position = |n: &Arc<Node>, list: &mut Vec<Arc<Node>>| -> u32 {
-        match list
-            .iter()
-            .position(|m| Arc::ptr_eq(m, n) || m.token == n.token)
-        {
+    // Inline pending elementwise inputs of the same shape and chunks, read transposes of the
+    // output's shape in place (as permuted views), and dedupe inputs.
+    let mut new_inputs: Vec<Input> = Vec::new();
+    let position = |input: &Input, list: &mut Vec<Input>| -> u32 {
+        match list.iter().position(|(m, p)| {
+            (Arc::ptr_eq(m, &input.0) || m.token == input.0.token) && *p == input.1
+        }) {
             Some(p) => p as u32,
             None => {
-                list.push(n.clone());
+                list.push(input.clone());
                 (list.len() - 1) as u32
             }
         }
@@ -137,15 +137,22 @@ pub(crate) fn elementwise_node(
                     .collect();
                 replacement.push(inner.remap(&|i| Expr::Input(map[i as usize])));
             }
-            _ => replacement.push(Expr::Input(position(n, &mut new_inputs))),
+            Source::Transpose { input, perm } if n.shape == shape && n.chunks == chunks => {
+                replacement.push(Expr::Input(position(
+                    &(input.clone(), Some(perm.clone())),
+                    &mut new_inputs,
+                )));
+            }
+            _ => replacement.push(Expr::Input(position(&(n.clone(), None), &mut new_inputs))),
         }
     }
     let expr = expr.remap(&|i| replacement[i as usize].clone());
     let mut t = Tokenizer::new();
     t.write_str("elemwise");
     t.write_data(&expr);
-    for n in &new_inputs {
+    for (n, p) in &new_inputs {
         t.write_token(n.token);
+        t.write_data(p);
     }
     t.write_data(&chunks);
     Ok(Node::new(
@@ -161,36 +168,54 @@ pub(crate) fn elementwise_node(
     ))
 }
 
-/// One [`ops::elemwise`](crate::ops::elemwise) task per output block.
-pub(crate) fn elementwise_layer(node: &Node, expr: &Expr, inputs: &[Arc<Node>]) -> Layer {
-    let expr_value = Value::new(expr.clone());
+/// The keys of the input blocks that output block `idx` of an elementwise node reads.
+pub(crate) fn input_keys(node: &Node, inputs: &[Input], idx: &[usize]) -> Vec<Arg> {
     let nd = node.shape.len();
-    let layers: Vec<_> = inputs.iter().map(|n| n.layer()).collect();
+    inputs
+        .iter()
+        .map(|(n, perm)| {
+            let in_idx: Vec<usize> = match perm {
+                // A permuted input has the output's shape: input axis p[k] is output axis k.
+                Some(p) => {
+                    let mut v = vec![0; p.len()];
+                    for (k, &a) in p.iter().enumerate() {
+                        v[a] = idx[k];
+                    }
+                    v
+                }
+                None => {
+                    let off = nd - n.shape.len();
+                    (0..n.shape.len())
+                        .map(|a| {
+                            if n.chunks.0[a].len() == 1 {
+                                0
+                            } else {
+                                idx[a + off]
+                            }
+                        })
+                        .collect()
+                }
+            };
+            Arg::Key(n.block(&in_idx))
+        })
+        .collect()
+}
+
+/// One [`ops::elemwise`](crate::ops::elemwise) task per output block.
+pub(crate) fn elementwise_layer(node: &Node, expr: &Expr, inputs: &[Input]) -> Layer {
+    let perms: Vec<Option<Vec<usize>>> = inputs.iter().map(|(_, p)| p.clone()).collect();
+    let spec = Value::new((expr.clone(), perms));
+    let layers: Vec<_> = inputs.iter().map(|(n, _)| n.layer()).collect();
     let mut tasks = Vec::with_capacity(node.chunks.nblocks());
     let mut outputs = Vec::with_capacity(node.chunks.nblocks());
     for idx in node.chunks.indices() {
-        let keys: Vec<Arg> = inputs
-            .iter()
-            .map(|n| {
-                let off = nd - n.shape.len();
-                let in_idx: Vec<usize> = (0..n.shape.len())
-                    .map(|a| {
-                        if n.chunks.0[a].len() == 1 {
-                            0
-                        } else {
-                            idx[a + off]
-                        }
-                    })
-                    .collect();
-                Arg::Key(n.block(&in_idx))
-            })
-            .collect();
+        let keys = input_keys(node, inputs, &idx);
         let key = node.key(&idx);
         tasks.push((
             key,
             Task::call(
                 crate::ops::elemwise::op(),
-                [Arg::Value(expr_value.clone()), Arg::List(keys)],
+                [Arg::Value(spec.clone()), Arg::List(keys)],
             ),
         ));
         outputs.push(key);

@@ -265,97 +265,231 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     Some(out)
 }
 
-/// A step's value: an input block (borrowed) or an intermediate (owned, reusable in place).
+/// A step's value: an input block (borrowed, possibly seen through a permutation of its
+/// axes) or an intermediate (owned, reusable in place).
 enum Val<'a> {
-    Ref(&'a Block),
+    Ref(&'a Block, Option<&'a [usize]>, Option<Window>),
     Own(Block),
 }
 
+/// Rows `start..end` of output axis 0: inputs that span that axis are read only there (a
+/// fused reduction evaluates the expression tile by tile instead of building whole blocks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// The output block's number of dimensions.
+    pub ndim: usize,
+    /// The output block's length along axis 0.
+    pub rows: usize,
+    /// First row.
+    pub start: usize,
+    /// One past the last row.
+    pub end: usize,
+}
+
+impl Window {
+    fn applies(&self, shape: &[usize]) -> bool {
+        shape.len() == self.ndim && self.ndim > 0 && shape[0] == self.rows && self.rows > 1
+    }
+}
+
 impl Val<'_> {
-    fn block(&self) -> &Block {
+    fn dtype(&self) -> DType {
         match self {
-            Val::Ref(b) => b,
-            Val::Own(b) => b,
+            Val::Ref(b, ..) => b.dtype(),
+            Val::Own(b) => b.dtype(),
+        }
+    }
+
+    fn shape(&self) -> Vec<usize> {
+        match self {
+            Val::Ref(b, perm, window) => {
+                let mut s: Vec<usize> = match perm {
+                    None => b.shape().to_vec(),
+                    Some(p) => p.iter().map(|&a| b.shape()[a]).collect(),
+                };
+                if let Some(w) = window {
+                    if w.applies(&s) {
+                        s[0] = w.end - w.start;
+                    }
+                }
+                s
+            }
+            Val::Own(b) => b.shape().to_vec(),
         }
     }
 
     fn into_block(self) -> Block {
         match self {
-            Val::Ref(b) => b.clone(),
+            Val::Ref(b, None, None) => b.clone(),
+            Val::Ref(b, perm, window) => {
+                crate::block::map_chunk!(b, c => match arg_of(c, perm, window) {
+                    Arg::Full(shape, value) => Chunk::Full { shape, value },
+                    Arg::View(v) => Chunk::Dense(v.to_owned()),
+                    Arg::Own(a) => Chunk::Dense(a),
+                })
+            }
             Val::Own(b) => b,
         }
     }
 }
 
-/// A chunk argument: borrowed, or owned and so reusable for the result.
+/// A chunk argument: a constant, borrowed data (a view, maybe with permuted axes), or owned
+/// data that can be reused for the result.
 enum Arg<'a, T> {
-    Ref(&'a Chunk<T>),
-    Own(Chunk<T>),
+    Full(Vec<usize>, T),
+    View(ndarray::ArrayViewD<'a, T>),
+    Own(ArrayD<T>),
 }
 
 impl<T: Element> Arg<'_, T> {
-    fn chunk(&self) -> &Chunk<T> {
+    fn scalar(&self) -> Option<T> {
         match self {
-            Arg::Ref(c) => c,
-            Arg::Own(c) => c,
+            Arg::Full(_, v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    fn view(&self) -> Option<ndarray::ArrayViewD<'_, T>> {
+        match self {
+            Arg::Full(..) => None,
+            Arg::View(v) => Some(v.view()),
+            Arg::Own(a) => Some(a.view()),
+        }
+    }
+}
+
+fn arg_of<'a, T: Element>(
+    c: &'a Chunk<T>,
+    perm: Option<&[usize]>,
+    window: Option<Window>,
+) -> Arg<'a, T> {
+    match c {
+        Chunk::Full { shape, value } => {
+            let mut s: Vec<usize> = match perm {
+                None => shape.clone(),
+                Some(p) => p.iter().map(|&a| shape[a]).collect(),
+            };
+            if let Some(w) = window {
+                if w.applies(&s) {
+                    s[0] = w.end - w.start;
+                }
+            }
+            Arg::Full(s, *value)
+        }
+        Chunk::Dense(a) => {
+            let mut v = match perm {
+                None => a.view(),
+                Some(p) => a.view().permuted_axes(IxDyn(p)),
+            };
+            if let Some(w) = window {
+                if w.applies(v.shape()) {
+                    v.slice_axis_inplace(ndarray::Axis(0), ndarray::Slice::from(w.start..w.end));
+                }
+            }
+            Arg::View(v)
         }
     }
 }
 
 fn arg<'a, T: Element>(v: Val<'a>) -> Arg<'a, T> {
     match v {
-        Val::Ref(b) => Arg::Ref(T::unwrap_ref(b).expect("dtype checked by the caller")),
+        Val::Ref(b, perm, window) => arg_of(
+            T::unwrap_ref(b).expect("dtype checked by the caller"),
+            perm,
+            window,
+        ),
         Val::Own(b) => {
-            Arg::Own(T::unwrap(b).unwrap_or_else(|_| unreachable!("dtype checked by the caller")))
+            match T::unwrap(b).unwrap_or_else(|_| unreachable!("dtype checked by the caller")) {
+                Chunk::Full { shape, value } => Arg::Full(shape, value),
+                Chunk::Dense(a) => Arg::Own(a),
+            }
         }
     }
 }
 
 /// Evaluates `expr` with `inputs` (one block per input array).
 pub fn evaluate(expr: &Expr, inputs: &[&Block]) -> Result<Block, EvalError> {
-    eval(expr, inputs).map(Val::into_block)
+    evaluate_with(expr, inputs, &[])
 }
 
-fn eval<'a>(expr: &Expr, inputs: &[&'a Block]) -> Result<Val<'a>, EvalError> {
+/// Evaluates `expr` with inputs seen through axis permutations (`perms[i]`, when present and
+/// `Some`, permutes input `i`'s axes: a transpose read in place, not copied).
+pub fn evaluate_with(
+    expr: &Expr,
+    inputs: &[&Block],
+    perms: &[Option<Vec<usize>>],
+) -> Result<Block, EvalError> {
+    eval(expr, inputs, perms, None).map(Val::into_block)
+}
+
+/// Evaluates only rows `window.start..window.end` of output axis 0.
+pub fn evaluate_window(
+    expr: &Expr,
+    inputs: &[&Block],
+    perms: &[Option<Vec<usize>>],
+    window: Window,
+) -> Result<Block, EvalError> {
+    eval(expr, inputs, perms, Some(window)).map(Val::into_block)
+}
+
+fn eval<'a>(
+    expr: &Expr,
+    inputs: &[&'a Block],
+    perms: &'a [Option<Vec<usize>>],
+    window: Option<Window>,
+) -> Result<Val<'a>, EvalError> {
     Ok(match expr {
-        Expr::Input(i) => Val::Ref(inputs.get(*i as usize).copied().ok_or(
-            EvalError::MissingInput {
-                index: *i,
-                count: inputs.len(),
-            },
-        )?),
+        Expr::Input(i) => {
+            let block = inputs
+                .get(*i as usize)
+                .copied()
+                .ok_or(EvalError::MissingInput {
+                    index: *i,
+                    count: inputs.len(),
+                })?;
+            let perm = perms.get(*i as usize).and_then(|p| p.as_deref());
+            if let Some(p) = perm {
+                if p.len() != block.shape().len() {
+                    return Err(EvalError::Broadcast {
+                        a: block.shape().to_vec(),
+                        b: p.to_vec(),
+                    });
+                }
+            }
+            Val::Ref(block, perm, window)
+        }
         Expr::Literal(b) => Val::Own(b.clone()),
-        Expr::Unary(op, x) => Val::Own(unary(*op, eval(x, inputs)?)?),
-        Expr::Binary(op, a, b) => Val::Own(binary(*op, eval(a, inputs)?, eval(b, inputs)?)?),
+        Expr::Unary(op, x) => Val::Own(unary(*op, eval(x, inputs, perms, window)?)?),
+        Expr::Binary(op, a, b) => Val::Own(binary(
+            *op,
+            eval(a, inputs, perms, window)?,
+            eval(b, inputs, perms, window)?,
+        )?),
         Expr::Where(c, a, b) => Val::Own(where_(
-            eval(c, inputs)?,
-            eval(a, inputs)?,
-            eval(b, inputs)?,
+            eval(c, inputs, perms, window)?,
+            eval(a, inputs, perms, window)?,
+            eval(b, inputs, perms, window)?,
         )?),
         Expr::Cast(d, x) => {
-            let v = eval(x, inputs)?;
-            if v.block().dtype() == *d {
+            let v = eval(x, inputs, perms, window)?;
+            if v.dtype() == *d {
                 v
             } else {
-                Val::Own(cast(v.block(), *d))
+                Val::Own(cast_val(v, *d))
             }
         }
     })
 }
 
-/// Applies `f` to every element, in place when the chunk is owned.
+/// Applies `f` to every element, in place when the data is owned.
 fn map_same<T: Element>(a: Arg<'_, T>, f: impl Fn(T) -> T) -> Chunk<T> {
     match a {
-        Arg::Ref(Chunk::Full { shape, value }) => Chunk::Full {
-            shape: shape.clone(),
-            value: f(*value),
-        },
-        Arg::Own(Chunk::Full { shape, value }) => Chunk::Full {
+        Arg::Full(shape, value) => Chunk::Full {
             shape,
             value: f(value),
         },
-        Arg::Ref(Chunk::Dense(a)) => Chunk::Dense(a.mapv(f)),
-        Arg::Own(Chunk::Dense(mut a)) => {
+        Arg::View(v) => Chunk::Dense(v.mapv(f)),
+        Arg::Own(mut a) => {
             a.mapv_inplace(f);
             Chunk::Dense(a)
         }
@@ -363,19 +497,28 @@ fn map_same<T: Element>(a: Arg<'_, T>, f: impl Fn(T) -> T) -> Chunk<T> {
 }
 
 /// Applies `f` to every element into a new element type.
-fn map_to<T: Element, U: Element>(a: &Chunk<T>, f: impl Fn(T) -> U) -> Chunk<U> {
+fn map_to<T: Element, U: Element>(a: &Arg<'_, T>, f: impl Fn(T) -> U) -> Chunk<U> {
     match a {
-        Chunk::Full { shape, value } => Chunk::Full {
+        Arg::Full(shape, value) => Chunk::Full {
             shape: shape.clone(),
             value: f(*value),
         },
-        Chunk::Dense(a) => Chunk::Dense(a.mapv(f)),
+        Arg::View(v) => Chunk::Dense(v.mapv(f)),
+        Arg::Own(a) => Chunk::Dense(a.mapv(f)),
     }
 }
 
 fn float_unary<T: Float>(op: UnaryOp, a: Arg<'_, T>) -> Chunk<T> {
     use UnaryOp::*;
-    let f: fn(f64) -> f64 = match op {
+    macro_rules! each {
+        ($($op:ident => $f:expr),*) => {
+            match op {
+                $($op => map_same(a, |x| T::map_f64(x, $f)),)*
+                _ => unreachable!("not a float function: {op:?}"),
+            }
+        };
+    }
+    each!(
         Sqrt => f64::sqrt,
         Exp => f64::exp,
         Expm1 => f64::exp_m1,
@@ -394,10 +537,8 @@ fn float_unary<T: Float>(op: UnaryOp, a: Arg<'_, T>) -> Chunk<T> {
         Tanh => f64::tanh,
         Floor => f64::floor,
         Ceil => f64::ceil,
-        Round => f64::round_ties_even,
-        _ => unreachable!("not a float function: {op:?}"),
-    };
-    map_same(a, |x| T::map_f64(x, f))
+        Round => f64::round_ties_even
+    )
 }
 
 fn numeric_unary<T: Number>(op: UnaryOp, a: Arg<'_, T>) -> Chunk<T> {
@@ -422,7 +563,7 @@ fn numeric_unary<T: Number>(op: UnaryOp, a: Arg<'_, T>) -> Chunk<T> {
 }
 
 fn unary(op: UnaryOp, v: Val<'_>) -> Result<Block, EvalError> {
-    let dtype = v.block().dtype();
+    let dtype = v.dtype();
     let bad = EvalError::DType {
         op: op.name(),
         dtype,
@@ -448,9 +589,9 @@ fn unary(op: UnaryOp, v: Val<'_>) -> Result<Block, EvalError> {
                     x.is_finite()
                 }
             };
-            match v.block() {
-                Block::F64(c) => Block::Bool(map_to(c, f)),
-                Block::F32(c) => Block::Bool(map_to(c, |x| f(x as f64))),
+            match dtype {
+                DType::F64 => Block::Bool(map_to(&arg::<f64>(v), f)),
+                DType::F32 => Block::Bool(map_to(&arg::<f32>(v), |x| f(x as f64))),
                 _ => return Err(bad),
             }
         }
@@ -462,86 +603,86 @@ fn unary(op: UnaryOp, v: Val<'_>) -> Result<Block, EvalError> {
     })
 }
 
-/// `f(a, b)` with broadcasting to `shape`, reusing an owned operand of that shape.
+/// `f(a, b)` with broadcasting to `shape`, reusing owned data of that shape.
 fn zip_same<T: Element>(
     a: Arg<'_, T>,
     b: Arg<'_, T>,
     shape: &[usize],
     f: impl Fn(T, T) -> T,
 ) -> Chunk<T> {
+    if let (Some(x), Some(y)) = (a.scalar(), b.scalar()) {
+        return Chunk::Full {
+            shape: shape.to_vec(),
+            value: f(x, y),
+        };
+    }
     match (a, b) {
-        (a, b)
-            if matches!(
-                (a.chunk(), b.chunk()),
-                (Chunk::Full { .. }, Chunk::Full { .. })
-            ) =>
-        {
-            let (Chunk::Full { value: x, .. }, Chunk::Full { value: y, .. }) =
-                (a.chunk(), b.chunk())
-            else {
-                unreachable!()
-            };
-            Chunk::Full {
-                shape: shape.to_vec(),
-                value: f(*x, *y),
-            }
-        }
-        (Arg::Own(Chunk::Dense(mut x)), b) if x.shape() == shape => {
-            match b.chunk() {
-                Chunk::Full { value: y, .. } => x.mapv_inplace(|v| f(v, *y)),
-                Chunk::Dense(y) => {
-                    let y = y.broadcast(IxDyn(shape)).expect("shapes broadcast");
+        (Arg::Own(mut x), b) if x.shape() == shape => {
+            match b.scalar() {
+                Some(y) => x.mapv_inplace(|v| f(v, y)),
+                None => {
+                    let yv = b.view().expect("not a scalar");
+                    let y = yv.broadcast(IxDyn(shape)).expect("shapes broadcast");
                     Zip::from(&mut x).and(&y).for_each(|p, &q| *p = f(*p, q));
                 }
             }
             Chunk::Dense(x)
         }
-        (a, Arg::Own(Chunk::Dense(mut y))) if y.shape() == shape => {
-            match a.chunk() {
-                Chunk::Full { value: x, .. } => y.mapv_inplace(|v| f(*x, v)),
-                Chunk::Dense(x) => {
-                    let x = x.broadcast(IxDyn(shape)).expect("shapes broadcast");
+        (a, Arg::Own(mut y)) if y.shape() == shape => {
+            match a.scalar() {
+                Some(x) => y.mapv_inplace(|v| f(x, v)),
+                None => {
+                    let xv = a.view().expect("not a scalar");
+                    let x = xv.broadcast(IxDyn(shape)).expect("shapes broadcast");
                     Zip::from(&mut y).and(&x).for_each(|q, &p| *q = f(p, *q));
                 }
             }
             Chunk::Dense(y)
         }
-        (a, b) => Chunk::Dense(zip_to(a.chunk(), b.chunk(), shape, f)),
+        (a, b) => Chunk::Dense(zip_to(&a, &b, shape, f)),
     }
 }
 
 /// `f(a, b)` with broadcasting to `shape`, into a new array.
 fn zip_to<T: Element, U: Element>(
-    a: &Chunk<T>,
-    b: &Chunk<T>,
+    a: &Arg<'_, T>,
+    b: &Arg<'_, T>,
     shape: &[usize],
     f: impl Fn(T, T) -> U,
 ) -> ArrayD<U> {
     let sh = IxDyn(shape);
-    match (a, b) {
-        (Chunk::Full { value: x, .. }, Chunk::Full { value: y, .. }) => {
-            ArrayD::from_elem(sh, f(*x, *y))
+    match (a.scalar(), b.scalar()) {
+        (Some(x), Some(y)) => ArrayD::from_elem(sh, f(x, y)),
+        (Some(x), None) => {
+            let bv = b.view().expect("not a scalar");
+            bv.broadcast(sh)
+                .expect("shapes broadcast")
+                .mapv(|y| f(x, y))
         }
-        (Chunk::Full { value: x, .. }, Chunk::Dense(b)) => b
-            .broadcast(sh)
-            .expect("shapes broadcast")
-            .mapv(|y| f(*x, y)),
-        (Chunk::Dense(a), Chunk::Full { value: y, .. }) => a
-            .broadcast(sh)
-            .expect("shapes broadcast")
-            .mapv(|x| f(x, *y)),
-        (Chunk::Dense(a), Chunk::Dense(b)) => {
-            Zip::from(&a.broadcast(sh.clone()).expect("shapes broadcast"))
-                .and(&b.broadcast(sh).expect("shapes broadcast"))
-                .map_collect(|&x, &y| f(x, y))
+        (None, Some(y)) => {
+            let av = a.view().expect("not a scalar");
+            av.broadcast(sh)
+                .expect("shapes broadcast")
+                .mapv(|x| f(x, y))
+        }
+        (None, None) => {
+            let (av, bv) = (a.view().expect("dense"), b.view().expect("dense"));
+            // Row-major output whatever the operands' layouts (a transposed operand would
+            // otherwise make the result column-major, and every later step strided).
+            let mut out = ArrayD::<U>::default(sh.clone());
+            Zip::from(&mut out)
+                .and(&av.broadcast(sh.clone()).expect("shapes broadcast"))
+                .and(&bv.broadcast(sh).expect("shapes broadcast"))
+                .for_each(|o, &x, &y| *o = f(x, y));
+            out
         }
     }
 }
 
-fn compare_chunks<T: Element>(
+fn compare_args<T: Element>(
     op: BinaryOp,
-    a: &Chunk<T>,
-    b: &Chunk<T>,
+    a: &Arg<'_, T>,
+    b: &Arg<'_, T>,
     shape: &[usize],
 ) -> Chunk<bool> {
     use BinaryOp::*;
@@ -554,10 +695,10 @@ fn compare_chunks<T: Element>(
         Ge => x >= y,
         _ => unreachable!("not a comparison"),
     };
-    match (a, b) {
-        (Chunk::Full { value: x, .. }, Chunk::Full { value: y, .. }) => Chunk::Full {
+    match (a.scalar(), b.scalar()) {
+        (Some(x), Some(y)) => Chunk::Full {
             shape: shape.to_vec(),
-            value: f(*x, *y),
+            value: f(x, y),
         },
         _ => Chunk::Dense(zip_to(a, b, shape, f)),
     }
@@ -570,22 +711,23 @@ fn numeric_binary<T: Number>(
     shape: &[usize],
 ) -> Chunk<T> {
     use BinaryOp::*;
-    let f: fn(T, T) -> T = match op {
-        Add => T::add,
-        Sub => T::sub,
-        Mul => T::mul,
-        Div => T::div,
-        Rem => T::rem,
-        Pow => T::pow,
-        Maximum => T::max,
-        Minimum => T::min,
+    // One closure per operation, so each loop is monomorphized and the arithmetic inlined
+    // (a function pointer would cost an indirect call per element).
+    match op {
+        Add => zip_same(a, b, shape, |x, y| T::add(x, y)),
+        Sub => zip_same(a, b, shape, |x, y| T::sub(x, y)),
+        Mul => zip_same(a, b, shape, |x, y| T::mul(x, y)),
+        Div => zip_same(a, b, shape, |x, y| T::div(x, y)),
+        Rem => zip_same(a, b, shape, |x, y| T::rem(x, y)),
+        Pow => zip_same(a, b, shape, |x, y| T::pow(x, y)),
+        Maximum => zip_same(a, b, shape, |x, y| T::max(x, y)),
+        Minimum => zip_same(a, b, shape, |x, y| T::min(x, y)),
         _ => unreachable!("not arithmetic"),
-    };
-    zip_same(a, b, shape, f)
+    }
 }
 
 fn binary(op: BinaryOp, a: Val<'_>, b: Val<'_>) -> Result<Block, EvalError> {
-    let (da, db) = (a.block().dtype(), b.block().dtype());
+    let (da, db) = (a.dtype(), b.dtype());
     let bad = EvalError::DType {
         op: op.name(),
         dtype: da,
@@ -595,31 +737,32 @@ fn binary(op: BinaryOp, a: Val<'_>, b: Val<'_>) -> Result<Block, EvalError> {
         return Err(bad);
     }
     op.result(da).ok_or(bad.clone())?;
-    let shape = broadcast_shapes(a.block().shape(), b.block().shape()).ok_or_else(|| {
-        EvalError::Broadcast {
-            a: a.block().shape().to_vec(),
-            b: b.block().shape().to_vec(),
-        }
-    })?;
+    let (sa, sb) = (a.shape(), b.shape());
+    let shape = broadcast_shapes(&sa, &sb).ok_or(EvalError::Broadcast { a: sa, b: sb })?;
     use BinaryOp::*;
+    macro_rules! cmp {
+        ($t:ty) => {
+            compare_args(op, &arg::<$t>(a), &arg::<$t>(b), &shape)
+        };
+    }
     Ok(match op {
-        Eq | Ne | Lt | Le | Gt | Ge => Block::Bool(match (a.block(), b.block()) {
-            (Block::F64(x), Block::F64(y)) => compare_chunks(op, x, y, &shape),
-            (Block::F32(x), Block::F32(y)) => compare_chunks(op, x, y, &shape),
-            (Block::I64(x), Block::I64(y)) => compare_chunks(op, x, y, &shape),
-            (Block::I32(x), Block::I32(y)) => compare_chunks(op, x, y, &shape),
-            (Block::U8(x), Block::U8(y)) => compare_chunks(op, x, y, &shape),
-            (Block::Bool(x), Block::Bool(y)) => compare_chunks(op, x, y, &shape),
-            _ => return Err(bad),
+        Eq | Ne | Lt | Le | Gt | Ge => Block::Bool(match da {
+            DType::F64 => cmp!(f64),
+            DType::F32 => cmp!(f32),
+            DType::I64 => cmp!(i64),
+            DType::I32 => cmp!(i32),
+            DType::U8 => cmp!(u8),
+            DType::Bool => cmp!(bool),
         }),
-        And | Or | Xor => {
-            let f: fn(bool, bool) -> bool = match op {
-                And => |x, y| x && y,
-                Or => |x, y| x || y,
-                _ => |x, y| x != y,
-            };
-            Block::Bool(zip_same(arg::<bool>(a), arg::<bool>(b), &shape, f))
-        }
+        And => Block::Bool(zip_same(arg::<bool>(a), arg::<bool>(b), &shape, |x, y| {
+            x && y
+        })),
+        Or => Block::Bool(zip_same(arg::<bool>(a), arg::<bool>(b), &shape, |x, y| {
+            x || y
+        })),
+        Xor => Block::Bool(zip_same(arg::<bool>(a), arg::<bool>(b), &shape, |x, y| {
+            x != y
+        })),
         _ => match da {
             DType::F64 => Block::F64(numeric_binary(op, arg(a), arg(b), &shape)),
             DType::F32 => Block::F32(numeric_binary(op, arg(a), arg(b), &shape)),
@@ -631,39 +774,52 @@ fn binary(op: BinaryOp, a: Val<'_>, b: Val<'_>) -> Result<Block, EvalError> {
     })
 }
 
-fn where_chunk<T: Element>(
-    c: &Chunk<bool>,
-    a: &Chunk<T>,
-    b: &Chunk<T>,
+fn where_args<'a, T: Element>(
+    c: &Arg<'_, bool>,
+    a: &Arg<'a, T>,
+    b: &Arg<'a, T>,
     shape: &[usize],
 ) -> Chunk<T> {
-    if let Chunk::Full { value, .. } = c {
-        let pick = if *value { a } else { b };
-        return match pick {
-            Chunk::Full { value, .. } => Chunk::Full {
+    let sh = IxDyn(shape);
+    if let Some(pick_a) = c.scalar() {
+        let pick = if pick_a { a } else { b };
+        return match pick.scalar() {
+            Some(v) => Chunk::Full {
                 shape: shape.to_vec(),
-                value: *value,
+                value: v,
             },
-            Chunk::Dense(d) => Chunk::Dense(
-                d.broadcast(IxDyn(shape))
+            None => Chunk::Dense(
+                pick.view()
+                    .expect("dense")
+                    .broadcast(sh)
                     .expect("shapes broadcast")
                     .to_owned(),
             ),
         };
     }
-    let sh = IxDyn(shape);
-    let c = c.to_dense();
-    let (a, b) = (a.to_dense(), b.to_dense());
+    let dense = |x: &Arg<'_, T>| -> ArrayD<T> {
+        match x.scalar() {
+            Some(v) => ArrayD::from_elem(sh.clone(), v),
+            None => x
+                .view()
+                .expect("dense")
+                .broadcast(sh.clone())
+                .expect("shapes broadcast")
+                .to_owned(),
+        }
+    };
+    let (av, bv) = (dense(a), dense(b));
+    let cv = c.view().expect("dense");
     Chunk::Dense(
-        Zip::from(&c.broadcast(sh.clone()).expect("shapes broadcast"))
-            .and(&a.broadcast(sh.clone()).expect("shapes broadcast"))
-            .and(&b.broadcast(sh).expect("shapes broadcast"))
+        Zip::from(&cv.broadcast(sh.clone()).expect("shapes broadcast"))
+            .and(&av)
+            .and(&bv)
             .map_collect(|&c, &x, &y| if c { x } else { y }),
     )
 }
 
 fn where_(c: Val<'_>, a: Val<'_>, b: Val<'_>) -> Result<Block, EvalError> {
-    let (dc, da, db) = (c.block().dtype(), a.block().dtype(), b.block().dtype());
+    let (dc, da, db) = (c.dtype(), a.dtype(), b.dtype());
     if dc != DType::Bool || da != db {
         return Err(EvalError::DType {
             op: "where",
@@ -671,40 +827,48 @@ fn where_(c: Val<'_>, a: Val<'_>, b: Val<'_>) -> Result<Block, EvalError> {
             other: db,
         });
     }
-    let shape = broadcast_shapes(c.block().shape(), a.block().shape())
-        .and_then(|s| broadcast_shapes(&s, b.block().shape()))
+    let shape = broadcast_shapes(&c.shape(), &a.shape())
+        .and_then(|s| broadcast_shapes(&s, &b.shape()))
         .ok_or_else(|| EvalError::Broadcast {
-            a: a.block().shape().to_vec(),
-            b: b.block().shape().to_vec(),
+            a: a.shape(),
+            b: b.shape(),
         })?;
-    let Block::Bool(cond) = c.block() else {
-        unreachable!("checked")
-    };
-    Ok(match (a.block(), b.block()) {
-        (Block::F64(x), Block::F64(y)) => Block::F64(where_chunk(cond, x, y, &shape)),
-        (Block::F32(x), Block::F32(y)) => Block::F32(where_chunk(cond, x, y, &shape)),
-        (Block::I64(x), Block::I64(y)) => Block::I64(where_chunk(cond, x, y, &shape)),
-        (Block::I32(x), Block::I32(y)) => Block::I32(where_chunk(cond, x, y, &shape)),
-        (Block::U8(x), Block::U8(y)) => Block::U8(where_chunk(cond, x, y, &shape)),
-        (Block::Bool(x), Block::Bool(y)) => Block::Bool(where_chunk(cond, x, y, &shape)),
-        _ => unreachable!("dtypes checked equal"),
+    let cond = arg::<bool>(c);
+    macro_rules! pick {
+        ($t:ty, $v:ident) => {
+            Block::$v(where_args(&cond, &arg::<$t>(a), &arg::<$t>(b), &shape))
+        };
+    }
+    Ok(match da {
+        DType::F64 => pick!(f64, F64),
+        DType::F32 => pick!(f32, F32),
+        DType::I64 => pick!(i64, I64),
+        DType::I32 => pick!(i32, I32),
+        DType::U8 => pick!(u8, U8),
+        DType::Bool => pick!(bool, Bool),
     })
 }
 
-fn cast_chunk<T: Element>(c: &Chunk<T>, to: DType) -> Block {
+fn cast_arg<T: Element>(a: &Arg<'_, T>, to: DType) -> Block {
     match to {
-        DType::F64 => Block::F64(map_to(c, |x| x.cast::<f64>())),
-        DType::F32 => Block::F32(map_to(c, |x| x.cast::<f32>())),
-        DType::I64 => Block::I64(map_to(c, |x| x.cast::<i64>())),
-        DType::I32 => Block::I32(map_to(c, |x| x.cast::<i32>())),
-        DType::U8 => Block::U8(map_to(c, |x| x.cast::<u8>())),
-        DType::Bool => Block::Bool(map_to(c, |x| x.cast::<bool>())),
+        DType::F64 => Block::F64(map_to(a, |x| x.cast::<f64>())),
+        DType::F32 => Block::F32(map_to(a, |x| x.cast::<f32>())),
+        DType::I64 => Block::I64(map_to(a, |x| x.cast::<i64>())),
+        DType::I32 => Block::I32(map_to(a, |x| x.cast::<i32>())),
+        DType::U8 => Block::U8(map_to(a, |x| x.cast::<u8>())),
+        DType::Bool => Block::Bool(map_to(a, |x| x.cast::<bool>())),
     }
 }
 
-/// Converts a block to another dtype (NumPy's `astype`).
-pub fn cast(b: &Block, to: DType) -> Block {
-    crate::block::with_chunk!(b, c => cast_chunk(c, to))
+fn cast_val(v: Val<'_>, to: DType) -> Block {
+    match v.dtype() {
+        DType::F64 => cast_arg(&arg::<f64>(v), to),
+        DType::F32 => cast_arg(&arg::<f32>(v), to),
+        DType::I64 => cast_arg(&arg::<i64>(v), to),
+        DType::I32 => cast_arg(&arg::<i32>(v), to),
+        DType::U8 => cast_arg(&arg::<u8>(v), to),
+        DType::Bool => cast_arg(&arg::<bool>(v), to),
+    }
 }
 
 #[cfg(test)]

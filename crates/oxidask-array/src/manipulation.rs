@@ -133,27 +133,7 @@ impl<T: Element> Array<T> {
             if p.iter().enumerate().all(|(i, &a)| i == a) {
                 return Ok(n.clone());
             }
-            let shape: Vec<usize> = p.iter().map(|&a| n.shape[a]).collect();
-            let chunks = Chunks(p.iter().map(|&a| n.chunks.0[a].clone()).collect());
-            let token = token_of(
-                "transpose",
-                n,
-                &p.iter().map(|&a| a as u64).collect::<Vec<_>>(),
-            );
-            Ok(blockwise_relayout(
-                n,
-                "transpose",
-                token,
-                shape,
-                chunks,
-                |idx| {
-                    let mut src = vec![0; idx.len()];
-                    for (i, &a) in p.iter().enumerate() {
-                        src[a] = idx[i];
-                    }
-                    (src, Relayout::Transpose(p.clone()))
-                },
-            ))
+            Ok(transpose_node(n, p))
         })
     }
 
@@ -234,6 +214,66 @@ impl<T: Element> Array<T> {
             }
         }
         self.rechunk(spec).reshape(vec![self.size()])
+    }
+}
+
+/// `n` with axes permuted: lazy, so an elementwise operation can read it in place.
+pub(crate) fn transpose_node(n: &Arc<Node>, perm: Vec<usize>) -> Arc<Node> {
+    // A transpose of a transpose is one transpose.
+    if let Source::Transpose { input, perm: inner } = &n.source {
+        let composed: Vec<usize> = perm.iter().map(|&a| inner[a]).collect();
+        if composed.iter().enumerate().all(|(i, &a)| i == a) {
+            return input.clone();
+        }
+        return transpose_node(input, composed);
+    }
+    let shape: Vec<usize> = perm.iter().map(|&a| n.shape[a]).collect();
+    let chunks = Chunks(perm.iter().map(|&a| n.chunks.0[a].clone()).collect());
+    let token = token_of(
+        "transpose",
+        n,
+        &perm.iter().map(|&a| a as u64).collect::<Vec<_>>(),
+    );
+    Node::new(
+        "transpose",
+        shape,
+        chunks,
+        n.dtype,
+        token,
+        Source::Transpose {
+            input: n.clone(),
+            perm,
+        },
+    )
+}
+
+/// The relayout tasks of a transpose node (when its blocks are needed as such).
+pub(crate) fn transpose_layer(node: &Node, input: &Arc<Node>, perm: &[usize]) -> Layer {
+    let grid = node.chunks.grid();
+    let mut tasks = Vec::new();
+    let mut outputs = Vec::new();
+    for idx in node.chunks.indices() {
+        let mut src = vec![0; idx.len()];
+        for (i, &a) in perm.iter().enumerate() {
+            src[a] = idx[i];
+        }
+        let key = block_key(node.name, node.token, &idx, &grid);
+        tasks.push((
+            key,
+            Task::call(
+                crate::ops::relayout::op(),
+                [
+                    Arg::Value(Value::new(Relayout::Transpose(perm.to_vec()))),
+                    Arg::Key(input.block(&src)),
+                ],
+            ),
+        ));
+        outputs.push(key);
+    }
+    Layer {
+        tasks,
+        outputs,
+        deps: vec![input.layer()],
     }
 }
 

@@ -11,7 +11,7 @@ use crate::block::{Block, Chunk};
 use crate::blockwise::{apply_registered, overlap_block, ApplySpec, OverlapPlan};
 use crate::creation::{create_block, BlockPos, Creation};
 use crate::element::{DType, Element};
-use crate::expr::{evaluate, EvalError, Expr};
+use crate::expr::{evaluate_with, EvalError, Expr};
 use crate::indexing::{count_true_block, getitem_block, mask_select_block, GetItem};
 use crate::manipulation::{relayout_block, Relayout};
 use crate::rechunk::{merge as merge_blocks, MergePlan};
@@ -23,10 +23,14 @@ pub fn create(recipe: &Creation, dtype: &DType, pos: &BlockPos) -> Block {
     create_block(recipe, *dtype, pos)
 }
 
-/// Evaluates a fused elementwise expression on one block of each input.
+/// Evaluates a fused elementwise expression on one block of each input (some read with
+/// permuted axes).
 #[task(crate = oxidask_core)]
-pub fn elemwise(expr: &Expr, inputs: &[&Block]) -> Result<Block, EvalError> {
-    evaluate(expr, inputs)
+pub fn elemwise(
+    spec: &(Expr, Vec<Option<Vec<usize>>>),
+    inputs: &[&Block],
+) -> Result<Block, EvalError> {
+    evaluate_with(&spec.0, inputs, &spec.1)
 }
 
 /// Builds one block from pieces of others (rechunking).
@@ -44,6 +48,18 @@ pub fn reduce_partial(
     block: &Block,
 ) -> Partial {
     reduce_block(*kind, axes, block, pos)
+}
+
+/// Reduces an elementwise expression over one block, tile by tile, never building the block.
+#[task(crate = oxidask_core)]
+pub fn reduce_expr_partial(
+    kind: &Reduction,
+    axes: &Vec<usize>,
+    pos: &BlockPos,
+    spec: &(Expr, Vec<Option<Vec<usize>>>),
+    inputs: &[&Block],
+) -> Result<Partial, String> {
+    crate::reduce_kernels::reduce_expr_block(*kind, axes, pos, &spec.0, &spec.1, inputs)
 }
 
 /// Combines partial results.

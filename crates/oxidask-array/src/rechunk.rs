@@ -92,10 +92,25 @@ pub(crate) fn rechunk_node(node: &Arc<Node>, chunks: Chunks) -> Result<Arc<Node>
             node.shape.clone(),
             chunks,
         )),
+        Source::Transpose { input, perm } => {
+            let mut want = vec![Vec::new(); perm.len()];
+            for (k, &a) in perm.iter().enumerate() {
+                want[a] = chunks.0[k].clone();
+            }
+            let rechunked = rechunk_node(input, Chunks(want))?;
+            Ok(crate::manipulation::transpose_node(
+                &rechunked,
+                perm.clone(),
+            ))
+        }
         Source::Elementwise { expr, inputs } => {
             let nd = node.shape.len();
             let mut rechunked = Vec::with_capacity(inputs.len());
-            for n in inputs {
+            for (n, perm) in inputs {
+                let n = &match perm {
+                    Some(p) => crate::manipulation::transpose_node(n, p.clone()),
+                    None => n.clone(),
+                };
                 let off = nd - n.shape.len();
                 let want: Vec<Vec<usize>> = (0..n.shape.len())
                     .map(|a| {

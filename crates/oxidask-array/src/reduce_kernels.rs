@@ -10,7 +10,7 @@ use ndarray::{ArrayD, Axis, Dimension, IxDyn, Zip};
 
 use crate::block::{Block, Chunk};
 use crate::creation::BlockPos;
-use crate::element::{DType, Element, Number};
+use crate::element::{pairwise_f64, DType, Element, Number};
 
 /// What to reduce with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, oxidask_core::Data)]
@@ -85,15 +85,42 @@ pub enum Partial {
 }
 
 /// Moves the reduced axes last and returns (contiguous rows of reduced elements, keepdims
-/// shape). Each row holds the elements that reduce to one output element.
-fn rows<T: Element>(a: &ArrayD<T>, axes: &[usize]) -> (Vec<T>, Vec<usize>, usize) {
+/// shape). Each row holds the elements that reduce to one output element. Borrowed when the
+/// data is already in that order (reducing trailing axes of a row-major block).
+fn rows<'a, T: Element>(
+    a: &'a ArrayD<T>,
+    axes: &[usize],
+) -> (std::borrow::Cow<'a, [T]>, Vec<usize>, usize) {
+    rows_in(a, axes, false)
+}
+
+/// [`rows`], where `any_order` says the reduction does not care in which order it sees the
+/// elements (sums, means, variances over every axis: memory order is then fine).
+fn rows_in<'a, T: Element>(
+    a: &'a ArrayD<T>,
+    axes: &[usize],
+    any_order: bool,
+) -> (std::borrow::Cow<'a, [T]>, Vec<usize>, usize) {
     let nd = a.ndim();
     let mut order: Vec<usize> = (0..nd).filter(|x| !axes.contains(x)).collect();
     order.extend_from_slice(axes);
-    let permuted = a.view().permuted_axes(IxDyn(&order));
-    let flat: Vec<T> = match permuted.as_slice() {
-        Some(s) => s.to_vec(),
-        None => permuted.iter().copied().collect(),
+    let trailing = order.iter().enumerate().all(|(i, &x)| i == x);
+    let slice = if any_order && axes.len() == nd {
+        a.as_slice_memory_order()
+    } else {
+        a.as_slice()
+    };
+    let flat: std::borrow::Cow<'a, [T]> = match (trailing, slice) {
+        (true, Some(s)) => std::borrow::Cow::Borrowed(s),
+        // as_standard_layout copies with ndarray's strided copy loops, far faster than iterating.
+        _ => std::borrow::Cow::Owned(
+            a.view()
+                .permuted_axes(IxDyn(&order))
+                .as_standard_layout()
+                .into_owned()
+                .into_raw_vec_and_offset()
+                .0,
+        ),
     };
     let keep_shape: Vec<usize> = (0..nd)
         .map(|x| if axes.contains(&x) { 1 } else { a.shape()[x] })
@@ -116,7 +143,7 @@ fn by_rows<T: Element, U: Element>(
     axes: &[usize],
     f: impl Fn(&[T]) -> U,
 ) -> Chunk<U> {
-    let (flat, shape, r) = rows(a, axes);
+    let (flat, shape, r) = rows_in(a, axes, true);
     let k: usize = shape.iter().product();
     let out: Vec<U> = if r == 0 {
         (0..k).map(|_| f(&[])).collect()
@@ -282,12 +309,83 @@ fn reduce_chunk<T: Element>(
     }
 }
 
+/// When the reduced axes are the leading axes of a row-major array: its data as a
+/// (rows, columns) matrix, reduced column by column without moving anything.
+fn leading<'a, T: Element>(a: &'a ArrayD<T>, axes: &[usize]) -> Option<(&'a [T], usize, usize)> {
+    let k = axes.len();
+    if k == 0 || k >= a.ndim() || axes.iter().enumerate().any(|(i, &x)| i != x) {
+        return None;
+    }
+    let s = a.as_slice()?;
+    let r = a.shape()[..k].iter().product();
+    let c = a.shape()[k..].iter().product();
+    Some((s, r, c))
+}
+
+/// Column sums in row blocks of 128 (two-level summation keeps the error small).
+fn column_sums<T: Element, S: Number>(s: &[T], c: usize, conv: impl Fn(T) -> S) -> Vec<S> {
+    let mut total = vec![S::ZERO; c];
+    let mut part = vec![S::ZERO; c];
+    for rows in s.chunks(c * 128) {
+        part.iter_mut().for_each(|p| *p = S::ZERO);
+        for row in rows.chunks_exact(c) {
+            for (p, &x) in part.iter_mut().zip(row) {
+                *p = S::add(*p, conv(x));
+            }
+        }
+        for (t, p) in total.iter_mut().zip(&part) {
+            *t = S::add(*t, *p);
+        }
+    }
+    total
+}
+
+fn reduce_leading<T: Element>(kind: Reduction, axes: &[usize], a: &ArrayD<T>) -> Option<Partial> {
+    let (s, r, c) = leading(a, axes)?;
+    let ks = keep_shape(a.shape(), axes);
+    let f64s = |v: Vec<f64>| ArrayD::from_shape_vec(IxDyn(&ks), v).expect("one value per column");
+    Some(match kind {
+        Reduction::Sum => {
+            let sums: Vec<T::Sum> = column_sums(s, c, |x: T| x.cast::<T::Sum>());
+            Partial::Value(<T::Sum as Element>::wrap(Chunk::Dense(
+                ArrayD::from_shape_vec(IxDyn(&ks), sums).expect("one value per column"),
+            )))
+        }
+        Reduction::Mean => Partial::Mean {
+            sum: f64s(column_sums(s, c, |x: T| x.to_f64())),
+            count: f64s(vec![r as f64; c]),
+        },
+        Reduction::Var { .. } | Reduction::Std { .. } => {
+            let mean: Vec<f64> = column_sums(s, c, |x: T| x.to_f64())
+                .into_iter()
+                .map(|t| t / r.max(1) as f64)
+                .collect();
+            let mut m2 = vec![0.0; c];
+            for row in s.chunks_exact(c) {
+                for ((q, &x), &mu) in m2.iter_mut().zip(row).zip(&mean) {
+                    let d = x.to_f64() - mu;
+                    *q += d * d;
+                }
+            }
+            Partial::Moments {
+                n: f64s(vec![r as f64; c]),
+                mean: f64s(mean),
+                m2: f64s(m2),
+            }
+        }
+        _ => return None,
+    })
+}
+
 fn reduce_dense<T: Element>(
     kind: Reduction,
     axes: &[usize],
     a: &ArrayD<T>,
     pos: &BlockPos,
 ) -> Partial {
+    if let Some(p) = reduce_leading(kind, axes, a) {
+        return p;
+    }
     match kind {
         Reduction::Sum => Partial::Value(number_block(by_rows(a, axes, sum_of::<T>))),
         Reduction::NanSum => Partial::Value(number_block(by_rows(a, axes, |xs: &[T]| {
@@ -324,28 +422,25 @@ fn reduce_dense<T: Element>(
             xs.iter().all(|x| x.cast::<bool>())
         }))),
         Reduction::Mean | Reduction::NanMean => {
-            let (flat, shape, r) = rows(a, axes);
+            let (flat, shape, r) = rows_in(a, axes, true);
             let k: usize = shape.iter().product();
             let mut sum = Vec::with_capacity(k);
             let mut count = Vec::with_capacity(k);
             for row in 0..k {
                 let xs = &flat[row * r..(row + 1) * r];
                 if kind == Reduction::NanMean {
-                    let vals: Vec<f64> = xs
-                        .iter()
-                        .map(|x| x.to_f64())
-                        .filter(|x| !x.is_nan())
-                        .collect();
-                    count.push(vals.len() as f64);
-                    sum.push(f64::sum_slice(&vals));
+                    count.push(xs.iter().filter(|x| !x.to_f64().is_nan()).count() as f64);
+                    sum.push(pairwise_f64(xs, &|x: T| {
+                        let v = x.to_f64();
+                        if v.is_nan() {
+                            0.0
+                        } else {
+                            v
+                        }
+                    }));
                 } else {
                     count.push(r as f64);
-                    sum.push(if T::DTYPE == DType::F64 {
-                        let v: Vec<f64> = xs.iter().map(|x| x.to_f64()).collect();
-                        f64::sum_slice(&v)
-                    } else {
-                        sum_of::<T>(xs).to_f64()
-                    });
+                    sum.push(pairwise_f64(xs, &|x: T| x.to_f64()));
                 }
             }
             Partial::Mean {
@@ -354,7 +449,7 @@ fn reduce_dense<T: Element>(
             }
         }
         Reduction::Var { .. } | Reduction::Std { .. } => {
-            let (flat, shape, r) = rows(a, axes);
+            let (flat, shape, r) = rows_in(a, axes, true);
             let k: usize = shape.iter().product();
             let (mut n, mut mean, mut m2) = (
                 Vec::with_capacity(k),
@@ -362,20 +457,19 @@ fn reduce_dense<T: Element>(
                 Vec::with_capacity(k),
             );
             for row in 0..k {
-                let xs: Vec<f64> = flat[row * r..(row + 1) * r]
-                    .iter()
-                    .map(|x| x.to_f64())
-                    .collect();
-                // Two-pass within the block: exact mean, then squared deviations.
+                let xs = &flat[row * r..(row + 1) * r];
+                // Two passes within the block: the mean, then squared deviations from it.
                 let mu = if xs.is_empty() {
                     0.0
                 } else {
-                    f64::sum_slice(&xs) / xs.len() as f64
+                    pairwise_f64(xs, &|x: T| x.to_f64()) / xs.len() as f64
                 };
-                let dev: Vec<f64> = xs.iter().map(|x| (x - mu) * (x - mu)).collect();
                 n.push(xs.len() as f64);
                 mean.push(mu);
-                m2.push(f64::sum_slice(&dev));
+                m2.push(pairwise_f64(xs, &|x: T| {
+                    let d = x.to_f64() - mu;
+                    d * d
+                }));
             }
             Partial::Moments {
                 n: ArrayD::from_shape_vec(IxDyn(&shape), n).expect("k"),
@@ -392,7 +486,8 @@ fn reduce_dense<T: Element>(
                     .fold(0usize, |acc, (&i, &d)| acc * d + i)
             });
             let (flat, shape, r) = rows(a, axes);
-            let (flat_idx, _, _) = rows(&idx.mapv(|v| v as i64), axes);
+            let idx = idx.mapv(|v| v as i64);
+            let (flat_idx, _, _) = rows(&idx, axes);
             let k: usize = shape.iter().product();
             let mut best_v = Vec::with_capacity(k);
             let mut best_i = Vec::with_capacity(k);
@@ -499,6 +594,54 @@ fn combine_arg<T: Element>(
             }
         });
     (Chunk::Dense(v), i)
+}
+
+/// Elements per tile when a reduction evaluates an elementwise expression itself: small
+/// enough to stay in cache, large enough that per-tile overhead does not show.
+const TILE_ELEMENTS: usize = 1 << 16;
+
+/// Reduces an elementwise expression over one output block without building the block:
+/// the expression is evaluated a few rows at a time (axis 0 must be among the reduced axes)
+/// and each tile's partial is combined into the block's.
+pub(crate) fn reduce_expr_block(
+    kind: Reduction,
+    axes: &[usize],
+    pos: &BlockPos,
+    expr: &crate::expr::Expr,
+    perms: &[Option<Vec<usize>>],
+    inputs: &[&Block],
+) -> Result<Partial, String> {
+    let rows = pos.shape.first().copied().unwrap_or(1);
+    let row_len: usize = pos.shape.iter().skip(1).product::<usize>().max(1);
+    let step = (TILE_ELEMENTS / row_len).max(1);
+    let mut acc: Option<Partial> = None;
+    let mut start = 0;
+    loop {
+        let end = (start + step).min(rows);
+        let window = crate::expr::Window {
+            ndim: pos.shape.len(),
+            rows,
+            start,
+            end,
+        };
+        let tile =
+            crate::expr::evaluate_window(expr, inputs, perms, window).map_err(|e| e.to_string())?;
+        let mut tile_pos = pos.clone();
+        if let (Some(s), Some(o)) = (tile_pos.shape.first_mut(), tile_pos.offset.first_mut()) {
+            *s = end - start;
+            *o += start;
+        }
+        let part = reduce_block(kind, axes, &tile, &tile_pos);
+        acc = Some(match acc {
+            None => part,
+            Some(a) => combine(kind, &[&a, &part])?,
+        });
+        start = end;
+        if start >= rows {
+            break;
+        }
+    }
+    acc.ok_or_else(|| "an empty block".into())
 }
 
 /// Combines partials of one output block.

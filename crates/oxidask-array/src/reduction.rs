@@ -165,6 +165,23 @@ pub(crate) fn reduce_node(
     let kind_v = Value::new(kind);
     let axes_v = Value::new(axes.clone());
     let mut tasks: Vec<(Key, Task)> = Vec::new();
+    // Reducing a pending elementwise expression over axis 0: evaluate it inside the partial
+    // tasks, tile by tile, instead of building its blocks.
+    let fused = match &node.source {
+        Source::Elementwise { expr, inputs } if axes.first() == Some(&0) => {
+            let perms: Vec<Option<Vec<usize>>> = inputs.iter().map(|(_, p)| p.clone()).collect();
+            Some((Value::new((expr.clone(), perms)), inputs))
+        }
+        _ => None,
+    };
+    let input = match &fused {
+        Some((_, inputs)) => Arc::new(Layer {
+            tasks: Vec::new(),
+            outputs: Vec::new(),
+            deps: inputs.iter().map(|(n, _)| n.layer()).collect(),
+        }),
+        None => input,
+    };
     // Partials, grouped by output block.
     let reduced_grid: Vec<usize> = (0..nd)
         .map(|a| if axes.contains(&a) { 1 } else { in_grid[a] })
@@ -177,9 +194,18 @@ pub(crate) fn reduce_node(
             offset: node.chunks.block_offset(&idx),
             total: node.shape.clone(),
         };
-        tasks.push((
-            pkey,
-            Task::call(
+        let task = match &fused {
+            Some((spec, inputs)) => Task::call(
+                ops::reduce_expr_partial::op(),
+                [
+                    Arg::Value(kind_v.clone()),
+                    Arg::Value(axes_v.clone()),
+                    Arg::Value(Value::new(pos)),
+                    Arg::Value(spec.clone()),
+                    Arg::List(crate::elementwise::input_keys(node, inputs, &idx)),
+                ],
+            ),
+            None => Task::call(
                 ops::reduce_partial::op(),
                 [
                     Arg::Value(kind_v.clone()),
@@ -188,7 +214,8 @@ pub(crate) fn reduce_node(
                     Arg::Key(node.block(&idx)),
                 ],
             ),
-        ));
+        };
+        tasks.push((pkey, task));
         let group = crate::array::flat_index(
             &idx.iter()
                 .enumerate()

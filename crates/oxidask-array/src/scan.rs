@@ -126,10 +126,11 @@ fn add_task(a: Key, b: Key) -> Task {
         Box::new(Expr::Input(0)),
         Box::new(Expr::Input(1)),
     );
+    let perms: Vec<Option<Vec<usize>>> = vec![None, None];
     Task::call(
         crate::ops::elemwise::op(),
         [
-            Arg::Value(Value::new(expr)),
+            Arg::Value(Value::new((expr, perms))),
             Arg::List(vec![Arg::Key(a), Arg::Key(b)]),
         ],
     )

@@ -227,7 +227,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let prepares = params
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.pass != Pass::Owned)
+        // `&[&T]` borrows list items where they are; preparing would copy them into a Vec.
+        .filter(|(_, p)| !matches!(p.pass, Pass::Owned | Pass::RefList))
         .map(|(i, prm)| {
             let dt = &prm.data_ty;
             let s = prm.ident.to_string();

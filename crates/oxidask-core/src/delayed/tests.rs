@@ -175,3 +175,39 @@ fn registry_knows_every_task() {
     assert!(crate::op::duplicate_op_names().is_empty());
     assert_eq!(inc::call(1), 2);
 }
+
+static CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts its clones, to prove borrowed parameters do not copy.
+#[derive(Debug, crate::Data)]
+#[data(crate = crate)]
+struct Counted(u64);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        CLONES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Counted(self.0)
+    }
+}
+
+#[crate::task(crate = crate)]
+fn make_counted(v: u64) -> Counted {
+    Counted(v)
+}
+
+#[crate::task(crate = crate)]
+fn sum_counted(xs: &[&Counted]) -> u64 {
+    xs.iter().map(|c| c.0).sum()
+}
+
+#[test]
+fn ref_list_params_borrow_without_cloning() {
+    let parts: Vec<Delayed<Counted>> = (0..5).map(make_counted).collect();
+    let before = CLONES.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(sum_counted(parts).compute_with(&Inline).unwrap(), 10);
+    assert_eq!(
+        CLONES.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "list items were cloned"
+    );
+}
