@@ -318,8 +318,9 @@ fn leading<'a, T: Element>(a: &'a ArrayD<T>, axes: &[usize]) -> Option<(&'a [T],
     }
     let s = a.as_slice()?;
     let r = a.shape()[..k].iter().product();
-    let c = a.shape()[k..].iter().product();
-    Some((s, r, c))
+    let c: usize = a.shape()[k..].iter().product();
+    // Empty rows or columns take the general path (nothing to gain here).
+    (c > 0 && r > 0).then_some((s, r, c))
 }
 
 /// Column sums in row blocks of 128 (two-level summation keeps the error small).
