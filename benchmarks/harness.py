@@ -32,11 +32,11 @@ SUITES = {
         ("delayed-independent", 20_000, 2_000, [("dask-delayed-threaded", ["tasks.py"])]),
     ],
     "array": [
-        ("ones-sum", 20_000, 4_000, [DASK_ARRAY, NUMPY]),
-        ("ones-fancy", 20_000, 4_000, [DASK_ARRAY, NUMPY]),
-        ("random-expr", 20_000, 4_000, [DASK_ARRAY, NUMPY]),
-        ("random-std", 20_000, 4_000, [DASK_ARRAY, NUMPY]),
-        ("matmul-sum", 20_000, 4_000, [DASK_ARRAY, NUMPY]),
+        ("ones-sum", 20_000, 2_000, [DASK_ARRAY, NUMPY]),
+        ("ones-fancy", 20_000, 2_000, [DASK_ARRAY, NUMPY]),
+        ("random-expr", 20_000, 2_000, [DASK_ARRAY, NUMPY]),
+        ("random-std", 20_000, 2_000, [DASK_ARRAY, NUMPY]),
+        ("matmul-sum", 20_000, 2_000, [DASK_ARRAY, NUMPY]),
         # n = GiB of random f64 summed; ours only (the references would need the RAM).
         ("big-sum", 64, 1, []),
     ],
@@ -74,7 +74,8 @@ def main():
     p.add_argument("--case", action="append", help="only these cases")
     p.add_argument("--timeout", type=int, default=1800)
     a = p.parse_args()
-    reps = a.reps or 3
+    # Quick mode is a smoke test: two runs each keep it under a minute.
+    reps = a.reps or (2 if a.quick else 3)
     failed = False
     for case, full_n, quick_n, refs in SUITES[a.suite]:
         if a.case and case not in a.case:

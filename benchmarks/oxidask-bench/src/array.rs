@@ -88,12 +88,12 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
                 scalar(y.matmul(&y).sum(), &s)?
             }
             "big-sum" => {
-                // n is the number of GiB: rows x 16384 columns of f64, 5000-row blocks.
+                // n is the number of GiB: rows x 16384 columns of f64, in 128 MiB blocks.
                 let cols = 16_384usize;
                 let rows = n * (1usize << 30) / 8 / cols;
                 let a = RandomState::new(SEED)
                     .random::<f64>((rows, cols))
-                    .chunks((4096, cols));
+                    .chunks((1024, cols));
                 scalar(a.sum(), &s)?
             }
             other => return Err(format!("unknown case `{other}`")),
