@@ -67,3 +67,16 @@ fn word_count_example_agrees_with_a_plain_loop() {
     assert!(out.contains("parallel: 4999 distinct words"), "{out}");
     assert!(out.contains("w0 "), "{out}");
 }
+
+#[test]
+fn array_tutorial_example_prints_the_tutorial_values() {
+    let out = run("array_tutorial");
+    assert!(out.contains("32.0 MB"), "{out}");
+    assert!(
+        out.contains("shape=(1000, 4000)") && out.contains("chunksize=(1000, 1000)"),
+        "{out}"
+    );
+    assert!(out.contains("sum of ones: 4000000"), "{out}");
+    assert!(out.contains("fancy calculation: 1"), "{out}");
+    assert!(out.contains("three largest: ["), "{out}");
+}

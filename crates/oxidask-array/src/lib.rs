@@ -37,6 +37,7 @@ mod expr;
 mod indexing;
 mod linalg;
 mod manipulation;
+mod npy;
 pub mod ops;
 mod rechunk;
 mod reduce_kernels;
@@ -65,6 +66,7 @@ pub use indexing::GetItem;
 pub use linalg::{dot, matmul, outer, tensordot};
 pub use manipulation::{concatenate, stack, Relayout};
 pub use ndarray::{s, NewAxis};
+pub use npy::{from_npy, read_header as read_npy_header, NpyHeader};
 pub use reduce_kernels::{Partial, Reduction};
 pub use reduction::{Reduce, DEFAULT_SPLIT_EVERY};
 

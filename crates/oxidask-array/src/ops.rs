@@ -139,6 +139,16 @@ pub fn topk(k: &i64, axis: &usize, parts: &[&Block]) -> Result<Block, String> {
     crate::scan::topk_blocks(*k, *axis, parts)
 }
 
+/// Reads one block of an `.npy` file.
+#[task(crate = oxidask_core)]
+pub fn read_npy(
+    path: &str,
+    header: &crate::npy::NpyHeader,
+    pos: &BlockPos,
+) -> Result<Block, String> {
+    crate::npy::read_npy_block(path, header, pos)
+}
+
 fn wrap_typed<T: Element>(args: &mut Args, expect: &BlockPos) -> Result<Block, TaskFailure> {
     let a: ArrayD<T> = args.take(2, "block")?;
     if a.shape() != expect.shape.as_slice() {

@@ -44,6 +44,10 @@ pub use oxidask_core::{
 };
 pub use oxidask_local::{default_threads, RunStats, Synchronous, Threaded};
 
+/// Chunked n-dimensional arrays (Dask's `dask.array`): `use oxidask::array as da;`.
+#[cfg(feature = "array")]
+pub use oxidask_array as array;
+
 /// Choosing the scheduler `compute()` uses.
 pub mod config {
     pub use oxidask_core::compute::{

@@ -6,5 +6,7 @@ mod errors;
 mod indexing;
 mod manipulation;
 mod more_ops;
+mod npy;
 mod reductions;
+mod streaming;
 mod support;
