@@ -43,6 +43,8 @@ mod rechunk;
 mod reduce_kernels;
 mod reduction;
 mod scan;
+#[cfg(feature = "zarr")]
+mod zarr;
 pub mod random_numbers {
     //! The counter-based generator behind [`RandomState`](crate::random::RandomState).
     pub use crate::random_impl::*;
@@ -69,6 +71,8 @@ pub use ndarray::{s, NewAxis};
 pub use npy::{from_npy, read_header as read_npy_header, NpyHeader};
 pub use reduce_kernels::{Partial, Reduction};
 pub use reduction::{Reduce, DEFAULT_SPLIT_EVERY};
+#[cfg(feature = "zarr")]
+pub use zarr::from_zarr;
 
 /// Random arrays (`da.random`).
 pub mod random {

@@ -149,6 +149,20 @@ pub fn read_npy(
     crate::npy::read_npy_block(path, header, pos)
 }
 
+/// Reads one block of a Zarr array.
+#[cfg(feature = "zarr")]
+#[task(crate = oxidask_core)]
+pub fn read_zarr(path: &str, dtype: &DType, pos: &BlockPos) -> Result<Block, String> {
+    crate::zarr::read_zarr_block(path, *dtype, pos)
+}
+
+/// Writes one block into a Zarr array; returns the bytes written.
+#[cfg(feature = "zarr")]
+#[task(crate = oxidask_core)]
+pub fn write_zarr(path: &str, pos: &BlockPos, block: &Block) -> Result<u64, String> {
+    crate::zarr::write_zarr_block(path, pos, block)
+}
+
 fn wrap_typed<T: Element>(args: &mut Args, expect: &BlockPos) -> Result<Block, TaskFailure> {
     let a: ArrayD<T> = args.take(2, "block")?;
     if a.shape() != expect.shape.as_slice() {

@@ -10,3 +10,4 @@ mod npy;
 mod reductions;
 mod streaming;
 mod support;
+mod zarr;
