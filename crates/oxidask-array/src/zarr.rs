@@ -96,7 +96,7 @@ fn write_typed<T: Element + zarrs::array::Element>(
     array
         .store_array_subset(&subset(pos), values)
         .map_err(|e| format!("{path}: writing block at {:?}: {e}", pos.offset))?;
-    Ok((values.len() * std::mem::size_of::<T>()) as u64)
+    Ok(std::mem::size_of_val(values) as u64)
 }
 
 /// Writes one block into a Zarr array (the kernel behind [`ops::write_zarr`](crate::ops::write_zarr)).
