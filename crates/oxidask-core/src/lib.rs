@@ -31,6 +31,7 @@
 //! ```
 
 pub mod codec;
+pub mod codecs;
 pub mod compute;
 pub mod data;
 pub mod delayed;
@@ -63,6 +64,7 @@ pub use value::Value;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::codec::{CodecError, Reader, Writer};
+    pub use crate::codecs::TypeCodec;
     pub use crate::data::Data;
     pub use crate::delayed::{ArgSource, Delayed, IntoArg};
     pub use crate::op::{Args, Input, OpDef, OpRegistration, TaskFailure};

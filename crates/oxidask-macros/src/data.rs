@@ -134,7 +134,14 @@ pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         }
     };
 
+    // Non-generic types are registered for decoding by name in other processes.
+    let register = if input.generics.params.is_empty() {
+        quote! { #p::inventory::submit! { #p::TypeCodec::of::<#name>() } }
+    } else {
+        quote! {}
+    };
     Ok(quote! {
+        #register
         impl #impl_g #p::Data for #name #ty_g #where_c {
             #[allow(unused_variables)]
             fn heap_bytes(&self) -> usize { #heap }

@@ -270,6 +270,16 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         quote!()
     };
 
+    // Decoders for what travels: each parameter's type (and list items' type) and the result.
+    let mut codec_types: Vec<Type> = Vec::new();
+    for prm in &params {
+        codec_types.push(prm.data_ty.clone());
+        let is_vec = matches!(&prm.data_ty, Type::Path(tp) if tp.path.segments.last().is_some_and(|s| s.ident == "Vec"));
+        if is_vec {
+            codec_types.push(vec_element(&prm.data_ty));
+        }
+    }
+    codec_types.push(syn::parse2(ok_ty.clone())?);
     let doc_call = format!("Runs `{name_str}` now, on this thread.");
     let doc_op = format!("The registered operation behind `{name_str}`.");
     let doc_struct = format!(
@@ -314,6 +324,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                     __oxidask_call,
                 );
                 #p::inventory::submit! { #p::OpRegistration(&OP) }
+                #(#p::inventory::submit! { #p::TypeCodec::of::<#codec_types>() })*
                 &OP
             }
         }
