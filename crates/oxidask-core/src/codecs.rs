@@ -90,10 +90,37 @@ macro_rules! common {
 }
 
 common!(
-    (), bool, char, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64,
-    String, bytes::Bytes,
-    Vec<u8>, Vec<u32>, Vec<u64>, Vec<i32>, Vec<i64>, Vec<f32>, Vec<f64>, Vec<String>, Vec<bool>,
-    Option<i64>, Option<f64>, Option<String>,
+    (),
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    String,
+    bytes::Bytes,
+    Vec<u8>,
+    Vec<u32>,
+    Vec<u64>,
+    Vec<i32>,
+    Vec<i64>,
+    Vec<f32>,
+    Vec<f64>,
+    Vec<String>,
+    Vec<bool>,
+    Option<i64>,
+    Option<f64>,
+    Option<String>,
 );
 
 #[cfg(test)]
@@ -107,7 +134,9 @@ mod tests {
         v.encode(&mut bytes).unwrap();
         let back = decode_named(v.type_name(), &bytes).unwrap();
         assert_eq!(back.downcast_ref::<Vec<f64>>(), Some(&vec![1.5, 2.5]));
-        let err = decode_named("no::such::Type", &bytes).unwrap_err().to_string();
+        let err = decode_named("no::such::Type", &bytes)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no::such::Type"), "{err}");
         #[derive(Clone, Debug, PartialEq, crate::Data)]
         #[data(crate = crate)]

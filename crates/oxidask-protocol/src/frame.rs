@@ -1,0 +1,293 @@
+//! Framing: batches of messages, with value payloads as separate parts.
+//!
+//! ```text
+//! u32 header_len | u32 n_parts | n_parts × u64 part_len | header | part 0 | part 1 | …
+//! ```
+//! The header is the encoded batch (`Vec<M>`); every [`Payload`] inside it is written as an
+//! index into the parts, and its bytes follow as their own part. Writing never copies a
+//! payload into the header; reading hands payloads out as slices of one receive buffer.
+//!
+//! # Invariants
+//! - Every length is checked against [`Limits`] before anything is allocated; a hostile or
+//!   corrupt frame is an error, never a crash or an unbounded allocation.
+//! - A decoded header must use exactly its bytes, and payload indices must exist.
+
+use std::cell::RefCell;
+
+use bytes::{Bytes, BytesMut};
+use oxidask_core::codec::{CodecError, Reader, Writer};
+use oxidask_core::Data;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::ProtocolError;
+
+/// Size limits for incoming frames.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest header (the encoded messages without payloads).
+    pub max_header: usize,
+    /// Most payload parts in one frame.
+    pub max_parts: usize,
+    /// Largest total of payload bytes in one frame.
+    pub max_payload: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header: 256 << 20,
+            max_parts: 1 << 20,
+            max_payload: 8 << 30,
+        }
+    }
+}
+
+/// Bytes carried next to the header rather than inside it (a task's literal, a result).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Payload(pub Bytes);
+
+thread_local! {
+    static OUT_PARTS: RefCell<Option<Vec<Bytes>>> = const { RefCell::new(None) };
+    static IN_PARTS: RefCell<Option<Vec<Bytes>>> = const { RefCell::new(None) };
+}
+
+impl Data for Payload {
+    fn heap_bytes(&self) -> usize {
+        self.0.len()
+    }
+
+    fn encode(&self, w: &mut Writer<'_>) {
+        let index = OUT_PARTS.with(|p| {
+            let mut p = p.borrow_mut();
+            p.as_mut().map(|parts| {
+                parts.push(self.0.clone());
+                parts.len() - 1
+            })
+        });
+        match index {
+            Some(i) => {
+                w.put_u8(1);
+                w.put_len(i);
+            }
+            None => {
+                // Outside a frame (tokenizing, tests): inline.
+                w.put_u8(0);
+                w.put_len(self.0.len());
+                w.put_bytes(&self.0);
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        match r.get_u8("payload tag")? {
+            0 => {
+                let len = r.get_len("payload", 1)?;
+                Ok(Payload(Bytes::copy_from_slice(r.take(len, "payload")?)))
+            }
+            1 => {
+                let i = r.get_len("payload index", 0)?;
+                IN_PARTS.with(|p| {
+                    p.borrow()
+                        .as_ref()
+                        .and_then(|parts| parts.get(i).cloned())
+                        .map(Payload)
+                        .ok_or(CodecError::Invalid {
+                            what: "payload index",
+                            detail: format!("part {i} is not in the frame"),
+                        })
+                })
+            }
+            t => Err(CodecError::Invalid {
+                what: "payload tag",
+                detail: format!("tag {t}"),
+            }),
+        }
+    }
+}
+
+/// Encodes a batch into (header, parts).
+pub fn encode_batch<M: Data>(msgs: &[M]) -> (Vec<u8>, Vec<Bytes>) {
+    OUT_PARTS.with(|p| *p.borrow_mut() = Some(Vec::new()));
+    let mut header = Vec::new();
+    {
+        let mut w = Writer::new(&mut header);
+        w.put_len(msgs.len());
+        for m in msgs {
+            m.encode(&mut w);
+        }
+    }
+    let parts = OUT_PARTS
+        .with(|p| p.borrow_mut().take())
+        .unwrap_or_default();
+    (header, parts)
+}
+
+/// Decodes a batch from a header and its parts.
+pub fn decode_batch<M: Data>(header: &[u8], parts: Vec<Bytes>) -> Result<Vec<M>, ProtocolError> {
+    IN_PARTS.with(|p| *p.borrow_mut() = Some(parts));
+    let result = (|| {
+        let mut r = Reader::new(header);
+        let n = r.get_len("batch length", 1)?;
+        let mut out = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            out.push(M::decode(&mut r)?);
+        }
+        r.finish()?;
+        Ok::<_, CodecError>(out)
+    })();
+    IN_PARTS.with(|p| *p.borrow_mut() = None);
+    result.map_err(ProtocolError::Decode)
+}
+
+/// Writes one frame holding `msgs`.
+pub async fn write_frame<W: AsyncWrite + Unpin, M: Data>(
+    w: &mut W,
+    msgs: &[M],
+) -> Result<(), ProtocolError> {
+    let (header, parts) = encode_batch(msgs);
+    let mut prefix = Vec::with_capacity(8 + 8 * parts.len());
+    prefix.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    prefix.extend_from_slice(&(parts.len() as u32).to_le_bytes());
+    for p in &parts {
+        prefix.extend_from_slice(&(p.len() as u64).to_le_bytes());
+    }
+    w.write_all(&prefix).await?;
+    w.write_all(&header).await?;
+    for p in &parts {
+        w.write_all(p).await?;
+    }
+    w.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame. `Ok(None)` at a clean end of stream (between frames).
+pub async fn read_frame<R: AsyncRead + Unpin, M: Data>(
+    r: &mut R,
+    limits: &Limits,
+) -> Result<Option<Vec<M>>, ProtocolError> {
+    let mut pre = [0u8; 8];
+    match r.read_exact(&mut pre[..1]).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    r.read_exact(&mut pre[1..]).await?;
+    let header_len = u32::from_le_bytes(pre[..4].try_into().expect("4 bytes")) as usize;
+    let nparts = u32::from_le_bytes(pre[4..].try_into().expect("4 bytes")) as usize;
+    if header_len > limits.max_header {
+        return Err(ProtocolError::TooLarge {
+            what: "header",
+            size: header_len,
+            limit: limits.max_header,
+        });
+    }
+    if nparts > limits.max_parts {
+        return Err(ProtocolError::TooLarge {
+            what: "part count",
+            size: nparts,
+            limit: limits.max_parts,
+        });
+    }
+    let mut lens_raw = vec![0u8; nparts * 8];
+    r.read_exact(&mut lens_raw).await?;
+    let mut lens = Vec::with_capacity(nparts);
+    let mut total: usize = 0;
+    for c in lens_raw.chunks_exact(8) {
+        let len = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        let len = usize::try_from(len).map_err(|_| ProtocolError::TooLarge {
+            what: "part",
+            size: usize::MAX,
+            limit: limits.max_payload,
+        })?;
+        total = total
+            .checked_add(len)
+            .filter(|&t| t <= limits.max_payload)
+            .ok_or(ProtocolError::TooLarge {
+                what: "payload",
+                size: total.saturating_add(len),
+                limit: limits.max_payload,
+            })?;
+        lens.push(len);
+    }
+    let mut header = vec![0u8; header_len];
+    r.read_exact(&mut header).await?;
+    let mut body = BytesMut::zeroed(total);
+    r.read_exact(&mut body).await?;
+    let mut body = body.freeze();
+    let parts = lens.into_iter().map(|l| body.split_to(l)).collect();
+    decode_batch(&header, parts).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+    #[data(crate = oxidask_core)]
+    struct Msg {
+        id: u64,
+        payload: Payload,
+    }
+
+    #[tokio::test]
+    async fn payloads_travel_as_parts() {
+        let msgs = vec![
+            Msg {
+                id: 1,
+                payload: Payload(Bytes::from(vec![7u8; 100_000])),
+            },
+            Msg {
+                id: 2,
+                payload: Payload(Bytes::new()),
+            },
+        ];
+        let (header, parts) = encode_batch(&msgs);
+        assert!(header.len() < 64, "payload bytes stayed out of the header");
+        assert_eq!(parts.len(), 2);
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &msgs).await.unwrap();
+        let mut rd = &buf[..];
+        let back: Vec<Msg> = read_frame(&mut rd, &Limits::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, msgs);
+        let end: Option<Vec<Msg>> = read_frame(&mut rd, &Limits::default()).await.unwrap();
+        assert!(end.is_none());
+    }
+
+    #[tokio::test]
+    async fn oversized_and_truncated_frames_are_errors() {
+        let limits = Limits {
+            max_header: 16,
+            max_parts: 4,
+            max_payload: 1024,
+        };
+        let mut big = Vec::new();
+        big.extend_from_slice(&1000u32.to_le_bytes());
+        big.extend_from_slice(&0u32.to_le_bytes());
+        let mut rd = &big[..];
+        let e = read_frame::<_, Msg>(&mut rd, &limits).await.unwrap_err();
+        assert!(matches!(e, ProtocolError::TooLarge { .. }), "{e}");
+        let mut huge_part = Vec::new();
+        huge_part.extend_from_slice(&1u32.to_le_bytes());
+        huge_part.extend_from_slice(&1u32.to_le_bytes());
+        huge_part.extend_from_slice(&u64::MAX.to_le_bytes());
+        let mut rd = &huge_part[..];
+        assert!(read_frame::<_, Msg>(&mut rd, &limits).await.is_err());
+        let mut ok = Vec::new();
+        write_frame(
+            &mut ok,
+            &[Msg {
+                id: 3,
+                payload: Payload(Bytes::from_static(b"abc")),
+            }],
+        )
+        .await
+        .unwrap();
+        let mut rd = &ok[..ok.len() - 1];
+        assert!(read_frame::<_, Msg>(&mut rd, &Limits::default())
+            .await
+            .is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! # oxidask-protocol
+//!
+//! The only crate that knows the wire. Typed messages by direction ([`messages`]), the wire
+//! forms of keys, values and tasks ([`wire`]), framing with payloads as separate parts and
+//! batching ([`frame`]), and the handshake ([`handshake_connect`], [`handshake_accept`]) that
+//! refuses a peer speaking another protocol version or carrying another operation registry,
+//! saying which side differs and what to do.
+//!
+//! See `docs/PROTOCOL.md` for the byte layout.
+
+pub mod frame;
+pub mod messages;
+pub mod wire;
+
+pub use frame::{read_frame, write_frame, Limits, Payload};
+pub use messages::*;
+pub use wire::{
+    spec_from_wire, spec_to_wire, WireArg, WireError, WireKey, WireSpec, WireTask, WireValue,
+};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The protocol version; peers with another version are refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// This build: the oxidask version (peers of other versions are told so).
+pub fn build_id() -> String {
+    format!("oxidask {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// A [`Hello`] for this process.
+pub fn hello(role: Role) -> Hello {
+    Hello {
+        protocol: PROTOCOL_VERSION,
+        build: build_id(),
+        registry: oxidask_core::op::registry_fingerprint().as_u128(),
+        role,
+    }
+}
+
+/// What can go wrong on a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The socket failed or closed mid-frame.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A frame is larger than allowed.
+    #[error("frame {what} of {size} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// Which part.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A frame's content is not a valid message.
+    #[error("malformed message: {0}")]
+    Decode(oxidask_core::CodecError),
+    /// The peer closed before the handshake finished.
+    #[error("the peer closed the connection during the handshake")]
+    Closed,
+    /// The handshake was refused.
+    #[error("{0}")]
+    Refused(String),
+    /// The peer sent something other than what the protocol expects here.
+    #[error("unexpected message: {0}")]
+    Unexpected(String),
+}
+
+/// Why `theirs` may not talk to `ours`, if it may not.
+pub fn compatibility(ours: &Hello, theirs: &Hello) -> Option<String> {
+    if theirs.protocol != ours.protocol {
+        return Some(format!(
+            "protocol version mismatch: this side speaks {} ({}), the peer speaks {} ({}); run the same oxidask version on both",
+            ours.protocol, ours.build, theirs.protocol, theirs.build
+        ));
+    }
+    let needs_registry = !matches!(theirs.role, Role::Peer);
+    if needs_registry && theirs.registry != ours.registry {
+        return Some(format!(
+            "operation registry mismatch: this side ({}) has registry {:032x}, the peer ({}) has {:032x}; build the scheduler, workers and clients from the same program (a program with its own #[oxidask::task] functions runs its workers with `my-program worker ADDRESS`)",
+            ours.build, ours.registry, theirs.build, theirs.registry
+        ));
+    }
+    None
+}
+
+/// Client side of the handshake: sends `hello`, returns the connection id.
+pub async fn handshake_connect<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    hello: Hello,
+) -> Result<u64, ProtocolError> {
+    write_frame(s, &[hello]).await?;
+    let reply: Vec<HelloReply> = read_frame(s, &Limits::default())
+        .await?
+        .ok_or(ProtocolError::Closed)?;
+    match reply.into_iter().next() {
+        Some(HelloReply::Welcome { id }) => Ok(id),
+        Some(HelloReply::Refused { reason }) => Err(ProtocolError::Refused(reason)),
+        None => Err(ProtocolError::Unexpected("an empty handshake reply".into())),
+    }
+}
+
+/// Server side: reads the peer's hello and welcomes or refuses it.
+pub async fn handshake_accept<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    ours: &Hello,
+    id: u64,
+) -> Result<Hello, ProtocolError> {
+    let limits = Limits {
+        max_header: 1 << 16,
+        max_parts: 0,
+        max_payload: 0,
+    };
+    let theirs: Vec<Hello> = read_frame(s, &limits).await?.ok_or(ProtocolError::Closed)?;
+    let theirs = theirs
+        .into_iter()
+        .next()
+        .ok_or_else(|| ProtocolError::Unexpected("an empty hello".into()))?;
+    if let Some(reason) = compatibility(ours, &theirs) {
+        write_frame(
+            s,
+            &[HelloReply::Refused {
+                reason: reason.clone(),
+            }],
+        )
+        .await?;
+        return Err(ProtocolError::Refused(reason));
+    }
+    write_frame(s, &[HelloReply::Welcome { id }]).await?;
+    Ok(theirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn handshake_refuses_other_versions_and_registries_saying_which() {
+        let ours = hello(Role::Client { name: "a".into() });
+        let mut other = ours.clone();
+        other.protocol = 99;
+        let why = compatibility(&ours, &other).unwrap();
+        assert!(
+            why.contains("protocol version mismatch") && why.contains("99"),
+            "{why}"
+        );
+        let mut other = ours.clone();
+        other.registry ^= 1;
+        let why = compatibility(&ours, &other).unwrap();
+        assert!(
+            why.contains("registry mismatch") && why.contains("same program"),
+            "{why}"
+        );
+        other.role = Role::Peer;
+        assert!(
+            compatibility(&ours, &other).is_none(),
+            "data peers need not share a registry"
+        );
+
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let theirs = hello(Role::Client { name: "b".into() });
+        let server = tokio::spawn(async move {
+            handshake_accept(&mut b, &hello(Role::Peer), 7)
+                .await
+                .map(|h| h.role)
+        });
+        assert_eq!(handshake_connect(&mut a, theirs).await.unwrap(), 7);
+        assert!(matches!(
+            server.await.unwrap().unwrap(),
+            Role::Client { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn garbage_instead_of_a_hello_is_an_error() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let server =
+            tokio::spawn(async move { handshake_accept(&mut b, &hello(Role::Peer), 1).await });
+        use tokio::io::AsyncWriteExt;
+        a.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        drop(a);
+        assert!(server.await.unwrap().is_err());
+    }
+}

@@ -1,0 +1,315 @@
+//! Every message, by direction. Closed enums carrying their data: no string-keyed handlers.
+
+use crate::wire::{WireError, WireKey, WireTask, WireValue};
+
+/// Who is connecting.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum Role {
+    /// A client.
+    Client {
+        /// A name for logs and the dashboard.
+        name: String,
+    },
+    /// A worker.
+    Worker(WorkerInfo),
+    /// A worker or client fetching data from a worker.
+    Peer,
+}
+
+/// What a worker offers.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub struct WorkerInfo {
+    /// Its name (for `workers=` restrictions).
+    pub name: String,
+    /// Where peers and clients fetch data from it (`host:port`).
+    pub data_address: String,
+    /// Threads running tasks.
+    pub nthreads: u32,
+    /// Memory limit in bytes (0: none).
+    pub memory_limit: u64,
+    /// Abstract resources (`GPU = 2`).
+    pub resources: Vec<(String, f64)>,
+}
+
+/// The first message on every connection.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub struct Hello {
+    /// [`crate::PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The sender's build ([`crate::build_id`]).
+    pub build: String,
+    /// The sender's operation-registry fingerprint.
+    pub registry: u128,
+    /// Who is connecting.
+    pub role: Role,
+}
+
+/// The answer to a [`Hello`].
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum HelloReply {
+    /// Accepted; the id the scheduler knows the connection by.
+    Welcome {
+        /// Connection id.
+        id: u64,
+    },
+    /// Refused, with the reason (which side differs and what to do).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How submitted tasks run.
+#[derive(Clone, Debug, Default, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub struct SubmitOptions {
+    /// Times a failing task is retried.
+    pub retries: u32,
+    /// Resources each task needs (`GPU = 1`).
+    pub resources: Vec<(String, f64)>,
+    /// Workers (names or addresses) the tasks may run on; empty: any.
+    pub workers: Vec<String>,
+    /// Higher runs first among ready tasks.
+    pub priority: i64,
+}
+
+/// Client → scheduler.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum ToScheduler {
+    /// New tasks (in priority order: dependencies first) and the keys the client wants.
+    UpdateGraph {
+        /// The tasks.
+        tasks: Vec<WireTask>,
+        /// Keys the client holds futures for.
+        wanted: Vec<WireKey>,
+        /// How they run.
+        options: SubmitOptions,
+    },
+    /// The client no longer needs these keys.
+    Release {
+        /// The keys.
+        keys: Vec<WireKey>,
+    },
+    /// Keep computing these keys even when no client wants them (fire and forget).
+    Pin {
+        /// The keys.
+        keys: Vec<WireKey>,
+    },
+    /// Stop computing these keys (and what only they need).
+    Cancel {
+        /// The keys.
+        keys: Vec<WireKey>,
+    },
+    /// Where these keys' values are.
+    WhoHas {
+        /// Matches the reply.
+        request: u64,
+        /// The keys.
+        keys: Vec<WireKey>,
+    },
+    /// Store these values on workers.
+    Scatter {
+        /// Key and value pairs.
+        values: Vec<(WireKey, WireValue)>,
+        /// On every worker.
+        broadcast: bool,
+    },
+    /// The cluster's state.
+    Summary {
+        /// Matches the reply.
+        request: u64,
+    },
+    /// A key's transitions.
+    Story {
+        /// Matches the reply.
+        request: u64,
+        /// The key.
+        key: WireKey,
+    },
+}
+
+/// One worker in a [`ClusterSummary`].
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub struct WorkerSummary {
+    /// Name.
+    pub name: String,
+    /// Data address.
+    pub address: String,
+    /// Threads.
+    pub nthreads: u32,
+    /// Memory limit.
+    pub memory_limit: u64,
+    /// Bytes of results held (last heartbeat).
+    pub memory: u64,
+    /// Tasks assigned and not finished.
+    pub processing: u64,
+    /// Results held.
+    pub keys: u64,
+}
+
+/// The cluster at a glance.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub struct ClusterSummary {
+    /// Workers.
+    pub workers: Vec<WorkerSummary>,
+    /// Tasks the scheduler knows.
+    pub tasks: u64,
+    /// Connected clients.
+    pub clients: u64,
+}
+
+/// Scheduler → client.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum ToClient {
+    /// A wanted key is computed.
+    KeyInMemory {
+        /// The key.
+        key: WireKey,
+        /// Its value's type.
+        type_name: String,
+        /// Its size.
+        nbytes: u64,
+    },
+    /// A wanted key failed (or a dependency did).
+    KeyErred {
+        /// The key.
+        key: WireKey,
+        /// Why.
+        error: WireError,
+    },
+    /// Reply to [`ToScheduler::WhoHas`]: data addresses per key.
+    WhoHas {
+        /// The request.
+        request: u64,
+        /// Keys and the addresses holding them.
+        locations: Vec<(WireKey, Vec<String>)>,
+    },
+    /// Reply to [`ToScheduler::Summary`].
+    Summary {
+        /// The request.
+        request: u64,
+        /// The summary.
+        summary: ClusterSummary,
+    },
+    /// Reply to [`ToScheduler::Story`].
+    Story {
+        /// The request.
+        request: u64,
+        /// One line per transition.
+        lines: Vec<String>,
+    },
+}
+
+/// Scheduler → worker.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum ToWorker {
+    /// Run a task; `who_has` says where each dependency is.
+    Compute {
+        /// The task.
+        task: WireTask,
+        /// Dependency locations (data addresses).
+        who_has: Vec<(WireKey, Vec<String>)>,
+        /// Order among this worker's ready tasks (lower first).
+        priority: (i64, u64),
+    },
+    /// Drop these results (and tasks not started).
+    Free {
+        /// The keys.
+        keys: Vec<WireKey>,
+    },
+    /// Give back a task that has not started, if possible.
+    Steal {
+        /// The key.
+        key: WireKey,
+    },
+    /// Store scattered values.
+    Store {
+        /// Key and value pairs.
+        values: Vec<(WireKey, WireValue)>,
+    },
+    /// Finish and exit.
+    Stop,
+}
+
+/// Worker → scheduler.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum FromWorker {
+    /// A task finished; its result is held.
+    Finished {
+        /// The key.
+        key: WireKey,
+        /// Result type.
+        type_name: String,
+        /// Result size.
+        nbytes: u64,
+        /// Run time in microseconds.
+        duration_us: u64,
+    },
+    /// A task failed.
+    Erred {
+        /// The key.
+        key: WireKey,
+        /// Why.
+        error: WireError,
+    },
+    /// A dependency could not be fetched from any holder.
+    MissingData {
+        /// The task that needed it.
+        key: WireKey,
+        /// The missing key.
+        missing: WireKey,
+    },
+    /// Reply to [`ToWorker::Steal`].
+    StealResponse {
+        /// The key.
+        key: WireKey,
+        /// True if given back (it will not run here).
+        given_back: bool,
+    },
+    /// Scattered values stored.
+    Stored {
+        /// The keys.
+        keys: Vec<(WireKey, String, u64)>,
+    },
+    /// Liveness and metrics.
+    Heartbeat {
+        /// Bytes of results held.
+        memory: u64,
+        /// Tasks running now.
+        executing: u32,
+        /// Results held.
+        keys: u64,
+    },
+}
+
+/// Peer → worker data port.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum DataRequest {
+    /// Send these values.
+    Get {
+        /// The keys.
+        keys: Vec<WireKey>,
+    },
+}
+
+/// Worker data port → peer.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum DataResponse {
+    /// The values, `None` where the worker does not hold the key.
+    Values {
+        /// Keys and values.
+        values: Vec<(WireKey, Option<WireValue>)>,
+    },
+}

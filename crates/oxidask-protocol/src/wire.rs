@@ -1,0 +1,287 @@
+//! Wire forms of keys, values, tasks and errors, and their conversion to and from core types.
+//!
+//! Only this crate knows these shapes; the scheduler works on `WireKey`s it interns, workers
+//! and clients convert at the edge. A task that cannot travel (a closure, a value without a
+//! codec) is refused here with a message saying how to make it portable.
+
+use oxidask_core::op::{FailureKind, TaskFailure};
+use oxidask_core::task::{Arg, Op, TaskSpec};
+use oxidask_core::{Key, Prefix, TaskError, Token, Value};
+
+use crate::frame::Payload;
+
+/// A key on the wire: the prefix text, the token and the block index.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub struct WireKey {
+    /// Prefix text.
+    pub prefix: String,
+    /// Token.
+    pub token: u128,
+    /// Block coordinates.
+    pub index: Vec<u32>,
+}
+
+impl From<&Key> for WireKey {
+    fn from(k: &Key) -> Self {
+        WireKey {
+            prefix: k.prefix_str().to_owned(),
+            token: k.token().as_u128(),
+            index: k.index().to_vec(),
+        }
+    }
+}
+
+impl WireKey {
+    /// The key in this process.
+    pub fn to_key(&self) -> Result<Key, WireError> {
+        if self.index.len() > oxidask_core::key::MAX_KEY_DIMS {
+            return Err(WireError::invalid(format!(
+                "key {} has too many block coordinates",
+                self.prefix
+            )));
+        }
+        Ok(Key::from_parts(
+            Prefix::intern(&self.prefix),
+            Token::from_u128(self.token),
+            &self.index,
+        ))
+    }
+}
+
+impl std::fmt::Display for WireKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to_key() {
+            Ok(k) => write!(f, "{k}"),
+            Err(_) => write!(f, "{}-{:x}{:?}", self.prefix, self.token, self.index),
+        }
+    }
+}
+
+/// A value on the wire: its type's name and its encoding (a frame part).
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub struct WireValue {
+    /// `std::any::type_name` of the value.
+    pub type_name: String,
+    /// The encoding.
+    pub bytes: Payload,
+}
+
+impl WireValue {
+    /// Encodes a value (it must have a codec).
+    pub fn from_value(v: &Value) -> Result<WireValue, WireError> {
+        let mut buf = Vec::new();
+        v.encode(&mut buf)
+            .map_err(|e| WireError::invalid(e.to_string()))?;
+        Ok(WireValue {
+            type_name: v.type_name().to_owned(),
+            bytes: Payload(bytes::Bytes::from(buf)),
+        })
+    }
+
+    /// Decodes by type name.
+    pub fn to_value(&self) -> Result<Value, WireError> {
+        oxidask_core::codecs::decode_named(&self.type_name, &self.bytes.0)
+            .map_err(|e| WireError::invalid(e.to_string()))
+    }
+}
+
+/// One argument on the wire.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum WireArg {
+    /// Another task's result.
+    Key(WireKey),
+    /// A literal.
+    Value(WireValue),
+    /// A list.
+    List(Vec<WireArg>),
+}
+
+/// A task spec on the wire.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum WireSpec {
+    /// Call a registered operation by name.
+    Call {
+        /// The operation's registered name.
+        op: String,
+        /// Its arguments.
+        args: Vec<WireArg>,
+    },
+    /// A value.
+    Value(WireValue),
+    /// Another key's value.
+    Alias(WireKey),
+    /// Fused steps.
+    Fused(Vec<(WireKey, WireSpec)>),
+}
+
+/// A task with its key and the keys it reads (so the scheduler need not look inside).
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub struct WireTask {
+    /// The key.
+    pub key: WireKey,
+    /// What to run.
+    pub spec: WireSpec,
+    /// The distinct keys it reads.
+    pub deps: Vec<WireKey>,
+}
+
+/// A failure or refusal, with enough to rebuild a [`TaskError`] on the client.
+#[derive(Clone, Debug, PartialEq, Eq, oxidask_core::Data, thiserror::Error)]
+#[data(crate = oxidask_core)]
+#[error("{message}")]
+pub struct WireError {
+    /// The failed task, if one.
+    pub key: Option<WireKey>,
+    /// The operation's name.
+    pub op: String,
+    /// 0 error, 1 panic, 2 argument, 3 unavailable, 4 invalid message, 5 killed worker,
+    /// 6 cancelled, 7 no worker can run it.
+    pub kind: u8,
+    /// The message.
+    pub message: String,
+    /// The cause chain.
+    pub causes: Vec<String>,
+}
+
+impl WireError {
+    /// A malformed or unusable message.
+    pub fn invalid(message: impl Into<String>) -> WireError {
+        WireError {
+            key: None,
+            op: String::new(),
+            kind: 4,
+            message: message.into(),
+            causes: Vec::new(),
+        }
+    }
+
+    /// From a task error.
+    pub fn from_task_error(e: &TaskError) -> WireError {
+        WireError {
+            key: Some(WireKey::from(&e.key)),
+            op: e.op.clone(),
+            kind: match e.failure.kind() {
+                FailureKind::Error => 0,
+                FailureKind::Panic => 1,
+                FailureKind::Argument => 2,
+                FailureKind::Unavailable => 3,
+            },
+            message: e.failure.message().to_owned(),
+            causes: e.failure.causes().to_vec(),
+        }
+    }
+
+    /// Back into a task error (for a key the client knows).
+    pub fn to_task_error(&self, key: Key) -> TaskError {
+        let kind = match self.kind {
+            1 => FailureKind::Panic,
+            2 => FailureKind::Argument,
+            3 | 5 | 7 => FailureKind::Unavailable,
+            _ => FailureKind::Error,
+        };
+        TaskError {
+            key,
+            op: self.op.clone(),
+            failure: Box::new(TaskFailure::from_parts(
+                kind,
+                self.message.clone(),
+                self.causes.clone(),
+            )),
+        }
+    }
+}
+
+fn arg_to_wire(a: &Arg, key: &Key) -> Result<WireArg, WireError> {
+    Ok(match a {
+        Arg::Key(k) => WireArg::Key(k.into()),
+        Arg::Value(v) => WireArg::Value(WireValue::from_value(v).map_err(|e| WireError {
+            key: Some(key.into()),
+            ..WireError::invalid(format!(
+                "task {key} has an argument that cannot leave this process: {e}"
+            ))
+        })?),
+        Arg::List(items) => WireArg::List(
+            items
+                .iter()
+                .map(|i| arg_to_wire(i, key))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+/// A task spec on the wire; closures and values without codecs are refused.
+pub fn spec_to_wire(key: &Key, spec: &TaskSpec) -> Result<WireSpec, WireError> {
+    Ok(match spec {
+        TaskSpec::Call { op, args } => match op {
+            Op::Registered(def) => WireSpec::Call {
+                op: def.name().to_owned(),
+                args: args.iter().map(|a| arg_to_wire(a, key)).collect::<Result<_, _>>()?,
+            },
+            Op::Local(l) => {
+                return Err(WireError {
+                    key: Some(key.into()),
+                    op: l.name().to_owned(),
+                    kind: 3,
+                    message: format!(
+                        "task {key} runs a closure (`{}`), which cannot be sent to a worker; write it as a #[oxidask::task] function so workers built from this program can run it",
+                        l.name()
+                    ),
+                    causes: Vec::new(),
+                })
+            }
+        },
+        TaskSpec::Value(v) => WireSpec::Value(WireValue::from_value(v).map_err(|e| WireError {
+            key: Some(key.into()),
+            ..WireError::invalid(format!("the value of {key} cannot leave this process: {e}"))
+        })?),
+        TaskSpec::Alias(k) => WireSpec::Alias(k.into()),
+        TaskSpec::Fused { steps } => WireSpec::Fused(
+            steps
+                .iter()
+                .map(|(k, s)| Ok((WireKey::from(k), spec_to_wire(k, s)?)))
+                .collect::<Result<_, WireError>>()?,
+        ),
+    })
+}
+
+fn arg_from_wire(a: &WireArg) -> Result<Arg, WireError> {
+    Ok(match a {
+        WireArg::Key(k) => Arg::Key(k.to_key()?),
+        WireArg::Value(v) => Arg::Value(v.to_value()?),
+        WireArg::List(items) => {
+            Arg::List(items.iter().map(arg_from_wire).collect::<Result<_, _>>()?)
+        }
+    })
+}
+
+/// A task spec from the wire: operations looked up by name, values decoded by type name.
+pub fn spec_from_wire(spec: &WireSpec) -> Result<TaskSpec, WireError> {
+    Ok(match spec {
+        WireSpec::Call { op, args } => {
+            let def = oxidask_core::op::lookup(op).ok_or_else(|| WireError {
+                key: None,
+                op: op.clone(),
+                kind: 3,
+                message: format!("operation `{op}` is not registered in this worker; run workers built from the program that defines it"),
+                causes: Vec::new(),
+            })?;
+            TaskSpec::Call {
+                op: Op::Registered(def),
+                args: args.iter().map(arg_from_wire).collect::<Result<_, _>>()?,
+            }
+        }
+        WireSpec::Value(v) => TaskSpec::Value(v.to_value()?),
+        WireSpec::Alias(k) => TaskSpec::Alias(k.to_key()?),
+        WireSpec::Fused(steps) => TaskSpec::Fused {
+            steps: steps
+                .iter()
+                .map(|(k, s)| Ok((k.to_key()?, spec_from_wire(s)?)))
+                .collect::<Result<_, WireError>>()?,
+        },
+    })
+}
