@@ -46,7 +46,7 @@ proptest! {
         };
         let mut buf = Vec::new();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(write_frame(&mut buf, &[msg.clone()])).unwrap();
+        rt.block_on(write_frame(&mut buf, std::slice::from_ref(&msg))).unwrap();
         prop_assert_eq!(read::<ToScheduler>(&buf).unwrap().unwrap(), vec![msg]);
         let i = flip % buf.len();
         buf[i] = value;
