@@ -10,7 +10,7 @@ use crate::key::Key;
 use crate::task::{Task, TaskSpec};
 
 pub(super) fn fuse_linear(graph: &Graph, outputs: &[Key]) -> Result<Graph, GraphError> {
-    let plan = Plan::build(graph, outputs, PlanOptions { fuse: true })?;
+    let plan = Plan::build(graph, outputs, PlanOptions::default())?;
     let mut out = Graph::with_capacity(plan.units());
     for i in 0..plan.len() as u32 {
         if plan.is_fused_into_prev(i) {

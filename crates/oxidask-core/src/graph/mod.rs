@@ -165,7 +165,13 @@ impl Graph {
 
     /// Only the tasks `outputs` need.
     pub fn cull(&self, outputs: &[Key]) -> Result<Graph, GraphError> {
-        let plan = self.plan(outputs, PlanOptions { fuse: false })?;
+        let plan = self.plan(
+            outputs,
+            PlanOptions {
+                fuse: false,
+                ..Default::default()
+            },
+        )?;
         let mut g = Graph::with_capacity(plan.len());
         for i in 0..plan.len() as u32 {
             let pos = plan.graph_position(i);
@@ -177,7 +183,13 @@ impl Graph {
     /// The keys `outputs` need, in the order a single thread should run them: dependencies
     /// first, one branch finished before the next is started, so few results are held at once.
     pub fn order(&self, outputs: &[Key]) -> Result<Vec<Key>, GraphError> {
-        let plan = self.plan(outputs, PlanOptions { fuse: false })?;
+        let plan = self.plan(
+            outputs,
+            PlanOptions {
+                fuse: false,
+                ..Default::default()
+            },
+        )?;
         Ok((0..plan.len() as u32)
             .map(|i| *self.key_at(plan.graph_position(i)))
             .collect())

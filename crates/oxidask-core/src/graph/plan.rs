@@ -30,11 +30,17 @@ const MAX_TASKS: usize = (u32::MAX - 2) as usize;
 pub struct PlanOptions {
     /// Fuse linear chains (run each chain as one unit of work).
     pub fuse: bool,
+    /// Treat references to keys outside the graph as already computed elsewhere (results a
+    /// distributed cluster holds) instead of as errors; they are left out of the plan.
+    pub external_ok: bool,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { fuse: true }
+        PlanOptions {
+            fuse: true,
+            external_ok: false,
+        }
     }
 }
 
@@ -86,13 +92,27 @@ impl Plan {
             if state[root as usize] != UNVISITED {
                 continue;
             }
-            open(graph, root, &mut state, &mut scratch, &mut stack)?;
+            open(
+                graph,
+                root,
+                &mut state,
+                &mut scratch,
+                &mut stack,
+                options.external_ok,
+            )?;
             while let Some(top) = stack.last_mut() {
                 if top.cursor < top.end {
                     let d = scratch[top.cursor as usize];
                     top.cursor += 1;
                     match state[d as usize] {
-                        UNVISITED => open(graph, d, &mut state, &mut scratch, &mut stack)?,
+                        UNVISITED => open(
+                            graph,
+                            d,
+                            &mut state,
+                            &mut scratch,
+                            &mut stack,
+                            options.external_ok,
+                        )?,
                         ON_STACK => return Err(cycle(graph, &stack, d)),
                         _ => {}
                     }
@@ -239,6 +259,7 @@ fn open(
     state: &mut [u32],
     scratch: &mut Vec<u32>,
     stack: &mut Vec<Frame>,
+    external_ok: bool,
 ) -> Result<(), GraphError> {
     state[pos as usize] = ON_STACK;
     let begin = scratch.len();
@@ -258,6 +279,7 @@ fn open(
                     scratch.push(d);
                 }
             }
+            None if external_ok => {}
             None => missing = Some(*k),
         }
     });
