@@ -105,6 +105,25 @@ impl Data for Payload {
     }
 }
 
+/// Encodes `value` on its own, payloads inline, e.g. a task spec that travels as one opaque
+/// payload part and is decoded only where it runs.
+pub fn encode_detached<T: Data>(value: &T) -> Payload {
+    let saved = OUT_PARTS.with(|p| p.borrow_mut().take());
+    let mut buf = Vec::new();
+    value.encode(&mut Writer::new(&mut buf));
+    OUT_PARTS.with(|p| *p.borrow_mut() = saved);
+    Payload(Bytes::from(buf))
+}
+
+/// Decodes what [`encode_detached`] wrote; it must use exactly its bytes.
+pub fn decode_detached<T: Data>(payload: &Payload) -> Result<T, CodecError> {
+    let saved = IN_PARTS.with(|p| p.borrow_mut().take());
+    let mut r = Reader::new(&payload.0);
+    let out = T::decode(&mut r).and_then(|v| r.finish().map(|_| v));
+    IN_PARTS.with(|p| *p.borrow_mut() = saved);
+    out
+}
+
 /// Encodes a batch into (header, parts).
 pub fn encode_batch<M: Data>(msgs: &[M]) -> (Vec<u8>, Vec<Bytes>) {
     OUT_PARTS.with(|p| *p.borrow_mut() = Some(Vec::new()));

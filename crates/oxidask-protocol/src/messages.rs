@@ -151,6 +151,10 @@ pub struct WorkerSummary {
     pub processing: u64,
     /// Results held.
     pub keys: u64,
+    /// CPU use, percent of one core (last heartbeat).
+    pub cpu: f64,
+    /// Abstract resources it offers.
+    pub resources: Vec<(String, f64)>,
 }
 
 /// The cluster at a glance.
@@ -268,6 +272,8 @@ pub enum FromWorker {
         key: WireKey,
         /// The missing key.
         missing: WireKey,
+        /// The data addresses that were tried and did not have it.
+        tried: Vec<String>,
     },
     /// Reply to [`ToWorker::Steal`].
     StealResponse {
@@ -289,6 +295,8 @@ pub enum FromWorker {
         executing: u32,
         /// Results held.
         keys: u64,
+        /// CPU use of the worker process since the last heartbeat, percent of one core.
+        cpu: f64,
     },
 }
 

@@ -118,16 +118,38 @@ pub enum WireSpec {
     Fused(Vec<(WireKey, WireSpec)>),
 }
 
-/// A task with its key and the keys it reads (so the scheduler need not look inside).
+/// A task with its key and the keys it reads.
+///
+/// The spec travels encoded, as a payload part: the scheduler stores and forwards it without
+/// decoding it (it needs only `deps`), and only the worker that runs the task decodes it.
 #[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
 #[data(crate = oxidask_core)]
 pub struct WireTask {
     /// The key.
     pub key: WireKey,
-    /// What to run.
-    pub spec: WireSpec,
+    /// The encoded [`WireSpec`].
+    pub spec: Payload,
     /// The distinct keys it reads.
     pub deps: Vec<WireKey>,
+}
+
+impl WireTask {
+    /// A task from its key, spec and dependencies.
+    pub fn new(key: WireKey, spec: &WireSpec, deps: Vec<WireKey>) -> WireTask {
+        WireTask {
+            key,
+            spec: crate::frame::encode_detached(spec),
+            deps,
+        }
+    }
+
+    /// The decoded spec.
+    pub fn decode_spec(&self) -> Result<WireSpec, WireError> {
+        crate::frame::decode_detached(&self.spec).map_err(|e| WireError {
+            key: Some(self.key.clone()),
+            ..WireError::invalid(format!("the spec of task {} is malformed: {e}", self.key))
+        })
+    }
 }
 
 /// A failure or refusal, with enough to rebuild a [`TaskError`] on the client.

@@ -33,14 +33,14 @@ proptest! {
     #[test]
     fn valid_frames_with_corrupted_bytes_never_panic(flip in 0usize..200, value in any::<u8>()) {
         let msg = ToScheduler::UpdateGraph {
-            tasks: vec![WireTask {
-                key: WireKey { prefix: "inc".into(), token: 7, index: vec![1, 2] },
-                spec: WireSpec::Call { op: "m::inc".into(), args: vec![WireArg::Value(WireValue {
+            tasks: vec![WireTask::new(
+                WireKey { prefix: "inc".into(), token: 7, index: vec![1, 2] },
+                &WireSpec::Call { op: "m::inc".into(), args: vec![WireArg::Value(WireValue {
                     type_name: "i64".into(),
                     bytes: Payload(bytes::Bytes::from_static(&[1, 0, 0, 0, 0, 0, 0, 0])),
                 })] },
-                deps: vec![],
-            }],
+                vec![],
+            )],
             wanted: vec![],
             options: SubmitOptions::default(),
         };

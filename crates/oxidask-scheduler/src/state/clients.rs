@@ -1,0 +1,356 @@
+//! What clients ask for: new graphs, releases, cancellation, scatter, queries.
+
+use oxidask_protocol::{
+    ClusterSummary, SubmitOptions, ToClient, ToScheduler, ToWorker, WireError, WireKey, WireTask,
+    WireValue, WorkerSummary,
+};
+use rustc_hash::FxHashSet;
+
+use super::{ClientId, ClientRec, Constraints, SchedulerState, TState, TaskId, TaskList, WorkerId};
+
+impl SchedulerState {
+    pub(crate) fn client_joined(&mut self, conn: u64, name: String) {
+        let c = ClientId(self.clients.len() as u32);
+        self.clients.push(Some(ClientRec {
+            conn,
+            name,
+            wanted: FxHashSet::default(),
+        }));
+        self.client_by_conn.insert(conn, c);
+    }
+
+    pub(crate) fn client_left(&mut self, conn: u64) {
+        let Some(c) = self.client_by_conn.remove(&conn) else {
+            return;
+        };
+        let rec = self.clients[c.0 as usize]
+            .take()
+            .expect("a connected client has a record");
+        let mut wanted: Vec<TaskId> = rec.wanted.into_iter().collect();
+        wanted.sort();
+        for t in wanted {
+            self.unwant(c, t);
+        }
+    }
+
+    pub(crate) fn client_message(&mut self, c: ClientId, msg: ToScheduler) {
+        match msg {
+            ToScheduler::UpdateGraph {
+                tasks,
+                wanted,
+                options,
+            } => self.update_graph(c, tasks, wanted, options),
+            ToScheduler::Release { keys } => {
+                for k in keys {
+                    if let Some(t) = self.lookup(&k) {
+                        self.unwant(c, t);
+                    }
+                }
+            }
+            ToScheduler::Pin { keys } => {
+                for k in keys {
+                    if let Some(t) = self.lookup(&k) {
+                        if self.task(t).state.is_active() {
+                            self.task_mut(t).pinned = true;
+                        }
+                    }
+                }
+            }
+            ToScheduler::Cancel { keys } => self.cancel(c, keys),
+            ToScheduler::WhoHas { request, keys } => {
+                let locations = keys
+                    .into_iter()
+                    .map(|k| {
+                        let addrs = self.lookup(&k).map_or_else(Vec::new, |t| {
+                            self.task(t)
+                                .who_has
+                                .iter()
+                                .map(|&w| self.worker(w).info.data_address.clone())
+                                .collect()
+                        });
+                        (k, addrs)
+                    })
+                    .collect();
+                self.to_client(c, ToClient::WhoHas { request, locations });
+            }
+            ToScheduler::Scatter { values, broadcast } => self.scatter(c, values, broadcast),
+            ToScheduler::Summary { request } => {
+                let summary = self.summary();
+                self.to_client(c, ToClient::Summary { request, summary });
+            }
+            ToScheduler::Story { request, key } => {
+                let lines = match key.to_key() {
+                    Ok(k) => self.story(&k).iter().map(|t| t.line()).collect(),
+                    Err(_) => Vec::new(),
+                };
+                self.to_client(c, ToClient::Story { request, lines });
+            }
+        }
+    }
+
+    /// The cluster at a glance.
+    pub fn summary(&self) -> ClusterSummary {
+        ClusterSummary {
+            workers: self
+                .live_workers()
+                .map(|(_, w)| WorkerSummary {
+                    name: w.info.name.clone(),
+                    address: w.info.data_address.clone(),
+                    nthreads: w.info.nthreads,
+                    memory_limit: w.info.memory_limit,
+                    memory: w.metrics.memory.max(w.nbytes),
+                    processing: w.processing.len() as u64,
+                    keys: w.has_what.len() as u64,
+                    cpu: w.metrics.cpu,
+                    resources: w.info.resources.clone(),
+                })
+                .collect(),
+            tasks: self.index.len() as u64,
+            clients: self.client_by_conn.len() as u64,
+        }
+    }
+
+    fn update_graph(
+        &mut self,
+        c: ClientId,
+        tasks: Vec<WireTask>,
+        wanted: Vec<WireKey>,
+        options: SubmitOptions,
+    ) {
+        debug_assert!(self.release_queue.is_empty());
+        let constraints =
+            (!options.resources.is_empty() || !options.workers.is_empty()).then(|| {
+                Box::new(Constraints {
+                    resources: options.resources.clone(),
+                    workers: options.workers.clone(),
+                })
+            });
+        let mut new = Vec::with_capacity(tasks.len());
+        let mut broken = Vec::new();
+        for wt in tasks {
+            let key = match wt.key.to_key() {
+                Ok(k) => k,
+                Err(e) => {
+                    self.to_client(
+                        c,
+                        ToClient::KeyErred {
+                            key: wt.key,
+                            error: e,
+                        },
+                    );
+                    continue;
+                }
+            };
+            if self.index.contains_key(&key) {
+                continue;
+            }
+            let mut deps = TaskList::new();
+            let mut missing = None;
+            for d in &wt.deps {
+                match self.lookup(d) {
+                    Some(id) => {
+                        if !deps.contains(&id) {
+                            deps.push(id)
+                        }
+                    }
+                    None => missing = Some(d.clone()),
+                }
+            }
+            self.seq += 1;
+            let priority = (-options.priority, self.seq);
+            let t = self.insert_task(
+                key,
+                Some(wt.spec),
+                deps,
+                priority,
+                options.retries,
+                constraints.clone(),
+            );
+            if let Some(d) = missing {
+                broken.push((t, d));
+            }
+            new.push(t);
+        }
+        let mut wanted_ids = Vec::with_capacity(wanted.len());
+        for k in wanted {
+            match self.lookup(&k) {
+                Some(t) => {
+                    self.want(c, t);
+                    wanted_ids.push(t);
+                }
+                None => self.to_client(
+                    c,
+                    ToClient::KeyErred {
+                        error: WireError {
+                            key: Some(k.clone()),
+                            ..WireError::invalid(format!(
+                                "{k} is not known to the scheduler: submit its task with it"
+                            ))
+                        },
+                        key: k,
+                    },
+                ),
+            }
+        }
+        for (t, d) in broken {
+            let key = self.task(t).key;
+            self.fail(
+                t,
+                WireError {
+                    key: Some(WireKey::from(&key)),
+                    ..WireError::invalid(format!(
+                        "task {key} depends on {d}, which the scheduler does not hold: it was never submitted, or every future for it was released before this task arrived"
+                    ))
+                },
+            );
+        }
+        for t in wanted_ids {
+            self.need(t);
+        }
+        self.release_queue.extend(new);
+    }
+
+    /// Client `c` holds a future for `t`; tells it at once if the result is already there.
+    pub(crate) fn want(&mut self, c: ClientId, t: TaskId) {
+        let rec = self.task_mut(t);
+        if !rec.wanted_by.contains(&c) {
+            rec.wanted_by.push(c);
+        }
+        if let Some(Some(client)) = self.clients.get_mut(c.0 as usize) {
+            client.wanted.insert(t);
+        }
+        let rec = self.task(t);
+        match rec.state {
+            TState::Memory => {
+                let msg = ToClient::KeyInMemory {
+                    key: WireKey::from(&rec.key),
+                    type_name: self.type_name(rec.type_name).to_owned(),
+                    nbytes: rec.nbytes,
+                };
+                self.to_client(c, msg);
+            }
+            TState::Erred => {
+                let msg = ToClient::KeyErred {
+                    key: WireKey::from(&rec.key),
+                    error: self.dependency_error(t),
+                };
+                self.to_client(c, msg);
+            }
+            _ => {}
+        }
+    }
+
+    /// Client `c` no longer holds a future for `t`.
+    pub(crate) fn unwant(&mut self, c: ClientId, t: TaskId) {
+        if !self.exists(t) {
+            return;
+        }
+        let rec = self.task_mut(t);
+        if let Some(i) = rec.wanted_by.iter().position(|&x| x == c) {
+            rec.wanted_by.swap_remove(i);
+        }
+        if let Some(Some(client)) = self.clients.get_mut(c.0 as usize) {
+            client.wanted.remove(&t);
+        }
+        self.release_queue.push(t);
+    }
+
+    /// Cancels keys and everything of this client's that depends on them.
+    fn cancel(&mut self, c: ClientId, keys: Vec<WireKey>) {
+        let mut stack: Vec<TaskId> = keys.iter().filter_map(|k| self.lookup(k)).collect();
+        let mut seen = FxHashSet::default();
+        while let Some(t) = stack.pop() {
+            if !seen.insert(t) {
+                continue;
+            }
+            let rec = self.task(t);
+            stack.extend(rec.dependents.iter().copied());
+            if rec.wanted_by.contains(&c) {
+                let key = WireKey::from(&rec.key);
+                self.unwant(c, t);
+                self.to_client(
+                    c,
+                    ToClient::KeyErred {
+                        key: key.clone(),
+                        error: WireError {
+                            key: Some(key.clone()),
+                            op: String::new(),
+                            kind: 6,
+                            message: format!("{key} was cancelled"),
+                            causes: Vec::new(),
+                        },
+                    },
+                );
+            }
+        }
+    }
+
+    fn scatter(&mut self, c: ClientId, values: Vec<(WireKey, WireValue)>, broadcast: bool) {
+        let mut targets: Vec<WorkerId> = self.live_workers().map(|(w, _)| w).collect();
+        if targets.is_empty() {
+            for (k, _) in values {
+                let error = WireError {
+                    key: Some(k.clone()),
+                    op: "scatter".into(),
+                    kind: 3,
+                    message: "no workers are connected to hold scattered data; start workers (or wait for them) and scatter again".into(),
+                    causes: Vec::new(),
+                };
+                self.to_client(c, ToClient::KeyErred { key: k, error });
+            }
+            return;
+        }
+        // Least loaded first.
+        targets.sort_by_key(|&w| (self.worker(w).nbytes, w));
+        let mut batches: Vec<Vec<(WireKey, WireValue)>> = vec![Vec::new(); targets.len()];
+        for (i, (wk, v)) in values.into_iter().enumerate() {
+            let key = match wk.to_key() {
+                Ok(k) => k,
+                Err(error) => {
+                    self.to_client(c, ToClient::KeyErred { key: wk, error });
+                    continue;
+                }
+            };
+            let t = match self.index.get(&key) {
+                Some(&t) => t,
+                None => {
+                    self.seq += 1;
+                    let p = (0, self.seq);
+                    self.insert_task(key, None, TaskList::new(), p, 0, None)
+                }
+            };
+            self.want(c, t);
+            let state = self.task(t).state;
+            if state == TState::Memory {
+                continue;
+            }
+            if state.is_active() && self.task(t).storing == 0 {
+                // Being computed already: the computation will deliver it.
+                continue;
+            }
+            let chosen: Vec<usize> = if broadcast {
+                (0..targets.len()).collect()
+            } else {
+                vec![i % targets.len()]
+            };
+            if state != TState::Waiting {
+                if state == TState::Erred {
+                    self.task_mut(t).error = None;
+                }
+                self.set_state(t, TState::Waiting);
+                self.task_mut(t).waiting_on = 0;
+            }
+            for j in chosen {
+                if self.pending_stores.entry(targets[j]).or_default().insert(t) {
+                    self.task_mut(t).storing += 1;
+                    batches[j].push((wk.clone(), v.clone()));
+                }
+            }
+        }
+        for (j, values) in batches.into_iter().enumerate() {
+            if !values.is_empty() {
+                self.to_worker(targets[j], ToWorker::Store { values });
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The invariant checker: tests call it after every event.
+
+use super::{SchedulerState, TState, TaskId, WorkerId};
+
+impl SchedulerState {
+    /// Checks every invariant of the records; returns the first broken one, described.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, slot) in self.tasks.iter().enumerate() {
+            let Some(t) = slot else { continue };
+            let id = TaskId(i as u32);
+            let key = t.key;
+            let err = |m: String| Err(format!("task {key} ({}): {m}", t.state.name()));
+            if self.index.get(&key) != Some(&id) {
+                return err("not indexed under its key".into());
+            }
+            for &d in &t.deps {
+                if !self.exists(d) {
+                    return err(format!("dependency {d:?} was forgotten"));
+                }
+                if !self.task(d).dependents.contains(&id) {
+                    return err(format!("dependency {} does not list it", self.task(d).key));
+                }
+            }
+            for &d in &t.dependents {
+                if !self.exists(d) || !self.task(d).deps.contains(&id) {
+                    return err(format!("dependent {d:?} does not list it as a dependency"));
+                }
+            }
+            for &w in &t.who_has {
+                if !self.live(w) || !self.worker(w).has_what.contains(&id) {
+                    return err(format!("holder {w:?} does not know it holds it"));
+                }
+            }
+            for &c in &t.wanted_by {
+                match self.clients.get(c.0 as usize) {
+                    Some(Some(cr)) if cr.wanted.contains(&id) => {}
+                    _ => return err(format!("client {c:?} does not know it wants it")),
+                }
+            }
+            let deps_not_in_memory = t
+                .deps
+                .iter()
+                .filter(|&&d| self.task(d).state != TState::Memory)
+                .count() as u32;
+            let in_queue = self.queued.contains(&(t.priority, id));
+            let in_no_worker = self.no_worker.contains(&(t.priority, id));
+            if in_queue != (t.state == TState::Queued) {
+                return err("queue membership disagrees with its state".into());
+            }
+            if in_no_worker != (t.state == TState::NoWorker) {
+                return err("no-worker membership disagrees with its state".into());
+            }
+            if t.state == TState::Memory && t.who_has.is_empty() {
+                return err("in memory but held by no worker".into());
+            }
+            if t.state != TState::Memory && !t.who_has.is_empty() {
+                return err(format!("not in memory but held by {:?}", t.who_has));
+            }
+            if t.state.is_active() && !self.needed(id) {
+                return err("being computed though nothing needs it".into());
+            }
+            if t.state == TState::Memory && !self.needed(id) {
+                return err("kept in memory though nothing needs it".into());
+            }
+            if t.state == TState::Erred && t.error.is_none() {
+                return err("erred without an error".into());
+            }
+            match t.state {
+                TState::Waiting => {
+                    if t.waiting_on != deps_not_in_memory {
+                        return err(format!(
+                            "waiting on {} but {} dependencies are not in memory",
+                            t.waiting_on, deps_not_in_memory
+                        ));
+                    }
+                    if t.waiting_on == 0 && t.storing == 0 {
+                        return err("waiting on nothing".into());
+                    }
+                }
+                TState::Queued | TState::NoWorker | TState::Processing(_) => {
+                    if deps_not_in_memory != 0 {
+                        return err(format!(
+                            "ready though {deps_not_in_memory} dependencies are not in memory"
+                        ));
+                    }
+                }
+                TState::Released => {
+                    if t.dependents.is_empty() && t.wanted_by.is_empty() && t.storing == 0 {
+                        return err("released with nothing referring to it (not forgotten)".into());
+                    }
+                }
+                _ => {}
+            }
+            if let TState::Processing(w) = t.state {
+                if !self.live(w) || !self.worker(w).processing.contains(&id) {
+                    return err(format!("processing on {w:?}, which does not list it"));
+                }
+            }
+        }
+        for (w, r) in self.live_workers() {
+            for &t in &r.processing {
+                if !self.exists(t) || self.task(t).state != TState::Processing(w) {
+                    return Err(format!("worker {} lists {t:?} as processing", r.info.name));
+                }
+            }
+            for &t in &r.has_what {
+                if !self.exists(t) || !self.task(t).who_has.contains(&w) {
+                    return Err(format!("worker {} lists {t:?} as held", r.info.name));
+                }
+            }
+            if r.occupancy < -1e-9 {
+                return Err(format!("worker {} has negative occupancy", r.info.name));
+            }
+            let idle = r.processing.len() < r.info.nthreads.max(1) as usize;
+            if idle != self.idle.contains(&w) {
+                return Err(format!(
+                    "worker {} idle set membership is stale",
+                    r.info.name
+                ));
+            }
+            if self.saturated(w) == self.unsaturated.contains(&w) {
+                return Err(format!(
+                    "worker {} saturation set membership is stale",
+                    r.info.name
+                ));
+            }
+            if self.worker_by_conn.get(&r.conn) != Some(&w) {
+                return Err(format!(
+                    "worker {} is not indexed by its connection",
+                    r.info.name
+                ));
+            }
+        }
+        if self.index.len() != self.tasks.iter().flatten().count() {
+            return Err("index and task table disagree on the number of tasks".into());
+        }
+        if !self.queued.is_empty() {
+            // Queued tasks wait only while every worker that could run them is busy.
+            for &(_, t) in self.queued.iter().take(1) {
+                let task = self.task(t);
+                if task.deps.is_empty() && task.constraints.is_none() {
+                    if let Some(&w) = self.unsaturated.iter().next() {
+                        return Err(format!(
+                            "{} is queued while worker {} has room",
+                            task.key,
+                            self.worker(w).info.name
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn live(&self, w: WorkerId) -> bool {
+        self.workers.get(w.0 as usize).is_some_and(|w| w.is_some())
+    }
+}

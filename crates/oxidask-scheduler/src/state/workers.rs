@@ -1,0 +1,397 @@
+//! Workers: joining, reporting, dying; and the clock.
+
+use oxidask_protocol::{FromWorker, WireError, WireKey, WorkerInfo};
+use rustc_hash::FxHashSet;
+
+use super::{Effect, SchedulerState, TState, TaskId, WorkerId, WorkerMetrics, WorkerRec};
+
+impl SchedulerState {
+    pub(crate) fn worker_joined(&mut self, conn: u64, info: WorkerInfo) {
+        let clash = self
+            .live_workers()
+            .find(|(_, w)| w.info.name == info.name)
+            .map(|(_, w)| w.info.data_address.clone());
+        if let Some(other) = clash {
+            let reason = format!(
+                "a worker named `{}` is already connected (at {other}); give each worker a unique --name",
+                info.name
+            );
+            self.out.push(Effect::Close { conn, reason });
+            return;
+        }
+        let rec = WorkerRec {
+            conn,
+            info,
+            processing: FxHashSet::default(),
+            occupancy: 0.0,
+            has_what: FxHashSet::default(),
+            nbytes: 0,
+            used_resources: Vec::new(),
+            last_seen: self.now,
+            metrics: WorkerMetrics::default(),
+        };
+        let w = match self.workers.iter().position(|w| w.is_none()) {
+            Some(i) => {
+                self.workers[i] = Some(rec);
+                WorkerId(i as u32)
+            }
+            None => {
+                self.workers.push(Some(rec));
+                WorkerId(self.workers.len() as u32 - 1)
+            }
+        };
+        self.worker_by_conn.insert(conn, w);
+        self.update_worker_sets(w);
+        // Tasks no worker could run may run here.
+        let parked: Vec<_> = self
+            .no_worker
+            .iter()
+            .filter(|(_, t)| self.worker(w).could_run(self.task(*t)))
+            .copied()
+            .collect();
+        for (_, t) in parked {
+            self.unpark(t);
+            self.ready(t);
+        }
+        self.fill(w);
+    }
+
+    pub(crate) fn worker_message(&mut self, w: WorkerId, msg: FromWorker) {
+        self.worker_mut(w).last_seen = self.now;
+        match msg {
+            FromWorker::Finished {
+                key,
+                type_name,
+                nbytes,
+                duration_us,
+            } => self.task_finished(w, key, type_name, nbytes, duration_us),
+            FromWorker::Erred { key, error } => self.task_erred(w, key, error),
+            FromWorker::MissingData {
+                key,
+                missing,
+                tried,
+            } => self.missing_data(w, key, missing, tried),
+            FromWorker::StealResponse { key, given_back } => {
+                self.steal_response(w, key, given_back)
+            }
+            FromWorker::Stored { keys } => {
+                for (k, type_name, nbytes) in keys {
+                    self.stored(w, k, type_name, nbytes);
+                }
+            }
+            FromWorker::Heartbeat {
+                memory,
+                executing,
+                keys: _,
+                cpu,
+            } => {
+                self.worker_mut(w).metrics = WorkerMetrics {
+                    memory,
+                    executing,
+                    cpu,
+                };
+            }
+        }
+    }
+
+    fn task_finished(
+        &mut self,
+        w: WorkerId,
+        key: WireKey,
+        type_name: String,
+        nbytes: u64,
+        duration_us: u64,
+    ) {
+        let Some(t) = self.lookup(&key) else {
+            self.free_on(w, key);
+            return;
+        };
+        let type_id = self.type_id(type_name);
+        match self.task(t).state {
+            TState::Processing(p) => {
+                self.unassign(t, p);
+                if p != w {
+                    // It ran here although it was moved elsewhere: keep this result.
+                    self.free_on(p, key);
+                }
+                self.learn_duration(t, duration_us as f64 * 1e-6);
+                self.put_in_memory(t, w, type_id, nbytes);
+                self.fill(p);
+                if p != w {
+                    self.fill(w);
+                }
+            }
+            TState::Memory => self.add_replica(t, w, nbytes),
+            _ => self.free_on(w, key),
+        }
+    }
+
+    fn task_erred(&mut self, w: WorkerId, key: WireKey, error: WireError) {
+        let Some(t) = self.lookup(&key) else {
+            return;
+        };
+        if self.task(t).state != TState::Processing(w) {
+            return;
+        }
+        self.unassign(t, w);
+        if self.task(t).retries_left > 0 {
+            self.task_mut(t).retries_left -= 1;
+            self.set_state(t, TState::Released);
+            self.need(t);
+        } else {
+            self.fail(t, error);
+        }
+        self.fill(w);
+    }
+
+    fn missing_data(&mut self, w: WorkerId, key: WireKey, missing: WireKey, tried: Vec<String>) {
+        let Some(m) = self.lookup(&missing) else {
+            return;
+        };
+        // The holders that were tried do not have it (any more).
+        let gone: Vec<WorkerId> = self
+            .task(m)
+            .who_has
+            .iter()
+            .copied()
+            .filter(|&h| tried.contains(&self.worker(h).info.data_address))
+            .collect();
+        let nbytes = self.task(m).nbytes;
+        for h in gone {
+            self.task_mut(m).who_has.retain(|x| *x != h);
+            let worker = self.worker_mut(h);
+            if worker.has_what.remove(&m) {
+                worker.nbytes = worker.nbytes.saturating_sub(nbytes);
+            }
+            self.free_on(h, missing.clone());
+        }
+        if self.task(m).state == TState::Memory && self.task(m).who_has.is_empty() {
+            self.lose(m);
+        }
+        let Some(t) = self.lookup(&key) else {
+            return;
+        };
+        if self.task(t).state != TState::Processing(w) {
+            return;
+        }
+        if self.task(m).state == TState::Memory {
+            // Other holders remain: try again with fresh locations.
+            self.send_compute(t, w);
+        } else {
+            self.unassign(t, w);
+            self.reschedule(t);
+            self.fill(w);
+        }
+    }
+
+    fn steal_response(&mut self, victim: WorkerId, key: WireKey, given_back: bool) {
+        let Some(t) = self.lookup(&key) else {
+            return;
+        };
+        let Some(thief) = self.task_mut(t).stealing.take() else {
+            return;
+        };
+        if !given_back || self.task(t).state != TState::Processing(victim) {
+            return;
+        }
+        self.unassign(t, victim);
+        let thief_ok = self.workers.get(thief.0 as usize).is_some_and(|w| {
+            w.as_ref()
+                .is_some_and(|w| w.could_run(self.task(t)) && w.resources_free(self.task(t)))
+        });
+        if thief_ok {
+            self.assign(t, thief);
+        } else {
+            self.reschedule(t);
+        }
+        self.fill(victim);
+    }
+
+    fn stored(&mut self, w: WorkerId, key: WireKey, type_name: String, nbytes: u64) {
+        let Some(t) = self.lookup(&key) else {
+            self.free_on(w, key);
+            return;
+        };
+        let pending = self
+            .pending_stores
+            .get_mut(&w)
+            .is_some_and(|s| s.remove(&t));
+        if pending {
+            self.task_mut(t).storing -= 1;
+        }
+        let type_id = self.type_id(type_name);
+        match self.task(t).state {
+            TState::Waiting if self.task(t).waiting_on == 0 && pending => {
+                self.put_in_memory(t, w, type_id, nbytes)
+            }
+            TState::Memory => self.add_replica(t, w, nbytes),
+            _ => {
+                self.free_on(w, key);
+                self.release_queue.push(t);
+            }
+        }
+    }
+
+    /// Removes a worker: reschedules its tasks, recomputes results only it held, and blames
+    /// tasks that keep dying with their workers.
+    pub(crate) fn remove_worker(&mut self, w: WorkerId, reason: &str, close: bool) {
+        let rec = self.workers[w.0 as usize]
+            .take()
+            .expect("removing a live worker");
+        self.worker_by_conn.remove(&rec.conn);
+        self.idle.remove(&w);
+        self.unsaturated.remove(&w);
+        self.pending_free.remove(&w);
+        if close {
+            self.out.push(Effect::Close {
+                conn: rec.conn,
+                reason: reason.to_owned(),
+            });
+        }
+        let mut lost = Vec::new();
+        let mut held: Vec<TaskId> = rec.has_what.into_iter().collect();
+        held.sort_unstable();
+        for t in held {
+            let task = self.task_mut(t);
+            task.who_has.retain(|x| *x != w);
+            if task.who_has.is_empty() && task.state == TState::Memory {
+                lost.push(t);
+            }
+        }
+        let mut unconfirmed: Vec<TaskId> = self
+            .pending_stores
+            .remove(&w)
+            .map(|s| s.into_iter().collect())
+            .unwrap_or_default();
+        unconfirmed.sort_unstable();
+        for t in unconfirmed {
+            self.task_mut(t).storing -= 1;
+            let task = self.task(t);
+            if task.storing == 0 && task.state == TState::Waiting && task.spec.is_none() {
+                let key = task.key;
+                self.fail(
+                    t,
+                    WireError {
+                        key: Some(WireKey::from(&key)),
+                        op: "scatter".into(),
+                        kind: 3,
+                        message: format!(
+                            "worker {} left before storing the scattered data of {key} ({reason}); scatter it again",
+                            rec.info.name
+                        ),
+                        causes: Vec::new(),
+                    },
+                );
+            }
+        }
+        let mut processing: Vec<TaskId> = rec.processing.into_iter().collect();
+        processing.sort_unstable_by_key(|&t| self.task(t).priority);
+        for t in lost {
+            if self.task(t).state == TState::Memory {
+                self.lose(t);
+            }
+        }
+        let allowed_failures = self.cfg.allowed_failures;
+        for t in processing {
+            if self.task(t).state != TState::Processing(w) {
+                continue;
+            }
+            let task = self.task_mut(t);
+            task.suspicious += 1;
+            task.stealing = None;
+            task.cost = 0.0;
+            if task.suspicious > allowed_failures {
+                let key = task.key;
+                let n = task.suspicious;
+                self.fail(
+                    t,
+                    WireError {
+                        key: Some(WireKey::from(&key)),
+                        op: String::new(),
+                        kind: 5,
+                        message: format!(
+                            "KilledWorker: task {key} was running on {n} workers that died (the last, {}: {reason}); it may be crashing them. Allowed failures: {}",
+                            rec.info.name, self.cfg.allowed_failures
+                        ),
+                        causes: Vec::new(),
+                    },
+                );
+            } else {
+                self.reschedule(t);
+            }
+        }
+    }
+
+    /// The clock: heartbeat timeouts, tasks no worker can run, work stealing.
+    pub(crate) fn tick(&mut self) {
+        let now = self.now;
+        let timeout = self.cfg.heartbeat_timeout;
+        let silent: Vec<(WorkerId, f64)> = self
+            .live_workers()
+            .filter(|(_, r)| now.saturating_duration_since(r.last_seen) > timeout)
+            .map(|(w, r)| (w, now.saturating_duration_since(r.last_seen).as_secs_f64()))
+            .collect();
+        for (w, secs) in silent {
+            let reason = format!("no heartbeat for {secs:.1} s");
+            self.remove_worker(w, &reason, true);
+        }
+        if self.n_workers() > 0 {
+            let limit = self.cfg.no_worker_timeout;
+            let expired: Vec<TaskId> = self
+                .no_worker
+                .iter()
+                .map(|&(_, t)| t)
+                .filter(|&t| {
+                    self.task(t)
+                        .no_worker_since
+                        .is_some_and(|s| now.saturating_duration_since(s) >= limit)
+                })
+                .collect();
+            for t in expired {
+                let e = self.unrunnable_error(t);
+                self.fail(t, e);
+            }
+        }
+        self.balance();
+    }
+
+    fn unrunnable_error(&self, t: TaskId) -> WireError {
+        let task = self.task(t);
+        let offers: Vec<String> = self
+            .live_workers()
+            .map(|(_, w)| {
+                let res: Vec<String> = w
+                    .info
+                    .resources
+                    .iter()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect();
+                format!("{} [{}]", w.info.name, res.join(", "))
+            })
+            .collect();
+        let mut wants = Vec::new();
+        if !task.resources().is_empty() {
+            let r: Vec<String> = task
+                .resources()
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            wants.push(format!("resources {}", r.join(", ")));
+        }
+        if !task.allowed_workers().is_empty() {
+            wants.push(format!("workers {}", task.allowed_workers().join(", ")));
+        }
+        WireError {
+            key: Some(WireKey::from(&task.key)),
+            op: String::new(),
+            kind: 7,
+            message: format!(
+                "no connected worker can run {}: it asks for {}, and the workers offer: {}. Start a worker that satisfies it (e.g. `oxidask worker ADDRESS --resources GPU=1`) or relax the request",
+                task.key,
+                wants.join(" and "),
+                offers.join("; ")
+            ),
+            causes: Vec::new(),
+        }
+    }
+}
