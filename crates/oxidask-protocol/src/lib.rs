@@ -14,6 +14,7 @@
 
 pub mod frame;
 pub mod messages;
+pub mod peer;
 pub mod wire;
 
 pub use frame::{read_frame, write_frame, Limits, Payload};
@@ -106,33 +107,52 @@ pub async fn handshake_connect<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Server side: reads the peer's hello and welcomes or refuses it.
-pub async fn handshake_accept<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
-    ours: &Hello,
-    id: u64,
-) -> Result<Hello, ProtocolError> {
+/// Server side, first half: reads the peer's hello (small, no payloads).
+pub async fn read_hello<S: AsyncRead + Unpin>(s: &mut S) -> Result<Hello, ProtocolError> {
     let limits = Limits {
         max_header: 1 << 16,
         max_parts: 0,
         max_payload: 0,
     };
     let theirs: Vec<Hello> = read_frame(s, &limits).await?.ok_or(ProtocolError::Closed)?;
-    let theirs = theirs
-        .into_iter()
-        .next()
-        .ok_or_else(|| ProtocolError::Unexpected("an empty hello".into()))?;
-    if let Some(reason) = compatibility(ours, &theirs) {
-        write_frame(
-            s,
-            &[HelloReply::Refused {
-                reason: reason.clone(),
-            }],
-        )
-        .await?;
-        return Err(ProtocolError::Refused(reason));
+    if theirs.len() != 1 {
+        return Err(ProtocolError::Unexpected(format!(
+            "{} hellos in the first frame",
+            theirs.len()
+        )));
     }
-    write_frame(s, &[HelloReply::Welcome { id }]).await?;
+    Ok(theirs.into_iter().next().expect("one hello"))
+}
+
+/// Server side, second half: welcomes the peer, or refuses it with `reason`.
+pub async fn reply_hello<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    id: u64,
+    refusal: Option<String>,
+) -> Result<(), ProtocolError> {
+    match refusal {
+        Some(reason) => {
+            write_frame(
+                s,
+                &[HelloReply::Refused {
+                    reason: reason.clone(),
+                }],
+            )
+            .await?;
+            Err(ProtocolError::Refused(reason))
+        }
+        None => write_frame(s, &[HelloReply::Welcome { id }]).await,
+    }
+}
+
+/// Server side: reads the peer's hello and welcomes or refuses it.
+pub async fn handshake_accept<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    ours: &Hello,
+    id: u64,
+) -> Result<Hello, ProtocolError> {
+    let theirs = read_hello(s).await?;
+    reply_hello(s, id, compatibility(ours, &theirs)).await?;
     Ok(theirs)
 }
 

@@ -241,7 +241,10 @@ pub enum ToWorker {
         values: Vec<(WireKey, WireValue)>,
     },
     /// Finish and exit.
-    Stop,
+    Stop {
+        /// Why (shown by the worker).
+        reason: String,
+    },
 }
 
 /// Worker → scheduler.

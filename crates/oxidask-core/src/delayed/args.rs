@@ -33,6 +33,15 @@ impl ArgSource {
         }
     }
 
+    /// The result under `key`, held outside any graph this call is part of (a result a
+    /// distributed cluster holds for a future). Only a scheduler that has the key can run it.
+    pub fn external(key: crate::key::Key) -> ArgSource {
+        ArgSource {
+            arg: Arg::Key(key),
+            nodes: SmallVec::new(),
+        }
+    }
+
     /// A list of arguments, assembled into one `Vec` parameter.
     pub fn list(items: impl IntoIterator<Item = ArgSource>) -> ArgSource {
         let mut args = Vec::new();
@@ -91,6 +100,27 @@ impl<T> IntoArg<Vec<T>> for &Vec<Delayed<T>> {
 impl<T> IntoArg<Vec<T>> for &[Delayed<T>] {
     fn into_arg(self) -> ArgSource {
         ArgSource::list(self.iter().map(ArgSource::delayed))
+    }
+}
+
+/// A handle on a result held outside any graph, such as a distributed future: it is passed
+/// to a task by key, and lists of such handles may be passed where a `Vec<T>` is expected.
+pub trait ExternalResult {
+    /// The result's type.
+    type Output;
+    /// The result's key.
+    fn external_key(&self) -> crate::key::Key;
+}
+
+impl<T, F: ExternalResult<Output = T>> IntoArg<Vec<T>> for &[F] {
+    fn into_arg(self) -> ArgSource {
+        ArgSource::list(self.iter().map(|f| ArgSource::external(f.external_key())))
+    }
+}
+
+impl<T, F: ExternalResult<Output = T>> IntoArg<Vec<T>> for &Vec<F> {
+    fn into_arg(self) -> ArgSource {
+        self.as_slice().into_arg()
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-pub use args::{ArgSource, IntoArg, MaybeDelayed};
+pub use args::{ArgSource, ExternalResult, IntoArg, MaybeDelayed};
 pub use closures::{collect, lazy, map2, map3, IntoDelayed};
 
 use crate::compute::Collection;

@@ -62,7 +62,7 @@ impl SchedulerState {
                     }
                     self.task_mut(t).stealing = Some(thief);
                     let key = WireKey::from(&self.task(t).key);
-                    self.to_worker(victim, ToWorker::Steal { key });
+                    self.send_worker(victim, ToWorker::Steal { key });
                     taken += 1;
                 }
             }

@@ -71,19 +71,19 @@ impl SchedulerState {
                         (k, addrs)
                     })
                     .collect();
-                self.to_client(c, ToClient::WhoHas { request, locations });
+                self.send_client(c, ToClient::WhoHas { request, locations });
             }
             ToScheduler::Scatter { values, broadcast } => self.scatter(c, values, broadcast),
             ToScheduler::Summary { request } => {
                 let summary = self.summary();
-                self.to_client(c, ToClient::Summary { request, summary });
+                self.send_client(c, ToClient::Summary { request, summary });
             }
             ToScheduler::Story { request, key } => {
                 let lines = match key.to_key() {
                     Ok(k) => self.story(&k).iter().map(|t| t.line()).collect(),
                     Err(_) => Vec::new(),
                 };
-                self.to_client(c, ToClient::Story { request, lines });
+                self.send_client(c, ToClient::Story { request, lines });
             }
         }
     }
@@ -131,7 +131,7 @@ impl SchedulerState {
             let key = match wt.key.to_key() {
                 Ok(k) => k,
                 Err(e) => {
-                    self.to_client(
+                    self.send_client(
                         c,
                         ToClient::KeyErred {
                             key: wt.key,
@@ -178,7 +178,7 @@ impl SchedulerState {
                     self.want(c, t);
                     wanted_ids.push(t);
                 }
-                None => self.to_client(
+                None => self.send_client(
                     c,
                     ToClient::KeyErred {
                         error: WireError {
@@ -227,14 +227,14 @@ impl SchedulerState {
                     type_name: self.type_name(rec.type_name).to_owned(),
                     nbytes: rec.nbytes,
                 };
-                self.to_client(c, msg);
+                self.send_client(c, msg);
             }
             TState::Erred => {
                 let msg = ToClient::KeyErred {
                     key: WireKey::from(&rec.key),
                     error: self.dependency_error(t),
                 };
-                self.to_client(c, msg);
+                self.send_client(c, msg);
             }
             _ => {}
         }
@@ -268,7 +268,7 @@ impl SchedulerState {
             if rec.wanted_by.contains(&c) {
                 let key = WireKey::from(&rec.key);
                 self.unwant(c, t);
-                self.to_client(
+                self.send_client(
                     c,
                     ToClient::KeyErred {
                         key: key.clone(),
@@ -296,7 +296,7 @@ impl SchedulerState {
                     message: "no workers are connected to hold scattered data; start workers (or wait for them) and scatter again".into(),
                     causes: Vec::new(),
                 };
-                self.to_client(c, ToClient::KeyErred { key: k, error });
+                self.send_client(c, ToClient::KeyErred { key: k, error });
             }
             return;
         }
@@ -307,7 +307,7 @@ impl SchedulerState {
             let key = match wk.to_key() {
                 Ok(k) => k,
                 Err(error) => {
-                    self.to_client(c, ToClient::KeyErred { key: wk, error });
+                    self.send_client(c, ToClient::KeyErred { key: wk, error });
                     continue;
                 }
             };
@@ -349,7 +349,7 @@ impl SchedulerState {
         }
         for (j, values) in batches.into_iter().enumerate() {
             if !values.is_empty() {
-                self.to_worker(targets[j], ToWorker::Store { values });
+                self.send_worker(targets[j], ToWorker::Store { values });
             }
         }
     }

@@ -459,7 +459,7 @@ impl SchedulerState {
         });
     }
 
-    pub(crate) fn to_client(&mut self, c: ClientId, msg: ToClient) {
+    pub(crate) fn send_client(&mut self, c: ClientId, msg: ToClient) {
         if let Some(Some(rec)) = self.clients.get(c.0 as usize) {
             self.out.push(Effect::ToClient {
                 conn: rec.conn,
@@ -468,7 +468,7 @@ impl SchedulerState {
         }
     }
 
-    pub(crate) fn to_worker(&mut self, w: WorkerId, msg: ToWorker) {
+    pub(crate) fn send_worker(&mut self, w: WorkerId, msg: ToWorker) {
         let conn = self.worker(w).conn;
         // Frees decided earlier go first: a key freed and then computed again must not be
         // dropped by the worker after it was recomputed.

@@ -237,7 +237,7 @@ impl SchedulerState {
             deps,
         };
         let priority = rec.priority;
-        self.to_worker(
+        self.send_worker(
             w,
             ToWorker::Compute {
                 task,
@@ -318,7 +318,7 @@ impl SchedulerState {
         let nbytes = rec.nbytes;
         let clients = rec.wanted_by.clone();
         for c in clients {
-            self.to_client(
+            self.send_client(
                 c,
                 ToClient::KeyInMemory {
                     key: key.clone(),
@@ -365,7 +365,7 @@ impl SchedulerState {
             let key = WireKey::from(&rec.key);
             let clients = rec.wanted_by.clone();
             for c in clients {
-                self.to_client(
+                self.send_client(
                     c,
                     ToClient::KeyErred {
                         key: key.clone(),

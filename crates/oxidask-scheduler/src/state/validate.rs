@@ -77,17 +77,17 @@ impl SchedulerState {
                         return err("waiting on nothing".into());
                     }
                 }
-                TState::Queued | TState::NoWorker | TState::Processing(_) => {
-                    if deps_not_in_memory != 0 {
-                        return err(format!(
-                            "ready though {deps_not_in_memory} dependencies are not in memory"
-                        ));
-                    }
+                TState::Queued | TState::NoWorker | TState::Processing(_)
+                    if deps_not_in_memory != 0 =>
+                {
+                    return err(format!(
+                        "ready though {deps_not_in_memory} dependencies are not in memory"
+                    ));
                 }
-                TState::Released => {
-                    if t.dependents.is_empty() && t.wanted_by.is_empty() && t.storing == 0 {
-                        return err("released with nothing referring to it (not forgotten)".into());
-                    }
+                TState::Released
+                    if t.dependents.is_empty() && t.wanted_by.is_empty() && t.storing == 0 =>
+                {
+                    return err("released with nothing referring to it (not forgotten)".into());
                 }
                 _ => {}
             }

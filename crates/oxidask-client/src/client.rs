@@ -1,0 +1,975 @@
+//! The client: a connection to the scheduler, the keys it holds futures for, and the calls
+//! that submit work and gather results.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use oxidask_core::compute::Compute;
+use oxidask_core::{Collection, Data, Delayed, Error, Graph, Key, PlanOptions, Value};
+use oxidask_protocol::peer::PeerPool;
+use oxidask_protocol::{
+    handshake_connect, hello, read_frame, spec_to_wire, write_frame, ClusterSummary, Limits, Role,
+    SubmitOptions, ToClient, ToScheduler, WireError, WireKey, WireTask, WireValue,
+};
+use rustc_hash::FxHashMap;
+use tokio::io::{BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Notify;
+
+use crate::error::{from_wire, scheduler_error, ClientError};
+use crate::future::Future;
+
+/// A key's status as this client knows it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum KeyStatus {
+    Pending,
+    Finished { type_name: String },
+    Erred(WireError),
+    Cancelled,
+}
+
+pub(crate) struct KeyEntry {
+    pub refs: usize,
+    pub status: KeyStatus,
+}
+
+#[derive(Default)]
+pub(crate) struct ClientState {
+    pub keys: FxHashMap<Key, KeyEntry>,
+    pub lost: Option<String>,
+    pub replies: FxHashMap<u64, mpsc::Sender<ToClient>>,
+    /// Bumped on every status change (for waiters).
+    pub generation: u64,
+}
+
+/// What the writer sends; releases are merged into one message.
+pub(crate) enum Outgoing {
+    Msg(ToScheduler),
+    Release(WireKey),
+}
+
+/// State shared with the connection's tasks.
+pub(crate) struct Shared {
+    pub state: Mutex<ClientState>,
+    pub cv: Condvar,
+    pub notify: Notify,
+    pub tx: UnboundedSender<Outgoing>,
+    pub pool: PeerPool,
+    next_request: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ClientState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self, st: &mut ClientState) {
+        st.generation += 1;
+        self.cv.notify_all();
+        self.notify.notify_waiters();
+    }
+}
+
+pub(crate) struct Inner {
+    pub shared: Arc<Shared>,
+    pub address: String,
+    pub rt: tokio::runtime::Handle,
+    stop: Arc<Notify>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        let t = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = t {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// A connection to a cluster's scheduler: submit work, hold futures, gather results.
+///
+/// Cloning is cheap (a handle); the connection closes when the last clone and the last
+/// future drop.
+///
+/// ```no_run
+/// use oxidask_client::Client;
+/// let client = Client::connect("tcp://127.0.0.1:8786").unwrap();
+/// println!("{:?}", client.summary().unwrap());
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Client({})", self.inner.address)
+    }
+}
+
+/// Builds a [`Client`].
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    address: Option<String>,
+    name: String,
+    timeout: Duration,
+    set_as_default: bool,
+}
+
+impl ClientBuilder {
+    /// The scheduler's address (`tcp://host:port`); default `$OXIDASK_SCHEDULER_ADDRESS`.
+    pub fn address(mut self, a: impl Into<String>) -> Self {
+        self.address = Some(a.into());
+        self
+    }
+
+    /// A name shown in the scheduler's logs.
+    pub fn name(mut self, n: impl Into<String>) -> Self {
+        self.name = n.into();
+        self
+    }
+
+    /// How long to keep trying to connect (default 10 s).
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Whether `compute()` on collections uses this client from now on (default true, as
+    /// Dask's `Client()` does).
+    pub fn set_as_default(mut self, on: bool) -> Self {
+        self.set_as_default = on;
+        self
+    }
+
+    /// Connects.
+    pub fn connect(self) -> Result<Client, Error> {
+        let address = self
+            .address
+            .or_else(|| std::env::var("OXIDASK_SCHEDULER_ADDRESS").ok())
+            .ok_or_else(|| {
+                scheduler_error(ClientError::Connect {
+                    address: String::new(),
+                    reason: "no address given and OXIDASK_SCHEDULER_ADDRESS is not set".into(),
+                })
+            })?;
+        let addr = oxidask_worker::strip_scheme(&address).to_owned();
+        let (tx, rx) = unbounded_channel();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(ClientState::default()),
+            cv: Condvar::new(),
+            notify: Notify::new(),
+            tx,
+            pool: PeerPool::default(),
+            next_request: AtomicU64::new(1),
+        });
+        let stop = Arc::new(Notify::new());
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<tokio::runtime::Handle, String>>();
+        let task_shared = shared.clone();
+        let task_stop = stop.clone();
+        let name = self.name.clone();
+        let timeout = self.timeout;
+        let thread_addr = addr.clone();
+        let thread = std::thread::Builder::new()
+            .name("oxidask-client".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let handle = rt.handle().clone();
+                rt.block_on(async move {
+                    let stream = match connect(&thread_addr, name, timeout).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(handle));
+                    run(stream, task_shared, rx, task_stop).await;
+                });
+            })
+            .map_err(|e| {
+                scheduler_error(ClientError::Connect {
+                    address: address.clone(),
+                    reason: e.to_string(),
+                })
+            })?;
+        let rt = match ready_rx.recv() {
+            Ok(Ok(h)) => h,
+            Ok(Err(reason)) => {
+                let _ = thread.join();
+                return Err(scheduler_error(ClientError::Connect { address, reason }));
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(scheduler_error(ClientError::Connect {
+                    address,
+                    reason: "the client's I/O thread ended".into(),
+                }));
+            }
+        };
+        let client = Client {
+            inner: Arc::new(Inner {
+                shared,
+                address: addr,
+                rt,
+                stop,
+                thread: Mutex::new(Some(thread)),
+            }),
+        };
+        if self.set_as_default {
+            client.set_as_default();
+        }
+        Ok(client)
+    }
+}
+
+async fn connect(addr: &str, name: String, timeout: Duration) -> Result<TcpStream, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match TcpStream::connect(addr).await {
+            Ok(mut s) => {
+                let _ = s.set_nodelay(true);
+                return handshake_connect(&mut s, hello(Role::Client { name }))
+                    .await
+                    .map(|_| s)
+                    .map_err(|e| e.to_string());
+            }
+            Err(e) => e.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "{last}; is a scheduler running there? Start one with `oxidask scheduler`"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn run(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    mut rx: UnboundedReceiver<Outgoing>,
+    stop: Arc<Notify>,
+) {
+    let (rd, wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let mut wr = BufWriter::with_capacity(1 << 16, wr);
+        while let Some(first) = rx.recv().await {
+            let mut batch = Vec::new();
+            let mut releases = Vec::new();
+            let mut next = Some(first);
+            while let Some(o) = next {
+                match o {
+                    Outgoing::Msg(m) => {
+                        if !releases.is_empty() {
+                            batch.push(ToScheduler::Release {
+                                keys: std::mem::take(&mut releases),
+                            });
+                        }
+                        batch.push(m);
+                    }
+                    Outgoing::Release(k) => releases.push(k),
+                }
+                next = if batch.len() < 1024 {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            if !releases.is_empty() {
+                batch.push(ToScheduler::Release { keys: releases });
+            }
+            if write_frame(&mut wr, &batch).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut rd = BufReader::with_capacity(1 << 16, rd);
+    let limits = Limits::default();
+    let reason = loop {
+        let frame = tokio::select! {
+            f = read_frame::<_, ToClient>(&mut rd, &limits) => f,
+            _ = stop.notified() => break None,
+        };
+        match frame {
+            Ok(Some(msgs)) => apply(&shared, msgs),
+            Ok(None) => break Some("the scheduler closed the connection".to_owned()),
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    writer.abort();
+    let mut st = shared.lock();
+    st.lost = Some(reason.unwrap_or_else(|| "the client was closed".into()));
+    st.replies.clear();
+    shared.changed(&mut st);
+}
+
+fn apply(shared: &Shared, msgs: Vec<ToClient>) {
+    let mut st = shared.lock();
+    for m in msgs {
+        match m {
+            ToClient::KeyInMemory { key, type_name, .. } => {
+                if let Some(e) = key.to_key().ok().and_then(|k| st.keys.get_mut(&k)) {
+                    e.status = KeyStatus::Finished { type_name };
+                }
+            }
+            ToClient::KeyErred { key, error } => {
+                if let Some(e) = key.to_key().ok().and_then(|k| st.keys.get_mut(&k)) {
+                    if e.status != KeyStatus::Cancelled {
+                        e.status = if error.kind == 6 {
+                            KeyStatus::Cancelled
+                        } else {
+                            KeyStatus::Erred(error)
+                        };
+                    }
+                }
+            }
+            reply @ (ToClient::WhoHas { .. }
+            | ToClient::Summary { .. }
+            | ToClient::Story { .. }) => {
+                let request = match &reply {
+                    ToClient::WhoHas { request, .. }
+                    | ToClient::Summary { request, .. }
+                    | ToClient::Story { request, .. } => *request,
+                    _ => unreachable!(),
+                };
+                if let Some(tx) = st.replies.remove(&request) {
+                    let _ = tx.send(reply);
+                }
+            }
+        }
+    }
+    shared.changed(&mut st);
+}
+
+/// A client that `compute()` may use without keeping it alive.
+struct DefaultClient(Weak<Inner>);
+
+impl Compute for DefaultClient {
+    fn compute(&self, graph: Graph, outputs: &[Key]) -> Result<Vec<Value>, Error> {
+        match self.0.upgrade() {
+            Some(inner) => Client { inner }.compute_graph(graph, outputs),
+            None => Err(scheduler_error(ClientError::Lost(
+                "the default client was closed; connect a new one".into(),
+            ))),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "distributed"
+    }
+}
+
+impl Compute for Client {
+    fn compute(&self, graph: Graph, outputs: &[Key]) -> Result<Vec<Value>, Error> {
+        self.compute_graph(graph, outputs)
+    }
+
+    fn name(&self) -> &'static str {
+        "distributed"
+    }
+}
+
+static LAST_CLIENT: Mutex<Option<Weak<Inner>>> = Mutex::new(None);
+
+/// The client to use from here: inside a task running on a worker, a client of that worker's
+/// scheduler (shared by the worker's tasks); elsewhere the most recently connected client.
+///
+/// A task that waits on the futures it submits gives up its worker thread while it waits
+/// (Dask's secede/rejoin), so nested submits never deadlock the worker.
+pub fn get_client() -> Result<Client, Error> {
+    if let Some(ctx) = oxidask_worker::current() {
+        static WORKER_CLIENT: Mutex<Option<(String, Client)>> = Mutex::new(None);
+        let mut slot = WORKER_CLIENT.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((addr, c)) = slot.as_ref() {
+            if *addr == ctx.scheduler && c.inner.shared.lock().lost.is_none() {
+                return Ok(c.clone());
+            }
+        }
+        let c = Client::builder()
+            .address(ctx.scheduler.clone())
+            .name(format!("{}-tasks", ctx.name))
+            .set_as_default(false)
+            .connect()?;
+        *slot = Some((ctx.scheduler, c.clone()));
+        return Ok(c);
+    }
+    LAST_CLIENT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|w| w.upgrade())
+        .map(|inner| Client { inner })
+        .ok_or_else(|| {
+            scheduler_error(ClientError::Connect {
+                address: String::new(),
+                reason: "no client is connected in this process; use Client::connect first".into(),
+            })
+        })
+}
+
+/// Which futures [`Client::wait`] waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnWhen {
+    /// Until every future is done.
+    AllCompleted,
+    /// Until at least one is done.
+    FirstCompleted,
+}
+
+/// The outcome of [`Client::wait`]: indices into the futures passed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DoneAndNotDone {
+    /// Finished, failed or cancelled.
+    pub done: Vec<usize>,
+    /// Still pending.
+    pub not_done: Vec<usize>,
+}
+
+impl Client {
+    /// A builder.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            address: None,
+            name: format!("client-{}", std::process::id()),
+            timeout: Duration::from_secs(10),
+            set_as_default: true,
+        }
+    }
+
+    /// Connects to the scheduler at `address` (`tcp://host:port`) and makes this client the
+    /// one `compute()` uses.
+    pub fn connect(address: impl Into<String>) -> Result<Client, Error> {
+        Client::builder().address(address).connect()
+    }
+
+    /// The scheduler's address.
+    pub fn address(&self) -> &str {
+        &self.inner.address
+    }
+
+    /// Makes `compute()` on collections (in any thread) run on this client's cluster.
+    pub fn set_as_default(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        *LAST_CLIENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(weak.clone());
+        oxidask_core::compute::set_global_scheduler(Some(Arc::new(DefaultClient(weak))));
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    fn send(&self, msg: ToScheduler) -> Result<(), Error> {
+        if let Some(l) = &self.shared().lock().lost {
+            return Err(scheduler_error(ClientError::Lost(l.clone())));
+        }
+        self.shared()
+            .tx
+            .send(Outgoing::Msg(msg))
+            .map_err(|_| scheduler_error(ClientError::Lost("the connection is closed".into())))
+    }
+
+    /// Sends a request and waits for its reply.
+    fn request(&self, make: impl FnOnce(u64) -> ToScheduler) -> Result<ToClient, Error> {
+        let id = self.shared().next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel();
+        self.shared().lock().replies.insert(id, tx);
+        self.send(make(id))?;
+        oxidask_worker::seceded(|| loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(r) => return Ok(r),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(l) = &self.shared().lock().lost {
+                        return Err(scheduler_error(ClientError::Lost(l.clone())));
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let l = self.shared().lock().lost.clone().unwrap_or_default();
+                    return Err(scheduler_error(ClientError::Lost(l)));
+                }
+            }
+        })
+    }
+
+    /// Takes a reference on `key` (creating its entry as pending).
+    pub(crate) fn hold(&self, key: Key) {
+        let mut st = self.shared().lock();
+        st.keys
+            .entry(key)
+            .and_modify(|e| e.refs += 1)
+            .or_insert(KeyEntry {
+                refs: 1,
+                status: KeyStatus::Pending,
+            });
+    }
+
+    /// Drops a reference on `key`; the last one releases it on the cluster.
+    pub(crate) fn unhold(&self, key: Key) {
+        let mut st = self.shared().lock();
+        let last = match st.keys.get_mut(&key) {
+            Some(e) => {
+                e.refs -= 1;
+                e.refs == 0
+            }
+            None => false,
+        };
+        if last {
+            st.keys.remove(&key);
+            drop(st);
+            let _ = self
+                .shared()
+                .tx
+                .send(Outgoing::Release(WireKey::from(&key)));
+        }
+    }
+
+    /// Sends the tasks of `graph` that `wanted` need (in priority order) and holds `wanted`.
+    pub(crate) fn send_graph(
+        &self,
+        graph: &Graph,
+        wanted: &[Key],
+        options: SubmitOptions,
+    ) -> Result<(), Error> {
+        let in_graph: Vec<Key> = wanted
+            .iter()
+            .filter(|k| graph.contains(k))
+            .copied()
+            .collect();
+        let plan = graph.plan(
+            &in_graph,
+            PlanOptions {
+                fuse: false,
+                external_ok: true,
+            },
+        )?;
+        let mut tasks = Vec::with_capacity(plan.len());
+        for i in 0..plan.len() as u32 {
+            let pos = plan.graph_position(i);
+            let key = graph.key_at(pos);
+            let task = graph.task_at(pos);
+            let spec = spec_to_wire(key, task.spec())
+                .map_err(|e| scheduler_error(ClientError::Unportable(e.message)))?;
+            let deps = task.dependencies().iter().map(WireKey::from).collect();
+            tasks.push(WireTask::new(WireKey::from(key), &spec, deps));
+        }
+        {
+            let mut st = self.shared().lock();
+            for k in wanted {
+                st.keys
+                    .entry(*k)
+                    .and_modify(|e| e.refs += 1)
+                    .or_insert(KeyEntry {
+                        refs: 1,
+                        status: KeyStatus::Pending,
+                    });
+            }
+        }
+        let result = self.send(ToScheduler::UpdateGraph {
+            tasks,
+            wanted: wanted.iter().map(WireKey::from).collect(),
+            options,
+        });
+        if result.is_err() {
+            for k in wanted {
+                self.unhold(*k);
+            }
+        }
+        result
+    }
+
+    /// Starts computing `d` on the cluster; the future holds its result there.
+    pub fn submit<T: Data + Clone>(&self, d: &Delayed<T>) -> Result<Future<T>, Error> {
+        self.submit_with(d, SubmitOptions::default())
+    }
+
+    /// [`Client::submit`] with retries, resources, worker restrictions or a priority.
+    pub fn submit_with<T: Data + Clone>(
+        &self,
+        d: &Delayed<T>,
+        options: SubmitOptions,
+    ) -> Result<Future<T>, Error> {
+        let mut g = Graph::new();
+        d.build_graph(&mut g);
+        self.send_graph(&g, &[d.key()], options)?;
+        Ok(Future::adopt(self.clone(), d.key()))
+    }
+
+    /// Submits one task per item, as one graph: `client.map(0..100, |i| inc(i))`.
+    pub fn map<I, T: Data + Clone>(
+        &self,
+        items: impl IntoIterator<Item = I>,
+        f: impl FnMut(I) -> Delayed<T>,
+    ) -> Result<Vec<Future<T>>, Error> {
+        self.map_with(items, f, SubmitOptions::default())
+    }
+
+    /// [`Client::map`] with options.
+    pub fn map_with<I, T: Data + Clone>(
+        &self,
+        items: impl IntoIterator<Item = I>,
+        f: impl FnMut(I) -> Delayed<T>,
+        options: SubmitOptions,
+    ) -> Result<Vec<Future<T>>, Error> {
+        let ds: Vec<Delayed<T>> = items.into_iter().map(f).collect();
+        let mut g = Graph::with_capacity(ds.len());
+        for d in &ds {
+            d.build_graph(&mut g);
+        }
+        let keys: Vec<Key> = ds.iter().map(|d| d.key()).collect();
+        self.send_graph(&g, &keys, options)?;
+        Ok(keys
+            .into_iter()
+            .map(|k| Future::adopt(self.clone(), k))
+            .collect())
+    }
+
+    /// Computes `d` on the cluster and keeps the result there (Dask's `client.persist`); the
+    /// future can be passed to later tasks.
+    pub fn persist<T: Data + Clone>(&self, d: &Delayed<T>) -> Result<Future<T>, Error> {
+        self.submit(d)
+    }
+
+    /// Runs a graph and returns the values of `outputs` (the `Compute` implementation).
+    pub fn compute_graph(&self, graph: Graph, outputs: &[Key]) -> Result<Vec<Value>, Error> {
+        let mut distinct: Vec<Key> = Vec::with_capacity(outputs.len());
+        let mut seen = rustc_hash::FxHashSet::default();
+        for k in outputs {
+            if seen.insert(*k) {
+                distinct.push(*k);
+            }
+        }
+        self.send_graph(&graph, &distinct, SubmitOptions::default())?;
+        // Held while gathering; dropping them releases the keys on the cluster.
+        let futures: Vec<Future<()>> = distinct
+            .iter()
+            .map(|k| Future::adopt(self.clone(), *k))
+            .collect();
+        let values = self.gather_values(&distinct, None)?;
+        drop(futures);
+        let by_key: FxHashMap<Key, Value> = distinct.into_iter().zip(values).collect();
+        Ok(outputs.iter().map(|k| by_key[k].clone()).collect())
+    }
+
+    /// Waits for `keys`; returns the status of each once none is pending.
+    pub(crate) fn wait_keys(
+        &self,
+        keys: &[Key],
+        timeout: Option<Duration>,
+        when: ReturnWhen,
+    ) -> Result<Vec<KeyStatus>, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        oxidask_worker::seceded(|| {
+            let shared = self.shared();
+            let mut st = shared.lock();
+            loop {
+                let statuses: Vec<KeyStatus> = keys
+                    .iter()
+                    .map(|k| {
+                        st.keys
+                            .get(k)
+                            .map_or(KeyStatus::Cancelled, |e| e.status.clone())
+                    })
+                    .collect();
+                let pending = statuses
+                    .iter()
+                    .filter(|s| **s == KeyStatus::Pending)
+                    .count();
+                let satisfied = match when {
+                    ReturnWhen::AllCompleted => pending == 0,
+                    ReturnWhen::FirstCompleted => pending < keys.len() || keys.is_empty(),
+                };
+                if satisfied {
+                    return Ok(statuses);
+                }
+                if let Some(l) = &st.lost {
+                    return Err(scheduler_error(ClientError::Lost(l.clone())));
+                }
+                let wait = match deadline {
+                    Some(d) => {
+                        let now = Instant::now();
+                        if now >= d {
+                            return Err(scheduler_error(ClientError::Timeout(
+                                timeout.unwrap_or_default(),
+                            )));
+                        }
+                        d - now
+                    }
+                    None => Duration::from_secs(3600),
+                };
+                st = shared
+                    .cv
+                    .wait_timeout(st, wait)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        })
+    }
+
+    /// Waits for futures (Dask's `wait`): all of them, or the first, within `timeout`.
+    pub fn wait<T>(
+        &self,
+        futures: &[Future<T>],
+        timeout: Option<Duration>,
+        when: ReturnWhen,
+    ) -> Result<DoneAndNotDone, Error> {
+        let keys: Vec<Key> = futures.iter().map(|f| f.key()).collect();
+        let statuses = self.wait_keys(&keys, timeout, when)?;
+        let mut out = DoneAndNotDone::default();
+        for (i, s) in statuses.iter().enumerate() {
+            if *s == KeyStatus::Pending {
+                out.not_done.push(i);
+            } else {
+                out.done.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The raw values of finished keys, fetched from the workers holding them.
+    pub(crate) fn fetch_wire(
+        &self,
+        keys: &[Key],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<WireValue>, Error> {
+        let deadline = Instant::now() + timeout.unwrap_or(Duration::from_secs(300));
+        let mut out: Vec<Option<WireValue>> = vec![None; keys.len()];
+        loop {
+            let statuses = self.wait_keys(keys, timeout, ReturnWhen::AllCompleted)?;
+            for (k, s) in keys.iter().zip(&statuses) {
+                match s {
+                    KeyStatus::Finished { .. } => {}
+                    KeyStatus::Erred(e) => return Err(from_wire(*k, e)),
+                    KeyStatus::Cancelled => {
+                        return Err(scheduler_error(ClientError::Cancelled(*k)))
+                    }
+                    KeyStatus::Pending => unreachable!("waited for all"),
+                }
+            }
+            let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+            if missing.is_empty() {
+                return Ok(out.into_iter().map(|v| v.expect("all fetched")).collect());
+            }
+            let wks: Vec<WireKey> = missing.iter().map(|&i| WireKey::from(&keys[i])).collect();
+            let reply = self.request(|request| ToScheduler::WhoHas {
+                request,
+                keys: wks.clone(),
+            })?;
+            let ToClient::WhoHas { locations, .. } = reply else {
+                return Err(scheduler_error(ClientError::Rejected(
+                    "unexpected reply to who-has".into(),
+                )));
+            };
+            let mut by_addr: FxHashMap<String, Vec<(usize, WireKey)>> = FxHashMap::default();
+            for (&i, (wk, addrs)) in missing.iter().zip(locations) {
+                if let Some(a) = addrs.into_iter().next() {
+                    by_addr.entry(a).or_default().push((i, wk));
+                }
+            }
+            let shared = self.shared().clone();
+            let (tx, rx) = mpsc::channel();
+            let n = by_addr.len();
+            for (addr, items) in by_addr {
+                let shared = shared.clone();
+                let tx = tx.clone();
+                self.inner.rt.spawn(async move {
+                    let keys: Vec<WireKey> = items.iter().map(|(_, k)| k.clone()).collect();
+                    let got = shared.pool.get(&addr, keys).await.unwrap_or_default();
+                    let _ = tx.send((items, got));
+                });
+            }
+            drop(tx);
+            let received: Vec<_> = oxidask_worker::seceded(|| rx.iter().take(n).collect());
+            for (items, got) in received {
+                for ((i, _), (_, v)) in items.into_iter().zip(got) {
+                    if let Some(v) = v {
+                        out[i] = Some(v);
+                    }
+                }
+            }
+            if out.iter().any(|v| v.is_none()) {
+                // A holder died after reporting: the scheduler recomputes; ask again shortly.
+                if Instant::now() >= deadline {
+                    return Err(scheduler_error(ClientError::Lost(
+                        "no worker holds some results any more".into(),
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Values of finished keys as type-erased values (decoded by type name).
+    pub(crate) fn gather_values(
+        &self,
+        keys: &[Key],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Value>, Error> {
+        let wire = self.fetch_wire(keys, timeout)?;
+        wire.iter()
+            .map(|w| {
+                w.to_value()
+                    .map_err(|e| scheduler_error(ClientError::Rejected(e.message)))
+            })
+            .collect()
+    }
+
+    /// The results of futures, fetched directly from the workers holding them.
+    pub fn gather<T: Data>(&self, futures: &[Future<T>]) -> Result<Vec<T>, Error> {
+        let keys: Vec<Key> = futures.iter().map(|f| f.key()).collect();
+        let wire = self.fetch_wire(&keys, None)?;
+        keys.iter()
+            .zip(wire)
+            .map(|(k, w)| crate::future::decode_typed::<T>(*k, &w))
+            .collect()
+    }
+
+    /// Stores values on workers (spread over them, or on every worker with `broadcast`) and
+    /// returns futures for them.
+    pub fn scatter<T: Data + Clone>(
+        &self,
+        values: Vec<T>,
+        broadcast: bool,
+    ) -> Result<Vec<Future<T>>, Error> {
+        let mut pairs = Vec::with_capacity(values.len());
+        let mut keys = Vec::with_capacity(values.len());
+        for v in values {
+            let d = Delayed::value(v.clone());
+            let key = d.key();
+            let wv = WireValue::from_value(&Value::new(v))
+                .map_err(|e| scheduler_error(ClientError::Unportable(e.message)))?;
+            keys.push(key);
+            pairs.push((WireKey::from(&key), wv));
+        }
+        for k in &keys {
+            self.hold(*k);
+        }
+        let futures: Vec<Future<T>> = keys
+            .iter()
+            .map(|k| Future::adopt(self.clone(), *k))
+            .collect();
+        self.send(ToScheduler::Scatter {
+            values: pairs,
+            broadcast,
+        })?;
+        let statuses = self.wait_keys(&keys, None, ReturnWhen::AllCompleted)?;
+        for (k, s) in keys.iter().zip(statuses) {
+            if let KeyStatus::Erred(e) = s {
+                return Err(from_wire(*k, &e));
+            }
+        }
+        Ok(futures)
+    }
+
+    /// Stops computing these futures (and this client's work that depends on them).
+    pub fn cancel<T>(&self, futures: &[Future<T>]) -> Result<(), Error> {
+        let keys: Vec<WireKey> = futures.iter().map(|f| WireKey::from(&f.key())).collect();
+        {
+            let mut st = self.shared().lock();
+            for f in futures {
+                if let Some(e) = st.keys.get_mut(&f.key()) {
+                    if e.status == KeyStatus::Pending {
+                        e.status = KeyStatus::Cancelled;
+                    }
+                }
+            }
+            self.shared().changed(&mut st);
+        }
+        self.send(ToScheduler::Cancel { keys })
+    }
+
+    /// Keeps computing these futures even after every handle is dropped (Dask's
+    /// `fire_and_forget`).
+    pub fn fire_and_forget<T>(&self, futures: &[Future<T>]) -> Result<(), Error> {
+        let keys = futures.iter().map(|f| WireKey::from(&f.key())).collect();
+        self.send(ToScheduler::Pin { keys })
+    }
+
+    /// The cluster at a glance: workers, threads, memory, tasks.
+    pub fn summary(&self) -> Result<ClusterSummary, Error> {
+        match self.request(|request| ToScheduler::Summary { request })? {
+            ToClient::Summary { summary, .. } => Ok(summary),
+            _ => Err(scheduler_error(ClientError::Rejected(
+                "unexpected reply to summary".into(),
+            ))),
+        }
+    }
+
+    /// The transitions the scheduler logged for `key`, oldest first.
+    pub fn story(&self, key: &Key) -> Result<Vec<String>, Error> {
+        let key = WireKey::from(key);
+        match self.request(|request| ToScheduler::Story { request, key })? {
+            ToClient::Story { lines, .. } => Ok(lines),
+            _ => Err(scheduler_error(ClientError::Rejected(
+                "unexpected reply to story".into(),
+            ))),
+        }
+    }
+
+    /// Waits until at least `n` workers are connected.
+    pub fn wait_for_workers(&self, n: usize, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.summary()?.workers.len() >= n {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(scheduler_error(ClientError::Timeout(timeout)));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Shows a progress bar until every future is done.
+    pub fn progress<T>(&self, futures: &[Future<T>]) -> Result<(), Error> {
+        let bar = indicatif::ProgressBar::new(futures.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "[{elapsed_precise}] {bar:40} {pos}/{len} tasks ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let keys: Vec<Key> = futures.iter().map(|f| f.key()).collect();
+        loop {
+            let done = {
+                let st = self.shared().lock();
+                keys.iter()
+                    .filter(|k| {
+                        st.keys
+                            .get(k)
+                            .is_some_and(|e| e.status != KeyStatus::Pending)
+                    })
+                    .count()
+            };
+            bar.set_position(done as u64);
+            if done == keys.len() {
+                bar.finish();
+                return Ok(());
+            }
+            if let Some(l) = &self.shared().lock().lost {
+                bar.abandon();
+                return Err(scheduler_error(ClientError::Lost(l.clone())));
+            }
+            let _ = self.wait_keys(
+                &keys,
+                Some(Duration::from_millis(100)),
+                ReturnWhen::AllCompleted,
+            );
+        }
+    }
+}

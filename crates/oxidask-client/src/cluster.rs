@@ -1,0 +1,248 @@
+//! `LocalCluster`: a scheduler and workers on this machine, in this process or as worker
+//! processes, for laptops, tests and benchmarks.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use oxidask_core::Error;
+use oxidask_scheduler::server::Scheduler;
+use oxidask_scheduler::Config;
+use oxidask_worker::Worker;
+
+use crate::client::Client;
+use crate::error::{scheduler_error, ClientError};
+
+/// Builds a [`LocalCluster`].
+#[derive(Clone, Debug)]
+pub struct LocalClusterBuilder {
+    workers: usize,
+    threads_per_worker: usize,
+    memory_limit: u64,
+    processes: bool,
+    program: Option<PathBuf>,
+    port: u16,
+    config: Config,
+    zero_work: bool,
+    quiet: bool,
+}
+
+impl LocalClusterBuilder {
+    /// Number of workers (default: 2, or 1 on a single core).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Threads per worker (default: cores / workers, at least 1).
+    pub fn threads_per_worker(mut self, n: usize) -> Self {
+        self.threads_per_worker = n.max(1);
+        self
+    }
+
+    /// Memory limit per worker in bytes (0: none).
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Run workers as separate processes of this program (which must call
+    /// `oxidask::distributed::run_if_worker()` first thing in `main`) instead of threads.
+    pub fn processes(mut self, on: bool) -> Self {
+        self.processes = on;
+        self
+    }
+
+    /// The program to start worker processes from (default: this program). It is started as
+    /// `PROGRAM worker ADDRESS --nthreads N --name NAME ...`.
+    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self.processes = true;
+        self
+    }
+
+    /// The scheduler's port (default 0: any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Scheduler policy settings.
+    pub fn scheduler_config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Workers acknowledge tasks without running them (to measure the scheduler alone).
+    pub fn zero_work(mut self, on: bool) -> Self {
+        self.zero_work = on;
+        self
+    }
+
+    /// Whether the scheduler and workers log to stderr (default: quiet).
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Starts the scheduler and the workers; returns once every worker has joined.
+    pub fn start(self) -> Result<LocalCluster, Error> {
+        let io = |e: std::io::Error| scheduler_error(ClientError::Rejected(e.to_string()));
+        let scheduler = Scheduler::builder()
+            .address(format!("127.0.0.1:{}", self.port))
+            .config(self.config.clone())
+            .quiet(self.quiet)
+            .start()
+            .map_err(io)?;
+        let url = scheduler.url();
+        let mut workers = Vec::new();
+        let mut children = Vec::new();
+        if self.processes {
+            let program = match &self.program {
+                Some(p) => p.clone(),
+                None => std::env::current_exe().map_err(io)?,
+            };
+            for i in 0..self.workers {
+                let mut cmd = Command::new(&program);
+                cmd.arg("worker")
+                    .arg(&url)
+                    .arg("--nthreads")
+                    .arg(self.threads_per_worker.to_string())
+                    .arg("--name")
+                    .arg(format!("worker-{i}"))
+                    .arg("--memory-limit")
+                    .arg(self.memory_limit.to_string())
+                    .stdin(Stdio::null());
+                if self.zero_work {
+                    cmd.arg("--zero-work");
+                }
+                if self.quiet {
+                    cmd.stderr(Stdio::null()).stdout(Stdio::null());
+                }
+                children.push(cmd.spawn().map_err(|e| {
+                    scheduler_error(ClientError::Rejected(format!(
+                        "cannot start worker process {}: {e}",
+                        program.display()
+                    )))
+                })?);
+            }
+            let probe = Client::builder()
+                .address(url.clone())
+                .set_as_default(false)
+                .connect()?;
+            if let Err(e) = probe.wait_for_workers(self.workers, Duration::from_secs(30)) {
+                for c in &mut children {
+                    let _ = c.kill();
+                }
+                return Err(scheduler_error(ClientError::Rejected(format!(
+                    "worker processes did not join within 30 s ({e}); does {} call oxidask::distributed::run_if_worker() first thing in main?",
+                    program.display()
+                ))));
+            }
+        } else {
+            for i in 0..self.workers {
+                let w = Worker::builder(url.clone())
+                    .nthreads(self.threads_per_worker)
+                    .name(format!("worker-{i}"))
+                    .memory_limit(self.memory_limit)
+                    .zero_work(self.zero_work)
+                    .quiet(self.quiet)
+                    .start()
+                    .map_err(io)?;
+                workers.push(w);
+            }
+        }
+        Ok(LocalCluster {
+            scheduler,
+            workers,
+            children,
+        })
+    }
+}
+
+/// A scheduler and workers on this machine.
+///
+/// ```
+/// use oxidask_client::LocalCluster;
+/// let cluster = LocalCluster::builder().workers(2).threads_per_worker(1).start().unwrap();
+/// let client = cluster.client().unwrap();
+/// assert_eq!(client.summary().unwrap().workers.len(), 2);
+/// ```
+pub struct LocalCluster {
+    scheduler: Scheduler,
+    workers: Vec<Worker>,
+    children: Vec<Child>,
+}
+
+impl LocalCluster {
+    /// A builder with the defaults.
+    pub fn builder() -> LocalClusterBuilder {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = if cores >= 2 { 2 } else { 1 };
+        LocalClusterBuilder {
+            workers,
+            threads_per_worker: (cores / workers).max(1),
+            memory_limit: 0,
+            processes: false,
+            program: None,
+            port: 0,
+            config: Config::default(),
+            zero_work: false,
+            quiet: true,
+        }
+    }
+
+    /// The scheduler's address (`tcp://127.0.0.1:PORT`).
+    pub fn address(&self) -> String {
+        self.scheduler.url()
+    }
+
+    /// A client of this cluster, made the default for `compute()`.
+    pub fn client(&self) -> Result<Client, Error> {
+        Client::connect(self.address())
+    }
+
+    /// The in-process workers (empty with worker processes).
+    pub fn workers(&self) -> &[Worker] {
+        &self.workers
+    }
+
+    /// Process ids of the worker processes (empty with in-process workers).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.children.iter().map(|c| c.id()).collect()
+    }
+
+    /// Stops the workers and the scheduler.
+    pub fn close(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for w in self.workers.drain(..) {
+            w.shutdown();
+        }
+        self.scheduler.shutdown();
+        for mut c in self.children.drain(..) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    _ => {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

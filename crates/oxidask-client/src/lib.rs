@@ -1,0 +1,36 @@
+//! # oxidask-client
+//!
+//! Dask's futures for Rust: connect to a scheduler, submit registered calls, hold results on
+//! the cluster as typed [`Future`]s, gather them, and run any collection's `compute()` on the
+//! cluster. [`LocalCluster`] starts a scheduler and workers on this machine.
+//!
+//! ```
+//! use oxidask_client::LocalCluster;
+//!
+//! #[oxidask_core::task(crate = oxidask_core)]
+//! fn inc(x: i64) -> i64 {
+//!     x + 1
+//! }
+//!
+//! let cluster = LocalCluster::builder().workers(2).threads_per_worker(1).start().unwrap();
+//! let client = cluster.client().unwrap();
+//! let futures = client.map(0..10i64, |i| inc(i)).unwrap();
+//! let total: i64 = client.gather(&futures).unwrap().into_iter().sum();
+//! assert_eq!(total, 55);
+//! let y = client.submit(&inc(&futures[0])).unwrap(); // futures as arguments
+//! assert_eq!(y.result().unwrap(), 2);
+//! ```
+
+// Wire errors are built on failure paths only.
+#![allow(clippy::result_large_err)]
+
+mod client;
+mod cluster;
+mod error;
+mod future;
+
+pub use client::{get_client, Client, ClientBuilder, DoneAndNotDone, ReturnWhen};
+pub use cluster::{LocalCluster, LocalClusterBuilder};
+pub use error::ClientError;
+pub use future::{as_completed, AsCompleted, Future, Status};
+pub use oxidask_protocol::{ClusterSummary, SubmitOptions, WorkerSummary};

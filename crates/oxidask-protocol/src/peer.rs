@@ -1,0 +1,64 @@
+//! Fetching values from workers' data ports, over pooled connections. Workers fetch their
+//! dependencies this way, and clients gather results.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::net::TcpStream;
+
+use crate::{
+    handshake_connect, hello, read_frame, write_frame, DataRequest, DataResponse, Limits,
+    ProtocolError, Role, WireKey, WireValue,
+};
+
+/// Open connections to peers' data ports, reused across fetches.
+#[derive(Default)]
+pub struct PeerPool {
+    idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+}
+
+impl PeerPool {
+    async fn take(&self, addr: &str) -> Result<TcpStream, ProtocolError> {
+        if let Some(s) = self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(addr)
+            .and_then(|v| v.pop())
+        {
+            return Ok(s);
+        }
+        let mut s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        handshake_connect(&mut s, hello(Role::Peer)).await?;
+        Ok(s)
+    }
+
+    fn give_back(&self, addr: &str, s: TcpStream) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(addr.to_owned())
+            .or_default()
+            .push(s);
+    }
+
+    /// Asks `addr` for `keys`; `None` where it does not hold one.
+    pub async fn get(
+        &self,
+        addr: &str,
+        keys: Vec<WireKey>,
+    ) -> Result<Vec<(WireKey, Option<WireValue>)>, ProtocolError> {
+        let mut s = self.take(addr).await?;
+        write_frame(&mut s, &[DataRequest::Get { keys }]).await?;
+        let reply: Vec<DataResponse> = read_frame(&mut s, &Limits::default())
+            .await?
+            .ok_or(ProtocolError::Closed)?;
+        self.give_back(addr, s);
+        let mut out = Vec::new();
+        for DataResponse::Values { values } in reply {
+            out.extend(values);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,224 @@
+//! Connections: accept, handshake, one reader and one writer task each.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex};
+
+use oxidask_protocol::{
+    hello, read_frame, read_hello, reply_hello, write_frame, FromWorker, Hello, Limits, Role,
+    ToScheduler, PROTOCOL_VERSION,
+};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use super::{Inbound, Outbound};
+use crate::state::Event;
+
+/// State shared by connection tasks: connection ids and the cluster's operation registry.
+pub(crate) struct Shared {
+    next_id: AtomicU64,
+    /// The registry every client and worker must share, pinned by the first to join, and
+    /// how many are connected.
+    pin: Mutex<(Option<(u128, String)>, usize)>,
+    quiet: bool,
+}
+
+impl Shared {
+    pub(crate) fn new(quiet: bool) -> Shared {
+        Shared {
+            next_id: AtomicU64::new(1),
+            pin: Mutex::new((None, 0)),
+            quiet,
+        }
+    }
+
+    fn log(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("oxidask-scheduler: {}", msg.as_ref());
+        }
+    }
+
+    /// Admits a participant with `registry`, or says why not.
+    fn admit(&self, theirs: &Hello, who: &str) -> Option<String> {
+        let ours = hello(Role::Peer);
+        if theirs.protocol != PROTOCOL_VERSION {
+            return oxidask_protocol::compatibility(&ours, theirs);
+        }
+        if matches!(theirs.role, Role::Peer) {
+            return Some(
+                "this is a scheduler: it does not serve data; fetch data from a worker's data address".into(),
+            );
+        }
+        let mut pin = self.pin.lock().unwrap_or_else(|p| p.into_inner());
+        match &pin.0 {
+            Some((reg, first)) if *reg != theirs.registry => {
+                return Some(format!(
+                    "operation registry mismatch: this cluster runs programs with registry {reg:032x} (first joined by {first}), but this {who} ({}) has {:032x}; build the workers and clients from the same program (a program with its own #[oxidask::task] functions runs its workers with `my-program worker ADDRESS`)",
+                    theirs.build, theirs.registry
+                ));
+            }
+            Some(_) => {}
+            None => pin.0 = Some((theirs.registry, who.to_owned())),
+        }
+        pin.1 += 1;
+        None
+    }
+
+    fn leave(&self) {
+        let mut pin = self.pin.lock().unwrap_or_else(|p| p.into_inner());
+        pin.1 = pin.1.saturating_sub(1);
+        if pin.1 == 0 {
+            pin.0 = None;
+        }
+    }
+}
+
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    tx: mpsc::Sender<Inbound>,
+    shared: std::sync::Arc<Shared>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                shared.log(format!("accept failed: {e}"));
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let tx = tx.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve(stream, conn, tx, &shared).await {
+                shared.log(format!("connection {conn} from {peer}: {e}"));
+            }
+        });
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    conn: u64,
+    tx: mpsc::Sender<Inbound>,
+    shared: &Shared,
+) -> Result<(), oxidask_protocol::ProtocolError> {
+    let theirs = tokio::time::timeout(std::time::Duration::from_secs(10), read_hello(&mut stream))
+        .await
+        .map_err(|_| {
+            oxidask_protocol::ProtocolError::Unexpected("no hello within 10 s".into())
+        })??;
+    let who = match &theirs.role {
+        Role::Client { name } => format!("client {name}"),
+        Role::Worker(info) => format!("worker {} ({})", info.name, info.data_address),
+        Role::Peer => "peer".to_owned(),
+    };
+    let refusal = shared.admit(&theirs, &who);
+    let admitted = refusal.is_none();
+    if let Some(r) = &refusal {
+        shared.log(format!("refused {who}: {r}"));
+    }
+    reply_hello(&mut stream, conn, refusal).await?;
+    debug_assert!(admitted);
+    let result = run_connection(stream, conn, tx, theirs, &who, shared).await;
+    shared.leave();
+    result
+}
+
+async fn run_connection(
+    stream: TcpStream,
+    conn: u64,
+    tx: mpsc::Sender<Inbound>,
+    theirs: Hello,
+    who: &str,
+    shared: &Shared,
+) -> Result<(), oxidask_protocol::ProtocolError> {
+    let (rd, wr) = stream.into_split();
+    let (out_tx, out_rx) = unbounded_channel();
+    let is_worker = matches!(theirs.role, Role::Worker(_));
+    let event = match theirs.role {
+        Role::Client { name } => Event::ClientJoined { conn, name },
+        Role::Worker(info) => Event::WorkerJoined { conn, info },
+        Role::Peer => unreachable!("peers are refused"),
+    };
+    shared.log(format!("{who} connected (connection {conn})"));
+    let _ = tx.send(Inbound::Open {
+        conn,
+        tx: out_tx,
+        event,
+    });
+    let writer = tokio::spawn(write_loop(wr, out_rx));
+    let result = if is_worker {
+        read_loop::<FromWorker>(rd, conn, &tx, |conn, msg| Event::FromWorker { conn, msg }).await
+    } else {
+        read_loop::<ToScheduler>(rd, conn, &tx, |conn, msg| Event::FromClient { conn, msg }).await
+    };
+    let reason = match &result {
+        Ok(()) => "connection closed".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    shared.log(format!("{who} left: {reason}"));
+    let _ = tx.send(Inbound::Event(if is_worker {
+        Event::WorkerLeft { conn, reason }
+    } else {
+        Event::ClientLeft { conn }
+    }));
+    writer.abort();
+    result
+}
+
+async fn read_loop<M: oxidask_core::Data>(
+    rd: OwnedReadHalf,
+    conn: u64,
+    tx: &mpsc::Sender<Inbound>,
+    wrap: impl Fn(u64, M) -> Event,
+) -> Result<(), oxidask_protocol::ProtocolError> {
+    let mut rd = BufReader::with_capacity(1 << 16, rd);
+    let limits = Limits::default();
+    loop {
+        match read_frame::<_, M>(&mut rd, &limits).await? {
+            None => return Ok(()),
+            Some(msgs) => {
+                let events: Vec<Event> = msgs.into_iter().map(|m| wrap(conn, m)).collect();
+                if tx.send(Inbound::Events(events)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+async fn write_loop(wr: OwnedWriteHalf, mut rx: UnboundedReceiver<Outbound>) {
+    let mut wr = BufWriter::with_capacity(1 << 16, wr);
+    while let Some(first) = rx.recv().await {
+        let mut clients = Vec::new();
+        let mut workers = Vec::new();
+        let mut close = None;
+        let mut next = Some(first);
+        while let Some(o) = next {
+            match o {
+                Outbound::Client(m) => clients.extend(m),
+                Outbound::Worker(m) => workers.extend(m),
+                Outbound::Close(r) => {
+                    close = Some(r);
+                    break;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        let ok = if !clients.is_empty() {
+            write_frame(&mut wr, &clients).await.is_ok()
+        } else if !workers.is_empty() {
+            write_frame(&mut wr, &workers).await.is_ok()
+        } else {
+            true
+        };
+        if !ok || close.is_some() {
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+}

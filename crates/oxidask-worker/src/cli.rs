@@ -1,0 +1,222 @@
+//! `oxidask worker ADDRESS [options]`, and the entry point user programs call.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::Worker;
+
+/// Options of `oxidask worker`.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "worker", about = "Run an oxidask worker")]
+pub struct WorkerArgs {
+    /// The scheduler (`tcp://host:port`); default: $OXIDASK_SCHEDULER_ADDRESS.
+    pub address: Option<String>,
+    /// Threads running tasks (default: the number of cores).
+    #[arg(long)]
+    pub nthreads: Option<usize>,
+    /// Memory limit: bytes or with a unit (`4GiB`, `512MB`), `auto` (this machine's memory)
+    /// or 0 for none.
+    #[arg(long, default_value = "auto")]
+    pub memory_limit: String,
+    /// Abstract resources: `GPU=2,FPGA=1`.
+    #[arg(long, default_value = "")]
+    pub resources: String,
+    /// A unique name (default: the data address).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The interface for the data port.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub heartbeat_ms: u64,
+    /// Acknowledge tasks without running them (benchmarks of the scheduler alone).
+    #[arg(long, hide = true)]
+    pub zero_work: bool,
+}
+
+/// Runs a worker from command-line arguments (without the program name and the `worker`
+/// word) until it stops.
+pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let args = match WorkerArgs::try_parse_from(std::iter::once("worker".to_owned()).chain(args)) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(args) {
+        Ok(reason) => {
+            eprintln!("oxidask-worker: {reason}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("oxidask-worker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: WorkerArgs) -> Result<String, String> {
+    let address = args
+        .address
+        .or_else(|| std::env::var("OXIDASK_SCHEDULER_ADDRESS").ok())
+        .ok_or("no scheduler address: pass it (`worker tcp://host:8786`) or set OXIDASK_SCHEDULER_ADDRESS")?;
+    let memory_limit = parse_memory(&args.memory_limit)?;
+    let resources = parse_resources(&args.resources)?;
+    let mut b = Worker::builder(address)
+        .memory_limit(memory_limit)
+        .resources(resources)
+        .host(args.host)
+        .heartbeat(std::time::Duration::from_millis(args.heartbeat_ms.max(10)))
+        .zero_work(args.zero_work);
+    if let Some(n) = args.nthreads {
+        b = b.nthreads(n);
+    }
+    if let Some(n) = args.name {
+        b = b.name(n);
+    }
+    let w = b.start().map_err(|e| e.to_string())?;
+    eprintln!(
+        "oxidask-worker {}: serving data at {}, connected to the scheduler",
+        w.name(),
+        w.data_address()
+    );
+    Ok(w.wait())
+}
+
+/// If this process was started as `PROGRAM worker ...`, runs the worker and exits; otherwise
+/// returns at once. Call it first thing in `main` of a program whose `#[oxidask::task]`
+/// functions should run on its workers.
+pub fn run_if_worker() {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("worker") {
+        let code = main_with_args(args);
+        // ExitCode has no integer view; map the two outcomes used.
+        std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
+    }
+}
+
+/// `4GiB`, `512MB`, `1e9`, `auto`, `0`.
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("auto") {
+        return Ok(total_memory());
+    }
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("cannot read memory limit `{s}`: use e.g. 4GiB, 512MB or 0"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" | "k" => 1024.0,
+        "mib" | "m" => 1024.0 * 1024.0,
+        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "tib" | "t" => 1024f64.powi(4),
+        u => {
+            return Err(format!(
+                "unknown memory unit `{u}` in `{s}`: use B, KB, MB, GB, KiB, MiB, GiB"
+            ))
+        }
+    };
+    Ok((n * mult) as u64)
+}
+
+fn total_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// `GPU=2,FPGA=1` → pairs.
+pub fn parse_resources(s: &str) -> Result<Vec<(String, f64)>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (n, v) = p
+                .split_once('=')
+                .ok_or_else(|| format!("resource `{p}` should be NAME=AMOUNT, e.g. GPU=2"))?;
+            let v: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("resource amount `{v}` in `{p}` is not a number"))?;
+            Ok((n.trim().to_owned(), v))
+        })
+        .collect()
+}
+
+/// CPU use of this process between calls, percent of one core.
+pub(crate) struct CpuMeter {
+    last: Option<(std::time::Instant, u64)>,
+}
+
+impl CpuMeter {
+    pub(crate) fn new() -> CpuMeter {
+        CpuMeter { last: None }
+    }
+
+    pub(crate) fn percent(&mut self) -> f64 {
+        let ticks = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                let rest = &s[s.rfind(')')? + 2..];
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+            });
+        let now = std::time::Instant::now();
+        let Some(ticks) = ticks else { return 0.0 };
+        let pct = match self.last {
+            Some((t0, k0)) => {
+                let secs = now.duration_since(t0).as_secs_f64();
+                if secs > 0.0 {
+                    (ticks.saturating_sub(k0)) as f64 / 100.0 / secs * 100.0
+                } else {
+                    0.0
+                }
+            }
+            None => 0.0,
+        };
+        self.last = Some((now, ticks));
+        pct
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limits_and_resources_parse_or_explain() {
+        assert_eq!(parse_memory("4GiB").unwrap(), 4 << 30);
+        assert_eq!(parse_memory("512MB").unwrap(), 512_000_000);
+        assert_eq!(parse_memory("0").unwrap(), 0);
+        assert!(parse_memory("auto").unwrap() > 0);
+        assert!(parse_memory("lots").unwrap_err().contains("4GiB"));
+        assert!(parse_memory("3 parsecs")
+            .unwrap_err()
+            .contains("unknown memory unit"));
+        assert_eq!(
+            parse_resources("GPU=2, FPGA=0.5").unwrap(),
+            vec![("GPU".into(), 2.0), ("FPGA".into(), 0.5)]
+        );
+        assert!(parse_resources("GPU").unwrap_err().contains("NAME=AMOUNT"));
+    }
+}

@@ -1,0 +1,163 @@
+//! The executor: threads running ready tasks in priority order, and secede/rejoin for tasks
+//! that wait on other tasks (a task calling `get_client()` and gathering).
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Instant;
+
+use oxidask_core::exec::{execute, DepValues};
+use oxidask_core::{Key, Task, Value};
+use oxidask_protocol::{frame::decode_detached, spec_from_wire, WireError, WireSpec};
+
+use crate::Shared;
+
+thread_local! {
+    static CURRENT: RefCell<Option<(Arc<Shared>, bool)>> = const { RefCell::new(None) };
+}
+
+/// What a task running on a worker can know about where it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerContext {
+    /// The scheduler's address (`host:port`).
+    pub scheduler: String,
+    /// The worker's name.
+    pub name: String,
+    /// The worker's data address.
+    pub data_address: String,
+}
+
+/// The worker running the current task, if this thread is a worker's executor.
+pub fn current() -> Option<WorkerContext> {
+    CURRENT.with(|c| {
+        c.borrow().as_ref().map(|(s, _)| WorkerContext {
+            scheduler: s.scheduler.clone(),
+            name: s.name.clone(),
+            data_address: s.data_address.clone(),
+        })
+    })
+}
+
+/// Gives up this task's thread slot while it waits (Dask's `secede`): the worker starts
+/// another task in its place. Returns false if not on a worker thread or already seceded.
+pub fn secede() -> bool {
+    CURRENT.with(|c| {
+        let mut c = c.borrow_mut();
+        let Some((shared, seceded)) = c.as_mut() else {
+            return false;
+        };
+        if *seceded {
+            return false;
+        }
+        *seceded = true;
+        let mut st = shared.lock();
+        st.active = st.active.saturating_sub(1);
+        if st.idle_threads == 0 && !st.stopping {
+            st.threads += 1;
+            let s = shared.clone();
+            drop(st);
+            spawn_executor(s);
+        } else {
+            drop(st);
+            shared.cv.notify_one();
+        }
+        true
+    })
+}
+
+/// Takes the thread slot back after [`secede`] (Dask's `rejoin`).
+pub fn rejoin() {
+    CURRENT.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some((shared, seceded)) = c.as_mut() {
+            if *seceded {
+                *seceded = false;
+                shared.lock().active += 1;
+            }
+        }
+    })
+}
+
+/// Runs `f` seceded from the worker's pool (a no-op outside a worker).
+pub fn seceded<R>(f: impl FnOnce() -> R) -> R {
+    let did = secede();
+    let r = f();
+    if did {
+        rejoin();
+    }
+    r
+}
+
+pub(crate) fn spawn_executor(shared: Arc<Shared>) {
+    let name = format!("oxidask-worker-{}", shared.name);
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || run(shared))
+        .expect("spawning an executor thread");
+}
+
+fn run(shared: Arc<Shared>) {
+    CURRENT.with(|c| *c.borrow_mut() = Some((shared.clone(), false)));
+    let mut st = shared.lock();
+    loop {
+        if st.stopping {
+            st.threads -= 1;
+            return;
+        }
+        if st.active < shared.nthreads {
+            if let Some(k) = st.pop_ready() {
+                st.active += 1;
+                let e = &st.tasks[&k];
+                let spec = e.spec.clone();
+                let deps: Vec<(Key, Value)> = e
+                    .deps
+                    .iter()
+                    .filter_map(|d| st.data.get(d).map(|s| (*d, s.value.clone())))
+                    .collect();
+                drop(st);
+                let start = Instant::now();
+                let result = if shared.zero_work {
+                    Ok(Value::new(()))
+                } else {
+                    run_task(&k, &spec, deps)
+                };
+                let us = start.elapsed().as_micros() as u64;
+                st = shared.lock();
+                st.active -= 1;
+                match result {
+                    Ok(v) => st.finish(k, v, us),
+                    Err(e) => st.fail(k, e),
+                }
+                shared.wake_writer();
+                if st.threads > shared.nthreads && st.idle_threads >= shared.nthreads {
+                    st.threads -= 1;
+                    return;
+                }
+                continue;
+            }
+        }
+        st.idle_threads += 1;
+        st = shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        st.idle_threads -= 1;
+    }
+}
+
+fn run_task(
+    key: &Key,
+    spec: &oxidask_protocol::Payload,
+    deps: Vec<(Key, Value)>,
+) -> Result<Value, WireError> {
+    let wire: WireSpec = decode_detached(spec).map_err(|e| WireError {
+        key: Some(key.into()),
+        ..WireError::invalid(format!("the spec of {key} is malformed: {e}"))
+    })?;
+    let spec = spec_from_wire(&wire).map_err(|mut e| {
+        e.key = Some(key.into());
+        e
+    })?;
+    let task = Task::from_spec(spec);
+    let mut dv = DepValues::new();
+    for (k, v) in deps {
+        dv.push(k, v);
+    }
+    execute(key, &task, dv).map_err(|e| WireError::from_task_error(&e))
+}

@@ -1,0 +1,464 @@
+//! # oxidask-worker
+//!
+//! A worker: connects to a scheduler, runs the registered operations it is assigned on a
+//! thread pool in priority order, holds their results with exact byte accounting, fetches
+//! dependencies directly from the peers that hold them, serves its results to peers and
+//! clients on its data port, and reports liveness and metrics in heartbeats.
+//!
+//! A program with its own `#[oxidask::task]` functions runs as a worker with one call at the
+//! top of `main` ([`run_if_worker`]), so its workers know its operations:
+//!
+//! ```no_run
+//! // First thing in `main`: `my-program worker tcp://127.0.0.1:8786 --nthreads 2` runs a
+//! // worker and exits; any other invocation returns and the program goes on.
+//! oxidask_worker::run_if_worker();
+//! ```
+
+// Wire errors are built on failure paths only.
+#![allow(clippy::result_large_err)]
+
+mod cli;
+mod execute;
+mod state;
+mod transfer;
+
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use oxidask_core::Key;
+use oxidask_protocol::{
+    handshake_connect, hello, read_frame, write_frame, FromWorker, Limits, Role, ToWorker, WireKey,
+    WorkerInfo,
+};
+use rustc_hash::FxHashMap;
+use tokio::io::{BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+pub use cli::{main_with_args, run_if_worker, WorkerArgs};
+pub use execute::{current, rejoin, secede, seceded, WorkerContext};
+
+use state::WorkerState;
+
+/// State shared by the worker's threads.
+pub(crate) struct Shared {
+    state: Mutex<WorkerState>,
+    cv: Condvar,
+    nthreads: usize,
+    zero_work: bool,
+    name: String,
+    data_address: String,
+    scheduler: String,
+    writer_wake: Notify,
+    stop: Notify,
+    pool: oxidask_protocol::peer::PeerPool,
+    quiet: bool,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, WorkerState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn wake_writer(&self) {
+        self.writer_wake.notify_one();
+    }
+
+    pub(crate) fn log(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("oxidask-worker {}: {}", self.name, msg.as_ref());
+        }
+    }
+}
+
+/// Builds a [`Worker`].
+#[derive(Clone, Debug)]
+pub struct WorkerBuilder {
+    scheduler: String,
+    name: Option<String>,
+    host: String,
+    nthreads: usize,
+    memory_limit: u64,
+    resources: Vec<(String, f64)>,
+    heartbeat: Duration,
+    connect_timeout: Duration,
+    zero_work: bool,
+    quiet: bool,
+}
+
+impl WorkerBuilder {
+    /// Its name (unique in the cluster; used by `workers=` restrictions). Default: its data
+    /// address.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The interface its data port listens on (default `127.0.0.1`).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+
+    /// Threads running tasks (default: the number of cores).
+    pub fn nthreads(mut self, n: usize) -> Self {
+        self.nthreads = n.max(1);
+        self
+    }
+
+    /// Memory limit in bytes, reported to the scheduler (0: none).
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Abstract resources it offers (`("GPU", 2.0)`).
+    pub fn resources(mut self, resources: Vec<(String, f64)>) -> Self {
+        self.resources = resources;
+        self
+    }
+
+    /// Heartbeat interval (default 1 s).
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// How long to keep trying to reach the scheduler at start (default 30 s).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Acknowledge tasks without running them (for measuring the scheduler alone).
+    pub fn zero_work(mut self, on: bool) -> Self {
+        self.zero_work = on;
+        self
+    }
+
+    /// Stay silent on stderr.
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Starts the worker; returns once the scheduler has accepted it.
+    pub fn start(self) -> io::Result<Worker> {
+        let listener = std::net::TcpListener::bind((self.host.as_str(), 0))?;
+        listener.set_nonblocking(true)?;
+        let data_address = format!("{}:{}", self.host, listener.local_addr()?.port());
+        let name = self.name.clone().unwrap_or_else(|| data_address.clone());
+        let scheduler = strip_scheme(&self.scheduler).to_owned();
+        let info = WorkerInfo {
+            name: name.clone(),
+            data_address: data_address.clone(),
+            nthreads: self.nthreads as u32,
+            memory_limit: self.memory_limit,
+            resources: self.resources.clone(),
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(WorkerState::default()),
+            cv: Condvar::new(),
+            nthreads: self.nthreads,
+            zero_work: self.zero_work,
+            name,
+            data_address,
+            scheduler: scheduler.clone(),
+            writer_wake: Notify::new(),
+            stop: Notify::new(),
+            pool: oxidask_protocol::peer::PeerPool::default(),
+            quiet: self.quiet,
+        });
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let io_shared = shared.clone();
+        let heartbeat = self.heartbeat;
+        let connect_timeout = self.connect_timeout;
+        let exit_reason = Arc::new(Mutex::new(None::<String>));
+        let exit = exit_reason.clone();
+        let io = std::thread::Builder::new()
+            .name("oxidask-worker-io".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime");
+                let task_shared = io_shared.clone();
+                let reason = rt.block_on(async move {
+                    let io_shared = task_shared;
+                    let stream = match connect(&scheduler, info, connect_timeout).await {
+                        Ok(s) => {
+                            let _ = ready_tx.send(Ok(()));
+                            s
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.clone()));
+                            return e;
+                        }
+                    };
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .expect("a listener registered with tokio");
+                    let server = tokio::spawn(transfer::serve_data(listener, io_shared.clone()));
+                    let reason = run(stream, io_shared.clone(), heartbeat).await;
+                    server.abort();
+                    reason
+                });
+                io_shared.lock().stopping = true;
+                io_shared.cv.notify_all();
+                *exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = io.join();
+                return Err(io::Error::other(e));
+            }
+            Err(_) => {
+                let _ = io.join();
+                return Err(io::Error::other("the worker's I/O thread ended"));
+            }
+        }
+        {
+            let mut st = shared.lock();
+            st.threads = self.nthreads;
+        }
+        for _ in 0..self.nthreads {
+            execute::spawn_executor(shared.clone());
+        }
+        Ok(Worker {
+            shared,
+            io: Mutex::new(Some(io)),
+            exit_reason,
+        })
+    }
+}
+
+/// `tcp://host:port` or `host:port` → `host:port`.
+pub fn strip_scheme(address: &str) -> &str {
+    address.strip_prefix("tcp://").unwrap_or(address)
+}
+
+async fn connect(
+    scheduler: &str,
+    info: WorkerInfo,
+    timeout: Duration,
+) -> Result<TcpStream, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match TcpStream::connect(scheduler).await {
+            Ok(mut s) => {
+                let _ = s.set_nodelay(true);
+                return match handshake_connect(&mut s, hello(Role::Worker(info.clone()))).await {
+                    Ok(_) => Ok(s),
+                    Err(e) => Err(format!(
+                        "the scheduler at {scheduler} refused this worker: {e}"
+                    )),
+                };
+            }
+            Err(e) => e.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "cannot reach the scheduler at {scheduler} ({last}); start it with `oxidask scheduler` or check the address"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Serves the scheduler connection until it closes; returns why.
+async fn run(stream: TcpStream, shared: Arc<Shared>, heartbeat: Duration) -> String {
+    let (rd, wr) = stream.into_split();
+    let writer_shared = shared.clone();
+    let writer = tokio::spawn(async move {
+        let mut wr = BufWriter::with_capacity(1 << 16, wr);
+        loop {
+            writer_shared.writer_wake.notified().await;
+            let batch: Vec<FromWorker> = std::mem::take(&mut writer_shared.lock().outbox);
+            if batch.is_empty() {
+                continue;
+            }
+            if write_frame(&mut wr, &batch).await.is_err() {
+                return;
+            }
+        }
+    });
+    let hb_shared = shared.clone();
+    let heartbeats = tokio::spawn(async move {
+        let mut cpu = cli::CpuMeter::new();
+        let mut tick = tokio::time::interval(heartbeat);
+        loop {
+            tick.tick().await;
+            let c = cpu.percent();
+            let mut st = hb_shared.lock();
+            let msg = FromWorker::Heartbeat {
+                memory: st.memory,
+                executing: st.executing,
+                keys: st.data.len() as u64,
+                cpu: c,
+            };
+            st.outbox.push(msg);
+            drop(st);
+            hb_shared.wake_writer();
+        }
+    });
+    let mut rd = BufReader::with_capacity(1 << 16, rd);
+    let limits = Limits::default();
+    let reason = loop {
+        let frame = tokio::select! {
+            f = read_frame::<_, ToWorker>(&mut rd, &limits) => f,
+            _ = shared.stop.notified() => break "stopped".to_owned(),
+        };
+        match frame {
+            Ok(Some(msgs)) => {
+                if let Some(reason) = handle(&shared, msgs) {
+                    break reason;
+                }
+            }
+            Ok(None) => break "the scheduler closed the connection".to_owned(),
+            Err(e) => break format!("lost the scheduler: {e}"),
+        }
+    };
+    writer.abort();
+    heartbeats.abort();
+    reason
+}
+
+/// Applies a batch of scheduler messages; `Some(reason)` if told to stop.
+fn handle(shared: &Arc<Shared>, msgs: Vec<ToWorker>) -> Option<String> {
+    let mut fetches = Vec::new();
+    let mut stop = None;
+    let mut new_ready = false;
+    {
+        let mut st = shared.lock();
+        for m in msgs {
+            match m {
+                ToWorker::Compute {
+                    task,
+                    who_has,
+                    priority,
+                } => {
+                    let Ok(key) = task.key.to_key() else { continue };
+                    let deps: Vec<(Key, WireKey)> = task
+                        .deps
+                        .into_iter()
+                        .filter_map(|d| d.to_key().ok().map(|k| (k, d)))
+                        .collect();
+                    let who: FxHashMap<Key, Vec<String>> = who_has
+                        .into_iter()
+                        .filter_map(|(k, a)| k.to_key().ok().map(|k| (k, a)))
+                        .collect();
+                    let before = st.ready.len();
+                    fetches.extend(st.add_task(key, task.key, task.spec, deps, &who, priority));
+                    new_ready |= st.ready.len() > before;
+                }
+                ToWorker::Free { keys } => {
+                    for k in keys {
+                        if let Ok(k) = k.to_key() {
+                            st.free(k);
+                        }
+                    }
+                }
+                ToWorker::Steal { key } => {
+                    let given_back = key.to_key().is_ok_and(|k| st.steal(k));
+                    st.outbox
+                        .push(FromWorker::StealResponse { key, given_back });
+                }
+                ToWorker::Store { values } => {
+                    let mut stored = Vec::with_capacity(values.len());
+                    for (wk, wv) in values {
+                        match (wk.to_key(), wv.to_value()) {
+                            (Ok(k), Ok(v)) => {
+                                let nbytes = v.nbytes() as u64;
+                                let type_name = v.type_name().to_owned();
+                                st.store(k, v, true);
+                                stored.push((wk, type_name, nbytes));
+                            }
+                            (_, Err(e)) | (Err(e), _) => {
+                                shared.log(format!("cannot store scattered {wk}: {e}"));
+                            }
+                        }
+                    }
+                    st.outbox.push(FromWorker::Stored { keys: stored });
+                }
+                ToWorker::Stop { reason } => {
+                    stop = Some(format!("stopped by the scheduler: {reason}"))
+                }
+            }
+        }
+    }
+    if new_ready {
+        shared.cv.notify_all();
+    }
+    shared.wake_writer();
+    if !fetches.is_empty() {
+        tokio::spawn(transfer::fetch(shared.clone(), fetches));
+    }
+    stop
+}
+
+/// A running worker.
+pub struct Worker {
+    shared: Arc<Shared>,
+    io: Mutex<Option<JoinHandle<()>>>,
+    exit_reason: Arc<Mutex<Option<String>>>,
+}
+
+impl Worker {
+    /// A builder for a worker of the scheduler at `scheduler` (`tcp://host:port`).
+    pub fn builder(scheduler: impl Into<String>) -> WorkerBuilder {
+        WorkerBuilder {
+            scheduler: scheduler.into(),
+            name: None,
+            host: "127.0.0.1".into(),
+            nthreads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_limit: 0,
+            resources: Vec::new(),
+            heartbeat: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(30),
+            zero_work: false,
+            quiet: false,
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Its data address (`host:port`).
+    pub fn data_address(&self) -> &str {
+        &self.shared.data_address
+    }
+
+    /// Bytes of results it holds now.
+    pub fn memory(&self) -> u64 {
+        self.shared.lock().memory
+    }
+
+    /// Blocks until the worker stops; returns why.
+    pub fn wait(&self) -> String {
+        let io = self.io.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(io) = io {
+            let _ = io.join();
+        }
+        self.exit_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+
+    /// Stops the worker (running tasks finish on their threads; their results are dropped).
+    pub fn shutdown(&self) {
+        self.shared.stop.notify_one();
+        self.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

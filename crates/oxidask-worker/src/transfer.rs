@@ -1,0 +1,152 @@
+//! Moving data between workers: the data port that serves held results to peers (and to
+//! clients gathering), and fetching dependencies directly from the peers that hold them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use oxidask_core::Key;
+use oxidask_protocol::{
+    handshake_accept, hello, read_frame, write_frame, DataRequest, DataResponse, Limits,
+    ProtocolError, Role, WireKey, WireValue,
+};
+use tokio::io::{BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::state::FetchOrder;
+use crate::Shared;
+
+/// Serves `DataRequest`s on the worker's data port until the worker stops.
+pub(crate) async fn serve_data(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_peer(stream, &shared).await {
+                if !matches!(e, ProtocolError::Closed) {
+                    shared.log(format!("data connection: {e}"));
+                }
+            }
+        });
+    }
+}
+
+async fn serve_peer(mut stream: TcpStream, shared: &Shared) -> Result<(), ProtocolError> {
+    handshake_accept(&mut stream, &hello(Role::Peer), 0).await?;
+    let (rd, wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    let mut wr = BufWriter::with_capacity(1 << 16, wr);
+    let limits = Limits {
+        max_header: 64 << 20,
+        max_parts: 0,
+        max_payload: 0,
+    };
+    while let Some(reqs) = read_frame::<_, DataRequest>(&mut rd, &limits).await? {
+        let mut replies = Vec::with_capacity(reqs.len());
+        for DataRequest::Get { keys } in reqs {
+            let values: Vec<(WireKey, Option<oxidask_core::Value>)> = {
+                let st = shared.lock();
+                keys.into_iter()
+                    .map(|wk| {
+                        let v = wk
+                            .to_key()
+                            .ok()
+                            .and_then(|k| st.data.get(&k).map(|s| s.value.clone()));
+                        (wk, v)
+                    })
+                    .collect()
+            };
+            let values = values
+                .into_iter()
+                .map(|(wk, v)| {
+                    let wv = v.and_then(|v| match WireValue::from_value(&v) {
+                        Ok(wv) => Some(wv),
+                        Err(e) => {
+                            shared.log(format!("cannot send {wk}: {e}"));
+                            None
+                        }
+                    });
+                    (wk, wv)
+                })
+                .collect();
+            replies.push(DataResponse::Values { values });
+        }
+        write_frame(&mut wr, &replies).await?;
+    }
+    Ok(())
+}
+
+/// Fetches dependencies, one request per holder for the keys it is first choice for, then
+/// each leftover key from its other holders; a key no holder has is reported missing.
+pub(crate) async fn fetch(shared: Arc<Shared>, orders: Vec<FetchOrder>) {
+    let mut by_addr: HashMap<String, Vec<FetchOrder>> = HashMap::new();
+    let mut nowhere = Vec::new();
+    for o in orders {
+        match o.2.first() {
+            Some(a) => by_addr.entry(a.clone()).or_default().push(o),
+            None => nowhere.push(o),
+        }
+    }
+    {
+        let mut st = shared.lock();
+        for (k, wk, _) in nowhere {
+            st.fetch_failed(k, &wk, Vec::new());
+        }
+    }
+    let mut tasks = Vec::new();
+    for (addr, group) in by_addr {
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            fetch_group(shared, addr, group).await
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    shared.cv.notify_all();
+    shared.wake_writer();
+}
+
+async fn fetch_group(shared: Arc<Shared>, addr: String, group: Vec<FetchOrder>) {
+    let keys: Vec<WireKey> = group.iter().map(|(_, wk, _)| wk.clone()).collect();
+    let got = shared.pool.get(&addr, keys).await.unwrap_or_default();
+    let mut leftovers = Vec::new();
+    for (k, wk, addrs) in group {
+        let value = got
+            .iter()
+            .find(|(g, _)| *g == wk)
+            .and_then(|(_, v)| v.as_ref())
+            .and_then(|v| v.to_value().ok());
+        match value {
+            Some(v) => shared.lock().fetched(k, v),
+            None => leftovers.push((k, wk, addrs)),
+        }
+    }
+    if !leftovers.is_empty() {
+        shared.cv.notify_all();
+    }
+    for (k, wk, addrs) in leftovers {
+        fetch_one(&shared, k, wk, addrs).await;
+    }
+}
+
+async fn fetch_one(shared: &Shared, k: Key, wk: WireKey, addrs: Vec<String>) {
+    let mut tried = vec![addrs[0].clone()];
+    for addr in addrs.iter().skip(1) {
+        tried.push(addr.clone());
+        if let Ok(got) = shared.pool.get(addr, vec![wk.clone()]).await {
+            if let Some(v) = got
+                .into_iter()
+                .next()
+                .and_then(|(_, v)| v)
+                .and_then(|v| v.to_value().ok())
+            {
+                shared.lock().fetched(k, v);
+                return;
+            }
+        }
+    }
+    shared.lock().fetch_failed(k, &wk, tried);
+}
