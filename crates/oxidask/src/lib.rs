@@ -48,6 +48,28 @@ pub use oxidask_local::{default_threads, RunStats, Synchronous, Threaded};
 #[cfg(feature = "array")]
 pub use oxidask_array as array;
 
+/// The distributed scheduler: a cluster of processes on one machine or many, driven from a
+/// [`Client`](distributed::Client) with typed futures; collections' `compute()` runs on it
+/// once a client is connected.
+///
+/// ```
+/// use oxidask::distributed::LocalCluster;
+/// let cluster = LocalCluster::builder().workers(2).threads_per_worker(1).start().unwrap();
+/// let client = cluster.client().unwrap();
+/// let futures = client.scatter(vec![1i64, 2, 3], false).unwrap();
+/// assert_eq!(client.gather(&futures).unwrap(), vec![1, 2, 3]);
+/// ```
+#[cfg(feature = "distributed")]
+pub mod distributed {
+    pub use oxidask_client::*;
+    pub use oxidask_scheduler::server::{Scheduler, SchedulerBuilder};
+    pub use oxidask_scheduler::Config as SchedulerConfig;
+    pub use oxidask_worker::{
+        current as worker_context, main_with_args as worker_main, rejoin, run_if_worker, secede,
+        seceded, Worker, WorkerBuilder, WorkerContext,
+    };
+}
+
 /// Choosing the scheduler `compute()` uses.
 pub mod config {
     pub use oxidask_core::compute::{

@@ -1,0 +1,786 @@
+//! The distributed runtime with real processes: the `oxidask` binary as the scheduler, this
+//! test binary as the workers (it runs as a worker when started as `... worker ADDRESS`, so the
+//! workers know the operations defined here), and the test process as the client.
+//!
+//! Runs without libtest (`harness = false`): `main` must first give the worker processes
+//! their entry point. Pass a substring to run matching tests only.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use oxidask::distributed::{
+    as_completed, get_client, Client, ClientError, ReturnWhen, Status, SubmitOptions,
+};
+use oxidask::prelude::*;
+
+// ---- operations the workers run --------------------------------------------------------
+
+#[oxidask::task]
+fn inc(x: i64) -> i64 {
+    x + 1
+}
+
+#[oxidask::task]
+fn add(x: i64, y: i64) -> i64 {
+    x + y
+}
+
+#[oxidask::task]
+fn total(xs: &[i64]) -> i64 {
+    xs.iter().sum()
+}
+
+#[oxidask::task]
+fn slow_inc(x: i64, micros: u64) -> i64 {
+    std::thread::sleep(Duration::from_micros(micros));
+    x + 1
+}
+
+#[derive(Debug)]
+struct Cause;
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the disk was full")
+    }
+}
+impl std::error::Error for Cause {}
+
+#[derive(Debug)]
+struct Failure(Cause);
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "could not write the partition")
+    }
+}
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[oxidask::task]
+fn must_be_positive(x: i64) -> Result<i64, Failure> {
+    if x > 0 {
+        Ok(x)
+    } else {
+        Err(Failure(Cause))
+    }
+}
+
+/// Fails until it has been attempted `fails + 1` times (attempts counted in a file).
+#[oxidask::task(pure = false)]
+fn flaky(counter: String, fails: i64) -> Result<i64, String> {
+    let n: i64 = std::fs::read_to_string(&counter)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+        + 1;
+    std::fs::write(&counter, n.to_string()).map_err(|e| e.to_string())?;
+    if n <= fails {
+        Err(format!("attempt {n} failed"))
+    } else {
+        Ok(n)
+    }
+}
+
+#[oxidask::task]
+fn worker_name(_x: i64) -> String {
+    oxidask::distributed::worker_context().map_or_else(|| "not on a worker".into(), |c| c.name)
+}
+
+#[oxidask::task]
+fn crash(_x: i64) -> i64 {
+    std::process::abort()
+}
+
+/// Submits `n` tasks from inside a task and waits for them.
+#[oxidask::task]
+fn fan_out(n: i64) -> Result<i64, String> {
+    let client = get_client().map_err(|e| e.to_string())?;
+    let futures = client.map(0..n, inc).map_err(|e| e.to_string())?;
+    let values = client.gather(&futures).map_err(|e| e.to_string())?;
+    Ok(values.into_iter().sum())
+}
+
+// ---- cluster of real processes -----------------------------------------------------------
+
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+struct Proc {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        CHILDREN.lock().unwrap().push(child.id());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("OXIDASK_TEST_VERBOSE").is_some() {
+                    eprintln!("    | {line}");
+                }
+                l.lock().unwrap().push(line);
+            }
+        });
+        Proc { child, log }
+    }
+
+    fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{needle}` in {:?}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Cluster {
+    scheduler: Proc,
+    workers: Vec<(String, Proc)>,
+    address: String,
+}
+
+impl Cluster {
+    fn start(scheduler_args: &[&str], workers: &[(&str, &[&str])]) -> Cluster {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidask"));
+        cmd.args(["scheduler", "--port", "0"]).args(scheduler_args);
+        let scheduler = Proc::spawn(cmd);
+        let line = scheduler.wait_for_line("listening at", Duration::from_secs(20));
+        let address = line.rsplit(' ').next().unwrap().to_owned();
+        let mut c = Cluster {
+            scheduler,
+            workers: Vec::new(),
+            address,
+        };
+        for (name, args) in workers {
+            c.add_worker(name, args);
+        }
+        c
+    }
+
+    fn add_worker(&mut self, name: &str, args: &[&str]) {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "worker",
+            &self.address,
+            "--name",
+            name,
+            "--heartbeat-ms",
+            "200",
+        ])
+        .args(args);
+        let p = Proc::spawn(cmd);
+        p.wait_for_line("connected to the scheduler", Duration::from_secs(20));
+        self.workers.push((name.to_owned(), p));
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(&self.address).expect("connect")
+    }
+
+    fn kill_worker(&mut self, name: &str) {
+        let i = self.workers.iter().position(|(n, _)| n == name).unwrap();
+        let (_, mut p) = self.workers.remove(i);
+        p.child.kill().unwrap(); // SIGKILL
+        let _ = p.child.wait();
+    }
+
+    fn scheduler_port(&self) -> String {
+        self.address.trim_start_matches("tcp://").to_owned()
+    }
+}
+
+fn two_workers() -> Cluster {
+    Cluster::start(
+        &[],
+        &[("w1", &["--nthreads", "1"]), ("w2", &["--nthreads", "1"])],
+    )
+}
+
+// ---- tests ---------------------------------------------------------------------------------
+
+fn delayed_graphs_compute_on_the_cluster() {
+    let cluster = two_workers();
+    let _client = cluster.client(); // the default scheduler from now on
+    let parts: Vec<Delayed<i64>> = (0..100).map(|i| add(inc(i), inc(i * 2))).collect();
+    let z = total(parts);
+    let expected: i64 = (0..100).map(|i| (i + 1) + (i * 2 + 1)).sum();
+    assert_eq!(z.compute().unwrap(), expected);
+    // Several collections over one merged graph, shared parts once.
+    let a = inc(41);
+    let b = add(a.clone(), 1);
+    assert_eq!(oxidask::compute((&a, &b)).unwrap(), (42, 43));
+    // Closures cannot travel: a clear error saying how to fix it.
+    let c = a.map(|x| x * 2);
+    let e = c.compute().unwrap_err().to_string();
+    assert!(
+        e.contains("closure") && e.contains("#[oxidask::task]"),
+        "{e}"
+    );
+}
+
+fn futures_submit_map_gather_and_pass_as_arguments() {
+    let cluster = two_workers();
+    let client = cluster.client();
+    let futures = client.map(0..1000i64, inc).unwrap();
+    let values = client.gather(&futures).unwrap();
+    assert_eq!(values, (1..=1000).collect::<Vec<i64>>());
+    let s = client.submit(&total(&futures)).unwrap();
+    assert_eq!(s.result().unwrap(), (1..=1000).sum::<i64>());
+    let y = client.submit(&add(&futures[0], &futures[9])).unwrap();
+    assert_eq!(y.result().unwrap(), 11);
+    // The same call submitted twice is one key, computed once.
+    let again = client.submit(&inc(0)).unwrap();
+    assert_eq!(again.key(), futures[0].key());
+    // Both workers took part.
+    let names: Vec<String> = client
+        .gather(&client.map(0..50i64, worker_name).unwrap())
+        .unwrap();
+    assert!(
+        names.contains(&"w1".to_string()) && names.contains(&"w2".to_string()),
+        "{names:?}"
+    );
+    let summary = client.summary().unwrap();
+    assert_eq!(summary.workers.len(), 2);
+    assert_eq!(summary.workers.iter().map(|w| w.nthreads).sum::<u32>(), 2);
+    assert!(summary.workers.iter().all(|w| w.memory_limit > 0));
+}
+
+fn wait_as_completed_cancel_and_fire_and_forget() {
+    let cluster = two_workers();
+    let client = cluster.client();
+    // Completion order, not submission order (the 300 ms task is stolen by the idle worker
+    // if it was placed behind the 1 s one).
+    let durations = [1_000_000u64, 1_000, 300_000];
+    let order: Vec<i64> = as_completed(client.map(durations, |m| slow_inc(m as i64, m)).unwrap())
+        .map(|f| f.unwrap().result().unwrap())
+        .collect();
+    assert_eq!(order, vec![1_001, 300_001, 1_000_001]);
+    let slow = client.submit(&slow_inc(1, 2_000_000)).unwrap();
+    let fast = client.submit(&slow_inc(2, 1_000)).unwrap();
+    let both = vec![slow.clone(), fast.clone()];
+    let r = client
+        .wait(
+            &both,
+            Some(Duration::from_secs(20)),
+            ReturnWhen::FirstCompleted,
+        )
+        .unwrap();
+    assert_eq!(r.done, vec![1], "{r:?}");
+    let e = client
+        .wait(
+            &both,
+            Some(Duration::from_millis(50)),
+            ReturnWhen::AllCompleted,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("timed out"), "{e}");
+    slow.cancel().unwrap();
+    assert_eq!(slow.status(), Status::Cancelled);
+    let e = slow.result().unwrap_err().to_string();
+    assert!(e.contains("cancelled"), "{e}");
+    // Fire and forget: runs although every handle is dropped.
+    let dir = tempdir();
+    let counter = format!("{dir}/fired");
+    let f = client.submit(&flaky(counter.clone(), 0)).unwrap();
+    client.fire_and_forget(std::slice::from_ref(&f)).unwrap();
+    drop(f);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&counter).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the fire-and-forget task never ran"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn scatter_and_broadcast() {
+    let cluster = two_workers();
+    let client = cluster.client();
+    let data = client.scatter(vec![10i64, 20, 30], false).unwrap();
+    assert_eq!(client.gather(&data).unwrap(), vec![10, 20, 30]);
+    let s = client.submit(&total(&data)).unwrap();
+    assert_eq!(s.result().unwrap(), 60);
+    let b = client.scatter(vec![vec![1.5f64; 1000]], true).unwrap();
+    let summary = client.summary().unwrap();
+    assert!(
+        summary.workers.iter().all(|w| w.keys >= 1),
+        "broadcast reached every worker: {summary:?}"
+    );
+    assert_eq!(b[0].result().unwrap().len(), 1000);
+}
+
+fn tasks_submit_tasks_without_deadlocking_their_worker() {
+    // One thread per worker: a task waiting on its own subtasks must give up its thread.
+    let cluster = two_workers();
+    let client = cluster.client();
+    let outer = client.map([10i64, 20, 30], fan_out).unwrap();
+    let sums = client.gather(&outer).unwrap();
+    assert_eq!(sums, vec![55, 210, 465]);
+}
+
+fn task_errors_reach_the_client_with_their_cause_chain_and_retries_rerun() {
+    let cluster = two_workers();
+    let client = cluster.client();
+    let bad = client.submit(&must_be_positive(-1)).unwrap();
+    let dependent = client.submit(&inc(must_be_positive(-1))).unwrap();
+    let e = bad.result().unwrap_err();
+    let te = e.task_error().expect("a task error");
+    assert_eq!(te.key, bad.key());
+    let text = format!("{e}");
+    assert!(text.contains("could not write the partition"), "{text}");
+    assert!(
+        te.failure
+            .causes()
+            .iter()
+            .any(|c| c.contains("disk was full")),
+        "{te:?}"
+    );
+    let e = dependent.result().unwrap_err();
+    assert_eq!(
+        e.task_error().unwrap().key,
+        bad.key(),
+        "the dependent names the failed task"
+    );
+    assert_eq!(dependent.status(), Status::Error);
+
+    let dir = tempdir();
+    let ok = client
+        .submit_with(
+            &flaky(format!("{dir}/a"), 2),
+            SubmitOptions {
+                retries: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(ok.result().unwrap(), 3, "third attempt succeeds");
+    let failing = client
+        .submit_with(
+            &flaky(format!("{dir}/b"), 5),
+            SubmitOptions {
+                retries: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let e = failing.result().unwrap_err().to_string();
+    assert!(e.contains("attempt 2 failed"), "{e}");
+}
+
+fn a_worker_killed_mid_graph_loses_nothing() {
+    let mut cluster = Cluster::start(
+        &[],
+        &[
+            ("w1", &["--nthreads", "1"]),
+            ("w2", &["--nthreads", "1"]),
+            ("w3", &["--nthreads", "1"]),
+        ],
+    );
+    let client = cluster.client();
+    // 20 000 leaves of 100 µs each, summed by a two-level tree: 20 202 tasks.
+    let leaves: Vec<Delayed<i64>> = (0..20_000).map(|i| slow_inc(i, 100)).collect();
+    let groups: Vec<Delayed<i64>> = leaves.chunks(100).map(|c| total(c.to_vec())).collect();
+    let supers: Vec<Delayed<i64>> = groups.chunks(10).map(|c| total(c.to_vec())).collect();
+    let root = total(supers);
+    let f = client.submit(&root).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(f.status(), Status::Pending, "killed before the end");
+    cluster.kill_worker("w2");
+    let expected: i64 = (1..=20_000).sum();
+    assert_eq!(
+        f.result_timeout(Some(Duration::from_secs(120))).unwrap(),
+        expected
+    );
+    assert_eq!(client.summary().unwrap().workers.len(), 2);
+    let story = client.story(&f.key()).unwrap();
+    assert!(story.last().unwrap().contains("-> memory"), "{story:?}");
+}
+
+fn a_task_that_kills_its_workers_is_blamed() {
+    let cluster = Cluster::start(
+        &["--allowed-failures", "1"],
+        &[("w1", &["--nthreads", "1"]), ("w2", &["--nthreads", "1"])],
+    );
+    let client = cluster.client();
+    let f = client.submit(&crash(1)).unwrap();
+    let e = f
+        .result_timeout(Some(Duration::from_secs(60)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("KilledWorker") && e.contains(&f.key().to_string()),
+        "{e}"
+    );
+}
+
+fn resources_and_restrictions() {
+    let cluster = Cluster::start(
+        &["--no-worker-timeout", "1"],
+        &[
+            ("gpu", &["--nthreads", "2", "--resources", "GPU=2"]),
+            ("cpu", &["--nthreads", "2"]),
+        ],
+    );
+    let client = cluster.client();
+    let on_gpu = client
+        .map_with(
+            0..6i64,
+            worker_name,
+            SubmitOptions {
+                resources: vec![("GPU".into(), 1.0)],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(client.gather(&on_gpu).unwrap().iter().all(|n| n == "gpu"));
+    let pinned = client
+        .map_with(
+            100..106i64,
+            worker_name,
+            SubmitOptions {
+                workers: vec!["cpu".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(client.gather(&pinned).unwrap().iter().all(|n| n == "cpu"));
+    let impossible = client
+        .submit_with(
+            &worker_name(7),
+            SubmitOptions {
+                resources: vec![("GPU".into(), 5.0)],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let e = impossible
+        .result_timeout(Some(Duration::from_secs(30)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no connected worker can run") && e.contains("GPU=5"),
+        "{e}"
+    );
+}
+
+fn released_futures_are_forgotten_by_the_scheduler() {
+    let cluster = two_workers();
+    let client = cluster.client();
+    let futures = client.map(0..500i64, inc).unwrap();
+    client.gather(&futures).unwrap();
+    assert!(client.summary().unwrap().tasks >= 500);
+    drop(futures);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = client.summary().unwrap();
+        if s.tasks == 0 && s.workers.iter().all(|w| w.keys == 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still held: {s:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Another client's keys are its own: a second client holding a key keeps it alive.
+    let other = Client::builder()
+        .address(cluster.address.clone())
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    let mine = client.submit(&inc(1000)).unwrap();
+    let theirs = other.submit(&inc(1000)).unwrap();
+    assert_eq!(mine.result().unwrap(), theirs.result().unwrap());
+    drop(mine);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(theirs.result().unwrap(), 1001);
+}
+
+fn a_silent_worker_is_removed_after_its_heartbeat_timeout() {
+    let mut cluster = Cluster::start(
+        &["--heartbeat-timeout", "1.5"],
+        &[("w1", &["--nthreads", "1"]), ("w2", &["--nthreads", "1"])],
+    );
+    let client = cluster.client();
+    let pid = cluster.workers[1].1.child.id();
+    // SIGSTOP: the connection stays open but the worker goes silent.
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.summary().unwrap().workers.len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the silent worker was never removed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let futures = client.map(0..20i64, inc).unwrap();
+    assert_eq!(client.gather(&futures).unwrap().len(), 20);
+    let _ = Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status();
+    cluster.kill_worker("w2");
+}
+
+fn mismatched_peers_are_refused_saying_which_side_differs() {
+    let cluster = two_workers();
+    let addr = cluster.scheduler_port();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use oxidask_protocol::*;
+        let mut h = hello(Role::Client { name: "old".into() });
+        h.protocol = 999;
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let e = handshake_connect(&mut s, h).await.unwrap_err().to_string();
+        assert!(
+            e.contains("protocol version mismatch") && e.contains("999"),
+            "{e}"
+        );
+        let mut h = hello(Role::Client {
+            name: "other-program".into(),
+        });
+        h.registry ^= 0xdead;
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let e = handshake_connect(&mut s, h).await.unwrap_err().to_string();
+        assert!(
+            e.contains("registry mismatch") && e.contains("same program"),
+            "{e}"
+        );
+    });
+    // The cluster still serves.
+    let client = cluster.client();
+    assert_eq!(client.submit(&inc(1)).unwrap().result().unwrap(), 2);
+}
+
+fn garbage_on_every_socket_is_rejected_without_harm() {
+    let cluster = two_workers();
+    let client = cluster.client();
+    let summary = client.summary().unwrap();
+    let mut sockets = vec![cluster.scheduler_port()];
+    sockets.extend(summary.workers.iter().map(|w| w.address.clone()));
+    let payloads: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        vec![0xff; 64],                                     // huge lengths
+        [64u32.to_le_bytes(), 0u32.to_le_bytes()].concat(), // truncated header
+        [16u32.to_le_bytes(), 1u32.to_le_bytes()]
+            .concat()
+            .into_iter()
+            .chain(u64::MAX.to_le_bytes())
+            .collect(), // absurd part length
+        (0..4096).map(|i| (i * 7919 % 251) as u8).collect(), // noise
+    ];
+    for addr in &sockets {
+        for p in &payloads {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let _ = s.write_all(p);
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let mut sink = Vec::new();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.read_to_end(&mut sink);
+        }
+        // A valid hello followed by garbage frames.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use oxidask_protocol::*;
+            use tokio::io::AsyncWriteExt;
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let role = if *addr == sockets[0] {
+                Role::Client {
+                    name: "garbage".into(),
+                }
+            } else {
+                Role::Peer
+            };
+            handshake_connect(&mut s, hello(role)).await.unwrap();
+            s.write_all(&[5, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9])
+                .await
+                .unwrap();
+            let _ = s.shutdown().await;
+        });
+    }
+    // Every process is alive and the cluster computes.
+    let futures = client.map(0..100i64, inc).unwrap();
+    assert_eq!(client.gather(&futures).unwrap().iter().sum::<i64>(), 5050);
+    assert_eq!(client.summary().unwrap().workers.len(), 2);
+    assert!(
+        cluster.scheduler.log().contains("malformed")
+            || cluster.scheduler.log().contains("exceeds")
+    );
+}
+
+fn worker_cli_errors_are_clear() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["worker", "tcp://127.0.0.1:1", "--memory-limit", "lots"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("memory limit"), "{err}");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["worker"])
+        .env_remove("OXIDASK_SCHEDULER_ADDRESS")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OXIDASK_SCHEDULER_ADDRESS"), "{err}");
+    let e = Client::builder()
+        .address("tcp://127.0.0.1:1")
+        .timeout(Duration::from_millis(200))
+        .set_as_default(false)
+        .connect()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("oxidask scheduler"), "{e}");
+    let _ = ClientError::Timeout(Duration::ZERO); // the type is public
+}
+
+fn tempdir() -> String {
+    let d = std::env::temp_dir().join(format!(
+        "oxidask-dist-{}-{}",
+        std::process::id(),
+        oxidask::Token::unique()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d.to_string_lossy().into_owned()
+}
+
+// ---- harness -------------------------------------------------------------------------------
+
+type Test = (&'static str, fn());
+
+const TESTS: &[Test] = &[
+    (
+        "delayed_graphs_compute_on_the_cluster",
+        delayed_graphs_compute_on_the_cluster,
+    ),
+    (
+        "futures_submit_map_gather_and_pass_as_arguments",
+        futures_submit_map_gather_and_pass_as_arguments,
+    ),
+    (
+        "wait_as_completed_cancel_and_fire_and_forget",
+        wait_as_completed_cancel_and_fire_and_forget,
+    ),
+    ("scatter_and_broadcast", scatter_and_broadcast),
+    (
+        "tasks_submit_tasks_without_deadlocking_their_worker",
+        tasks_submit_tasks_without_deadlocking_their_worker,
+    ),
+    (
+        "task_errors_reach_the_client_with_their_cause_chain_and_retries_rerun",
+        task_errors_reach_the_client_with_their_cause_chain_and_retries_rerun,
+    ),
+    (
+        "a_worker_killed_mid_graph_loses_nothing",
+        a_worker_killed_mid_graph_loses_nothing,
+    ),
+    (
+        "a_task_that_kills_its_workers_is_blamed",
+        a_task_that_kills_its_workers_is_blamed,
+    ),
+    ("resources_and_restrictions", resources_and_restrictions),
+    (
+        "released_futures_are_forgotten_by_the_scheduler",
+        released_futures_are_forgotten_by_the_scheduler,
+    ),
+    (
+        "a_silent_worker_is_removed_after_its_heartbeat_timeout",
+        a_silent_worker_is_removed_after_its_heartbeat_timeout,
+    ),
+    (
+        "mismatched_peers_are_refused_saying_which_side_differs",
+        mismatched_peers_are_refused_saying_which_side_differs,
+    ),
+    (
+        "garbage_on_every_socket_is_rejected_without_harm",
+        garbage_on_every_socket_is_rejected_without_harm,
+    ),
+    ("worker_cli_errors_are_clear", worker_cli_errors_are_clear),
+];
+
+fn main() {
+    oxidask::distributed::run_if_worker();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let selected: Vec<&Test> = TESTS
+        .iter()
+        .filter(|(n, _)| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str())))
+        .collect();
+    println!("running {} tests", selected.len());
+    let mut failed = Vec::new();
+    for (name, f) in selected {
+        let start = Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = *f;
+        std::thread::spawn(move || {
+            let r = std::panic::catch_unwind(f);
+            let _ = tx.send(r.is_ok());
+        });
+        let ok = match rx.recv_timeout(Duration::from_secs(180)) {
+            Ok(ok) => ok,
+            Err(_) => {
+                eprintln!("test {name} timed out");
+                false
+            }
+        };
+        println!(
+            "test {name} ... {} ({:.2}s)",
+            if ok { "ok" } else { "FAILED" },
+            start.elapsed().as_secs_f64()
+        );
+        if !ok {
+            failed.push(*name);
+        }
+    }
+    for pid in CHILDREN.lock().unwrap().iter() {
+        let _ = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+    if failed.is_empty() {
+        println!("test result: ok");
+    } else {
+        println!("test result: FAILED: {failed:?}");
+        std::process::exit(1);
+    }
+}
