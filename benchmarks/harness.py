@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DASK = ("dask-threaded", ["tasks.py"])
 DASK_ARRAY = ("dask-threaded", ["array_ref.py", "--impl", "dask"])
 NUMPY = ("numpy", ["array_ref.py", "--impl", "numpy"])
+DASK_DISTRIBUTED = ("dask-localcluster", ["distributed_ref.py"])
 
 # suite -> [(case, full size, quick size, [references])]
 SUITES = {
@@ -40,7 +41,21 @@ SUITES = {
         # n = GiB of random f64 summed; ours only (the references would need the RAM).
         ("big-sum", 64, 1, []),
     ],
+    # Two worker processes of one thread each on loopback, both sides.
+    "distributed": [
+        ("startup", 2, 2, [DASK_DISTRIBUTED]),
+        ("roundtrip", 1_000, 100, [DASK_DISTRIBUTED]),
+        ("map", 100_000, 2_000, [DASK_DISTRIBUTED]),
+        ("tree", 100_000, 2_000, [DASK_DISTRIBUTED]),
+        ("scheduler-alone", 100_000, 2_000, [DASK_DISTRIBUTED]),
+        # Ours only: a million-task graph on zero-work workers, scheduler memory per task.
+        ("big-graph", 1_000_000, 20_000, []),
+    ],
 }
+
+# Extra numeric fields a side may report (medians are printed as ours_X / reference_X).
+EXTRA_FIELDS = ["p50_ms", "p99_ms", "tasks_per_s", "in_process_s", "scheduler_peak_mib",
+                "scheduler_bytes_per_task"]
 
 
 def run_json(cmd, timeout):
@@ -101,6 +116,9 @@ def main():
             "reps": reps,
             "date": datetime.date.today().isoformat(),
         }
+        for f in EXTRA_FIELDS:
+            if median(ours, f) is not None:
+                base["ours_" + f] = median(ours, f)
         ours_checks = [r["check"] for r in ours]
         consistent = all(agree(c, ours_checks[0]) for c in ours_checks)
         if not ref_cmds:
@@ -115,7 +133,9 @@ def main():
             ok = consistent and all(agree(c, ours_checks[0]) for c in ref_checks)
             check = "ok" if ok else f"MISMATCH ours={ours_checks} reference={ref_checks}"
             failed |= not ok
-            print(json.dumps({**base, "reference": name, "reference_s": ref_s,
+            extra = {"reference_" + f: median(runs, f) for f in EXTRA_FIELDS
+                     if median(runs, f) is not None}
+            print(json.dumps({**base, "reference": name, "reference_s": ref_s, **extra,
                               "reference_peak_mib": median(runs, "peak_mib"),
                               "ratio": round(ref_s / ours_s, 2) if ours_s else None,
                               "check": check}), flush=True)

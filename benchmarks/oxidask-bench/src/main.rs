@@ -5,13 +5,15 @@
 //! The timed region includes building the graph, as the reference's does.
 
 mod array;
+mod distributed;
 mod tasks;
 
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!("usage: oxidask-bench SUITE CASE [--n N] [--threads T]\n  suites: tasks (independent | chain | tree | delayed-independent)
-          array (ones-sum | ones-fancy | random-expr | random-std | matmul-sum | big-sum)");
+          array (ones-sum | ones-fancy | random-expr | random-std | matmul-sum | big-sum)
+          distributed (map | tree | roundtrip | startup | scheduler-alone | big-graph)");
     ExitCode::from(2)
 }
 
@@ -24,7 +26,12 @@ pub struct Opts {
 }
 
 fn main() -> ExitCode {
+    // The distributed suite starts this binary as its workers and scheduler.
+    oxidask::distributed::run_if_worker();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve-scheduler") {
+        distributed::serve_scheduler();
+    }
     if args.len() < 2 {
         return usage();
     }
@@ -45,6 +52,7 @@ fn main() -> ExitCode {
     let result = match suite {
         "tasks" => tasks::run(case, &opts),
         "array" => array::run(case, &opts),
+        "distributed" => distributed::run(case, &opts),
         _ => return usage(),
     };
     match result {
