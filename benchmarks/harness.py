@@ -48,6 +48,8 @@ SUITES = {
         ("map", 100_000, 2_000, [DASK_DISTRIBUTED]),
         ("tree", 100_000, 2_000, [DASK_DISTRIBUTED]),
         ("scheduler-alone", 100_000, 2_000, [DASK_DISTRIBUTED]),
+        # Ours only: the scheduler's state machine alone (no sockets, no encoding).
+        ("state-machine", 1_000_000, 20_000, []),
         # Ours only: a million-task graph on zero-work workers, scheduler memory per task.
         ("big-graph", 1_000_000, 20_000, []),
     ],
@@ -55,7 +57,7 @@ SUITES = {
 
 # Extra numeric fields a side may report (medians are printed as ours_X / reference_X).
 EXTRA_FIELDS = ["p50_ms", "p99_ms", "tasks_per_s", "in_process_s", "scheduler_peak_mib",
-                "scheduler_bytes_per_task"]
+                "scheduler_bytes_per_task", "scheduler_cpu_s", "tasks_per_scheduler_cpu_s"]
 
 
 def run_json(cmd, timeout):

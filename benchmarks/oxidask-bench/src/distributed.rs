@@ -58,6 +58,18 @@ impl SchedulerProc {
         })
     }
 
+    /// CPU seconds the scheduler process has used.
+    fn cpu_seconds(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                let rest = &s[s.rfind(')')? + 2..];
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+            })
+            .map_or(0.0, |ticks| ticks / 100.0)
+    }
+
     /// (peak, current) resident memory of the scheduler process, bytes.
     fn memory(&self) -> (u64, u64) {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -140,6 +152,9 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
     if case == "startup" {
         return startup();
     }
+    if case == "state-machine" {
+        return state_machine(n);
+    }
     let zero_work = matches!(case, "scheduler-alone" | "big-graph");
     let scheduler = SchedulerProc::start()?;
     let _workers = Workers::start(&scheduler.address, zero_work)?;
@@ -154,6 +169,7 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
         .map_err(err)?;
     drop(warm);
     let (_, rss_before) = scheduler.memory();
+    let cpu_before = scheduler.cpu_seconds();
     let start = Instant::now();
     let mut extra = serde_json::Map::new();
     let check: i64 = match case {
@@ -200,6 +216,16 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
         _ => n,
     };
     extra.insert("tasks_per_s".into(), json!(tasks as f64 / seconds));
+    // The scheduler's own capacity: tasks per second of its CPU time (the client and the
+    // workers share this machine's two cores with it during the run).
+    let cpu = scheduler.cpu_seconds() - cpu_before;
+    if cpu > 0.0 {
+        extra.insert("scheduler_cpu_s".into(), json!(cpu));
+        extra.insert(
+            "tasks_per_scheduler_cpu_s".into(),
+            json!(tasks as f64 / cpu),
+        );
+    }
     extra.insert(
         "scheduler_peak_mib".into(),
         json!(peak as f64 / (1 << 20) as f64),
@@ -242,5 +268,111 @@ fn startup() -> Result<serde_json::Value, String> {
         "seconds": processes,
         "check": n,
         "in_process_s": in_process,
+    }))
+}
+
+/// The pure state machine alone: `n` independent tasks submitted in one message, two
+/// simulated one-thread workers acknowledging every assignment at once, until the client has
+/// been told about every result. No sockets, no encoding: the scheduler's own cost.
+pub fn state_machine(n: usize) -> Result<serde_json::Value, String> {
+    use oxidask_protocol::{
+        FromWorker, SubmitOptions, ToClient, ToScheduler, ToWorker, WireArg, WireKey, WireSpec,
+        WireTask, WorkerInfo,
+    };
+    use oxidask_scheduler::{Effect, Event, SchedulerState};
+
+    let tasks: Vec<WireTask> = (0..n)
+        .map(|i| {
+            let k = WireKey::from(&oxidask::Key::block(
+                "inc",
+                oxidask::Token::from_u128(7),
+                &[i as u32],
+            ));
+            WireTask::new(
+                k,
+                &WireSpec::Call {
+                    op: "inc".into(),
+                    args: vec![WireArg::List(Vec::new())],
+                },
+                Vec::new(),
+            )
+        })
+        .collect();
+    let wanted: Vec<WireKey> = tasks.iter().map(|t| t.key).collect();
+    let now = Instant::now();
+    let mut s = SchedulerState::new(oxidask_scheduler::Config::default(), now);
+    let start = Instant::now();
+    let mut out = Vec::new();
+    s.handle_into(
+        Event::ClientJoined {
+            conn: 1,
+            name: "c".into(),
+        },
+        now,
+        &mut out,
+    );
+    for w in 0..2u64 {
+        let info = WorkerInfo {
+            name: format!("w{w}"),
+            data_address: format!("w{w}:1"),
+            nthreads: 1,
+            memory_limit: 0,
+            resources: Vec::new(),
+        };
+        s.handle_into(Event::WorkerJoined { conn: 10 + w, info }, now, &mut out);
+    }
+    s.handle_into(
+        Event::FromClient {
+            conn: 1,
+            msg: ToScheduler::UpdateGraph {
+                tasks,
+                wanted,
+                options: SubmitOptions::default(),
+            },
+        },
+        now,
+        &mut out,
+    );
+    let mut told = 0usize;
+    let mut pending = Vec::new();
+    while told < n {
+        for e in out.drain(..) {
+            match e {
+                Effect::ToWorker {
+                    conn,
+                    msg: ToWorker::Compute { task, .. },
+                } => pending.push((conn, task.key)),
+                Effect::ToClient {
+                    msg: ToClient::KeyInMemory { .. },
+                    ..
+                } => told += 1,
+                _ => {}
+            }
+        }
+        if pending.is_empty() && told < n {
+            return Err(format!("stalled after {told} of {n}"));
+        }
+        for (conn, key) in pending.drain(..) {
+            s.handle_into(
+                Event::FromWorker {
+                    conn,
+                    msg: FromWorker::Finished {
+                        key,
+                        type_name: "()".into(),
+                        nbytes: 0,
+                        duration_us: 1,
+                    },
+                },
+                now,
+                &mut out,
+            );
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(json!({
+        "seconds": seconds,
+        "check": told,
+        "tasks_per_s": n as f64 / seconds,
+        "table_bytes_per_task": s.task_table_bytes() as f64 / n as f64,
     }))
 }

@@ -26,8 +26,8 @@ use crate::future::Future;
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum KeyStatus {
     Pending,
-    Finished { type_name: String },
-    Erred(WireError),
+    Finished,
+    Erred(Box<WireError>),
     Cancelled,
 }
 
@@ -43,6 +43,13 @@ pub(crate) struct ClientState {
     pub replies: FxHashMap<u64, mpsc::Sender<ToClient>>,
     /// Bumped on every status change (for waiters).
     pub generation: u64,
+    /// Keys whose status changed, in order, kept while anyone waits, so a waiter looks only
+    /// at what changed since it last looked (not at every key it waits for).
+    pub changes: Vec<Key>,
+    /// Position of `changes[0]` in the sequence of all changes.
+    pub changes_base: u64,
+    /// Threads in `wait_keys`.
+    pub waiters: usize,
 }
 
 /// What the writer sends; releases are merged into one message.
@@ -324,19 +331,27 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
     let mut st = shared.lock();
     for m in msgs {
         match m {
-            ToClient::KeyInMemory { key, type_name, .. } => {
-                if let Some(e) = key.to_key().ok().and_then(|k| st.keys.get_mut(&k)) {
-                    e.status = KeyStatus::Finished { type_name };
+            ToClient::KeyInMemory { key, .. } => {
+                let Ok(k) = key.to_key() else { continue };
+                if let Some(e) = st.keys.get_mut(&k) {
+                    e.status = KeyStatus::Finished;
+                    if st.waiters > 0 {
+                        st.changes.push(k);
+                    }
                 }
             }
             ToClient::KeyErred { key, error } => {
-                if let Some(e) = key.to_key().ok().and_then(|k| st.keys.get_mut(&k)) {
+                let Ok(k) = key.to_key() else { continue };
+                if let Some(e) = st.keys.get_mut(&k) {
                     if e.status != KeyStatus::Cancelled {
                         e.status = if error.kind == 6 {
                             KeyStatus::Cancelled
                         } else {
-                            KeyStatus::Erred(error)
+                            KeyStatus::Erred(Box::new(error))
                         };
+                    }
+                    if st.waiters > 0 {
+                        st.changes.push(k);
                     }
                 }
             }
@@ -674,37 +689,47 @@ impl Client {
         when: ReturnWhen,
     ) -> Result<Vec<KeyStatus>, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        let is_pending = |st: &ClientState, k: &Key| {
+            st.keys
+                .get(k)
+                .is_some_and(|e| e.status == KeyStatus::Pending)
+        };
+        let statuses = |st: &ClientState| -> Vec<KeyStatus> {
+            keys.iter()
+                .map(|k| {
+                    st.keys
+                        .get(k)
+                        .map_or(KeyStatus::Cancelled, |e| e.status.clone())
+                })
+                .collect()
+        };
         oxidask_worker::seceded(|| {
             let shared = self.shared();
             let mut st = shared.lock();
-            loop {
-                let statuses: Vec<KeyStatus> = keys
-                    .iter()
-                    .map(|k| {
-                        st.keys
-                            .get(k)
-                            .map_or(KeyStatus::Cancelled, |e| e.status.clone())
-                    })
-                    .collect();
-                let pending = statuses
-                    .iter()
-                    .filter(|s| **s == KeyStatus::Pending)
-                    .count();
-                let satisfied = match when {
-                    ReturnWhen::AllCompleted => pending == 0,
-                    ReturnWhen::FirstCompleted => pending < keys.len() || keys.is_empty(),
-                };
-                if satisfied {
-                    return Ok(statuses);
-                }
+            let mut pending: rustc_hash::FxHashSet<Key> = keys
+                .iter()
+                .filter(|k| is_pending(&st, k))
+                .copied()
+                .collect();
+            let distinct = keys.iter().collect::<rustc_hash::FxHashSet<_>>().len();
+            let satisfied = |pending: usize| match when {
+                ReturnWhen::AllCompleted => pending == 0,
+                ReturnWhen::FirstCompleted => pending < distinct || distinct == 0,
+            };
+            if satisfied(pending.len()) {
+                return Ok(statuses(&st));
+            }
+            st.waiters += 1;
+            let mut seen = st.changes_base + st.changes.len() as u64;
+            let result = loop {
                 if let Some(l) = &st.lost {
-                    return Err(scheduler_error(ClientError::Lost(l.clone())));
+                    break Err(scheduler_error(ClientError::Lost(l.clone())));
                 }
                 let wait = match deadline {
                     Some(d) => {
                         let now = Instant::now();
                         if now >= d {
-                            return Err(scheduler_error(ClientError::Timeout(
+                            break Err(scheduler_error(ClientError::Timeout(
                                 timeout.unwrap_or_default(),
                             )));
                         }
@@ -717,7 +742,27 @@ impl Client {
                     .wait_timeout(st, wait)
                     .unwrap_or_else(|p| p.into_inner())
                     .0;
+                let from = (seen - st.changes_base) as usize;
+                for k in &st.changes[from..] {
+                    if pending.contains(k) && !is_pending(&st, k) {
+                        pending.remove(k);
+                    }
+                }
+                seen = st.changes_base + st.changes.len() as u64;
+                // Keys cancelled or released locally change without a message.
+                if pending.len() < 64 {
+                    pending.retain(|k| is_pending(&st, k));
+                }
+                if satisfied(pending.len()) {
+                    break Ok(statuses(&st));
+                }
+            };
+            st.waiters -= 1;
+            if st.waiters == 0 {
+                st.changes_base += st.changes.len() as u64;
+                st.changes.clear();
             }
+            result
         })
     }
 
@@ -753,7 +798,7 @@ impl Client {
             let statuses = self.wait_keys(keys, timeout, ReturnWhen::AllCompleted)?;
             for (k, s) in keys.iter().zip(&statuses) {
                 match s {
-                    KeyStatus::Finished { .. } => {}
+                    KeyStatus::Finished => {}
                     KeyStatus::Erred(e) => return Err(from_wire(*k, e)),
                     KeyStatus::Cancelled => {
                         return Err(scheduler_error(ClientError::Cancelled(*k)))
@@ -788,7 +833,7 @@ impl Client {
                 let shared = shared.clone();
                 let tx = tx.clone();
                 self.inner.rt.spawn(async move {
-                    let keys: Vec<WireKey> = items.iter().map(|(_, k)| k.clone()).collect();
+                    let keys: Vec<WireKey> = items.iter().map(|(_, k)| *k).collect();
                     let got = shared.pool.get(&addr, keys).await.unwrap_or_default();
                     let _ = tx.send((items, got));
                 });
@@ -885,6 +930,9 @@ impl Client {
                 if let Some(e) = st.keys.get_mut(&f.key()) {
                     if e.status == KeyStatus::Pending {
                         e.status = KeyStatus::Cancelled;
+                        if st.waiters > 0 {
+                            st.changes.push(f.key());
+                        }
                     }
                 }
             }

@@ -59,7 +59,7 @@ impl<T> Future<T> {
         let st = self.client.shared().lock();
         match st.keys.get(&self.key).map(|e| &e.status) {
             Some(KeyStatus::Pending) => Status::Pending,
-            Some(KeyStatus::Finished { .. }) => Status::Finished,
+            Some(KeyStatus::Finished) => Status::Finished,
             Some(KeyStatus::Erred(_)) => Status::Error,
             Some(KeyStatus::Cancelled) | None => Status::Cancelled,
         }

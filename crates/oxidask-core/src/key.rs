@@ -51,50 +51,103 @@ fn interner() -> &'static RwLock<Interner> {
     })
 }
 
+/// Distinct prefixes [`Prefix::try_intern`] accepts (text arriving from other processes is
+/// interned with it, so a hostile peer cannot grow the table without bound).
+pub const MAX_PREFIXES: usize = 1 << 20;
+
 thread_local! {
     /// The last prefix this thread interned: collections create many keys with one prefix.
     static LAST: std::cell::Cell<Option<(&'static str, u32)>> = const { std::cell::Cell::new(None) };
+    /// This thread's copy of the table, so lookups take no lock once warm.
+    static LOCAL: std::cell::RefCell<LocalTable> = std::cell::RefCell::new(LocalTable::default());
+}
+
+#[derive(Default)]
+struct LocalTable {
+    ids: HashMap<&'static str, u32>,
+    names: Vec<&'static str>,
+}
+
+impl LocalTable {
+    fn refresh(&mut self) {
+        let g = interner().read().unwrap_or_else(|p| p.into_inner());
+        for (i, &n) in g.names.iter().enumerate().skip(self.names.len()) {
+            self.names.push(n);
+            self.ids.insert(n, i as u32);
+        }
+    }
 }
 
 impl Prefix {
     /// Interns `name` and returns its prefix.
+    ///
+    /// # Panics
+    /// If more than 268 million distinct prefixes were interned.
     pub fn intern(name: &str) -> Prefix {
-        if let Some((last, id)) = LAST.with(|l| l.get()) {
-            if last == name {
-                return Prefix(id);
-            }
-        }
-        let p = Prefix::intern_slow(name);
-        LAST.with(|l| l.set(Some((p.as_str(), p.0))));
-        p
+        Prefix::lookup(name, usize::MAX).expect("more than 268 million distinct key prefixes")
     }
 
-    fn intern_slow(name: &str) -> Prefix {
+    /// Interns `name` unless the table already holds [`MAX_PREFIXES`] other prefixes.
+    pub fn try_intern(name: &str) -> Option<Prefix> {
+        Prefix::lookup(name, MAX_PREFIXES)
+    }
+
+    fn lookup(name: &str, limit: usize) -> Option<Prefix> {
+        if let Some((last, id)) = LAST.with(|l| l.get()) {
+            if last == name {
+                return Some(Prefix(id));
+            }
+        }
+        let local = LOCAL.with(|t| t.borrow().ids.get(name).copied());
+        let id = match local {
+            Some(id) => id,
+            None => {
+                let id = Prefix::intern_slow(name, limit)?;
+                LOCAL.with(|t| t.borrow_mut().refresh());
+                id
+            }
+        };
+        let text = Prefix(id).as_str();
+        LAST.with(|l| l.set(Some((text, id))));
+        Some(Prefix(id))
+    }
+
+    fn intern_slow(name: &str, limit: usize) -> Option<u32> {
         if let Some(&id) = interner()
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .ids
             .get(name)
         {
-            return Prefix(id);
+            return Some(id);
         }
         let mut guard = interner().write().unwrap_or_else(|p| p.into_inner());
         if let Some(&id) = guard.ids.get(name) {
-            return Prefix(id);
+            return Some(id);
+        }
+        if guard.names.len() >= limit {
+            return None;
         }
         let id = u32::try_from(guard.names.len())
             .ok()
-            .filter(|&id| id <= PREFIX_MASK)
-            .expect("more than 268 million distinct key prefixes");
+            .filter(|&id| id <= PREFIX_MASK)?;
         let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
         guard.names.push(leaked);
         guard.ids.insert(leaked, id);
-        Prefix(id)
+        Some(id)
     }
 
     /// The prefix text.
     pub fn as_str(self) -> &'static str {
-        interner().read().unwrap_or_else(|p| p.into_inner()).names[self.0 as usize]
+        let i = self.0 as usize;
+        LOCAL.with(|t| {
+            if let Some(s) = t.borrow().names.get(i) {
+                return *s;
+            }
+            let mut t = t.borrow_mut();
+            t.refresh();
+            t.names[i]
+        })
     }
 }
 

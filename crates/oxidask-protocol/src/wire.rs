@@ -4,57 +4,105 @@
 //! and clients convert at the edge. A task that cannot travel (a closure, a value without a
 //! codec) is refused here with a message saying how to make it portable.
 
+use oxidask_core::codec::{CodecError, Reader, Writer};
 use oxidask_core::op::{FailureKind, TaskFailure};
 use oxidask_core::task::{Arg, Op, TaskSpec};
 use oxidask_core::{Key, Prefix, TaskError, Token, Value};
 
 use crate::frame::Payload;
 
-/// A key on the wire: the prefix text, the token and the block index.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, oxidask_core::Data)]
-#[data(crate = oxidask_core)]
-pub struct WireKey {
-    /// Prefix text.
-    pub prefix: String,
-    /// Token.
-    pub token: u128,
-    /// Block coordinates.
-    pub index: Vec<u32>,
-}
+/// A key on the wire: its prefix text, its token and its block index.
+///
+/// In memory it is the process's [`Key`] (32 bytes, `Copy`, no allocation); on the wire the
+/// prefix travels as text and is interned on arrival. Prefixes are limited in length and the
+/// interner in size, so a hostile peer cannot grow a process's memory without bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WireKey(pub Key);
+
+/// Longest prefix text accepted from the wire.
+pub const MAX_PREFIX_LEN: usize = 256;
 
 impl From<&Key> for WireKey {
     fn from(k: &Key) -> Self {
-        WireKey {
-            prefix: k.prefix_str().to_owned(),
-            token: k.token().as_u128(),
-            index: k.index().to_vec(),
-        }
+        WireKey(*k)
+    }
+}
+
+impl From<Key> for WireKey {
+    fn from(k: Key) -> Self {
+        WireKey(k)
     }
 }
 
 impl WireKey {
     /// The key in this process.
     pub fn to_key(&self) -> Result<Key, WireError> {
-        if self.index.len() > oxidask_core::key::MAX_KEY_DIMS {
-            return Err(WireError::invalid(format!(
-                "key {} has too many block coordinates",
-                self.prefix
-            )));
-        }
-        Ok(Key::from_parts(
-            Prefix::intern(&self.prefix),
-            Token::from_u128(self.token),
-            &self.index,
-        ))
+        Ok(self.0)
     }
 }
 
 impl std::fmt::Display for WireKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.to_key() {
-            Ok(k) => write!(f, "{k}"),
-            Err(_) => write!(f, "{}-{:x}{:?}", self.prefix, self.token, self.index),
+        write!(f, "{}", self.0)
+    }
+}
+
+impl oxidask_core::Data for WireKey {
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+
+    fn encode(&self, w: &mut Writer<'_>) {
+        let prefix = self.0.prefix_str();
+        w.put_len(prefix.len());
+        w.put_bytes(prefix.as_bytes());
+        w.put_bytes(&self.0.token().as_u128().to_le_bytes()[..12]);
+        let index = self.0.index();
+        w.put_u8(index.len() as u8);
+        for &i in index {
+            w.put_varint(i as u64);
         }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let len = r.get_len("key prefix", 1)?;
+        if len > MAX_PREFIX_LEN {
+            return Err(CodecError::Invalid {
+                what: "key prefix",
+                detail: format!("{len} bytes, more than {MAX_PREFIX_LEN}"),
+            });
+        }
+        let text =
+            std::str::from_utf8(r.take(len, "key prefix")?).map_err(|e| CodecError::Invalid {
+                what: "key prefix",
+                detail: e.to_string(),
+            })?;
+        let prefix = Prefix::try_intern(text).ok_or(CodecError::Invalid {
+            what: "key prefix",
+            detail: "too many distinct key prefixes in this process".into(),
+        })?;
+        let mut token = [0u8; 16];
+        token[..12].copy_from_slice(r.take(12, "key token")?);
+        let ndim = r.get_u8("key dimensions")? as usize;
+        if ndim > oxidask_core::key::MAX_KEY_DIMS {
+            return Err(CodecError::Invalid {
+                what: "key dimensions",
+                detail: format!("{ndim} block coordinates"),
+            });
+        }
+        let mut index = [0u32; oxidask_core::key::MAX_KEY_DIMS];
+        for slot in index.iter_mut().take(ndim) {
+            let v = r.get_varint("key index")?;
+            *slot = u32::try_from(v).map_err(|_| CodecError::Invalid {
+                what: "key index",
+                detail: format!("{v} is out of range"),
+            })?;
+        }
+        Ok(WireKey(Key::from_parts(
+            prefix,
+            Token::from_u128(u128::from_le_bytes(token)),
+            &index[..ndim],
+        )))
     }
 }
 
@@ -146,7 +194,7 @@ impl WireTask {
     /// The decoded spec.
     pub fn decode_spec(&self) -> Result<WireSpec, WireError> {
         crate::frame::decode_detached(&self.spec).map_err(|e| WireError {
-            key: Some(self.key.clone()),
+            key: Some(self.key),
             ..WireError::invalid(format!("the spec of task {} is malformed: {e}", self.key))
         })
     }

@@ -34,7 +34,7 @@ proptest! {
     fn valid_frames_with_corrupted_bytes_never_panic(flip in 0usize..200, value in any::<u8>()) {
         let msg = ToScheduler::UpdateGraph {
             tasks: vec![WireTask::new(
-                WireKey { prefix: "inc".into(), token: 7, index: vec![1, 2] },
+                WireKey(oxidask_core::Key::block("inc", oxidask_core::Token::from_u128(7), &[1, 2])),
                 &WireSpec::Call { op: "m::inc".into(), args: vec![WireArg::Value(WireValue {
                     type_name: "i64".into(),
                     bytes: Payload(bytes::Bytes::from_static(&[1, 0, 0, 0, 0, 0, 0, 0])),

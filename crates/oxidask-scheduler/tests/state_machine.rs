@@ -551,11 +551,11 @@ fn a_steal_refused_leaves_the_task_where_it_is() {
     );
     sim.add_worker(2, "w2", 1);
     sim.step(Event::Tick);
-    let k = sim.workers[&1].steals[0].clone();
+    let k = sim.workers[&1].steals[0];
     sim.step(Event::FromWorker {
         conn: 1,
         msg: FromWorker::StealResponse {
-            key: k.clone(),
+            key: k,
             given_back: false,
         },
     });
@@ -802,16 +802,16 @@ proptest! {
             match op {
                 Op::Finish(i) | Op::Fail(i) => {
                     let all: Vec<(u64, WireKey)> = sim.workers.iter()
-                        .flat_map(|(c, w)| w.assigned.iter().map(move |k| (*c, k.clone())))
+                        .flat_map(|(c, w)| w.assigned.iter().map(move |k| (*c, *k)))
                         .collect();
                     if all.is_empty() { continue; }
-                    let (c, k) = all[i % all.len()].clone();
+                    let (c, k) = all[i % all.len()];
                     if matches!(op, Op::Finish(_)) {
                         sim.finish_key(c, k);
                     } else {
                         sim.workers.get_mut(&c).unwrap().assigned.retain(|a| *a != k);
                         sim.step(Event::FromWorker { conn: c, msg: FromWorker::Erred {
-                            key: k.clone(),
+                            key: k,
                             error: WireError { key: Some(k), op: "t".into(), kind: 0, message: "x".into(), causes: vec![] },
                         }});
                     }
@@ -835,10 +835,10 @@ proptest! {
                 Op::Tick => sim.step(Event::Tick),
                 Op::Steal(i, given_back) => {
                     let all: Vec<(u64, WireKey)> = sim.workers.iter()
-                        .flat_map(|(c, w)| w.steals.iter().map(move |k| (*c, k.clone())))
+                        .flat_map(|(c, w)| w.steals.iter().map(move |k| (*c, *k)))
                         .collect();
                     if all.is_empty() { continue; }
-                    let (c, k) = all[i % all.len()].clone();
+                    let (c, k) = all[i % all.len()];
                     let w = sim.workers.get_mut(&c).unwrap();
                     w.steals.retain(|s| *s != k);
                     if given_back { w.assigned.retain(|a| *a != k); }
@@ -848,7 +848,7 @@ proptest! {
         }
         // Answer outstanding steals, then run everything to completion.
         let pending: Vec<(u64, WireKey)> = sim.workers.iter()
-            .flat_map(|(c, w)| w.steals.iter().map(move |k| (*c, k.clone()))).collect();
+            .flat_map(|(c, w)| w.steals.iter().map(move |k| (*c, *k))).collect();
         for (c, k) in pending {
             sim.step(Event::FromWorker { conn: c, msg: FromWorker::StealResponse { key: k, given_back: false } });
         }

@@ -199,11 +199,11 @@ impl WorkerState {
             if e.phase != Phase::Fetching {
                 continue;
             }
-            let wk = e.wire_key.clone();
+            let wk = e.wire_key;
             self.drop_task(t);
             self.outbox.push(FromWorker::MissingData {
                 key: wk,
-                missing: wire_key.clone(),
+                missing: *wire_key,
                 tried: tried.clone(),
             });
         }

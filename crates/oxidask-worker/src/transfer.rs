@@ -110,7 +110,7 @@ pub(crate) async fn fetch(shared: Arc<Shared>, orders: Vec<FetchOrder>) {
 }
 
 async fn fetch_group(shared: Arc<Shared>, addr: String, group: Vec<FetchOrder>) {
-    let keys: Vec<WireKey> = group.iter().map(|(_, wk, _)| wk.clone()).collect();
+    let keys: Vec<WireKey> = group.iter().map(|(_, wk, _)| *wk).collect();
     let got = shared.pool.get(&addr, keys).await.unwrap_or_default();
     let mut leftovers = Vec::new();
     for (k, wk, addrs) in group {
@@ -136,7 +136,7 @@ async fn fetch_one(shared: &Shared, k: Key, wk: WireKey, addrs: Vec<String>) {
     let mut tried = vec![addrs[0].clone()];
     for addr in addrs.iter().skip(1) {
         tried.push(addr.clone());
-        if let Ok(got) = shared.pool.get(addr, vec![wk.clone()]).await {
+        if let Ok(got) = shared.pool.get(addr, vec![wk]).await {
             if let Some(v) = got
                 .into_iter()
                 .next()

@@ -153,7 +153,7 @@ impl SchedulerState {
                             deps.push(id)
                         }
                     }
-                    None => missing = Some(d.clone()),
+                    None => missing = Some(*d),
                 }
             }
             self.seq += 1;
@@ -182,7 +182,7 @@ impl SchedulerState {
                     c,
                     ToClient::KeyErred {
                         error: WireError {
-                            key: Some(k.clone()),
+                            key: Some(k),
                             ..WireError::invalid(format!(
                                 "{k} is not known to the scheduler: submit its task with it"
                             ))
@@ -271,9 +271,9 @@ impl SchedulerState {
                 self.send_client(
                     c,
                     ToClient::KeyErred {
-                        key: key.clone(),
+                        key,
                         error: WireError {
-                            key: Some(key.clone()),
+                            key: Some(key),
                             op: String::new(),
                             kind: 6,
                             message: format!("{key} was cancelled"),
@@ -290,7 +290,7 @@ impl SchedulerState {
         if targets.is_empty() {
             for (k, _) in values {
                 let error = WireError {
-                    key: Some(k.clone()),
+                    key: Some(k),
                     op: "scatter".into(),
                     kind: 3,
                     message: "no workers are connected to hold scattered data; start workers (or wait for them) and scatter again".into(),
@@ -343,7 +343,7 @@ impl SchedulerState {
             for j in chosen {
                 if self.pending_stores.entry(targets[j]).or_default().insert(t) {
                     self.task_mut(t).storing += 1;
-                    batches[j].push((wk.clone(), v.clone()));
+                    batches[j].push((wk, v.clone()));
                 }
             }
         }

@@ -227,7 +227,7 @@ impl SchedulerState {
                     .iter()
                     .map(|&h| self.worker(h).info.data_address.clone())
                     .collect();
-                who_has.push((wk.clone(), addrs));
+                who_has.push((wk, addrs));
             }
             deps.push(wk);
         }
@@ -321,7 +321,7 @@ impl SchedulerState {
             self.send_client(
                 c,
                 ToClient::KeyInMemory {
-                    key: key.clone(),
+                    key,
                     type_name: type_name.clone(),
                     nbytes,
                 },
@@ -368,7 +368,7 @@ impl SchedulerState {
                 self.send_client(
                     c,
                     ToClient::KeyErred {
-                        key: key.clone(),
+                        key,
                         error: (*error).clone(),
                     },
                 );
@@ -414,7 +414,7 @@ impl SchedulerState {
                         if worker.has_what.remove(&t) {
                             worker.nbytes = worker.nbytes.saturating_sub(nbytes);
                         }
-                        self.free_on(w, key.clone());
+                        self.free_on(w, key);
                     }
                     self.set_state(t, TState::Released);
                 }

@@ -163,7 +163,7 @@ impl SchedulerState {
             if worker.has_what.remove(&m) {
                 worker.nbytes = worker.nbytes.saturating_sub(nbytes);
             }
-            self.free_on(h, missing.clone());
+            self.free_on(h, missing);
         }
         if self.task(m).state == TState::Memory && self.task(m).who_has.is_empty() {
             self.lose(m);

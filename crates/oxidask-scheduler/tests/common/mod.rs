@@ -124,10 +124,10 @@ impl Sim {
                     let c = self.clients.entry(conn).or_default();
                     match &msg {
                         ToClient::KeyInMemory { key, .. } => {
-                            c.in_memory.insert(key.clone());
+                            c.in_memory.insert(*key);
                         }
                         ToClient::KeyErred { key, error } => {
-                            c.erred.insert(key.clone(), error.clone());
+                            c.erred.insert(*key, error.clone());
                         }
                         _ => {}
                     }
@@ -205,7 +205,7 @@ impl Sim {
             w.assigned
         );
         w.assigned.retain(|a| *a != k);
-        w.holds.insert(k.clone());
+        w.holds.insert(k);
         self.step(Event::FromWorker {
             conn,
             msg: FromWorker::Finished {
@@ -224,7 +224,7 @@ impl Sim {
         self.step(Event::FromWorker {
             conn,
             msg: FromWorker::Erred {
-                key: k.clone(),
+                key: k,
                 error: WireError {
                     key: Some(k),
                     op: "test::op".into(),
@@ -250,7 +250,7 @@ impl Sim {
             let next = self
                 .workers
                 .iter()
-                .find_map(|(c, w)| w.assigned.first().map(|k| (*c, k.clone())));
+                .find_map(|(c, w)| w.assigned.first().map(|k| (*c, *k)));
             match next {
                 Some((c, k)) => self.finish_key(c, k),
                 None => return,
