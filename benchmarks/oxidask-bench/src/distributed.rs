@@ -328,6 +328,7 @@ pub fn state_machine(n: usize) -> Result<serde_json::Value, String> {
                 tasks,
                 wanted,
                 options: SubmitOptions::default(),
+                more: false,
             },
         },
         now,

@@ -22,6 +22,9 @@ use tokio::sync::Notify;
 use crate::error::{from_wire, scheduler_error, ClientError};
 use crate::future::Future;
 
+/// Tasks per `UpdateGraph` part.
+const GRAPH_PART: usize = 16_384;
+
 /// A key's status as this client knows it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum KeyStatus {
@@ -573,15 +576,38 @@ impl Client {
                 external_ok: true,
             },
         )?;
-        let mut tasks = Vec::with_capacity(plan.len());
+        // Large graphs go in parts, encoded and sent while the rest is still being converted.
+        let mut tasks = Vec::with_capacity(plan.len().min(GRAPH_PART));
         for i in 0..plan.len() as u32 {
             let pos = plan.graph_position(i);
             let key = graph.key_at(pos);
             let task = graph.task_at(pos);
-            let spec = spec_to_wire(key, task.spec())
-                .map_err(|e| scheduler_error(ClientError::Unportable(e.message)))?;
+            let spec = match spec_to_wire(key, task.spec()) {
+                Ok(s) => s,
+                Err(e) => {
+                    if i as usize >= GRAPH_PART {
+                        // Parts were sent: tell the scheduler the graph ends here, empty.
+                        let _ = self.send(ToScheduler::UpdateGraph {
+                            tasks: Vec::new(),
+                            wanted: Vec::new(),
+                            options,
+                            more: false,
+                        });
+                    }
+                    return Err(scheduler_error(ClientError::Unportable(e.message)));
+                }
+            };
             let deps = task.dependencies().iter().map(WireKey::from).collect();
             tasks.push(WireTask::new(WireKey::from(key), &spec, deps));
+            if tasks.len() == GRAPH_PART && (i as usize) + 1 < plan.len() {
+                let part = std::mem::replace(&mut tasks, Vec::with_capacity(GRAPH_PART));
+                self.send(ToScheduler::UpdateGraph {
+                    tasks: part,
+                    wanted: Vec::new(),
+                    options: options.clone(),
+                    more: true,
+                })?;
+            }
         }
         {
             let mut st = self.shared().lock();
@@ -599,6 +625,7 @@ impl Client {
             tasks,
             wanted: wanted.iter().map(WireKey::from).collect(),
             options,
+            more: false,
         });
         if result.is_err() {
             for k in wanted {

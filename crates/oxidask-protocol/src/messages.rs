@@ -89,6 +89,10 @@ pub enum ToScheduler {
         wanted: Vec<WireKey>,
         /// How they run.
         options: SubmitOptions,
+        /// More tasks of the same graph follow in later messages: the scheduler holds these
+        /// until the last part (`more: false`), which carries the wanted keys. Large graphs
+        /// travel in parts so neither side holds the whole encoded graph at once.
+        more: bool,
     },
     /// The client no longer needs these keys.
     Release {

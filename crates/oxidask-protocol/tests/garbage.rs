@@ -43,6 +43,7 @@ proptest! {
             )],
             wanted: vec![],
             options: SubmitOptions::default(),
+            more: false,
         };
         let mut buf = Vec::new();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();

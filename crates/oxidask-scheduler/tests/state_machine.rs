@@ -717,6 +717,7 @@ fn a_million_task_graph_uses_under_a_kibibyte_per_task() {
                 tasks,
                 wanted: vec![wk(&names[n - 1])],
                 options: SubmitOptions::default(),
+                more: false,
             },
         },
         sim.now,
@@ -870,4 +871,40 @@ proptest! {
             prop_assert!(w.holds.is_empty(), "worker still holds {:?}", w.holds);
         }
     }
+}
+
+#[test]
+fn graphs_in_parts_wait_for_their_last_part() {
+    let mut sim = Sim::new();
+    sim.add_worker(1, "w1", 1);
+    sim.add_client(100);
+    let part = |tasks, wanted: Vec<WireKey>, more| ToScheduler::UpdateGraph {
+        tasks,
+        wanted,
+        options: SubmitOptions::default(),
+        more,
+    };
+    sim.client_msg(
+        100,
+        part(vec![task("p-1", &[]), task("p-2", &["p-1"])], vec![], true),
+    );
+    assert!(
+        sim.assigned(1).is_empty(),
+        "nothing runs before the last part"
+    );
+    assert_eq!(
+        sim.state("p-1"),
+        Some(TState::Released),
+        "held, not forgotten"
+    );
+    sim.client_msg(
+        100,
+        part(vec![task("p-3", &["p-2"])], vec![wk("p-3")], false),
+    );
+    sim.drain();
+    assert!(sim.clients[&100].in_memory.contains(&wk("p-3")));
+    // A client that leaves mid-graph leaves nothing behind.
+    sim.client_msg(100, part(vec![task("q-1", &[])], vec![], true));
+    sim.step(Event::ClientLeft { conn: 100 });
+    assert_eq!(sim.s.n_tasks(), 0);
 }

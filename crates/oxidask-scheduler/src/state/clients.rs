@@ -15,6 +15,8 @@ impl SchedulerState {
             conn,
             name,
             wanted: FxHashSet::default(),
+            staged: Vec::new(),
+            staged_broken: Vec::new(),
         }));
         self.client_by_conn.insert(conn, c);
     }
@@ -26,6 +28,7 @@ impl SchedulerState {
         let rec = self.clients[c.0 as usize]
             .take()
             .expect("a connected client has a record");
+        self.release_queue.extend(rec.staged);
         let mut wanted: Vec<TaskId> = rec.wanted.into_iter().collect();
         wanted.sort();
         for t in wanted {
@@ -39,7 +42,8 @@ impl SchedulerState {
                 tasks,
                 wanted,
                 options,
-            } => self.update_graph(c, tasks, wanted, options),
+                more,
+            } => self.update_graph(c, tasks, wanted, options, more),
             ToScheduler::Release { keys } => {
                 for k in keys {
                     if let Some(t) = self.lookup(&k) {
@@ -116,6 +120,7 @@ impl SchedulerState {
         tasks: Vec<WireTask>,
         wanted: Vec<WireKey>,
         options: SubmitOptions,
+        more: bool,
     ) {
         debug_assert!(self.release_queue.is_empty());
         let constraints =
@@ -126,6 +131,9 @@ impl SchedulerState {
                 })
             });
         let mut new = Vec::with_capacity(tasks.len());
+        self.index.reserve(tasks.len(), &self.tasks);
+        self.tasks
+            .reserve(tasks.len().saturating_sub(self.free_slots.len()));
         let mut broken = Vec::new();
         for wt in tasks {
             let key = match wt.key.to_key() {
@@ -141,7 +149,7 @@ impl SchedulerState {
                     continue;
                 }
             };
-            if self.index.contains_key(&key) {
+            if self.index.get(&key, &self.tasks).is_some() {
                 continue;
             }
             let mut deps = TaskList::new();
@@ -170,6 +178,15 @@ impl SchedulerState {
                 broken.push((t, d));
             }
             new.push(t);
+        }
+        if let Some(Some(client)) = self.clients.get_mut(c.0 as usize) {
+            if more {
+                client.staged.extend(new);
+                client.staged_broken.extend(broken);
+                return;
+            }
+            new.append(&mut client.staged);
+            broken.append(&mut client.staged_broken);
         }
         let mut wanted_ids = Vec::with_capacity(wanted.len());
         for k in wanted {
@@ -311,8 +328,8 @@ impl SchedulerState {
                     continue;
                 }
             };
-            let t = match self.index.get(&key) {
-                Some(&t) => t,
+            let t = match self.index.get(&key, &self.tasks) {
+                Some(t) => t,
                 None => {
                     self.seq += 1;
                     let p = (0, self.seq);

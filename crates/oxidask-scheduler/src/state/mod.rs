@@ -11,6 +11,7 @@
 //! it with the stimulus that caused it, so [`SchedulerState::story`] explains any key.
 
 mod clients;
+mod index;
 mod log;
 mod records;
 mod tasks;
@@ -192,7 +193,7 @@ pub struct SchedulerState {
     pub(crate) cfg: Config,
     pub(crate) tasks: Vec<Option<TaskRec>>,
     pub(crate) free_slots: Vec<u32>,
-    pub(crate) index: FxHashMap<Key, TaskId>,
+    pub(crate) index: index::KeyIndex,
     pub(crate) workers: Vec<Option<WorkerRec>>,
     pub(crate) worker_by_conn: FxHashMap<u64, WorkerId>,
     pub(crate) clients: Vec<Option<ClientRec>>,
@@ -200,7 +201,8 @@ pub struct SchedulerState {
     /// Ready tasks held back, in priority order.
     pub(crate) queued: BTreeSet<((i64, u64), TaskId)>,
     /// Ready tasks no connected worker may run, in priority order.
-    pub(crate) no_worker: BTreeSet<((i64, u64), TaskId)>,
+    /// Ready tasks no connected worker may run, in priority order, with when they arrived.
+    pub(crate) no_worker: std::collections::BTreeMap<((i64, u64), TaskId), Instant>,
     /// Workers with fewer assigned tasks than threads.
     pub(crate) idle: BTreeSet<WorkerId>,
     /// Workers that may be given more root tasks.
@@ -231,13 +233,13 @@ impl SchedulerState {
             cfg,
             tasks: Vec::new(),
             free_slots: Vec::new(),
-            index: FxHashMap::default(),
+            index: index::KeyIndex::default(),
             workers: Vec::new(),
             worker_by_conn: FxHashMap::default(),
             clients: Vec::new(),
             client_by_conn: FxHashMap::default(),
             queued: BTreeSet::new(),
-            no_worker: BTreeSet::new(),
+            no_worker: std::collections::BTreeMap::new(),
             idle: BTreeSet::new(),
             unsaturated: BTreeSet::new(),
             durations: FxHashMap::default(),
@@ -321,12 +323,12 @@ impl SchedulerState {
 
     /// A task's state by key, `None` if forgotten or never known.
     pub fn state_of(&self, key: &Key) -> Option<TState> {
-        self.index.get(key).map(|&t| self.task(t).state)
+        self.index.get(key, &self.tasks).map(|t| self.task(t).state)
     }
 
     /// A task's record by key.
     pub fn task_by_key(&self, key: &Key) -> Option<&TaskRec> {
-        self.index.get(key).map(|&t| self.task(t))
+        self.index.get(key, &self.tasks).map(|t| self.task(t))
     }
 
     /// Names of the workers holding a key's result.
@@ -357,7 +359,7 @@ impl SchedulerState {
     /// Approximate heap bytes of the task table and its index (for the 1 KiB-per-task target).
     pub fn task_table_bytes(&self) -> usize {
         let per_slot = std::mem::size_of::<Option<TaskRec>>();
-        let index = self.index.capacity() * (std::mem::size_of::<(Key, TaskId)>() + 1);
+        let index = self.index.capacity() * (std::mem::size_of::<TaskId>() + 1);
         let mut heap = 0;
         for t in self.tasks.iter().flatten() {
             heap += t.spec.as_ref().map_or(0, |s| s.0.len());
@@ -414,7 +416,9 @@ impl SchedulerState {
     }
 
     pub(crate) fn lookup(&self, key: &WireKey) -> Option<TaskId> {
-        key.to_key().ok().and_then(|k| self.index.get(&k).copied())
+        key.to_key()
+            .ok()
+            .and_then(|k| self.index.get(&k, &self.tasks))
     }
 
     pub(crate) fn type_id(&mut self, name: String) -> u32 {

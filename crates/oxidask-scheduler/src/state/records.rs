@@ -118,8 +118,6 @@ pub struct TaskRec {
     pub error: Option<Box<WireError>>,
     /// A steal request is out for it, on behalf of this worker.
     pub stealing: Option<WorkerId>,
-    /// When it entered the no-worker state.
-    pub no_worker_since: Option<Instant>,
 }
 
 impl TaskRec {
@@ -223,4 +221,8 @@ pub struct ClientRec {
     pub name: String,
     /// Keys it holds futures for.
     pub wanted: FxHashSet<TaskId>,
+    /// Tasks of a graph still arriving in parts (kept until its last part).
+    pub staged: Vec<TaskId>,
+    /// Staged tasks that named a dependency the scheduler does not hold.
+    pub staged_broken: Vec<(TaskId, oxidask_protocol::WireKey)>,
 }

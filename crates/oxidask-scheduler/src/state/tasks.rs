@@ -42,7 +42,6 @@ impl SchedulerState {
             constraints,
             error: None,
             stealing: None,
-            no_worker_since: None,
         };
         let t = match self.free_slots.pop() {
             Some(i) => {
@@ -59,7 +58,7 @@ impl SchedulerState {
             self.task_mut(d).dependents.push(t);
         }
         self.task_mut(t).deps = deps;
-        self.index.insert(key, t);
+        self.index.insert(t, &self.tasks);
         t
     }
 
@@ -163,11 +162,8 @@ impl SchedulerState {
             }
             Decision::NoWorker => {
                 self.set_state(t, TState::NoWorker);
-                let now = self.now;
-                let rec = self.task_mut(t);
-                rec.no_worker_since = Some(now);
-                let p = rec.priority;
-                self.no_worker.insert((p, t));
+                let p = self.task(t).priority;
+                self.no_worker.insert((p, t), self.now);
             }
         }
     }
@@ -182,7 +178,6 @@ impl SchedulerState {
             TState::NoWorker => {
                 let p = rec.priority;
                 self.no_worker.remove(&(p, t));
-                self.task_mut(t).no_worker_since = None;
             }
             _ => {}
         }
@@ -441,11 +436,12 @@ impl SchedulerState {
 
     /// Drops a task's record.
     fn forget(&mut self, t: TaskId) {
+        let key = self.task(t).key;
+        self.index.remove(&key, &self.tasks);
         let rec = self.tasks[t.0 as usize]
             .take()
             .expect("forgetting a live task");
         debug_assert!(!rec.state.is_active() && rec.state != TState::Memory);
-        self.index.remove(&rec.key);
         self.free_slots.push(t.0);
         for &d in &rec.deps {
             let dep = self.task_mut(d);

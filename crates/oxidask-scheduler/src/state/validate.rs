@@ -5,12 +5,18 @@ use super::{SchedulerState, TState, TaskId, WorkerId};
 impl SchedulerState {
     /// Checks every invariant of the records; returns the first broken one, described.
     pub fn validate(&self) -> Result<(), String> {
+        let staged: rustc_hash::FxHashSet<TaskId> = self
+            .clients
+            .iter()
+            .flatten()
+            .flat_map(|c| c.staged.iter().copied())
+            .collect();
         for (i, slot) in self.tasks.iter().enumerate() {
             let Some(t) = slot else { continue };
             let id = TaskId(i as u32);
             let key = t.key;
             let err = |m: String| Err(format!("task {key} ({}): {m}", t.state.name()));
-            if self.index.get(&key) != Some(&id) {
+            if self.index.get(&key, &self.tasks) != Some(id) {
                 return err("not indexed under its key".into());
             }
             for &d in &t.deps {
@@ -43,7 +49,7 @@ impl SchedulerState {
                 .filter(|&&d| self.task(d).state != TState::Memory)
                 .count() as u32;
             let in_queue = self.queued.contains(&(t.priority, id));
-            let in_no_worker = self.no_worker.contains(&(t.priority, id));
+            let in_no_worker = self.no_worker.contains_key(&(t.priority, id));
             if in_queue != (t.state == TState::Queued) {
                 return err("queue membership disagrees with its state".into());
             }
@@ -85,7 +91,10 @@ impl SchedulerState {
                     ));
                 }
                 TState::Released
-                    if t.dependents.is_empty() && t.wanted_by.is_empty() && t.storing == 0 =>
+                    if t.dependents.is_empty()
+                        && t.wanted_by.is_empty()
+                        && t.storing == 0
+                        && !staged.contains(&id) =>
                 {
                     return err("released with nothing referring to it (not forgotten)".into());
                 }

@@ -43,13 +43,13 @@ impl SchedulerState {
         self.worker_by_conn.insert(conn, w);
         self.update_worker_sets(w);
         // Tasks no worker could run may run here.
-        let parked: Vec<_> = self
+        let parked: Vec<TaskId> = self
             .no_worker
-            .iter()
-            .filter(|(_, t)| self.worker(w).could_run(self.task(*t)))
-            .copied()
+            .keys()
+            .map(|&(_, t)| t)
+            .filter(|&t| self.worker(w).could_run(self.task(t)))
             .collect();
-        for (_, t) in parked {
+        for t in parked {
             self.unpark(t);
             self.ready(t);
         }
@@ -340,12 +340,8 @@ impl SchedulerState {
             let expired: Vec<TaskId> = self
                 .no_worker
                 .iter()
-                .map(|&(_, t)| t)
-                .filter(|&t| {
-                    self.task(t)
-                        .no_worker_since
-                        .is_some_and(|s| now.saturating_duration_since(s) >= limit)
-                })
+                .filter(|(_, &since)| now.saturating_duration_since(since) >= limit)
+                .map(|(&(_, t), _)| t)
                 .collect();
             for t in expired {
                 let e = self.unrunnable_error(t);

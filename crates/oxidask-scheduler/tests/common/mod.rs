@@ -184,6 +184,7 @@ impl Sim {
                 tasks,
                 wanted: wanted.iter().map(|w| wk(w)).collect(),
                 options,
+                more: false,
             },
         });
     }
