@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod frame;
+pub mod fuzz;
 pub mod messages;
 pub mod peer;
 pub mod wire;
