@@ -80,3 +80,17 @@ fn array_tutorial_example_prints_the_tutorial_values() {
     assert!(out.contains("fancy calculation: 1"), "{out}");
     assert!(out.contains("three largest: ["), "{out}");
 }
+
+#[test]
+fn distributed_example_runs_futures_on_worker_processes() {
+    let out = run("distributed");
+    assert!(out.contains("cluster: 2 workers, 4 threads"), "{out}");
+    assert!(out.contains("map: 40 x inc"), "{out}");
+    assert!(out.contains("sum 820"), "{out}");
+    assert!(out.contains("add = 3, total = 820"), "{out}");
+    assert!(out.contains("as_completed: [1, 4, 9]"), "{out}");
+    assert!(out.contains("[749000, 499000, 249000]"), "{out}");
+    assert!(out.contains("fib(12) = 144"), "{out}");
+    assert!(out.contains("delayed on the cluster: 55"), "{out}");
+    assert!(out.contains("sum() = 4000000"), "{out}");
+}

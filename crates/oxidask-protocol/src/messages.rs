@@ -294,6 +294,12 @@ pub enum FromWorker {
         /// The keys.
         keys: Vec<(WireKey, String, u64)>,
     },
+    /// A running task gave up its thread to wait on other tasks (it secedes, as a task
+    /// gathering the results of tasks it submitted does): it no longer occupies a thread.
+    LongRunning {
+        /// The key.
+        key: WireKey,
+    },
     /// Liveness and metrics.
     Heartbeat {
         /// Bytes of results held.

@@ -740,6 +740,7 @@ enum Op {
     Release(usize),
     Tick,
     Steal(usize, bool),
+    LongRunning(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -751,6 +752,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..64).prop_map(Op::Release),
         1 => Just(Op::Tick),
         1 => (0usize..64, any::<bool>()).prop_map(|(i, b)| Op::Steal(i, b)),
+        1 => (0usize..64).prop_map(Op::LongRunning),
     ]
 }
 
@@ -834,6 +836,14 @@ proptest! {
                     sim.client_msg(100, ToScheduler::Release { keys: vec![wk(k)] });
                 }
                 Op::Tick => sim.step(Event::Tick),
+                Op::LongRunning(i) => {
+                    let all: Vec<(u64, WireKey)> = sim.workers.iter()
+                        .flat_map(|(c, w)| w.assigned.iter().map(move |k| (*c, *k)))
+                        .collect();
+                    if all.is_empty() { continue; }
+                    let (c, k) = all[i % all.len()];
+                    sim.step(Event::FromWorker { conn: c, msg: FromWorker::LongRunning { key: k } });
+                }
                 Op::Steal(i, given_back) => {
                     let all: Vec<(u64, WireKey)> = sim.workers.iter()
                         .flat_map(|(c, w)| w.steals.iter().map(move |k| (*c, *k)))
@@ -907,4 +917,30 @@ fn graphs_in_parts_wait_for_their_last_part() {
     sim.client_msg(100, part(vec![task("q-1", &[])], vec![], true));
     sim.step(Event::ClientLeft { conn: 100 });
     assert_eq!(sim.s.n_tasks(), 0);
+}
+
+#[test]
+fn long_running_tasks_free_their_thread_for_the_tasks_they_wait_on() {
+    let mut sim = Sim::new();
+    sim.add_worker(1, "w1", 1);
+    sim.add_client(100);
+    let names: Vec<String> = (0..3).map(|i| format!("outer-{i}")).collect();
+    let wanted: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    sim.submit(100, names.iter().map(|n| task(n, &[])).collect(), &wanted);
+    assert_eq!(sim.assigned(1).len(), 2, "saturated at 2 for one thread");
+    sim.add_client(200); // the tasks' own client
+    sim.submit(200, vec![task("inner-1", &[])], &["inner-1"]);
+    assert_eq!(sim.state("inner-1"), Some(TState::Queued), "no room yet");
+    // outer-0 waits on inner-1: it secedes.
+    sim.step(Event::FromWorker {
+        conn: 1,
+        msg: FromWorker::LongRunning { key: wk("outer-0") },
+    });
+    assert!(
+        sim.assigned(1).len() >= 3,
+        "room again: {:?}",
+        sim.assigned(1)
+    );
+    sim.drain();
+    assert_eq!(sim.clients[&100].in_memory.len(), 3);
 }

@@ -7,12 +7,19 @@ use std::time::Instant;
 
 use oxidask_core::exec::{execute, DepValues};
 use oxidask_core::{Key, Task, Value};
-use oxidask_protocol::{frame::decode_detached, spec_from_wire, WireError, WireSpec};
+use oxidask_protocol::{frame::decode_detached, spec_from_wire, FromWorker, WireError, WireSpec};
 
 use crate::Shared;
 
+/// The worker an executor thread belongs to, whether its task seceded, and the task.
+struct Current {
+    shared: Arc<Shared>,
+    seceded: bool,
+    task: Option<Key>,
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<(Arc<Shared>, bool)>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
 /// What a task running on a worker can know about where it runs.
@@ -29,10 +36,10 @@ pub struct WorkerContext {
 /// The worker running the current task, if this thread is a worker's executor.
 pub fn current() -> Option<WorkerContext> {
     CURRENT.with(|c| {
-        c.borrow().as_ref().map(|(s, _)| WorkerContext {
-            scheduler: s.scheduler.clone(),
-            name: s.name.clone(),
-            data_address: s.data_address.clone(),
+        c.borrow().as_ref().map(|c| WorkerContext {
+            scheduler: c.shared.scheduler.clone(),
+            name: c.shared.name.clone(),
+            data_address: c.shared.data_address.clone(),
         })
     })
 }
@@ -42,15 +49,21 @@ pub fn current() -> Option<WorkerContext> {
 pub fn secede() -> bool {
     CURRENT.with(|c| {
         let mut c = c.borrow_mut();
-        let Some((shared, seceded)) = c.as_mut() else {
+        let Some(cur) = c.as_mut() else {
             return false;
         };
-        if *seceded {
+        if cur.seceded || cur.task.is_none() {
             return false;
         }
-        *seceded = true;
+        cur.seceded = true;
+        let shared = &cur.shared;
         let mut st = shared.lock();
         st.active = st.active.saturating_sub(1);
+        if let Some(k) = cur.task {
+            // The scheduler stops counting it against this worker's threads.
+            st.outbox.push(FromWorker::LongRunning { key: k.into() });
+        }
+        shared.wake_writer();
         if st.idle_threads == 0 && !st.stopping {
             st.threads += 1;
             let s = shared.clone();
@@ -68,10 +81,10 @@ pub fn secede() -> bool {
 pub fn rejoin() {
     CURRENT.with(|c| {
         let mut c = c.borrow_mut();
-        if let Some((shared, seceded)) = c.as_mut() {
-            if *seceded {
-                *seceded = false;
-                shared.lock().active += 1;
+        if let Some(cur) = c.as_mut() {
+            if cur.seceded {
+                cur.seceded = false;
+                cur.shared.lock().active += 1;
             }
         }
     })
@@ -96,7 +109,20 @@ pub(crate) fn spawn_executor(shared: Arc<Shared>) {
 }
 
 fn run(shared: Arc<Shared>) {
-    CURRENT.with(|c| *c.borrow_mut() = Some((shared.clone(), false)));
+    CURRENT.with(|c| {
+        *c.borrow_mut() = Some(Current {
+            shared: shared.clone(),
+            seceded: false,
+            task: None,
+        })
+    });
+    let set_task = |k: Option<Key>| {
+        CURRENT.with(|c| {
+            if let Some(cur) = c.borrow_mut().as_mut() {
+                cur.task = k;
+            }
+        })
+    };
     let mut st = shared.lock();
     loop {
         if st.stopping {
@@ -115,11 +141,13 @@ fn run(shared: Arc<Shared>) {
                     .collect();
                 drop(st);
                 let start = Instant::now();
+                set_task(Some(k));
                 let result = if shared.zero_work {
                     Ok(Value::new(()))
                 } else {
                     run_task(&k, &spec, deps)
                 };
+                set_task(None);
                 let us = start.elapsed().as_micros() as u64;
                 st = shared.lock();
                 st.active -= 1;

@@ -36,7 +36,7 @@ impl SchedulerState {
     pub(crate) fn saturated(&self, w: WorkerId) -> bool {
         let rec = self.worker(w);
         let threads = rec.info.nthreads.max(1) as f64;
-        let n = rec.processing.len() as f64;
+        let n = rec.busy() as f64;
         if n >= threads * self.cfg.max_assigned_per_thread as f64 {
             return true;
         }
@@ -47,7 +47,7 @@ impl SchedulerState {
     /// Keeps the idle and unsaturated sets current after `w`'s assignments changed.
     pub(crate) fn update_worker_sets(&mut self, w: WorkerId) {
         let rec = self.worker(w);
-        let idle = rec.processing.len() < rec.info.nthreads.max(1) as usize;
+        let idle = rec.busy() < rec.info.nthreads.max(1) as usize;
         let saturated = self.saturated(w);
         if idle {
             self.idle.insert(w);
@@ -91,8 +91,7 @@ impl SchedulerState {
                     let (ra, rb) = (self.worker(a), self.worker(b));
                     let la = ra.occupancy / ra.info.nthreads.max(1) as f64;
                     let lb = rb.occupancy / rb.info.nthreads.max(1) as f64;
-                    la.total_cmp(&lb)
-                        .then(ra.processing.len().cmp(&rb.processing.len()))
+                    la.total_cmp(&lb).then(ra.busy().cmp(&rb.busy()))
                 });
             return match best {
                 Some(w) => Decision::Assign(w),
@@ -127,7 +126,7 @@ impl SchedulerState {
         let best = candidates
             .into_iter()
             .filter(|&w| self.worker(w).resources_free(task))
-            .map(|w| (self.start_time(t, w), self.worker(w).processing.len(), w))
+            .map(|w| (self.start_time(t, w), self.worker(w).busy(), w))
             .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         match best {
             Some((_, _, w)) => Decision::Assign(w),

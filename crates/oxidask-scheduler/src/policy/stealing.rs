@@ -21,7 +21,7 @@ impl SchedulerState {
         }
         let mut victims: Vec<(f64, WorkerId)> = self
             .live_workers()
-            .filter(|(_, r)| r.processing.len() > r.info.nthreads.max(1) as usize)
+            .filter(|(_, r)| r.busy() > r.info.nthreads.max(1) as usize)
             .map(|(w, r)| (r.occupancy / r.info.nthreads.max(1) as f64, w))
             .collect();
         if victims.is_empty() {
@@ -32,7 +32,7 @@ impl SchedulerState {
         for thief in thieves {
             let room = {
                 let r = self.worker(thief);
-                (r.info.nthreads.max(1) as usize).saturating_sub(r.processing.len()) * 2
+                (r.info.nthreads.max(1) as usize).saturating_sub(r.busy()) * 2
             };
             let mut taken = 0;
             for &(_, victim) in &victims {
@@ -40,16 +40,13 @@ impl SchedulerState {
                     continue;
                 }
                 let vr = self.worker(victim);
-                let surplus = vr
-                    .processing
-                    .len()
-                    .saturating_sub(vr.info.nthreads.max(1) as usize);
+                let surplus = vr.busy().saturating_sub(vr.info.nthreads.max(1) as usize);
                 // The tasks that would run last on the victim.
                 let mut candidates: Vec<TaskId> = vr
                     .processing
                     .iter()
                     .copied()
-                    .filter(|&t| self.task(t).stealing.is_none())
+                    .filter(|&t| self.task(t).stealing.is_none() && !vr.long_running.contains(&t))
                     .collect();
                 candidates.sort_unstable_by_key(|&t| std::cmp::Reverse(self.task(t).priority));
                 candidates.truncate(surplus);

@@ -143,6 +143,7 @@ impl Event {
                 FromWorker::StealResponse { .. } => "steal-response",
                 FromWorker::Stored { .. } => "stored",
                 FromWorker::Heartbeat { .. } => "heartbeat",
+                FromWorker::LongRunning { .. } => "long-running",
             },
             Event::WorkerLeft { .. } => "worker-left",
             Event::Tick => "tick",

@@ -140,6 +140,9 @@ pub struct WorkerRec {
     pub info: WorkerInfo,
     /// Tasks assigned to it and not finished.
     pub processing: FxHashSet<TaskId>,
+    /// Of those, tasks that gave up their thread to wait on other tasks (Dask's seceded,
+    /// long-running tasks): they do not count against the worker's threads.
+    pub long_running: FxHashSet<TaskId>,
     /// Estimated seconds of work assigned.
     pub occupancy: f64,
     /// Results it holds.
@@ -166,6 +169,11 @@ pub struct WorkerMetrics {
 }
 
 impl WorkerRec {
+    /// Assigned tasks that hold (or wait for) one of its threads.
+    pub fn busy(&self) -> usize {
+        self.processing.len() - self.long_running.len()
+    }
+
     /// Total of a resource it offers.
     pub fn resource_total(&self, name: &str) -> f64 {
         self.info

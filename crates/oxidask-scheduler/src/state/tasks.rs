@@ -253,6 +253,7 @@ impl SchedulerState {
         let Some(Some(worker)) = self.workers.get_mut(w.0 as usize) else {
             return;
         };
+        worker.long_running.remove(&t);
         if worker.processing.remove(&t) {
             worker.occupancy = (worker.occupancy - cost).max(0.0);
             if worker.processing.is_empty() {

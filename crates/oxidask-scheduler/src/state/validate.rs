@@ -120,7 +120,13 @@ impl SchedulerState {
             if r.occupancy < -1e-9 {
                 return Err(format!("worker {} has negative occupancy", r.info.name));
             }
-            let idle = r.processing.len() < r.info.nthreads.max(1) as usize;
+            if !r.long_running.is_subset(&r.processing) {
+                return Err(format!(
+                    "worker {} has long-running tasks it is not processing",
+                    r.info.name
+                ));
+            }
+            let idle = r.busy() < r.info.nthreads.max(1) as usize;
             if idle != self.idle.contains(&w) {
                 return Err(format!(
                     "worker {} idle set membership is stale",

@@ -23,6 +23,7 @@ impl SchedulerState {
             conn,
             info,
             processing: FxHashSet::default(),
+            long_running: FxHashSet::default(),
             occupancy: 0.0,
             has_what: FxHashSet::default(),
             nbytes: 0,
@@ -79,6 +80,20 @@ impl SchedulerState {
                     self.stored(w, k, type_name, nbytes);
                 }
             }
+            FromWorker::LongRunning { key } => {
+                if let Some(t) = self.lookup(&key) {
+                    if self.task(t).state == TState::Processing(w) {
+                        let cost = self.task(t).cost as f64;
+                        self.task_mut(t).cost = 0.0;
+                        let rec = self.worker_mut(w);
+                        if rec.long_running.insert(t) {
+                            rec.occupancy = (rec.occupancy - cost).max(0.0);
+                        }
+                        self.update_worker_sets(w);
+                        self.fill(w);
+                    }
+                }
+            }
             FromWorker::Heartbeat {
                 memory,
                 executing,
@@ -109,12 +124,16 @@ impl SchedulerState {
         let type_id = self.type_id(type_name);
         match self.task(t).state {
             TState::Processing(p) => {
+                // A task that waited on others ran long for reasons of its own.
+                let waited = self.worker(p).long_running.contains(&t);
                 self.unassign(t, p);
                 if p != w {
                     // It ran here although it was moved elsewhere: keep this result.
                     self.free_on(p, key);
                 }
-                self.learn_duration(t, duration_us as f64 * 1e-6);
+                if !waited {
+                    self.learn_duration(t, duration_us as f64 * 1e-6);
+                }
                 self.put_in_memory(t, w, type_id, nbytes);
                 self.fill(p);
                 if p != w {
