@@ -93,6 +93,17 @@ pub(crate) struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // If this was the default client, `compute()` goes back to the local scheduler.
+        {
+            let mut last = LAST_CLIENT.lock().unwrap_or_else(|p| p.into_inner());
+            if last
+                .as_ref()
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), self as *const Inner))
+            {
+                *last = None;
+                oxidask_core::compute::set_global_scheduler(None);
+            }
+        }
         self.stop.notify_one();
         let t = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = t {

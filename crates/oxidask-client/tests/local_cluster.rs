@@ -1,0 +1,105 @@
+//! LocalCluster with in-process workers: the client API against a real scheduler and workers
+//! on loopback, in one process.
+
+use std::time::Duration;
+
+use oxidask_client::{Client, LocalCluster, ReturnWhen, Status};
+use oxidask_core::{Collection, Delayed};
+// Links the threaded scheduler: the default `compute()` falls back to without a client.
+use oxidask_local as _;
+
+#[oxidask_core::task(crate = oxidask_core)]
+fn inc(x: i64) -> i64 {
+    x + 1
+}
+
+#[oxidask_core::task(crate = oxidask_core)]
+fn nap(x: i64, millis: u64) -> i64 {
+    std::thread::sleep(Duration::from_millis(millis));
+    x
+}
+
+fn cluster() -> (LocalCluster, Client) {
+    let cluster = LocalCluster::builder()
+        .workers(2)
+        .threads_per_worker(1)
+        .start()
+        .unwrap();
+    // Only the first test below makes its client the default (tests share the process).
+    let client = Client::builder()
+        .address(cluster.address())
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    (cluster, client)
+}
+
+#[test]
+fn the_local_scheduler_is_the_default_again_once_the_client_is_gone() {
+    let cluster = LocalCluster::builder().workers(1).start().unwrap();
+    let client = cluster.client().unwrap();
+    let d: Delayed<i64> = inc(41);
+    assert_eq!(d.compute().unwrap(), 42);
+    let closure = d.map(|x| x * 2);
+    let e = closure.compute().unwrap_err().to_string();
+    assert!(
+        e.contains("closure"),
+        "on the cluster closures are refused: {e}"
+    );
+    drop(client);
+    drop(cluster);
+    assert_eq!(
+        closure.compute().unwrap(),
+        84,
+        "back on the threaded scheduler"
+    );
+}
+
+#[test]
+fn futures_report_status_and_release_on_drop() {
+    let (_cluster, client) = cluster();
+    let f = client.submit(&nap(7, 300)).unwrap();
+    assert_eq!(f.status(), Status::Pending);
+    let r = client.wait(
+        std::slice::from_ref(&f),
+        Some(Duration::from_millis(20)),
+        ReturnWhen::AllCompleted,
+    );
+    assert!(r.is_err(), "timed out");
+    assert_eq!(f.wait(None).unwrap(), Status::Finished);
+    assert_eq!(f.result().unwrap(), 7);
+    let g = f.clone();
+    drop(f);
+    assert_eq!(g.result().unwrap(), 7, "a clone keeps the result alive");
+    drop(g);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client.summary().unwrap().tasks != 0 {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_future_asked_for_the_wrong_type_says_so() {
+    let (_cluster, client) = cluster();
+    let f = client.submit(&inc(1)).unwrap();
+    f.wait(None).unwrap();
+    let wrong: oxidask_client::Future<String> = {
+        // Re-wrap the same key with another type, as a bug in user code might.
+        let futures: Vec<oxidask_client::Future<String>> = client
+            .map([()], |_| {
+                Delayed::from_task(f.key(), inc(1).task().clone(), [])
+            })
+            .unwrap();
+        futures.into_iter().next().unwrap()
+    };
+    let e = wrong.result().unwrap_err().to_string();
+    assert!(e.contains("has type `i64`") && e.contains("String"), "{e}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn results_can_be_awaited() {
+    let (_cluster, client) = cluster();
+    let f = client.submit(&nap(5, 50)).unwrap();
+    assert_eq!(f.result_async().await.unwrap(), 5);
+}
