@@ -22,6 +22,8 @@ DASK = ("dask-threaded", ["tasks.py"])
 DASK_ARRAY = ("dask-threaded", ["array_ref.py", "--impl", "dask"])
 NUMPY = ("numpy", ["array_ref.py", "--impl", "numpy"])
 DASK_DISTRIBUTED = ("dask-localcluster", ["distributed_ref.py"])
+DASK_DF = ("dask-dataframe-threaded", ["dataframe_ref.py", "--impl", "dask"])
+POLARS = ("polars-lazy", ["dataframe_ref.py", "--impl", "polars"])
 
 # suite -> [(case, full size, quick size, [references])]
 SUITES = {
@@ -52,6 +54,14 @@ SUITES = {
         ("state-machine", 1_000_000, 20_000, []),
         # Ours only: a million-task graph on zero-work workers, scheduler memory per task.
         ("big-graph", 1_000_000, 20_000, []),
+    ],
+    # n = data scale per mille of the 84.4M-row 2019 taxi year (benchmarks/run makes the data).
+    "dataframe": [
+        ("value-counts", 1000, 10, [DASK_DF, POLARS]),
+        ("groupby-mean", 1000, 10, [DASK_DF, POLARS]),
+        ("groupby-agg", 1000, 10, [DASK_DF, POLARS]),
+        ("filter-count", 1000, 10, [DASK_DF, POLARS]),
+        ("read-csv", 1000, 10, [DASK_DF, POLARS]),
     ],
 }
 

@@ -94,3 +94,12 @@ fn distributed_example_runs_futures_on_worker_processes() {
     assert!(out.contains("delayed on the cluster: 55"), "{out}");
     assert!(out.contains("sum() = 4000000"), "{out}");
 }
+
+#[test]
+fn dataframe_example_walks_through_the_taxi_data() {
+    let out = run("dataframe");
+    assert!(out.contains("npartitions=12"), "{out}");
+    assert!(out.contains("trips over 10 miles:"), "{out}");
+    assert!(out.contains("divisions known: true"), "{out}");
+    assert!(out.trim_end().ends_with("done"), "{out}");
+}

@@ -5,6 +5,7 @@
 //! The timed region includes building the graph, as the reference's does.
 
 mod array;
+mod dataframe;
 mod distributed;
 mod tasks;
 
@@ -13,7 +14,8 @@ use std::process::ExitCode;
 fn usage() -> ExitCode {
     eprintln!("usage: oxidask-bench SUITE CASE [--n N] [--threads T]\n  suites: tasks (independent | chain | tree | delayed-independent)
           array (ones-sum | ones-fancy | random-expr | random-std | matmul-sum | big-sum)
-          distributed (map | tree | roundtrip | startup | scheduler-alone | big-graph)");
+          distributed (map | tree | roundtrip | startup | scheduler-alone | big-graph)
+          dataframe (value-counts | groupby-mean | groupby-agg | filter-count | read-csv)");
     ExitCode::from(2)
 }
 
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         "tasks" => tasks::run(case, &opts),
         "array" => array::run(case, &opts),
         "distributed" => distributed::run(case, &opts),
+        "dataframe" => dataframe::run(case, &opts),
         _ => return usage(),
     };
     match result {

@@ -48,6 +48,11 @@ pub use oxidask_local::{default_threads, RunStats, Synchronous, Threaded};
 #[cfg(feature = "array")]
 pub use oxidask_array as array;
 
+/// Partitioned dataframes on Polars (Dask's `dask.dataframe`): `use oxidask::dataframe as dd;`.
+/// Needs the `dataframe` feature.
+#[cfg(feature = "dataframe")]
+pub use oxidask_dataframe as dataframe;
+
 /// The distributed scheduler: a cluster of processes on one machine or many, driven from a
 /// [`Client`](distributed::Client) with typed futures; collections' `compute()` runs on it
 /// once a client is connected.

@@ -1,0 +1,875 @@
+//! [`DataFrame`]: a lazy, partitioned frame whose partitions are Polars `DataFrame`s.
+
+use std::fmt;
+use std::sync::Arc;
+
+use oxidask_core::tokenize::Tokenizer;
+use oxidask_core::{Arg, Collection, Error, Graph, Key, OpDef, Value};
+use polars::prelude::{self as pl, col, len, Expr, IntoLazy, NULL, lit, DataType, SchemaRef};
+
+use crate::agg::{self, Agg, AggFn};
+use crate::error::FrameError;
+use crate::groupby::GroupBy;
+use crate::partition::{Partition, Plan};
+use crate::plan::{add_layer, FrameOp, Kind, Node};
+use crate::series::{Operand, Series};
+use crate::DEFAULT_SPLIT_EVERY;
+
+/// A lazy dataframe split into partitions along its rows: Dask's `DataFrame` on Polars.
+///
+/// Operations build a plan; `compute()` runs it on the current scheduler (threaded by default,
+/// the cluster when a client is connected) and returns a Polars `DataFrame`. Per-partition
+/// steps are Polars expressions fused into one Polars query per partition, so filters and
+/// column selections reach the file readers.
+///
+/// ```
+/// use oxidask_dataframe::{self as dd, col, lit};
+/// # use oxidask_local as _;
+/// use oxidask_core::Collection;
+/// let pdf = polars::df!("k" => [1i64, 2, 1, 2], "v" => [1.0, 2.0, 3.0, 4.0]).unwrap();
+/// let df = dd::from_polars(pdf, 2);
+/// let big = df.filter(col("v").gt(lit(1.5)));
+/// assert_eq!(big.len().unwrap(), 3);
+/// let means = df.groupby(["k"]).agg([dd::agg::mean("v")]).compute().unwrap();
+/// assert_eq!(means.column("v").unwrap().f64().unwrap().get(0), Some(2.0));
+/// ```
+#[derive(Clone)]
+pub struct DataFrame {
+    pub(crate) inner: Result<Arc<Node>, Arc<FrameError>>,
+}
+
+/// What [`DataFrame::filter`] keeps rows by: a Polars expression or a boolean [`Series`] of
+/// the same frame.
+pub enum Predicate {
+    /// An expression over the frame's columns.
+    Expr(Expr),
+    /// A boolean series derived from the frame.
+    Series(Series),
+}
+
+impl From<Expr> for Predicate {
+    fn from(e: Expr) -> Self {
+        Predicate::Expr(e)
+    }
+}
+
+impl From<Series> for Predicate {
+    fn from(s: Series) -> Self {
+        Predicate::Series(s)
+    }
+}
+
+impl From<&Series> for Predicate {
+    fn from(s: &Series) -> Self {
+        Predicate::Series(s.clone())
+    }
+}
+
+impl DataFrame {
+    pub(crate) fn from_node(n: Arc<Node>) -> DataFrame {
+        DataFrame { inner: Ok(n) }
+    }
+
+    pub(crate) fn from_result(r: Result<Arc<Node>, FrameError>) -> DataFrame {
+        DataFrame {
+            inner: r.map_err(Arc::new),
+        }
+    }
+
+    pub(crate) fn node(&self) -> Result<&Arc<Node>, FrameError> {
+        self.inner.as_ref().map_err(|e| (**e).clone())
+    }
+
+    /// Same frame identity (same plan): series of this frame can be combined with it.
+    pub(crate) fn same_as(&self, other: &DataFrame) -> bool {
+        match (&self.inner, &other.inner) {
+            (Ok(a), Ok(b)) => a.token == b.token,
+            _ => false,
+        }
+    }
+
+    fn then(&self, f: impl FnOnce(&Arc<Node>) -> Result<Arc<Node>, FrameError>) -> DataFrame {
+        DataFrame::from_result(self.node().and_then(f))
+    }
+
+    pub(crate) fn with_ops(&self, name: &'static str, ops: Vec<FrameOp>) -> DataFrame {
+        self.then(|n| n.with_ops(name, ops))
+    }
+
+    /// The number of partitions.
+    pub fn npartitions(&self) -> usize {
+        self.inner.as_ref().map_or(0, |n| n.npartitions)
+    }
+
+    /// The columns and their types (empty if the frame is invalid; see [`DataFrame::check`]).
+    pub fn schema(&self) -> SchemaRef {
+        match &self.inner {
+            Ok(n) => n.schema.clone(),
+            Err(_) => Arc::new(pl::Schema::default()),
+        }
+    }
+
+    /// Column names, in order.
+    pub fn columns(&self) -> Vec<String> {
+        self.schema().iter_names().map(|n| n.to_string()).collect()
+    }
+
+    /// Column names and types, in order.
+    pub fn dtypes(&self) -> Vec<(String, DataType)> {
+        self.schema()
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.clone()))
+            .collect()
+    }
+
+    /// Whether divisions along an index are known (after [`DataFrame::set_index`]); frames
+    /// read from files have unknown divisions, as Dask's.
+    pub fn known_divisions(&self) -> bool {
+        self.divisions().is_some()
+    }
+
+    /// `Ok` if the frame is valid; otherwise the error that made it invalid (an unknown column,
+    /// a type mismatch in an expression, a file that could not be read when the plan was made).
+    pub fn check(&self) -> Result<(), Error> {
+        self.node().map(|_| ()).map_err(Error::from)
+    }
+
+    /// Keeps these expressions as the columns (`col("a")`, `col("b") * lit(2)`, …).
+    pub fn select<E: AsRef<[Expr]>>(&self, exprs: E) -> DataFrame {
+        self.with_ops("select", vec![FrameOp::Select(exprs.as_ref().to_vec())])
+    }
+
+    /// The frame with only these columns (`df[["a", "b"]]`).
+    pub fn columns_subset<S: AsRef<str>>(&self, names: impl IntoIterator<Item = S>) -> DataFrame {
+        let exprs: Vec<Expr> = names.into_iter().map(|n| col(n.as_ref())).collect();
+        self.select(exprs)
+    }
+
+    /// One column as a [`Series`] (`df["a"]`). An unknown name gives a series whose
+    /// operations report the column and the ones that exist.
+    pub fn column(&self, name: &str) -> Series {
+        match &self.inner {
+            Ok(n) if n.schema.get(name).is_none() => Series::invalid(FrameError::UnknownColumn {
+                column: name.to_owned(),
+                available: self.columns(),
+            }),
+            _ => Series::of(self.clone(), col(name), name),
+        }
+    }
+
+    /// Rows where `predicate` holds: an expression (`col("x").gt(lit(10))`) or a boolean
+    /// series of this frame (`df.column("x").gt(10)`).
+    pub fn filter(&self, predicate: impl Into<Predicate>) -> DataFrame {
+        let e = match predicate.into() {
+            Predicate::Expr(e) => e,
+            Predicate::Series(s) => match s.expr_over(self) {
+                Ok(e) => e,
+                Err(err) => return DataFrame::from_result(Err(err)),
+            },
+        };
+        self.with_ops("filter", vec![FrameOp::Filter(e)])
+    }
+
+    /// Adds or replaces columns with expressions (named by `.alias(..)` or their input).
+    pub fn with_columns<E: AsRef<[Expr]>>(&self, exprs: E) -> DataFrame {
+        self.with_ops("with-columns", vec![FrameOp::WithColumns(exprs.as_ref().to_vec())])
+    }
+
+    /// Adds or replaces a column from a series of this frame or an expression (Dask's
+    /// `assign` / `df["c"] = ...`).
+    pub fn assign(&self, name: &str, value: impl Into<Operand>) -> DataFrame {
+        match value.into().expr_over(self) {
+            Ok(e) => self.with_columns([e.alias(name)]),
+            Err(err) => DataFrame::from_result(Err(err)),
+        }
+    }
+
+    fn known(&self, names: &[&str]) -> Result<(), FrameError> {
+        let schema = self.schema();
+        for n in names {
+            if schema.get(n).is_none() {
+                return Err(FrameError::UnknownColumn {
+                    column: (*n).to_owned(),
+                    available: self.columns(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Renames columns (`[("old", "new")]`); unknown names are an error.
+    pub fn rename<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> DataFrame {
+        let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
+        let olds: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+        if let Err(e) = self.known(&olds) {
+            return DataFrame::from_result(Err(e));
+        }
+        let exprs: Vec<Expr> = self
+            .columns()
+            .iter()
+            .map(|c| match pairs.iter().find(|p| p.0 == c) {
+                Some((_, new)) => col(c.as_str()).alias(*new),
+                None => col(c.as_str()),
+            })
+            .collect();
+        self.with_ops("rename", vec![FrameOp::Select(exprs)])
+    }
+
+    /// Drops columns; unknown names are an error.
+    pub fn drop<'a>(&self, columns: impl IntoIterator<Item = &'a str>) -> DataFrame {
+        let gone: Vec<&str> = columns.into_iter().collect();
+        if let Err(e) = self.known(&gone) {
+            return DataFrame::from_result(Err(e));
+        }
+        let keep: Vec<Expr> = self
+            .columns()
+            .iter()
+            .filter(|c| !gone.contains(&c.as_str()))
+            .map(|c| col(c.as_str()))
+            .collect();
+        self.with_ops("drop", vec![FrameOp::Select(keep)])
+    }
+
+    /// Casts columns to new types (`[("passenger_count", DataType::Int32)]`).
+    pub fn cast<'a>(&self, columns: impl IntoIterator<Item = (&'a str, DataType)>) -> DataFrame {
+        let casts: Vec<(&str, DataType)> = columns.into_iter().collect();
+        let names: Vec<&str> = casts.iter().map(|c| c.0).collect();
+        if let Err(e) = self.known(&names) {
+            return DataFrame::from_result(Err(e));
+        }
+        let exprs: Vec<Expr> = casts
+            .into_iter()
+            .map(|(c, d)| col(c).strict_cast(d).alias(c))
+            .collect();
+        self.with_ops("cast", vec![FrameOp::WithColumns(exprs)])
+    }
+
+    /// Replaces nulls in every column with `value` (Dask's `fillna`); columns whose type the
+    /// value does not fit are left alone.
+    pub fn fill_null(&self, value: impl Into<pl::Expr>) -> DataFrame {
+        let value: Expr = value.into();
+        let Ok(node) = self.node() else {
+            return self.clone();
+        };
+        let probe = pl::DataFrame::empty_with_schema(&node.schema);
+        let exprs: Vec<Expr> = node
+            .schema
+            .iter()
+            .filter(|(n, _)| {
+                probe
+                    .clone()
+                    .lazy()
+                    .select([col(n.as_str()).fill_null(value.clone())])
+                    .collect_schema()
+                    .is_ok_and(|s| s.get(n.as_str()) == node.schema.get(n.as_str()))
+            })
+            .map(|(n, _)| col(n.as_str()).fill_null(value.clone()).alias(n.as_str()))
+            .collect();
+        self.with_ops("fill-null", vec![FrameOp::WithColumns(exprs)])
+    }
+
+    /// Drops rows with a null in any of `subset` (all columns when `None`), as Dask's `dropna`.
+    pub fn drop_nulls(&self, subset: Option<&[&str]>) -> DataFrame {
+        let names: Vec<String> = match subset {
+            Some(s) => {
+                if let Err(e) = self.known(s) {
+                    return DataFrame::from_result(Err(e));
+                }
+                s.iter().map(|c| (*c).to_owned()).collect()
+            }
+            None => self.columns(),
+        };
+        let Some(pred) = names
+            .iter()
+            .map(|c| col(c.as_str()).is_not_null())
+            .reduce(|a, b| a.and(b))
+        else {
+            return self.clone();
+        };
+        self.with_ops("drop-nulls", vec![FrameOp::Filter(pred)])
+    }
+
+    /// Partitions `indices` of this frame, in that order (Dask's `partitions[..]`).
+    pub fn partitions(&self, indices: impl IntoIterator<Item = usize>) -> DataFrame {
+        let idx: Vec<usize> = indices.into_iter().collect();
+        self.then(|n| {
+            if let Some(bad) = idx.iter().find(|&&i| i >= n.npartitions) {
+                return Err(FrameError::Invalid(format!(
+                    "partition {bad} does not exist: the frame has {} partitions",
+                    n.npartitions
+                )));
+            }
+            Ok(crate::plan::subset(n, &idx))
+        })
+    }
+
+    /// The first `n` rows, reading only the partitions (and, for files, the rows) needed.
+    pub fn head(&self, n: usize) -> Result<pl::DataFrame, Error> {
+        let node = self.node()?;
+        let mut out = pl::DataFrame::empty_with_schema(&node.schema);
+        for i in 0..node.npartitions {
+            let need = n - out.height();
+            if need == 0 {
+                break;
+            }
+            let part = self.partitions([i]).with_ops(
+                "head",
+                vec![FrameOp::Slice {
+                    offset: 0,
+                    len: need as u64,
+                }],
+            );
+            let got = part.compute()?;
+            out.vstack_mut(&got)
+                .map_err(|e| FrameError::polars("head", e))?;
+        }
+        Ok(out)
+    }
+
+    /// Aggregates the whole frame to one row (`[agg::sum("a"), agg::mean("b")]`).
+    pub fn agg(&self, aggs: impl IntoIterator<Item = Agg>) -> DataFrame {
+        let aggs: Vec<Agg> = aggs.into_iter().collect();
+        self.reduce("agg", &[], &aggs, DEFAULT_SPLIT_EVERY)
+    }
+
+    pub(crate) fn reduce(
+        &self,
+        name: &'static str,
+        keys: &[String],
+        aggs: &[Agg],
+        split_every: usize,
+    ) -> DataFrame {
+        self.then(|n| {
+            let p = agg::plan(&n.schema, keys, aggs)?;
+            let mut t = Tokenizer::new();
+            t.write_str(name);
+            t.write_token(n.token);
+            t.write_data(&Plan((p.chunk.clone(), p.finalize.clone())));
+            t.write_u64(split_every as u64);
+            Ok(Node::new(
+                name,
+                t.finish(),
+                p.schema,
+                1,
+                Kind::Reduce {
+                    input: n.clone(),
+                    chunk: p.chunk,
+                    combine: p.combine,
+                    finalize: p.finalize,
+                    split_every,
+                },
+            ))
+        })
+    }
+
+    /// Aggregation by shuffle: partials per partition, hash-shuffled by key into
+    /// `split_out` partitions, merged and finished there.
+    pub(crate) fn shuffle_aggregate(&self, keys: &[String], aggs: &[Agg], split_out: usize) -> DataFrame {
+        self.then(|n| {
+            let p = agg::plan(&n.schema, keys, aggs)?;
+            let partials = n.with_ops("groupby-chunk", p.chunk)?;
+            let moved = crate::shuffle::shuffle(&partials, keys, split_out);
+            let ops: Vec<FrameOp> = p.combine.into_iter().chain(p.finalize).collect();
+            moved.with_ops("groupby-agg", ops)
+        })
+    }
+
+    fn agg_all(&self, func: AggFn, numeric_only: bool) -> DataFrame {
+        let aggs: Vec<Agg> = self
+            .dtypes()
+            .into_iter()
+            .filter(|(_, d)| !numeric_only || d.is_primitive_numeric() || d.is_bool())
+            .map(|(c, _)| Agg::new(c, func))
+            .collect();
+        self.agg(aggs)
+    }
+
+    /// Sum of every numeric column (one row).
+    pub fn sum(&self) -> DataFrame {
+        self.agg_all(AggFn::Sum, true)
+    }
+
+    /// Mean of every numeric column (one row).
+    pub fn mean(&self) -> DataFrame {
+        self.agg_all(AggFn::Mean, true)
+    }
+
+    /// Non-null values of every column (one row).
+    pub fn count(&self) -> DataFrame {
+        self.agg_all(AggFn::Count, false)
+    }
+
+    /// Smallest value of every column (one row).
+    pub fn min(&self) -> DataFrame {
+        self.agg_all(AggFn::Min, false)
+    }
+
+    /// Largest value of every column (one row).
+    pub fn max(&self) -> DataFrame {
+        self.agg_all(AggFn::Max, false)
+    }
+
+    /// Standard deviation (ddof 1) of every numeric column (one row).
+    pub fn std(&self) -> DataFrame {
+        self.agg_all(AggFn::Std(1), true)
+    }
+
+    /// Variance (ddof 1) of every numeric column (one row).
+    pub fn var(&self) -> DataFrame {
+        self.agg_all(AggFn::Var(1), true)
+    }
+
+    /// Distinct non-null values of every column (one row).
+    pub fn nunique(&self) -> DataFrame {
+        self.agg_all(AggFn::NUnique, false)
+    }
+
+    /// The number of rows (computed now, as Dask's `len(df)`).
+    pub fn len(&self) -> Result<usize, Error> {
+        let node = self.node()?;
+        let counted = node
+            .with_ops(
+                "len",
+                vec![FrameOp::GroupAgg {
+                    keys: Vec::new(),
+                    aggs: vec![len().cast(DataType::UInt64).alias("len")],
+                }],
+            )
+            .map_err(Error::from)?;
+        let total = DataFrame::from_node(counted).reduce_rows("len-total");
+        let df = total.compute()?;
+        let v = df
+            .column("len")
+            .and_then(|c| c.u64().map(|c| c.get(0).unwrap_or(0)))
+            .map_err(|e| FrameError::polars("len", e))?;
+        Ok(v as usize)
+    }
+
+    /// Sums the one-row partials of `len` to one row.
+    fn reduce_rows(&self, name: &'static str) -> DataFrame {
+        self.reduce(name, &[], &[agg::sum("len")], DEFAULT_SPLIT_EVERY)
+    }
+
+    /// Whether the frame has no rows.
+    pub fn is_empty(&self) -> Result<bool, Error> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Groups rows by the values of `keys` for aggregation.
+    pub fn groupby<S: AsRef<str>>(&self, keys: impl IntoIterator<Item = S>) -> GroupBy {
+        GroupBy::new(
+            self.clone(),
+            keys.into_iter().map(|k| k.as_ref().to_owned()).collect(),
+        )
+    }
+
+    /// Distinct rows (over `subset` columns, all when `None`), keeping the first occurrence:
+    /// per-partition, then merged in a tree (Dask's default `split_out=1`).
+    pub fn drop_duplicates(&self, subset: Option<&[&str]>) -> DataFrame {
+        if let Some(s) = subset {
+            if let Err(e) = self.known(s) {
+                return DataFrame::from_result(Err(e));
+            }
+        }
+        let op = FrameOp::Unique {
+            subset: subset.map(|s| s.iter().map(|c| (*c).to_owned()).collect()),
+        };
+        self.then(|n| {
+            let mut t = Tokenizer::new();
+            t.write_str("drop-duplicates");
+            t.write_token(n.token);
+            t.write_data(&Plan(vec![op.clone()]));
+            Ok(Node::new(
+                "drop-duplicates",
+                t.finish(),
+                n.schema.clone(),
+                1,
+                Kind::Reduce {
+                    input: n.clone(),
+                    chunk: vec![op.clone()],
+                    combine: vec![op.clone()],
+                    finalize: Vec::new(),
+                    split_every: DEFAULT_SPLIT_EVERY,
+                },
+            ))
+        })
+    }
+
+    /// Applies a registered function (an `#[oxidask::task]` taking `&Partition` and returning
+    /// a `Partition`) to every partition. `meta` is the schema it returns, checked on each
+    /// partition it produces.
+    pub fn map_partitions(&self, op: &'static OpDef, meta: pl::Schema) -> DataFrame {
+        self.then(|n| {
+            let mut t = Tokenizer::new();
+            t.write_str("map-partitions");
+            t.write_str(op.name());
+            t.write_token(n.token);
+            let mapped = Node::new(
+                "map-partitions",
+                t.finish(),
+                Arc::new(meta.clone()),
+                n.npartitions,
+                Kind::MapPartitions {
+                    input: n.clone(),
+                    op,
+                },
+            );
+            // Enforce the declared schema: a partition with other columns is an error that
+            // names them, not a silent mismatch later.
+            let check: Vec<Expr> = meta
+                .iter()
+                .map(|(c, d)| col(c.as_str()).strict_cast(d.clone()).alias(c.as_str()))
+                .collect();
+            mapped.with_ops("map-partitions", vec![FrameOp::Select(check)])
+        })
+    }
+
+    /// Describes numeric columns: count, mean, std, min, quartiles, max — one row per
+    /// statistic, as pandas. Quartiles are exact over the column (computed with Polars on
+    /// each column's values gathered to one place), so use on columns that fit in memory.
+    pub fn describe(&self) -> Result<pl::DataFrame, Error> {
+        let numeric: Vec<String> = self
+            .dtypes()
+            .into_iter()
+            .filter(|(_, d)| d.is_primitive_numeric())
+            .map(|(c, _)| c)
+            .collect();
+        if numeric.is_empty() {
+            return Err(FrameError::Invalid("describe: the frame has no numeric columns".into()).into());
+        }
+        let mut aggs = Vec::new();
+        for c in &numeric {
+            for f in [AggFn::Count, AggFn::Mean, AggFn::Std(1), AggFn::Min, AggFn::Max] {
+                aggs.push(Agg::new(c.clone(), f).alias(format!("{c}\u{1}{}", f.name())));
+            }
+        }
+        let stats = self.agg(aggs);
+        // Quantiles need all of a column's values: gather the columns, then one Polars query.
+        let values = self.columns_subset(numeric.iter()).compute()?;
+        let q = values
+            .lazy()
+            .select(
+                numeric
+                    .iter()
+                    .flat_map(|c| {
+                        [0.25, 0.5, 0.75].into_iter().map(move |q| {
+                            col(c.as_str())
+                                .cast(DataType::Float64)
+                                .quantile(lit(q), pl::QuantileMethod::Linear)
+                                .alias(format!("{c}\u{1}{}%", (q * 100.0) as u32))
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .collect()
+            .map_err(|e| FrameError::polars("describe", e))?;
+        let s = stats.compute()?;
+        let rows = ["count", "mean", "std", "min", "25%", "50%", "75%", "max"];
+        let mut columns = vec![pl::Column::new(
+            "statistic".into(),
+            rows.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        )];
+        for c in &numeric {
+            let get = |df: &pl::DataFrame, stat: &str| -> Option<f64> {
+                df.column(&format!("{c}\u{1}{stat}"))
+                    .ok()
+                    .and_then(|col| col.cast(&DataType::Float64).ok())
+                    .and_then(|col| col.f64().ok().and_then(|v| v.get(0)))
+            };
+            let values: Vec<Option<f64>> = rows
+                .iter()
+                .map(|r| {
+                    if r.ends_with('%') {
+                        get(&q, r)
+                    } else {
+                        get(&s, r)
+                    }
+                })
+                .collect();
+            columns.push(pl::Column::new(c.as_str().into(), values));
+        }
+        pl::DataFrame::new_infer_height(columns)
+            .map_err(|e| FrameError::polars("describe", e).into())
+    }
+
+    /// Bytes of each column over all partitions (Polars' estimate of its buffers).
+    pub fn memory_usage(&self) -> Result<pl::DataFrame, Error> {
+        let node = self.node()?;
+        // Closures cannot travel as plan data: compute per-partition sizes from the frames.
+        let parts = self.partition_values()?;
+        let mut totals = vec![0u64; node.schema.len()];
+        for p in &parts {
+            for (i, c) in p.columns().iter().enumerate() {
+                totals[i] += c.as_materialized_series().estimated_size() as u64;
+            }
+        }
+        pl::DataFrame::new_infer_height(vec![
+            pl::Column::new("column".into(), self.columns()),
+            pl::Column::new("bytes".into(), totals),
+        ])
+        .map_err(|e| FrameError::polars("memory_usage", e).into())
+    }
+
+    /// Computes and returns each partition as its own Polars frame.
+    pub fn partition_values(&self) -> Result<Vec<pl::DataFrame>, Error> {
+        let scheduler = oxidask_core::compute::current_scheduler()?;
+        let values = scheduler.compute(self.graph(), &self.keys())?;
+        values.into_iter().map(take_partition).collect()
+    }
+
+    /// Joins with `right` on key columns (Dask's `merge`), with Polars' result columns: keys
+    /// coalesced, clashing right columns suffixed `_right`. A one-partition side is broadcast
+    /// to every partition of the other when the join type allows; otherwise both sides are
+    /// hash-shuffled on their keys and joined partition by partition.
+    pub fn merge(&self, right: &DataFrame, left_on: &[&str], right_on: &[&str], how: crate::How) -> DataFrame {
+        crate::shuffle::merge(self, right, left_on, right_on, how)
+    }
+
+    /// Moves rows so that equal values of `on` share a partition: a hash shuffle into
+    /// `npartitions` partitions.
+    pub fn shuffle<S: AsRef<str>>(&self, on: impl IntoIterator<Item = S>, npartitions: usize) -> DataFrame {
+        let on: Vec<String> = on.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        let names: Vec<&str> = on.iter().map(String::as_str).collect();
+        if let Err(e) = self.known(&names) {
+            return DataFrame::from_result(Err(e));
+        }
+        self.then(|n| Ok(crate::shuffle::shuffle(n, &on, npartitions.max(1))))
+    }
+
+    /// The same rows in `npartitions` partitions: neighbouring partitions concatenated when
+    /// there are fewer, each partition cut into row ranges when there are more. Row order is
+    /// kept.
+    pub fn repartition(&self, npartitions: usize) -> DataFrame {
+        self.then(|n| Ok(crate::plan::repartition(n, npartitions.max(1))))
+    }
+
+    /// Rows sorted by `by` (ascending, or all descending), nulls last: sampled quantiles of the
+    /// first column choose the partition ranges (computed now, as Dask's `sort_values`), rows
+    /// move to their range, each partition is sorted. Ties keep no particular order.
+    pub fn sort_values(&self, by: &[&str], descending: bool) -> DataFrame {
+        if let Err(e) = self.known(by) {
+            return DataFrame::from_result(Err(e));
+        }
+        let by: Vec<String> = by.iter().map(|s| (*s).to_owned()).collect();
+        let m = self.npartitions().max(1);
+        match crate::shuffle::sort_values(self, &by, descending, m) {
+            Ok((n, _)) => DataFrame::from_node(n),
+            Err(e) => DataFrame::from_result(Err(FrameError::Invalid(e.to_string()))),
+        }
+    }
+
+    /// Sorts by `column` and makes it the index (Dask's `set_index`): the column moves first,
+    /// partitions hold consecutive ranges of it, and [`DataFrame::divisions`] gives the
+    /// boundaries — computed from sampled quantiles, or `divisions` when given.
+    pub fn set_index(&self, column: &str, divisions: Option<Vec<f64>>) -> DataFrame {
+        if let Err(e) = self.known(&[column]) {
+            return DataFrame::from_result(Err(e));
+        }
+        let by = vec![column.to_owned()];
+        let reordered = {
+            let mut cols = vec![col(column)];
+            cols.extend(self.columns().iter().filter(|c| *c != column).map(|c| col(c.as_str())));
+            self.select(cols)
+        };
+        let result = match divisions {
+            Some(bounds) => reordered.node().map_err(Error::from).and_then(|n| {
+                let interior: Vec<f64> = bounds.iter().skip(1).take(bounds.len().saturating_sub(2)).copied().collect();
+                let moved = crate::shuffle::shuffle_by(
+                    n,
+                    crate::shuffle::SplitBy::Range {
+                        column: column.to_owned(),
+                        bounds: interior.clone(),
+                        descending: false,
+                    },
+                    interior.len() + 1,
+                );
+                let sorted = moved
+                    .with_ops("set-index", vec![FrameOp::Sort { by: by.clone(), descending: vec![false] }])
+                    .map_err(Error::from)?;
+                Ok((sorted, interior))
+            }),
+            None => crate::shuffle::sort_values(&reordered, &by, false, self.npartitions().max(1)),
+        };
+        match result {
+            Ok((n, bounds)) => DataFrame::from_node(n.with_index(column, bounds)),
+            Err(e) => DataFrame::from_result(Err(FrameError::Invalid(e.to_string()))),
+        }
+    }
+
+    /// The index column set by [`DataFrame::set_index`], if any.
+    pub fn index(&self) -> Option<String> {
+        self.inner.as_ref().ok().and_then(|n| n.index.as_ref().map(|i| i.0.clone()))
+    }
+
+    /// The partition boundaries along the index, as the index column's physical values
+    /// (timestamps for datetimes): `npartitions - 1` interior bounds, partition `j` holding
+    /// `[bounds[j-1], bounds[j])`. `None` when unknown (no `set_index`).
+    pub fn divisions(&self) -> Option<Vec<f64>> {
+        self.inner.as_ref().ok().and_then(|n| n.index.as_ref().map(|i| i.1.clone()))
+    }
+
+    /// Appends the partitions of `others` after this frame's (Dask's `concat` along rows).
+    /// Columns are matched by name; a column missing from one frame is an error naming it.
+    pub fn concat(frames: &[DataFrame]) -> DataFrame {
+        crate::plan::concat(frames)
+    }
+}
+
+pub(crate) fn take_partition(v: Value) -> Result<pl::DataFrame, Error> {
+    v.take::<Partition>()
+        .map(Partition::into_inner)
+        .map_err(|e| Error::Collection(e.to_string().into()))
+}
+
+impl Collection for DataFrame {
+    type Output = pl::DataFrame;
+    type Persisted = DataFrame;
+
+    fn keys(&self) -> Vec<Key> {
+        match &self.inner {
+            Ok(n) => n.layer().outputs.clone(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn build_graph(&self, graph: &mut Graph) {
+        if let Ok(n) = &self.inner {
+            add_layer(graph, &n.layer());
+        }
+    }
+
+    fn finalize(&self, values: Vec<Value>) -> Result<pl::DataFrame, Error> {
+        let node = self.node()?;
+        let mut out: Option<pl::DataFrame> = None;
+        for v in values {
+            let df = take_partition(v)?;
+            match &mut out {
+                None => out = Some(df),
+                Some(o) => {
+                    o.vstack_mut_owned(df)
+                        .map_err(|e| FrameError::polars("concatenating partitions", e))?;
+                }
+            }
+        }
+        let mut out = out.unwrap_or_else(|| pl::DataFrame::empty_with_schema(&node.schema));
+        out.rechunk_mut();
+        Ok(out)
+    }
+
+    fn rebuild(&self, values: Vec<Value>) -> DataFrame {
+        let Ok(node) = &self.inner else {
+            return self.clone();
+        };
+        let parts: Vec<Arg> = values.into_iter().map(Arg::Value).collect();
+        let mut t = Tokenizer::new();
+        t.write_str("persisted");
+        t.write_token(node.token);
+        DataFrame::from_node(Node::new(
+            "persisted",
+            t.finish(),
+            node.schema.clone(),
+            parts.len(),
+            Kind::Parts {
+                parts: Arc::new(parts),
+                deps: Vec::new(),
+                ops: Vec::new(),
+            },
+        ))
+    }
+}
+
+impl fmt::Display for DataFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Err(e) => write!(f, "oxidask DataFrame (invalid: {e})"),
+            Ok(n) => {
+                writeln!(f, "oxidask DataFrame Structure (npartitions={}):", n.npartitions)?;
+                let width = n.schema.iter_names().map(|c| c.len()).max().unwrap_or(0).max(6);
+                for (c, d) in n.schema.iter() {
+                    writeln!(f, "  {c:<width$}  {d}")?;
+                }
+                write!(f, "oxidask name: {}-{}", n.name, short(n.token))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for DataFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A frame built from a Polars frame, cut into `npartitions` row ranges of near-equal size.
+pub fn from_polars(df: pl::DataFrame, npartitions: usize) -> DataFrame {
+    let n = npartitions.max(1);
+    let rows = df.height();
+    let mut t = Tokenizer::new();
+    t.write_str("from-polars");
+    t.write_data(&Partition(df.clone()));
+    t.write_u64(n as u64);
+    let schema = df.schema().clone();
+    let parts: Vec<Arg> = (0..n)
+        .map(|i| {
+            let (a, b) = (i * rows / n, (i + 1) * rows / n);
+            Arg::Value(Value::new(Partition(df.slice(a as i64, b - a))))
+        })
+        .collect();
+    DataFrame::from_node(Node::new(
+        "from-polars",
+        t.finish(),
+        schema,
+        n,
+        Kind::Parts {
+            parts: Arc::new(parts),
+            deps: Vec::new(),
+            ops: Vec::new(),
+        },
+    ))
+}
+
+/// A frame whose partitions are the results of delayed computations returning
+/// [`Partition`]s, all with `schema` (checked on each: a partition with other columns or
+/// types is an error naming them).
+pub fn from_delayed(parts: Vec<oxidask_core::Delayed<Partition>>, schema: pl::Schema) -> DataFrame {
+    let mut t = Tokenizer::new();
+    t.write_str("from-delayed");
+    let mut graph = Graph::new();
+    for p in &parts {
+        t.write_token(p.key().token());
+        t.write_str(p.key().prefix_str());
+        Collection::build_graph(p, &mut graph);
+    }
+    let tasks: Vec<(Key, oxidask_core::Task)> = graph.iter().map(|(k, t)| (*k, t.clone())).collect();
+    let dep = Arc::new(crate::plan::Layer {
+        tasks,
+        outputs: Vec::new(),
+        deps: Vec::new(),
+    });
+    let args: Vec<Arg> = parts.iter().map(|p| Arg::Key(p.key())).collect();
+    let check: Vec<Expr> = schema
+        .iter()
+        .map(|(c, d)| col(c.as_str()).strict_cast(d.clone()).alias(c.as_str()))
+        .collect();
+    DataFrame::from_node(Node::new(
+        "from-delayed",
+        t.finish(),
+        Arc::new(schema),
+        args.len(),
+        Kind::Parts {
+            parts: Arc::new(args),
+            deps: vec![dep],
+            ops: vec![FrameOp::Select(check)],
+        },
+    ))
+}
+
+/// A null literal of a type, for expressions.
+pub fn null_of(dtype: DataType) -> Expr {
+    lit(NULL).cast(dtype)
+}
+
+/// A short hex form of a token, for names.
+pub(crate) fn short(t: oxidask_core::Token) -> String {
+    format!("{t}")[..12].to_owned()
+}

@@ -1,0 +1,115 @@
+//! [`GroupBy`]: aggregations per group by tree reduction (Dask's `split_out=1` path).
+
+use crate::agg::{Agg, AggFn};
+use crate::frame::DataFrame;
+use crate::DEFAULT_SPLIT_EVERY;
+
+/// Rows of a frame grouped by key columns, ready to aggregate (`df.groupby(["k"])`).
+///
+/// Each partition is aggregated where it is (fused into its read), partials are merged
+/// `split_every` at a time, and the result — one row per group, sorted by the keys, as Dask's
+/// default `sort=True` — is one partition.
+#[derive(Clone)]
+pub struct GroupBy {
+    frame: DataFrame,
+    keys: Vec<String>,
+    split_every: usize,
+    split_out: usize,
+}
+
+impl GroupBy {
+    pub(crate) fn new(frame: DataFrame, keys: Vec<String>) -> GroupBy {
+        GroupBy {
+            frame,
+            keys,
+            split_every: DEFAULT_SPLIT_EVERY,
+            split_out: 1,
+        }
+    }
+
+    /// Merges partials this many at a time (default 8).
+    pub fn split_every(mut self, n: usize) -> GroupBy {
+        self.split_every = n.max(2);
+        self
+    }
+
+    /// Spreads the result over `n` partitions (Dask's `split_out`), for many groups: partials
+    /// are hash-shuffled by key instead of merged in a tree, so no single task holds every
+    /// group. Each output partition is sorted by the keys; the partitions are not ordered.
+    pub fn split_out(mut self, n: usize) -> GroupBy {
+        self.split_out = n.max(1);
+        self
+    }
+
+    /// Several aggregations at once: `[agg::mean("fare"), agg::max("fare").alias("top")]`.
+    pub fn agg(&self, aggs: impl IntoIterator<Item = Agg>) -> DataFrame {
+        let aggs: Vec<Agg> = aggs.into_iter().collect();
+        if self.split_out > 1 && !self.keys.is_empty() {
+            return self.frame.shuffle_aggregate(&self.keys, &aggs, self.split_out);
+        }
+        self.frame
+            .reduce("groupby-agg", &self.keys, &aggs, self.split_every)
+    }
+
+    fn one(&self, column: &str, f: AggFn) -> DataFrame {
+        self.agg([Agg::new(column, f)])
+    }
+
+    /// Sum of `column` per group.
+    pub fn sum(&self, column: &str) -> DataFrame {
+        self.one(column, AggFn::Sum)
+    }
+
+    /// Mean of `column` per group.
+    pub fn mean(&self, column: &str) -> DataFrame {
+        self.one(column, AggFn::Mean)
+    }
+
+    /// Non-null values of `column` per group.
+    pub fn count(&self, column: &str) -> DataFrame {
+        self.one(column, AggFn::Count)
+    }
+
+    /// Smallest value of `column` per group.
+    pub fn min(&self, column: &str) -> DataFrame {
+        self.one(column, AggFn::Min)
+    }
+
+    /// Largest value of `column` per group.
+    pub fn max(&self, column: &str) -> DataFrame {
+        self.one(column, AggFn::Max)
+    }
+
+    /// Standard deviation (ddof 1) of `column` per group.
+    pub fn std(&self, column: &str) -> DataFrame {
+        self.one(column, AggFn::Std(1))
+    }
+
+    /// Variance (ddof 1) of `column` per group.
+    pub fn var(&self, column: &str) -> DataFrame {
+        self.one(column, AggFn::Var(1))
+    }
+
+    /// Distinct non-null values of `column` per group.
+    pub fn nunique(&self, column: &str) -> DataFrame {
+        self.one(column, AggFn::NUnique)
+    }
+
+    /// First value of `column` per group.
+    pub fn first(&self, column: &str) -> DataFrame {
+        self.one(column, AggFn::First)
+    }
+
+    /// Last value of `column` per group.
+    pub fn last(&self, column: &str) -> DataFrame {
+        self.one(column, AggFn::Last)
+    }
+
+    /// Rows per group, in a column named `size`.
+    pub fn size(&self) -> DataFrame {
+        let Some(k) = self.keys.first() else {
+            return self.frame.agg([]);
+        };
+        self.agg([Agg::new(k.clone(), AggFn::Size).alias("size")])
+    }
+}

@@ -1,0 +1,78 @@
+//! # oxidask-dataframe
+//!
+//! Dask's DataFrame for Rust: a lazy frame split into partitions along its rows, where every
+//! partition is a Polars `DataFrame` and per-partition work is Polars expressions carried as
+//! data. The distributed algorithms — tree aggregations, partition-wise reads with pushdown —
+//! are ours; the same code runs on the threaded scheduler and on a cluster.
+//!
+//! ```
+//! use oxidask_core::Collection;
+//! use oxidask_dataframe::{self as dd, agg, col, lit};
+//! # use oxidask_local as _;
+//!
+//! let trips = polars::df!(
+//!     "vendor" => [1i64, 2, 1, 2, 1],
+//!     "distance" => [0.5, 12.0, 3.0, 15.5, 1.0],
+//!     "fare" => [5.0, 40.0, 12.0, 52.0, 6.5],
+//! )
+//! .unwrap();
+//! let df = dd::from_polars(trips, 2);
+//!
+//! // Lazy: nothing runs until compute().
+//! let long = df.filter(col("distance").gt(lit(10.0)));
+//! assert_eq!(long.len().unwrap(), 2);
+//!
+//! // Many aggregations at once, by tree reduction.
+//! let by_vendor = df
+//!     .groupby(["vendor"])
+//!     .agg([agg::mean("fare"), agg::max("distance").alias("longest"), agg::size("fare").alias("trips")])
+//!     .compute()
+//!     .unwrap();
+//! assert_eq!(by_vendor.height(), 2);
+//!
+//! let mean_fare = df.column("fare").mean().compute().unwrap();
+//! assert_eq!(mean_fare.extract::<f64>(), Some(23.1));
+//! ```
+//!
+//! Files: [`read_parquet`], [`read_csv`], [`read_json`] (local paths, globs, directories,
+//! `s3://` with [`StorageOptions`]); [`DataFrame::to_parquet`], [`DataFrame::to_csv`].
+
+pub mod agg;
+mod error;
+mod frame;
+mod groupby;
+pub mod ops;
+mod partition;
+mod plan;
+mod read;
+mod scan;
+mod series;
+mod shuffle;
+mod storage;
+mod write;
+
+pub use agg::{Agg, AggFn};
+pub use error::FrameError;
+pub use frame::{from_delayed, from_polars, null_of, DataFrame, Predicate};
+pub use groupby::GroupBy;
+pub use partition::{Partition, Plan};
+pub use read::{
+    read_csv, read_csv_with, read_json, read_json_with, read_parquet, read_parquet_with, CsvOptions,
+    IntoPaths, ParquetOptions, WriteOptions,
+};
+pub use shuffle::How;
+pub use series::{DtAccessor, Operand, Scalar, Series, StrAccessor};
+pub use storage::StorageOptions;
+pub use write::Compression;
+
+/// The Polars this crate is built on (use it for expressions, types and results).
+pub use polars;
+pub use polars::prelude::{col, lit, DataType, Expr};
+
+/// Partials merged per combine task in tree reductions (Dask's `split_every` default).
+pub const DEFAULT_SPLIT_EVERY: usize = 8;
+
+/// `concat` of frames along rows (Dask's `dd.concat`).
+pub fn concat(frames: &[DataFrame]) -> DataFrame {
+    DataFrame::concat(frames)
+}

@@ -1,0 +1,88 @@
+//! The registered operations behind every dataframe task. Their parameters are Polars plan
+//! pieces carried as data, so a stock worker runs any dataframe workload.
+
+#![allow(clippy::ptr_arg)]
+
+use polars::prelude::*;
+
+use crate::error::FrameError;
+use crate::partition::{Partition, Plan};
+use crate::plan::{apply_ops, FrameOp};
+use crate::scan::ScanTask;
+use crate::shuffle::{JoinSpec, SplitSpec};
+use crate::write::WriteTask;
+
+/// Reads one piece of a file with the frame's operations fused on.
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn scan(task: &Plan<ScanTask>) -> Result<Partition, FrameError> {
+    crate::scan::run(&task.0).map(Partition)
+}
+
+/// Concatenates partitions (in order) and applies operations to the result.
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn apply(ops: &Plan<Vec<FrameOp>>, parts: &[&Partition]) -> Result<Partition, FrameError> {
+    let df = concat_parts(parts)?;
+    if ops.0.is_empty() {
+        return Ok(Partition(df));
+    }
+    apply_ops(df.lazy(), &ops.0)
+        .collect()
+        .map(Partition)
+        .map_err(|e| FrameError::polars("applying operations to a partition", e))
+}
+
+/// Writes one partition to its file; returns the rows written.
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn write_part(task: &Plan<WriteTask>, part: &Partition) -> Result<u64, FrameError> {
+    crate::write::write_one(&task.0, &part.0)
+}
+
+/// Splits a partition into pieces by key hash (the first step of a shuffle).
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn shuffle_split(spec: &Plan<SplitSpec>, part: &Partition) -> Result<Vec<Partition>, FrameError> {
+    crate::shuffle::split(&spec.0, &part.0)
+}
+
+/// Picks one piece of a split partition.
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn shuffle_pick(index: u64, pieces: &Vec<Partition>) -> Result<Partition, FrameError> {
+    pieces
+        .get(index as usize)
+        .cloned()
+        .ok_or_else(|| FrameError::Invalid(format!("shuffle piece {index} of {}", pieces.len())))
+}
+
+/// Cuts a partition into `pieces` row ranges of near-equal length.
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn split_rows(pieces: u64, part: &Partition) -> Vec<Partition> {
+    let k = pieces.max(1) as usize;
+    let h = part.0.height();
+    (0..k)
+        .map(|j| {
+            let (a, b) = (j * h / k, (j + 1) * h / k);
+            Partition(part.0.slice(a as i64, b - a))
+        })
+        .collect()
+}
+
+/// Joins the concatenation of `left` parts with the concatenation of `right` parts.
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn join(spec: &Plan<JoinSpec>, left: &[&Partition], right: &[&Partition]) -> Result<Partition, FrameError> {
+    let (l, r) = (concat_parts(left)?, concat_parts(right)?);
+    crate::shuffle::join_frames(&spec.0, l, r)
+        .map(Partition)
+        .map_err(|e| FrameError::polars("merge", e))
+}
+
+/// Concatenates partitions vertically.
+pub(crate) fn concat_parts(parts: &[&Partition]) -> Result<DataFrame, FrameError> {
+    let Some((first, rest)) = parts.split_first() else {
+        return Err(FrameError::Invalid("no partitions to concatenate".into()));
+    };
+    let mut df = first.0.clone();
+    for p in rest {
+        df.vstack_mut(&p.0)
+            .map_err(|e| FrameError::polars("concatenating partitions", e))?;
+    }
+    Ok(df)
+}

@@ -1,0 +1,562 @@
+//! The lazy plan behind every dataframe: nodes with a schema and a partition count, turned into
+//! a task graph on demand.
+//!
+//! Per-partition work is a list of [`FrameOp`]s — Polars expressions as data — that fuses into
+//! whatever produces the partition: a file read becomes `scan → ops` in one Polars query, so
+//! Polars' own optimizer pushes column projections and predicates into the Parquet/CSV reader.
+//! The chunk step of an aggregation fuses the same way, so
+//! `read_parquet(..).column("x").value_counts()` reads one column of each file and ships only
+//! the per-partition counts.
+
+use std::sync::{Arc, OnceLock};
+
+use oxidask_core::tokenize::Tokenizer;
+use oxidask_core::{Arg, Graph, Key, OpDef, Task, Token, Value};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::partition::Plan;
+use crate::scan::ScanTask;
+
+/// One step of per-partition work, run by Polars' lazy engine (internal; public only because
+/// registered operations name it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum FrameOp {
+    /// Keep these expressions as the columns.
+    Select(Vec<Expr>),
+    /// Keep rows where the predicate holds.
+    Filter(Expr),
+    /// Add or replace columns.
+    WithColumns(Vec<Expr>),
+    /// Rows `offset..offset+len`.
+    Slice { offset: i64, len: u64 },
+    /// Group by `keys` and aggregate (no keys: aggregate the whole partition to one row).
+    GroupAgg { keys: Vec<Expr>, aggs: Vec<Expr> },
+    /// Sort by columns.
+    Sort { by: Vec<String>, descending: Vec<bool> },
+    /// Distinct rows (over `subset` columns), keeping the first occurrence.
+    Unique { subset: Option<Vec<String>> },
+}
+
+/// Applies `ops` to a lazy frame.
+pub(crate) fn apply_ops(mut lf: LazyFrame, ops: &[FrameOp]) -> LazyFrame {
+    for op in ops {
+        lf = match op {
+            FrameOp::Select(e) => lf.select(e),
+            FrameOp::Filter(e) => lf.filter(e.clone()),
+            FrameOp::WithColumns(e) => lf.with_columns(e),
+            FrameOp::Slice { offset, len } => lf.slice(*offset, (*len).min(IdxSize::MAX as u64) as IdxSize),
+            FrameOp::GroupAgg { keys, aggs } if keys.is_empty() => lf.select(aggs),
+            FrameOp::GroupAgg { keys, aggs } => lf.group_by(keys).agg(aggs),
+            FrameOp::Sort { by, descending } => lf.sort(
+                by.iter().map(|s| PlSmallStr::from(s.as_str())).collect::<Vec<_>>(),
+                SortMultipleOptions::default()
+                    .with_order_descending_multi(descending.clone())
+                    .with_nulls_last(true)
+                    .with_maintain_order(true),
+            ),
+            FrameOp::Unique { subset } => lf.unique_stable(
+                subset.as_ref().map(|s| cols(s.iter().map(|c| c.as_str()))),
+                UniqueKeepStrategy::First,
+            ),
+        }
+    }
+    lf
+}
+
+/// The schema `ops` produce from `schema`, or Polars' error (unknown column, type mismatch).
+pub(crate) fn output_schema(schema: &Schema, ops: &[FrameOp]) -> PolarsResult<SchemaRef> {
+    apply_ops(DataFrame::empty_with_schema(schema).lazy(), ops).collect_schema()
+}
+
+/// The tasks of a node and of everything it depends on.
+pub(crate) struct Layer {
+    pub tasks: Vec<(Key, Task)>,
+    pub outputs: Vec<Key>,
+    pub deps: Vec<Arc<Layer>>,
+}
+
+/// Adds a layer and its dependencies to a graph, each layer once.
+pub(crate) fn add_layer(graph: &mut Graph, layer: &Arc<Layer>) {
+    let mut seen: Vec<*const Layer> = Vec::new();
+    let mut stack = vec![layer.clone()];
+    while let Some(l) = stack.pop() {
+        let ptr = Arc::as_ptr(&l);
+        if seen.contains(&ptr) {
+            continue;
+        }
+        seen.push(ptr);
+        for (k, t) in &l.tasks {
+            graph.insert(*k, t.clone());
+        }
+        stack.extend(l.deps.iter().cloned());
+    }
+}
+
+/// How a node's partitions come about.
+pub(crate) enum Kind {
+    /// Read from files, one task per piece, `ops` fused into each read.
+    Scan {
+        source: Arc<crate::scan::Source>,
+        ops: Vec<FrameOp>,
+    },
+    /// Given partitions (literal values or other tasks' results), `ops` applied to each.
+    Parts {
+        parts: Arc<Vec<Arg>>,
+        deps: Vec<Arc<Layer>>,
+        ops: Vec<FrameOp>,
+    },
+    /// `ops` over another node's partitions that cannot absorb them.
+    Map { input: Arc<Node>, ops: Vec<FrameOp> },
+    /// A registered function on each partition (`map_partitions`).
+    MapPartitions {
+        input: Arc<Node>,
+        op: &'static OpDef,
+    },
+    /// A tree reduction to one partition: `chunk` on each partition (fused into it), `combine`
+    /// on groups of `split_every` partials, `finalize` on the last.
+    Reduce {
+        input: Arc<Node>,
+        chunk: Vec<FrameOp>,
+        combine: Vec<FrameOp>,
+        finalize: Vec<FrameOp>,
+        split_every: usize,
+    },
+    /// The partitions of several frames, one after another.
+    Concat { inputs: Vec<Arc<Node>> },
+    /// Rows moved to the partition their key hashes to.
+    Shuffle {
+        input: Arc<Node>,
+        by: crate::shuffle::SplitBy,
+    },
+    /// A join of two nodes.
+    Join {
+        left: Arc<Node>,
+        right: Arc<Node>,
+        spec: Arc<crate::shuffle::JoinSpec>,
+        mode: crate::shuffle::JoinMode,
+    },
+    /// The same rows in `npartitions` partitions, order kept.
+    Repartition { input: Arc<Node> },
+    /// Some partitions of another node, in a given order.
+    Subset {
+        input: Arc<Node>,
+        indices: Vec<usize>,
+    },
+}
+
+/// A dataframe without its public face: schema, partition count, how partitions come about.
+pub(crate) struct Node {
+    pub name: &'static str,
+    pub token: Token,
+    pub schema: SchemaRef,
+    pub npartitions: usize,
+    pub kind: Kind,
+    /// The index column and its interior partition bounds, after `set_index`.
+    pub index: Option<(String, Vec<f64>)>,
+    layer: OnceLock<Arc<Layer>>,
+}
+
+impl Node {
+    pub(crate) fn new(
+        name: &'static str,
+        token: Token,
+        schema: SchemaRef,
+        npartitions: usize,
+        kind: Kind,
+    ) -> Arc<Node> {
+        Arc::new(Node {
+            name,
+            token,
+            schema,
+            npartitions,
+            kind,
+            index: None,
+            layer: OnceLock::new(),
+        })
+    }
+
+    /// The node marked as indexed by `column` with these partition bounds.
+    pub(crate) fn with_index(self: Arc<Node>, column: &str, bounds: Vec<f64>) -> Arc<Node> {
+        let node = Arc::try_unwrap(self).unwrap_or_else(|shared| Node {
+            name: shared.name,
+            token: shared.token,
+            schema: shared.schema.clone(),
+            npartitions: shared.npartitions,
+            kind: Kind::Subset {
+                input: shared.clone(),
+                indices: (0..shared.npartitions).collect(),
+            },
+            index: None,
+            layer: OnceLock::new(),
+        });
+        Arc::new(Node {
+            index: Some((column.to_owned(), bounds)),
+            ..node
+        })
+    }
+
+    /// The node with `ops` applied to every partition, fused into what produces them when it
+    /// can take them.
+    pub(crate) fn with_ops(
+        self: &Arc<Node>,
+        name: &'static str,
+        ops: Vec<FrameOp>,
+    ) -> Result<Arc<Node>, crate::FrameError> {
+        let schema = output_schema(&self.schema, &ops)
+            .map_err(|e| crate::FrameError::polars(name, e))?;
+        let mut t = Tokenizer::new();
+        t.write_str(name);
+        t.write_token(self.token);
+        t.write_data(&Plan(ops.clone()));
+        let token = t.finish();
+        let joined = |old: &Vec<FrameOp>| old.iter().cloned().chain(ops.iter().cloned()).collect();
+        let kind = match &self.kind {
+            Kind::Scan { source, ops: old } => Kind::Scan {
+                source: source.clone(),
+                ops: joined(old),
+            },
+            Kind::Parts { parts, deps, ops: old } => Kind::Parts {
+                parts: parts.clone(),
+                deps: deps.clone(),
+                ops: joined(old),
+            },
+            Kind::Map { input, ops: old } => Kind::Map {
+                input: input.clone(),
+                ops: joined(old),
+            },
+            _ => Kind::Map {
+                input: self.clone(),
+                ops: ops.clone(),
+            },
+        };
+        let out = Node::new(name, token, schema, self.npartitions, kind);
+        // Row-wise steps keep the index and its divisions.
+        let rowwise = ops.iter().all(|o| {
+            matches!(
+                o,
+                FrameOp::Select(_) | FrameOp::Filter(_) | FrameOp::WithColumns(_) | FrameOp::Slice { .. }
+            )
+        });
+        Ok(match &self.index {
+            Some((c, b)) if rowwise && out.schema.get(c.as_str()).is_some() => out.with_index(c, b.clone()),
+            _ => out,
+        })
+    }
+
+    /// The tasks computing this node's partitions.
+    pub(crate) fn layer(&self) -> Arc<Layer> {
+        self.layer
+            .get_or_init(|| Arc::new(self.build(&[], self.name, self.token)))
+            .clone()
+    }
+
+    /// The tasks computing this node's partitions with `extra` ops fused onto each, under
+    /// keys named `name`/`token`.
+    pub(crate) fn build(&self, extra: &[FrameOp], name: &str, token: Token) -> Layer {
+        let key = |i: usize| Key::block(name, token, &[i as u32]);
+        let fused = |ops: &[FrameOp]| -> Vec<FrameOp> { ops.iter().chain(extra).cloned().collect() };
+        match &self.kind {
+            Kind::Scan { source, ops } => {
+                let ops = fused(ops);
+                let mut tasks = Vec::with_capacity(source.pieces.len());
+                let mut outputs = Vec::with_capacity(source.pieces.len());
+                for i in 0..source.pieces.len() {
+                    let spec = ScanTask {
+                        format: source.format.clone(),
+                        storage: source.storage.clone(),
+                        piece: source.pieces[i].clone(),
+                        ops: ops.clone(),
+                    };
+                    let k = key(i);
+                    tasks.push((
+                        k,
+                        Task::call(crate::ops::scan::op(), [Arg::Value(Value::new(Plan(spec)))]),
+                    ));
+                    outputs.push(k);
+                }
+                Layer {
+                    tasks,
+                    outputs,
+                    deps: Vec::new(),
+                }
+            }
+            Kind::Parts { parts, deps, ops } => {
+                let ops = Value::new(Plan(fused(ops)));
+                let (tasks, outputs) = parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        let k = key(i);
+                        (
+                            (k, apply_task(&ops, vec![a.clone()])),
+                            k,
+                        )
+                    })
+                    .unzip();
+                Layer {
+                    tasks,
+                    outputs,
+                    deps: deps.clone(),
+                }
+            }
+            Kind::Map { input, ops } => {
+                let ops = fused(ops);
+                over(input.layer(), &ops, key)
+            }
+            _ if !extra.is_empty() => over(self.layer(), extra, key),
+            Kind::MapPartitions { input, op } => {
+                let inner = input.layer();
+                let (tasks, outputs) = inner
+                    .outputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        let out = key(i);
+                        ((out, Task::call(op, [Arg::Key(*k)])), out)
+                    })
+                    .unzip();
+                Layer {
+                    tasks,
+                    outputs,
+                    deps: vec![inner],
+                }
+            }
+            Kind::Reduce {
+                input,
+                chunk,
+                combine,
+                finalize,
+                split_every,
+            } => {
+                let chunk_name = format!("{name}-chunk");
+                let partials = input.build(chunk, &chunk_name, token);
+                let mut tasks = partials.tasks;
+                let mut level = partials.outputs;
+                let combine_v = Value::new(Plan(combine.clone()));
+                let combine_name = format!("{name}-combine");
+                let split_every = (*split_every).max(2);
+                let mut depth = 0u32;
+                while level.len() > split_every {
+                    let mut next = Vec::with_capacity(level.len().div_ceil(split_every));
+                    for (j, group) in level.chunks(split_every).enumerate() {
+                        let k = Key::block(&combine_name, token, &[depth, j as u32]);
+                        let args = group.iter().map(|k| Arg::Key(*k)).collect();
+                        tasks.push((k, apply_task(&combine_v, args)));
+                        next.push(k);
+                    }
+                    level = next;
+                    depth += 1;
+                }
+                let last: Vec<FrameOp> = combine.iter().chain(finalize).cloned().collect();
+                let k = key(0);
+                let args = level.iter().map(|k| Arg::Key(*k)).collect();
+                tasks.push((k, apply_task(&Value::new(Plan(last)), args)));
+                Layer {
+                    tasks,
+                    outputs: vec![k],
+                    deps: partials.deps,
+                }
+            }
+            Kind::Shuffle { input, by } => {
+                crate::shuffle::shuffle_layer(input, by, self.npartitions, name, token)
+            }
+            Kind::Join {
+                left,
+                right,
+                spec,
+                mode,
+            } => crate::shuffle::join_layer(left, right, spec, *mode, name, token),
+            Kind::Repartition { input } => repartition_layer(input, self.npartitions, key),
+            Kind::Subset { input, indices } => {
+                let inner = input.layer();
+                Layer {
+                    tasks: Vec::new(),
+                    outputs: indices.iter().map(|&i| inner.outputs[i]).collect(),
+                    deps: vec![inner],
+                }
+            }
+            Kind::Concat { inputs } => {
+                let layers: Vec<Arc<Layer>> = inputs.iter().map(|n| n.layer()).collect();
+                Layer {
+                    tasks: Vec::new(),
+                    outputs: layers.iter().flat_map(|l| l.outputs.iter().copied()).collect(),
+                    deps: layers,
+                }
+            }
+        }
+    }
+}
+
+fn repartition_layer(input: &Node, m: usize, key: impl Fn(usize) -> Key) -> Layer {
+    let inner = input.layer();
+    let n = inner.outputs.len();
+    let none = Value::new(Plan(Vec::<FrameOp>::new()));
+    let mut tasks = Vec::new();
+    let mut outputs = Vec::new();
+    if m <= n {
+        // Output j concatenates inputs [j*n/m, (j+1)*n/m).
+        for j in 0..m {
+            let args = inner.outputs[j * n / m..(j + 1) * n / m]
+                .iter()
+                .map(|k| Arg::Key(*k))
+                .collect();
+            let k = key(j);
+            tasks.push((k, apply_task(&none, args)));
+            outputs.push(k);
+        }
+    } else {
+        // Input i is cut into the outputs [i*m/n, (i+1)*m/n).
+        for (i, ik) in inner.outputs.iter().enumerate() {
+            let (a, b) = (i * m / n, (i + 1) * m / n);
+            let cut = key(m + i);
+            tasks.push((
+                cut,
+                Task::call(
+                    crate::ops::split_rows::op(),
+                    [Arg::Value(Value::new((b - a) as u64)), Arg::Key(*ik)],
+                ),
+            ));
+            for j in a..b {
+                let k = key(j);
+                tasks.push((
+                    k,
+                    Task::call(
+                        crate::ops::shuffle_pick::op(),
+                        [Arg::Value(Value::new((j - a) as u64)), Arg::Key(cut)],
+                    ),
+                ));
+                outputs.push(k);
+            }
+        }
+    }
+    Layer {
+        tasks,
+        outputs,
+        deps: vec![inner],
+    }
+}
+
+/// A task concatenating `parts` and applying the ops in `ops`.
+pub(crate) fn apply_task(ops: &Value, parts: Vec<Arg>) -> Task {
+    Task::call(crate::ops::apply::op(), [Arg::Value(ops.clone()), Arg::List(parts)])
+}
+
+fn over(inner: Arc<Layer>, ops: &[FrameOp], key: impl Fn(usize) -> Key) -> Layer {
+    let ops = Value::new(Plan(ops.to_vec()));
+    let (tasks, outputs) = inner
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let out = key(i);
+            ((out, apply_task(&ops, vec![Arg::Key(*k)])), out)
+        })
+        .unzip();
+    Layer {
+        tasks,
+        outputs,
+        deps: vec![inner],
+    }
+}
+
+/// Partitions `indices` of a node, fused into its source when it has one.
+pub(crate) fn subset(n: &Arc<Node>, indices: &[usize]) -> Arc<Node> {
+    let mut t = Tokenizer::new();
+    t.write_str("partitions");
+    t.write_token(n.token);
+    for &i in indices {
+        t.write_u64(i as u64);
+    }
+    let token = t.finish();
+    let kind = match &n.kind {
+        Kind::Scan { source, ops } => Kind::Scan {
+            source: Arc::new(crate::scan::Source {
+                format: source.format.clone(),
+                storage: source.storage.clone(),
+                pieces: indices.iter().map(|&i| source.pieces[i].clone()).collect(),
+            }),
+            ops: ops.clone(),
+        },
+        Kind::Parts { parts, deps, ops } => Kind::Parts {
+            parts: Arc::new(indices.iter().map(|&i| parts[i].clone()).collect()),
+            deps: deps.clone(),
+            ops: ops.clone(),
+        },
+        Kind::Map { input, ops } => Kind::Map {
+            input: subset(input, indices),
+            ops: ops.clone(),
+        },
+        _ => Kind::Subset {
+            input: n.clone(),
+            indices: indices.to_vec(),
+        },
+    };
+    Node::new(n.name, token, n.schema.clone(), indices.len(), kind)
+}
+
+/// The partitions of several frames one after another, columns matched by name.
+pub(crate) fn concat(frames: &[crate::DataFrame]) -> crate::DataFrame {
+    let go = || -> Result<Arc<Node>, crate::FrameError> {
+        let nodes: Vec<&Arc<Node>> = frames.iter().map(|f| f.node()).collect::<Result<_, _>>()?;
+        let Some(first) = nodes.first() else {
+            return Err(crate::FrameError::Invalid("concat of no frames".into()));
+        };
+        let schema = first.schema.clone();
+        let mut t = Tokenizer::new();
+        t.write_str("concat");
+        let mut inputs = Vec::new();
+        for n in &nodes {
+            t.write_token(n.token);
+            if n.schema.len() != schema.len() {
+                return Err(crate::FrameError::Invalid(format!(
+                    "concat: frames have different columns: [{}] and [{}]",
+                    schema.iter_names().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+                    n.schema.iter_names().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            let mut reorder = Vec::new();
+            for (c, d) in schema.iter() {
+                match n.schema.get(c.as_str()) {
+                    None => {
+                        return Err(crate::FrameError::UnknownColumn {
+                            column: c.to_string(),
+                            available: n.schema.iter_names().map(|c| c.to_string()).collect(),
+                        })
+                    }
+                    Some(other) if other != d => {
+                        return Err(crate::FrameError::Invalid(format!(
+                            "concat: column `{c}` is {d} in the first frame and {other} in another; cast one of them"
+                        )))
+                    }
+                    Some(_) => reorder.push(col(c.as_str())),
+                }
+            }
+            let same_order = n.schema.iter_names().zip(schema.iter_names()).all(|(a, b)| a == b);
+            inputs.push(if same_order {
+                (*n).clone()
+            } else {
+                n.with_ops("reorder", vec![FrameOp::Select(reorder)])?
+            });
+        }
+        let np = inputs.iter().map(|n| n.npartitions).sum();
+        Ok(Node::new("concat", t.finish(), schema, np, Kind::Concat { inputs }))
+    };
+    crate::DataFrame::from_result(go())
+}
+
+/// The rows of `n` in `m` partitions, order kept: neighbours concatenated, or each partition
+/// cut into equal row ranges.
+pub(crate) fn repartition(n: &Arc<Node>, m: usize) -> Arc<Node> {
+    let mut t = Tokenizer::new();
+    t.write_str("repartition");
+    t.write_token(n.token);
+    t.write_u64(m as u64);
+    Node::new(
+        "repartition",
+        t.finish(),
+        n.schema.clone(),
+        m,
+        Kind::Repartition { input: n.clone() },
+    )
+}

@@ -1,0 +1,330 @@
+//! Reading files into partitions: Parquet (a partition per file), CSV and JSON lines (split
+//! into byte ranges of `blocksize` at line ends), local or on S3. Each partition's read is one
+//! Polars lazy query with the frame's operations fused on, so Polars pushes projections and
+//! predicates into the reader.
+
+use std::sync::Arc;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::FrameError;
+use crate::plan::{apply_ops, FrameOp};
+use crate::storage::{self, Location, StorageOptions};
+
+/// The file format and how to parse it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Format {
+    Parquet,
+    Csv(CsvSpec),
+    Json { schema: SchemaRef },
+}
+
+/// How CSV pieces are parsed: the schema every piece is read with (inferred from the first
+/// block, with the user's overrides) and the dialect.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CsvSpec {
+    pub schema: SchemaRef,
+    pub separator: u8,
+    pub has_header: bool,
+    /// Rows the schema was inferred from, for the hint when a later piece disagrees.
+    pub inferred_from: usize,
+}
+
+/// One partition's share of a file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Piece {
+    pub location: Location,
+    /// Bytes `start..end` (lines that start in it), or the whole file.
+    pub range: Option<(u64, u64)>,
+    /// Columns from the path (`year=2019/`), added as literals.
+    pub hive: Vec<(String, HiveValue)>,
+}
+
+/// A hive partition value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum HiveValue {
+    Int(i64),
+    Str(String),
+}
+
+/// Everything a read needs.
+pub(crate) struct Source {
+    pub format: Format,
+    pub storage: StorageOptions,
+    pub pieces: Vec<Piece>,
+}
+
+/// One read task: a piece, how to parse it, and the operations fused onto it (internal;
+/// public only because registered operations name it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScanTask {
+    pub(crate) format: Format,
+    pub(crate) storage: StorageOptions,
+    pub(crate) piece: Piece,
+    pub(crate) ops: Vec<FrameOp>,
+}
+
+fn hive_exprs(hive: &[(String, HiveValue)]) -> Vec<Expr> {
+    hive.iter()
+        .map(|(k, v)| match v {
+            HiveValue::Int(i) => lit(*i).alias(k.as_str()),
+            HiveValue::Str(s) => lit(s.clone()).alias(k.as_str()),
+        })
+        .collect()
+}
+
+fn buffer_source(bytes: Vec<u8>) -> ScanSources {
+    ScanSources::Buffers(Arc::from([polars_buffer::Buffer::from(bytes)]))
+}
+
+/// Lines that start in `start..end`: skip a partial first line, read past `end` to the end of
+/// the last line.
+fn read_lines(loc: &Location, opts: &StorageOptions, start: u64, end: u64) -> Result<Vec<u8>, FrameError> {
+    const MORE: u64 = 1 << 16;
+    let from = start.saturating_sub(1);
+    let mut buf = storage::read_range(loc, opts, from, end)?;
+    // Complete the last line.
+    let mut at = end;
+    if buf.last() != Some(&b'\n') {
+        loop {
+            let more = storage::read_range(loc, opts, at, at + MORE)?;
+            if more.is_empty() {
+                break;
+            }
+            at += more.len() as u64;
+            if let Some(nl) = more.iter().position(|&b| b == b'\n') {
+                buf.extend_from_slice(&more[..=nl]);
+                break;
+            }
+            buf.extend_from_slice(&more);
+        }
+    }
+    if start == 0 {
+        return Ok(buf);
+    }
+    // A line belongs to the piece its first byte is in: drop everything up to the first
+    // newline at or after `start - 1`.
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(nl) => Ok(buf.split_off(nl + 1)),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn is_compressed(loc: &Location) -> bool {
+    matches!(loc.extension().as_str(), "gz" | "gzip" | "zst" | "zstd" | "zlib" | "bz2" | "xz")
+}
+
+/// The lazy frame of a piece, before the fused operations.
+fn piece_frame(format: &Format, storage: &StorageOptions, piece: &Piece) -> Result<LazyFrame, FrameError> {
+    let shown = piece.location.display();
+    let lf = match format {
+        Format::Parquet => match &piece.location {
+            Location::Local(p) => LazyFrame::scan_parquet(PlRefPath::new(p.as_str()), ScanArgsParquet {
+                glob: false,
+                ..Default::default()
+            }),
+            loc => LazyFrame::scan_parquet_sources(
+                buffer_source(storage::read_all(loc, storage)?),
+                ScanArgsParquet::default(),
+            ),
+        }
+        .map_err(|e| FrameError::io(&shown, e))?,
+        Format::Csv(spec) => {
+            let (bytes, header) = match piece.range {
+                Some((s, e)) => (read_lines(&piece.location, storage, s, e)?, spec.has_header && s == 0),
+                None => (storage::read_all(&piece.location, storage)?, spec.has_header),
+            };
+            LazyCsvReader::new_with_sources(buffer_source(bytes))
+                .with_has_header(header)
+                .with_schema(Some(spec.schema.clone()))
+                .with_separator(spec.separator)
+                .finish()
+                .map_err(|e| FrameError::io(&shown, e))?
+        }
+        Format::Json { schema } => {
+            let bytes = match piece.range {
+                Some((s, e)) => read_lines(&piece.location, storage, s, e)?,
+                None => storage::read_all(&piece.location, storage)?,
+            };
+            LazyJsonLineReader::new_with_sources(buffer_source(bytes))
+                .with_schema(Some(schema.clone()))
+                .finish()
+                .map_err(|e| FrameError::io(&shown, e))?
+        }
+    };
+    Ok(if piece.hive.is_empty() {
+        lf
+    } else {
+        lf.with_columns(hive_exprs(&piece.hive))
+    })
+}
+
+/// Runs a read task: the piece, then the fused operations, in one Polars query.
+pub(crate) fn run(task: &ScanTask) -> Result<DataFrame, FrameError> {
+    let lf = piece_frame(&task.format, &task.storage, &task.piece)?;
+    apply_ops(lf, &task.ops).collect().map_err(|e| {
+        let place = match task.piece.range {
+            Some((s, e)) => format!("{} (bytes {s}..{e})", task.piece.location.display()),
+            None => task.piece.location.display(),
+        };
+        let hint = match &task.format {
+            Format::Csv(spec) => format!(
+                "; the schema was inferred from the first {} rows of the first file — give the column's type with `.dtype(column, DataType)`",
+                spec.inferred_from
+            ),
+            _ => String::new(),
+        };
+        FrameError::io(place, format!("{e}{hint}"))
+    })
+}
+
+/// Hive columns of a path under `root` (`root/year=2019/month=1/part.parquet`).
+fn hive_parts(root: &str, path: &str) -> Vec<(String, String)> {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let mut dirs: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
+    dirs.pop(); // the file name
+    dirs.iter()
+        .filter_map(|d| d.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Finds the files of `paths`, with hive columns when a directory was given.
+pub(crate) fn pieces_of(
+    paths: &[String],
+    extensions: &[&str],
+    storage: &StorageOptions,
+) -> Result<Vec<Piece>, FrameError> {
+    let mut pieces = Vec::new();
+    for p in paths {
+        let locations = storage::expand(std::slice::from_ref(p), extensions, storage)?;
+        let root = p.trim_end_matches('/');
+        let raw: Vec<Vec<(String, String)>> = locations
+            .iter()
+            .map(|l| hive_parts(root, &l.display()))
+            .collect();
+        // A key is an integer column when every value parses as one.
+        let mut keys: Vec<String> = Vec::new();
+        for r in &raw {
+            for (k, _) in r {
+                if !keys.contains(k) {
+                    keys.push(k.clone());
+                }
+            }
+        }
+        let int_key = |k: &String| {
+            raw.iter()
+                .flat_map(|r| r.iter().filter(|(kk, _)| kk == k))
+                .all(|(_, v)| v.parse::<i64>().is_ok())
+        };
+        let ints: Vec<bool> = keys.iter().map(int_key).collect();
+        for (loc, r) in locations.into_iter().zip(raw) {
+            if r.len() != keys.len() {
+                return Err(FrameError::Invalid(format!(
+                    "{}: hive partition directories differ in depth (expected keys {keys:?})",
+                    loc.display()
+                )));
+            }
+            let hive = keys
+                .iter()
+                .zip(&ints)
+                .map(|(k, &int)| {
+                    let v = &r.iter().find(|(kk, _)| kk == k).expect("checked").1;
+                    let v = if int {
+                        HiveValue::Int(v.parse().expect("checked"))
+                    } else {
+                        HiveValue::Str(v.clone())
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            pieces.push(Piece {
+                location: loc,
+                range: None,
+                hive,
+            });
+        }
+    }
+    Ok(pieces)
+}
+
+/// The schema of a piece (its file's columns plus hive columns).
+pub(crate) fn piece_schema(format: &Format, storage: &StorageOptions, piece: &Piece) -> Result<SchemaRef, FrameError> {
+    piece_frame(format, storage, piece)?
+        .collect_schema()
+        .map_err(|e| FrameError::io(piece.location.display(), e))
+}
+
+/// Splits each piece of a splittable text file into byte ranges of about `blocksize`.
+pub(crate) fn split_ranges(
+    pieces: Vec<Piece>,
+    storage: &StorageOptions,
+    blocksize: Option<u64>,
+) -> Result<Vec<Piece>, FrameError> {
+    let Some(block) = blocksize.filter(|b| *b > 0) else {
+        return Ok(pieces);
+    };
+    let mut out = Vec::new();
+    for p in pieces {
+        if is_compressed(&p.location) {
+            out.push(p);
+            continue;
+        }
+        let size = storage::size(&p.location, storage)?;
+        if size <= block {
+            out.push(p);
+            continue;
+        }
+        let mut start = 0;
+        while start < size {
+            let end = (start + block).min(size);
+            out.push(Piece {
+                range: Some((start, end)),
+                ..p.clone()
+            });
+            start = end;
+        }
+    }
+    Ok(out)
+}
+
+/// Infers a CSV schema from the start of the first file.
+pub(crate) fn infer_csv_schema(
+    piece: &Piece,
+    storage: &StorageOptions,
+    separator: u8,
+    has_header: bool,
+    rows: usize,
+) -> Result<Schema, FrameError> {
+    let shown = piece.location.display();
+    let bytes = if is_compressed(&piece.location) {
+        storage::read_all(&piece.location, storage)?
+    } else {
+        let size = storage::size(&piece.location, storage)?;
+        read_lines(&piece.location, storage, 0, size.min(1 << 20))?
+    };
+    let df = CsvReadOptions::default()
+        .with_has_header(has_header)
+        .with_infer_schema_length(Some(rows))
+        .with_n_rows(Some(rows))
+        .map_parse_options(|o| o.with_separator(separator))
+        .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(|e| FrameError::io(&shown, e))?;
+    Ok(df.schema().as_ref().clone())
+}
+
+/// Infers a JSON-lines schema from the start of the first file.
+pub(crate) fn infer_json_schema(piece: &Piece, storage: &StorageOptions, rows: usize) -> Result<Schema, FrameError> {
+    let shown = piece.location.display();
+    let size = storage::size(&piece.location, storage)?;
+    let bytes = read_lines(&piece.location, storage, 0, size.min(1 << 20))?;
+    let schema = LazyJsonLineReader::new_with_sources(buffer_source(bytes))
+        .with_infer_schema_length(std::num::NonZeroUsize::new(rows))
+        .with_n_rows(Some(rows))
+        .finish()
+        .and_then(|mut lf| lf.collect_schema())
+        .map_err(|e| FrameError::io(&shown, e))?;
+    Ok(schema.as_ref().clone())
+}

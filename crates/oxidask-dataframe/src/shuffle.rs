@@ -1,0 +1,466 @@
+//! Hash shuffles and joins.
+//!
+//! A shuffle moves every row to the output partition its key hashes to: each input partition
+//! is split into `m` pieces (one task), each piece is picked out (a task per input and output,
+//! so on a cluster an output partition fetches only its pieces), and each output partition
+//! concatenates its pieces. Joins run partition-wise on co-partitioned inputs, or broadcast a
+//! one-partition side to every partition of the other.
+
+use std::sync::Arc;
+
+use oxidask_core::tokenize::Tokenizer;
+use oxidask_core::{Arg, Key, Task, Value};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::FrameError;
+use crate::frame::DataFrame;
+use crate::partition::{Partition, Plan};
+use crate::plan::{apply_task, FrameOp, Kind, Layer, Node};
+
+/// How a shuffle assigns rows to `m` partitions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SplitSpec {
+    pub by: SplitBy,
+    pub m: u32,
+}
+
+/// Hash partitioning, or range partitioning by a column's values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SplitBy {
+    /// A hash of these columns.
+    Hash(Vec<String>),
+    /// Ranges of one column (compared as its physical value in `f64`): partition `j` holds
+    /// values in `[bounds[j-1], bounds[j])`; nulls go last; `descending` reverses the order.
+    Range {
+        column: String,
+        bounds: Vec<f64>,
+        descending: bool,
+    },
+}
+
+impl SplitBy {
+    fn target(&self, m: u32) -> Expr {
+        match self {
+            SplitBy::Hash(on) => target(on, m),
+            SplitBy::Range {
+                column,
+                bounds,
+                descending,
+            } => {
+                let x = physical(column);
+                let mut idx = lit(0u32);
+                for b in bounds {
+                    idx = idx + x.clone().gt_eq(lit(*b)).cast(DataType::UInt32);
+                }
+                let idx = if *descending {
+                    lit(m - 1) - idx
+                } else {
+                    idx
+                };
+                when(x.is_null()).then(lit(if *descending { 0 } else { m - 1 })).otherwise(idx)
+            }
+        }
+    }
+}
+
+/// A column as numbers (datetimes as their integer timestamps).
+pub(crate) fn physical(column: &str) -> Expr {
+    col(column).to_physical().cast(DataType::Float64)
+}
+
+const SEEDS: [[u64; 4]; 4] = [
+    [0x243F_6A88, 0x85A3_08D3, 0x1319_8A2E, 0x0370_7344],
+    [0xA409_3822, 0x299F_31D0, 0x082E_FA98, 0xEC4E_6C89],
+    [0x4528_21E6, 0x38D0_1377, 0xBE54_66CF, 0x34E9_0C6C],
+    [0xC0AC_29B7, 0xC97C_50DD, 0x3F84_D5B5, 0xB547_0917],
+];
+
+/// The output partition of every row: a hash of the keys (cast to a common type, so both
+/// sides of a join agree) modulo `m`.
+fn target(on: &[String], m: u32) -> Expr {
+    let mut h: Option<Expr> = None;
+    for (i, c) in on.iter().enumerate() {
+        let s = SEEDS[i % SEEDS.len()];
+        let e = key_expr(c).hash(s[0], s[1], s[2], s[3]);
+        h = Some(match h {
+            None => e,
+            Some(prev) => prev.xor(e),
+        });
+    }
+    (h.unwrap_or_else(|| lit(0u64)) % lit(m as u64)).cast(DataType::UInt32)
+}
+
+/// Keys hash by value across integer widths and between ints and floats of equal value.
+fn key_expr(c: &str) -> Expr {
+    col(c)
+}
+
+/// Splits a partition into `m` pieces by key hash.
+pub(crate) fn split(spec: &SplitSpec, df: &polars::prelude::DataFrame) -> Result<Vec<Partition>, FrameError> {
+    let m = spec.m as usize;
+    let schema = df.schema().clone();
+    let with = df
+        .clone()
+        .lazy()
+        .with_column(spec.by.target(spec.m).alias("__oxidask_part"))
+        .collect()
+        .map_err(|e| FrameError::polars("shuffle", e))?;
+    let mut out: Vec<Partition> = (0..m)
+        .map(|_| Partition(polars::prelude::DataFrame::empty_with_schema(&schema)))
+        .collect();
+    if with.height() == 0 {
+        return Ok(out);
+    }
+    let groups = with
+        .partition_by(["__oxidask_part"], true)
+        .map_err(|e| FrameError::polars("shuffle", e))?;
+    for g in groups {
+        let j = g
+            .column("__oxidask_part")
+            .and_then(|c| c.u32().map(|c| c.get(0)))
+            .map_err(|e| FrameError::polars("shuffle", e))?
+            .unwrap_or(0) as usize;
+        out[j] = Partition(g.drop("__oxidask_part").map_err(|e| FrameError::polars("shuffle", e))?);
+    }
+    Ok(out)
+}
+
+/// The node with its rows hash-partitioned by `on` into `m` partitions.
+pub(crate) fn shuffle(input: &Arc<Node>, on: &[String], m: usize) -> Arc<Node> {
+    shuffle_by(input, SplitBy::Hash(on.to_vec()), m)
+}
+
+/// The node with its rows moved to partitions by `by`.
+pub(crate) fn shuffle_by(input: &Arc<Node>, by: SplitBy, m: usize) -> Arc<Node> {
+    let mut t = Tokenizer::new();
+    t.write_str("shuffle");
+    t.write_token(input.token);
+    t.write_data(&Plan(by.clone()));
+    t.write_u64(m as u64);
+    Node::new(
+        "shuffle",
+        t.finish(),
+        input.schema.clone(),
+        m,
+        Kind::Shuffle {
+            input: input.clone(),
+            by,
+        },
+    )
+}
+
+/// The tasks of a shuffle of `input`'s partitions into `m` outputs keyed by `key`.
+pub(crate) fn shuffle_layer(input: &Node, by: &SplitBy, m: usize, name: &str, token: oxidask_core::Token) -> Layer {
+    let inner = input.layer();
+    let spec = Value::new(Plan(SplitSpec {
+        by: by.clone(),
+        m: m as u32,
+    }));
+    let split_name = format!("{name}-split");
+    let pick_name = format!("{name}-pick");
+    let mut tasks = Vec::new();
+    let mut picks: Vec<Vec<Key>> = vec![Vec::with_capacity(inner.outputs.len()); m];
+    for (i, k) in inner.outputs.iter().enumerate() {
+        let s = Key::block(&split_name, token, &[i as u32]);
+        tasks.push((s, Task::call(crate::ops::shuffle_split::op(), [Arg::Value(spec.clone()), Arg::Key(*k)])));
+        for (j, col) in picks.iter_mut().enumerate() {
+            let p = Key::block(&pick_name, token, &[i as u32, j as u32]);
+            tasks.push((
+                p,
+                Task::call(crate::ops::shuffle_pick::op(), [Arg::Value(Value::new(j as u64)), Arg::Key(s)]),
+            ));
+            col.push(p);
+        }
+    }
+    let none = Value::new(Plan(Vec::<FrameOp>::new()));
+    let mut outputs = Vec::with_capacity(m);
+    for (j, pieces) in picks.into_iter().enumerate() {
+        let k = Key::block(name, token, &[j as u32]);
+        let args = if pieces.is_empty() {
+            vec![Arg::Value(Value::new(Partition(polars::prelude::DataFrame::empty_with_schema(&input.schema))))]
+        } else {
+            pieces.into_iter().map(Arg::Key).collect()
+        };
+        tasks.push((k, apply_task(&none, args)));
+        outputs.push(k);
+    }
+    Layer {
+        tasks,
+        outputs,
+        deps: vec![inner],
+    }
+}
+
+/// Join types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum How {
+    /// Rows with a match on both sides.
+    Inner,
+    /// Every left row, matched where possible.
+    Left,
+    /// Every right row, matched where possible.
+    Right,
+    /// Every row of both sides.
+    Outer,
+}
+
+/// A join as it runs on each output partition.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinSpec {
+    pub left_on: Vec<String>,
+    pub right_on: Vec<String>,
+    pub how: How,
+    pub suffix: String,
+    pub left_schema: SchemaRef,
+    pub right_schema: SchemaRef,
+}
+
+/// Joins two frames with Polars' semantics (key columns coalesced, clashing right columns
+/// suffixed).
+pub(crate) fn join_frames(
+    spec: &JoinSpec,
+    left: polars::prelude::DataFrame,
+    right: polars::prelude::DataFrame,
+) -> PolarsResult<polars::prelude::DataFrame> {
+    join_lazy(spec, left.lazy(), right.lazy()).collect()
+}
+
+fn join_lazy(spec: &JoinSpec, left: LazyFrame, right: LazyFrame) -> LazyFrame {
+    let how = match spec.how {
+        How::Inner => JoinType::Inner,
+        How::Left => JoinType::Left,
+        How::Right => JoinType::Right,
+        How::Outer => JoinType::Full,
+    };
+    let lo: Vec<Expr> = spec.left_on.iter().map(|c| col(c.as_str())).collect();
+    let ro: Vec<Expr> = spec.right_on.iter().map(|c| col(c.as_str())).collect();
+    left.join(
+        right,
+        lo,
+        ro,
+        JoinArgs::new(how)
+            .with_suffix(Some(spec.suffix.as_str().into()))
+            .with_coalesce(JoinCoalesce::CoalesceColumns),
+    )
+}
+
+/// Which side, if any, is broadcast to every partition of the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinMode {
+    BroadcastRight,
+    BroadcastLeft,
+    Partitionwise,
+}
+
+/// Merges two frames on key columns (Dask's `merge`): a one-partition side is broadcast when
+/// the join type allows it; otherwise both sides are hash-shuffled on their keys into the same
+/// number of partitions and joined partition by partition.
+pub(crate) fn merge(
+    left: &DataFrame,
+    right: &DataFrame,
+    left_on: &[&str],
+    right_on: &[&str],
+    how: How,
+) -> DataFrame {
+    let go = || -> Result<Arc<Node>, FrameError> {
+        let (l, r) = (left.node()?, right.node()?);
+        if left_on.len() != right_on.len() || left_on.is_empty() {
+            return Err(FrameError::Invalid(format!(
+                "merge needs the same number of key columns on both sides (got {left_on:?} and {right_on:?})"
+            )));
+        }
+        for (n, keys) in [(l, left_on), (r, right_on)] {
+            for k in keys {
+                if n.schema.get(k).is_none() {
+                    return Err(FrameError::UnknownColumn {
+                        column: (*k).to_owned(),
+                        available: n.schema.iter_names().map(|c| c.to_string()).collect(),
+                    });
+                }
+            }
+        }
+        let spec = JoinSpec {
+            left_on: left_on.iter().map(|s| (*s).to_owned()).collect(),
+            right_on: right_on.iter().map(|s| (*s).to_owned()).collect(),
+            how,
+            suffix: "_right".into(),
+            left_schema: l.schema.clone(),
+            right_schema: r.schema.clone(),
+        };
+        let schema = join_lazy(
+            &spec,
+            polars::prelude::DataFrame::empty_with_schema(&l.schema).lazy(),
+            polars::prelude::DataFrame::empty_with_schema(&r.schema).lazy(),
+        )
+        .collect_schema()
+        .map_err(|e| FrameError::polars("merge", e))?;
+        let mode = if r.npartitions == 1 && matches!(how, How::Inner | How::Left) {
+            JoinMode::BroadcastRight
+        } else if l.npartitions == 1 && matches!(how, How::Inner | How::Right) {
+            JoinMode::BroadcastLeft
+        } else {
+            JoinMode::Partitionwise
+        };
+        let (left_in, right_in, np) = match mode {
+            JoinMode::BroadcastRight => (l.clone(), r.clone(), l.npartitions),
+            JoinMode::BroadcastLeft => (l.clone(), r.clone(), r.npartitions),
+            JoinMode::Partitionwise => {
+                let m = l.npartitions.max(r.npartitions).max(1);
+                (
+                    shuffle(l, &spec.left_on, m),
+                    shuffle(r, &spec.right_on, m),
+                    m,
+                )
+            }
+        };
+        let mut t = Tokenizer::new();
+        t.write_str("merge");
+        t.write_token(l.token);
+        t.write_token(r.token);
+        t.write_data(&Plan(spec.clone()));
+        Ok(Node::new(
+            "merge",
+            t.finish(),
+            schema,
+            np,
+            Kind::Join {
+                left: left_in,
+                right: right_in,
+                spec: Arc::new(spec),
+                mode,
+            },
+        ))
+    };
+    DataFrame::from_result(go())
+}
+
+/// The tasks of a join.
+pub(crate) fn join_layer(
+    left: &Node,
+    right: &Node,
+    spec: &JoinSpec,
+    mode: JoinMode,
+    name: &str,
+    token: oxidask_core::Token,
+) -> Layer {
+    let (ll, rl) = (left.layer(), right.layer());
+    let spec_v = Value::new(Plan(spec.clone()));
+    let keys = |l: &Layer| -> Vec<Arg> { l.outputs.iter().map(|k| Arg::Key(*k)).collect() };
+    let empty = |s: &SchemaRef| vec![Arg::Value(Value::new(Partition(polars::prelude::DataFrame::empty_with_schema(s))))];
+    let mut tasks = Vec::new();
+    let mut outputs = Vec::new();
+    let n = match mode {
+        JoinMode::BroadcastRight | JoinMode::Partitionwise => ll.outputs.len(),
+        JoinMode::BroadcastLeft => rl.outputs.len(),
+    };
+    for j in 0..n {
+        let (la, ra) = match mode {
+            JoinMode::BroadcastRight => (vec![Arg::Key(ll.outputs[j])], keys(&rl)),
+            JoinMode::BroadcastLeft => (keys(&ll), vec![Arg::Key(rl.outputs[j])]),
+            JoinMode::Partitionwise => (vec![Arg::Key(ll.outputs[j])], vec![Arg::Key(rl.outputs[j])]),
+        };
+        let la = if la.is_empty() { empty(&spec.left_schema) } else { la };
+        let ra = if ra.is_empty() { empty(&spec.right_schema) } else { ra };
+        let k = Key::block(name, token, &[j as u32]);
+        tasks.push((
+            k,
+            Task::call(crate::ops::join::op(), [Arg::Value(spec_v.clone()), Arg::List(la), Arg::List(ra)]),
+        ));
+        outputs.push(k);
+    }
+    Layer {
+        tasks,
+        outputs,
+        deps: vec![ll, rl],
+    }
+}
+
+/// Rows sorted by `by` across partitions: sampled quantiles of the first column (computed now,
+/// as Dask computes divisions) choose `m` ranges, rows move to their range, each partition is
+/// sorted. Returns the frame and the range bounds.
+pub(crate) fn sort_values(
+    frame: &DataFrame,
+    by: &[String],
+    descending: bool,
+    m: usize,
+) -> Result<(Arc<Node>, Vec<f64>), oxidask_core::Error> {
+    use oxidask_core::Collection;
+    let n = frame.node()?;
+    let first = by
+        .first()
+        .ok_or_else(|| FrameError::Invalid("sort needs at least one column".into()))?;
+    // Per-partition quantiles at 1% steps and the non-null count.
+    const STEPS: usize = 100;
+    let mut aggs = vec![physical(first).count().cast(DataType::Float64).alias("n")];
+    for i in 0..=STEPS {
+        aggs.push(
+            physical(first)
+                .quantile(lit(i as f64 / STEPS as f64), QuantileMethod::Linear)
+                .alias(format!("q{i}")),
+        );
+    }
+    let sample = DataFrame::from_result(n.with_ops(
+        "divisions-sample",
+        vec![FrameOp::GroupAgg {
+            keys: Vec::new(),
+            aggs,
+        }],
+    ))
+    .compute()?;
+    // Weighted points of the global distribution: each partition's quantiles carry its count.
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    let counts = sample
+        .column("n")
+        .and_then(|c| c.f64().cloned())
+        .map_err(|e| FrameError::polars("divisions", e))?;
+    for (row, cnt) in counts.iter().enumerate() {
+        let cnt = cnt.unwrap_or(0.0);
+        if cnt <= 0.0 {
+            continue;
+        }
+        for i in 0..=STEPS {
+            let q = sample
+                .column(&format!("q{i}"))
+                .and_then(|c| c.f64().map(|c| c.get(row)))
+                .map_err(|e| FrameError::polars("divisions", e))?;
+            if let Some(q) = q {
+                points.push((q, cnt / (STEPS + 1) as f64));
+            }
+        }
+    }
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = points.iter().map(|p| p.1).sum();
+    let mut bounds = Vec::with_capacity(m.saturating_sub(1));
+    let mut acc = 0.0;
+    let mut next = 1;
+    for (v, w) in &points {
+        acc += w;
+        while next < m && acc >= total * next as f64 / m as f64 {
+            if bounds.last().is_none_or(|b| b < v) {
+                bounds.push(*v);
+            }
+            next += 1;
+        }
+    }
+    let parts = bounds.len() + 1;
+    let moved = shuffle_by(
+        n,
+        SplitBy::Range {
+            column: first.clone(),
+            bounds: bounds.clone(),
+            descending,
+        },
+        parts,
+    );
+    let sorted = moved
+        .with_ops(
+            "sort-values",
+            vec![FrameOp::Sort {
+                by: by.to_vec(),
+                descending: vec![descending; by.len()],
+            }],
+        )
+        .map_err(oxidask_core::Error::from)?;
+    Ok((sorted, bounds))
+}

@@ -1,0 +1,407 @@
+//! Row, column and aggregation operations against Polars.
+
+use oxidask_core::Collection;
+use oxidask_dataframe::polars::prelude::{self as pl, IntoLazy, NamedFrom, SeriesMethods};
+use oxidask_dataframe::{self as dd, agg, col, lit, Agg, AggFn, DataType, Partition};
+
+use crate::common::{assert_frames_eq, oracle, sample, sorted, NPARTS};
+
+#[test]
+fn row_and_column_operations_match_polars() {
+    let data = sample(500, 1);
+    for np in NPARTS {
+        let df = dd::from_polars(data.clone(), np);
+        assert_eq!(df.npartitions(), np);
+        let what = |s: &str| format!("{s} over {np} partitions");
+
+        let got = df
+            .filter(col("x").gt(lit(10.0)))
+            .select([col("k"), col("x"), (col("x") * lit(2.0)).alias("x2")])
+            .compute()
+            .unwrap();
+        let want = oracle(&data, |l| {
+            l.filter(col("x").gt(lit(10.0)))
+                .select([col("k"), col("x"), (col("x") * lit(2.0)).alias("x2")])
+        });
+        assert_frames_eq(&got, &want, &what("filter+select"));
+
+        let got = df
+            .with_columns([(col("y") + col("k")).alias("yk"), col("t").dt().hour().alias("hour")])
+            .rename([("g", "colour")])
+            .drop(["s"])
+            .compute()
+            .unwrap();
+        let want = oracle(&data, |l| {
+            l.with_columns([(col("y") + col("k")).alias("yk"), col("t").dt().hour().alias("hour")])
+                .rename(["g"], ["colour"], true)
+                .drop(pl::cols(["s"]))
+        });
+        assert_frames_eq(&got, &want, &what("with_columns+rename+drop"));
+
+        let got = df.cast([("y", DataType::Float64)]).fill_null(lit(0)).compute().unwrap();
+        let want = oracle(&data, |l| {
+            l.with_columns([col("y").cast(DataType::Float64)])
+                .with_columns([col("k").fill_null(lit(0)), col("x").fill_null(lit(0)), col("y").fill_null(lit(0))])
+        });
+        assert_frames_eq(&got, &want, &what("cast+fill_null"));
+
+        let got = df.drop_nulls(Some(&["x", "s"])).compute().unwrap();
+        let want = oracle(&data, |l| l.filter(col("x").is_not_null().and(col("s").is_not_null())));
+        assert_frames_eq(&got, &want, &what("drop_nulls"));
+
+        // Boolean series of the same frame, is_in, between, string and datetime accessors.
+        let x = df.column("x");
+        let keep = x.between(0.0, 20.0) & df.column("k").is_in(pl::Series::new("v".into(), [0i64, 3, 5]));
+        let got = df
+            .filter(&keep)
+            .assign("upper", df.column("g").str().to_uppercase())
+            .assign("day", df.column("t").dt().day())
+            .compute()
+            .unwrap();
+        let want = oracle(&data, |l| {
+            l.filter(
+                col("x")
+                    .gt_eq(lit(0.0))
+                    .and(col("x").lt_eq(lit(20.0)))
+                    .and(col("k").is_in(lit(pl::Series::new("v".into(), [0i64, 3, 5])).implode(false), false)),
+            )
+            .with_columns([col("g").str().to_uppercase().alias("upper"), col("t").dt().day().alias("day")])
+        });
+        assert_frames_eq(&got, &want, &what("series predicates"));
+
+        assert_eq!(df.len().unwrap(), 500, "{}", what("len"));
+        let head = df.head(7).unwrap();
+        assert_frames_eq(&head, &data.head(Some(7)), &what("head"));
+        let all = df.head(10_000).unwrap();
+        assert_frames_eq(&all, &data, &what("head past the end"));
+    }
+}
+
+fn all_aggs(c: &str) -> Vec<Agg> {
+    [
+        AggFn::Sum,
+        AggFn::Mean,
+        AggFn::Count,
+        AggFn::Size,
+        AggFn::Min,
+        AggFn::Max,
+        AggFn::Std(1),
+        AggFn::Var(1),
+        AggFn::Var(0),
+        AggFn::NUnique,
+        AggFn::First,
+        AggFn::Last,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, f)| Agg::new(c, f).alias(format!("{c}_{}_{i}", f.name())))
+    .collect()
+}
+
+fn oracle_aggs(aggs: &[Agg]) -> Vec<pl::Expr> {
+    aggs.iter()
+        .map(|a| a.func.expr(&a.column).alias(a.alias.as_str()))
+        .collect()
+}
+
+#[test]
+fn groupby_aggregations_match_polars_over_partitions_and_split_every() {
+    let data = sample(700, 2);
+    let mut aggs = all_aggs("x");
+    aggs.extend(all_aggs("y"));
+    aggs.push(agg::nunique("s"));
+    for np in NPARTS {
+        let df = dd::from_polars(data.clone(), np);
+        for split_every in [2, 8] {
+            for keys in [vec!["k"], vec!["g", "k"]] {
+                let got = df
+                    .groupby(keys.clone())
+                    .split_every(split_every)
+                    .agg(aggs.clone())
+                    .compute()
+                    .unwrap();
+                let key_exprs: Vec<pl::Expr> = keys.iter().map(|k| col(*k)).collect();
+                let want = oracle(&data, |l| {
+                    l.group_by(key_exprs.clone())
+                        .agg(oracle_aggs(&aggs))
+                        .sort(keys.clone(), Default::default())
+                });
+                // First/last depend on row order within a group: ours keeps partition order.
+                assert_frames_eq(&got, &want, &format!("groupby {keys:?} over {np} partitions, split_every {split_every}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn frame_and_series_aggregations_match_polars() {
+    let data = sample(300, 3);
+    for np in NPARTS {
+        let df = dd::from_polars(data.clone(), np);
+        let mut aggs = all_aggs("x");
+        aggs.extend(all_aggs("k"));
+        let got = df.agg(aggs.clone()).compute().unwrap();
+        let want = oracle(&data, |l| l.select(oracle_aggs(&aggs)));
+        assert_frames_eq(&got, &want, &format!("frame agg over {np} partitions"));
+
+        let got = df.drop(["g", "s", "t"]).sum().compute().unwrap();
+        let want = oracle(&data, |l| l.select([col("k").sum(), col("x").sum(), col("y").sum()]));
+        assert_frames_eq(&got, &want, &format!("sum over {np} partitions"));
+
+        let mean = df.column("x").mean().compute_f64().unwrap();
+        let want = data.column("x").unwrap().as_materialized_series().mean().unwrap();
+        assert!((mean - want).abs() < 1e-9 * want.abs().max(1.0), "{mean} vs {want}");
+        let std = df.column("x").std().compute().unwrap();
+        let want_std = data.column("x").unwrap().as_materialized_series().std(1).unwrap();
+        assert!((std.extract::<f64>().unwrap() - want_std).abs() < 1e-9 * want_std);
+        assert_eq!(
+            df.column("s").nunique().compute().unwrap().extract::<u64>(),
+            Some(data.column("s").unwrap().drop_nulls().n_unique().unwrap() as u64)
+        );
+        // Derived series aggregate too.
+        let got = (&df.column("x") * 2.0).sum().compute_f64().unwrap();
+        let want = data.column("x").unwrap().as_materialized_series().sum::<f64>().unwrap() * 2.0;
+        assert!((got - want).abs() < 1e-9 * want.abs().max(1.0));
+    }
+}
+
+#[test]
+fn value_counts_and_distinct_values_match_polars() {
+    let data = sample(400, 4);
+    for np in NPARTS {
+        let df = dd::from_polars(data.clone(), np);
+        for c in ["k", "g", "y", "s"] {
+            let got = df.column(c).value_counts().compute().unwrap();
+            let want = data
+                .column(c)
+                .unwrap()
+                .as_materialized_series()
+                .value_counts(true, false, "count".into(), false)
+                .unwrap();
+            // Ties in count are ordered by value in ours; compare as sets with the count order.
+            assert_frames_eq(&sorted(&got), &sorted(&want), &format!("value_counts({c}) over {np}"));
+            let counts: Vec<u32> = got.column("count").unwrap().u32().unwrap().into_no_null_iter().collect();
+            assert!(counts.windows(2).all(|w| w[0] >= w[1]), "most frequent first: {counts:?}");
+        }
+        let got = df.drop_duplicates(Some(&["k", "g"])).compute().unwrap();
+        let want = data.clone().lazy().unique_stable(Some(pl::cols(["k", "g"])), pl::UniqueKeepStrategy::First).collect().unwrap();
+        assert_frames_eq(&got, &want, &format!("drop_duplicates over {np}"));
+        let got = df.column("g").unique().compute().unwrap();
+        assert_eq!(got.len(), 3);
+    }
+}
+
+#[test]
+fn concat_partitions_and_persist_keep_rows_in_order() {
+    let a = sample(50, 5);
+    let b = sample(30, 6);
+    let da = dd::from_polars(a.clone(), 3);
+    // Columns in another order are matched by name.
+    let db = dd::from_polars(b.clone(), 2).select([col("x"), col("k"), col("g"), col("y"), col("s"), col("t")]);
+    let both = dd::concat(&[da.clone(), db]);
+    assert_eq!(both.npartitions(), 5);
+    let mut want = a.clone();
+    want.vstack_mut(&b).unwrap();
+    assert_frames_eq(&both.compute().unwrap(), &want, "concat");
+    assert_frames_eq(&both.partitions([3, 4]).compute().unwrap(), &b, "partitions of a concat");
+
+    let persisted = da.filter(col("k").eq(lit(0))).persist().unwrap();
+    let again = persisted.with_columns([(col("x") + lit(1.0)).alias("x1")]).compute().unwrap();
+    let want = oracle(&a, |l| l.filter(col("k").eq(lit(0))).with_columns([(col("x") + lit(1.0)).alias("x1")]));
+    assert_frames_eq(&again, &want, "after persist");
+
+    let err = dd::concat(&[da.clone(), da.drop(["x"])]).check().unwrap_err().to_string();
+    assert!(err.contains("different columns"), "{err}");
+}
+
+#[test]
+fn describe_and_memory_usage_match_polars() {
+    let data = sample(200, 7);
+    let df = dd::from_polars(data.clone(), 4);
+    let d = df.describe().unwrap();
+    let stat = |c: &str, row: usize| d.column(c).unwrap().f64().unwrap().get(row);
+    let x = data.column("x").unwrap().as_materialized_series().clone();
+    assert_eq!(stat("x", 0), Some(x.len() as f64 - x.null_count() as f64));
+    assert!((stat("x", 1).unwrap() - x.mean().unwrap()).abs() < 1e-9);
+    assert!((stat("x", 2).unwrap() - x.std(1).unwrap()).abs() < 1e-9);
+    let median = x.median().unwrap();
+    assert!((stat("x", 5).unwrap() - median).abs() < 1e-9);
+    let mem = df.memory_usage().unwrap();
+    let total: u64 = mem.column("bytes").unwrap().u64().unwrap().into_no_null_iter().sum();
+    assert!(total as usize >= data.estimated_size() / 2, "{total} vs {}", data.estimated_size());
+}
+
+#[oxidask_core::task(crate = oxidask_core)]
+fn add_ratio(part: &Partition) -> Result<Partition, pl::PolarsError> {
+    part.0
+        .clone()
+        .lazy()
+        .with_columns([(col("x") / col("k").cast(DataType::Float64)).alias("ratio")])
+        .collect()
+        .map(Partition)
+}
+
+#[oxidask_core::task(crate = oxidask_core)]
+fn drop_a_column(part: &Partition) -> Partition {
+    Partition(part.0.drop("x").unwrap())
+}
+
+#[test]
+fn map_partitions_runs_registered_functions_and_checks_the_declared_schema() {
+    let data = sample(100, 8);
+    let df = dd::from_polars(data.clone(), 3);
+    let mut meta = data.schema().as_ref().clone();
+    meta.with_column("ratio".into(), DataType::Float64);
+    let got = df.map_partitions(add_ratio::op(), meta.clone()).compute().unwrap();
+    let want = oracle(&data, |l| l.with_columns([(col("x") / col("k").cast(DataType::Float64)).alias("ratio")]));
+    assert_frames_eq(&got, &want, "map_partitions");
+    let err = df
+        .map_partitions(drop_a_column::op(), data.schema().as_ref().clone())
+        .compute()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains('x'), "the missing column is named: {err}");
+}
+
+#[test]
+fn bad_expressions_name_the_column_and_lose_nothing() {
+    let data = sample(20, 9);
+    let df = dd::from_polars(data, 2);
+    let err = df.filter(col("nope").gt(lit(1))).check().unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+    let err = df.column("nope").sum().compute().unwrap_err().to_string();
+    assert!(err.contains("nope") && err.contains("x"), "names the column and the ones there are: {err}");
+    let err = df.groupby(["k"]).mean("missing").compute().unwrap_err().to_string();
+    assert!(err.contains("missing"), "{err}");
+    // A string compared with a number: a type error, reported when the plan is made.
+    let err = df.filter(col("g").gt(lit(3))).compute().unwrap_err().to_string();
+    assert!(err.contains('g') || err.to_lowercase().contains("str"), "{err}");
+    // The frame still works afterwards.
+    assert_eq!(df.len().unwrap(), 20);
+}
+
+#[test]
+fn display_is_symbolic() {
+    let df = dd::from_polars(sample(10, 10), 2);
+    let s = df.to_string();
+    assert!(s.contains("npartitions=2") && s.contains("x") && s.contains("f64"), "{s}");
+    assert!(df.column("x").to_string().contains("Series"));
+}
+
+#[test]
+fn merges_match_polars_for_every_join_type_and_strategy() {
+    let left = sample(400, 30);
+    // A lookup table with a key that matches nothing and keys missing from it.
+    let right = pl::df!(
+        "key" => [0i64, 1, 2, 3, 5, 8, 13, 99],
+        "label" => ["zero", "one", "two", "three", "five", "eight", "thirteen", "none"],
+        "x" => [0.5, 1.5, 2.5, 3.5, 5.5, 8.5, 13.5, 99.5],
+    )
+    .unwrap();
+    for (ln, rn) in [(3, 1), (1, 3), (4, 3), (7, 2)] {
+        let l = dd::from_polars(left.clone(), ln);
+        let r = dd::from_polars(right.clone(), rn);
+        for how in [dd::How::Inner, dd::How::Left, dd::How::Right, dd::How::Outer] {
+            let got = l.merge(&r, &["k"], &["key"], how).compute().unwrap();
+            let jt = match how {
+                dd::How::Inner => pl::JoinType::Inner,
+                dd::How::Left => pl::JoinType::Left,
+                dd::How::Right => pl::JoinType::Right,
+                dd::How::Outer => pl::JoinType::Full,
+            };
+            let want = left
+                .clone()
+                .lazy()
+                .join(
+                    right.clone().lazy(),
+                    [col("k")],
+                    [col("key")],
+                    pl::JoinArgs::new(jt).with_coalesce(pl::JoinCoalesce::CoalesceColumns),
+                )
+                .collect()
+                .unwrap();
+            assert_frames_eq(&sorted(&got), &sorted(&want), &format!("{how:?} merge of {ln}x{rn} partitions"));
+        }
+    }
+    let l = dd::from_polars(left, 2);
+    let err = l.merge(&dd::from_polars(right, 1), &["k"], &["nope"], dd::How::Inner).check().unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn shuffles_put_equal_keys_together_and_keep_every_row() {
+    let data = sample(500, 31);
+    let df = dd::from_polars(data.clone(), 5);
+    for m in [1, 4, 9] {
+        let moved = df.shuffle(["g", "k"], m);
+        assert_eq!(moved.npartitions(), m);
+        let parts = moved.partition_values().unwrap();
+        let mut seen = std::collections::HashMap::new();
+        for (i, p) in parts.iter().enumerate() {
+            let keys = p.select(["g", "k"]).unwrap().unique_stable(None, pl::UniqueKeepStrategy::First, None).unwrap();
+            for r in 0..keys.height() {
+                let key = format!("{:?}", keys.get_row(r).unwrap().0);
+                assert_eq!(*seen.entry(key).or_insert(i), i, "a key in two partitions");
+            }
+        }
+        assert_frames_eq(&sorted(&moved.compute().unwrap()), &sorted(&data), &format!("shuffle into {m}"));
+    }
+    // Group-by with split_out goes through the shuffle and gives the same groups.
+    let aggs = [agg::sum("x"), agg::mean("y"), agg::count("s"), agg::nunique("s").alias("distinct")];
+    let got = df.groupby(["k", "g"]).split_out(3).agg(aggs.clone()).compute().unwrap();
+    let want = oracle(&data, |l| {
+        l.group_by([col("k"), col("g")]).agg(aggs.iter().map(|a| a.func.expr(&a.column).alias(a.alias.as_str())).collect::<Vec<_>>())
+    });
+    assert_frames_eq(&sorted(&got), &sorted(&want), "split_out groupby");
+}
+
+#[test]
+fn sort_values_and_set_index_order_rows_across_partitions() {
+    let data = sample(900, 32);
+    for np in [1, 4, 7] {
+        let df = dd::from_polars(data.clone(), np);
+        let got = df.sort_values(&["x", "k"], false).compute().unwrap();
+        let want = data
+            .sort(["x", "k"], pl::SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true))
+            .unwrap();
+        assert_frames_eq(&got.select(["x", "k"]).unwrap(), &want.select(["x", "k"]).unwrap(), &format!("sort over {np}"));
+        assert_frames_eq(&sorted(&got), &sorted(&data), "same rows");
+
+        let desc = df.sort_values(&["y"], true).compute().unwrap();
+        let ys: Vec<Option<i64>> = desc.column("y").unwrap().i64().unwrap().iter().collect();
+        let non_null: Vec<i64> = ys.iter().flatten().copied().collect();
+        assert!(non_null.windows(2).all(|w| w[0] >= w[1]), "descending");
+
+        let indexed = df.set_index("t", None);
+        assert_eq!(indexed.index().as_deref(), Some("t"));
+        assert_eq!(indexed.columns()[0], "t");
+        let bounds = indexed.divisions().unwrap();
+        assert_eq!(bounds.len() + 1, indexed.npartitions());
+        let parts = indexed.partition_values().unwrap();
+        let mut last = i64::MIN;
+        for (j, p) in parts.iter().enumerate() {
+            let ts: Vec<i64> = p.column("t").unwrap().to_physical_repr().i64().unwrap().into_no_null_iter().collect();
+            assert!(ts.windows(2).all(|w| w[0] <= w[1]), "sorted within partition {j}");
+            if let Some(&first) = ts.first() {
+                assert!(first >= last, "partitions in order");
+                if j > 0 {
+                    assert!(first as f64 >= bounds[j - 1], "partition {j} starts at its division");
+                }
+                last = *ts.last().unwrap();
+            }
+        }
+        // The index survives row-wise steps.
+        assert!(indexed.filter(col("x").gt(lit(0.0))).known_divisions());
+    }
+}
+
+#[test]
+fn repartition_keeps_rows_in_order() {
+    let data = sample(333, 33);
+    let df = dd::from_polars(data.clone(), 6);
+    for m in [1, 2, 5, 6, 13] {
+        let r = df.repartition(m);
+        assert_eq!(r.npartitions(), m);
+        assert_frames_eq(&r.compute().unwrap(), &data, &format!("repartition to {m}"));
+    }
+}

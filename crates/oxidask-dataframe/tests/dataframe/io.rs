@@ -1,0 +1,243 @@
+//! Reading and writing files against Polars' own readers.
+
+use std::io::Write;
+
+use oxidask_core::Collection;
+use oxidask_dataframe::polars::prelude::{self as pl, ChunkCompareEq, IntoLazy, SerReader, SerWriter, SeriesMethods};
+use oxidask_dataframe::{self as dd, col, lit, CsvOptions, DataType, ParquetOptions, WriteOptions};
+
+use crate::common::{assert_frames_eq, oracle, sample, sorted};
+
+fn write_parquet(df: &pl::DataFrame, path: &std::path::Path) {
+    let mut f = std::fs::File::create(path).unwrap();
+    pl::ParquetWriter::new(&mut f).finish(&mut df.clone()).unwrap();
+}
+
+fn write_csv(df: &pl::DataFrame, path: &std::path::Path) {
+    let mut f = std::fs::File::create(path).unwrap();
+    pl::CsvWriter::new(&mut f).finish(&mut df.clone()).unwrap();
+}
+
+/// Three Parquet files (one empty), the frame they hold together.
+fn parquet_dir(dir: &std::path::Path) -> pl::DataFrame {
+    let a = sample(300, 11);
+    let b = sample(0, 12);
+    let c = sample(250, 13);
+    write_parquet(&a, &dir.join("a.parquet"));
+    write_parquet(&b, &dir.join("b.parquet"));
+    write_parquet(&c, &dir.join("c.parquet"));
+    std::fs::write(dir.join("_SUCCESS"), b"").unwrap();
+    let mut all = a;
+    all.vstack_mut(&b).unwrap();
+    all.vstack_mut(&c).unwrap();
+    all
+}
+
+#[test]
+fn read_parquet_files_globs_directories_and_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = parquet_dir(dir.path());
+    let d = dir.path().to_str().unwrap();
+    for (paths, n) in [
+        (vec![format!("{d}/*.parquet")], 3),
+        (vec![d.to_owned()], 3),
+        (vec![format!("{d}/a.parquet"), format!("{d}/c.parquet")], 2),
+    ] {
+        let df = dd::read_parquet(paths.clone());
+        assert_eq!(df.npartitions(), n, "{paths:?}");
+        let got = df.compute().unwrap();
+        let want = if n == 3 {
+            all.clone()
+        } else {
+            let mut w = sample(300, 11);
+            w.vstack_mut(&sample(250, 13)).unwrap();
+            w
+        };
+        assert_frames_eq(&got, &want, &format!("{paths:?}"));
+    }
+    // Projection and filter given to the reader, and the same through the plan.
+    let df = dd::read_parquet_with(
+        d,
+        ParquetOptions {
+            columns: Some(vec!["k".into(), "x".into()]),
+            filter: Some(col("x").gt(lit(5.0))),
+            ..Default::default()
+        },
+    );
+    assert_eq!(df.columns(), ["k", "x"]);
+    let want = oracle(&all, |l| l.filter(col("x").gt(lit(5.0))).select([col("k"), col("x")]));
+    assert_frames_eq(&df.compute().unwrap(), &want, "columns+filter");
+    let counts = dd::read_parquet(d).column("k").value_counts().compute().unwrap();
+    let want = all.column("k").unwrap().as_materialized_series().value_counts(true, false, "count".into(), false).unwrap();
+    assert_frames_eq(&sorted(&counts), &sorted(&want), "value_counts of one column");
+}
+
+#[test]
+fn parquet_round_trip_with_partition_on_and_compression() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = sample(400, 14).lazy().with_columns([col("y").fill_null(lit(9))]).collect().unwrap();
+    let df = dd::from_polars(data.clone(), 3);
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    assert_eq!(df.to_parquet(out).unwrap(), 400);
+    let files: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert_frames_eq(&dd::read_parquet(out).compute().unwrap(), &data, "round trip");
+
+    let hive = dir.path().join("hive");
+    let hive = hive.to_str().unwrap();
+    let written = df
+        .to_parquet_with(
+            hive,
+            WriteOptions {
+                compression: dd::Compression::Zstd,
+                partition_on: vec!["y".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(written, 400);
+    assert!(std::path::Path::new(&format!("{hive}/y=0")).is_dir());
+    let back = dd::read_parquet(hive);
+    assert_eq!(back.columns().last().map(String::as_str), Some("y"), "hive column appended");
+    let got = back.select([col("k"), col("g"), col("x"), col("y"), col("s"), col("t")]).compute().unwrap();
+    assert_frames_eq(&sorted(&got), &sorted(&data), "hive round trip");
+    // A filter on the hive column.
+    let n = dd::read_parquet(hive).filter(col("y").eq(lit(0))).len().unwrap();
+    assert_eq!(n, data.column("y").unwrap().as_materialized_series().equal(0).unwrap().sum().unwrap() as usize);
+}
+
+#[test]
+fn read_csv_splits_by_blocksize_and_matches_polars() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = sample(2000, 15);
+    let path = dir.path().join("trips.csv");
+    write_csv(&data, &path);
+    let want = pl::CsvReadOptions::default()
+        .with_infer_schema_length(Some(1000))
+        .try_into_reader_with_file_path(Some(path.clone()))
+        .unwrap()
+        .finish()
+        .unwrap();
+    for blocksize in [None, Some(4096), Some(777)] {
+        let df = dd::read_csv_with(path.to_str().unwrap(), CsvOptions::default().blocksize(blocksize));
+        let size = std::fs::metadata(&path).unwrap().len();
+        let expect_parts = blocksize.map_or(1, |b| size.div_ceil(b) as usize);
+        assert_eq!(df.npartitions(), expect_parts);
+        assert_frames_eq(&df.compute().unwrap(), &want, &format!("csv blocksize {blocksize:?}"));
+    }
+    // Type overrides.
+    let df = dd::read_csv_with(path.to_str().unwrap(), CsvOptions::default().dtype("k", DataType::Float64));
+    assert_eq!(df.schema().get("k"), Some(&DataType::Float64));
+    let got = df.column("k").sum().compute_f64().unwrap();
+    assert_eq!(got, data.column("k").unwrap().as_materialized_series().sum::<f64>().unwrap());
+
+    // Gzip-compressed: a partition per file.
+    let gz = dir.path().join("trips.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&std::fs::read(&path).unwrap()).unwrap();
+    enc.finish().unwrap();
+    let df = dd::read_csv(gz.to_str().unwrap());
+    assert_eq!(df.npartitions(), 1);
+    assert_frames_eq(&df.compute().unwrap(), &want, "gzip csv");
+}
+
+#[test]
+fn csv_inference_errors_name_the_column_value_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.csv");
+    let mut text = String::from("id,amount\n");
+    for i in 0..3000 {
+        text.push_str(&format!("{i},{}\n", i * 2));
+    }
+    text.push_str("3000,twelve\n");
+    std::fs::write(&path, &text).unwrap();
+    let df = dd::read_csv_with(path.to_str().unwrap(), CsvOptions::default().blocksize(Some(8192)));
+    let err = df.compute().unwrap_err().to_string();
+    assert!(err.contains("late.csv"), "names the file: {err}");
+    assert!(err.contains("twelve"), "names the value: {err}");
+    assert!(err.contains("amount"), "names the column: {err}");
+    assert!(err.contains(".dtype("), "says how to fix it: {err}");
+    // With the type given, it reads.
+    let ok = dd::read_csv_with(
+        path.to_str().unwrap(),
+        CsvOptions::default().blocksize(Some(8192)).dtype("amount", DataType::String),
+    );
+    assert_eq!(ok.len().unwrap(), 3001);
+
+    // Ragged rows: an error naming the file.
+    let ragged = dir.path().join("ragged.csv");
+    std::fs::write(&ragged, "a,b\n1,2\n3,4,5,6\n7,8\n").unwrap();
+    let err = dd::read_csv(ragged.to_str().unwrap()).compute().unwrap_err().to_string();
+    assert!(err.contains("ragged.csv"), "{err}");
+}
+
+#[test]
+fn bad_files_give_errors_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = sample(50, 16);
+    write_parquet(&good, &dir.path().join("a.parquet"));
+    std::fs::write(dir.path().join("b.parquet"), b"PAR1 this is not parquet at all PAR1").unwrap();
+    let d = dir.path().to_str().unwrap();
+    let err = dd::read_parquet(d).compute().unwrap_err().to_string();
+    assert!(err.contains("b.parquet"), "names the corrupt file: {err}");
+    let err = dd::read_parquet(format!("{d}/none-*.parquet")).check().unwrap_err().to_string();
+    assert!(err.contains("no files match"), "{err}");
+    let err = dd::read_parquet(format!("{d}/a.parquet")).column("nope").sum().compute().unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[oxidask_core::task(crate = oxidask_core)]
+fn fail_on_big_keys(part: &dd::Partition) -> Result<dd::Partition, String> {
+    let k = part.0.column("k").unwrap().i64().unwrap();
+    if k.iter().flatten().any(|v| v > 10) {
+        return Err("a key above 10".into());
+    }
+    Ok(part.clone())
+}
+
+#[test]
+fn a_failed_write_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = sample(300, 17);
+    let df = dd::from_polars(data.clone(), 6).map_partitions(fail_on_big_keys::op(), data.schema().as_ref().clone());
+    let out = dir.path().join("out");
+    let err = df.to_parquet(out.to_str().unwrap()).unwrap_err().to_string();
+    assert!(err.contains("a key above 10"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing partial: {left:?}");
+}
+
+#[test]
+fn csv_and_json_lines_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = sample(120, 18).drop("t").unwrap();
+    let df = dd::from_polars(data.clone(), 4);
+    let out = dir.path().join("csv");
+    assert_eq!(df.to_csv(out.to_str().unwrap()).unwrap(), 120);
+    let back = dd::read_csv(format!("{}/*.csv", out.display()));
+    assert_eq!(back.npartitions(), 4);
+    let want = pl::CsvReadOptions::default()
+        .into_reader_with_file_handle(std::io::Cursor::new({
+            let mut b = Vec::new();
+            pl::CsvWriter::new(&mut b).finish(&mut data.clone()).unwrap();
+            b
+        }))
+        .finish()
+        .unwrap();
+    assert_frames_eq(&back.compute().unwrap(), &want, "csv round trip");
+
+    let json = dir.path().join("rows.jsonl");
+    let mut f = std::fs::File::create(&json).unwrap();
+    pl::JsonWriter::new(&mut f)
+        .with_json_format(pl::JsonFormat::JsonLines)
+        .finish(&mut data.clone())
+        .unwrap();
+    drop(f);
+    let df = dd::read_json_with(json.to_str().unwrap(), Some(1000), Default::default());
+    assert!(df.npartitions() > 1);
+    let want = pl::JsonReader::new(std::fs::File::open(&json).unwrap()).with_json_format(pl::JsonFormat::JsonLines).finish().unwrap();
+    assert_frames_eq(&df.compute().unwrap(), &want, "json lines");
+}

@@ -1,0 +1,12 @@
+//! Dataframe tests: every operation against plain Polars on the same data (the oracle), over
+//! several partition counts including empty partitions, nulls and skewed keys; files on disk
+//! and on a real S3 endpoint (moto's server on loopback).
+//!
+//! One test binary for the crate, so Polars is linked once.
+
+use oxidask_local as _;
+
+mod common;
+mod frame;
+mod io;
+mod s3;
