@@ -13,7 +13,9 @@ use oxidask::Collection;
 fn month(m: u32, rows: usize) -> pl::DataFrame {
     let mut state = 0x2019_0000u64 + m as u64;
     let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as f64 / (1u64 << 31) as f64
     };
     let start = chrono_ms(2019, m);
@@ -26,7 +28,11 @@ fn month(m: u32, rows: usize) -> pl::DataFrame {
     for i in 0..rows {
         vendor.push(if next() < 0.36 { 1i64 } else { 2 });
         pickup.push(start + (i as i64 * 2_419_200_000 / rows as i64));
-        passengers.push(if next() < 0.01 { None } else { Some((next() * 6.0) as i64 as f64) });
+        passengers.push(if next() < 0.01 {
+            None
+        } else {
+            Some((next() * 6.0) as i64 as f64)
+        });
         let d = (next() * 4.0).exp() / 4.0;
         distance.push((d * 100.0).round() / 100.0);
         zone.push(1 + (next() * next() * 265.0) as i64);
@@ -97,21 +103,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let by_borough = trips
         .columns_subset(["PULocationID"])
-        .merge(&dd::from_polars(zones, 1), &["PULocationID"], &["LocationID"], How::Inner)
+        .merge(
+            &dd::from_polars(zones, 1),
+            &["PULocationID"],
+            &["LocationID"],
+            How::Inner,
+        )
         .column("Borough")
         .value_counts()
         .compute()?;
     println!("pickups by borough:\n{by_borough}");
 
     // Busy hours: the datetime accessor.
-    let hours = trips.column("tpep_pickup_datetime").dt().hour().alias("hour");
+    let hours = trips
+        .column("tpep_pickup_datetime")
+        .dt()
+        .hour()
+        .alias("hour");
     let by_hour = hours.value_counts().compute()?;
     println!("busiest hour: {:?}", by_hour.get_row(0)?.0);
 
     // Index January by pickup time: rows sorted across partitions, divisions known.
-    let january = dd::read_parquet(files.join("yellow_tripdata_2019-01.parquet").to_str().unwrap())
-        .repartition(4)
-        .set_index("tpep_pickup_datetime", None);
+    let january = dd::read_parquet(
+        files
+            .join("yellow_tripdata_2019-01.parquet")
+            .to_str()
+            .unwrap(),
+    )
+    .repartition(4)
+    .set_index("tpep_pickup_datetime", None);
     println!(
         "January indexed by pickup time: {} partitions, divisions known: {}",
         january.npartitions(),
@@ -119,7 +139,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Summaries, and results written back out (a file per partition, all or nothing).
-    println!("describe:\n{}", trips.select([col("trip_distance"), col("total_amount")]).describe()?);
+    println!(
+        "describe:\n{}",
+        trips
+            .select([col("trip_distance"), col("total_amount")])
+            .describe()?
+    );
     let written = long.to_parquet(dir.join("long-trips").to_str().unwrap())?;
     println!("wrote {written} long trips");
     std::fs::remove_dir_all(&dir)?;

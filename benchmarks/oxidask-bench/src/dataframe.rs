@@ -21,8 +21,16 @@ fn err(e: impl std::fmt::Display) -> String {
 
 /// `[groups, total count, sum((value + 2) * count)]` with null as -1, as the reference.
 fn counts_check(df: &pl::DataFrame, column: &str) -> Result<serde_json::Value, String> {
-    let values = df.column(column).map_err(err)?.cast(&pl::DataType::Float64).map_err(err)?;
-    let counts = df.column("count").map_err(err)?.cast(&pl::DataType::Int64).map_err(err)?;
+    let values = df
+        .column(column)
+        .map_err(err)?
+        .cast(&pl::DataType::Float64)
+        .map_err(err)?;
+    let counts = df
+        .column("count")
+        .map_err(err)?
+        .cast(&pl::DataType::Int64)
+        .map_err(err)?;
     let (values, counts) = (values.f64().map_err(err)?, counts.i64().map_err(err)?);
     let mut total = 0i64;
     let mut weighted = 0i64;
@@ -84,7 +92,11 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
                 ])
                 .compute()
                 .map_err(err)?;
-            json!([r.height(), round(f64_sum(&r, "s")?, 2), f64_sum(&r, "c")? as i64])
+            json!([
+                r.height(),
+                round(f64_sum(&r, "s")?, 2),
+                f64_sum(&r, "c")? as i64
+            ])
         }
         "filter-count" => {
             let n = dd::read_parquet(pq.as_str())

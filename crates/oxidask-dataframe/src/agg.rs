@@ -166,7 +166,12 @@ pub(crate) fn plan(schema: &Schema, keys: &[String], aggs: &[Agg]) -> Result<Agg
         }
     }
     // The single-machine result's schema: what the finalize step casts to.
-    let oracle = group(keys, aggs.iter().map(|a| a.func.expr(&a.column).alias(a.alias.as_str())).collect());
+    let oracle = group(
+        keys,
+        aggs.iter()
+            .map(|a| a.func.expr(&a.column).alias(a.alias.as_str()))
+            .collect(),
+    );
     let target = output_schema(schema, std::slice::from_ref(&oracle))
         .map_err(|e| FrameError::polars("aggregation", e))?;
 
@@ -211,7 +216,10 @@ pub(crate) fn plan(schema: &Schema, keys: &[String], aggs: &[Agg]) -> Result<Agg
                 chunk.push((f64c(c) - f64c(c).mean()).pow(2).sum().alias(m2.as_str()));
                 // Chan et al.: merge counts, means and squared deviations.
                 let total = f64c(&n).sum();
-                let mean_all = (f64c(&n) * col(m.as_str())).sum() / total.clone();
+                // Partials with no values have a null mean; a group with none at all stays null.
+                let mean_all = when(total.clone().gt(lit(0.0)))
+                    .then((f64c(&n) * col(m.as_str())).sum() / total.clone())
+                    .otherwise(lit(NULL).cast(DataType::Float64));
                 combine.push(col(n.as_str()).sum().alias(n.as_str()));
                 combine.push(mean_all.clone().alias(m.as_str()));
                 combine.push(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use oxidask_core::tokenize::Tokenizer;
 use oxidask_core::{Arg, Collection, Error, Graph, Key, OpDef, Value};
-use polars::prelude::{self as pl, col, len, Expr, IntoLazy, NULL, lit, DataType, SchemaRef};
+use polars::prelude::{self as pl, col, len, lit, DataType, Expr, IntoLazy, SchemaRef, NULL};
 
 use crate::agg::{self, Agg, AggFn};
 use crate::error::FrameError;
@@ -81,9 +81,10 @@ impl DataFrame {
     }
 
     /// Same frame identity (same plan): series of this frame can be combined with it.
+    /// (or `other` is this frame with rows filtered, so the series' rows line up).
     pub(crate) fn same_as(&self, other: &DataFrame) -> bool {
         match (&self.inner, &other.inner) {
-            (Ok(a), Ok(b)) => a.token == b.token,
+            (Ok(a), Ok(b)) => crate::plan::filtered_from(b, a),
             _ => false,
         }
     }
@@ -172,7 +173,10 @@ impl DataFrame {
 
     /// Adds or replaces columns with expressions (named by `.alias(..)` or their input).
     pub fn with_columns<E: AsRef<[Expr]>>(&self, exprs: E) -> DataFrame {
-        self.with_ops("with-columns", vec![FrameOp::WithColumns(exprs.as_ref().to_vec())])
+        self.with_ops(
+            "with-columns",
+            vec![FrameOp::WithColumns(exprs.as_ref().to_vec())],
+        )
     }
 
     /// Adds or replaces a column from a series of this frame or an expression (Dask's
@@ -251,18 +255,24 @@ impl DataFrame {
         let Ok(node) = self.node() else {
             return self.clone();
         };
-        let probe = pl::DataFrame::empty_with_schema(&node.schema);
+        // The value's type decides which columns it fills: numbers fill numeric columns,
+        // strings fill string columns, anything else columns of exactly its type.
+        let vtype = pl::DataFrame::empty_with_schema(&pl::Schema::default())
+            .lazy()
+            .select([value.clone().alias("v")])
+            .collect_schema()
+            .ok()
+            .and_then(|s| s.get("v").cloned());
+        let fits = |d: &DataType| match &vtype {
+            Some(v) if v.is_primitive_numeric() => d.is_primitive_numeric(),
+            Some(DataType::String) => d == &DataType::String,
+            Some(v) => v == d,
+            None => false,
+        };
         let exprs: Vec<Expr> = node
             .schema
             .iter()
-            .filter(|(n, _)| {
-                probe
-                    .clone()
-                    .lazy()
-                    .select([col(n.as_str()).fill_null(value.clone())])
-                    .collect_schema()
-                    .is_ok_and(|s| s.get(n.as_str()) == node.schema.get(n.as_str()))
-            })
+            .filter(|(_, d)| fits(d))
             .map(|(n, _)| col(n.as_str()).fill_null(value.clone()).alias(n.as_str()))
             .collect();
         self.with_ops("fill-null", vec![FrameOp::WithColumns(exprs)])
@@ -364,7 +374,12 @@ impl DataFrame {
 
     /// Aggregation by shuffle: partials per partition, hash-shuffled by key into
     /// `split_out` partitions, merged and finished there.
-    pub(crate) fn shuffle_aggregate(&self, keys: &[String], aggs: &[Agg], split_out: usize) -> DataFrame {
+    pub(crate) fn shuffle_aggregate(
+        &self,
+        keys: &[String],
+        aggs: &[Agg],
+        split_out: usize,
+    ) -> DataFrame {
         self.then(|n| {
             let p = agg::plan(&n.schema, keys, aggs)?;
             let partials = n.with_ops("groupby-chunk", p.chunk)?;
@@ -535,11 +550,19 @@ impl DataFrame {
             .map(|(c, _)| c)
             .collect();
         if numeric.is_empty() {
-            return Err(FrameError::Invalid("describe: the frame has no numeric columns".into()).into());
+            return Err(
+                FrameError::Invalid("describe: the frame has no numeric columns".into()).into(),
+            );
         }
         let mut aggs = Vec::new();
         for c in &numeric {
-            for f in [AggFn::Count, AggFn::Mean, AggFn::Std(1), AggFn::Min, AggFn::Max] {
+            for f in [
+                AggFn::Count,
+                AggFn::Mean,
+                AggFn::Std(1),
+                AggFn::Min,
+                AggFn::Max,
+            ] {
                 aggs.push(Agg::new(c.clone(), f).alias(format!("{c}\u{1}{}", f.name())));
             }
         }
@@ -621,13 +644,23 @@ impl DataFrame {
     /// coalesced, clashing right columns suffixed `_right`. A one-partition side is broadcast
     /// to every partition of the other when the join type allows; otherwise both sides are
     /// hash-shuffled on their keys and joined partition by partition.
-    pub fn merge(&self, right: &DataFrame, left_on: &[&str], right_on: &[&str], how: crate::How) -> DataFrame {
+    pub fn merge(
+        &self,
+        right: &DataFrame,
+        left_on: &[&str],
+        right_on: &[&str],
+        how: crate::How,
+    ) -> DataFrame {
         crate::shuffle::merge(self, right, left_on, right_on, how)
     }
 
     /// Moves rows so that equal values of `on` share a partition: a hash shuffle into
     /// `npartitions` partitions.
-    pub fn shuffle<S: AsRef<str>>(&self, on: impl IntoIterator<Item = S>, npartitions: usize) -> DataFrame {
+    pub fn shuffle<S: AsRef<str>>(
+        &self,
+        on: impl IntoIterator<Item = S>,
+        npartitions: usize,
+    ) -> DataFrame {
         let on: Vec<String> = on.into_iter().map(|s| s.as_ref().to_owned()).collect();
         let names: Vec<&str> = on.iter().map(String::as_str).collect();
         if let Err(e) = self.known(&names) {
@@ -668,12 +701,22 @@ impl DataFrame {
         let by = vec![column.to_owned()];
         let reordered = {
             let mut cols = vec![col(column)];
-            cols.extend(self.columns().iter().filter(|c| *c != column).map(|c| col(c.as_str())));
+            cols.extend(
+                self.columns()
+                    .iter()
+                    .filter(|c| *c != column)
+                    .map(|c| col(c.as_str())),
+            );
             self.select(cols)
         };
         let result = match divisions {
             Some(bounds) => reordered.node().map_err(Error::from).and_then(|n| {
-                let interior: Vec<f64> = bounds.iter().skip(1).take(bounds.len().saturating_sub(2)).copied().collect();
+                let interior: Vec<f64> = bounds
+                    .iter()
+                    .skip(1)
+                    .take(bounds.len().saturating_sub(2))
+                    .copied()
+                    .collect();
                 let moved = crate::shuffle::shuffle_by(
                     n,
                     crate::shuffle::SplitBy::Range {
@@ -684,7 +727,13 @@ impl DataFrame {
                     interior.len() + 1,
                 );
                 let sorted = moved
-                    .with_ops("set-index", vec![FrameOp::Sort { by: by.clone(), descending: vec![false] }])
+                    .with_ops(
+                        "set-index",
+                        vec![FrameOp::Sort {
+                            by: by.clone(),
+                            descending: vec![false],
+                        }],
+                    )
                     .map_err(Error::from)?;
                 Ok((sorted, interior))
             }),
@@ -698,14 +747,20 @@ impl DataFrame {
 
     /// The index column set by [`DataFrame::set_index`], if any.
     pub fn index(&self) -> Option<String> {
-        self.inner.as_ref().ok().and_then(|n| n.index.as_ref().map(|i| i.0.clone()))
+        self.inner
+            .as_ref()
+            .ok()
+            .and_then(|n| n.index.as_ref().map(|i| i.0.clone()))
     }
 
     /// The partition boundaries along the index, as the index column's physical values
     /// (timestamps for datetimes): `npartitions - 1` interior bounds, partition `j` holding
     /// `[bounds[j-1], bounds[j])`. `None` when unknown (no `set_index`).
     pub fn divisions(&self) -> Option<Vec<f64>> {
-        self.inner.as_ref().ok().and_then(|n| n.index.as_ref().map(|i| i.1.clone()))
+        self.inner
+            .as_ref()
+            .ok()
+            .and_then(|n| n.index.as_ref().map(|i| i.1.clone()))
     }
 
     /// Appends the partitions of `others` after this frame's (Dask's `concat` along rows).
@@ -783,8 +838,18 @@ impl fmt::Display for DataFrame {
         match &self.inner {
             Err(e) => write!(f, "oxidask DataFrame (invalid: {e})"),
             Ok(n) => {
-                writeln!(f, "oxidask DataFrame Structure (npartitions={}):", n.npartitions)?;
-                let width = n.schema.iter_names().map(|c| c.len()).max().unwrap_or(0).max(6);
+                writeln!(
+                    f,
+                    "oxidask DataFrame Structure (npartitions={}):",
+                    n.npartitions
+                )?;
+                let width = n
+                    .schema
+                    .iter_names()
+                    .map(|c| c.len())
+                    .max()
+                    .unwrap_or(0)
+                    .max(6);
                 for (c, d) in n.schema.iter() {
                     writeln!(f, "  {c:<width$}  {d}")?;
                 }
@@ -840,7 +905,8 @@ pub fn from_delayed(parts: Vec<oxidask_core::Delayed<Partition>>, schema: pl::Sc
         t.write_str(p.key().prefix_str());
         Collection::build_graph(p, &mut graph);
     }
-    let tasks: Vec<(Key, oxidask_core::Task)> = graph.iter().map(|(k, t)| (*k, t.clone())).collect();
+    let tasks: Vec<(Key, oxidask_core::Task)> =
+        graph.iter().map(|(k, t)| (*k, t.clone())).collect();
     let dep = Arc::new(crate::plan::Layer {
         tasks,
         outputs: Vec::new(),

@@ -45,7 +45,9 @@ impl GroupBy {
     pub fn agg(&self, aggs: impl IntoIterator<Item = Agg>) -> DataFrame {
         let aggs: Vec<Agg> = aggs.into_iter().collect();
         if self.split_out > 1 && !self.keys.is_empty() {
-            return self.frame.shuffle_aggregate(&self.keys, &aggs, self.split_out);
+            return self
+                .frame
+                .shuffle_aggregate(&self.keys, &aggs, self.split_out);
         }
         self.frame
             .reduce("groupby-agg", &self.keys, &aggs, self.split_every)

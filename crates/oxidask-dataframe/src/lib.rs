@@ -57,11 +57,11 @@ pub use frame::{from_delayed, from_polars, null_of, DataFrame, Predicate};
 pub use groupby::GroupBy;
 pub use partition::{Partition, Plan};
 pub use read::{
-    read_csv, read_csv_with, read_json, read_json_with, read_parquet, read_parquet_with, CsvOptions,
-    IntoPaths, ParquetOptions, WriteOptions,
+    read_csv, read_csv_with, read_json, read_json_with, read_parquet, read_parquet_with,
+    CsvOptions, IntoPaths, ParquetOptions, WriteOptions,
 };
-pub use shuffle::How;
 pub use series::{DtAccessor, Operand, Scalar, Series, StrAccessor};
+pub use shuffle::How;
 pub use storage::StorageOptions;
 pub use write::Compression;
 

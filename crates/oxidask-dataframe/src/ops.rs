@@ -39,7 +39,10 @@ pub fn write_part(task: &Plan<WriteTask>, part: &Partition) -> Result<u64, Frame
 
 /// Splits a partition into pieces by key hash (the first step of a shuffle).
 #[oxidask_core::task(crate = oxidask_core)]
-pub fn shuffle_split(spec: &Plan<SplitSpec>, part: &Partition) -> Result<Vec<Partition>, FrameError> {
+pub fn shuffle_split(
+    spec: &Plan<SplitSpec>,
+    part: &Partition,
+) -> Result<Vec<Partition>, FrameError> {
     crate::shuffle::split(&spec.0, &part.0)
 }
 
@@ -67,7 +70,11 @@ pub fn split_rows(pieces: u64, part: &Partition) -> Vec<Partition> {
 
 /// Joins the concatenation of `left` parts with the concatenation of `right` parts.
 #[oxidask_core::task(crate = oxidask_core)]
-pub fn join(spec: &Plan<JoinSpec>, left: &[&Partition], right: &[&Partition]) -> Result<Partition, FrameError> {
+pub fn join(
+    spec: &Plan<JoinSpec>,
+    left: &[&Partition],
+    right: &[&Partition],
+) -> Result<Partition, FrameError> {
     let (l, r) = (concat_parts(left)?, concat_parts(right)?);
     crate::shuffle::join_frames(&spec.0, l, r)
         .map(Partition)

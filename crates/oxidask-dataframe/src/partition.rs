@@ -3,8 +3,8 @@
 
 use std::io::Cursor;
 
-use oxidask_core::codec::{Reader, Writer};
 use oxidask_core::codec::CodecError;
+use oxidask_core::codec::{Reader, Writer};
 use oxidask_core::Data;
 use polars::prelude::*;
 use serde::de::DeserializeOwned;

@@ -20,7 +20,7 @@ use crate::scan::ScanTask;
 
 /// One step of per-partition work, run by Polars' lazy engine (internal; public only because
 /// registered operations name it).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FrameOp {
     /// Keep these expressions as the columns.
     Select(Vec<Expr>),
@@ -33,7 +33,10 @@ pub enum FrameOp {
     /// Group by `keys` and aggregate (no keys: aggregate the whole partition to one row).
     GroupAgg { keys: Vec<Expr>, aggs: Vec<Expr> },
     /// Sort by columns.
-    Sort { by: Vec<String>, descending: Vec<bool> },
+    Sort {
+        by: Vec<String>,
+        descending: Vec<bool>,
+    },
     /// Distinct rows (over `subset` columns), keeping the first occurrence.
     Unique { subset: Option<Vec<String>> },
 }
@@ -45,11 +48,15 @@ pub(crate) fn apply_ops(mut lf: LazyFrame, ops: &[FrameOp]) -> LazyFrame {
             FrameOp::Select(e) => lf.select(e),
             FrameOp::Filter(e) => lf.filter(e.clone()),
             FrameOp::WithColumns(e) => lf.with_columns(e),
-            FrameOp::Slice { offset, len } => lf.slice(*offset, (*len).min(IdxSize::MAX as u64) as IdxSize),
+            FrameOp::Slice { offset, len } => {
+                lf.slice(*offset, (*len).min(IdxSize::MAX as u64) as IdxSize)
+            }
             FrameOp::GroupAgg { keys, aggs } if keys.is_empty() => lf.select(aggs),
             FrameOp::GroupAgg { keys, aggs } => lf.group_by(keys).agg(aggs),
             FrameOp::Sort { by, descending } => lf.sort(
-                by.iter().map(|s| PlSmallStr::from(s.as_str())).collect::<Vec<_>>(),
+                by.iter()
+                    .map(|s| PlSmallStr::from(s.as_str()))
+                    .collect::<Vec<_>>(),
                 SortMultipleOptions::default()
                     .with_order_descending_multi(descending.clone())
                     .with_nulls_last(true)
@@ -203,8 +210,8 @@ impl Node {
         name: &'static str,
         ops: Vec<FrameOp>,
     ) -> Result<Arc<Node>, crate::FrameError> {
-        let schema = output_schema(&self.schema, &ops)
-            .map_err(|e| crate::FrameError::polars(name, e))?;
+        let schema =
+            output_schema(&self.schema, &ops).map_err(|e| crate::FrameError::polars(name, e))?;
         let mut t = Tokenizer::new();
         t.write_str(name);
         t.write_token(self.token);
@@ -216,7 +223,11 @@ impl Node {
                 source: source.clone(),
                 ops: joined(old),
             },
-            Kind::Parts { parts, deps, ops: old } => Kind::Parts {
+            Kind::Parts {
+                parts,
+                deps,
+                ops: old,
+            } => Kind::Parts {
                 parts: parts.clone(),
                 deps: deps.clone(),
                 ops: joined(old),
@@ -235,11 +246,16 @@ impl Node {
         let rowwise = ops.iter().all(|o| {
             matches!(
                 o,
-                FrameOp::Select(_) | FrameOp::Filter(_) | FrameOp::WithColumns(_) | FrameOp::Slice { .. }
+                FrameOp::Select(_)
+                    | FrameOp::Filter(_)
+                    | FrameOp::WithColumns(_)
+                    | FrameOp::Slice { .. }
             )
         });
         Ok(match &self.index {
-            Some((c, b)) if rowwise && out.schema.get(c.as_str()).is_some() => out.with_index(c, b.clone()),
+            Some((c, b)) if rowwise && out.schema.get(c.as_str()).is_some() => {
+                out.with_index(c, b.clone())
+            }
             _ => out,
         })
     }
@@ -255,7 +271,8 @@ impl Node {
     /// keys named `name`/`token`.
     pub(crate) fn build(&self, extra: &[FrameOp], name: &str, token: Token) -> Layer {
         let key = |i: usize| Key::block(name, token, &[i as u32]);
-        let fused = |ops: &[FrameOp]| -> Vec<FrameOp> { ops.iter().chain(extra).cloned().collect() };
+        let fused =
+            |ops: &[FrameOp]| -> Vec<FrameOp> { ops.iter().chain(extra).cloned().collect() };
         match &self.kind {
             Kind::Scan { source, ops } => {
                 let ops = fused(ops);
@@ -288,10 +305,7 @@ impl Node {
                     .enumerate()
                     .map(|(i, a)| {
                         let k = key(i);
-                        (
-                            (k, apply_task(&ops, vec![a.clone()])),
-                            k,
-                        )
+                        ((k, apply_task(&ops, vec![a.clone()])), k)
                     })
                     .unzip();
                 Layer {
@@ -380,7 +394,10 @@ impl Node {
                 let layers: Vec<Arc<Layer>> = inputs.iter().map(|n| n.layer()).collect();
                 Layer {
                     tasks: Vec::new(),
-                    outputs: layers.iter().flat_map(|l| l.outputs.iter().copied()).collect(),
+                    outputs: layers
+                        .iter()
+                        .flat_map(|l| l.outputs.iter().copied())
+                        .collect(),
                     deps: layers,
                 }
             }
@@ -439,7 +456,10 @@ fn repartition_layer(input: &Node, m: usize, key: impl Fn(usize) -> Key) -> Laye
 
 /// A task concatenating `parts` and applying the ops in `ops`.
 pub(crate) fn apply_task(ops: &Value, parts: Vec<Arg>) -> Task {
-    Task::call(crate::ops::apply::op(), [Arg::Value(ops.clone()), Arg::List(parts)])
+    Task::call(
+        crate::ops::apply::op(),
+        [Arg::Value(ops.clone()), Arg::List(parts)],
+    )
 }
 
 fn over(inner: Arc<Layer>, ops: &[FrameOp], key: impl Fn(usize) -> Key) -> Layer {
@@ -511,8 +531,16 @@ pub(crate) fn concat(frames: &[crate::DataFrame]) -> crate::DataFrame {
             if n.schema.len() != schema.len() {
                 return Err(crate::FrameError::Invalid(format!(
                     "concat: frames have different columns: [{}] and [{}]",
-                    schema.iter_names().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
-                    n.schema.iter_names().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                    schema
+                        .iter_names()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    n.schema
+                        .iter_names()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             let mut reorder = Vec::new();
@@ -532,7 +560,11 @@ pub(crate) fn concat(frames: &[crate::DataFrame]) -> crate::DataFrame {
                     Some(_) => reorder.push(col(c.as_str())),
                 }
             }
-            let same_order = n.schema.iter_names().zip(schema.iter_names()).all(|(a, b)| a == b);
+            let same_order = n
+                .schema
+                .iter_names()
+                .zip(schema.iter_names())
+                .all(|(a, b)| a == b);
             inputs.push(if same_order {
                 (*n).clone()
             } else {
@@ -540,7 +572,13 @@ pub(crate) fn concat(frames: &[crate::DataFrame]) -> crate::DataFrame {
             });
         }
         let np = inputs.iter().map(|n| n.npartitions).sum();
-        Ok(Node::new("concat", t.finish(), schema, np, Kind::Concat { inputs }))
+        Ok(Node::new(
+            "concat",
+            t.finish(),
+            schema,
+            np,
+            Kind::Concat { inputs },
+        ))
     };
     crate::DataFrame::from_result(go())
 }
@@ -559,4 +597,48 @@ pub(crate) fn repartition(n: &Arc<Node>, m: usize) -> Arc<Node> {
         m,
         Kind::Repartition { input: n.clone() },
     )
+}
+
+/// Whether `target` is `base` with only row filters and new columns applied after it (so an
+/// expression over `base`'s columns means the same rows of `target`).
+pub(crate) fn filtered_from(target: &Node, base: &Node) -> bool {
+    if target.token == base.token {
+        return true;
+    }
+    let empty = Vec::new();
+    let (t_ops, b_ops, same_source) = match (&target.kind, &base.kind) {
+        (Kind::Scan { source: a, ops: x }, Kind::Scan { source: b, ops: y }) => {
+            (x, y, Arc::ptr_eq(a, b))
+        }
+        (
+            Kind::Parts {
+                parts: a, ops: x, ..
+            },
+            Kind::Parts {
+                parts: b, ops: y, ..
+            },
+        ) => (x, y, Arc::ptr_eq(a, b)),
+        (Kind::Map { input: a, ops: x }, Kind::Map { input: b, ops: y }) if a.token == b.token => {
+            (x, y, true)
+        }
+        (Kind::Map { input, ops: x }, _) => (x, &empty, input.token == base.token),
+        _ => return false,
+    };
+    same_source
+        && t_ops.len() >= b_ops.len()
+        && t_ops[..b_ops.len()] == b_ops[..]
+        && t_ops[b_ops.len()..].iter().all(|o| match o {
+            FrameOp::Filter(_) => true,
+            // Columns added (not replaced) leave `base`'s columns as they were.
+            FrameOp::WithColumns(exprs) => exprs.iter().all(|e| {
+                output_schema(&base.schema, &[FrameOp::Select(vec![e.clone()])])
+                    .ok()
+                    .and_then(|s| {
+                        s.get_at_index(0)
+                            .map(|(n, _)| base.schema.get(n.as_str()).is_none())
+                    })
+                    .unwrap_or(false)
+            }),
+            _ => false,
+        })
 }

@@ -57,7 +57,12 @@ impl<S: AsRef<str>, const N: usize> IntoPaths for [S; N] {
     }
 }
 
-fn source_token(kind: &str, pieces: &[Piece], storage: &StorageOptions, extra: &str) -> oxidask_core::Token {
+fn source_token(
+    kind: &str,
+    pieces: &[Piece],
+    storage: &StorageOptions,
+    extra: &str,
+) -> oxidask_core::Token {
     let mut t = Tokenizer::new();
     t.write_str(kind);
     t.write_str(extra);
@@ -186,19 +191,25 @@ pub fn read_csv(paths: impl IntoPaths) -> DataFrame {
     read_csv_with(paths, CsvOptions::default())
 }
 
-fn override_types(mut schema: Schema, dtypes: &HashMap<String, DataType>, first: &str) -> Result<Schema, FrameError> {
+fn override_types(
+    mut schema: Schema,
+    dtypes: &HashMap<String, DataType>,
+    first: &str,
+) -> Result<Schema, FrameError> {
     for (c, d) in dtypes {
         match schema.get_mut(c.as_str()) {
             Some(slot) => *slot = d.clone(),
-            None => {
-                return Err(FrameError::Io {
-                    path: first.to_owned(),
-                    detail: format!(
-                        "a type was given for column `{c}`, which the file does not have (it has: {})",
-                        schema.iter_names().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                })
-            }
+            None => return Err(FrameError::Io {
+                path: first.to_owned(),
+                detail: format!(
+                    "a type was given for column `{c}`, which the file does not have (it has: {})",
+                    schema
+                        .iter_names()
+                        .map(|n| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
         }
     }
     Ok(schema)
@@ -208,7 +219,11 @@ fn override_types(mut schema: Schema, dtypes: &HashMap<String, DataType>, first:
 pub fn read_csv_with(paths: impl IntoPaths, options: CsvOptions) -> DataFrame {
     let paths = paths.into_paths();
     let go = || -> Result<DataFrame, FrameError> {
-        let pieces = scan::pieces_of(&paths, &["csv", "gz", "zst", "tsv", "txt"], &options.storage)?;
+        let pieces = scan::pieces_of(
+            &paths,
+            &["csv", "gz", "zst", "tsv", "txt"],
+            &options.storage,
+        )?;
         let first = pieces[0].location.display();
         let inferred = scan::infer_csv_schema(
             &pieces[0],
@@ -226,17 +241,30 @@ pub fn read_csv_with(paths: impl IntoPaths, options: CsvOptions) -> DataFrame {
             inferred_from: options.infer_rows,
         };
         // Hive columns come after the file's.
-        let full = scan::piece_schema(&Format::Csv(spec.clone()), &options.storage, &Piece {
-            range: Some((0, 0)),
-            ..pieces[0].clone()
-        })?;
+        let full = scan::piece_schema(
+            &Format::Csv(spec.clone()),
+            &options.storage,
+            &Piece {
+                range: Some((0, 0)),
+                ..pieces[0].clone()
+            },
+        )?;
         let source = Source {
             format: Format::Csv(spec),
             storage: options.storage.clone(),
             pieces,
         };
-        let extra = format!("{:?}{}", options.dtypes.iter().collect::<std::collections::BTreeMap<_, _>>(), options.separator);
-        Ok(DataFrame::from_node(scan_node("read-csv", source, full, &extra)))
+        let extra = format!(
+            "{:?}{}",
+            options
+                .dtypes
+                .iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+            options.separator
+        );
+        Ok(DataFrame::from_node(scan_node(
+            "read-csv", source, full, &extra,
+        )))
     };
     go().unwrap_or_else(|e| DataFrame::from_result(Err(e)))
 }
@@ -248,22 +276,37 @@ pub fn read_json(paths: impl IntoPaths) -> DataFrame {
 }
 
 /// [`read_json`] with a block size (`None`: a partition per file) and storage options.
-pub fn read_json_with(paths: impl IntoPaths, blocksize: Option<u64>, storage: StorageOptions) -> DataFrame {
+pub fn read_json_with(
+    paths: impl IntoPaths,
+    blocksize: Option<u64>,
+    storage: StorageOptions,
+) -> DataFrame {
     let paths = paths.into_paths();
     let go = || -> Result<DataFrame, FrameError> {
         let pieces = scan::pieces_of(&paths, &["json", "jsonl", "ndjson"], &storage)?;
         let schema = Arc::new(scan::infer_json_schema(&pieces[0], &storage, 1000)?);
         let pieces = scan::split_ranges(pieces, &storage, blocksize)?;
-        let full = scan::piece_schema(&Format::Json { schema: schema.clone() }, &storage, &Piece {
-            range: Some((0, 0)),
-            ..pieces[0].clone()
-        })?;
+        let full = scan::piece_schema(
+            &Format::Json {
+                schema: schema.clone(),
+            },
+            &storage,
+            &Piece {
+                range: Some((0, 0)),
+                ..pieces[0].clone()
+            },
+        )?;
         let source = Source {
             format: Format::Json { schema },
             storage,
             pieces,
         };
-        Ok(DataFrame::from_node(scan_node("read-json", source, full, "")))
+        Ok(DataFrame::from_node(scan_node(
+            "read-json",
+            source,
+            full,
+            "",
+        )))
     };
     go().unwrap_or_else(|e| DataFrame::from_result(Err(e)))
 }
@@ -287,8 +330,17 @@ impl DataFrame {
 
     /// [`DataFrame::to_parquet`] with compression, `partition_on` and storage options.
     /// Returns the rows written. Files appear only when every partition was written.
-    pub fn to_parquet_with(&self, dir: impl AsRef<str>, options: WriteOptions) -> Result<u64, Error> {
-        self.write_files(dir.as_ref(), FileFormat::Parquet(options.compression), "parquet", &options)
+    pub fn to_parquet_with(
+        &self,
+        dir: impl AsRef<str>,
+        options: WriteOptions,
+    ) -> Result<u64, Error> {
+        self.write_files(
+            dir.as_ref(),
+            FileFormat::Parquet(options.compression),
+            "parquet",
+            &options,
+        )
     }
 
     /// Writes a directory of CSV files, `part.{i}.csv` per partition, with headers.
@@ -313,7 +365,13 @@ impl DataFrame {
         )
     }
 
-    fn write_files(&self, dir: &str, format: FileFormat, ext: &str, options: &WriteOptions) -> Result<u64, Error> {
+    fn write_files(
+        &self,
+        dir: &str,
+        format: FileFormat,
+        ext: &str,
+        options: &WriteOptions,
+    ) -> Result<u64, Error> {
         let node = self.node()?;
         for c in &options.partition_on {
             if node.schema.get(c.as_str()).is_none() {
@@ -363,7 +421,9 @@ impl DataFrame {
             Ok(values) => {
                 let mut rows = 0u64;
                 for v in values {
-                    rows += v.take::<u64>().map_err(|e| Error::Collection(e.to_string().into()))?;
+                    rows += v
+                        .take::<u64>()
+                        .map_err(|e| Error::Collection(e.to_string().into()))?;
                 }
                 if rows == 0 && layer.outputs.is_empty() {
                     write::discard(&tmp, &options.storage);
@@ -379,4 +439,3 @@ impl DataFrame {
         }
     }
 }
-

@@ -68,7 +68,7 @@ pub struct ScanTask {
 fn hive_exprs(hive: &[(String, HiveValue)]) -> Vec<Expr> {
     hive.iter()
         .map(|(k, v)| match v {
-            HiveValue::Int(i) => lit(*i).alias(k.as_str()),
+            HiveValue::Int(i) => lit(*i).cast(DataType::Int64).alias(k.as_str()),
             HiveValue::Str(s) => lit(s.clone()).alias(k.as_str()),
         })
         .collect()
@@ -80,7 +80,12 @@ fn buffer_source(bytes: Vec<u8>) -> ScanSources {
 
 /// Lines that start in `start..end`: skip a partial first line, read past `end` to the end of
 /// the last line.
-fn read_lines(loc: &Location, opts: &StorageOptions, start: u64, end: u64) -> Result<Vec<u8>, FrameError> {
+fn read_lines(
+    loc: &Location,
+    opts: &StorageOptions,
+    start: u64,
+    end: u64,
+) -> Result<Vec<u8>, FrameError> {
     const MORE: u64 = 1 << 16;
     let from = start.saturating_sub(1);
     let mut buf = storage::read_range(loc, opts, from, end)?;
@@ -112,28 +117,49 @@ fn read_lines(loc: &Location, opts: &StorageOptions, start: u64, end: u64) -> Re
 }
 
 fn is_compressed(loc: &Location) -> bool {
-    matches!(loc.extension().as_str(), "gz" | "gzip" | "zst" | "zstd" | "zlib" | "bz2" | "xz")
+    matches!(
+        loc.extension().as_str(),
+        "gz" | "gzip" | "zst" | "zstd" | "zlib" | "bz2" | "xz"
+    )
 }
 
 /// The lazy frame of a piece, before the fused operations.
-fn piece_frame(format: &Format, storage: &StorageOptions, piece: &Piece) -> Result<LazyFrame, FrameError> {
+fn piece_frame(
+    format: &Format,
+    storage: &StorageOptions,
+    piece: &Piece,
+) -> Result<LazyFrame, FrameError> {
     let shown = piece.location.display();
     let lf = match format {
         Format::Parquet => match &piece.location {
-            Location::Local(p) => LazyFrame::scan_parquet(PlRefPath::new(p.as_str()), ScanArgsParquet {
-                glob: false,
-                ..Default::default()
-            }),
+            // Hive columns are ours (from the listing), not Polars' per file.
+            Location::Local(p) => LazyFrame::scan_parquet(
+                PlRefPath::new(p.as_str()),
+                ScanArgsParquet {
+                    glob: false,
+                    hive_options: HiveOptions::new_disabled(),
+                    ..Default::default()
+                },
+            ),
             loc => LazyFrame::scan_parquet_sources(
                 buffer_source(storage::read_all(loc, storage)?),
-                ScanArgsParquet::default(),
+                ScanArgsParquet {
+                    hive_options: HiveOptions::new_disabled(),
+                    ..Default::default()
+                },
             ),
         }
         .map_err(|e| FrameError::io(&shown, e))?,
         Format::Csv(spec) => {
             let (bytes, header) = match piece.range {
-                Some((s, e)) => (read_lines(&piece.location, storage, s, e)?, spec.has_header && s == 0),
-                None => (storage::read_all(&piece.location, storage)?, spec.has_header),
+                Some((s, e)) => (
+                    read_lines(&piece.location, storage, s, e)?,
+                    spec.has_header && s == 0,
+                ),
+                None => (
+                    storage::read_all(&piece.location, storage)?,
+                    spec.has_header,
+                ),
             };
             LazyCsvReader::new_with_sources(buffer_source(bytes))
                 .with_has_header(header)
@@ -250,7 +276,11 @@ pub(crate) fn pieces_of(
 }
 
 /// The schema of a piece (its file's columns plus hive columns).
-pub(crate) fn piece_schema(format: &Format, storage: &StorageOptions, piece: &Piece) -> Result<SchemaRef, FrameError> {
+pub(crate) fn piece_schema(
+    format: &Format,
+    storage: &StorageOptions,
+    piece: &Piece,
+) -> Result<SchemaRef, FrameError> {
     piece_frame(format, storage, piece)?
         .collect_schema()
         .map_err(|e| FrameError::io(piece.location.display(), e))
@@ -304,6 +334,14 @@ pub(crate) fn infer_csv_schema(
         let size = storage::size(&piece.location, storage)?;
         read_lines(&piece.location, storage, 0, size.min(1 << 20))?
     };
+    // Only the first rows (and the header) decide the types.
+    let keep = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(rows + usize::from(has_header))
+        .map_or(bytes.len(), |(i, _)| i + 1);
+    let bytes = bytes[..keep].to_vec();
     let df = CsvReadOptions::default()
         .with_has_header(has_header)
         .with_infer_schema_length(Some(rows))
@@ -316,7 +354,11 @@ pub(crate) fn infer_csv_schema(
 }
 
 /// Infers a JSON-lines schema from the start of the first file.
-pub(crate) fn infer_json_schema(piece: &Piece, storage: &StorageOptions, rows: usize) -> Result<Schema, FrameError> {
+pub(crate) fn infer_json_schema(
+    piece: &Piece,
+    storage: &StorageOptions,
+    rows: usize,
+) -> Result<Schema, FrameError> {
     let shown = piece.location.display();
     let size = storage::size(&piece.location, storage)?;
     let bytes = read_lines(&piece.location, storage, 0, size.min(1 << 20))?;

@@ -130,14 +130,18 @@ impl Series {
 
     /// The series as a one-column frame.
     pub fn to_frame(&self) -> DataFrame {
-        self.frame.select([self.expr.clone().alias(self.name.clone())])
+        self.frame
+            .select([self.expr.clone().alias(self.name.clone())])
     }
 
     /// The element type (an invalid series reports its error).
     pub fn dtype(&self) -> Result<DataType, Error> {
         let f = self.to_frame();
         f.check()?;
-        Ok(f.schema().get_at_index(0).map(|(_, d)| d.clone()).unwrap_or(DataType::Null))
+        Ok(f.schema()
+            .get_at_index(0)
+            .map(|(_, d)| d.clone())
+            .unwrap_or(DataType::Null))
     }
 
     /// `self > other`.
@@ -172,7 +176,10 @@ impl Series {
 
     /// `lower <= self <= upper` (both ends included, as pandas' default).
     pub fn between(&self, lower: impl Into<Operand>, upper: impl Into<Operand>) -> Series {
-        let (lo, hi) = match (lower.into().expr_over(&self.frame), upper.into().expr_over(&self.frame)) {
+        let (lo, hi) = match (
+            lower.into().expr_over(&self.frame),
+            upper.into().expr_over(&self.frame),
+        ) {
             (Ok(l), Ok(h)) => (l, h),
             (Err(e), _) | (_, Err(e)) => return Series::invalid(e),
         };
@@ -223,7 +230,12 @@ impl Series {
         let name = self.name.to_string();
         let frame = self.to_frame();
         Scalar {
-            frame: frame.reduce("series-agg", &[], &[Agg::new(name, func)], DEFAULT_SPLIT_EVERY),
+            frame: frame.reduce(
+                "series-agg",
+                &[],
+                &[Agg::new(name, func)],
+                DEFAULT_SPLIT_EVERY,
+            ),
         }
     }
 
@@ -355,7 +367,11 @@ impl fmt::Display for Series {
                 "oxidask Series Structure (npartitions={}): {} {}",
                 frame.npartitions(),
                 self.name,
-                frame.schema().get_at_index(0).map(|(_, d)| d.to_string()).unwrap_or_default()
+                frame
+                    .schema()
+                    .get_at_index(0)
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_default()
             ),
         }
     }
@@ -481,8 +497,9 @@ impl Scalar {
     /// Computes the value as an `f64` (null is an error naming the aggregate).
     pub fn compute_f64(&self) -> Result<f64, Error> {
         let v = self.compute()?;
-        v.extract::<f64>()
-            .ok_or_else(|| FrameError::Invalid(format!("the aggregate is {v}, not a number")).into())
+        v.extract::<f64>().ok_or_else(|| {
+            FrameError::Invalid(format!("the aggregate is {v}, not a number")).into()
+        })
     }
 }
 
@@ -499,6 +516,7 @@ impl Collection for Scalar {
     }
 
     fn finalize(&self, values: Vec<Value>) -> Result<pl::AnyValue<'static>, Error> {
+        self.frame.check()?;
         let mut values = values;
         let v = values
             .pop()
@@ -519,4 +537,3 @@ impl Collection for Scalar {
         }
     }
 }
-

@@ -53,12 +53,10 @@ impl SplitBy {
                 for b in bounds {
                     idx = idx + x.clone().gt_eq(lit(*b)).cast(DataType::UInt32);
                 }
-                let idx = if *descending {
-                    lit(m - 1) - idx
-                } else {
-                    idx
-                };
-                when(x.is_null()).then(lit(if *descending { 0 } else { m - 1 })).otherwise(idx)
+                let idx = if *descending { lit(m - 1) - idx } else { idx };
+                when(x.is_null())
+                    .then(lit(if *descending { 0 } else { m - 1 }))
+                    .otherwise(idx)
             }
         }
     }
@@ -88,7 +86,7 @@ fn target(on: &[String], m: u32) -> Expr {
             Some(prev) => prev.xor(e),
         });
     }
-    (h.unwrap_or_else(|| lit(0u64)) % lit(m as u64)).cast(DataType::UInt32)
+    h.unwrap_or_else(|| lit(0u64)) % lit(m as u64)
 }
 
 /// Keys hash by value across integer widths and between ints and floats of equal value.
@@ -97,13 +95,21 @@ fn key_expr(c: &str) -> Expr {
 }
 
 /// Splits a partition into `m` pieces by key hash.
-pub(crate) fn split(spec: &SplitSpec, df: &polars::prelude::DataFrame) -> Result<Vec<Partition>, FrameError> {
+pub(crate) fn split(
+    spec: &SplitSpec,
+    df: &polars::prelude::DataFrame,
+) -> Result<Vec<Partition>, FrameError> {
     let m = spec.m as usize;
     let schema = df.schema().clone();
     let with = df
         .clone()
         .lazy()
-        .with_column(spec.by.target(spec.m).alias("__oxidask_part"))
+        .with_column(
+            spec.by
+                .target(spec.m)
+                .cast(DataType::UInt32)
+                .alias("__oxidask_part"),
+        )
         .collect()
         .map_err(|e| FrameError::polars("shuffle", e))?;
     let mut out: Vec<Partition> = (0..m)
@@ -121,7 +127,10 @@ pub(crate) fn split(spec: &SplitSpec, df: &polars::prelude::DataFrame) -> Result
             .and_then(|c| c.u32().map(|c| c.get(0)))
             .map_err(|e| FrameError::polars("shuffle", e))?
             .unwrap_or(0) as usize;
-        out[j] = Partition(g.drop("__oxidask_part").map_err(|e| FrameError::polars("shuffle", e))?);
+        out[j] = Partition(
+            g.drop("__oxidask_part")
+                .map_err(|e| FrameError::polars("shuffle", e))?,
+        );
     }
     Ok(out)
 }
@@ -151,7 +160,13 @@ pub(crate) fn shuffle_by(input: &Arc<Node>, by: SplitBy, m: usize) -> Arc<Node> 
 }
 
 /// The tasks of a shuffle of `input`'s partitions into `m` outputs keyed by `key`.
-pub(crate) fn shuffle_layer(input: &Node, by: &SplitBy, m: usize, name: &str, token: oxidask_core::Token) -> Layer {
+pub(crate) fn shuffle_layer(
+    input: &Node,
+    by: &SplitBy,
+    m: usize,
+    name: &str,
+    token: oxidask_core::Token,
+) -> Layer {
     let inner = input.layer();
     let spec = Value::new(Plan(SplitSpec {
         by: by.clone(),
@@ -163,12 +178,21 @@ pub(crate) fn shuffle_layer(input: &Node, by: &SplitBy, m: usize, name: &str, to
     let mut picks: Vec<Vec<Key>> = vec![Vec::with_capacity(inner.outputs.len()); m];
     for (i, k) in inner.outputs.iter().enumerate() {
         let s = Key::block(&split_name, token, &[i as u32]);
-        tasks.push((s, Task::call(crate::ops::shuffle_split::op(), [Arg::Value(spec.clone()), Arg::Key(*k)])));
+        tasks.push((
+            s,
+            Task::call(
+                crate::ops::shuffle_split::op(),
+                [Arg::Value(spec.clone()), Arg::Key(*k)],
+            ),
+        ));
         for (j, col) in picks.iter_mut().enumerate() {
             let p = Key::block(&pick_name, token, &[i as u32, j as u32]);
             tasks.push((
                 p,
-                Task::call(crate::ops::shuffle_pick::op(), [Arg::Value(Value::new(j as u64)), Arg::Key(s)]),
+                Task::call(
+                    crate::ops::shuffle_pick::op(),
+                    [Arg::Value(Value::new(j as u64)), Arg::Key(s)],
+                ),
             ));
             col.push(p);
         }
@@ -178,7 +202,9 @@ pub(crate) fn shuffle_layer(input: &Node, by: &SplitBy, m: usize, name: &str, to
     for (j, pieces) in picks.into_iter().enumerate() {
         let k = Key::block(name, token, &[j as u32]);
         let args = if pieces.is_empty() {
-            vec![Arg::Value(Value::new(Partition(polars::prelude::DataFrame::empty_with_schema(&input.schema))))]
+            vec![Arg::Value(Value::new(Partition(
+                polars::prelude::DataFrame::empty_with_schema(&input.schema),
+            )))]
         } else {
             pieces.into_iter().map(Arg::Key).collect()
         };
@@ -347,7 +373,11 @@ pub(crate) fn join_layer(
     let (ll, rl) = (left.layer(), right.layer());
     let spec_v = Value::new(Plan(spec.clone()));
     let keys = |l: &Layer| -> Vec<Arg> { l.outputs.iter().map(|k| Arg::Key(*k)).collect() };
-    let empty = |s: &SchemaRef| vec![Arg::Value(Value::new(Partition(polars::prelude::DataFrame::empty_with_schema(s))))];
+    let empty = |s: &SchemaRef| {
+        vec![Arg::Value(Value::new(Partition(
+            polars::prelude::DataFrame::empty_with_schema(s),
+        )))]
+    };
     let mut tasks = Vec::new();
     let mut outputs = Vec::new();
     let n = match mode {
@@ -358,14 +388,27 @@ pub(crate) fn join_layer(
         let (la, ra) = match mode {
             JoinMode::BroadcastRight => (vec![Arg::Key(ll.outputs[j])], keys(&rl)),
             JoinMode::BroadcastLeft => (keys(&ll), vec![Arg::Key(rl.outputs[j])]),
-            JoinMode::Partitionwise => (vec![Arg::Key(ll.outputs[j])], vec![Arg::Key(rl.outputs[j])]),
+            JoinMode::Partitionwise => {
+                (vec![Arg::Key(ll.outputs[j])], vec![Arg::Key(rl.outputs[j])])
+            }
         };
-        let la = if la.is_empty() { empty(&spec.left_schema) } else { la };
-        let ra = if ra.is_empty() { empty(&spec.right_schema) } else { ra };
+        let la = if la.is_empty() {
+            empty(&spec.left_schema)
+        } else {
+            la
+        };
+        let ra = if ra.is_empty() {
+            empty(&spec.right_schema)
+        } else {
+            ra
+        };
         let k = Key::block(name, token, &[j as u32]);
         tasks.push((
             k,
-            Task::call(crate::ops::join::op(), [Arg::Value(spec_v.clone()), Arg::List(la), Arg::List(ra)]),
+            Task::call(
+                crate::ops::join::op(),
+                [Arg::Value(spec_v.clone()), Arg::List(la), Arg::List(ra)],
+            ),
         ));
         outputs.push(k);
     }

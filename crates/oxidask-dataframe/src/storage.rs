@@ -29,7 +29,11 @@ pub struct StorageOptions {
 
 impl StorageOptions {
     /// Options for an S3-compatible endpoint with static credentials.
-    pub fn s3(endpoint: impl Into<String>, key: impl Into<String>, secret: impl Into<String>) -> Self {
+    pub fn s3(
+        endpoint: impl Into<String>,
+        key: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
         StorageOptions {
             endpoint: Some(endpoint.into()),
             access_key_id: Some(key.into()),
@@ -169,7 +173,11 @@ fn wanted(name: &str, extensions: &[&str]) -> bool {
             .any(|e| base.to_ascii_lowercase().ends_with(&format!(".{e}")))
 }
 
-fn expand_local(path: &str, extensions: &[&str], out: &mut Vec<Location>) -> Result<(), FrameError> {
+fn expand_local(
+    path: &str,
+    extensions: &[&str],
+    out: &mut Vec<Location>,
+) -> Result<(), FrameError> {
     if has_glob(path) {
         let mut found: Vec<String> = glob::glob(path)
             .map_err(|e| FrameError::Invalid(format!("bad pattern `{path}`: {e}")))?
@@ -189,7 +197,9 @@ fn expand_local(path: &str, extensions: &[&str], out: &mut Vec<Location>) -> Res
     let mut found = Vec::new();
     let mut stack = vec![std::path::PathBuf::from(path)];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| FrameError::io(dir.display().to_string(), e))? {
+        for entry in
+            std::fs::read_dir(&dir).map_err(|e| FrameError::io(dir.display().to_string(), e))?
+        {
             let entry = entry.map_err(|e| FrameError::io(dir.display().to_string(), e))?;
             let p = entry.path();
             let name = p.to_string_lossy().into_owned();
@@ -223,7 +233,10 @@ fn expand_s3(
         None => key.trim_end_matches('/'),
     };
     let pattern = match glob_at {
-        Some(_) => Some(glob::Pattern::new(key).map_err(|e| FrameError::Invalid(format!("bad pattern `{shown}`: {e}")))?),
+        Some(_) => Some(
+            glob::Pattern::new(key)
+                .map_err(|e| FrameError::Invalid(format!("bad pattern `{shown}`: {e}")))?,
+        ),
         None => None,
     };
     let listed: Vec<String> = runtime().block_on(async {
@@ -241,7 +254,11 @@ fn expand_s3(
         .filter(|k| match &pattern {
             Some(p) => p.matches(k),
             // The key itself, or everything under it as a directory.
-            None => k == prefix || (k.starts_with(&format!("{prefix}/")) || prefix.is_empty()) && wanted(k, extensions),
+            None => {
+                k == prefix
+                    || (k.starts_with(&format!("{prefix}/")) || prefix.is_empty())
+                        && wanted(k, extensions)
+            }
         })
         .collect();
     found.sort();
@@ -263,7 +280,10 @@ pub(crate) fn read_all(loc: &Location, opts: &StorageOptions) -> Result<Vec<u8>,
                     .get(&ObjectPath::from(key.as_str()))
                     .await
                     .map_err(|e| FrameError::io(loc.display(), e))?;
-                let b = r.bytes().await.map_err(|e| FrameError::io(loc.display(), e))?;
+                let b = r
+                    .bytes()
+                    .await
+                    .map_err(|e| FrameError::io(loc.display(), e))?;
                 Ok(b.to_vec())
             })
         }
@@ -298,7 +318,8 @@ pub(crate) fn read_range(
     match loc {
         Location::Local(p) => {
             let mut f = std::fs::File::open(p).map_err(|e| FrameError::io(p, e))?;
-            f.seek(SeekFrom::Start(start)).map_err(|e| FrameError::io(p, e))?;
+            f.seek(SeekFrom::Start(start))
+                .map_err(|e| FrameError::io(p, e))?;
             let mut buf = Vec::with_capacity((end - start) as usize);
             f.take(end - start)
                 .read_to_end(&mut buf)
@@ -323,7 +344,11 @@ pub(crate) fn read_range(
 }
 
 /// Writes a whole file (atomically for objects; callers rename local temporaries).
-pub(crate) fn write_all(loc: &Location, opts: &StorageOptions, bytes: Vec<u8>) -> Result<(), FrameError> {
+pub(crate) fn write_all(
+    loc: &Location,
+    opts: &StorageOptions,
+    bytes: Vec<u8>,
+) -> Result<(), FrameError> {
     match loc {
         Location::Local(p) => std::fs::write(p, bytes).map_err(|e| FrameError::io(p, e)),
         Location::S3 { bucket, key } => {
@@ -358,7 +383,11 @@ pub(crate) fn delete(loc: &Location, opts: &StorageOptions) -> Result<(), FrameE
 }
 
 /// Copies an object (used to publish written files under their final names).
-pub(crate) fn rename(from: &Location, to: &Location, opts: &StorageOptions) -> Result<(), FrameError> {
+pub(crate) fn rename(
+    from: &Location,
+    to: &Location,
+    opts: &StorageOptions,
+) -> Result<(), FrameError> {
     match (from, to) {
         (Location::Local(a), Location::Local(b)) => {
             std::fs::rename(a, b).map_err(|e| FrameError::io(b, e))
@@ -366,11 +395,16 @@ pub(crate) fn rename(from: &Location, to: &Location, opts: &StorageOptions) -> R
         (Location::S3 { bucket, key }, Location::S3 { key: to_key, .. }) => {
             let s = store(bucket, opts)?;
             runtime().block_on(async {
-                s.rename(&ObjectPath::from(key.as_str()), &ObjectPath::from(to_key.as_str()))
-                    .await
-                    .map_err(|e| FrameError::io(to.display(), e))
+                s.rename(
+                    &ObjectPath::from(key.as_str()),
+                    &ObjectPath::from(to_key.as_str()),
+                )
+                .await
+                .map_err(|e| FrameError::io(to.display(), e))
             })
         }
-        _ => Err(FrameError::Invalid("cannot move files between stores".into())),
+        _ => Err(FrameError::Invalid(
+            "cannot move files between stores".into(),
+        )),
     }
 }

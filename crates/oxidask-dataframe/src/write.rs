@@ -58,7 +58,9 @@ fn encode(format: &FileFormat, df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
                 Compression::Lz4 => ParquetCompression::Lz4Raw,
                 Compression::Gzip => ParquetCompression::Gzip(None),
             };
-            ParquetWriter::new(&mut buf).with_compression(c).finish(df)?;
+            ParquetWriter::new(&mut buf)
+                .with_compression(c)
+                .finish(df)?;
         }
         FileFormat::Csv { separator, header } => {
             CsvWriter::new(&mut buf)
@@ -103,12 +105,14 @@ pub(crate) fn write_one(task: &WriteTask, df: &DataFrame) -> Result<u64, FrameEr
         }
     }
     for (rel, mut part) in files {
-        let bytes = encode(&task.format, &mut part).map_err(|e| FrameError::polars(format!("writing {rel}"), e))?;
+        let bytes = encode(&task.format, &mut part)
+            .map_err(|e| FrameError::polars(format!("writing {rel}"), e))?;
         let target = join(&task.dir, &rel);
         let loc = Location::parse(&target)?;
         if let Location::Local(p) = &loc {
             if let Some(parent) = std::path::Path::new(p).parent() {
-                std::fs::create_dir_all(parent).map_err(|e| FrameError::io(parent.display().to_string(), e))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| FrameError::io(parent.display().to_string(), e))?;
             }
         }
         storage::write_all(&loc, opts, bytes)?;
@@ -134,7 +138,8 @@ pub(crate) fn publish(tmp: &str, dest: &str, opts: &StorageOptions) -> Result<()
         let to = Location::parse(&join(dest, &rel))?;
         if let Location::Local(p) = &to {
             if let Some(parent) = std::path::Path::new(p).parent() {
-                std::fs::create_dir_all(parent).map_err(|e| FrameError::io(parent.display().to_string(), e))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| FrameError::io(parent.display().to_string(), e))?;
             }
         }
         storage::rename(&f, &to, opts)?;

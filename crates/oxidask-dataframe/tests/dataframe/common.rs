@@ -39,14 +39,33 @@ pub fn sample(rows: usize, seed: u64) -> DataFrame {
     let mut t = Vec::with_capacity(rows);
     for i in 0..rows {
         // Skewed: half the rows have key 0.
-        let key = if r.uniform() < 0.5 { 0 } else { r.below(12) as i64 };
+        let key = if r.uniform() < 0.5 {
+            0
+        } else {
+            r.below(12) as i64
+        };
         k.push(key);
         g.push(["red", "green", "blue"][r.below(3) as usize].to_string());
-        x.push(if r.uniform() < 0.1 { None } else { Some((r.uniform() * 200.0 - 50.0).round() / 4.0) });
-        y.push(if r.uniform() < 0.15 { None } else { Some(r.below(7) as i64 - 2) });
-        s.push(if r.uniform() < 0.05 { None } else { Some(format!("item{}", r.below(20))) });
+        x.push(if r.uniform() < 0.1 {
+            None
+        } else {
+            Some((r.uniform() * 200.0 - 50.0).round() / 4.0)
+        });
+        y.push(if r.uniform() < 0.15 {
+            None
+        } else {
+            Some(r.below(7) as i64 - 2)
+        });
+        s.push(if r.uniform() < 0.05 {
+            None
+        } else {
+            Some(format!("item{}", r.below(20)))
+        });
         // 2019-01-01 plus up to 30 days, in milliseconds.
-        t.push(1_546_300_800_000i64 + (i as i64 * 37_000_000 + r.below(3_600_000) as i64) % 2_592_000_000);
+        t.push(
+            1_546_300_800_000i64
+                + (i as i64 * 37_000_000 + r.below(3_600_000) as i64) % 2_592_000_000,
+        );
     }
     let t = Series::new("t".into(), t)
         .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
@@ -83,16 +102,31 @@ pub fn assert_frames_eq(got: &DataFrame, want: &DataFrame, what: &str) {
         want.get_column_names(),
         "{what}: columns differ\n got: {got}\nwant: {want}"
     );
-    assert_eq!(got.height(), want.height(), "{what}: row counts differ\n got: {got}\nwant: {want}");
+    assert_eq!(
+        got.height(),
+        want.height(),
+        "{what}: row counts differ\n got: {got}\nwant: {want}"
+    );
     for (a, b) in got.columns().iter().zip(want.columns()) {
-        assert_eq!(a.dtype(), b.dtype(), "{what}: column {} has another type\n got: {got}\nwant: {want}", a.name());
+        assert_eq!(
+            a.dtype(),
+            b.dtype(),
+            "{what}: column {} has another type\n got: {got}\nwant: {want}",
+            a.name()
+        );
         if a.dtype().is_float() {
-            let a = a.f64().map(|c| c.clone()).unwrap_or_else(|_| a.cast(&DataType::Float64).unwrap().f64().unwrap().clone());
-            let b = b.f64().map(|c| c.clone()).unwrap_or_else(|_| b.cast(&DataType::Float64).unwrap().f64().unwrap().clone());
+            let a = a
+                .f64()
+                .map(|c| c.clone())
+                .unwrap_or_else(|_| a.cast(&DataType::Float64).unwrap().f64().unwrap().clone());
+            let b = b
+                .f64()
+                .map(|c| c.clone())
+                .unwrap_or_else(|_| b.cast(&DataType::Float64).unwrap().f64().unwrap().clone());
             for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
                 match (u, v) {
                     (None, None) => {}
-                    (Some(u), Some(v)) if u.is_nan() && v.is_nan() => {}
+                    (Some(u), Some(v)) if (u.is_nan() && v.is_nan()) || u == v => {}
                     (Some(u), Some(v)) => assert!(
                         (u - v).abs() <= 1e-9 * u.abs().max(v.abs()).max(1.0),
                         "{what}: column {} row {i}: {u} vs {v}",
@@ -103,7 +137,8 @@ pub fn assert_frames_eq(got: &DataFrame, want: &DataFrame, what: &str) {
             }
         } else {
             assert!(
-                a.as_materialized_series().equals_missing(b.as_materialized_series()),
+                a.as_materialized_series()
+                    .equals_missing(b.as_materialized_series()),
                 "{what}: column {} differs\n got: {got}\nwant: {want}",
                 a.name()
             );

@@ -20,53 +20,78 @@ fn row_and_column_operations_match_polars() {
             .compute()
             .unwrap();
         let want = oracle(&data, |l| {
-            l.filter(col("x").gt(lit(10.0)))
-                .select([col("k"), col("x"), (col("x") * lit(2.0)).alias("x2")])
+            l.filter(col("x").gt(lit(10.0))).select([
+                col("k"),
+                col("x"),
+                (col("x") * lit(2.0)).alias("x2"),
+            ])
         });
         assert_frames_eq(&got, &want, &what("filter+select"));
 
         let got = df
-            .with_columns([(col("y") + col("k")).alias("yk"), col("t").dt().hour().alias("hour")])
+            .with_columns([
+                (col("y") + col("k")).alias("yk"),
+                col("t").dt().hour().alias("hour"),
+            ])
             .rename([("g", "colour")])
             .drop(["s"])
             .compute()
             .unwrap();
         let want = oracle(&data, |l| {
-            l.with_columns([(col("y") + col("k")).alias("yk"), col("t").dt().hour().alias("hour")])
-                .rename(["g"], ["colour"], true)
-                .drop(pl::cols(["s"]))
+            l.with_columns([
+                (col("y") + col("k")).alias("yk"),
+                col("t").dt().hour().alias("hour"),
+            ])
+            .rename(["g"], ["colour"], true)
+            .drop(pl::cols(["s"]))
         });
         assert_frames_eq(&got, &want, &what("with_columns+rename+drop"));
 
-        let got = df.cast([("y", DataType::Float64)]).fill_null(lit(0)).compute().unwrap();
+        let got = df
+            .cast([("y", DataType::Float64)])
+            .fill_null(lit(0))
+            .compute()
+            .unwrap();
         let want = oracle(&data, |l| {
             l.with_columns([col("y").cast(DataType::Float64)])
-                .with_columns([col("k").fill_null(lit(0)), col("x").fill_null(lit(0)), col("y").fill_null(lit(0))])
+                .with_columns([
+                    col("k").fill_null(lit(0)),
+                    col("x").fill_null(lit(0)),
+                    col("y").fill_null(lit(0)),
+                ])
         });
         assert_frames_eq(&got, &want, &what("cast+fill_null"));
 
         let got = df.drop_nulls(Some(&["x", "s"])).compute().unwrap();
-        let want = oracle(&data, |l| l.filter(col("x").is_not_null().and(col("s").is_not_null())));
+        let want = oracle(&data, |l| {
+            l.filter(col("x").is_not_null().and(col("s").is_not_null()))
+        });
         assert_frames_eq(&got, &want, &what("drop_nulls"));
 
         // Boolean series of the same frame, is_in, between, string and datetime accessors.
         let x = df.column("x");
-        let keep = x.between(0.0, 20.0) & df.column("k").is_in(pl::Series::new("v".into(), [0i64, 3, 5]));
+        let keep = x.between(0.0, 20.0)
+            & df.column("k")
+                .is_in(pl::Series::new("v".into(), [0i64, 3, 5]));
         let got = df
             .filter(&keep)
             .assign("upper", df.column("g").str().to_uppercase())
             .assign("day", df.column("t").dt().day())
             .compute()
             .unwrap();
-        let want = oracle(&data, |l| {
-            l.filter(
-                col("x")
-                    .gt_eq(lit(0.0))
-                    .and(col("x").lt_eq(lit(20.0)))
-                    .and(col("k").is_in(lit(pl::Series::new("v".into(), [0i64, 3, 5])).implode(false), false)),
-            )
-            .with_columns([col("g").str().to_uppercase().alias("upper"), col("t").dt().day().alias("day")])
-        });
+        let want =
+            oracle(&data, |l| {
+                l.filter(col("x").gt_eq(lit(0.0)).and(col("x").lt_eq(lit(20.0))).and(
+                    col("k").is_in(
+                        lit(pl::Series::new("v".into(), [0i64, 3, 5])).implode(false),
+                        false,
+                    ),
+                ))
+                .with_columns([
+                    col("g").str().to_uppercase().alias("upper"),
+                    col("t").dt().day().alias("day"),
+                ])
+            });
         assert_frames_eq(&got, &want, &what("series predicates"));
 
         assert_eq!(df.len().unwrap(), 500, "{}", what("len"));
@@ -127,7 +152,11 @@ fn groupby_aggregations_match_polars_over_partitions_and_split_every() {
                         .sort(keys.clone(), Default::default())
                 });
                 // First/last depend on row order within a group: ours keeps partition order.
-                assert_frames_eq(&got, &want, &format!("groupby {keys:?} over {np} partitions, split_every {split_every}"));
+                assert_frames_eq(
+                    &got,
+                    &want,
+                    &format!("groupby {keys:?} over {np} partitions, split_every {split_every}"),
+                );
             }
         }
     }
@@ -145,14 +174,29 @@ fn frame_and_series_aggregations_match_polars() {
         assert_frames_eq(&got, &want, &format!("frame agg over {np} partitions"));
 
         let got = df.drop(["g", "s", "t"]).sum().compute().unwrap();
-        let want = oracle(&data, |l| l.select([col("k").sum(), col("x").sum(), col("y").sum()]));
+        let want = oracle(&data, |l| {
+            l.select([col("k").sum(), col("x").sum(), col("y").sum()])
+        });
         assert_frames_eq(&got, &want, &format!("sum over {np} partitions"));
 
         let mean = df.column("x").mean().compute_f64().unwrap();
-        let want = data.column("x").unwrap().as_materialized_series().mean().unwrap();
-        assert!((mean - want).abs() < 1e-9 * want.abs().max(1.0), "{mean} vs {want}");
+        let want = data
+            .column("x")
+            .unwrap()
+            .as_materialized_series()
+            .mean()
+            .unwrap();
+        assert!(
+            (mean - want).abs() < 1e-9 * want.abs().max(1.0),
+            "{mean} vs {want}"
+        );
         let std = df.column("x").std().compute().unwrap();
-        let want_std = data.column("x").unwrap().as_materialized_series().std(1).unwrap();
+        let want_std = data
+            .column("x")
+            .unwrap()
+            .as_materialized_series()
+            .std(1)
+            .unwrap();
         assert!((std.extract::<f64>().unwrap() - want_std).abs() < 1e-9 * want_std);
         assert_eq!(
             df.column("s").nunique().compute().unwrap().extract::<u64>(),
@@ -160,7 +204,13 @@ fn frame_and_series_aggregations_match_polars() {
         );
         // Derived series aggregate too.
         let got = (&df.column("x") * 2.0).sum().compute_f64().unwrap();
-        let want = data.column("x").unwrap().as_materialized_series().sum::<f64>().unwrap() * 2.0;
+        let want = data
+            .column("x")
+            .unwrap()
+            .as_materialized_series()
+            .sum::<f64>()
+            .unwrap()
+            * 2.0;
         assert!((got - want).abs() < 1e-9 * want.abs().max(1.0));
     }
 }
@@ -179,12 +229,30 @@ fn value_counts_and_distinct_values_match_polars() {
                 .value_counts(true, false, "count".into(), false)
                 .unwrap();
             // Ties in count are ordered by value in ours; compare as sets with the count order.
-            assert_frames_eq(&sorted(&got), &sorted(&want), &format!("value_counts({c}) over {np}"));
-            let counts: Vec<u32> = got.column("count").unwrap().u32().unwrap().into_no_null_iter().collect();
-            assert!(counts.windows(2).all(|w| w[0] >= w[1]), "most frequent first: {counts:?}");
+            assert_frames_eq(
+                &sorted(&got),
+                &sorted(&want),
+                &format!("value_counts({c}) over {np}"),
+            );
+            let counts: Vec<u32> = got
+                .column("count")
+                .unwrap()
+                .u32()
+                .unwrap()
+                .into_no_null_iter()
+                .collect();
+            assert!(
+                counts.windows(2).all(|w| w[0] >= w[1]),
+                "most frequent first: {counts:?}"
+            );
         }
         let got = df.drop_duplicates(Some(&["k", "g"])).compute().unwrap();
-        let want = data.clone().lazy().unique_stable(Some(pl::cols(["k", "g"])), pl::UniqueKeepStrategy::First).collect().unwrap();
+        let want = data
+            .clone()
+            .lazy()
+            .unique_stable(Some(pl::cols(["k", "g"])), pl::UniqueKeepStrategy::First)
+            .collect()
+            .unwrap();
         assert_frames_eq(&got, &want, &format!("drop_duplicates over {np}"));
         let got = df.column("g").unique().compute().unwrap();
         assert_eq!(got.len(), 3);
@@ -197,20 +265,40 @@ fn concat_partitions_and_persist_keep_rows_in_order() {
     let b = sample(30, 6);
     let da = dd::from_polars(a.clone(), 3);
     // Columns in another order are matched by name.
-    let db = dd::from_polars(b.clone(), 2).select([col("x"), col("k"), col("g"), col("y"), col("s"), col("t")]);
+    let db = dd::from_polars(b.clone(), 2).select([
+        col("x"),
+        col("k"),
+        col("g"),
+        col("y"),
+        col("s"),
+        col("t"),
+    ]);
     let both = dd::concat(&[da.clone(), db]);
     assert_eq!(both.npartitions(), 5);
     let mut want = a.clone();
     want.vstack_mut(&b).unwrap();
     assert_frames_eq(&both.compute().unwrap(), &want, "concat");
-    assert_frames_eq(&both.partitions([3, 4]).compute().unwrap(), &b, "partitions of a concat");
+    assert_frames_eq(
+        &both.partitions([3, 4]).compute().unwrap(),
+        &b,
+        "partitions of a concat",
+    );
 
     let persisted = da.filter(col("k").eq(lit(0))).persist().unwrap();
-    let again = persisted.with_columns([(col("x") + lit(1.0)).alias("x1")]).compute().unwrap();
-    let want = oracle(&a, |l| l.filter(col("k").eq(lit(0))).with_columns([(col("x") + lit(1.0)).alias("x1")]));
+    let again = persisted
+        .with_columns([(col("x") + lit(1.0)).alias("x1")])
+        .compute()
+        .unwrap();
+    let want = oracle(&a, |l| {
+        l.filter(col("k").eq(lit(0)))
+            .with_columns([(col("x") + lit(1.0)).alias("x1")])
+    });
     assert_frames_eq(&again, &want, "after persist");
 
-    let err = dd::concat(&[da.clone(), da.drop(["x"])]).check().unwrap_err().to_string();
+    let err = dd::concat(&[da.clone(), da.drop(["x"])])
+        .check()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("different columns"), "{err}");
 }
 
@@ -227,8 +315,18 @@ fn describe_and_memory_usage_match_polars() {
     let median = x.median().unwrap();
     assert!((stat("x", 5).unwrap() - median).abs() < 1e-9);
     let mem = df.memory_usage().unwrap();
-    let total: u64 = mem.column("bytes").unwrap().u64().unwrap().into_no_null_iter().sum();
-    assert!(total as usize >= data.estimated_size() / 2, "{total} vs {}", data.estimated_size());
+    let total: u64 = mem
+        .column("bytes")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .sum();
+    assert!(
+        total as usize >= data.estimated_size() / 2,
+        "{total} vs {}",
+        data.estimated_size()
+    );
 }
 
 #[oxidask_core::task(crate = oxidask_core)]
@@ -252,8 +350,13 @@ fn map_partitions_runs_registered_functions_and_checks_the_declared_schema() {
     let df = dd::from_polars(data.clone(), 3);
     let mut meta = data.schema().as_ref().clone();
     meta.with_column("ratio".into(), DataType::Float64);
-    let got = df.map_partitions(add_ratio::op(), meta.clone()).compute().unwrap();
-    let want = oracle(&data, |l| l.with_columns([(col("x") / col("k").cast(DataType::Float64)).alias("ratio")]));
+    let got = df
+        .map_partitions(add_ratio::op(), meta.clone())
+        .compute()
+        .unwrap();
+    let want = oracle(&data, |l| {
+        l.with_columns([(col("x") / col("k").cast(DataType::Float64)).alias("ratio")])
+    });
     assert_frames_eq(&got, &want, "map_partitions");
     let err = df
         .map_partitions(drop_a_column::op(), data.schema().as_ref().clone())
@@ -267,15 +370,34 @@ fn map_partitions_runs_registered_functions_and_checks_the_declared_schema() {
 fn bad_expressions_name_the_column_and_lose_nothing() {
     let data = sample(20, 9);
     let df = dd::from_polars(data, 2);
-    let err = df.filter(col("nope").gt(lit(1))).check().unwrap_err().to_string();
+    let err = df
+        .filter(col("nope").gt(lit(1)))
+        .check()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("nope"), "{err}");
     let err = df.column("nope").sum().compute().unwrap_err().to_string();
-    assert!(err.contains("nope") && err.contains("x"), "names the column and the ones there are: {err}");
-    let err = df.groupby(["k"]).mean("missing").compute().unwrap_err().to_string();
+    assert!(
+        err.contains("nope") && err.contains("x"),
+        "names the column and the ones there are: {err}"
+    );
+    let err = df
+        .groupby(["k"])
+        .mean("missing")
+        .compute()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("missing"), "{err}");
     // A string compared with a number: a type error, reported when the plan is made.
-    let err = df.filter(col("g").gt(lit(3))).compute().unwrap_err().to_string();
-    assert!(err.contains('g') || err.to_lowercase().contains("str"), "{err}");
+    let err = df
+        .filter(col("g").gt(lit(3)))
+        .compute()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains('g') || err.to_lowercase().contains("str"),
+        "{err}"
+    );
     // The frame still works afterwards.
     assert_eq!(df.len().unwrap(), 20);
 }
@@ -284,7 +406,10 @@ fn bad_expressions_name_the_column_and_lose_nothing() {
 fn display_is_symbolic() {
     let df = dd::from_polars(sample(10, 10), 2);
     let s = df.to_string();
-    assert!(s.contains("npartitions=2") && s.contains("x") && s.contains("f64"), "{s}");
+    assert!(
+        s.contains("npartitions=2") && s.contains("x") && s.contains("f64"),
+        "{s}"
+    );
     assert!(df.column("x").to_string().contains("Series"));
 }
 
@@ -301,7 +426,12 @@ fn merges_match_polars_for_every_join_type_and_strategy() {
     for (ln, rn) in [(3, 1), (1, 3), (4, 3), (7, 2)] {
         let l = dd::from_polars(left.clone(), ln);
         let r = dd::from_polars(right.clone(), rn);
-        for how in [dd::How::Inner, dd::How::Left, dd::How::Right, dd::How::Outer] {
+        for how in [
+            dd::How::Inner,
+            dd::How::Left,
+            dd::How::Right,
+            dd::How::Outer,
+        ] {
             let got = l.merge(&r, &["k"], &["key"], how).compute().unwrap();
             let jt = match how {
                 dd::How::Inner => pl::JoinType::Inner,
@@ -320,11 +450,24 @@ fn merges_match_polars_for_every_join_type_and_strategy() {
                 )
                 .collect()
                 .unwrap();
-            assert_frames_eq(&sorted(&got), &sorted(&want), &format!("{how:?} merge of {ln}x{rn} partitions"));
+            assert_frames_eq(
+                &sorted(&got),
+                &sorted(&want),
+                &format!("{how:?} merge of {ln}x{rn} partitions"),
+            );
         }
     }
     let l = dd::from_polars(left, 2);
-    let err = l.merge(&dd::from_polars(right, 1), &["k"], &["nope"], dd::How::Inner).check().unwrap_err().to_string();
+    let err = l
+        .merge(
+            &dd::from_polars(right, 1),
+            &["k"],
+            &["nope"],
+            dd::How::Inner,
+        )
+        .check()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("nope"), "{err}");
 }
 
@@ -338,19 +481,41 @@ fn shuffles_put_equal_keys_together_and_keep_every_row() {
         let parts = moved.partition_values().unwrap();
         let mut seen = std::collections::HashMap::new();
         for (i, p) in parts.iter().enumerate() {
-            let keys = p.select(["g", "k"]).unwrap().unique_stable(None, pl::UniqueKeepStrategy::First, None).unwrap();
+            let keys = p
+                .select(["g", "k"])
+                .unwrap()
+                .unique_stable(None, pl::UniqueKeepStrategy::First, None)
+                .unwrap();
             for r in 0..keys.height() {
                 let key = format!("{:?}", keys.get_row(r).unwrap().0);
                 assert_eq!(*seen.entry(key).or_insert(i), i, "a key in two partitions");
             }
         }
-        assert_frames_eq(&sorted(&moved.compute().unwrap()), &sorted(&data), &format!("shuffle into {m}"));
+        assert_frames_eq(
+            &sorted(&moved.compute().unwrap()),
+            &sorted(&data),
+            &format!("shuffle into {m}"),
+        );
     }
     // Group-by with split_out goes through the shuffle and gives the same groups.
-    let aggs = [agg::sum("x"), agg::mean("y"), agg::count("s"), agg::nunique("s").alias("distinct")];
-    let got = df.groupby(["k", "g"]).split_out(3).agg(aggs.clone()).compute().unwrap();
+    let aggs = [
+        agg::sum("x"),
+        agg::mean("y"),
+        agg::count("s"),
+        agg::nunique("s").alias("distinct"),
+    ];
+    let got = df
+        .groupby(["k", "g"])
+        .split_out(3)
+        .agg(aggs.clone())
+        .compute()
+        .unwrap();
     let want = oracle(&data, |l| {
-        l.group_by([col("k"), col("g")]).agg(aggs.iter().map(|a| a.func.expr(&a.column).alias(a.alias.as_str())).collect::<Vec<_>>())
+        l.group_by([col("k"), col("g")]).agg(
+            aggs.iter()
+                .map(|a| a.func.expr(&a.column).alias(a.alias.as_str()))
+                .collect::<Vec<_>>(),
+        )
     });
     assert_frames_eq(&sorted(&got), &sorted(&want), "split_out groupby");
 }
@@ -362,9 +527,18 @@ fn sort_values_and_set_index_order_rows_across_partitions() {
         let df = dd::from_polars(data.clone(), np);
         let got = df.sort_values(&["x", "k"], false).compute().unwrap();
         let want = data
-            .sort(["x", "k"], pl::SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true))
+            .sort(
+                ["x", "k"],
+                pl::SortMultipleOptions::default()
+                    .with_nulls_last(true)
+                    .with_maintain_order(true),
+            )
             .unwrap();
-        assert_frames_eq(&got.select(["x", "k"]).unwrap(), &want.select(["x", "k"]).unwrap(), &format!("sort over {np}"));
+        assert_frames_eq(
+            &got.select(["x", "k"]).unwrap(),
+            &want.select(["x", "k"]).unwrap(),
+            &format!("sort over {np}"),
+        );
         assert_frames_eq(&sorted(&got), &sorted(&data), "same rows");
 
         let desc = df.sort_values(&["y"], true).compute().unwrap();
@@ -380,12 +554,25 @@ fn sort_values_and_set_index_order_rows_across_partitions() {
         let parts = indexed.partition_values().unwrap();
         let mut last = i64::MIN;
         for (j, p) in parts.iter().enumerate() {
-            let ts: Vec<i64> = p.column("t").unwrap().to_physical_repr().i64().unwrap().into_no_null_iter().collect();
-            assert!(ts.windows(2).all(|w| w[0] <= w[1]), "sorted within partition {j}");
+            let ts: Vec<i64> = p
+                .column("t")
+                .unwrap()
+                .to_physical_repr()
+                .i64()
+                .unwrap()
+                .into_no_null_iter()
+                .collect();
+            assert!(
+                ts.windows(2).all(|w| w[0] <= w[1]),
+                "sorted within partition {j}"
+            );
             if let Some(&first) = ts.first() {
                 assert!(first >= last, "partitions in order");
                 if j > 0 {
-                    assert!(first as f64 >= bounds[j - 1], "partition {j} starts at its division");
+                    assert!(
+                        first as f64 >= bounds[j - 1],
+                        "partition {j} starts at its division"
+                    );
                 }
                 last = *ts.last().unwrap();
             }

@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oxidask_core::Collection;
-use oxidask_dataframe::{self as dd, col, lit, CsvOptions, ParquetOptions, StorageOptions, WriteOptions};
+use oxidask_dataframe::{
+    self as dd, col, lit, CsvOptions, ParquetOptions, StorageOptions, WriteOptions,
+};
 
 use crate::common::{assert_frames_eq, oracle, sample, sorted};
 
@@ -49,7 +51,11 @@ fn http(port: u16, request: &str) -> String {
 }
 
 fn start_moto() -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let py = python();
     let child = Command::new(&py)
         .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
@@ -78,7 +84,11 @@ fn start_moto() -> Moto {
 #[test]
 fn parquet_and_csv_on_a_real_s3_endpoint() {
     let moto = start_moto();
-    let storage = StorageOptions::s3(format!("http://127.0.0.1:{}", moto.port), "testing", "testing");
+    let storage = StorageOptions::s3(
+        format!("http://127.0.0.1:{}", moto.port),
+        "testing",
+        "testing",
+    );
     let data = sample(600, 21).drop("t").unwrap();
     let df = dd::from_polars(data.clone(), 4);
 
@@ -100,6 +110,7 @@ fn parquet_and_csv_on_a_real_s3_endpoint() {
             ..Default::default()
         },
     );
+    back.check().unwrap();
     assert_eq!(back.npartitions(), 4);
     assert_frames_eq(&back.compute().unwrap(), &data, "s3 parquet round trip");
     let globbed = dd::read_parquet_with(
@@ -110,7 +121,9 @@ fn parquet_and_csv_on_a_real_s3_endpoint() {
             storage: storage.clone(),
         },
     );
-    let want = oracle(&data, |l| l.filter(col("x").gt(lit(0.0))).select([col("k"), col("x")]));
+    let want = oracle(&data, |l| {
+        l.filter(col("x").gt(lit(0.0))).select([col("k"), col("x")])
+    });
     assert_frames_eq(&globbed.compute().unwrap(), &want, "s3 glob with pushdown");
 
     // Hive directories on S3.
@@ -130,7 +143,10 @@ fn parquet_and_csv_on_a_real_s3_endpoint() {
             ..Default::default()
         },
     );
-    let got = hive.select([col("k"), col("g"), col("x"), col("y"), col("s")]).compute().unwrap();
+    let got = hive
+        .select([col("k"), col("g"), col("x"), col("y"), col("s")])
+        .compute()
+        .unwrap();
     assert_frames_eq(&sorted(&got), &sorted(&data), "s3 hive round trip");
 
     // CSV split into byte ranges read with ranged GETs.
@@ -142,10 +158,18 @@ fn parquet_and_csv_on_a_real_s3_endpoint() {
             ..CsvOptions::default().blocksize(Some(2048))
         },
     );
-    assert!(csv.npartitions() > 4, "split into ranges: {}", csv.npartitions());
+    assert!(
+        csv.npartitions() > 4,
+        "split into ranges: {}",
+        csv.npartitions()
+    );
     assert_eq!(csv.len().unwrap(), 600);
     let got = csv.groupby(["k"]).sum("y").compute().unwrap();
-    let local = dd::from_polars(data.clone(), 1).groupby(["k"]).sum("y").compute().unwrap();
+    let local = dd::from_polars(data.clone(), 1)
+        .groupby(["k"])
+        .sum("y")
+        .compute()
+        .unwrap();
     assert_frames_eq(&got, &local, "s3 csv groupby");
 
     // Missing objects are errors naming the URL.
