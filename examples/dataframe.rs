@@ -5,7 +5,7 @@
 //! The data is a small synthetic stand-in for the 2019 yellow-taxi files (same columns), made
 //! here so the example runs anywhere. `cargo run --release -p oxidask-examples --example dataframe`
 
-use oxidask::dataframe::polars::prelude as pl;
+use oxidask::dataframe::polars::prelude::{self as pl, NamedFrom};
 use oxidask::dataframe::{self as dd, agg, col, lit, DataType, How};
 use oxidask::Collection;
 

@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use oxidask::dataframe::{self as dd, agg, col, lit, polars::prelude as pl};
+use oxidask::dataframe::polars::prelude::{self as pl, ChunkAgg};
+use oxidask::dataframe::{self as dd, agg, col, lit};
 use oxidask::Collection;
 use serde_json::json;
 

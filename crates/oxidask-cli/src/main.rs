@@ -14,6 +14,9 @@ mod demo;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+// Links the dataframe operations, so the stock worker runs dataframe tasks.
+#[cfg(feature = "dataframe")]
+use oxidask::dataframe as _;
 
 /// mimalloc: faster small allocations and far fewer page faults on big graphs.
 #[global_allocator]

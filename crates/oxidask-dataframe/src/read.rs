@@ -199,9 +199,10 @@ fn override_types(
     for (c, d) in dtypes {
         match schema.get_mut(c.as_str()) {
             Some(slot) => *slot = d.clone(),
-            None => return Err(FrameError::Io {
-                path: first.to_owned(),
-                detail: format!(
+            None => {
+                return Err(FrameError::Io {
+                    path: first.to_owned(),
+                    detail: format!(
                     "a type was given for column `{c}`, which the file does not have (it has: {})",
                     schema
                         .iter_names()
@@ -209,7 +210,8 @@ fn override_types(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-            }),
+                })
+            }
         }
     }
     Ok(schema)

@@ -117,11 +117,11 @@ pub fn assert_frames_eq(got: &DataFrame, want: &DataFrame, what: &str) {
         if a.dtype().is_float() {
             let a = a
                 .f64()
-                .map(|c| c.clone())
+                .cloned()
                 .unwrap_or_else(|_| a.cast(&DataType::Float64).unwrap().f64().unwrap().clone());
             let b = b
                 .f64()
-                .map(|c| c.clone())
+                .cloned()
                 .unwrap_or_else(|_| b.cast(&DataType::Float64).unwrap().f64().unwrap().clone());
             for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
                 match (u, v) {

@@ -592,3 +592,8 @@ fn repartition_keeps_rows_in_order() {
         assert_frames_eq(&r.compute().unwrap(), &data, &format!("repartition to {m}"));
     }
 }
+
+/// The registered `add_ratio` operation, for other test modules.
+pub fn add_ratio_op() -> &'static oxidask_core::OpDef {
+    add_ratio::op()
+}

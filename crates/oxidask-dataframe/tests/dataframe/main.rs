@@ -7,6 +7,7 @@
 use oxidask_local as _;
 
 mod common;
+mod distributed;
 mod frame;
 mod io;
 mod s3;
