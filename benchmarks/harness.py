@@ -61,6 +61,8 @@ SUITES = {
         ("groupby-mean", 1000, 10, [DASK_DF, POLARS]),
         ("groupby-agg", 1000, 10, [DASK_DF, POLARS]),
         ("filter-count", 1000, 10, [DASK_DF, POLARS]),
+        ("merge-count", 1000, 10, [DASK_DF, POLARS]),
+        ("set-index", 1000, 10, [DASK_DF, POLARS]),
         ("read-csv", 1000, 10, [DASK_DF, POLARS]),
     ],
 }

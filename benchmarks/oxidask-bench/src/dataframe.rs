@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use oxidask::dataframe::polars::prelude::{self as pl, ChunkAgg};
-use oxidask::dataframe::{self as dd, agg, col, lit};
+use oxidask::dataframe::{self as dd, agg, col, lit, How};
 use oxidask::Collection;
 use serde_json::json;
 
@@ -105,6 +105,59 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
                 .len()
                 .map_err(err)?;
             json!(n)
+        }
+        "merge-count" => {
+            let zones = dd::read_parquet(format!("{d}/zones.parquet"));
+            let r = dd::read_parquet(pq.as_str())
+                .columns_subset(["PULocationID"])
+                .merge(&zones, &["PULocationID"], &["LocationID"], How::Inner)
+                .column("Borough")
+                .value_counts()
+                .compute()
+                .map_err(err)?;
+            let names = r
+                .column("Borough")
+                .map_err(err)?
+                .str()
+                .map_err(err)?
+                .clone();
+            let counts = r
+                .column("count")
+                .map_err(err)?
+                .cast(&pl::DataType::Int64)
+                .map_err(err)?;
+            let counts = counts.i64().map_err(err)?;
+            let mut pairs: Vec<(String, i64)> = names
+                .iter()
+                .zip(counts.iter())
+                .map(|(n, c)| (n.unwrap_or("None").to_owned(), c.unwrap_or(0)))
+                .collect();
+            pairs.sort();
+            json!(pairs
+                .into_iter()
+                .map(|(n, c)| json!([n, c]))
+                .collect::<Vec<_>>())
+        }
+        "set-index" => {
+            // A partition per row group (1M rows), as Dask splits the file.
+            let january = dd::read_parquet_with(
+                format!("{pq}/yellow_tripdata_2019-01.parquet"),
+                dd::ParquetOptions {
+                    split_row_groups: Some(1),
+                    ..Default::default()
+                },
+            );
+            let indexed = january
+                .set_index("tpep_pickup_datetime", None)
+                .persist()
+                .map_err(err)?;
+            let n = indexed.len().map_err(err)?;
+            let total = indexed
+                .column("total_amount")
+                .sum()
+                .compute_f64()
+                .map_err(err)?;
+            json!([n, round(total, 2)])
         }
         "read-csv" => {
             let r = dd::read_csv(format!("{d}/csv/*.csv"))

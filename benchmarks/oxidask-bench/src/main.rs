@@ -15,7 +15,7 @@ fn usage() -> ExitCode {
     eprintln!("usage: oxidask-bench SUITE CASE [--n N] [--threads T]\n  suites: tasks (independent | chain | tree | delayed-independent)
           array (ones-sum | ones-fancy | random-expr | random-std | matmul-sum | big-sum)
           distributed (map | tree | roundtrip | startup | scheduler-alone | big-graph)
-          dataframe (value-counts | groupby-mean | groupby-agg | filter-count | read-csv)");
+          dataframe (value-counts | groupby-mean | groupby-agg | filter-count | merge-count | set-index | read-csv)");
     ExitCode::from(2)
 }
 

@@ -510,6 +510,49 @@ impl DataFrame {
         })
     }
 
+    /// A custom tree reduction (Dask's `reduction`/`Aggregation`): `chunk` runs on each
+    /// partition, `combine` on the concatenation of `split_every` chunk (or combine) results,
+    /// `finalize` on the concatenation of the last ones; each is a registered
+    /// `#[oxidask::task]` taking `&Partition` and returning a `Partition`. The result is one
+    /// partition with schema `meta`. Group-wise custom aggregations group inside the
+    /// functions (the partials carry the keys).
+    pub fn reduction(
+        &self,
+        chunk: &'static OpDef,
+        combine: &'static OpDef,
+        finalize: &'static OpDef,
+        meta: pl::Schema,
+        split_every: usize,
+    ) -> DataFrame {
+        self.then(|n| {
+            let mut t = Tokenizer::new();
+            t.write_str("reduction");
+            t.write_token(n.token);
+            for op in [chunk, combine, finalize] {
+                t.write_str(op.name());
+            }
+            t.write_u64(split_every as u64);
+            let node = Node::new(
+                "reduction",
+                t.finish(),
+                Arc::new(meta.clone()),
+                1,
+                Kind::CustomReduce {
+                    input: n.clone(),
+                    chunk,
+                    combine,
+                    finalize,
+                    split_every,
+                },
+            );
+            let check: Vec<Expr> = meta
+                .iter()
+                .map(|(c, d)| col(c.as_str()).strict_cast(d.clone()).alias(c.as_str()))
+                .collect();
+            node.with_ops("reduction", vec![FrameOp::Select(check)])
+        })
+    }
+
     /// Applies a registered function (an `#[oxidask::task]` taking `&Partition` and returning
     /// a `Partition`) to every partition. `meta` is the schema it returns, checked on each
     /// partition it produces.
@@ -540,8 +583,8 @@ impl DataFrame {
     }
 
     /// Describes numeric columns: count, mean, std, min, quartiles, max — one row per
-    /// statistic, as pandas. Quartiles are exact over the column (computed with Polars on
-    /// each column's values gathered to one place), so use on columns that fit in memory.
+    /// statistic, as pandas. Quartiles are approximate over partitions (merged per-partition
+    /// percentiles, as Dask's), exact for one partition.
     pub fn describe(&self) -> Result<pl::DataFrame, Error> {
         let numeric: Vec<String> = self
             .dtypes()
@@ -566,49 +609,30 @@ impl DataFrame {
                 aggs.push(Agg::new(c.clone(), f).alias(format!("{c}\u{1}{}", f.name())));
             }
         }
-        let stats = self.agg(aggs);
-        // Quantiles need all of a column's values: gather the columns, then one Polars query.
-        let values = self.columns_subset(numeric.iter()).compute()?;
-        let q = values
-            .lazy()
-            .select(
-                numeric
-                    .iter()
-                    .flat_map(|c| {
-                        [0.25, 0.5, 0.75].into_iter().map(move |q| {
-                            col(c.as_str())
-                                .cast(DataType::Float64)
-                                .quantile(lit(q), pl::QuantileMethod::Linear)
-                                .alias(format!("{c}\u{1}{}%", (q * 100.0) as u32))
-                        })
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .collect()
-            .map_err(|e| FrameError::polars("describe", e))?;
-        let s = stats.compute()?;
+        let s = self.agg(aggs).compute()?;
+        let quartiles = crate::quantile::approx_quantiles(self, &numeric, &[0.25, 0.5, 0.75])?;
         let rows = ["count", "mean", "std", "min", "25%", "50%", "75%", "max"];
         let mut columns = vec![pl::Column::new(
             "statistic".into(),
             rows.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
         )];
-        for c in &numeric {
-            let get = |df: &pl::DataFrame, stat: &str| -> Option<f64> {
-                df.column(&format!("{c}\u{1}{stat}"))
+        for (j, c) in numeric.iter().enumerate() {
+            let get = |stat: &str| -> Option<f64> {
+                s.column(&format!("{c}\u{1}{stat}"))
                     .ok()
                     .and_then(|col| col.cast(&DataType::Float64).ok())
                     .and_then(|col| col.f64().ok().and_then(|v| v.get(0)))
             };
-            let values: Vec<Option<f64>> = rows
-                .iter()
-                .map(|r| {
-                    if r.ends_with('%') {
-                        get(&q, r)
-                    } else {
-                        get(&s, r)
-                    }
-                })
-                .collect();
+            let values: Vec<Option<f64>> = vec![
+                get("count"),
+                get("mean"),
+                get("std"),
+                get("min"),
+                quartiles[j][0],
+                quartiles[j][1],
+                quartiles[j][2],
+                get("max"),
+            ];
             columns.push(pl::Column::new(c.as_str().into(), values));
         }
         pl::DataFrame::new_infer_height(columns)

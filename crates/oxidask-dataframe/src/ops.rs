@@ -81,6 +81,24 @@ pub fn join(
         .map_err(|e| FrameError::polars("merge", e))
 }
 
+/// HyperLogLog registers of a partition of hashes.
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn hll_chunk(part: &Partition) -> Result<Partition, FrameError> {
+    crate::hll::chunk(&part.0).map(Partition)
+}
+
+/// Merged HyperLogLog registers.
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn hll_combine(part: &Partition) -> Result<Partition, FrameError> {
+    crate::hll::combine(&part.0).map(Partition)
+}
+
+/// The HyperLogLog estimate.
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn hll_finalize(part: &Partition) -> Result<Partition, FrameError> {
+    crate::hll::finalize(&part.0).map(Partition)
+}
+
 /// Concatenates partitions vertically.
 pub(crate) fn concat_parts(parts: &[&Partition]) -> Result<DataFrame, FrameError> {
     let Some((first, rest)) = parts.split_first() else {

@@ -129,6 +129,16 @@ pub(crate) enum Kind {
         finalize: Vec<FrameOp>,
         split_every: usize,
     },
+    /// A tree reduction by registered functions (each takes and returns a `Partition`):
+    /// `chunk` on each partition, `combine` on the concatenation of `split_every` results,
+    /// `finalize` on the concatenation of the last ones.
+    CustomReduce {
+        input: Arc<Node>,
+        chunk: &'static OpDef,
+        combine: &'static OpDef,
+        finalize: &'static OpDef,
+        split_every: usize,
+    },
     /// The partitions of several frames, one after another.
     Concat { inputs: Vec<Arc<Node>> },
     /// Rows moved to the partition their key hashes to.
@@ -333,6 +343,69 @@ impl Node {
                 Layer {
                     tasks,
                     outputs,
+                    deps: vec![inner],
+                }
+            }
+            Kind::CustomReduce {
+                input,
+                chunk,
+                combine,
+                finalize,
+                split_every,
+            } => {
+                let inner = input.layer();
+                let none = Value::new(Plan(Vec::<FrameOp>::new()));
+                let mut tasks = Vec::new();
+                let chunk_name = format!("{name}-chunk");
+                let mut level: Vec<Key> = inner
+                    .outputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        let c = Key::block(&chunk_name, token, &[i as u32]);
+                        tasks.push((c, Task::call(chunk, [Arg::Key(*k)])));
+                        c
+                    })
+                    .collect();
+                if level.is_empty() {
+                    // No partitions: reduce one empty partition of the input's schema.
+                    let c = Key::block(&chunk_name, token, &[0]);
+                    let empty = crate::Partition(DataFrame::empty_with_schema(&input.schema));
+                    tasks.push((c, Task::call(chunk, [Arg::Value(Value::new(empty))])));
+                    level.push(c);
+                }
+                let (concat_name, combine_name) =
+                    (format!("{name}-concat"), format!("{name}-combine"));
+                let split_every = (*split_every).max(2);
+                // Concatenate a group of results (one task), then run `op` on it (another).
+                let step = |group: &[Key],
+                            op: &'static OpDef,
+                            out: Key,
+                            at: [u32; 2],
+                            tasks: &mut Vec<(Key, Task)>| {
+                    let cat = Key::block(&concat_name, token, &at);
+                    tasks.push((
+                        cat,
+                        apply_task(&none, group.iter().map(|k| Arg::Key(*k)).collect()),
+                    ));
+                    tasks.push((out, Task::call(op, [Arg::Key(cat)])));
+                };
+                let mut depth = 0u32;
+                while level.len() > split_every {
+                    let mut next = Vec::new();
+                    for (j, group) in level.chunks(split_every).enumerate() {
+                        let out = Key::block(&combine_name, token, &[depth, j as u32]);
+                        step(group, combine, out, [depth, j as u32], &mut tasks);
+                        next.push(out);
+                    }
+                    level = next;
+                    depth += 1;
+                }
+                let out = key(0);
+                step(&level, finalize, out, [depth, u32::MAX], &mut tasks);
+                Layer {
+                    tasks,
+                    outputs: vec![out],
                     deps: vec![inner],
                 }
             }

@@ -76,9 +76,9 @@ fn source_token(
                 .map_or(0, |d| d.as_nanos() as u64);
             t.write_u64(modified);
         }
-        if let Some((a, b)) = p.range {
-            t.write_u64(a);
-            t.write_u64(b);
+        for (a, b) in p.range.iter().chain(&p.rows) {
+            t.write_u64(*a);
+            t.write_u64(*b);
         }
     }
     t.write_str(&format!("{storage:?}"));
@@ -110,6 +110,9 @@ pub struct ParquetOptions {
     pub filter: Option<polars::prelude::Expr>,
     /// Where `s3://` paths live.
     pub storage: StorageOptions,
+    /// A partition per this many row groups instead of per file (Dask's
+    /// `split_row_groups`); local files only.
+    pub split_row_groups: Option<usize>,
 }
 
 /// Reads Parquet: a file, a glob, a directory (hive-partitioned directories such as
@@ -124,6 +127,10 @@ pub fn read_parquet_with(paths: impl IntoPaths, options: ParquetOptions) -> Data
     let go = || -> Result<DataFrame, FrameError> {
         let pieces = scan::pieces_of(&paths, &["parquet", "parq", "pq"], &options.storage)?;
         let schema = scan::piece_schema(&Format::Parquet, &options.storage, &pieces[0])?;
+        let pieces = match options.split_row_groups {
+            Some(per) => scan::split_row_groups(pieces, per)?,
+            None => pieces,
+        };
         let source = Source {
             format: Format::Parquet,
             storage: options.storage.clone(),

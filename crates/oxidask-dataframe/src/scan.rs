@@ -37,6 +37,8 @@ pub struct Piece {
     pub location: Location,
     /// Bytes `start..end` (lines that start in it), or the whole file.
     pub range: Option<(u64, u64)>,
+    /// Rows `offset, len` of a Parquet file (a group of row groups), or all.
+    pub rows: Option<(u64, u64)>,
     /// Columns from the path (`year=2019/`), added as literals.
     pub hive: Vec<(String, HiveValue)>,
 }
@@ -179,6 +181,11 @@ fn piece_frame(
                 .map_err(|e| FrameError::io(&shown, e))?
         }
     };
+    let lf = match piece.rows {
+        // Polars reads only the row groups the slice touches.
+        Some((offset, len)) => lf.slice(offset as i64, len.min(IdxSize::MAX as u64) as IdxSize),
+        None => lf,
+    };
     Ok(if piece.hive.is_empty() {
         lf
     } else {
@@ -268,6 +275,7 @@ pub(crate) fn pieces_of(
             pieces.push(Piece {
                 location: loc,
                 range: None,
+                rows: None,
                 hive,
             });
         }
@@ -369,4 +377,38 @@ pub(crate) fn infer_json_schema(
         .and_then(|mut lf| lf.collect_schema())
         .map_err(|e| FrameError::io(&shown, e))?;
     Ok(schema.as_ref().clone())
+}
+
+/// Splits local Parquet pieces into groups of `per` row groups (remote files stay whole).
+pub(crate) fn split_row_groups(pieces: Vec<Piece>, per: usize) -> Result<Vec<Piece>, FrameError> {
+    let per = per.max(1);
+    let mut out = Vec::new();
+    for p in pieces {
+        let Location::Local(path) = &p.location else {
+            out.push(p);
+            continue;
+        };
+        let f = std::fs::File::open(path).map_err(|e| FrameError::io(path, e))?;
+        let mut reader = ParquetReader::new(f);
+        let meta = reader.get_metadata().map_err(|e| FrameError::io(path, e))?;
+        let sizes: Vec<u64> = meta
+            .row_groups
+            .iter()
+            .map(|g| g.num_rows() as u64)
+            .collect();
+        if sizes.len() <= per {
+            out.push(p);
+            continue;
+        }
+        let mut offset = 0u64;
+        for group in sizes.chunks(per) {
+            let len: u64 = group.iter().sum();
+            out.push(Piece {
+                rows: Some((offset, len)),
+                ..p.clone()
+            });
+            offset += len;
+        }
+    }
+    Ok(out)
 }

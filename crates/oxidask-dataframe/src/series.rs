@@ -289,6 +289,41 @@ impl Series {
         self.scalar(AggFn::Last)
     }
 
+    /// Approximate count of distinct non-null values (HyperLogLog, 2^14 registers: about 0.8%
+    /// standard error, 16 KiB per partial whatever the data size).
+    pub fn approx_nunique(&self) -> Scalar {
+        let hashed = self.to_frame().with_ops(
+            "approx-nunique",
+            vec![
+                FrameOp::Filter(col(self.name.clone()).is_not_null()),
+                FrameOp::Select(vec![col(self.name.clone())
+                    .hash(0x5851_F42D, 0x4C95_7F2D, 0x1405_7B7E, 0xF767_814F)
+                    .alias("hash")]),
+            ],
+        );
+        let mut meta = pl::Schema::default();
+        meta.with_column("approx_nunique".into(), DataType::UInt64);
+        Scalar {
+            frame: hashed.reduction(
+                crate::ops::hll_chunk::op(),
+                crate::ops::hll_combine::op(),
+                crate::ops::hll_finalize::op(),
+                meta,
+                DEFAULT_SPLIT_EVERY,
+            ),
+        }
+    }
+
+    /// Approximate quantiles (each `q` in 0..=1) of a numeric series: per-partition
+    /// percentiles merged into one distribution (Dask's `quantile`), exact for one partition
+    /// at whole percents. Computed now; `None` where the series has no values.
+    pub fn quantile(&self, qs: &[f64]) -> Result<Vec<Option<f64>>, Error> {
+        let name = self.name.to_string();
+        let frame = self.to_frame();
+        let mut out = crate::quantile::approx_quantiles(&frame, &[name], qs)?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
     /// Occurrences of each distinct value (nulls included, as one group), most frequent
     /// first: a frame with the series' column and `count`, as Polars' `value_counts`.
     pub fn value_counts(&self) -> DataFrame {

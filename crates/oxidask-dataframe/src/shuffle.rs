@@ -276,7 +276,10 @@ fn join_lazy(spec: &JoinSpec, left: LazyFrame, right: LazyFrame) -> LazyFrame {
 pub enum JoinMode {
     BroadcastRight,
     BroadcastLeft,
+    /// Hash-shuffled on the keys first, then partition by partition.
     Partitionwise,
+    /// Partition by partition as they are (equal divisions on the join keys).
+    Aligned,
 }
 
 /// Merges two frames on key columns (Dask's `merge`): a one-partition side is broadcast when
@@ -321,7 +324,16 @@ pub(crate) fn merge(
         )
         .collect_schema()
         .map_err(|e| FrameError::polars("merge", e))?;
-        let mode = if r.npartitions == 1 && matches!(how, How::Inner | How::Left) {
+        // Both sides indexed by their keys with the same divisions: already co-partitioned.
+        let aligned = match (&l.index, &r.index) {
+            (Some((lc, lb)), Some((rc, rb))) => {
+                spec.left_on == [lc.clone()] && spec.right_on == [rc.clone()] && lb == rb
+            }
+            _ => false,
+        };
+        let mode = if aligned {
+            JoinMode::Aligned
+        } else if r.npartitions == 1 && matches!(how, How::Inner | How::Left) {
             JoinMode::BroadcastRight
         } else if l.npartitions == 1 && matches!(how, How::Inner | How::Right) {
             JoinMode::BroadcastLeft
@@ -331,6 +343,7 @@ pub(crate) fn merge(
         let (left_in, right_in, np) = match mode {
             JoinMode::BroadcastRight => (l.clone(), r.clone(), l.npartitions),
             JoinMode::BroadcastLeft => (l.clone(), r.clone(), r.npartitions),
+            JoinMode::Aligned => (l.clone(), r.clone(), l.npartitions),
             JoinMode::Partitionwise => {
                 let m = l.npartitions.max(r.npartitions).max(1);
                 (
@@ -381,14 +394,14 @@ pub(crate) fn join_layer(
     let mut tasks = Vec::new();
     let mut outputs = Vec::new();
     let n = match mode {
-        JoinMode::BroadcastRight | JoinMode::Partitionwise => ll.outputs.len(),
+        JoinMode::BroadcastRight | JoinMode::Partitionwise | JoinMode::Aligned => ll.outputs.len(),
         JoinMode::BroadcastLeft => rl.outputs.len(),
     };
     for j in 0..n {
         let (la, ra) = match mode {
             JoinMode::BroadcastRight => (vec![Arg::Key(ll.outputs[j])], keys(&rl)),
             JoinMode::BroadcastLeft => (keys(&ll), vec![Arg::Key(rl.outputs[j])]),
-            JoinMode::Partitionwise => {
+            JoinMode::Partitionwise | JoinMode::Aligned => {
                 (vec![Arg::Key(ll.outputs[j])], vec![Arg::Key(rl.outputs[j])])
             }
         };

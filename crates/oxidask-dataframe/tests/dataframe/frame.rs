@@ -312,8 +312,27 @@ fn describe_and_memory_usage_match_polars() {
     assert_eq!(stat("x", 0), Some(x.len() as f64 - x.null_count() as f64));
     assert!((stat("x", 1).unwrap() - x.mean().unwrap()).abs() < 1e-9);
     assert!((stat("x", 2).unwrap() - x.std(1).unwrap()).abs() < 1e-9);
-    let median = x.median().unwrap();
-    assert!((stat("x", 5).unwrap() - median).abs() < 1e-9);
+    // One partition: the quartiles are Polars' own (linear interpolation).
+    let one = dd::from_polars(data.clone(), 1).describe().unwrap();
+    for (row, q) in [(4, 0.25), (5, 0.5), (6, 0.75)] {
+        let want = x
+            .quantile_reduce(q, pl::QuantileMethod::Linear)
+            .unwrap()
+            .value()
+            .extract::<f64>()
+            .unwrap();
+        let got = one.column("x").unwrap().f64().unwrap().get(row).unwrap();
+        assert!((got - want).abs() < 1e-9, "quartile {q}: {got} vs {want}");
+    }
+    // Several partitions: approximate, within a small error of rank.
+    for (row, q) in [(4, 0.25), (5, 0.5), (6, 0.75)] {
+        let got = stat("x", row).unwrap();
+        let rank = rank_of(&x, got);
+        assert!(
+            (rank - q).abs() <= 0.03,
+            "quartile {q} over 4 partitions: {got} has rank {rank}"
+        );
+    }
     let mem = df.memory_usage().unwrap();
     let total: u64 = mem
         .column("bytes")
@@ -596,4 +615,196 @@ fn repartition_keeps_rows_in_order() {
 /// The registered `add_ratio` operation, for other test modules.
 pub fn add_ratio_op() -> &'static oxidask_core::OpDef {
     add_ratio::op()
+}
+
+/// Custom aggregation, chunk step: per-group sum and count of `x` (the keys travel along).
+#[oxidask_core::task(crate = oxidask_core)]
+fn range_chunk(part: &Partition) -> Result<Partition, pl::PolarsError> {
+    part.0
+        .clone()
+        .lazy()
+        .group_by([col("k")])
+        .agg([col("x").max().alias("hi"), col("x").min().alias("lo")])
+        .collect()
+        .map(Partition)
+}
+
+/// Custom aggregation, combine step: merge partials.
+#[oxidask_core::task(crate = oxidask_core)]
+fn range_combine(part: &Partition) -> Result<Partition, pl::PolarsError> {
+    part.0
+        .clone()
+        .lazy()
+        .group_by([col("k")])
+        .agg([col("hi").max(), col("lo").min()])
+        .collect()
+        .map(Partition)
+}
+
+/// Custom aggregation, finalize step: the range per group, sorted by key.
+#[oxidask_core::task(crate = oxidask_core)]
+fn range_finalize(part: &Partition) -> Result<Partition, pl::PolarsError> {
+    part.0
+        .clone()
+        .lazy()
+        .group_by([col("k")])
+        .agg([(col("hi").max() - col("lo").min()).alias("range")])
+        .sort(["k"], Default::default())
+        .collect()
+        .map(Partition)
+}
+
+#[test]
+fn custom_reductions_run_registered_chunk_combine_finalize() {
+    let data = sample(800, 34);
+    let want = oracle(&data, |l| {
+        l.group_by([col("k")])
+            .agg([(col("x").max() - col("x").min()).alias("range")])
+            .sort(["k"], Default::default())
+    });
+    let mut meta = pl::Schema::default();
+    meta.with_column("k".into(), DataType::Int64);
+    meta.with_column("range".into(), DataType::Float64);
+    for (np, split_every) in [(1, 8), (7, 2), (40, 3)] {
+        let got = dd::from_polars(data.clone(), np)
+            .reduction(
+                range_chunk::op(),
+                range_combine::op(),
+                range_finalize::op(),
+                meta.clone(),
+                split_every,
+            )
+            .compute()
+            .unwrap();
+        assert_frames_eq(
+            &got,
+            &want,
+            &format!("custom reduction over {np}, split_every {split_every}"),
+        );
+    }
+}
+
+#[test]
+fn approximate_distinct_counts_are_within_the_hyperloglog_error() {
+    // 40k distinct integers (each twice), strings, and a column with few values.
+    let n = 80_000i64;
+    let data = pl::df!(
+        "a" => (0..n).map(|i| i / 2).collect::<Vec<_>>(),
+        "b" => (0..n).map(|i| format!("id-{}", i % 30_011)).collect::<Vec<_>>(),
+        "c" => (0..n).map(|i| (i % 7 == 0).then_some(i % 5)).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    for np in [1, 6] {
+        let df = dd::from_polars(data.clone(), np);
+        for (c, exact) in [("a", 40_000f64), ("b", 30_011.0), ("c", 5.0)] {
+            let est = df
+                .column(c)
+                .approx_nunique()
+                .compute()
+                .unwrap()
+                .extract::<u64>()
+                .unwrap() as f64;
+            // 2^14 registers: standard error 1.04/sqrt(2^14) = 0.81%; four of them is 3.25%.
+            assert!(
+                (est - exact).abs() <= 0.0325 * exact,
+                "{c} over {np} partitions: {est} vs {exact}"
+            );
+        }
+        // Same registers whatever the partitioning: the estimate does not depend on it.
+        let one = dd::from_polars(data.clone(), 1)
+            .column("b")
+            .approx_nunique()
+            .compute()
+            .unwrap();
+        assert_eq!(df.column("b").approx_nunique().compute().unwrap(), one);
+    }
+}
+
+#[test]
+fn merges_on_equal_divisions_need_no_shuffle() {
+    let left = sample(300, 35)
+        .lazy()
+        .with_columns([col("x").fill_null(lit(0.0))])
+        .collect()
+        .unwrap();
+    let right = pl::df!(
+        "x" => (0..200).map(|i| i as f64 / 4.0 - 12.5).collect::<Vec<_>>(),
+        "w" => (0..200i64).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let bounds = vec![-100.0, -5.0, 0.0, 5.0, 100.0];
+    let l = dd::from_polars(left.clone(), 3).set_index("x", Some(bounds.clone()));
+    let r = dd::from_polars(right.clone(), 2).set_index("x", Some(bounds));
+    let joined = l.merge(&r, &["x"], &["x"], dd::How::Inner);
+    let mut g = oxidask_core::Graph::new();
+    joined.build_graph(&mut g);
+    let keys_before = {
+        let mut g2 = oxidask_core::Graph::new();
+        l.build_graph(&mut g2);
+        r.build_graph(&mut g2);
+        g2.len()
+    };
+    assert_eq!(
+        g.len(),
+        keys_before + joined.npartitions(),
+        "one join task per partition, nothing else"
+    );
+    let want = left
+        .lazy()
+        .join(
+            right.lazy(),
+            [col("x")],
+            [col("x")],
+            pl::JoinArgs::new(pl::JoinType::Inner),
+        )
+        .select([
+            col("x"),
+            col("k"),
+            col("g"),
+            col("y"),
+            col("s"),
+            col("t"),
+            col("w"),
+        ])
+        .collect()
+        .unwrap();
+    assert_frames_eq(
+        &sorted(&joined.compute().unwrap()),
+        &sorted(&want),
+        "aligned merge",
+    );
+}
+
+/// The fraction of a series' non-null values at or below `v`.
+fn rank_of(s: &pl::Series, v: f64) -> f64 {
+    let c = s.cast(&DataType::Float64).unwrap();
+    let vals: Vec<f64> = c.f64().unwrap().iter().flatten().collect();
+    vals.iter().filter(|x| **x <= v).count() as f64 / vals.len() as f64
+}
+
+#[test]
+fn approximate_quantiles_are_close_in_rank() {
+    let mut r = crate::common::Rng::new(36);
+    // Skewed values, unevenly spread over partitions (sorted: each partition a narrow range).
+    let mut v: Vec<f64> = (0..50_000).map(|_| (r.uniform() * 8.0).exp()).collect();
+    let data = pl::df!("v" => v.clone()).unwrap();
+    v.sort_by(f64::total_cmp);
+    let sorted_data = pl::df!("v" => v).unwrap();
+    let s = data.column("v").unwrap().as_materialized_series().clone();
+    let qs = [0.01, 0.1, 0.25, 0.5, 0.9, 0.99];
+    for (frame, what) in [(&data, "shuffled"), (&sorted_data, "sorted")] {
+        for np in [1, 5, 23] {
+            let got = dd::from_polars(frame.clone(), np)
+                .column("v")
+                .quantile(&qs)
+                .unwrap();
+            for (q, g) in qs.iter().zip(got) {
+                let rank = rank_of(&s, g.unwrap());
+                assert!(
+                    (rank - q).abs() <= 0.01,
+                    "{what}, {np} partitions: q {q} -> rank {rank}"
+                );
+            }
+        }
+    }
 }

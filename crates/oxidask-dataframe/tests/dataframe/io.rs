@@ -340,3 +340,32 @@ fn csv_and_json_lines_round_trip() {
         .unwrap();
     assert_frames_eq(&df.compute().unwrap(), &want, "json lines");
 }
+
+#[test]
+fn parquet_row_groups_split_into_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = sample(1000, 19);
+    let path = dir.path().join("groups.parquet");
+    let f = std::fs::File::create(&path).unwrap();
+    pl::ParquetWriter::new(f)
+        .with_row_group_size(Some(100))
+        .finish(&mut data.clone())
+        .unwrap();
+    for (per, parts) in [(1, 10), (3, 4), (20, 1)] {
+        let df = dd::read_parquet_with(
+            path.to_str().unwrap(),
+            ParquetOptions {
+                split_row_groups: Some(per),
+                ..Default::default()
+            },
+        );
+        assert_eq!(df.npartitions(), parts, "{per} row groups per partition");
+        assert_frames_eq(
+            &df.compute().unwrap(),
+            &data,
+            &format!("{per} row groups per partition"),
+        );
+        let first = df.partitions([0]).compute().unwrap();
+        assert_eq!(first.height(), (per * 100).min(1000));
+    }
+}

@@ -119,6 +119,7 @@ fn parquet_and_csv_on_a_real_s3_endpoint() {
             columns: Some(vec!["k".into(), "x".into()]),
             filter: Some(col("x").gt(lit(0.0))),
             storage: storage.clone(),
+            ..Default::default()
         },
     );
     let want = oracle(&data, |l| {
