@@ -165,6 +165,21 @@ pub(crate) fn plan(schema: &Schema, keys: &[String], aggs: &[Agg]) -> Result<Agg
             });
         }
     }
+    for a in aggs {
+        let d = schema.get(a.column.as_str()).expect("checked above");
+        let numeric = d.is_primitive_numeric() || d.is_bool();
+        if matches!(
+            a.func,
+            AggFn::Sum | AggFn::Mean | AggFn::Std(_) | AggFn::Var(_)
+        ) && !numeric
+        {
+            return Err(FrameError::Invalid(format!(
+                "{} of column `{}` ({d}) is not supported: it needs numbers; select numeric columns or cast",
+                a.func.name(),
+                a.column
+            )));
+        }
+    }
     // The single-machine result's schema: what the finalize step casts to.
     let oracle = group(
         keys,
@@ -189,14 +204,32 @@ pub(crate) fn plan(schema: &Schema, keys: &[String], aggs: &[Agg]) -> Result<Agg
                 combine.push(col(v.as_str()).sum().alias(v.as_str()));
                 col(v.as_str())
             }
-            AggFn::Min | AggFn::Max | AggFn::First | AggFn::Last => {
+            AggFn::Min | AggFn::Max => {
                 chunk.push(a.func.expr(c).alias(v.as_str()));
                 let x = col(v.as_str());
-                let merged = match a.func {
-                    AggFn::Min => x.min(),
-                    AggFn::Max => x.max(),
-                    AggFn::First => x.first(),
-                    _ => x.last(),
+                let merged = if a.func == AggFn::Min {
+                    x.min()
+                } else {
+                    x.max()
+                };
+                combine.push(merged.alias(v.as_str()));
+                col(v.as_str())
+            }
+            AggFn::First | AggFn::Last => {
+                chunk.push(a.func.expr(c).alias(v.as_str()));
+                // Without keys an empty partition still yields a (null) partial row: skip
+                // partials of no rows, or the first row of the frame would read as null.
+                let x = if ctx_list {
+                    col(v.as_str())
+                } else {
+                    chunk.push(len().alias(n.as_str()));
+                    combine.push(col(n.as_str()).sum().alias(n.as_str()));
+                    col(v.as_str()).filter(col(n.as_str()).gt(lit(0)))
+                };
+                let merged = if a.func == AggFn::First {
+                    x.first()
+                } else {
+                    x.last()
                 };
                 combine.push(merged.alias(v.as_str()));
                 col(v.as_str())
@@ -269,6 +302,8 @@ pub(crate) fn plan(schema: &Schema, keys: &[String], aggs: &[Agg]) -> Result<Agg
         fin.push(FrameOp::Sort {
             by: keys.to_vec(),
             descending: vec![false; keys.len()],
+            // As Polars' `sort`: a null key's group comes first.
+            nulls_last: false,
         });
     }
     Ok(AggPlan {

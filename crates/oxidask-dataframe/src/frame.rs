@@ -137,6 +137,9 @@ impl DataFrame {
 
     /// Keeps these expressions as the columns (`col("a")`, `col("b") * lit(2)`, …).
     pub fn select<E: AsRef<[Expr]>>(&self, exprs: E) -> DataFrame {
+        if let Err(e) = crate::plan::check_rowwise(exprs.as_ref()) {
+            return DataFrame::from_result(Err(e));
+        }
         self.with_ops("select", vec![FrameOp::Select(exprs.as_ref().to_vec())])
     }
 
@@ -168,15 +171,19 @@ impl DataFrame {
                 Err(err) => return DataFrame::from_result(Err(err)),
             },
         };
+        if let Err(err) = crate::plan::check_rowwise(std::slice::from_ref(&e)) {
+            return DataFrame::from_result(Err(err));
+        }
         self.with_ops("filter", vec![FrameOp::Filter(e)])
     }
 
     /// Adds or replaces columns with expressions (named by `.alias(..)` or their input).
     pub fn with_columns<E: AsRef<[Expr]>>(&self, exprs: E) -> DataFrame {
-        self.with_ops(
-            "with-columns",
-            vec![FrameOp::WithColumns(exprs.as_ref().to_vec())],
-        )
+        if let Err(e) = crate::plan::check_rowwise(exprs.as_ref()) {
+            return DataFrame::from_result(Err(e));
+        }
+        let ops = vec![FrameOp::WithColumns(exprs.as_ref().to_vec())];
+        self.with_ops("with-columns", ops)
     }
 
     /// Adds or replaces a column from a series of this frame or an expression (Dask's
@@ -756,6 +763,7 @@ impl DataFrame {
                         vec![FrameOp::Sort {
                             by: by.clone(),
                             descending: vec![false],
+                            nulls_last: true,
                         }],
                     )
                     .map_err(Error::from)?;

@@ -32,10 +32,11 @@ pub enum FrameOp {
     Slice { offset: i64, len: u64 },
     /// Group by `keys` and aggregate (no keys: aggregate the whole partition to one row).
     GroupAgg { keys: Vec<Expr>, aggs: Vec<Expr> },
-    /// Sort by columns.
+    /// Sort by columns (stable), nulls first or last.
     Sort {
         by: Vec<String>,
         descending: Vec<bool>,
+        nulls_last: bool,
     },
     /// Distinct rows (over `subset` columns), keeping the first occurrence.
     Unique { subset: Option<Vec<String>> },
@@ -53,13 +54,17 @@ pub(crate) fn apply_ops(mut lf: LazyFrame, ops: &[FrameOp]) -> LazyFrame {
             }
             FrameOp::GroupAgg { keys, aggs } if keys.is_empty() => lf.select(aggs),
             FrameOp::GroupAgg { keys, aggs } => lf.group_by(keys).agg(aggs),
-            FrameOp::Sort { by, descending } => lf.sort(
+            FrameOp::Sort {
+                by,
+                descending,
+                nulls_last,
+            } => lf.sort(
                 by.iter()
                     .map(|s| PlSmallStr::from(s.as_str()))
                     .collect::<Vec<_>>(),
                 SortMultipleOptions::default()
                     .with_order_descending_multi(descending.clone())
-                    .with_nulls_last(true)
+                    .with_nulls_last(*nulls_last)
                     .with_maintain_order(true),
             ),
             FrameOp::Unique { subset } => lf.unique_stable(
@@ -220,6 +225,7 @@ impl Node {
         name: &'static str,
         ops: Vec<FrameOp>,
     ) -> Result<Arc<Node>, crate::FrameError> {
+        check_serializable(&ops)?;
         let schema =
             output_schema(&self.schema, &ops).map_err(|e| crate::FrameError::polars(name, e))?;
         let mut t = Tokenizer::new();
@@ -263,7 +269,7 @@ impl Node {
             )
         });
         Ok(match &self.index {
-            Some((c, b)) if rowwise && out.schema.get(c.as_str()).is_some() => {
+            Some((c, b)) if rowwise && keeps_column(&self.schema, &ops, c) => {
                 out.with_index(c, b.clone())
             }
             _ => out,
@@ -420,6 +426,14 @@ impl Node {
                 let partials = input.build(chunk, &chunk_name, token);
                 let mut tasks = partials.tasks;
                 let mut level = partials.outputs;
+                if level.is_empty() {
+                    // No partitions: aggregate one empty partition of the input's schema.
+                    let k = Key::block(&chunk_name, token, &[0]);
+                    let empty = crate::Partition(DataFrame::empty_with_schema(&input.schema));
+                    let args = vec![Arg::Value(Value::new(empty))];
+                    tasks.push((k, apply_task(&Value::new(Plan(chunk.clone())), args)));
+                    level.push(k);
+                }
                 let combine_v = Value::new(Plan(combine.clone()));
                 let combine_name = format!("{name}-combine");
                 let split_every = (*split_every).max(2);
@@ -484,7 +498,14 @@ fn repartition_layer(input: &Node, m: usize, key: impl Fn(usize) -> Key) -> Laye
     let none = Value::new(Plan(Vec::<FrameOp>::new()));
     let mut tasks = Vec::new();
     let mut outputs = Vec::new();
-    if m <= n {
+    if n == 0 {
+        for j in 0..m {
+            let k = key(j);
+            let empty = crate::Partition(DataFrame::empty_with_schema(&input.schema));
+            tasks.push((k, apply_task(&none, vec![Arg::Value(Value::new(empty))])));
+            outputs.push(k);
+        }
+    } else if m <= n {
         // Output j concatenates inputs [j*n/m, (j+1)*n/m).
         for j in 0..m {
             let args = inner.outputs[j * n / m..(j + 1) * n / m]
@@ -713,5 +734,65 @@ pub(crate) fn filtered_from(target: &Node, base: &Node) -> bool {
                     .unwrap_or(false)
             }),
             _ => false,
+        })
+}
+
+/// Whether `ops` leave column `c` as it was (selected as itself, never replaced).
+fn keeps_column(schema: &Schema, ops: &[FrameOp], c: &str) -> bool {
+    let itself = col(c);
+    let name_of = |e: &Expr| {
+        output_schema(schema, &[FrameOp::Select(vec![e.clone()])])
+            .ok()
+            .and_then(|s| s.get_at_index(0).map(|(n, _)| n.to_string()))
+    };
+    ops.iter().all(|op| match op {
+        FrameOp::Select(exprs) => exprs.contains(&itself),
+        FrameOp::WithColumns(exprs) => exprs
+            .iter()
+            .all(|e| *e == itself || name_of(e).is_some_and(|n| n != c)),
+        _ => true,
+    })
+}
+
+/// Checks that expressions used per partition are row-wise: aggregations, windows, sorts and
+/// slices would give answers that depend on how rows are partitioned.
+pub(crate) fn check_rowwise(exprs: &[Expr]) -> Result<(), crate::FrameError> {
+    fn has_columns(e: &Expr) -> bool {
+        e.into_iter()
+            .any(|n| matches!(n, Expr::Column(_) | Expr::Selector(_) | Expr::Len))
+    }
+    for e in exprs {
+        for node in e {
+            let bad = match node {
+                // A constant aggregation (`lit(values).implode()` for `is_in`) is fine.
+                Expr::Agg(_) => has_columns(node),
+                Expr::Len
+                | Expr::Over { .. }
+                | Expr::Sort { .. }
+                | Expr::SortBy { .. }
+                | Expr::Gather { .. }
+                | Expr::Slice { .. }
+                | Expr::Explode { .. }
+                | Expr::Filter { .. } => true,
+                _ => false,
+            };
+            if bad {
+                return Err(crate::FrameError::Invalid(format!(
+                    "`{e}` is not row-wise: per-partition steps (select, filter, with_columns) need one value per row; aggregate with agg/groupby, or use map_partitions"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that ops can be sent to workers (Polars cannot serialize Rust closures).
+pub(crate) fn check_serializable(ops: &[FrameOp]) -> Result<(), crate::FrameError> {
+    polars::polars_utils::pl_serialize::serialize_to_bytes::<Vec<FrameOp>, false>(&ops.to_vec())
+        .map(|_| ())
+        .map_err(|e| {
+            crate::FrameError::Invalid(format!(
+                "this step cannot be sent to workers ({e}); expressions must not hold Rust closures — use map_partitions with a registered function"
+            ))
         })
 }

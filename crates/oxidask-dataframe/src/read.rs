@@ -242,7 +242,14 @@ pub fn read_csv_with(paths: impl IntoPaths, options: CsvOptions) -> DataFrame {
             options.infer_rows,
         )?;
         let schema = Arc::new(override_types(inferred, &options.dtypes, &first)?);
-        let pieces = scan::split_ranges(pieces, &options.storage, options.blocksize)?;
+        // Records with quoted line breaks cannot be split at line ends: read files whole.
+        let blocksize =
+            if scan::quoted_newlines(&scan::sample_of(&pieces[0], &options.storage)?, b'"') {
+                None
+            } else {
+                options.blocksize
+            };
+        let pieces = scan::split_ranges(pieces, &options.storage, blocksize)?;
         let spec = CsvSpec {
             schema: schema.clone(),
             separator: options.separator,
@@ -383,6 +390,12 @@ impl DataFrame {
     ) -> Result<u64, Error> {
         let node = self.node()?;
         for c in &options.partition_on {
+            if c.starts_with(['_', '.']) || c.contains(['/', '=']) {
+                return Err(FrameError::Invalid(format!(
+                    "partition_on column `{c}` cannot name a directory: readers skip names starting with `_` or `.`, and `/` or `=` would split it; rename it first"
+                ))
+                .into());
+            }
             if node.schema.get(c.as_str()).is_none() {
                 return Err(FrameError::UnknownColumn {
                     column: c.clone(),

@@ -163,22 +163,31 @@ fn piece_frame(
                     spec.has_header,
                 ),
             };
-            LazyCsvReader::new_with_sources(buffer_source(bytes))
-                .with_has_header(header)
-                .with_schema(Some(spec.schema.clone()))
-                .with_separator(spec.separator)
-                .finish()
-                .map_err(|e| FrameError::io(&shown, e))?
+            if bytes.is_empty() {
+                // A piece no line starts in.
+                DataFrame::empty_with_schema(&spec.schema).lazy()
+            } else {
+                LazyCsvReader::new_with_sources(buffer_source(bytes))
+                    .with_has_header(header)
+                    .with_schema(Some(spec.schema.clone()))
+                    .with_separator(spec.separator)
+                    .finish()
+                    .map_err(|e| FrameError::io(&shown, e))?
+            }
         }
         Format::Json { schema } => {
             let bytes = match piece.range {
                 Some((s, e)) => read_lines(&piece.location, storage, s, e)?,
                 None => storage::read_all(&piece.location, storage)?,
             };
-            LazyJsonLineReader::new_with_sources(buffer_source(bytes))
-                .with_schema(Some(schema.clone()))
-                .finish()
-                .map_err(|e| FrameError::io(&shown, e))?
+            if bytes.is_empty() {
+                DataFrame::empty_with_schema(schema).lazy()
+            } else {
+                LazyJsonLineReader::new_with_sources(buffer_source(bytes))
+                    .with_schema(Some(schema.clone()))
+                    .finish()
+                    .map_err(|e| FrameError::io(&shown, e))?
+            }
         }
     };
     let lf = match piece.rows {
@@ -219,7 +228,7 @@ fn hive_parts(root: &str, path: &str) -> Vec<(String, String)> {
     dirs.pop(); // the file name
     dirs.iter()
         .filter_map(|d| d.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| (k.to_owned(), crate::write::decode_hive(v)))
         .collect()
 }
 
@@ -229,6 +238,11 @@ pub(crate) fn pieces_of(
     extensions: &[&str],
     storage: &StorageOptions,
 ) -> Result<Vec<Piece>, FrameError> {
+    if paths.is_empty() {
+        return Err(FrameError::Invalid(
+            "no paths given: pass a file, a glob, a directory or a list of them".into(),
+        ));
+    }
     let mut pieces = Vec::new();
     for p in paths {
         let locations = storage::expand(std::slice::from_ref(p), extensions, storage)?;
@@ -411,4 +425,27 @@ pub(crate) fn split_row_groups(pieces: Vec<Piece>, per: usize) -> Result<Vec<Pie
         }
     }
     Ok(out)
+}
+
+/// Whether a quoted field in `sample` spans lines (then byte-range splitting would cut a
+/// record in two, so files are read whole).
+pub(crate) fn quoted_newlines(sample: &[u8], quote: u8) -> bool {
+    let mut inside = false;
+    for &b in sample {
+        if b == quote {
+            inside = !inside;
+        } else if b == b'\n' && inside {
+            return true;
+        }
+    }
+    false
+}
+
+/// The first bytes of a piece (up to 1 MiB, whole lines), for sniffing.
+pub(crate) fn sample_of(piece: &Piece, storage: &StorageOptions) -> Result<Vec<u8>, FrameError> {
+    if is_compressed(&piece.location) {
+        return Ok(Vec::new());
+    }
+    let size = storage::size(&piece.location, storage)?;
+    read_lines(&piece.location, storage, 0, size.min(1 << 20))
 }

@@ -336,6 +336,7 @@ impl Series {
                 vec![FrameOp::Sort {
                     by: vec!["count".into(), name],
                     descending: vec![true, false],
+                    nulls_last: false,
                 }],
             )
     }

@@ -48,15 +48,15 @@ impl SplitBy {
                 bounds,
                 descending,
             } => {
-                let x = physical(column);
+                // NaN sorts after every number (as Polars sorts it): compare it as +inf.
+                let x = physical(column).fill_nan(lit(f64::INFINITY));
                 let mut idx = lit(0u32);
                 for b in bounds {
                     idx = idx + x.clone().gt_eq(lit(*b)).cast(DataType::UInt32);
                 }
                 let idx = if *descending { lit(m - 1) - idx } else { idx };
-                when(x.is_null())
-                    .then(lit(if *descending { 0 } else { m - 1 }))
-                    .otherwise(idx)
+                // Every partition sorts nulls last, so they belong to the last partition.
+                when(x.is_null()).then(lit(m - 1)).otherwise(idx)
             }
         }
     }
@@ -309,6 +309,39 @@ pub(crate) fn merge(
                 }
             }
         }
+        // Keys of different types are cast to a common one first, so equal values hash
+        // alike on both sides (Polars joins them that way too).
+        let (mut lcast, mut rcast) = (Vec::new(), Vec::new());
+        for (lk, rk) in left_on.iter().zip(right_on) {
+            let (ld, rd) = (
+                l.schema.get(lk).expect("checked"),
+                r.schema.get(rk).expect("checked"),
+            );
+            if ld == rd {
+                continue;
+            }
+            let common = supertype(ld, rd).ok_or_else(|| {
+                FrameError::Invalid(format!(
+                    "merge: key `{lk}` is {ld} on the left and `{rk}` is {rd} on the right; cast one of them"
+                ))
+            })?;
+            if ld != &common {
+                lcast.push(col(*lk).strict_cast(common.clone()).alias(*lk));
+            }
+            if rd != &common {
+                rcast.push(col(*rk).strict_cast(common).alias(*rk));
+            }
+        }
+        let l = &if lcast.is_empty() {
+            l.clone()
+        } else {
+            l.with_ops("merge-cast", vec![FrameOp::WithColumns(lcast)])?
+        };
+        let r = &if rcast.is_empty() {
+            r.clone()
+        } else {
+            r.with_ops("merge-cast", vec![FrameOp::WithColumns(rcast)])?
+        };
         let spec = JoinSpec {
             left_on: left_on.iter().map(|s| (*s).to_owned()).collect(),
             right_on: right_on.iter().map(|s| (*s).to_owned()).collect(),
@@ -446,6 +479,14 @@ pub(crate) fn sort_values(
     let first = by
         .first()
         .ok_or_else(|| FrameError::Invalid("sort needs at least one column".into()))?;
+    // Ranges are cut on numbers (datetimes as timestamps); other types (strings) are sorted
+    // in one partition.
+    let d = n.schema.get(first.as_str()).expect("checked by the caller");
+    let m = if d.is_primitive_numeric() || d.is_temporal() || d.is_bool() {
+        m
+    } else {
+        1
+    };
     // Per-partition quantiles at 1% steps and the non-null count.
     const STEPS: usize = 100;
     let mut aggs = vec![physical(first).count().cast(DataType::Float64).alias("n")];
@@ -515,8 +556,26 @@ pub(crate) fn sort_values(
             vec![FrameOp::Sort {
                 by: by.to_vec(),
                 descending: vec![descending; by.len()],
+                nulls_last: true,
             }],
         )
         .map_err(oxidask_core::Error::from)?;
     Ok((sorted, bounds))
+}
+
+/// The type both `a` and `b` convert to without loss, as Polars decides it (the type of a
+/// `when/then/otherwise` over the two), if any.
+fn supertype(a: &DataType, b: &DataType) -> Option<DataType> {
+    let mut schema = Schema::default();
+    schema.with_column("a".into(), a.clone());
+    schema.with_column("b".into(), b.clone());
+    polars::prelude::DataFrame::empty_with_schema(&schema)
+        .lazy()
+        .select([when(lit(true))
+            .then(col("a"))
+            .otherwise(col("b"))
+            .alias("c")])
+        .collect_schema()
+        .ok()
+        .and_then(|s| s.get("c").cloned())
 }

@@ -228,6 +228,17 @@ fn expand_s3(
     let s = store(bucket, opts)?;
     let shown = format!("s3://{bucket}/{key}");
     let glob_at = key.find(['*', '?', '[']);
+    // A single object named exactly.
+    if glob_at.is_none() && !key.is_empty() && !key.ends_with('/') {
+        let exact = runtime().block_on(async { s.head(&ObjectPath::from(key)).await });
+        if exact.is_ok() {
+            out.push(Location::S3 {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            });
+            return Ok(());
+        }
+    }
     let prefix = match glob_at {
         Some(i) => key[..i].rsplit_once('/').map_or("", |(d, _)| d),
         None => key.trim_end_matches('/'),
@@ -249,15 +260,27 @@ fn expand_s3(
             .map_err(|e| FrameError::io(&shown, e))?;
         Ok::<_, FrameError>(metas.into_iter().map(|m| m.location.to_string()).collect())
     })?;
+    let literal_separator = glob::MatchOptions {
+        require_literal_separator: true,
+        ..Default::default()
+    };
+    // Below the listed prefix, skip hidden and underscore directories and files (temporary
+    // output, `_SUCCESS`, `_metadata`), as local listing does.
+    let visible = |k: &str| {
+        k.strip_prefix(prefix)
+            .unwrap_or(k)
+            .split('/')
+            .filter(|seg| !seg.is_empty())
+            .all(|seg| !seg.starts_with(['.', '_']))
+    };
     let mut found: Vec<String> = listed
         .into_iter()
+        .filter(|k| visible(k))
         .filter(|k| match &pattern {
-            Some(p) => p.matches(k),
-            // The key itself, or everything under it as a directory.
+            Some(p) => p.matches_with(k, literal_separator),
+            // Everything under the prefix, as a directory.
             None => {
-                k == prefix
-                    || (k.starts_with(&format!("{prefix}/")) || prefix.is_empty())
-                        && wanted(k, extensions)
+                (k.starts_with(&format!("{prefix}/")) || prefix.is_empty()) && wanted(k, extensions)
             }
         })
         .collect();

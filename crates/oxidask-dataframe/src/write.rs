@@ -73,12 +73,44 @@ fn encode(format: &FileFormat, df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
 }
 
 fn hive_value(v: &AnyValue<'_>) -> String {
-    match v {
+    let text = match v {
         AnyValue::String(s) => (*s).to_owned(),
         AnyValue::StringOwned(s) => s.to_string(),
-        AnyValue::Null => "__HIVE_DEFAULT_PARTITION__".to_owned(),
+        AnyValue::Null => return "__HIVE_DEFAULT_PARTITION__".to_owned(),
         other => other.to_string(),
+    };
+    encode_hive(&text)
+}
+
+/// Escapes what cannot stand in a directory name (`/`, `=`, `%`), as Hive does.
+pub(crate) fn encode_hive(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '/' | '=' | '%' | '\\' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
     }
+    out
+}
+
+/// Undoes [`encode_hive`].
+pub(crate) fn decode_hive(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() && s.is_char_boundary(i + 3) {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
 }
 
 /// Writes one partition (split by `partition_on`); returns the rows written.
@@ -125,9 +157,24 @@ pub(crate) fn publish(tmp: &str, dest: &str, opts: &StorageOptions) -> Result<()
     let files = match storage::expand(&[tmp.to_owned()], &[], opts) {
         Ok(f) => f,
         // Nothing was written (every partition empty and split by `partition_on`).
-        Err(FrameError::NoFiles(_)) | Err(FrameError::Io { .. }) => Vec::new(),
+        Err(FrameError::NoFiles(_)) => Vec::new(),
         Err(e) => return Err(e),
     };
+    // Files of an earlier write of this directory (`part.N.ext`) would be read back with the
+    // new ones: remove them first.
+    if let Ok(old) = storage::expand(&[dest.to_owned()], &[], opts) {
+        for f in old {
+            let shown = f.display();
+            let base = shown.rsplit('/').next().unwrap_or("");
+            let ours = base
+                .strip_prefix("part.")
+                .and_then(|r| r.split_once('.'))
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if ours && !shown.contains("/.oxidask-tmp-") {
+                storage::delete(&f, opts)?;
+            }
+        }
+    }
     for f in files {
         let shown = f.display();
         let rel = shown

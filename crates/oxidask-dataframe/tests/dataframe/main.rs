@@ -10,4 +10,5 @@ mod common;
 mod distributed;
 mod frame;
 mod io;
+mod regressions;
 mod s3;

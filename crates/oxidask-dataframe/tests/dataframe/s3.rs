@@ -173,6 +173,18 @@ fn parquet_and_csv_on_a_real_s3_endpoint() {
         .unwrap();
     assert_frames_eq(&got, &local, "s3 csv groupby");
 
+    // One object named exactly.
+    let one = dd::read_csv_with(
+        "s3://trips/csv/part.0.csv",
+        CsvOptions {
+            storage: storage.clone(),
+            ..CsvOptions::default()
+        },
+    );
+    one.check().unwrap();
+    assert_eq!(one.npartitions(), 1);
+    assert_eq!(one.len().unwrap(), 150);
+
     // Missing objects are errors naming the URL.
     let err = dd::read_parquet_with(
         "s3://trips/nothing-here/",

@@ -1,0 +1,279 @@
+//! Regression tests, one per bug found in review, named after the bug.
+
+use oxidask_core::Collection;
+use oxidask_dataframe::polars::prelude::{self as pl, IntoLazy, NamedFrom};
+use oxidask_dataframe::{self as dd, agg, col, lit, WriteOptions};
+
+use crate::common::assert_frames_eq;
+
+#[test]
+fn merge_keys_of_different_types_lost_matches_after_the_shuffle() {
+    let left = pl::df!("k" => [1.5f32, 2.5, -1.0, 7.0], "a" => [1i64, 2, 3, 4]).unwrap();
+    let right = pl::df!("k" => [1.5f64, 2.5, -1.0, 9.0], "b" => [10i64, 20, 30, 40]).unwrap();
+    let got = dd::from_polars(left.clone(), 2)
+        .merge(
+            &dd::from_polars(right.clone(), 2),
+            &["k"],
+            &["k"],
+            dd::How::Inner,
+        )
+        .compute()
+        .unwrap();
+    assert_eq!(got.height(), 3, "{got}");
+    let li = pl::df!("k" => [-1i32, 5, 6], "a" => [1i64, 2, 3]).unwrap();
+    let ri = pl::df!("k" => [-1i64, 6, 8], "b" => [1i64, 2, 3]).unwrap();
+    let got = dd::from_polars(li, 3)
+        .merge(&dd::from_polars(ri, 2), &["k"], &["k"], dd::How::Inner)
+        .compute()
+        .unwrap();
+    assert_eq!(got.height(), 2, "{got}");
+}
+
+#[test]
+fn first_and_last_of_a_frame_were_null_when_a_partition_was_empty() {
+    let df = dd::from_polars(pl::df!("x" => [5i64, 6, 7]).unwrap(), 5);
+    assert_eq!(
+        df.column("x").first().compute().unwrap().extract::<i64>(),
+        Some(5)
+    );
+    assert_eq!(
+        df.column("x").last().compute().unwrap().extract::<i64>(),
+        Some(7)
+    );
+    let filtered =
+        dd::from_polars(pl::df!("x" => [1i64, 2, 3]).unwrap(), 2).filter(col("x").gt(lit(1)));
+    assert_eq!(
+        filtered
+            .column("x")
+            .first()
+            .compute()
+            .unwrap()
+            .extract::<i64>(),
+        Some(2)
+    );
+}
+
+#[test]
+fn csv_pieces_that_no_line_starts_in_failed_the_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.csv");
+    let mut text = String::from("name,value\n");
+    for i in 0..20 {
+        text.push_str(&format!("a-rather-long-name-{i:04},{i}\n"));
+    }
+    std::fs::write(&path, &text).unwrap();
+    let df = dd::read_csv_with(
+        path.to_str().unwrap(),
+        dd::CsvOptions::default().blocksize(Some(10)),
+    );
+    assert!(df.npartitions() > 20);
+    let got = df.compute().unwrap();
+    assert_eq!(got.height(), 20);
+    assert_eq!(
+        got.column("value").unwrap().i64().unwrap().get(19),
+        Some(19)
+    );
+}
+
+#[test]
+fn sort_values_put_nulls_and_nan_in_the_wrong_place() {
+    let data =
+        pl::df!("y" => [Some(1.0), None, Some(3.0), Some(f64::NAN), Some(2.0), None, Some(-4.0)])
+            .unwrap();
+    for np in [1, 2, 3] {
+        let df = dd::from_polars(data.clone(), np);
+        for descending in [false, true] {
+            let got = df.sort_values(&["y"], descending).compute().unwrap();
+            let want = data
+                .sort(
+                    ["y"],
+                    pl::SortMultipleOptions::default()
+                        .with_order_descending(descending)
+                        .with_nulls_last(true),
+                )
+                .unwrap();
+            let got: Vec<Option<f64>> = got.column("y").unwrap().f64().unwrap().iter().collect();
+            let want: Vec<Option<f64>> = want.column("y").unwrap().f64().unwrap().iter().collect();
+            let same = got.len() == want.len()
+                && got.iter().zip(&want).all(|(a, b)| match (a, b) {
+                    (Some(a), Some(b)) => a == b || (a.is_nan() && b.is_nan()),
+                    (None, None) => true,
+                    _ => false,
+                });
+            assert!(
+                same,
+                "{np} partitions, descending {descending}: {got:?} vs {want:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sort_values_of_strings_compared_them_as_numbers() {
+    let data = pl::df!("s" => ["9", "10", "100", "8", "b", "a"]).unwrap();
+    let got = dd::from_polars(data.clone(), 3)
+        .sort_values(&["s"], false)
+        .compute()
+        .unwrap();
+    let want = data.sort(["s"], Default::default()).unwrap();
+    assert_frames_eq(&got, &want, "string sort");
+}
+
+#[test]
+fn the_index_survived_replacing_its_column() {
+    let data = pl::df!("k" => [1.0, 5.0, 12.0, 15.0], "v" => [1i64, 2, 3, 4]).unwrap();
+    let indexed = dd::from_polars(data, 2).set_index("k", Some(vec![0.0, 10.0, 20.0]));
+    assert!(indexed.known_divisions());
+    assert!(indexed.filter(col("v").gt(lit(1))).known_divisions());
+    assert!(indexed
+        .with_columns([(col("v") * lit(2)).alias("w")])
+        .known_divisions());
+    assert!(!indexed
+        .with_columns([(col("k") + lit(10.0)).alias("k")])
+        .known_divisions());
+    assert!(!indexed.select([col("v")]).known_divisions());
+}
+
+#[test]
+fn to_parquet_left_files_of_an_earlier_larger_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let data = crate::common::sample(100, 50);
+    dd::from_polars(data.clone(), 6).to_parquet(out).unwrap();
+    dd::from_polars(data.head(Some(10)), 2)
+        .to_parquet(out)
+        .unwrap();
+    assert_eq!(dd::read_parquet(out).len().unwrap(), 10);
+}
+
+#[test]
+fn partition_on_lost_hidden_names_and_split_values_with_slashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pl::df!("_k" => [1i64, 2], "path" => ["a/b", "c=d"], "v" => [1i64, 2]).unwrap();
+    let df = dd::from_polars(data.clone(), 1);
+    let err = df
+        .to_parquet_with(
+            dir.path().join("x").to_str().unwrap(),
+            WriteOptions {
+                partition_on: vec!["_k".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("_k"), "{err}");
+    let out = dir.path().join("y");
+    df.to_parquet_with(
+        out.to_str().unwrap(),
+        WriteOptions {
+            partition_on: vec!["path".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let back = dd::read_parquet(out.to_str().unwrap()).compute().unwrap();
+    let mut paths: Vec<String> = back
+        .column("path")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.unwrap().to_owned())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["a/b", "c=d"]);
+}
+
+#[test]
+fn csv_records_with_quoted_line_breaks_were_cut_in_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.csv");
+    let mut text = String::from("id,note\n");
+    for i in 0..200 {
+        text.push_str(&format!("{i},\"line one\nline two of {i}\"\n"));
+    }
+    std::fs::write(&path, &text).unwrap();
+    let df = dd::read_csv_with(
+        path.to_str().unwrap(),
+        dd::CsvOptions::default().blocksize(Some(256)),
+    );
+    let got = df.compute().unwrap();
+    assert_eq!(got.height(), 200);
+    assert_eq!(
+        got.column("note").unwrap().str().unwrap().get(7),
+        Some("line one\nline two of 7")
+    );
+}
+
+#[test]
+fn frames_without_partitions_failed_to_aggregate() {
+    let schema = pl::df!("x" => [1i64]).unwrap().schema().as_ref().clone();
+    let empty = dd::from_delayed(Vec::new(), schema);
+    assert_eq!(empty.npartitions(), 0);
+    assert_eq!(empty.len().unwrap(), 0);
+    assert_eq!(
+        empty.column("x").sum().compute().unwrap().extract::<i64>(),
+        Some(0)
+    );
+    assert_eq!(empty.groupby(["x"]).size().compute().unwrap().height(), 0);
+    let two = empty.repartition(2);
+    assert_eq!(two.npartitions(), 2);
+    assert_eq!(two.head(1).unwrap().height(), 0);
+}
+
+#[test]
+fn reading_no_paths_panicked() {
+    let err = dd::read_csv(Vec::<String>::new())
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no paths"), "{err}");
+    assert!(dd::read_parquet(Vec::<String>::new()).check().is_err());
+    assert!(dd::read_json(Vec::<String>::new()).check().is_err());
+}
+
+#[test]
+fn expressions_that_are_not_row_wise_gave_partition_dependent_answers() {
+    let df = dd::from_polars(pl::df!("x" => [1.0, 2.0, 3.0, 4.0]).unwrap(), 2);
+    for bad in [
+        df.with_columns([(col("x") - col("x").mean()).alias("d")]),
+        df.filter(col("x").gt(col("x").mean())),
+        df.select([col("x").sort(Default::default())]),
+    ] {
+        let err = bad.check().unwrap_err().to_string();
+        assert!(err.contains("not row-wise"), "{err}");
+    }
+    // Constant aggregations (as `is_in` builds) are fine.
+    let ok = df.filter(col("x").is_in(
+        lit(pl::Series::new("v".into(), [1.0, 4.0])).implode(false),
+        false,
+    ));
+    assert_eq!(ok.len().unwrap(), 2);
+}
+
+#[test]
+fn grouped_results_sorted_null_keys_last_unlike_polars() {
+    let data =
+        pl::df!("k" => [Some(2i64), None, Some(1), None], "v" => [1.0, 2.0, 3.0, 4.0]).unwrap();
+    let got = dd::from_polars(data.clone(), 2)
+        .groupby(["k"])
+        .agg([agg::sum("v")])
+        .compute()
+        .unwrap();
+    let want = data
+        .lazy()
+        .group_by([col("k")])
+        .agg([col("v").sum()])
+        .sort(["k"], Default::default())
+        .collect()
+        .unwrap();
+    assert_frames_eq(&got, &want, "null group first");
+}
+
+#[test]
+fn sums_of_strings_parsed_them_as_numbers() {
+    let df = dd::from_polars(pl::df!("s" => ["1", "2"]).unwrap(), 1);
+    let err = df.column("s").mean().compute().unwrap_err().to_string();
+    assert!(err.contains("`s`") && err.contains("numbers"), "{err}");
+}
