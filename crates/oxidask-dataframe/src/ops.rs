@@ -25,6 +25,7 @@ pub fn apply(ops: &Plan<Vec<FrameOp>>, parts: &[&Partition]) -> Result<Partition
     if ops.0.is_empty() {
         return Ok(Partition(df));
     }
+    // Frames already in memory: the in-memory engine (no streaming start-up per task).
     apply_ops(df.lazy(), &ops.0)
         .collect()
         .map(Partition)

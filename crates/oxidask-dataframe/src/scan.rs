@@ -205,7 +205,7 @@ fn piece_frame(
 /// Runs a read task: the piece, then the fused operations, in one Polars query.
 pub(crate) fn run(task: &ScanTask) -> Result<DataFrame, FrameError> {
     let lf = piece_frame(&task.format, &task.storage, &task.piece)?;
-    apply_ops(lf, &task.ops).collect().map_err(|e| {
+    crate::plan::run_query(apply_ops(lf, &task.ops)).map_err(|e| {
         let place = match task.piece.range {
             Some((s, e)) => format!("{} (bytes {s}..{e})", task.piece.location.display()),
             None => task.piece.location.display(),
