@@ -118,6 +118,51 @@ fn read_lines(
     }
 }
 
+/// The bytes `begin..stop` of `data` holding the lines that start in `start..end` (the same
+/// lines [`read_lines`] returns).
+fn line_span(data: &[u8], start: usize, end: usize) -> (usize, usize) {
+    let next_newline = |from: usize| {
+        data.get(from..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+            .map_or(data.len(), |i| from + i + 1)
+    };
+    let begin = if start == 0 {
+        0
+    } else {
+        next_newline(start - 1)
+    };
+    let stop = next_newline(end.min(data.len()).saturating_sub(1));
+    (begin, stop.max(begin))
+}
+
+/// A piece's lines as a Polars buffer: local files are memory-mapped and sliced (no copy, no
+/// fresh pages), remote ones fetched.
+fn piece_lines(
+    loc: &Location,
+    opts: &StorageOptions,
+    range: Option<(u64, u64)>,
+) -> Result<polars_buffer::Buffer<u8>, FrameError> {
+    if let Location::Local(path) = loc {
+        let f = std::fs::File::open(path).map_err(|e| FrameError::io(path, e))?;
+        if f.metadata().map_err(|e| FrameError::io(path, e))?.len() == 0 {
+            return Ok(polars_buffer::Buffer::from_vec(Vec::new()));
+        }
+        // SAFETY: the map is read-only; as with Polars' own readers, a file truncated while
+        // it is read is the caller's to avoid.
+        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| FrameError::io(path, e))?;
+        let (begin, stop) = match range {
+            Some((s, e)) => line_span(&map, s as usize, e as usize),
+            None => (0, map.len()),
+        };
+        return Ok(polars_buffer::Buffer::from_owner(map).sliced(begin..stop));
+    }
+    let bytes = match range {
+        Some((s, e)) => read_lines(loc, opts, s, e)?,
+        None => storage::read_all(loc, opts)?,
+    };
+    Ok(polars_buffer::Buffer::from_vec(bytes))
+}
+
 fn is_compressed(loc: &Location) -> bool {
     matches!(
         loc.extension().as_str(),
@@ -153,21 +198,13 @@ fn piece_frame(
         }
         .map_err(|e| FrameError::io(&shown, e))?,
         Format::Csv(spec) => {
-            let (bytes, header) = match piece.range {
-                Some((s, e)) => (
-                    read_lines(&piece.location, storage, s, e)?,
-                    spec.has_header && s == 0,
-                ),
-                None => (
-                    storage::read_all(&piece.location, storage)?,
-                    spec.has_header,
-                ),
-            };
+            let header = spec.has_header && piece.range.is_none_or(|(s, _)| s == 0);
+            let bytes = piece_lines(&piece.location, storage, piece.range)?;
             if bytes.is_empty() {
                 // A piece no line starts in.
                 DataFrame::empty_with_schema(&spec.schema).lazy()
             } else {
-                LazyCsvReader::new_with_sources(buffer_source(bytes))
+                LazyCsvReader::new_with_sources(ScanSources::Buffers(Arc::from([bytes])))
                     .with_has_header(header)
                     .with_schema(Some(spec.schema.clone()))
                     .with_separator(spec.separator)
@@ -176,14 +213,11 @@ fn piece_frame(
             }
         }
         Format::Json { schema } => {
-            let bytes = match piece.range {
-                Some((s, e)) => read_lines(&piece.location, storage, s, e)?,
-                None => storage::read_all(&piece.location, storage)?,
-            };
+            let bytes = piece_lines(&piece.location, storage, piece.range)?;
             if bytes.is_empty() {
                 DataFrame::empty_with_schema(schema).lazy()
             } else {
-                LazyJsonLineReader::new_with_sources(buffer_source(bytes))
+                LazyJsonLineReader::new_with_sources(ScanSources::Buffers(Arc::from([bytes])))
                     .with_schema(Some(schema.clone()))
                     .finish()
                     .map_err(|e| FrameError::io(&shown, e))?

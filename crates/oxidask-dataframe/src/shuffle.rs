@@ -489,7 +489,15 @@ pub(crate) fn sort_values(
     };
     // Per-partition quantiles at 1% steps and the non-null count.
     const STEPS: usize = 100;
-    let mut aggs = vec![physical(first).count().cast(DataType::Float64).alias("n")];
+    let mut aggs = vec![
+        physical(first).count().cast(DataType::Float64).alias("n"),
+        len().cast(DataType::Float64).alias("rows"),
+        physical(first)
+            .is_nan()
+            .sum()
+            .cast(DataType::Float64)
+            .alias("nans"),
+    ];
     for i in 0..=STEPS {
         aggs.push(
             physical(first)
@@ -505,6 +513,21 @@ pub(crate) fn sort_values(
         }],
     ))
     .compute()?;
+    if let Some(bounds) = already_sorted(&sample, n.npartitions, STEPS, descending)? {
+        // Partitions already hold increasing, disjoint ranges (a file sorted by the column,
+        // as taxi files are by pickup time): sort each in place, no shuffle.
+        let sorted = n
+            .with_ops(
+                "sort-values",
+                vec![FrameOp::Sort {
+                    by: by.to_vec(),
+                    descending: vec![descending; by.len()],
+                    nulls_last: true,
+                }],
+            )
+            .map_err(oxidask_core::Error::from)?;
+        return Ok((sorted, bounds));
+    }
     // Weighted points of the global distribution: each partition's quantiles carry its count.
     let mut points: Vec<(f64, f64)> = Vec::new();
     let counts = sample
@@ -578,4 +601,60 @@ fn supertype(a: &DataType, b: &DataType) -> Option<DataType> {
         .collect_schema()
         .ok()
         .and_then(|s| s.get("c").cloned())
+}
+
+/// If the partitions (in order) hold disjoint, increasing ranges of the column with no nulls
+/// or NaNs, the interior bounds (each partition's minimum from the second on; an empty
+/// partition repeats the bound before it).
+fn already_sorted(
+    sample: &polars::prelude::DataFrame,
+    npartitions: usize,
+    steps: usize,
+    descending: bool,
+) -> Result<Option<Vec<f64>>, FrameError> {
+    if descending || npartitions < 2 || sample.height() != npartitions {
+        return Ok(None);
+    }
+    let get = |name: &str, row: usize| -> Result<Option<f64>, FrameError> {
+        sample
+            .column(name)
+            .and_then(|c| c.f64().map(|c| c.get(row)))
+            .map_err(|e| FrameError::polars("divisions", e))
+    };
+    let last = format!("q{steps}");
+    let mut ranges: Vec<Option<(f64, f64)>> = Vec::with_capacity(npartitions);
+    for row in 0..npartitions {
+        let (n, rows, nans) = (
+            get("n", row)?.unwrap_or(0.0),
+            get("rows", row)?.unwrap_or(0.0),
+            get("nans", row)?.unwrap_or(0.0),
+        );
+        if n != rows || nans > 0.0 {
+            return Ok(None);
+        }
+        ranges.push(match (get("q0", row)?, get(&last, row)?) {
+            (Some(lo), Some(hi)) if n > 0.0 => Some((lo, hi)),
+            _ => None,
+        });
+    }
+    let mut bounds = Vec::with_capacity(npartitions - 1);
+    let mut prev_hi: Option<f64> = None;
+    for r in &ranges {
+        if let Some((lo, hi)) = r {
+            if prev_hi.is_some_and(|p| p >= *lo) {
+                return Ok(None);
+            }
+            prev_hi = Some(*hi);
+        }
+    }
+    // Bound j (between partitions j and j+1): the next non-empty partition's minimum.
+    for j in 0..npartitions - 1 {
+        let next_min = ranges[j + 1..].iter().flatten().map(|r| r.0).next();
+        let b = match next_min {
+            Some(v) => v,
+            None => bounds.last().copied().unwrap_or(f64::INFINITY),
+        };
+        bounds.push(b);
+    }
+    Ok(Some(bounds))
 }

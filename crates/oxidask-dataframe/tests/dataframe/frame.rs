@@ -808,3 +808,31 @@ fn approximate_quantiles_are_close_in_rank() {
         }
     }
 }
+
+#[test]
+fn set_index_of_already_sorted_partitions_needs_no_shuffle() {
+    let data = pl::df!(
+        "t" => (0..1000i64).map(|i| i * 3).collect::<Vec<_>>(),
+        "v" => (0..1000i64).map(|i| (i * 7919) % 1000).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let df = dd::from_polars(data.clone(), 4);
+    let indexed = df.set_index("t", None);
+    let mut g = oxidask_core::Graph::new();
+    indexed.build_graph(&mut g);
+    assert!(
+        g.iter()
+            .all(|(k, _)| !k.prefix_str().starts_with("shuffle")),
+        "sorted partitions are not shuffled"
+    );
+    assert_eq!(indexed.npartitions(), 4);
+    assert_eq!(indexed.divisions().unwrap(), vec![750.0, 1500.0, 2250.0]);
+    assert_frames_eq(&indexed.compute().unwrap(), &data, "already sorted");
+    // Partitions that touch at a boundary value (a tie across partitions) are shuffled.
+    let ties = pl::df!("t" => [1i64, 2, 2, 3], "v" => [1i64, 2, 3, 4]).unwrap();
+    let tied = dd::from_polars(ties.clone(), 2).set_index("t", None);
+    let mut g = oxidask_core::Graph::new();
+    tied.build_graph(&mut g);
+    assert!(g.iter().any(|(k, _)| k.prefix_str().starts_with("shuffle")));
+    assert_frames_eq(&sorted(&tied.compute().unwrap()), &sorted(&ties), "ties");
+}
