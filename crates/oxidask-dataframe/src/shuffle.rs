@@ -639,13 +639,11 @@ fn already_sorted(
     }
     let mut bounds = Vec::with_capacity(npartitions - 1);
     let mut prev_hi: Option<f64> = None;
-    for r in &ranges {
-        if let Some((lo, hi)) = r {
-            if prev_hi.is_some_and(|p| p >= *lo) {
-                return Ok(None);
-            }
-            prev_hi = Some(*hi);
+    for (lo, hi) in ranges.iter().flatten() {
+        if prev_hi.is_some_and(|p| p >= *lo) {
+            return Ok(None);
         }
+        prev_hi = Some(*hi);
     }
     // Bound j (between partitions j and j+1): the next non-empty partition's minimum.
     for j in 0..npartitions - 1 {
