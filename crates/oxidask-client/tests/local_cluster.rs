@@ -103,3 +103,63 @@ async fn results_can_be_awaited() {
     let f = client.submit(&nap(5, 50)).unwrap();
     assert_eq!(f.result_async().await.unwrap(), 5);
 }
+
+#[oxidask_core::task(crate = oxidask_core)]
+fn block(i: i64) -> Vec<i64> {
+    (0..12_500).map(|j| i * 100_000 + j).collect()
+}
+
+#[test]
+fn results_beyond_the_memory_target_spill_to_disk_and_come_back() {
+    // One worker, 1 MiB limit: spilling starts past 600 KiB; 40 results of 100 KB each.
+    let cluster = LocalCluster::builder()
+        .workers(1)
+        .threads_per_worker(1)
+        .memory_limit(1 << 20)
+        .start()
+        .unwrap();
+    let client = Client::builder()
+        .address(cluster.address())
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    let futures = client.map(0..40i64, block).unwrap();
+    client
+        .wait(&futures, None, ReturnWhen::AllCompleted)
+        .unwrap();
+    let worker = &cluster.workers()[0];
+    let (on_disk, ever) = worker.spilled();
+    assert!(
+        on_disk > 0 && ever >= on_disk,
+        "spilled: {on_disk} now, {ever} ever"
+    );
+    assert!(worker.memory() <= 1 << 20, "in memory: {}", worker.memory());
+    // Every value reads back intact (from disk where it was spilled).
+    let values: Vec<Vec<i64>> = client.gather(&futures).unwrap();
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(v.len(), 12_500);
+        assert_eq!(v[7], i as i64 * 100_000 + 7);
+    }
+    // A task reading spilled inputs works too.
+    let total = client
+        .submit(&sum_firsts(&futures))
+        .unwrap()
+        .result()
+        .unwrap();
+    assert_eq!(total, (0..40i64).map(|i| i * 100_000).sum::<i64>());
+    // Released results leave the disk.
+    drop(futures);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while worker.spilled().0 > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spill files were not removed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[oxidask_core::task(crate = oxidask_core)]
+fn sum_firsts(blocks: &[Vec<i64>]) -> i64 {
+    blocks.iter().map(|b| b[0]).sum()
+}

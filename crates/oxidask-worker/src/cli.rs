@@ -16,9 +16,12 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub nthreads: Option<usize>,
     /// Memory limit: bytes or with a unit (`4GiB`, `512MB`), `auto` (this machine's memory)
-    /// or 0 for none.
+    /// or 0 for none. Results beyond 60% of it spill to the local directory.
     #[arg(long, default_value = "auto")]
     pub memory_limit: String,
+    /// Where spilled results go (default: the system's temporary directory).
+    #[arg(long)]
+    pub local_directory: Option<std::path::PathBuf>,
     /// Abstract resources: `GPU=2,FPGA=1`.
     #[arg(long, default_value = "")]
     pub resources: String,
@@ -77,6 +80,9 @@ fn run(args: WorkerArgs) -> Result<String, String> {
         .zero_work(args.zero_work);
     if let Some(n) = args.nthreads {
         b = b.nthreads(n);
+    }
+    if let Some(d) = args.local_directory {
+        b = b.local_directory(d);
     }
     if let Some(n) = args.name {
         b = b.name(n);

@@ -134,11 +134,28 @@ fn run(shared: Arc<Shared>) {
                 st.active += 1;
                 let e = &st.tasks[&k];
                 let spec = e.spec.clone();
-                let deps: Vec<(Key, Value)> = e
-                    .deps
-                    .iter()
-                    .filter_map(|d| st.data.get(d).map(|s| (*d, s.value.clone())))
-                    .collect();
+                let dep_keys = e.deps.clone();
+                let mut deps: Vec<(Key, Value)> = Vec::with_capacity(dep_keys.len());
+                let mut unreadable = None;
+                for d in dep_keys {
+                    match st.value(&d) {
+                        Some(Ok(v)) => deps.push((d, v)),
+                        Some(Err(e)) => unreadable = Some(e),
+                        None => {}
+                    }
+                }
+                if let Some(e) = unreadable {
+                    st.active -= 1;
+                    st.fail(
+                        k,
+                        WireError {
+                            key: Some((&k).into()),
+                            ..WireError::invalid(e)
+                        },
+                    );
+                    shared.wake_writer();
+                    continue;
+                }
                 drop(st);
                 let start = Instant::now();
                 set_task(Some(k));

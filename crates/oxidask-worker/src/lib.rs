@@ -86,6 +86,7 @@ pub struct WorkerBuilder {
     connect_timeout: Duration,
     zero_work: bool,
     quiet: bool,
+    local_directory: Option<std::path::PathBuf>,
 }
 
 impl WorkerBuilder {
@@ -108,9 +109,18 @@ impl WorkerBuilder {
         self
     }
 
-    /// Memory limit in bytes, reported to the scheduler (0: none).
+    /// Memory limit in bytes (0: none), reported to the scheduler. Results beyond 60% of it
+    /// spill to files in the local directory, least recently used first, and are read back
+    /// when a task or a peer needs them (Dask's `distributed.worker.memory.target`).
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = bytes;
+        self
+    }
+
+    /// Where spilled results go (default: the system's temporary directory); a directory of
+    /// its own is made inside and removed when the worker stops.
+    pub fn local_directory(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.local_directory = Some(dir.into());
         self
     }
 
@@ -158,8 +168,27 @@ impl WorkerBuilder {
             memory_limit: self.memory_limit,
             resources: self.resources.clone(),
         };
+        let mut state = WorkerState::default();
+        let spill_dir = if self.memory_limit > 0 {
+            static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = self
+                .local_directory
+                .clone()
+                .unwrap_or_else(std::env::temp_dir)
+                .join(format!("oxidask-worker-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            state.spill = Some(state::Spill {
+                dir: dir.clone(),
+                target: self.memory_limit / 10 * 6,
+                files: 0,
+            });
+            Some(dir)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
-            state: Mutex::new(WorkerState::default()),
+            state: Mutex::new(state),
             cv: Condvar::new(),
             nthreads: self.nthreads,
             zero_work: self.zero_work,
@@ -230,6 +259,7 @@ impl WorkerBuilder {
             shared,
             io: Mutex::new(Some(io)),
             exit_reason,
+            spill_dir,
         })
     }
 }
@@ -403,6 +433,7 @@ pub struct Worker {
     shared: Arc<Shared>,
     io: Mutex<Option<JoinHandle<()>>>,
     exit_reason: Arc<Mutex<Option<String>>>,
+    spill_dir: Option<std::path::PathBuf>,
 }
 
 impl Worker {
@@ -419,6 +450,7 @@ impl Worker {
             connect_timeout: Duration::from_secs(30),
             zero_work: false,
             quiet: false,
+            local_directory: None,
         }
     }
 
@@ -432,9 +464,15 @@ impl Worker {
         &self.shared.data_address
     }
 
-    /// Bytes of results it holds now.
+    /// Bytes of results it holds in memory now.
     pub fn memory(&self) -> u64 {
         self.shared.lock().memory
+    }
+
+    /// Bytes of results spilled to disk: held there now, and ever.
+    pub fn spilled(&self) -> (u64, u64) {
+        let st = self.shared.lock();
+        (st.spilled_now, st.spilled_total)
     }
 
     /// Blocks until the worker stops; returns why.
@@ -454,6 +492,9 @@ impl Worker {
     pub fn shutdown(&self) {
         self.shared.stop.notify_one();
         self.wait();
+        if let Some(dir) = &self.spill_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -32,8 +32,27 @@ pub(crate) struct TaskEntry {
     pub cancelled: bool,
 }
 
+/// Where a held value is: in memory, or spilled to the worker's local directory.
+pub(crate) enum Slot {
+    Memory(Value),
+    Disk {
+        path: std::path::PathBuf,
+        type_name: String,
+    },
+}
+
+/// Spilling: values beyond `target` bytes in memory go to files in `dir`, least recently
+/// used first (Dask's `distributed.worker.memory.target`, 60% of the memory limit).
+pub(crate) struct Spill {
+    pub dir: std::path::PathBuf,
+    pub target: u64,
+    pub files: u64,
+}
+
 pub(crate) struct Stored {
-    pub value: Value,
+    pub slot: Slot,
+    /// When it was last stored or read (for least-recently-used spilling).
+    pub used: u64,
     pub nbytes: u64,
     /// The scheduler counts this worker as a holder (a result computed or stored here).
     pub owned: bool,
@@ -67,6 +86,21 @@ pub(crate) struct WorkerState {
     pub threads: usize,
     /// Set when the worker stops.
     pub stopping: bool,
+    /// Where values spill when memory passes its target (none without a memory limit).
+    pub spill: Option<Spill>,
+    /// Bytes on disk now, and ever spilled.
+    pub spilled_now: u64,
+    pub spilled_total: u64,
+}
+
+impl Stored {
+    /// The held value's type name.
+    pub fn type_name(&self) -> &str {
+        match &self.slot {
+            Slot::Memory(v) => v.type_name(),
+            Slot::Disk { type_name, .. } => type_name,
+        }
+    }
 }
 
 /// A fetch the network side must start: `key` from `addresses`.
@@ -91,7 +125,7 @@ impl WorkerState {
             let s = &self.data[&key];
             self.outbox.push(FromWorker::Finished {
                 key: wire_key,
-                type_name: s.value.type_name().to_owned(),
+                type_name: s.type_name().to_owned(),
                 nbytes: s.nbytes,
                 duration_us: 0,
             });
@@ -167,18 +201,7 @@ impl WorkerState {
         if readers > 0 {
             match self.data.get_mut(&key) {
                 Some(s) => s.readers += readers,
-                None => {
-                    self.memory += nbytes;
-                    self.data.insert(
-                        key,
-                        Stored {
-                            value,
-                            nbytes,
-                            owned: false,
-                            readers,
-                        },
-                    );
-                }
+                None => self.insert_value(key, value, nbytes, false, readers),
             }
         }
         for (t, p) in now_ready {
@@ -228,8 +251,7 @@ impl WorkerState {
         if let Some(s) = self.data.get_mut(&d) {
             s.readers = s.readers.saturating_sub(1);
             if s.readers == 0 && !s.owned {
-                let s = self.data.remove(&d).expect("present");
-                self.memory = self.memory.saturating_sub(s.nbytes);
+                self.remove_value(d);
             }
         }
     }
@@ -293,18 +315,7 @@ impl WorkerState {
         let nbytes = value.nbytes() as u64;
         match self.data.get_mut(&key) {
             Some(s) => s.owned |= owned,
-            None => {
-                self.memory += nbytes;
-                self.data.insert(
-                    key,
-                    Stored {
-                        value,
-                        nbytes,
-                        owned,
-                        readers: 0,
-                    },
-                );
-            }
+            None => self.insert_value(key, value, nbytes, owned, 0),
         }
     }
 
@@ -319,8 +330,7 @@ impl WorkerState {
         if let Some(s) = self.data.get_mut(&key) {
             s.owned = false;
             if s.readers == 0 {
-                let s = self.data.remove(&key).expect("present");
-                self.memory = self.memory.saturating_sub(s.nbytes);
+                self.remove_value(key);
             }
         }
     }
@@ -334,6 +344,116 @@ impl WorkerState {
                 true
             }
             None => !self.data.get(&key).is_some_and(|s| s.owned),
+        }
+    }
+
+    /// Holds a new value in memory, then spills if memory passed its target.
+    fn insert_value(&mut self, key: Key, value: Value, nbytes: u64, owned: bool, readers: u32) {
+        self.seq += 1;
+        self.memory += nbytes;
+        self.data.insert(
+            key,
+            Stored {
+                slot: Slot::Memory(value),
+                used: self.seq,
+                nbytes,
+                owned,
+                readers,
+            },
+        );
+        self.maybe_spill(Some(key));
+    }
+
+    /// Forgets a value, in memory or on disk.
+    fn remove_value(&mut self, key: Key) {
+        if let Some(s) = self.data.remove(&key) {
+            match s.slot {
+                Slot::Memory(_) => self.memory = self.memory.saturating_sub(s.nbytes),
+                Slot::Disk { path, .. } => {
+                    let _ = std::fs::remove_file(path);
+                    self.spilled_now = self.spilled_now.saturating_sub(s.nbytes);
+                }
+            }
+        }
+    }
+
+    /// The value of `key`, read back from disk if it was spilled (then it is in memory again).
+    pub fn value(&mut self, key: &Key) -> Option<Result<Value, String>> {
+        self.seq += 1;
+        let seq = self.seq;
+        let s = self.data.get_mut(key)?;
+        s.used = seq;
+        let (path, type_name) = match &s.slot {
+            Slot::Memory(v) => return Some(Ok(v.clone())),
+            Slot::Disk { path, type_name } => (path.clone(), type_name.clone()),
+        };
+        let loaded = std::fs::read(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|bytes| {
+                oxidask_core::codecs::decode_named(&type_name, &bytes).map_err(|e| e.to_string())
+            });
+        let v = match loaded {
+            Ok(v) => v,
+            Err(e) => {
+                return Some(Err(format!(
+                    "the spilled value of {key} could not be read back: {e}"
+                )))
+            }
+        };
+        let _ = std::fs::remove_file(&path);
+        s.slot = Slot::Memory(v.clone());
+        let nbytes = s.nbytes;
+        self.spilled_now = self.spilled_now.saturating_sub(nbytes);
+        self.memory += nbytes;
+        self.maybe_spill(Some(*key));
+        Some(Ok(v))
+    }
+
+    /// Spills least recently used values (those no local task waits for first) until memory
+    /// is back under the target; `keep` stays in memory.
+    pub fn maybe_spill(&mut self, keep: Option<Key>) {
+        let Some(target) = self.spill.as_ref().map(|s| s.target) else {
+            return;
+        };
+        if self.memory <= target {
+            return;
+        }
+        let mut candidates: Vec<(bool, u64, Key)> = self
+            .data
+            .iter()
+            .filter(|(k, s)| {
+                Some(**k) != keep && matches!(&s.slot, Slot::Memory(v) if v.is_encodable())
+            })
+            .map(|(k, s)| (s.readers > 0, s.used, *k))
+            .collect();
+        candidates.sort_unstable();
+        for (_, _, k) in candidates {
+            if self.memory <= target {
+                break;
+            }
+            let Some(spill) = self.spill.as_mut() else {
+                return;
+            };
+            let s = self.data.get_mut(&k).expect("listed");
+            let Slot::Memory(v) = &s.slot else {
+                continue;
+            };
+            let mut buf = Vec::with_capacity(s.nbytes as usize);
+            if v.encode(&mut buf).is_err() {
+                continue;
+            }
+            spill.files += 1;
+            let path = spill.dir.join(format!("{}.spill", spill.files));
+            if std::fs::write(&path, &buf).is_err() {
+                // A full or missing disk: keep values in memory rather than lose them.
+                let _ = std::fs::remove_file(&path);
+                return;
+            }
+            let type_name = v.type_name().to_owned();
+            s.slot = Slot::Disk { path, type_name };
+            self.memory = self.memory.saturating_sub(s.nbytes);
+            self.spilled_now += s.nbytes;
+            self.spilled_total += s.nbytes;
         }
     }
 }

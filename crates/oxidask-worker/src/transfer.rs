@@ -47,13 +47,17 @@ async fn serve_peer(mut stream: TcpStream, shared: &Shared) -> Result<(), Protoc
         let mut replies = Vec::with_capacity(reqs.len());
         for DataRequest::Get { keys } in reqs {
             let values: Vec<(WireKey, Option<oxidask_core::Value>)> = {
-                let st = shared.lock();
+                let mut st = shared.lock();
                 keys.into_iter()
                     .map(|wk| {
-                        let v = wk
-                            .to_key()
-                            .ok()
-                            .and_then(|k| st.data.get(&k).map(|s| s.value.clone()));
+                        let v = match wk.to_key().ok().and_then(|k| st.value(&k)) {
+                            Some(Ok(v)) => Some(v),
+                            Some(Err(e)) => {
+                                shared.log(e);
+                                None
+                            }
+                            None => None,
+                        };
                         (wk, v)
                     })
                     .collect()

@@ -109,3 +109,61 @@ fn dataframes_run_unchanged_on_a_cluster() {
     .to_string();
     assert!(err.contains("zzz"), "{err}");
 }
+
+#[test]
+fn shuffles_on_a_cluster_spill_to_disk_when_memory_is_short() {
+    let data = sample(20_000, 41);
+    let local = {
+        let df = dd::from_polars(data.clone(), 8);
+        (
+            df.shuffle(["k", "g"], 6).compute().unwrap(),
+            df.groupby(["g", "k"])
+                .split_out(5)
+                .agg([agg::sum("x"), agg::nunique("s")])
+                .compute()
+                .unwrap(),
+            df.sort_values(&["x"], false).compute().unwrap(),
+        )
+    };
+    // 256 KiB per worker: partitions of ~100 KB and their pieces must spill.
+    let cluster = LocalCluster::builder()
+        .workers(2)
+        .threads_per_worker(1)
+        .memory_limit(256 << 10)
+        .start()
+        .unwrap();
+    let client = oxidask_client::Client::builder()
+        .address(cluster.address())
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    let remote = with_scheduler(Arc::new(client), || {
+        let df = dd::from_polars(data.clone(), 8);
+        (
+            df.shuffle(["k", "g"], 6).compute().unwrap(),
+            df.groupby(["g", "k"])
+                .split_out(5)
+                .agg([agg::sum("x"), agg::nunique("s")])
+                .compute()
+                .unwrap(),
+            df.sort_values(&["x"], false).compute().unwrap(),
+        )
+    });
+    assert_frames_eq(
+        &sorted(&remote.0),
+        &sorted(&local.0),
+        "shuffle with spilling",
+    );
+    assert_frames_eq(
+        &sorted(&remote.1),
+        &sorted(&local.1),
+        "split_out with spilling",
+    );
+    assert_frames_eq(
+        &remote.2.select(["x"]).unwrap(),
+        &local.2.select(["x"]).unwrap(),
+        "sort with spilling",
+    );
+    let spilled: u64 = cluster.workers().iter().map(|w| w.spilled().1).sum();
+    assert!(spilled > 0, "the workers spilled");
+}
