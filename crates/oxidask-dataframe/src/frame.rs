@@ -795,6 +795,107 @@ impl DataFrame {
             .and_then(|n| n.index.as_ref().map(|i| i.1.clone()))
     }
 
+    /// The same rows in partitions of about `bytes` each (Dask's `partition_size`): sizes are
+    /// measured now (a pass over the data); big partitions are cut into row ranges, small
+    /// neighbours concatenated. Row order is kept.
+    pub fn repartition_by_size(&self, bytes: u64) -> Result<DataFrame, Error> {
+        let node = self.node()?;
+        let bytes = bytes.max(1);
+        let layer = node.layer();
+        let mut graph = Graph::new();
+        add_layer(&mut graph, &layer);
+        let mut t = Tokenizer::new();
+        t.write_str("partition-bytes");
+        t.write_token(node.token);
+        let token = t.finish();
+        let keys: Vec<Key> = layer
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let out = Key::block("partition-bytes", token, &[i as u32]);
+                graph.insert(
+                    out,
+                    oxidask_core::Task::call(crate::ops::partition_bytes::op(), [Arg::Key(*k)]),
+                );
+                out
+            })
+            .collect();
+        let sizes: Vec<u64> = oxidask_core::compute::current_scheduler()?
+            .compute(graph, &keys)?
+            .into_iter()
+            .map(|v| {
+                v.take::<u64>()
+                    .map_err(|e| Error::Collection(e.to_string().into()))
+            })
+            .collect::<Result<_, _>>()?;
+        // Cut each partition into pieces of at most `bytes`, then pack consecutive pieces.
+        let cuts: Vec<u64> = sizes.iter().map(|s| s.div_ceil(bytes).max(1)).collect();
+        let mut groups = Vec::new();
+        let (mut count, mut filled) = (0usize, 0u64);
+        for (s, c) in sizes.iter().zip(&cuts) {
+            let piece = s / c;
+            for _ in 0..*c {
+                if count > 0 && filled + piece > bytes {
+                    groups.push(count);
+                    count = 0;
+                    filled = 0;
+                }
+                count += 1;
+                filled += piece;
+            }
+        }
+        if count > 0 || groups.is_empty() && !sizes.is_empty() {
+            groups.push(count);
+        }
+        let mut t = Tokenizer::new();
+        t.write_str("repartition-size");
+        t.write_token(node.token);
+        t.write_u64(bytes);
+        Ok(DataFrame::from_node(Node::new(
+            "repartition-size",
+            t.finish(),
+            node.schema.clone(),
+            groups.len(),
+            Kind::Resize {
+                input: node.clone(),
+                cuts,
+                groups,
+            },
+        )))
+    }
+
+    /// The same rows split at new `divisions` of the index (Dask's `repartition(divisions=)`):
+    /// `divisions` are the outer and inner bounds (first ≤ every index value < last, as
+    /// `set_index` takes them). Needs known divisions ([`DataFrame::set_index`]).
+    pub fn repartition_divisions(&self, divisions: Vec<f64>) -> DataFrame {
+        self.then(|n| {
+            let Some((column, _)) = &n.index else {
+                return Err(FrameError::Invalid(
+                    "repartition by divisions needs known divisions: call set_index first".into(),
+                ));
+            };
+            if divisions.len() < 2 || divisions.windows(2).any(|w| w[0] > w[1]) {
+                return Err(FrameError::Invalid(format!(
+                    "divisions must be at least two increasing bounds, got {divisions:?}"
+                )));
+            }
+            let interior: Vec<f64> = divisions[1..divisions.len() - 1].to_vec();
+            // Old partitions hold consecutive sorted ranges, so concatenating each range's
+            // pieces in partition order keeps the rows sorted.
+            let moved = crate::shuffle::shuffle_by(
+                n,
+                crate::shuffle::SplitBy::Range {
+                    column: column.clone(),
+                    bounds: interior.clone(),
+                    descending: false,
+                },
+                interior.len() + 1,
+            );
+            Ok(moved.with_index(column, interior))
+        })
+    }
+
     /// Appends the partitions of `others` after this frame's (Dask's `concat` along rows).
     /// Columns are matched by name; a column missing from one frame is an error naming it.
     pub fn concat(frames: &[DataFrame]) -> DataFrame {

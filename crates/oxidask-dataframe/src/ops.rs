@@ -56,6 +56,12 @@ pub fn shuffle_pick(index: u64, pieces: &Vec<Partition>) -> Result<Partition, Fr
         .ok_or_else(|| FrameError::Invalid(format!("shuffle piece {index} of {}", pieces.len())))
 }
 
+/// Bytes of a partition (Polars' estimate of its buffers).
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn partition_bytes(part: &Partition) -> u64 {
+    part.0.estimated_size() as u64
+}
+
 /// Cuts a partition into `pieces` row ranges of near-equal length.
 #[oxidask_core::task(crate = oxidask_core)]
 pub fn split_rows(pieces: u64, part: &Partition) -> Vec<Partition> {

@@ -168,6 +168,13 @@ pub(crate) enum Kind {
     },
     /// The same rows in `npartitions` partitions, order kept.
     Repartition { input: Arc<Node> },
+    /// The same rows regrouped by size: input partition `i` cut into `cuts[i]` row ranges,
+    /// then consecutive pieces concatenated per output (`groups`: piece counts per output).
+    Resize {
+        input: Arc<Node>,
+        cuts: Vec<u64>,
+        groups: Vec<usize>,
+    },
     /// Some partitions of another node, in a given order.
     Subset {
         input: Arc<Node>,
@@ -477,6 +484,11 @@ impl Node {
                 mode,
             } => crate::shuffle::join_layer(left, right, spec, *mode, name, token),
             Kind::Repartition { input } => repartition_layer(input, self.npartitions, key),
+            Kind::Resize {
+                input,
+                cuts,
+                groups,
+            } => resize_layer(input, cuts, groups, name, token),
             Kind::Subset { input, indices } => {
                 let inner = input.layer();
                 Layer {
@@ -548,6 +560,53 @@ fn repartition_layer(input: &Node, m: usize, key: impl Fn(usize) -> Key) -> Laye
                 outputs.push(k);
             }
         }
+    }
+    Layer {
+        tasks,
+        outputs,
+        deps: vec![inner],
+    }
+}
+
+fn resize_layer(input: &Node, cuts: &[u64], groups: &[usize], name: &str, token: Token) -> Layer {
+    let inner = input.layer();
+    let none = Value::new(Plan(Vec::<FrameOp>::new()));
+    let (cut_name, piece_name) = (format!("{name}-cut"), format!("{name}-piece"));
+    let mut tasks = Vec::new();
+    let mut pieces = Vec::new();
+    for (i, (k, &c)) in inner.outputs.iter().zip(cuts).enumerate() {
+        if c <= 1 {
+            pieces.push(*k);
+            continue;
+        }
+        let cut = Key::block(&cut_name, token, &[i as u32]);
+        tasks.push((
+            cut,
+            Task::call(
+                crate::ops::split_rows::op(),
+                [Arg::Value(Value::new(c)), Arg::Key(*k)],
+            ),
+        ));
+        for j in 0..c {
+            let p = Key::block(&piece_name, token, &[i as u32, j as u32]);
+            tasks.push((
+                p,
+                Task::call(
+                    crate::ops::shuffle_pick::op(),
+                    [Arg::Value(Value::new(j)), Arg::Key(cut)],
+                ),
+            ));
+            pieces.push(p);
+        }
+    }
+    let mut outputs = Vec::with_capacity(groups.len());
+    let mut at = 0;
+    for (j, &g) in groups.iter().enumerate() {
+        let k = Key::block(name, token, &[j as u32]);
+        let args = pieces[at..at + g].iter().map(|p| Arg::Key(*p)).collect();
+        tasks.push((k, apply_task(&none, args)));
+        outputs.push(k);
+        at += g;
     }
     Layer {
         tasks,

@@ -836,3 +836,62 @@ fn set_index_of_already_sorted_partitions_needs_no_shuffle() {
     assert!(g.iter().any(|(k, _)| k.prefix_str().starts_with("shuffle")));
     assert_frames_eq(&sorted(&tied.compute().unwrap()), &sorted(&ties), "ties");
 }
+
+#[test]
+fn repartition_by_size_and_by_divisions_keep_rows_in_order() {
+    let data = sample(3000, 37);
+    let total = data.estimated_size() as u64;
+    // Uneven partitions: one big, several small.
+    let df = dd::concat(&[
+        dd::from_polars(data.slice(0, 2000), 1),
+        dd::from_polars(data.slice(2000, 1000), 5),
+    ]);
+    for target in [total / 10, total / 3, total * 2] {
+        let r = df.repartition_by_size(target).unwrap();
+        let parts = r.partition_values().unwrap();
+        assert!(!parts.is_empty());
+        for p in &parts {
+            // A piece is at most the target (cuts are by rows, so allow one row's worth).
+            assert!(
+                p.estimated_size() as u64 <= target + total / 3000 * 4,
+                "{} > {target}",
+                p.estimated_size()
+            );
+        }
+        if target >= total {
+            assert_eq!(parts.len(), 1);
+        }
+        assert_frames_eq(
+            &r.compute().unwrap(),
+            &data,
+            &format!("repartition_by_size({target})"),
+        );
+    }
+
+    let indexed = dd::from_polars(data.clone(), 4).set_index("x", None);
+    let moved = indexed.repartition_divisions(vec![-100.0, 0.0, 10.0, 20.0, 100.0]);
+    assert_eq!(moved.npartitions(), 4);
+    assert_eq!(moved.divisions().unwrap(), vec![0.0, 10.0, 20.0]);
+    let got = moved.compute().unwrap();
+    assert_frames_eq(
+        &got,
+        &indexed.compute().unwrap(),
+        "repartition by divisions keeps the order",
+    );
+    let parts = moved.partition_values().unwrap();
+    let xs: Vec<f64> = parts[1]
+        .column("x")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert!(xs.iter().all(|v| (0.0..10.0).contains(v)), "{xs:?}");
+    let err = dd::from_polars(data, 2)
+        .repartition_divisions(vec![0.0, 1.0])
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("set_index"), "{err}");
+}
