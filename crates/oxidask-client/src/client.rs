@@ -53,6 +53,27 @@ pub(crate) struct ClientState {
     pub changes_base: u64,
     /// Threads in `wait_keys`.
     pub waiters: usize,
+    /// Callbacks to run once a key is no longer pending (`Future::add_done_callback`).
+    pub callbacks: FxHashMap<Key, Vec<DoneCallback>>,
+}
+
+/// A function run once, when a key stops being pending (finished, erred, cancelled or
+/// lost); it runs on the client's I/O thread, so it must not block.
+pub type DoneCallback = Box<dyn FnOnce() + Send>;
+
+impl ClientState {
+    /// Takes the callbacks of `key` if it is no longer pending.
+    fn take_done_callbacks(&mut self, key: &Key, out: &mut Vec<DoneCallback>) {
+        let pending = self
+            .keys
+            .get(key)
+            .is_some_and(|e| e.status == KeyStatus::Pending);
+        if !pending && self.lost.is_none() {
+            if let Some(cbs) = self.callbacks.remove(key) {
+                out.extend(cbs);
+            }
+        }
+    }
 }
 
 /// What the writer sends; releases are merged into one message.
@@ -338,10 +359,16 @@ async fn run(
     let mut st = shared.lock();
     st.lost = Some(reason.unwrap_or_else(|| "the client was closed".into()));
     st.replies.clear();
+    let callbacks: Vec<DoneCallback> = st.callbacks.drain().flat_map(|(_, v)| v).collect();
     shared.changed(&mut st);
+    drop(st);
+    for cb in callbacks {
+        cb();
+    }
 }
 
 fn apply(shared: &Shared, msgs: Vec<ToClient>) {
+    let mut done = Vec::new();
     let mut st = shared.lock();
     for m in msgs {
         match m {
@@ -353,12 +380,15 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
                         st.changes.push(k);
                     }
                 }
+                if !st.callbacks.is_empty() {
+                    st.take_done_callbacks(&k, &mut done);
+                }
             }
             ToClient::KeyErred { key, error } => {
                 let Ok(k) = key.to_key() else { continue };
                 if let Some(e) = st.keys.get_mut(&k) {
                     if e.status != KeyStatus::Cancelled {
-                        e.status = if error.kind == 6 {
+                        e.status = if error.kind == oxidask_protocol::ErrorKind::Cancelled {
                             KeyStatus::Cancelled
                         } else {
                             KeyStatus::Erred(Box::new(error))
@@ -367,6 +397,9 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
                     if st.waiters > 0 {
                         st.changes.push(k);
                     }
+                }
+                if !st.callbacks.is_empty() {
+                    st.take_done_callbacks(&k, &mut done);
                 }
             }
             reply @ (ToClient::WhoHas { .. }
@@ -385,6 +418,10 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
         }
     }
     shared.changed(&mut st);
+    drop(st);
+    for cb in done {
+        cb();
+    }
 }
 
 /// A client that `compute()` may use without keeping it alive.
@@ -692,6 +729,82 @@ impl Client {
             .collect())
     }
 
+    /// Submits the tasks of `graph` that `keys` need and returns a future for each key, in
+    /// order: the untyped form of [`Client::submit`] and [`Client::map`], for front ends
+    /// (Python) that build graphs themselves.
+    pub fn submit_graph(
+        &self,
+        graph: &Graph,
+        keys: &[Key],
+        options: SubmitOptions,
+    ) -> Result<Vec<Future<()>>, Error> {
+        self.send_graph(graph, keys, options)?;
+        Ok(keys
+            .iter()
+            .map(|k| Future::adopt(self.clone(), *k))
+            .collect())
+    }
+
+    /// A new future for `key`, which the cluster holds for some other future or client (Dask's
+    /// `Future(key)`); it keeps the key alive while it lives.
+    pub fn future_of(&self, key: Key) -> Future<()> {
+        self.hold(key);
+        Future::adopt(self.clone(), key)
+    }
+
+    /// The values of futures of any type, as type-erased values decoded by type name.
+    pub fn gather_values<T>(
+        &self,
+        futures: &[Future<T>],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Value>, Error> {
+        let keys: Vec<Key> = futures.iter().map(|f| f.key()).collect();
+        self.gather_keys(&keys, timeout)
+    }
+
+    /// Stores type-erased values on workers under the given keys (see [`Client::scatter`]).
+    pub fn scatter_values(
+        &self,
+        values: Vec<(Key, Value)>,
+        broadcast: bool,
+    ) -> Result<Vec<Future<()>>, Error> {
+        let mut pairs = Vec::with_capacity(values.len());
+        let mut keys = Vec::with_capacity(values.len());
+        for (key, v) in values {
+            let wv = WireValue::from_value(&v)
+                .map_err(|e| scheduler_error(ClientError::Unportable(e.message)))?;
+            keys.push(key);
+            pairs.push((WireKey::from(&key), wv));
+        }
+        self.scatter_wire(keys, pairs, broadcast)
+    }
+
+    fn scatter_wire<T>(
+        &self,
+        keys: Vec<Key>,
+        pairs: Vec<(WireKey, WireValue)>,
+        broadcast: bool,
+    ) -> Result<Vec<Future<T>>, Error> {
+        for k in &keys {
+            self.hold(*k);
+        }
+        let futures: Vec<Future<T>> = keys
+            .iter()
+            .map(|k| Future::adopt(self.clone(), *k))
+            .collect();
+        self.send(ToScheduler::Scatter {
+            values: pairs,
+            broadcast,
+        })?;
+        let statuses = self.wait_keys(&keys, None, ReturnWhen::AllCompleted)?;
+        for (k, s) in keys.iter().zip(statuses) {
+            if let KeyStatus::Erred(e) = s {
+                return Err(from_wire(*k, &e));
+            }
+        }
+        Ok(futures)
+    }
+
     /// Computes `d` on the cluster and keeps the result there (Dask's `client.persist`); the
     /// future can be passed to later tasks.
     pub fn persist<T: Data + Clone>(&self, d: &Delayed<T>) -> Result<Future<T>, Error> {
@@ -713,7 +826,7 @@ impl Client {
             .iter()
             .map(|k| Future::adopt(self.clone(), *k))
             .collect();
-        let values = self.gather_values(&distinct, None)?;
+        let values = self.gather_keys(&distinct, None)?;
         drop(futures);
         let by_key: FxHashMap<Key, Value> = distinct.into_iter().zip(values).collect();
         Ok(outputs.iter().map(|k| by_key[k].clone()).collect())
@@ -898,7 +1011,7 @@ impl Client {
     }
 
     /// Values of finished keys as type-erased values (decoded by type name).
-    pub(crate) fn gather_values(
+    pub(crate) fn gather_keys(
         &self,
         keys: &[Key],
         timeout: Option<Duration>,
@@ -939,44 +1052,56 @@ impl Client {
             keys.push(key);
             pairs.push((WireKey::from(&key), wv));
         }
-        for k in &keys {
-            self.hold(*k);
-        }
-        let futures: Vec<Future<T>> = keys
-            .iter()
-            .map(|k| Future::adopt(self.clone(), *k))
-            .collect();
-        self.send(ToScheduler::Scatter {
-            values: pairs,
-            broadcast,
-        })?;
-        let statuses = self.wait_keys(&keys, None, ReturnWhen::AllCompleted)?;
-        for (k, s) in keys.iter().zip(statuses) {
-            if let KeyStatus::Erred(e) = s {
-                return Err(from_wire(*k, &e));
-            }
-        }
-        Ok(futures)
+        self.scatter_wire(keys, pairs, broadcast)
     }
 
     /// Stops computing these futures (and this client's work that depends on them).
     pub fn cancel<T>(&self, futures: &[Future<T>]) -> Result<(), Error> {
-        let keys: Vec<WireKey> = futures.iter().map(|f| WireKey::from(&f.key())).collect();
+        let keys: Vec<Key> = futures.iter().map(|f| f.key()).collect();
+        self.cancel_keys(&keys)
+    }
+
+    /// [`Client::cancel`] by key (the keys must be held by futures of this client).
+    pub fn cancel_keys(&self, keys: &[Key]) -> Result<(), Error> {
+        let mut done = Vec::new();
         {
             let mut st = self.shared().lock();
-            for f in futures {
-                if let Some(e) = st.keys.get_mut(&f.key()) {
+            for k in keys {
+                if let Some(e) = st.keys.get_mut(k) {
                     if e.status == KeyStatus::Pending {
                         e.status = KeyStatus::Cancelled;
                         if st.waiters > 0 {
-                            st.changes.push(f.key());
+                            st.changes.push(*k);
                         }
                     }
                 }
+                st.take_done_callbacks(k, &mut done);
             }
             self.shared().changed(&mut st);
         }
-        self.send(ToScheduler::Cancel { keys })
+        for cb in done {
+            cb();
+        }
+        self.send(ToScheduler::Cancel {
+            keys: keys.iter().map(WireKey::from).collect(),
+        })
+    }
+
+    /// Runs `callback` once `key` is no longer pending: at once (on this thread) if it is
+    /// already done, else on the client's I/O thread when it finishes, fails, is cancelled
+    /// or the connection is lost. The key must be held by a future of this client.
+    pub fn on_done(&self, key: Key, callback: DoneCallback) {
+        let mut st = self.shared().lock();
+        let pending = st
+            .keys
+            .get(&key)
+            .is_some_and(|e| e.status == KeyStatus::Pending);
+        if pending && st.lost.is_none() {
+            st.callbacks.entry(key).or_default().push(callback);
+        } else {
+            drop(st);
+            callback();
+        }
     }
 
     /// Keeps computing these futures even after every handle is dropped (Dask's

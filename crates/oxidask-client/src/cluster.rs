@@ -21,6 +21,7 @@ pub struct LocalClusterBuilder {
     memory_limit: u64,
     processes: bool,
     program: Option<PathBuf>,
+    program_args: Vec<String>,
     port: u16,
     config: Config,
     zero_work: bool,
@@ -57,6 +58,15 @@ impl LocalClusterBuilder {
     /// `PROGRAM worker ADDRESS --nthreads N --name NAME ...`.
     pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
         self.program = Some(path.into());
+        self.processes = true;
+        self
+    }
+
+    /// The command to start worker processes with when the worker is not a program of its
+    /// own: `PROGRAM ARGS... worker ADDRESS ...` (Python workers: `python -m oxidask`).
+    pub fn worker_command(mut self, program: impl Into<PathBuf>, args: Vec<String>) -> Self {
+        self.program = Some(program.into());
+        self.program_args = args;
         self.processes = true;
         self
     }
@@ -104,7 +114,8 @@ impl LocalClusterBuilder {
             };
             for i in 0..self.workers {
                 let mut cmd = Command::new(&program);
-                cmd.arg("worker")
+                cmd.args(&self.program_args)
+                    .arg("worker")
                     .arg(&url)
                     .arg("--nthreads")
                     .arg(self.threads_per_worker.to_string())
@@ -134,9 +145,20 @@ impl LocalClusterBuilder {
                 for c in &mut children {
                     let _ = c.kill();
                 }
+                let hint = if self.program_args.is_empty() {
+                    format!(
+                        "does {} call oxidask::distributed::run_if_worker() first thing in main?",
+                        program.display()
+                    )
+                } else {
+                    format!(
+                        "does `{} {} worker ADDRESS` start a worker? (run it by hand to see its errors)",
+                        program.display(),
+                        self.program_args.join(" ")
+                    )
+                };
                 return Err(scheduler_error(ClientError::Rejected(format!(
-                    "worker processes did not join within 30 s ({e}); does {} call oxidask::distributed::run_if_worker() first thing in main?",
-                    program.display()
+                    "worker processes did not join within 30 s ({e}); {hint}"
                 ))));
             }
         } else {
@@ -185,6 +207,7 @@ impl LocalCluster {
             memory_limit: 0,
             processes: false,
             program: None,
+            program_args: Vec::new(),
             port: 0,
             config: Config::default(),
             zero_work: false,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use oxidask_core::{Error, Key, TaskError};
-use oxidask_protocol::WireError;
+use oxidask_protocol::{ErrorKind, WireError};
 
 /// A client-side failure, reported as `Error::Scheduler { scheduler: "distributed", .. }`.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,14 @@ pub enum ClientError {
     /// The scheduler or a worker rejected a request.
     #[error("{0}")]
     Rejected(String),
+    /// The task was running on workers that died, too many times (Dask's `KilledWorker`).
+    #[error("{message}")]
+    KilledWorker {
+        /// The task blamed.
+        key: Key,
+        /// The scheduler's explanation.
+        message: String,
+    },
 }
 
 pub(crate) fn scheduler_error(e: ClientError) -> Error {
@@ -53,8 +61,12 @@ pub(crate) fn scheduler_error(e: ClientError) -> Error {
 /// The error a future reports for a key that erred on the cluster.
 pub(crate) fn from_wire(key: Key, e: &WireError) -> Error {
     match e.kind {
-        6 => scheduler_error(ClientError::Cancelled(key)),
-        4 => scheduler_error(ClientError::Rejected(e.message.clone())),
+        ErrorKind::Cancelled => scheduler_error(ClientError::Cancelled(key)),
+        ErrorKind::Invalid => scheduler_error(ClientError::Rejected(e.message.clone())),
+        ErrorKind::KilledWorker => scheduler_error(ClientError::KilledWorker {
+            key: e.key.as_ref().and_then(|k| k.to_key().ok()).unwrap_or(key),
+            message: e.message.clone(),
+        }),
         _ => {
             let failed = e.key.as_ref().and_then(|k| k.to_key().ok()).unwrap_or(key);
             let te: TaskError = e.to_task_error(failed);

@@ -92,6 +92,21 @@ impl<T> Future<T> {
         self.client.cancel(std::slice::from_ref(self))
     }
 
+    /// Waits for the result and fetches it as a type-erased value (decoded by type name):
+    /// for front ends that do not know the type statically.
+    pub fn value(&self, timeout: Option<Duration>) -> Result<Value, Error> {
+        Ok(self
+            .client
+            .gather_keys(&[self.key], timeout)?
+            .pop()
+            .expect("one value per key"))
+    }
+
+    /// Runs `callback` once this future is done (see [`Client::on_done`]).
+    pub fn add_done_callback(&self, callback: crate::client::DoneCallback) {
+        self.client.on_done(self.key, callback)
+    }
+
     /// The same future with its type forgotten (for waiting on mixed kinds together).
     pub fn erase(&self) -> Future<()> {
         self.client.hold(self.key);

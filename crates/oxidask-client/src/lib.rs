@@ -29,7 +29,7 @@ mod cluster;
 mod error;
 mod future;
 
-pub use client::{get_client, Client, ClientBuilder, DoneAndNotDone, ReturnWhen};
+pub use client::{get_client, Client, ClientBuilder, DoneAndNotDone, DoneCallback, ReturnWhen};
 pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use error::ClientError;
 pub use future::{as_completed, AsCompleted, Future, Status};

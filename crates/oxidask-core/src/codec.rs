@@ -42,6 +42,14 @@ pub enum CodecError {
         /// The Rust type.
         type_name: &'static str,
     },
+    /// Another runtime's codec failed (a Python object that cannot be pickled, …).
+    #[error("cannot encode a {type_name}: {message}")]
+    Foreign {
+        /// What was being encoded, as the runtime names it.
+        type_name: String,
+        /// The runtime's reason.
+        message: String,
+    },
 }
 
 enum Sink<'a> {

@@ -58,7 +58,7 @@ pub use op::{OpDef, TaskFailure};
 pub use oxidask_macros::{task, Data};
 pub use task::{Arg, Task, TaskSpec};
 pub use tokenize::{tokenize, Token};
-pub use value::Value;
+pub use value::{Encoded, Foreign, Value};
 
 /// What the `#[task]` and `#[derive(Data)]` macros expand to. Not a stable API.
 #[doc(hidden)]

@@ -25,6 +25,9 @@ pub struct TaskFailure {
     kind: FailureKind,
     message: String,
     causes: Vec<String>,
+    /// The failure as the runtime that raised it describes itself (a pickled Python
+    /// exception with its traceback), carried unchanged so the caller can re-raise it.
+    detail: Option<bytes::Bytes>,
 }
 
 /// How a task failed.
@@ -54,6 +57,7 @@ impl TaskFailure {
             kind: FailureKind::Error,
             message: boxed.to_string(),
             causes,
+            detail: None,
         }
     }
 
@@ -63,6 +67,7 @@ impl TaskFailure {
             kind: FailureKind::Error,
             message: message.into(),
             causes: Vec::new(),
+            detail: None,
         }
     }
 
@@ -79,6 +84,7 @@ impl TaskFailure {
             kind: FailureKind::Panic,
             message,
             causes: Vec::new(),
+            detail: None,
         }
     }
 
@@ -88,6 +94,7 @@ impl TaskFailure {
             kind: FailureKind::Argument,
             message: message.into(),
             causes: Vec::new(),
+            detail: None,
         }
     }
 
@@ -104,6 +111,7 @@ impl TaskFailure {
             kind: FailureKind::Unavailable,
             message: message.into(),
             causes: Vec::new(),
+            detail: None,
         }
     }
 
@@ -113,7 +121,20 @@ impl TaskFailure {
             kind,
             message,
             causes,
+            detail: None,
         }
+    }
+
+    /// Attaches the runtime's own description of the failure (see [`TaskFailure::detail`]).
+    pub fn with_detail(mut self, detail: bytes::Bytes) -> TaskFailure {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// The runtime's own description of the failure, if one was attached: for a Python
+    /// task, the pickled exception and its traceback, which the client re-raises.
+    pub fn detail(&self) -> Option<&bytes::Bytes> {
+        self.detail.as_ref()
     }
 
     /// Adds which argument was at fault.

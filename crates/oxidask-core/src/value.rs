@@ -1,7 +1,9 @@
 //! [`Value`]: a task's result, shared without copying.
 //!
 //! A value is an `Arc` of any `Send + Sync` type plus its exact size in bytes and, for
-//! [`Data`] types, the codec used only when the value must leave the process. On the local
+//! [`Data`] types, the codec used only when the value must leave the process. Values owned by
+//! another language runtime (a Python object) are [`Foreign`]: they bring their own codec,
+//! which may fail and may hand large buffers over without copying them. On the local
 //! schedulers nothing is ever encoded: results move between tasks as `Arc`s, and the last task
 //! to use a result receives it by value (no clone) because the scheduler hands over its own
 //! reference first.
@@ -10,10 +12,59 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::codec::{CodecError, Writer};
 use crate::data::Data;
 use crate::op::TaskFailure;
 use crate::tokenize::{Token, Tokenizer};
+
+/// A value's encoding in parts: `head`, the codec's own bytes, and `buffers`, large byte
+/// ranges that travel as they are (out of band) instead of being copied into the head.
+///
+/// [`Data`] values write only a head; a [`Foreign`] value may hand over buffers it owns (a
+/// NumPy array's memory, pickled with protocol 5), which go on the wire as separate frame
+/// parts and come back to its decoder as separate slices.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    /// The codec's bytes.
+    pub head: Vec<u8>,
+    /// Buffers sent without copying, in the order the decoder expects them.
+    pub buffers: Vec<Bytes>,
+}
+
+impl Encoded {
+    /// Total bytes of the head and the buffers.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.buffers.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// True if there is nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A value owned by another language runtime (a Python object), with its own codec.
+///
+/// Unlike [`Data`], encoding may fail (an object that cannot be pickled) and may produce
+/// out-of-band buffers. The decoder is found by [`Foreign::codec_name`] in the table of
+/// [`crate::codecs`]; register it with [`crate::codecs::register_foreign`].
+pub trait Foreign: Any + Send + Sync {
+    /// Bytes the value occupies in memory, as well as the runtime can tell.
+    fn nbytes(&self) -> usize;
+
+    /// The name its decoder is registered under (also what `Value::type_name` reports).
+    fn codec_name(&self) -> &'static str;
+
+    /// Writes the value into `out`: bytes into the head, large buffers as parts.
+    fn encode(&self, out: &mut Encoded) -> Result<(), CodecError>;
+
+    /// A content token, if the runtime can make one; `None` makes the value's token unique.
+    fn token(&self) -> Option<Token> {
+        None
+    }
+}
 
 /// A task result or a literal argument.
 ///
@@ -31,9 +82,49 @@ pub struct Value(Arc<dyn Erased>);
 trait Erased: Any + Send + Sync {
     fn nbytes(&self) -> usize;
     fn type_name(&self) -> &'static str;
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError>;
+    fn encode(&self, out: &mut Encoded) -> Result<(), CodecError>;
     fn tokenize(&self, t: &mut Tokenizer) -> bool;
     fn has_codec(&self) -> bool;
+    fn is_foreign(&self) -> bool {
+        false
+    }
+}
+
+/// A [`Foreign`] value.
+struct ForeignHeld<T> {
+    value: T,
+}
+
+impl<T: Foreign> Erased for ForeignHeld<T> {
+    fn nbytes(&self) -> usize {
+        self.value.nbytes()
+    }
+
+    fn type_name(&self) -> &'static str {
+        self.value.codec_name()
+    }
+
+    fn encode(&self, out: &mut Encoded) -> Result<(), CodecError> {
+        self.value.encode(out)
+    }
+
+    fn tokenize(&self, t: &mut Tokenizer) -> bool {
+        match self.value.token() {
+            Some(tok) => {
+                t.write_token(tok);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn has_codec(&self) -> bool {
+        true
+    }
+
+    fn is_foreign(&self) -> bool {
+        true
+    }
 }
 
 /// A [`Data`] value with its size measured once (`heap_bytes` may walk the value).
@@ -56,8 +147,8 @@ impl<T: Data> Erased for Held<T> {
         std::any::type_name::<T>()
     }
 
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
-        self.value.encode(w);
+    fn encode(&self, out: &mut Encoded) -> Result<(), CodecError> {
+        self.value.encode(&mut Writer::new(&mut out.head));
         Ok(())
     }
 
@@ -80,7 +171,7 @@ impl<T: Any + Send + Sync> Erased for Opaque<T> {
         std::any::type_name::<T>()
     }
 
-    fn encode(&self, _: &mut Writer<'_>) -> Result<(), CodecError> {
+    fn encode(&self, _: &mut Encoded) -> Result<(), CodecError> {
         Err(CodecError::NotEncodable {
             type_name: std::any::type_name::<T>(),
         })
@@ -111,12 +202,17 @@ impl Value {
         Value(Arc::new(Opaque { value }))
     }
 
+    /// Wraps a value of another runtime (a Python object), with the codec it brings.
+    pub fn foreign<T: Foreign>(value: T) -> Value {
+        Value(Arc::new(ForeignHeld { value }))
+    }
+
     /// Bytes the value occupies in memory (exact for [`Data`] types).
     pub fn nbytes(&self) -> usize {
         self.0.nbytes()
     }
 
-    /// The Rust type's name, for messages.
+    /// The Rust type's name (a foreign value's codec name), for messages and decoding.
     pub fn type_name(&self) -> &'static str {
         self.0.type_name()
     }
@@ -129,10 +225,19 @@ impl Value {
     /// Borrows the value as `T`, or `None` if it holds another type.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
         let any: &dyn Any = &*self.0;
-        match any.downcast_ref::<Held<T>>() {
-            Some(h) => Some(&h.value),
-            None => any.downcast_ref::<Opaque<T>>().map(|o| &o.value),
+        if let Some(h) = any.downcast_ref::<Held<T>>() {
+            return Some(&h.value);
         }
+        if let Some(o) = any.downcast_ref::<Opaque<T>>() {
+            return Some(&o.value);
+        }
+        any.downcast_ref::<ForeignHeld<T>>().map(|f| &f.value)
+    }
+
+    /// True if the value is [`Foreign`] (owned by another runtime).
+    pub fn is_foreign(&self) -> bool {
+        // Foreign values name their codec; every other kind reports a Rust type name.
+        self.0.is_foreign()
     }
 
     /// Takes the value as `T`: without copying if this was the last reference, by cloning
@@ -158,9 +263,33 @@ impl Value {
         }
     }
 
-    /// Appends the value's encoding to `out`.
+    /// Appends the value's encoding to `out`. A value whose codec hands out buffers (a
+    /// foreign value) is refused here: use [`Value::encode_parts`].
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        self.0.encode(&mut Writer::new(out))
+        let mut parts = Encoded {
+            head: std::mem::take(out),
+            buffers: Vec::new(),
+        };
+        let r = self.0.encode(&mut parts);
+        *out = parts.head;
+        r?;
+        if !parts.buffers.is_empty() {
+            return Err(CodecError::Invalid {
+                what: "value",
+                detail: format!(
+                    "a `{}` encodes to out-of-band buffers; encode it with `encode_parts`",
+                    self.type_name()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Encodes the value into a head and out-of-band buffers.
+    pub fn encode_parts(&self) -> Result<Encoded, CodecError> {
+        let mut parts = Encoded::default();
+        self.0.encode(&mut parts)?;
+        Ok(parts)
     }
 
     /// Adds the value to a tokenizer; `false` (and nothing written) if it has no codec.

@@ -21,17 +21,43 @@ pub mod wire;
 pub use frame::{read_frame, write_frame, Limits, Payload};
 pub use messages::*;
 pub use wire::{
-    spec_from_wire, spec_to_wire, WireArg, WireError, WireKey, WireSpec, WireTask, WireValue,
+    spec_from_wire, spec_to_wire, ErrorKind, WireArg, WireError, WireKey, WireSpec, WireTask,
+    WireValue,
 };
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The protocol version; peers with another version are refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// This build: the oxidask version (peers of other versions are told so).
 pub fn build_id() -> String {
     format!("oxidask {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn runtime_table() -> &'static std::sync::RwLock<Vec<(String, String)>> {
+    static RUNTIME: std::sync::RwLock<Vec<(String, String)>> = std::sync::RwLock::new(Vec::new());
+    &RUNTIME
+}
+
+/// Declares a language runtime this process hosts (`("python", "3.11")`), sent in every
+/// [`Hello`] so that a cluster refuses members whose runtimes differ. Setting a name again
+/// replaces its version.
+pub fn declare_runtime(name: &str, version: &str) {
+    let mut t = runtime_table().write().unwrap_or_else(|p| p.into_inner());
+    match t.iter_mut().find(|(n, _)| n == name) {
+        Some(e) => e.1 = version.to_owned(),
+        None => t.push((name.to_owned(), version.to_owned())),
+    }
+    t.sort();
+}
+
+/// The runtimes this process declared.
+pub fn runtime() -> Vec<(String, String)> {
+    runtime_table()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 /// A [`Hello`] for this process.
@@ -40,8 +66,62 @@ pub fn hello(role: Role) -> Hello {
         protocol: PROTOCOL_VERSION,
         build: build_id(),
         registry: oxidask_core::op::registry_fingerprint().as_u128(),
+        runtime: runtime(),
         role,
     }
+}
+
+fn describe_runtime(r: &[(String, String)]) -> String {
+    if r.is_empty() {
+        return "no language runtime (a plain Rust program)".into();
+    }
+    r.iter()
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a participant hosting `theirs` may not join a cluster whose members host `ours`, if
+/// it may not: names each runtime that differs, and says what to do.
+pub fn runtime_mismatch(
+    ours: &[(String, String)],
+    ours_who: &str,
+    theirs: &[(String, String)],
+    theirs_who: &str,
+) -> Option<String> {
+    if ours == theirs {
+        return None;
+    }
+    let has_python = |r: &[(String, String)]| r.iter().any(|(n, _)| n == "python");
+    if has_python(ours) && !has_python(theirs) {
+        return Some(format!(
+            "this {theirs_who} has no Python support, but {ours_who} runs Python ({}); start Python workers with `python -m oxidask worker ADDRESS` (or the `oxidask worker` command that `pip install oxidask` installs)",
+            describe_runtime(ours)
+        ));
+    }
+    if !has_python(ours) && has_python(theirs) {
+        return Some(format!(
+            "this {theirs_who} runs Python ({}), but {ours_who} has no Python support; start the cluster's workers with `python -m oxidask worker ADDRESS` from the same environment",
+            describe_runtime(theirs)
+        ));
+    }
+    let mut diffs = Vec::new();
+    for (name, v) in ours {
+        match theirs.iter().find(|(n, _)| n == name) {
+            Some((_, tv)) if tv != v => diffs.push(format!("{name} {tv} here, {v} there")),
+            Some(_) => {}
+            None => diffs.push(format!("{name} missing here, {v} there")),
+        }
+    }
+    for (name, tv) in theirs {
+        if !ours.iter().any(|(n, _)| n == name) {
+            diffs.push(format!("{name} {tv} here, missing there"));
+        }
+    }
+    Some(format!(
+        "runtime version mismatch between this {theirs_who} and {ours_who}: {}; install the same versions everywhere (one environment for the client, the scheduler and the workers)",
+        diffs.join("; ")
+    ))
 }
 
 /// What can go wrong on a connection.
@@ -83,6 +163,13 @@ pub fn compatibility(ours: &Hello, theirs: &Hello) -> Option<String> {
         ));
     }
     let needs_registry = !matches!(theirs.role, Role::Peer);
+    if needs_registry {
+        if let Some(why) =
+            runtime_mismatch(&ours.runtime, "the other side", &theirs.runtime, "peer")
+        {
+            return Some(why);
+        }
+    }
     if needs_registry && theirs.registry != ours.registry {
         return Some(format!(
             "operation registry mismatch: this side ({}) has registry {:032x}, the peer ({}) has {:032x}; build the scheduler, workers and clients from the same program (a program with its own #[oxidask::task] functions runs its workers with `my-program worker ADDRESS`)",
@@ -183,6 +270,10 @@ mod tests {
             compatibility(&ours, &other).is_none(),
             "data peers need not share a registry"
         );
+        let mut other = ours.clone();
+        other.runtime = vec![("python".into(), "3.11".into())];
+        let why = compatibility(&ours, &other).unwrap();
+        assert!(why.contains("runs Python (python 3.11)"), "{why}");
 
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
         let theirs = hello(Role::Client { name: "b".into() });
@@ -196,6 +287,33 @@ mod tests {
             server.await.unwrap().unwrap(),
             Role::Client { .. }
         ));
+    }
+
+    #[test]
+    fn runtime_mismatches_name_what_differs_and_what_to_do() {
+        let py = |v: &str, cp: &str| {
+            vec![
+                ("cloudpickle".to_owned(), cp.to_owned()),
+                ("python".to_owned(), v.to_owned()),
+            ]
+        };
+        assert!(runtime_mismatch(&py("3.11", "3.1.2"), "a", &py("3.11", "3.1.2"), "b").is_none());
+        let why = runtime_mismatch(
+            &py("3.11", "3.1.2"),
+            "the cluster",
+            &py("3.12", "3.1.2"),
+            "worker",
+        )
+        .unwrap();
+        assert!(why.contains("python 3.12 here, 3.11 there"), "{why}");
+        assert!(!why.contains("cloudpickle"), "{why}");
+        let why = runtime_mismatch(&py("3.11", "3.1.2"), "the cluster", &[], "worker").unwrap();
+        assert!(
+            why.contains("has no Python support") && why.contains("python -m oxidask worker"),
+            "{why}"
+        );
+        let why = runtime_mismatch(&[], "the cluster", &py("3.11", "3.0"), "client").unwrap();
+        assert!(why.contains("runs Python"), "{why}");
     }
 
     #[tokio::test]

@@ -43,6 +43,10 @@ pub struct Hello {
     pub build: String,
     /// The sender's operation-registry fingerprint.
     pub registry: u128,
+    /// Language runtimes the sender hosts, with their versions (`python 3.11`, `cloudpickle
+    /// 3.1.2`, `oxidask-python 0.1.0`); empty for a plain Rust program. Everyone in a cluster
+    /// must agree on them, since tasks of one are run by another.
+    pub runtime: Vec<(String, String)>,
     /// Who is connecting.
     pub role: Role,
 }

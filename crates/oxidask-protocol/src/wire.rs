@@ -106,32 +106,50 @@ impl oxidask_core::Data for WireKey {
     }
 }
 
-/// A value on the wire: its type's name and its encoding (a frame part).
+/// A value on the wire: its type's name, its encoding and its out-of-band buffers (each a
+/// frame part of its own, never copied into the header).
 #[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
 #[data(crate = oxidask_core)]
 pub struct WireValue {
-    /// `std::any::type_name` of the value.
+    /// `std::any::type_name` of the value (a foreign value's codec name).
     pub type_name: String,
     /// The encoding.
     pub bytes: Payload,
+    /// Buffers the codec handed over as they are (a pickled NumPy array's memory).
+    pub buffers: Vec<Payload>,
 }
 
 impl WireValue {
     /// Encodes a value (it must have a codec).
     pub fn from_value(v: &Value) -> Result<WireValue, WireError> {
-        let mut buf = Vec::new();
-        v.encode(&mut buf)
+        let parts = v
+            .encode_parts()
             .map_err(|e| WireError::invalid(e.to_string()))?;
         Ok(WireValue {
             type_name: v.type_name().to_owned(),
-            bytes: Payload(bytes::Bytes::from(buf)),
+            bytes: Payload(bytes::Bytes::from(parts.head)),
+            buffers: parts.buffers.into_iter().map(Payload).collect(),
         })
     }
 
     /// Decodes by type name.
     pub fn to_value(&self) -> Result<Value, WireError> {
-        oxidask_core::codecs::decode_named(&self.type_name, &self.bytes.0)
-            .map_err(|e| WireError::invalid(e.to_string()))
+        oxidask_core::codecs::decode_parts(
+            &self.type_name,
+            &self.bytes.0,
+            self.buffers.iter().map(|b| b.0.clone()).collect(),
+        )
+        .map_err(|e| WireError::invalid(e.to_string()))
+    }
+
+    /// Bytes of the encoding and the buffers together.
+    pub fn len(&self) -> usize {
+        self.bytes.0.len() + self.buffers.iter().map(|b| b.0.len()).sum::<usize>()
+    }
+
+    /// True if it carries no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -200,6 +218,62 @@ impl WireTask {
     }
 }
 
+/// What kind of failure a [`WireError`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The task's operation returned an error.
+    Task,
+    /// The task's operation panicked.
+    Panic,
+    /// An argument had the wrong type or shape.
+    Argument,
+    /// The operation cannot run there (unregistered, not portable).
+    Unavailable,
+    /// A malformed or unusable message.
+    Invalid,
+    /// The task was on too many workers that died (Dask's `KilledWorker`).
+    KilledWorker,
+    /// The task was cancelled.
+    Cancelled,
+    /// No connected worker can run the task (restrictions, resources).
+    NoWorker,
+}
+
+impl oxidask_core::Data for ErrorKind {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.put_u8(match self {
+            ErrorKind::Task => 0,
+            ErrorKind::Panic => 1,
+            ErrorKind::Argument => 2,
+            ErrorKind::Unavailable => 3,
+            ErrorKind::Invalid => 4,
+            ErrorKind::KilledWorker => 5,
+            ErrorKind::Cancelled => 6,
+            ErrorKind::NoWorker => 7,
+        })
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(match r.get_u8("error kind")? {
+            0 => ErrorKind::Task,
+            1 => ErrorKind::Panic,
+            2 => ErrorKind::Argument,
+            3 => ErrorKind::Unavailable,
+            4 => ErrorKind::Invalid,
+            5 => ErrorKind::KilledWorker,
+            6 => ErrorKind::Cancelled,
+            7 => ErrorKind::NoWorker,
+            k => {
+                return Err(CodecError::Invalid {
+                    what: "error kind",
+                    detail: format!("kind {k}"),
+                })
+            }
+        })
+    }
+}
+
 /// A failure or refusal, with enough to rebuild a [`TaskError`] on the client.
 #[derive(Clone, Debug, PartialEq, Eq, oxidask_core::Data, thiserror::Error)]
 #[data(crate = oxidask_core)]
@@ -209,13 +283,14 @@ pub struct WireError {
     pub key: Option<WireKey>,
     /// The operation's name.
     pub op: String,
-    /// 0 error, 1 panic, 2 argument, 3 unavailable, 4 invalid message, 5 killed worker,
-    /// 6 cancelled, 7 no worker can run it.
-    pub kind: u8,
+    /// What kind of failure.
+    pub kind: ErrorKind,
     /// The message.
     pub message: String,
     /// The cause chain.
     pub causes: Vec<String>,
+    /// The runtime's own description of the failure (a pickled Python exception), if any.
+    pub detail: Option<Payload>,
 }
 
 impl WireError {
@@ -224,9 +299,10 @@ impl WireError {
         WireError {
             key: None,
             op: String::new(),
-            kind: 4,
+            kind: ErrorKind::Invalid,
             message: message.into(),
             causes: Vec::new(),
+            detail: None,
         }
     }
 
@@ -236,32 +312,35 @@ impl WireError {
             key: Some(WireKey::from(&e.key)),
             op: e.op.clone(),
             kind: match e.failure.kind() {
-                FailureKind::Error => 0,
-                FailureKind::Panic => 1,
-                FailureKind::Argument => 2,
-                FailureKind::Unavailable => 3,
+                FailureKind::Error => ErrorKind::Task,
+                FailureKind::Panic => ErrorKind::Panic,
+                FailureKind::Argument => ErrorKind::Argument,
+                FailureKind::Unavailable => ErrorKind::Unavailable,
             },
             message: e.failure.message().to_owned(),
             causes: e.failure.causes().to_vec(),
+            detail: e.failure.detail().cloned().map(Payload),
         }
     }
 
     /// Back into a task error (for a key the client knows).
     pub fn to_task_error(&self, key: Key) -> TaskError {
         let kind = match self.kind {
-            1 => FailureKind::Panic,
-            2 => FailureKind::Argument,
-            3 | 5 | 7 => FailureKind::Unavailable,
-            _ => FailureKind::Error,
+            ErrorKind::Panic => FailureKind::Panic,
+            ErrorKind::Argument => FailureKind::Argument,
+            ErrorKind::Unavailable | ErrorKind::KilledWorker | ErrorKind::NoWorker => {
+                FailureKind::Unavailable
+            }
+            ErrorKind::Task | ErrorKind::Invalid | ErrorKind::Cancelled => FailureKind::Error,
         };
+        let mut failure = TaskFailure::from_parts(kind, self.message.clone(), self.causes.clone());
+        if let Some(d) = &self.detail {
+            failure = failure.with_detail(d.0.clone());
+        }
         TaskError {
             key,
             op: self.op.clone(),
-            failure: Box::new(TaskFailure::from_parts(
-                kind,
-                self.message.clone(),
-                self.causes.clone(),
-            )),
+            failure: Box::new(failure),
         }
     }
 }
@@ -296,12 +375,13 @@ pub fn spec_to_wire(key: &Key, spec: &TaskSpec) -> Result<WireSpec, WireError> {
                 return Err(WireError {
                     key: Some(key.into()),
                     op: l.name().to_owned(),
-                    kind: 3,
+                    kind: ErrorKind::Unavailable,
                     message: format!(
                         "task {key} runs a closure (`{}`), which cannot be sent to a worker; write it as a #[oxidask::task] function so workers built from this program can run it",
                         l.name()
                     ),
                     causes: Vec::new(),
+                    detail: None,
                 })
             }
         },
@@ -336,9 +416,10 @@ pub fn spec_from_wire(spec: &WireSpec) -> Result<TaskSpec, WireError> {
             let def = oxidask_core::op::lookup(op).ok_or_else(|| WireError {
                 key: None,
                 op: op.clone(),
-                kind: 3,
-                message: format!("operation `{op}` is not registered in this worker; run workers built from the program that defines it"),
+                kind: ErrorKind::Unavailable,
+                message: unregistered_op_message(op),
                 causes: Vec::new(),
+                detail: None,
             })?;
             TaskSpec::Call {
                 op: Op::Registered(def),
@@ -354,4 +435,14 @@ pub fn spec_from_wire(spec: &WireSpec) -> Result<TaskSpec, WireError> {
                 .collect::<Result<_, WireError>>()?,
         },
     })
+}
+
+/// Why a worker cannot run operation `op`, and what to do about it.
+fn unregistered_op_message(op: &str) -> String {
+    if op.starts_with("oxidask_python::") {
+        return format!(
+            "this worker cannot run Python tasks (`{op}`): it was built without Python support; start workers with `python -m oxidask worker ADDRESS` (or the `oxidask worker` command that `pip install oxidask` installs)"
+        );
+    }
+    format!("operation `{op}` is not registered in this worker; run workers built from the program that defines it")
 }

@@ -41,6 +41,7 @@ fn corpus() -> Vec<Vec<u8>> {
     let value = WireValue {
         type_name: "i64".into(),
         bytes: Payload(Bytes::from_static(&[7, 0, 0, 0, 0, 0, 0, 0])),
+        buffers: vec![Payload(Bytes::from_static(b"out of band"))],
     };
     let spec = WireSpec::Call {
         op: "examples::inc".into(),

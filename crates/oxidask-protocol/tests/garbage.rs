@@ -38,6 +38,7 @@ proptest! {
                 &WireSpec::Call { op: "m::inc".into(), args: vec![WireArg::Value(WireValue {
                     type_name: "i64".into(),
                     bytes: Payload(bytes::Bytes::from_static(&[1, 0, 0, 0, 0, 0, 0, 0])),
+                    buffers: Vec::new(),
                 })] },
                 vec![],
             )],

@@ -208,7 +208,7 @@ fn a_task_that_keeps_killing_workers_is_blamed_after_the_allowed_failures() {
     }
     assert_eq!(sim.state("bomb"), Some(TState::Erred));
     let e = &sim.clients[&100].erred[&wk("bomb")];
-    assert_eq!(e.kind, 5);
+    assert_eq!(e.kind, oxidask_protocol::ErrorKind::KilledWorker);
     assert!(
         e.message.contains("KilledWorker") && e.message.contains("3 workers"),
         "{}",
@@ -342,7 +342,7 @@ fn resources_limit_concurrency_and_unsatisfiable_requests_are_reported() {
     sim.step(Event::Tick);
     // Heartbeats are not simulated here; the workers stayed within the 30 s timeout.
     let e = &sim.clients[&100].erred[&wk("huge")];
-    assert_eq!(e.kind, 7);
+    assert_eq!(e.kind, oxidask_protocol::ErrorKind::NoWorker);
     assert!(
         e.message.contains("GPU=4") && e.message.contains("gpu [GPU=2]"),
         "{}",
@@ -382,10 +382,13 @@ fn cancel_stops_work_and_frees_it_on_the_worker() {
         },
     );
     assert!(sim.assigned(1).is_empty(), "the worker was told to drop a");
-    assert_eq!(sim.clients[&100].erred[&wk("a")].kind, 6);
+    assert_eq!(
+        sim.clients[&100].erred[&wk("a")].kind,
+        oxidask_protocol::ErrorKind::Cancelled
+    );
     assert_eq!(
         sim.clients[&100].erred[&wk("b")].kind,
-        6,
+        oxidask_protocol::ErrorKind::Cancelled,
         "dependents are cancelled too"
     );
     assert_eq!(sim.s.n_tasks(), 0);
@@ -400,6 +403,7 @@ fn scatter_stores_on_workers_and_broadcast_on_all() {
     let v = WireValue {
         type_name: "i64".into(),
         bytes: Payload(bytes::Bytes::from_static(&[1, 0, 0, 0, 0, 0, 0, 0])),
+        buffers: Vec::new(),
     };
     sim.client_msg(
         100,
@@ -438,6 +442,7 @@ fn scattered_data_lost_with_its_only_worker_is_an_error() {
     let v = WireValue {
         type_name: "i64".into(),
         bytes: Payload(bytes::Bytes::from_static(&[1, 0, 0, 0, 0, 0, 0, 0])),
+        buffers: Vec::new(),
     };
     sim.client_msg(
         100,
@@ -631,7 +636,7 @@ fn unknown_dependencies_and_keys_are_reported_to_the_client() {
         &["orphan", "ghost"],
     );
     let e = &sim.clients[&100].erred;
-    assert_eq!(e[&wk("orphan")].kind, 4);
+    assert_eq!(e[&wk("orphan")].kind, oxidask_protocol::ErrorKind::Invalid);
     assert!(e[&wk("orphan")].message.contains("never submitted"));
     assert!(e[&wk("ghost")].message.contains("not known"));
 }
@@ -815,7 +820,7 @@ proptest! {
                         sim.workers.get_mut(&c).unwrap().assigned.retain(|a| *a != k);
                         sim.step(Event::FromWorker { conn: c, msg: FromWorker::Erred {
                             key: k,
-                            error: WireError { key: Some(k), op: "t".into(), kind: 0, message: "x".into(), causes: vec![] },
+                            error: WireError { key: Some(k), op: "t".into(), kind: oxidask_protocol::ErrorKind::Task, message: "x".into(), causes: vec![], detail: None },
                         }});
                     }
                 }

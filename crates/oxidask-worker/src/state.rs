@@ -389,9 +389,7 @@ impl WorkerState {
         };
         let loaded = std::fs::read(&path)
             .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|bytes| {
-                oxidask_core::codecs::decode_named(&type_name, &bytes).map_err(|e| e.to_string())
-            });
+            .and_then(|bytes| read_spilled(&type_name, bytes::Bytes::from(bytes)));
         let v = match loaded {
             Ok(v) => v,
             Err(e) => {
@@ -438,10 +436,10 @@ impl WorkerState {
             let Slot::Memory(v) = &s.slot else {
                 continue;
             };
-            let mut buf = Vec::with_capacity(s.nbytes as usize);
-            if v.encode(&mut buf).is_err() {
+            let Ok(parts) = v.encode_parts() else {
                 continue;
-            }
+            };
+            let buf = spill_file(&parts);
             spill.files += 1;
             let path = spill.dir.join(format!("{}.spill", spill.files));
             if std::fs::write(&path, &buf).is_err() {
@@ -454,6 +452,70 @@ impl WorkerState {
             self.memory = self.memory.saturating_sub(s.nbytes);
             self.spilled_now += s.nbytes;
             self.spilled_total += s.nbytes;
+        }
+    }
+}
+
+/// A spill file: `u32 n_buffers | u64 head_len | n × u64 buffer_len | head | buffers`.
+fn spill_file(parts: &oxidask_core::Encoded) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + 8 * parts.buffers.len() + parts.len());
+    out.extend_from_slice(&(parts.buffers.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(parts.head.len() as u64).to_le_bytes());
+    for b in &parts.buffers {
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    }
+    out.extend_from_slice(&parts.head);
+    for b in &parts.buffers {
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+/// Decodes what [`spill_file`] wrote; buffers are slices of the file's bytes.
+fn read_spilled(type_name: &str, file: bytes::Bytes) -> Result<Value, String> {
+    let bad = || "the spill file is truncated or corrupt".to_owned();
+    let u64_at = |at: usize| -> Result<usize, String> {
+        file.get(at..at + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+            .ok_or_else(bad)
+    };
+    let n = file
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or_else(bad)?;
+    let head_len = u64_at(4)?;
+    let mut at = 12 + 8 * n;
+    let head = file
+        .get(at..at.checked_add(head_len).ok_or_else(bad)?)
+        .ok_or_else(bad)?;
+    at += head_len;
+    let mut buffers = Vec::with_capacity(n.min(1024));
+    for i in 0..n {
+        let len = u64_at(12 + 8 * i)?;
+        let end = at
+            .checked_add(len)
+            .filter(|&e| e <= file.len())
+            .ok_or_else(bad)?;
+        buffers.push(file.slice(at..end));
+        at = end;
+    }
+    oxidask_core::codecs::decode_parts(type_name, head, buffers).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod spill_format_tests {
+    use super::*;
+
+    #[test]
+    fn spill_files_round_trip_and_refuse_truncation() {
+        let v = Value::new(vec![1.5f64, 2.5]);
+        let file = spill_file(&v.encode_parts().unwrap());
+        let back = read_spilled(v.type_name(), bytes::Bytes::from(file.clone())).unwrap();
+        assert_eq!(back.downcast_ref::<Vec<f64>>(), Some(&vec![1.5, 2.5]));
+        for cut in 0..file.len() {
+            assert!(
+                read_spilled(v.type_name(), bytes::Bytes::copy_from_slice(&file[..cut])).is_err()
+            );
         }
     }
 }

@@ -15,12 +15,19 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use super::{Inbound, Outbound};
 use crate::state::Event;
 
+/// What the first participant of a cluster pinned.
+struct Pinned {
+    registry: u128,
+    runtime: Vec<(String, String)>,
+    first: String,
+}
+
 /// State shared by connection tasks: connection ids and the cluster's operation registry.
 pub(crate) struct Shared {
     next_id: AtomicU64,
-    /// The registry every client and worker must share, pinned by the first to join, and
-    /// how many are connected.
-    pin: Mutex<(Option<(u128, String)>, usize)>,
+    /// The registry and runtimes every client and worker must share, pinned by the first
+    /// to join, and how many are connected.
+    pin: Mutex<(Option<Pinned>, usize)>,
     quiet: bool,
 }
 
@@ -52,14 +59,30 @@ impl Shared {
         }
         let mut pin = self.pin.lock().unwrap_or_else(|p| p.into_inner());
         match &pin.0 {
-            Some((reg, first)) if *reg != theirs.registry => {
-                return Some(format!(
-                    "operation registry mismatch: this cluster runs programs with registry {reg:032x} (first joined by {first}), but this {who} ({}) has {:032x}; build the workers and clients from the same program (a program with its own #[oxidask::task] functions runs its workers with `my-program worker ADDRESS`)",
-                    theirs.build, theirs.registry
-                ));
+            Some(p) => {
+                let kind = who.split_whitespace().next().unwrap_or("participant");
+                if let Some(why) = oxidask_protocol::runtime_mismatch(
+                    &p.runtime,
+                    &format!("this cluster (first joined by {})", p.first),
+                    &theirs.runtime,
+                    kind,
+                ) {
+                    return Some(why);
+                }
+                if p.registry != theirs.registry {
+                    return Some(format!(
+                        "operation registry mismatch: this cluster runs programs with registry {:032x} (first joined by {}), but this {who} ({}) has {:032x}; build the workers and clients from the same program (a program with its own #[oxidask::task] functions runs its workers with `my-program worker ADDRESS`)",
+                        p.registry, p.first, theirs.build, theirs.registry
+                    ));
+                }
             }
-            Some(_) => {}
-            None => pin.0 = Some((theirs.registry, who.to_owned())),
+            None => {
+                pin.0 = Some(Pinned {
+                    registry: theirs.registry,
+                    runtime: theirs.runtime.clone(),
+                    first: who.to_owned(),
+                })
+            }
         }
         pin.1 += 1;
         None

@@ -292,9 +292,10 @@ impl SchedulerState {
                         error: WireError {
                             key: Some(key),
                             op: String::new(),
-                            kind: 6,
+                            kind: oxidask_protocol::ErrorKind::Cancelled,
                             message: format!("{key} was cancelled"),
                             causes: Vec::new(),
+                            detail: None,
                         },
                     },
                 );
@@ -309,9 +310,10 @@ impl SchedulerState {
                 let error = WireError {
                     key: Some(k),
                     op: "scatter".into(),
-                    kind: 3,
+                    kind: oxidask_protocol::ErrorKind::Unavailable,
                     message: "no workers are connected to hold scattered data; start workers (or wait for them) and scatter again".into(),
                     causes: Vec::new(),
+                    detail: None,
                 };
                 self.send_client(c, ToClient::KeyErred { key: k, error });
             }

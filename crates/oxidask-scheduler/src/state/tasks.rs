@@ -96,11 +96,12 @@ impl SchedulerState {
                     WireError {
                         key: Some(WireKey::from(&key)),
                         op: "scatter".into(),
-                        kind: 3,
+                        kind: oxidask_protocol::ErrorKind::Unavailable,
                         message: format!(
                             "the scattered data of {key} was lost (its worker left) and cannot be recomputed; scatter it again"
                         ),
                         causes: Vec::new(),
+                        detail: None,
                     },
                 );
                 continue;
@@ -145,9 +146,10 @@ impl SchedulerState {
         rec.error.as_deref().cloned().unwrap_or_else(|| WireError {
             key: Some(WireKey::from(&rec.key)),
             op: String::new(),
-            kind: 0,
+            kind: oxidask_protocol::ErrorKind::Task,
             message: format!("dependency {} failed", rec.key),
             causes: Vec::new(),
+            detail: None,
         })
     }
 

@@ -293,12 +293,13 @@ impl SchedulerState {
                     WireError {
                         key: Some(WireKey::from(&key)),
                         op: "scatter".into(),
-                        kind: 3,
+                        kind: oxidask_protocol::ErrorKind::Unavailable,
                         message: format!(
                             "worker {} left before storing the scattered data of {key} ({reason}); scatter it again",
                             rec.info.name
                         ),
                         causes: Vec::new(),
+                        detail: None,
                     },
                 );
             }
@@ -327,12 +328,13 @@ impl SchedulerState {
                     WireError {
                         key: Some(WireKey::from(&key)),
                         op: String::new(),
-                        kind: 5,
+                        kind: oxidask_protocol::ErrorKind::KilledWorker,
                         message: format!(
                             "KilledWorker: task {key} was running on {n} workers that died (the last, {}: {reason}); it may be crashing them. Allowed failures: {}",
                             rec.info.name, self.cfg.allowed_failures
                         ),
                         causes: Vec::new(),
+                        detail: None,
                     },
                 );
             } else {
@@ -399,7 +401,7 @@ impl SchedulerState {
         WireError {
             key: Some(WireKey::from(&task.key)),
             op: String::new(),
-            kind: 7,
+            kind: oxidask_protocol::ErrorKind::NoWorker,
             message: format!(
                 "no connected worker can run {}: it asks for {}, and the workers offer: {}. Start a worker that satisfies it (e.g. `oxidask worker ADDRESS --resources GPU=1`) or relax the request",
                 task.key,
@@ -407,6 +409,7 @@ impl SchedulerState {
                 offers.join("; ")
             ),
             causes: Vec::new(),
+            detail: None,
         }
     }
 }

@@ -229,9 +229,10 @@ impl Sim {
                 error: WireError {
                     key: Some(k),
                     op: "test::op".into(),
-                    kind: 0,
+                    kind: oxidask_protocol::ErrorKind::Task,
                     message: message.into(),
                     causes: vec!["the cause".into()],
+                    detail: None,
                 },
             },
         });
