@@ -19,8 +19,9 @@ fn main() -> Result<(), oxidask::Error> {
     // ones.compute(): the dask array becomes an ndarray.
     let dense = ones.compute()?;
     assert_eq!(dense.shape(), &[1000, 4000]);
-    match ones.visualize("ones.svg") {
-        Ok(()) => println!("graph: ones.svg"),
+    let picture = std::env::temp_dir().join("oxidask-ones.svg");
+    match ones.visualize(&picture) {
+        Ok(()) => println!("graph: {}", picture.display()),
         Err(e) => println!("(no picture: {e})"),
     }
 

@@ -40,7 +40,7 @@ fn demo_runs_and_prints_correct_results() {
 fn ops_lists_the_demo_operations_and_a_fingerprint() {
     let (ok, out, _) = oxidask(&["ops"]);
     assert!(ok);
-    assert!(out.contains("oxidask::demo::inc"), "{out}");
+    assert!(out.contains("oxidask_cli::demo::inc"), "{out}");
     assert!(
         out.lines().last().unwrap().starts_with("fingerprint "),
         "{out}"

@@ -525,6 +525,17 @@ impl Client {
         Client::builder().address(address).connect()
     }
 
+    /// Closes the connection now (the futures of this client stop being valid), without
+    /// waiting for every handle to drop.
+    pub fn close(&self) {
+        self.inner.stop.notify_one();
+    }
+
+    /// True once the connection is closed or lost.
+    pub fn is_closed(&self) -> bool {
+        self.shared().lock().lost.is_some()
+    }
+
     /// The scheduler's address.
     pub fn address(&self) -> &str {
         &self.inner.address

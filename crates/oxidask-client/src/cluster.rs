@@ -22,6 +22,7 @@ pub struct LocalClusterBuilder {
     processes: bool,
     program: Option<PathBuf>,
     program_args: Vec<String>,
+    env: Vec<(String, String)>,
     port: u16,
     config: Config,
     zero_work: bool,
@@ -71,6 +72,12 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// Environment variables set for worker processes (in addition to this process's).
+    pub fn worker_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.env = env;
+        self
+    }
+
     /// The scheduler's port (default 0: any free port).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -115,6 +122,7 @@ impl LocalClusterBuilder {
             for i in 0..self.workers {
                 let mut cmd = Command::new(&program);
                 cmd.args(&self.program_args)
+                    .envs(self.env.iter().map(|(k, v)| (k, v)))
                     .arg("worker")
                     .arg(&url)
                     .arg("--nthreads")
@@ -208,6 +216,7 @@ impl LocalCluster {
             processes: false,
             program: None,
             program_args: Vec::new(),
+            env: Vec::new(),
             port: 0,
             config: Config::default(),
             zero_work: false,

@@ -17,9 +17,14 @@ use crate::task::{Arg, Op, Task, TaskSpec};
 use crate::value::Value;
 
 /// The values of a task's dependencies, each with how many more times the task reads it.
+///
+/// Looked up by a scan while there are few (most tasks read one to four values) and through
+/// a hash index beyond [`DepValues::SCAN`], so a task reading a million values (a reduction
+/// over a whole collection) costs linear time, not quadratic.
 #[derive(Default)]
 pub struct DepValues {
     entries: SmallVec<[(Key, Option<Value>, u32); 4]>,
+    index: Option<FxHashMap<Key, u32>>,
 }
 
 impl DepValues {
@@ -28,9 +33,29 @@ impl DepValues {
         DepValues::default()
     }
 
+    /// Entries looked up by a scan; more get a hash index.
+    const SCAN: usize = 16;
+
     /// Adds the value of dependency `key`.
     pub fn push(&mut self, key: Key, value: Value) {
         self.entries.push((key, Some(value), 0));
+        self.index = None;
+    }
+
+    /// Where `key`'s entry is.
+    fn position(&mut self, key: &Key) -> Option<usize> {
+        if self.entries.len() <= Self::SCAN {
+            return self.entries.iter().position(|e| e.0 == *key);
+        }
+        let entries = &self.entries;
+        let index = self.index.get_or_insert_with(|| {
+            let mut m = FxHashMap::with_capacity_and_hasher(entries.len(), Default::default());
+            for (i, e) in entries.iter().enumerate() {
+                m.entry(e.0).or_insert(i as u32);
+            }
+            m
+        });
+        index.get(key).map(|&i| i as usize)
     }
 
     /// The number of values held.
@@ -45,8 +70,8 @@ impl DepValues {
 
     fn count_uses(&mut self, spec: &TaskSpec) {
         let mut count = |k: &Key| {
-            if let Some(e) = self.entries.iter_mut().find(|e| e.0 == *k) {
-                e.2 += 1;
+            if let Some(i) = self.position(k) {
+                self.entries[i].2 += 1;
             }
         };
         match spec {
@@ -58,11 +83,10 @@ impl DepValues {
 
     /// The value for one use of `key`: moved out on its last use, shared before that.
     fn resolve(&mut self, key: &Key) -> Result<Value, TaskFailure> {
-        let e = self
-            .entries
-            .iter_mut()
-            .find(|e| e.0 == *key)
+        let i = self
+            .position(key)
             .ok_or_else(|| TaskFailure::argument(format!("the value of {key} was not provided")))?;
+        let e = &mut self.entries[i];
         e.2 = e.2.saturating_sub(1);
         let v = if e.2 == 0 { e.1.take() } else { e.1.clone() };
         v.ok_or_else(|| TaskFailure::argument(format!("the value of {key} was used up")))
@@ -158,11 +182,14 @@ fn run_fused(steps: &[(Key, TaskSpec)], mut outside: DepValues) -> Result<Value,
                     v.clone()
                 })
             } else {
-                outside
-                    .entries
-                    .iter_mut()
-                    .find(|e| e.0 == *k)
-                    .and_then(|e| if final_use { e.1.take() } else { e.1.clone() })
+                outside.position(k).and_then(|i| {
+                    let e = &mut outside.entries[i];
+                    if final_use {
+                        e.1.take()
+                    } else {
+                        e.1.clone()
+                    }
+                })
             };
             match v {
                 Some(v) => deps.push(*k, v),
@@ -182,4 +209,55 @@ fn run_fused(steps: &[(Key, TaskSpec)], mut outside: DepValues) -> Result<Value,
         }
     }
     last.ok_or_else(|| TaskFailure::argument("a fused task has no steps"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::Task;
+    use crate::tokenize::Token;
+
+    #[crate::task(crate = crate)]
+    fn total(xs: &[&i64]) -> i64 {
+        xs.iter().copied().sum()
+    }
+
+    /// Regression: a task reading many values looked each one up by a scan of all of them
+    /// (quadratic: a 100k-value reduction took minutes).
+    #[test]
+    fn wide_fan_in_is_linear_and_moves_each_value() {
+        let n = 100_000u32;
+        let keys: Vec<Key> = (0..n)
+            .map(|i| Key::block("x", Token::from_u128(1), &[i]))
+            .collect();
+        let mut deps = DepValues::new();
+        for (i, k) in keys.iter().enumerate() {
+            deps.push(*k, Value::new(i as i64));
+        }
+        let task = Task::call(
+            total::op(),
+            [Arg::List(keys.iter().map(|k| Arg::Key(*k)).collect())],
+        );
+        let out = execute(&Key::new("total", Token::from_u128(2)), &task, deps).unwrap();
+        assert_eq!(
+            out.downcast_ref::<i64>(),
+            Some(&((n as i64 - 1) * n as i64 / 2))
+        );
+    }
+
+    #[test]
+    fn a_value_read_twice_is_shared_then_moved() {
+        let k = Key::new("x", Token::from_u128(3));
+        let mut deps = DepValues::new();
+        for i in 0..20 {
+            deps.push(
+                Key::block("pad", Token::from_u128(4), &[i]),
+                Value::new(0i64),
+            );
+        }
+        deps.push(k, Value::new(21i64));
+        let task = Task::call(total::op(), [Arg::List(vec![Arg::Key(k), Arg::Key(k)])]);
+        let out = execute(&Key::new("total", Token::from_u128(5)), &task, deps).unwrap();
+        assert_eq!(out.downcast_ref::<i64>(), Some(&42));
+    }
 }

@@ -237,12 +237,23 @@ impl Task {
         self.0.for_each_dependency(&mut f)
     }
 
-    /// The distinct keys this task needs, in argument order.
+    /// The distinct keys this task needs, in argument order (linear time however many).
     pub fn dependencies(&self) -> SmallVec<[Key; 4]> {
         let mut out: SmallVec<[Key; 4]> = SmallVec::new();
-        self.for_each_dependency(|k| {
-            if !out.contains(k) {
-                out.push(*k)
+        let mut seen: Option<rustc_hash::FxHashSet<Key>> = None;
+        self.for_each_dependency(|k| match &mut seen {
+            Some(set) => {
+                if set.insert(*k) {
+                    out.push(*k)
+                }
+            }
+            None => {
+                if !out.contains(k) {
+                    out.push(*k);
+                    if out.len() > 16 {
+                        seen = Some(out.iter().copied().collect());
+                    }
+                }
             }
         });
         out

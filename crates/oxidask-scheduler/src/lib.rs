@@ -16,6 +16,7 @@
 // Wire errors are built on failure paths only.
 #![allow(clippy::result_large_err)]
 
+pub mod cli;
 pub(crate) mod policy;
 pub mod server;
 pub mod state;

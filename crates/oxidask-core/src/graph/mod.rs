@@ -90,6 +90,17 @@ impl Graph {
         }
     }
 
+    /// Replaces tasks in place: `f` sees every key and task and returns a task to put in its
+    /// place, or `None` to keep it. For schedulers that run some operations their own way
+    /// (Python calls sent to a process pool, say) without rebuilding the graph.
+    pub fn rewrite(&mut self, mut f: impl FnMut(&Key, &Task) -> Option<Task>) {
+        for (k, t) in self.keys.iter().zip(self.tasks.iter_mut()) {
+            if let Some(new) = f(k, t) {
+                *t = new;
+            }
+        }
+    }
+
     /// The task for `key`.
     pub fn get(&self, key: &Key) -> Option<&Task> {
         self.position(key).map(|p| &self.tasks[p as usize])

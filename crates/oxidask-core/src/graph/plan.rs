@@ -79,6 +79,7 @@ impl Plan {
         let mut dep_start: Vec<u32> = vec![0];
         let mut deps: Vec<u32> = Vec::new();
         let mut scratch: Vec<u32> = Vec::new();
+        let mut marks: Vec<u32> = Vec::new();
         let mut stack: Vec<Frame> = Vec::new();
         let mut out_pos = Vec::with_capacity(outputs.len());
 
@@ -97,6 +98,7 @@ impl Plan {
                 root,
                 &mut state,
                 &mut scratch,
+                &mut marks,
                 &mut stack,
                 options.external_ok,
             )?;
@@ -110,6 +112,7 @@ impl Plan {
                             d,
                             &mut state,
                             &mut scratch,
+                            &mut marks,
                             &mut stack,
                             options.external_ok,
                         )?,
@@ -252,12 +255,19 @@ impl Plan {
     }
 }
 
+/// Dependencies deduplicated by a scan of those found so far; more use `marks`.
+const SCAN_DEPS: usize = 16;
+
 /// Starts visiting `pos`: marks it, gathers its distinct dependencies into `scratch`.
+///
+/// `marks` (allocated the first time a task has many dependencies) remembers, per graph
+/// position, the last task that listed it (`pos + 1`), so wide tasks dedupe in linear time.
 fn open(
     graph: &Graph,
     pos: u32,
     state: &mut [u32],
     scratch: &mut Vec<u32>,
+    marks: &mut Vec<u32>,
     stack: &mut Vec<Frame>,
     external_ok: bool,
 ) -> Result<(), GraphError> {
@@ -275,8 +285,24 @@ fn open(
         }
         match found {
             Some(d) => {
-                if !scratch[begin..].contains(&d) {
-                    scratch.push(d);
+                let found = scratch.len() - begin;
+                if found < SCAN_DEPS {
+                    if !scratch[begin..].contains(&d) {
+                        scratch.push(d);
+                    }
+                } else {
+                    if found == SCAN_DEPS {
+                        if marks.is_empty() {
+                            marks.resize(graph.len(), 0);
+                        }
+                        for &s in &scratch[begin..] {
+                            marks[s as usize] = pos + 1;
+                        }
+                    }
+                    if marks[d as usize] != pos + 1 {
+                        marks[d as usize] = pos + 1;
+                        scratch.push(d);
+                    }
                 }
             }
             None if external_ok => {}

@@ -274,3 +274,45 @@ fn visualize_writes_dot_or_explains_graphviz() {
 }
 
 use crate::error::VisualizeError as VisualizeErrorAlias;
+
+#[test]
+fn rewrite_replaces_tasks_in_place_and_keeps_the_rest() {
+    let mut g = Graph::new();
+    let a = Key::new("a", Token::from_u128(1));
+    let b = Key::new("b", Token::from_u128(2));
+    g.insert(a, Task::value(Value::new(1i64)));
+    g.insert(b, Task::alias(a));
+    g.rewrite(|k, _| (*k == a).then(|| Task::value(Value::new(7i64))));
+    let out = crate::reference::evaluate(&g, &[b]).unwrap();
+    assert_eq!(out[0].downcast_ref::<i64>(), Some(&7));
+    assert_eq!(g.position(&b), Some(1));
+}
+
+/// Regression: a task with many dependencies (a reduction over a whole collection) was
+/// planned by deduplicating them with a scan (quadratic).
+#[test]
+fn wide_tasks_plan_in_linear_time_with_repeats_removed() {
+    let n = 100_000u32;
+    let mut g = Graph::new();
+    let mut args = Vec::new();
+    for i in 0..n {
+        let k = Key::block("leaf", Token::from_u128(9), &[i]);
+        g.insert(k, Task::value(Value::new(i as i64)));
+        args.push(Arg::Key(k));
+        if i % 1000 == 0 {
+            args.push(Arg::Key(k)); // repeats are one dependency
+        }
+    }
+    let root = Key::new("root", Token::from_u128(10));
+    g.insert(
+        root,
+        Task::from_spec(TaskSpec::Call {
+            op: crate::task::Op::Registered(neg::op()),
+            args: args.into(),
+        }),
+    );
+    let plan = g.plan(&[root], PlanOptions::default()).unwrap();
+    assert_eq!(plan.len(), n as usize + 1);
+    assert_eq!(plan.deps(n).len(), n as usize);
+    assert_eq!(g.get(&root).unwrap().dependencies().len(), n as usize);
+}

@@ -1,0 +1,779 @@
+//! Dask's futures for Python: [`PyClient`] (a connection to a scheduler), [`PyFuture`] (a
+//! result on the cluster), [`PyLocalCluster`], and the functions tasks call on a worker
+//! (`get_client`, `secede`, `rejoin`).
+//!
+//! The Python classes in `oxidask.distributed` wrap these with Dask's signatures. Every call
+//! that waits releases the GIL and wakes every 50 ms to let Ctrl-C through; an interrupted
+//! wait cancels what it was waiting for.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use oxidask_client::{Client, ClientError, Future, LocalCluster, ReturnWhen, SubmitOptions};
+use oxidask_core::{Error, Graph, Key, Value};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use crate::call::PyFunc;
+use crate::delayed::{build_call, graph_of, key_from_text, key_text_of, PyDelayed};
+use crate::errors::to_pyerr;
+use crate::pyvalue::{value_to_py, PyValue};
+
+/// A result being computed, or held, on a cluster (Dask's `Future`).
+#[pyclass(frozen, weakref, module = "oxidask.distributed", name = "Future")]
+pub struct PyFuture {
+    inner: Future<()>,
+    key_text: Option<String>,
+    /// The Python `Client` it belongs to.
+    owner: Option<Py<PyAny>>,
+}
+
+impl PyFuture {
+    fn new(inner: Future<()>, key_text: Option<String>, owner: Option<Py<PyAny>>) -> PyFuture {
+        PyFuture {
+            inner,
+            key_text,
+            owner,
+        }
+    }
+
+    /// The key.
+    pub fn key(&self) -> Key {
+        self.inner.key()
+    }
+
+    /// The key as Python shows it.
+    pub fn key_string(&self) -> String {
+        self.key_text
+            .clone()
+            .unwrap_or_else(|| self.inner.key().to_string())
+    }
+}
+
+fn is_timeout(e: &Error) -> bool {
+    matches!(e, Error::Scheduler { source, .. }
+        if matches!(source.downcast_ref::<ClientError>(), Some(ClientError::Timeout(_))))
+}
+
+fn timeout_error(py: Python<'_>, t: Duration) -> PyErr {
+    to_pyerr(
+        py,
+        Error::Scheduler {
+            scheduler: "distributed",
+            source: Box::new(ClientError::Timeout(t)),
+        },
+    )
+}
+
+fn seconds(t: Option<f64>) -> PyResult<Option<Duration>> {
+    t.map(|s| {
+        Duration::try_from_secs_f64(s)
+            .map_err(|_| PyValueError::new_err(format!("timeout must be ≥ 0 seconds, got {s}")))
+    })
+    .transpose()
+}
+
+/// Waits for `futures` in slices of 50 ms, letting Ctrl-C through (an interrupt cancels them);
+/// `None` if `timeout` passed first.
+fn wait_or_timeout(
+    py: Python<'_>,
+    client: &Client,
+    futures: &[Future<()>],
+    timeout: Option<Duration>,
+    when: ReturnWhen,
+) -> PyResult<Option<oxidask_client::DoneAndNotDone>> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let slice = Duration::from_millis(50);
+    loop {
+        let step = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(slice),
+            None => slice,
+        };
+        match py.detach(|| client.wait(futures, Some(step), when)) {
+            Ok(r) => return Ok(Some(r)),
+            Err(e) if is_timeout(&e) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(None);
+                }
+                if let Err(interrupt) = py.check_signals() {
+                    let keys: Vec<Key> = futures.iter().map(|f| f.key()).collect();
+                    let _ = client.cancel_keys(&keys);
+                    return Err(interrupt);
+                }
+            }
+            Err(e) => return Err(to_pyerr(py, e)),
+        }
+    }
+}
+
+/// [`wait_or_timeout`], raising `TimeoutError` when the time is up.
+fn wait_interruptible(
+    py: Python<'_>,
+    client: &Client,
+    futures: &[Future<()>],
+    timeout: Option<Duration>,
+    when: ReturnWhen,
+) -> PyResult<oxidask_client::DoneAndNotDone> {
+    wait_or_timeout(py, client, futures, timeout, when)?
+        .ok_or_else(|| timeout_error(py, timeout.unwrap_or_default()))
+}
+
+/// A done-callback and the future it is called with.
+type Callback = (Py<PyAny>, Py<PyAny>);
+
+/// Callbacks of finished futures run here, one at a time, holding the GIL only to call them.
+fn callback_sender() -> &'static Mutex<mpsc::Sender<Callback>> {
+    static TX: OnceLock<Mutex<mpsc::Sender<Callback>>> = OnceLock::new();
+    TX.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Callback>();
+        std::thread::Builder::new()
+            .name("oxidask-callbacks".into())
+            .spawn(move || {
+                for (f, arg) in rx {
+                    crate::gil::attach(|py| {
+                        if let Err(e) = f.bind(py).call1((arg.bind(py),)) {
+                            e.print(py);
+                        }
+                        drop(f);
+                        drop(arg);
+                    });
+                }
+            })
+            .expect("spawning the callback thread");
+        Mutex::new(tx)
+    })
+}
+
+#[pymethods]
+impl PyFuture {
+    /// The key.
+    #[getter(key)]
+    fn py_key(&self) -> String {
+        self.key_string()
+    }
+
+    /// `pending`, `finished`, `error` or `cancelled`.
+    #[getter]
+    fn status(&self) -> &'static str {
+        match self.inner.status() {
+            oxidask_client::Status::Pending => "pending",
+            oxidask_client::Status::Finished => "finished",
+            oxidask_client::Status::Error => "error",
+            oxidask_client::Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// True once finished, failed or cancelled.
+    fn done(&self) -> bool {
+        self.inner.done()
+    }
+
+    /// True if cancelled.
+    fn cancelled(&self) -> bool {
+        self.inner.status() == oxidask_client::Status::Cancelled
+    }
+
+    /// Waits until done (at most `timeout` seconds); false if it is still pending.
+    #[pyo3(signature = (timeout = None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let client = self.inner.client().clone();
+        Ok(wait_or_timeout(
+            py,
+            &client,
+            std::slice::from_ref(&self.inner),
+            seconds(timeout)?,
+            ReturnWhen::AllCompleted,
+        )?
+        .is_some())
+    }
+
+    /// The result, fetched from the worker holding it; raises the task's exception.
+    #[pyo3(signature = (timeout = None))]
+    fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let timeout = seconds(timeout)?;
+        let client = self.inner.client().clone();
+        wait_interruptible(
+            py,
+            &client,
+            std::slice::from_ref(&self.inner),
+            timeout,
+            ReturnWhen::AllCompleted,
+        )?;
+        let v = py
+            .detach(|| self.inner.value(timeout))
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(value_to_py(py, &v)?.unbind())
+    }
+
+    /// The exception the task raised (waiting for it to finish), or `None`.
+    #[pyo3(signature = (timeout = None))]
+    fn exception(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<PyAny>>> {
+        let client = self.inner.client().clone();
+        wait_interruptible(
+            py,
+            &client,
+            std::slice::from_ref(&self.inner),
+            seconds(timeout)?,
+            ReturnWhen::AllCompleted,
+        )?;
+        Ok(self
+            .inner
+            .exception()
+            .map(|e| to_pyerr(py, e).into_value(py).into_any()))
+    }
+
+    /// Stops computing it.
+    fn cancel(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.cancel())
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Calls `fn(future)` once done, on a callback thread (at once if done already).
+    fn add_done_callback(slf: &Bound<'_, Self>, callback: Py<PyAny>) {
+        let arg: Py<PyAny> = slf.clone().into_any().unbind();
+        let tx = callback_sender()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        slf.get().inner.add_done_callback(Box::new(move || {
+            let _ = tx.send((callback, arg));
+        }));
+    }
+
+    /// The client it belongs to.
+    #[getter]
+    fn client(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.owner.as_ref().map(|o| o.clone_ref(py))
+    }
+
+    /// The traceback of the task's exception (waiting for it to finish), or `None`.
+    #[pyo3(signature = (timeout = None))]
+    fn traceback(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<PyAny>>> {
+        match self.exception(py, timeout)? {
+            Some(e) => {
+                let tb = e.bind(py).getattr("__traceback__")?;
+                Ok((!tb.is_none()).then(|| tb.unbind()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Future: {}, key: {}>", self.status(), self.key_string())
+    }
+
+    fn __hash__(&self) -> u64 {
+        self.inner.key().hash64()
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other
+            .cast::<PyFuture>()
+            .is_ok_and(|o| o.get().inner.key() == self.inner.key())
+    }
+}
+
+/// How submitted tasks run (Dask's `submit` options).
+fn options(
+    retries: Option<u32>,
+    resources: Option<Vec<(String, f64)>>,
+    workers: Option<Vec<String>>,
+    priority: i64,
+) -> SubmitOptions {
+    SubmitOptions {
+        retries: retries.unwrap_or(0),
+        resources: resources.unwrap_or_default(),
+        workers: workers.unwrap_or_default(),
+        priority,
+    }
+}
+
+/// Functions wrapped for sending, by identity, so a function is pickled once per client.
+struct FunctionCache {
+    entries: Vec<(Py<PyAny>, Arc<PyFunc>)>,
+}
+
+impl FunctionCache {
+    fn get(&mut self, f: &Bound<'_, PyAny>) -> Arc<PyFunc> {
+        if let Some((_, pf)) = self.entries.iter().find(|(o, _)| o.is(f)) {
+            return pf.clone();
+        }
+        let pf = PyFunc::new(f);
+        if self.entries.len() >= 256 {
+            self.entries.remove(0);
+        }
+        self.entries.push((f.clone().unbind(), pf.clone()));
+        pf
+    }
+}
+
+/// A connection to a scheduler (the engine under `oxidask.distributed.Client`).
+#[pyclass(frozen, module = "oxidask._oxidask", name = "ClientCore")]
+pub struct PyClient {
+    client: Client,
+    functions: Mutex<FunctionCache>,
+}
+
+impl PyClient {
+    fn wrap(client: Client) -> PyClient {
+        PyClient {
+            client,
+            functions: Mutex::new(FunctionCache {
+                entries: Vec::new(),
+            }),
+        }
+    }
+
+    fn function(&self, f: &Bound<'_, PyAny>) -> Arc<PyFunc> {
+        self.functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(f)
+    }
+
+    fn futures_of(list: &[Bound<'_, PyFuture>]) -> Vec<Future<()>> {
+        list.iter().map(|f| f.get().inner.clone()).collect()
+    }
+
+    fn submit_graph(
+        &self,
+        py: Python<'_>,
+        graph: &Graph,
+        keys: &[Key],
+        opts: SubmitOptions,
+    ) -> PyResult<Vec<Future<()>>> {
+        py.detach(|| self.client.submit_graph(graph, keys, opts))
+            .map_err(|e| to_pyerr(py, e))
+    }
+}
+
+#[pymethods]
+impl PyClient {
+    /// Connects to the scheduler at `address` (`tcp://host:port`).
+    #[staticmethod]
+    #[pyo3(signature = (address, name = None, timeout = 10.0))]
+    fn connect(
+        py: Python<'_>,
+        address: String,
+        name: Option<String>,
+        timeout: f64,
+    ) -> PyResult<PyClient> {
+        let timeout = seconds(Some(timeout))?.unwrap_or_default();
+        let mut b = Client::builder()
+            .address(address)
+            .timeout(timeout)
+            .set_as_default(false);
+        if let Some(n) = name {
+            b = b.name(n);
+        }
+        let client = py.detach(|| b.connect()).map_err(|e| to_pyerr(py, e))?;
+        Ok(PyClient::wrap(client))
+    }
+
+    /// The scheduler's address (`tcp://host:port`).
+    #[getter]
+    fn address(&self) -> String {
+        format!("tcp://{}", self.client.address())
+    }
+
+    /// True once closed or disconnected.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Closes the connection.
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| self.client.close())
+    }
+
+    /// `func(*args, **kwargs)` on the cluster.
+    #[pyo3(signature = (func, args, kwargs = None, key = None, pure = true, retries = None, resources = None, workers = None, priority = 0, owner = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn submit(
+        &self,
+        py: Python<'_>,
+        func: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        key: Option<&Bound<'_, PyAny>>,
+        pure: bool,
+        retries: Option<u32>,
+        resources: Option<Vec<(String, f64)>>,
+        workers: Option<Vec<String>>,
+        priority: i64,
+        owner: Option<Py<PyAny>>,
+    ) -> PyResult<PyFuture> {
+        let f = self.function(func);
+        let key_text = key.map(key_text_of).transpose()?;
+        let b = build_call(py, &f, None, args, kwargs, pure, key_text.as_deref(), true)?;
+        let mut g = Graph::new();
+        for n in &b.nodes {
+            oxidask_core::Collection::build_graph(n, &mut g);
+        }
+        g.insert(b.key, b.task);
+        let mut fs = self.submit_graph(
+            py,
+            &g,
+            &[b.key],
+            options(retries, resources, workers, priority),
+        )?;
+        drop(b.keeps);
+        Ok(PyFuture::new(
+            fs.pop().expect("one future"),
+            key_text,
+            owner,
+        ))
+    }
+
+    /// One task per item of `args_list` (each a tuple of positional arguments), with the same
+    /// keyword arguments; `keys` names them if given.
+    #[pyo3(signature = (func, args_list, kwargs = None, keys = None, pure = true, retries = None, resources = None, workers = None, priority = 0, owner = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn map(
+        &self,
+        py: Python<'_>,
+        func: &Bound<'_, PyAny>,
+        args_list: &Bound<'_, PyList>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        keys: Option<Vec<Bound<'_, PyAny>>>,
+        pure: bool,
+        retries: Option<u32>,
+        resources: Option<Vec<(String, f64)>>,
+        workers: Option<Vec<String>>,
+        priority: i64,
+        owner: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<PyFuture>> {
+        let f = self.function(func);
+        let n = args_list.len();
+        if let Some(k) = &keys {
+            if k.len() != n {
+                return Err(PyValueError::new_err(format!(
+                    "{} keys for {n} tasks",
+                    k.len()
+                )));
+            }
+        }
+        let mut g = Graph::with_capacity(n);
+        let mut out_keys = Vec::with_capacity(n);
+        let mut texts = Vec::with_capacity(n);
+        let mut keeps = Vec::new();
+        for (i, args) in args_list.iter().enumerate() {
+            let args = args.cast_into::<PyTuple>()?;
+            let key_text = match &keys {
+                Some(k) => Some(key_text_of(&k[i])?),
+                None => None,
+            };
+            let b = build_call(py, &f, None, &args, kwargs, pure, key_text.as_deref(), true)?;
+            for node in &b.nodes {
+                oxidask_core::Collection::build_graph(node, &mut g);
+            }
+            g.insert(b.key, b.task);
+            out_keys.push(b.key);
+            texts.push(key_text);
+            keeps.extend(b.keeps);
+        }
+        let fs = self.submit_graph(
+            py,
+            &g,
+            &out_keys,
+            options(retries, resources, workers, priority),
+        )?;
+        drop(keeps);
+        Ok(fs
+            .into_iter()
+            .zip(texts)
+            .map(|(f, t)| PyFuture::new(f, t, owner.as_ref().map(|o| o.clone_ref(py))))
+            .collect())
+    }
+
+    /// Starts computing lazy values on the cluster; a future for each.
+    #[pyo3(signature = (handles, retries = None, resources = None, workers = None, priority = 0, owner = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn compute(
+        &self,
+        py: Python<'_>,
+        handles: Vec<Bound<'_, PyDelayed>>,
+        retries: Option<u32>,
+        resources: Option<Vec<(String, f64)>>,
+        workers: Option<Vec<String>>,
+        priority: i64,
+        owner: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<PyFuture>> {
+        let nodes: Vec<_> = handles.iter().map(|h| h.get().node.clone()).collect();
+        let graph = graph_of(&nodes);
+        let keys: Vec<Key> = handles.iter().map(|h| h.get().key).collect();
+        let fs = self.submit_graph(
+            py,
+            &graph,
+            &keys,
+            options(retries, resources, workers, priority),
+        )?;
+        Ok(fs
+            .into_iter()
+            .zip(&handles)
+            .map(|(f, h)| {
+                PyFuture::new(
+                    f,
+                    h.get().key_text.clone(),
+                    owner.as_ref().map(|o| o.clone_ref(py)),
+                )
+            })
+            .collect())
+    }
+
+    /// The results of futures (waiting for them); raises the first failure.
+    #[pyo3(signature = (futures, timeout = None))]
+    fn gather(
+        &self,
+        py: Python<'_>,
+        futures: Vec<Bound<'_, PyFuture>>,
+        timeout: Option<f64>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let timeout = seconds(timeout)?;
+        let fs = PyClient::futures_of(&futures);
+        wait_interruptible(py, &self.client, &fs, timeout, ReturnWhen::AllCompleted)?;
+        let values: Vec<Value> = py
+            .detach(|| self.client.gather_values(&fs, timeout))
+            .map_err(|e| to_pyerr(py, e))?;
+        values
+            .iter()
+            .map(|v| Ok(value_to_py(py, v)?.unbind()))
+            .collect()
+    }
+
+    /// Stores values on workers under `keys` (spread, or on every worker with `broadcast`).
+    #[pyo3(signature = (values, keys, broadcast = false, owner = None))]
+    fn scatter(
+        &self,
+        py: Python<'_>,
+        values: Vec<Bound<'_, PyAny>>,
+        keys: Vec<String>,
+        broadcast: bool,
+        owner: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<PyFuture>> {
+        if values.len() != keys.len() {
+            return Err(PyValueError::new_err("one key per value"));
+        }
+        let pairs = values
+            .into_iter()
+            .zip(&keys)
+            .map(|(v, k)| Ok((key_from_text(k), Value::foreign(PyValue::new(v)?))))
+            .collect::<PyResult<Vec<_>>>()?;
+        let fs = py
+            .detach(|| self.client.scatter_values(pairs, broadcast))
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(fs
+            .into_iter()
+            .zip(keys)
+            .map(|(f, k)| PyFuture::new(f, Some(k), owner.as_ref().map(|o| o.clone_ref(py))))
+            .collect())
+    }
+
+    /// Stops computing these futures.
+    fn cancel(&self, py: Python<'_>, futures: Vec<Bound<'_, PyFuture>>) -> PyResult<()> {
+        let keys: Vec<Key> = futures.iter().map(|f| f.get().key()).collect();
+        py.detach(|| self.client.cancel_keys(&keys))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Keeps computing these futures even once every handle is dropped.
+    fn fire_and_forget(&self, py: Python<'_>, futures: Vec<Bound<'_, PyFuture>>) -> PyResult<()> {
+        let fs = PyClient::futures_of(&futures);
+        py.detach(|| self.client.fire_and_forget(&fs))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Waits for all (or the first of) `futures`; returns the indices done and not done.
+    #[pyo3(signature = (futures, timeout = None, first_completed = false))]
+    fn wait(
+        &self,
+        py: Python<'_>,
+        futures: Vec<Bound<'_, PyFuture>>,
+        timeout: Option<f64>,
+        first_completed: bool,
+    ) -> PyResult<(Vec<usize>, Vec<usize>)> {
+        let fs = PyClient::futures_of(&futures);
+        let when = if first_completed {
+            ReturnWhen::FirstCompleted
+        } else {
+            ReturnWhen::AllCompleted
+        };
+        let r = wait_interruptible(py, &self.client, &fs, seconds(timeout)?, when)?;
+        Ok((r.done, r.not_done))
+    }
+
+    /// Shows a progress bar until every future is done.
+    fn progress(&self, py: Python<'_>, futures: Vec<Bound<'_, PyFuture>>) -> PyResult<()> {
+        let fs = PyClient::futures_of(&futures);
+        py.detach(|| self.client.progress(&fs))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// The cluster at a glance: workers with their threads, memory and tasks.
+    fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = py
+            .detach(|| self.client.summary())
+            .map_err(|e| to_pyerr(py, e))?;
+        let out = PyDict::new(py);
+        let workers = PyList::empty(py);
+        for w in &s.workers {
+            let d = PyDict::new(py);
+            d.set_item("name", &w.name)?;
+            d.set_item("address", format!("tcp://{}", w.address))?;
+            d.set_item("nthreads", w.nthreads)?;
+            d.set_item("memory_limit", w.memory_limit)?;
+            d.set_item("memory", w.memory)?;
+            d.set_item("processing", w.processing)?;
+            d.set_item("keys", w.keys)?;
+            d.set_item("cpu", w.cpu)?;
+            d.set_item("resources", w.resources.clone())?;
+            workers.append(d)?;
+        }
+        out.set_item("workers", workers)?;
+        out.set_item("tasks", s.tasks)?;
+        out.set_item("clients", s.clients)?;
+        Ok(out)
+    }
+
+    /// Waits until `n` workers are connected.
+    #[pyo3(signature = (n, timeout = 30.0))]
+    fn wait_for_workers(&self, py: Python<'_>, n: usize, timeout: f64) -> PyResult<()> {
+        let t = seconds(Some(timeout))?.unwrap_or_default();
+        py.detach(|| self.client.wait_for_workers(n, t))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// A future for a key the cluster holds (Dask's `Future(key, client)`).
+    #[pyo3(signature = (key, owner = None))]
+    fn future(&self, key: String, owner: Option<Py<PyAny>>) -> PyFuture {
+        PyFuture::new(self.client.future_of(key_from_text(&key)), Some(key), owner)
+    }
+}
+
+/// A scheduler and workers on this machine (the engine under `oxidask.distributed.LocalCluster`).
+#[pyclass(frozen, module = "oxidask._oxidask", name = "LocalClusterCore")]
+pub struct PyLocalCluster {
+    inner: Mutex<Option<LocalCluster>>,
+    address: String,
+}
+
+#[pymethods]
+impl PyLocalCluster {
+    /// Starts a scheduler in this process and `n_workers` workers: processes started with
+    /// `worker_command` (`[python, "-m", "oxidask"]`), or threads of this process.
+    #[new]
+    #[pyo3(signature = (n_workers, threads_per_worker, memory_limit = 0, worker_command = None, env = Vec::new(), port = 0, quiet = true))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        n_workers: usize,
+        threads_per_worker: usize,
+        memory_limit: u64,
+        worker_command: Option<Vec<String>>,
+        env: Vec<(String, String)>,
+        port: u16,
+        quiet: bool,
+    ) -> PyResult<Self> {
+        let mut b = LocalCluster::builder()
+            .workers(n_workers)
+            .threads_per_worker(threads_per_worker)
+            .memory_limit(memory_limit)
+            .port(port)
+            .quiet(quiet);
+        if let Some(cmd) = worker_command {
+            let Some((program, args)) = cmd.split_first() else {
+                return Err(PyValueError::new_err("worker_command is empty"));
+            };
+            b = b.worker_command(program, args.to_vec()).worker_env(env);
+        }
+        let cluster = py.detach(|| b.start()).map_err(|e| to_pyerr(py, e))?;
+        let address = cluster.address();
+        Ok(PyLocalCluster {
+            inner: Mutex::new(Some(cluster)),
+            address,
+        })
+    }
+
+    /// The scheduler's address.
+    #[getter]
+    fn scheduler_address(&self) -> String {
+        self.address.clone()
+    }
+
+    /// Process ids of the worker processes (empty with in-process workers).
+    fn worker_pids(&self) -> Vec<u32> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.worker_pids())
+            .unwrap_or_default()
+    }
+
+    /// Stops the workers and the scheduler.
+    fn close(&self, py: Python<'_>) {
+        let c = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(c) = c {
+            py.detach(|| c.close());
+        }
+    }
+
+    /// True once closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+}
+
+/// Inside a task on a worker: a client of the worker's scheduler; elsewhere the most recent.
+#[pyfunction]
+pub fn get_client(py: Python<'_>) -> PyResult<PyClient> {
+    let c = py
+        .detach(oxidask_client::get_client)
+        .map_err(|e| to_pyerr(py, e))?;
+    Ok(PyClient::wrap(c))
+}
+
+/// Gives up this task's worker thread while it waits (Dask's `secede`); false outside a
+/// worker's task.
+#[pyfunction]
+pub fn secede(py: Python<'_>) -> bool {
+    py.detach(oxidask_worker::secede)
+}
+
+/// Takes the worker thread back after `secede` (Dask's `rejoin`).
+#[pyfunction]
+pub fn rejoin(py: Python<'_>) {
+    py.detach(oxidask_worker::rejoin)
+}
+
+/// Where the current task runs: `{"scheduler", "name", "address"}` on a worker, else `None`.
+#[pyfunction]
+pub fn worker_context<'py>(py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let Some(ctx) = oxidask_worker::current() else {
+        return Ok(None);
+    };
+    let d = PyDict::new(py);
+    d.set_item("scheduler", format!("tcp://{}", ctx.scheduler))?;
+    d.set_item("name", ctx.name)?;
+    d.set_item("address", format!("tcp://{}", ctx.data_address))?;
+    Ok(Some(d))
+}
+
+/// The `oxidask` command (scheduler, worker, ...) with `argv` (program name first); returns
+/// the exit status.
+#[pyfunction]
+pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    let code = py.detach(|| oxidask_cli::main_with_args(argv));
+    if code == std::process::ExitCode::SUCCESS {
+        0
+    } else {
+        1
+    }
+}

@@ -1,0 +1,48 @@
+"""Futures and clusters, as ``dask.distributed``: ``from oxidask.distributed import Client``.
+
+    >>> from oxidask.distributed import Client, wait
+    >>> with Client(n_workers=2, threads_per_worker=1) as client:
+    ...     futures = client.map(lambda x: x * x, range(10))
+    ...     total = client.submit(sum, futures)
+    ...     total.result()
+    285
+"""
+
+from oxidask._oxidask import Future
+from oxidask.distributed.client import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    Client,
+    as_completed,
+    default_client,
+    fire_and_forget,
+    futures_of,
+    get_client,
+    progress,
+    wait,
+)
+from oxidask.distributed.cluster import LocalCluster
+from oxidask.distributed.worker import get_worker, rejoin, secede, worker_client
+from oxidask.exceptions import CancelledError, KilledWorker, TimeoutError
+
+__all__ = [
+    "ALL_COMPLETED",
+    "CancelledError",
+    "Client",
+    "FIRST_COMPLETED",
+    "Future",
+    "KilledWorker",
+    "LocalCluster",
+    "TimeoutError",
+    "as_completed",
+    "default_client",
+    "fire_and_forget",
+    "futures_of",
+    "get_client",
+    "get_worker",
+    "progress",
+    "rejoin",
+    "secede",
+    "wait",
+    "worker_client",
+]

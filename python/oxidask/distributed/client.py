@@ -1,0 +1,624 @@
+"""``Client``, futures, and the functions that wait on them, as in ``dask.distributed``."""
+
+import os
+import queue
+import threading
+import uuid
+from collections import namedtuple
+
+from oxidask import _oxidask, config
+from oxidask._oxidask import ClientCore, Delayed, Future
+from oxidask.base import tokenize
+
+FIRST_COMPLETED = "FIRST_COMPLETED"
+ALL_COMPLETED = "ALL_COMPLETED"
+
+DoneAndNotDoneFutures = namedtuple("DoneAndNotDoneFutures", ["done", "not_done"])
+
+_default = None
+_default_lock = threading.Lock()
+
+
+def _current_default():
+    """The default client if one is connected, else ``None``."""
+    c = _default
+    if c is not None and not c._core.closed:
+        return c
+    return None
+
+
+def default_client(c=None):
+    """The client ``compute()`` uses by default (the most recently made); raises
+    ``ValueError`` if none is connected."""
+    c = c or _current_default()
+    if c is None:
+        raise ValueError(
+            "No clients found. Start a client and point it to the scheduler address:\n"
+            "  from oxidask.distributed import Client\n"
+            "  client = Client('ip-addr-of-scheduler:8786')"
+        )
+    return c
+
+
+def _flatten(obj, out):
+    """Futures anywhere in ``obj`` (lists, tuples, sets, dict values) appended to ``out``;
+    returns a function rebuilding ``obj`` from their results."""
+    if isinstance(obj, Future):
+        i = len(out)
+        out.append(obj)
+        return lambda values: values[i]
+    t = type(obj)
+    if t in (list, tuple, set, frozenset):
+        parts = [_flatten(x, out) for x in obj]
+        return lambda values: t(p(values) for p in parts)
+    if t is dict:
+        parts = {k: _flatten(v, out) for k, v in obj.items()}
+        return lambda values: {k: p(values) for k, p in parts.items()}
+    if isinstance(obj, Delayed) and obj._futures is not None:
+        return _flatten(obj._futures, out)
+    return lambda values: obj
+
+
+def _resources(resources):
+    if resources is None:
+        return None
+    return [(str(k), float(v)) for k, v in dict(resources).items()]
+
+
+def _workers(workers):
+    if workers is None:
+        return None
+    if isinstance(workers, str):
+        return [workers]
+    return [str(w) for w in workers]
+
+
+class Client:
+    """A connection to a cluster: submit functions, hold their results as futures, gather them,
+    and run ``compute()`` of lazy values on the cluster.
+
+    ``Client()`` starts a :class:`LocalCluster` of worker processes on this machine (as Dask
+    does; its keyword arguments go to the cluster); ``Client("tcp://host:8786")`` connects to a
+    running scheduler; ``Client(cluster)`` to a cluster object. The newest client is the
+    default for ``compute()``.
+
+    >>> from oxidask.distributed import Client
+    >>> with Client(processes=False, n_workers=1) as client:
+    ...     client.submit(sum, [1, 2, 3]).result()
+    6
+    """
+
+    def __init__(
+        self,
+        address=None,
+        loop=None,
+        timeout=None,
+        set_as_default=True,
+        scheduler_file=None,
+        security=None,
+        asynchronous=False,
+        name=None,
+        heartbeat_interval=None,
+        serializers=None,
+        deserializers=None,
+        direct_to_workers=None,
+        connection_limit=512,
+        **kwargs,
+    ):
+        if asynchronous:
+            raise NotImplementedError("asynchronous clients are not available in oxidask yet")
+        if security is not None:
+            raise NotImplementedError("TLS and authentication are not available in oxidask yet")
+        self.cluster = None
+        self._own_cluster = False
+        if address is None and scheduler_file is not None:
+            import json
+
+            with open(scheduler_file) as f:
+                address = json.load(f)["address"]
+        if address is None:
+            address = config.get("scheduler-address", None) or os.environ.get(
+                "OXIDASK_SCHEDULER_ADDRESS"
+            )
+        if address is None:
+            from oxidask.distributed.cluster import LocalCluster
+
+            self.cluster = LocalCluster(**kwargs)
+            self._own_cluster = True
+            address = self.cluster.scheduler_address
+        elif not isinstance(address, str):
+            if not hasattr(address, "scheduler_address"):
+                raise TypeError(
+                    f"Client(address) takes an address like 'tcp://host:8786' or a cluster, "
+                    f"not {type(address).__name__}"
+                )
+            self.cluster = address
+            address = address.scheduler_address
+        elif kwargs:
+            raise TypeError(
+                f"unexpected arguments {sorted(kwargs)}: cluster options are only used when "
+                "Client() starts its own LocalCluster"
+            )
+        t = 10.0 if timeout is None else float(timeout)
+        try:
+            self._core = ClientCore.connect(address, name=name, timeout=t)
+        except BaseException:
+            if self._own_cluster:
+                self.cluster.close()
+            raise
+        self._closed = False
+        if set_as_default:
+            global _default
+            with _default_lock:
+                _default = self
+
+    @classmethod
+    def _wrap(cls, core):
+        """A client around an existing connection (inside a task on a worker)."""
+        self = cls.__new__(cls)
+        self.cluster = None
+        self._own_cluster = False
+        self._core = core
+        self._closed = False
+        return self
+
+    @property
+    def scheduler_address(self):
+        """The scheduler's address (``tcp://host:port``)."""
+        return self._core.address
+
+    @property
+    def status(self):
+        """``running`` or ``closed``."""
+        return "closed" if self._closed or self._core.closed else "running"
+
+    @property
+    def dashboard_link(self):
+        """The dashboard's address; oxidask's scheduler serves no dashboard yet, so ``None``."""
+        return None
+
+    def __repr__(self):
+        try:
+            info = self._core.summary()
+        except Exception:
+            return f"<Client: {self.scheduler_address!r} ({self.status})>"
+        workers = info["workers"]
+        threads = sum(w["nthreads"] for w in workers)
+        mem = sum(w["memory_limit"] for w in workers) / 2**30
+        return (
+            f"<Client: {self.scheduler_address!r} processes={len(workers)} "
+            f"threads={threads}, memory={mem:.2f} GiB>"
+        )
+
+    # -- submitting work ------------------------------------------------------------------
+
+    def submit(
+        self,
+        func,
+        *args,
+        key=None,
+        workers=None,
+        resources=None,
+        retries=None,
+        priority=0,
+        fifo_timeout="100 ms",
+        allow_other_workers=False,
+        actor=False,
+        actors=False,
+        pure=True,
+        **kwargs,
+    ):
+        """Runs ``func(*args, **kwargs)`` on the cluster; returns a :class:`Future`.
+
+        Futures (also inside lists, tuples and dicts) and lazy values among the arguments are
+        replaced by their results, computed on the cluster. ``pure=True`` (the default) gives
+        equal calls one key, computed once; ``key=`` names the task; ``retries``, ``resources``
+        (``{"GPU": 1}``), ``workers`` (names or addresses) and ``priority`` as in Dask.
+        """
+        if actor or actors:
+            raise NotImplementedError("actors are not available in oxidask yet")
+        if not callable(func):
+            raise TypeError("First input to submit must be a callable function")
+        return self._core.submit(
+            func,
+            args,
+            kwargs or None,
+            key=key,
+            pure=pure,
+            retries=retries,
+            resources=_resources(resources),
+            workers=_workers(workers),
+            priority=priority,
+            owner=self,
+        )
+
+    def map(
+        self,
+        func,
+        *iterables,
+        key=None,
+        workers=None,
+        retries=None,
+        resources=None,
+        priority=0,
+        allow_other_workers=False,
+        fifo_timeout="100 ms",
+        actor=False,
+        actors=False,
+        pure=True,
+        batch_size=None,
+        **kwargs,
+    ):
+        """One task per item (``func(a, b)`` for items ``a``, ``b`` of the iterables, zipped),
+        submitted as one graph; returns a list of futures. ``key`` is a key prefix or a list
+        of keys."""
+        if actor or actors:
+            raise NotImplementedError("actors are not available in oxidask yet")
+        if not callable(func):
+            raise TypeError("First input to map must be a callable function")
+        if not iterables:
+            raise TypeError("map needs at least one iterable")
+        if any(isinstance(it, Future) for it in iterables):
+            raise TypeError("map takes iterables of arguments, not a single future")
+        args_list = list(zip(*iterables))
+        keys = None
+        if isinstance(key, (list, tuple)):
+            keys = list(key)
+        elif isinstance(key, str):
+            if pure:
+                keys = [f"{key}-{tokenize(func, kwargs, *a)}" for a in args_list]
+            else:
+                keys = [f"{key}-{uuid.uuid4().hex}" for _ in args_list]
+        return self._core.map(
+            func,
+            args_list,
+            kwargs or None,
+            keys=keys,
+            pure=pure,
+            retries=retries,
+            resources=_resources(resources),
+            workers=_workers(workers),
+            priority=priority,
+            owner=self,
+        )
+
+    def compute(
+        self,
+        collections,
+        sync=False,
+        optimize_graph=True,
+        workers=None,
+        allow_other_workers=False,
+        resources=None,
+        retries=0,
+        priority=0,
+        fifo_timeout="60s",
+        actors=None,
+        traverse=True,
+        **kwargs,
+    ):
+        """Starts computing lazy values on the cluster: a future for each (a list for a list),
+        or, with ``sync=True``, their results."""
+        single = isinstance(collections, Delayed)
+        items = [collections] if single else list(collections)
+        handles = [h for h in items if isinstance(h, Delayed)]
+        futures = iter(
+            self._core.compute(
+                handles,
+                retries=retries,
+                resources=_resources(resources),
+                workers=_workers(workers),
+                priority=priority,
+                owner=self,
+            )
+        )
+        out = [next(futures) if isinstance(h, Delayed) else h for h in items]
+        if sync:
+            out = self.gather(out)
+        return out[0] if single else out
+
+    def persist(self, collections, optimize_graph=True, workers=None, resources=None, retries=None, priority=0, **kwargs):
+        """Computes lazy values on the cluster and returns them backed by the results there
+        (same keys), for later work to start from."""
+        single = isinstance(collections, Delayed)
+        items = [collections] if single else list(collections)
+        handles = [h for h in items if isinstance(h, Delayed)]
+        futures = self._core.compute(
+            handles,
+            retries=retries,
+            resources=_resources(resources),
+            workers=_workers(workers),
+            priority=priority,
+            owner=self,
+        )
+        it = iter(futures)
+        out = []
+        for h in items:
+            if isinstance(h, Delayed):
+                f = next(it)
+                out.append(_oxidask.delayed_on_cluster(f, h))
+            else:
+                out.append(h)
+        return out[0] if single else out
+
+    def _compute_values(self, handles):
+        futures = self._core.compute(handles, owner=self)
+        return self._core.gather(futures)
+
+    def get(self, dsk, keys, **kwargs):
+        """Computes ``keys`` of a raw task graph on the cluster (Dask's ``client.get``)."""
+        from oxidask.base import get as _get
+
+        return _get(dsk, keys, scheduler=self, **kwargs)
+
+    # -- results --------------------------------------------------------------------------
+
+    def gather(self, futures, errors="raise", direct=None, asynchronous=None):
+        """The results of futures (a future, or futures in lists, tuples, sets and dicts, whose
+        shape is kept); ``errors="skip"`` leaves out failed ones."""
+        flat = []
+        rebuild = _flatten(futures, flat)
+        if not flat:
+            return futures
+        if errors == "raise":
+            values = self._core.gather(flat)
+        elif errors == "skip":
+            self._core.wait(flat)
+            ok = [f for f in flat if f.status == "finished"]
+            got = dict(zip((id(f) for f in ok), self._core.gather(ok)))
+            if isinstance(futures, (list, tuple)) and all(isinstance(f, Future) for f in futures):
+                return type(futures)(got[id(f)] for f in futures if id(f) in got)
+            values = [got.get(id(f)) for f in flat]
+        else:
+            raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        return rebuild(values)
+
+    def scatter(self, data, workers=None, broadcast=False, direct=None, hash=True, timeout=None, asynchronous=None):
+        """Stores data on the workers; returns futures in the shape of ``data`` (one value, a
+        list, or a dict whose keys name the futures). ``broadcast=True`` puts it on every
+        worker."""
+        if isinstance(data, dict):
+            names = [str(k) for k in data]
+            values = list(data.values())
+        elif type(data) in (list, tuple, set, frozenset):
+            values = list(data)
+            names = None
+        else:
+            values = [data]
+            names = None
+        if names is None:
+            names = [
+                f"{type(v).__name__}-{tokenize(v) if hash else uuid.uuid4().hex}" for v in values
+            ]
+        futures = self._core.scatter(values, names, broadcast=broadcast, owner=self)
+        if isinstance(data, dict):
+            return dict(zip(data, futures))
+        if type(data) in (list, tuple, set, frozenset):
+            return type(data)(futures) if type(data) is not set else futures
+        return futures[0]
+
+    def cancel(self, futures, asynchronous=None, force=False):
+        """Stops computing futures (and what only they need)."""
+        flat = []
+        _flatten(futures, flat)
+        self._core.cancel(flat)
+
+    def who_has(self, futures=None):
+        raise NotImplementedError("who_has is not available in oxidask yet")
+
+    def scheduler_info(self, **kwargs):
+        """The cluster's workers and their resources, in Dask's shape."""
+        info = self._core.summary()
+        return {
+            "type": "Scheduler",
+            "address": self.scheduler_address,
+            "workers": {
+                w["address"]: {
+                    "name": w["name"],
+                    "nthreads": w["nthreads"],
+                    "memory_limit": w["memory_limit"],
+                    "metrics": {"memory": w["memory"], "cpu": w["cpu"], "executing": w["processing"]},
+                    "resources": dict(w["resources"]),
+                }
+                for w in info["workers"]
+            },
+        }
+
+    def nthreads(self):
+        """Threads per worker address."""
+        return {a: w["nthreads"] for a, w in self.scheduler_info()["workers"].items()}
+
+    ncores = nthreads
+
+    def wait_for_workers(self, n_workers=0, timeout=None):
+        """Blocks until ``n_workers`` workers are connected."""
+        self._core.wait_for_workers(n_workers, timeout=30.0 if timeout is None else float(timeout))
+
+    def restart(self, **kwargs):
+        raise NotImplementedError("restarting workers needs the nanny, which oxidask has not yet")
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def close(self, timeout=None):
+        """Closes the connection, and the cluster if this client started it."""
+        global _default
+        if self._closed:
+            return
+        self._closed = True
+        with _default_lock:
+            if _default is self:
+                _default = None
+        self._core.close()
+        if self._own_cluster and self.cluster is not None:
+            self.cluster.close()
+
+    shutdown = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def as_current(self):
+        """Makes this client the default (a context manager in Dask; here it stays the
+        default until another client is made)."""
+        global _default
+        with _default_lock:
+            _default = self
+        return self
+
+
+def get_client(address=None, timeout=None, resolve_address=True):
+    """Inside a task on a worker: a client of that worker's cluster (waiting on its futures
+    gives the worker thread up, so tasks that submit tasks never deadlock); elsewhere the
+    default client."""
+    if _oxidask.worker_context() is not None:
+        return Client._wrap(_oxidask.get_client())
+    c = _current_default()
+    if c is not None and (address is None or c.scheduler_address == address):
+        return c
+    if address is not None:
+        return Client(address, timeout=timeout)
+    raise ValueError("No global client found and no address provided")
+
+
+def wait(fs, timeout=None, return_when=ALL_COMPLETED):
+    """Waits until all (or, with ``return_when=FIRST_COMPLETED``, one) of the futures are
+    done; returns ``(done, not_done)`` sets. ``timeout`` in seconds raises ``TimeoutError``."""
+    if isinstance(fs, Future):
+        fs = [fs]
+    flat = []
+    _flatten(fs, flat)
+    if not flat:
+        return DoneAndNotDoneFutures(set(), set())
+    if return_when not in (ALL_COMPLETED, FIRST_COMPLETED):
+        raise ValueError(f"return_when must be ALL_COMPLETED or FIRST_COMPLETED, not {return_when!r}")
+    client = flat[0].client
+    core = client._core if client is not None else None
+    if core is None:
+        raise ValueError("these futures have no client")
+    done, not_done = core.wait(flat, timeout=timeout, first_completed=return_when == FIRST_COMPLETED)
+    return DoneAndNotDoneFutures({flat[i] for i in done}, {flat[i] for i in not_done})
+
+
+class as_completed:
+    """Futures in the order they finish, whatever the order they were submitted in.
+
+    ``with_results=True`` yields ``(future, result)`` pairs; ``add``/``update`` take more
+    futures while iterating; ``raise_errors`` (with results) re-raises a failed task's
+    exception.
+    """
+
+    def __init__(self, futures=None, loop=None, with_results=False, raise_errors=True, *, timeout=None):
+        self._queue = queue.SimpleQueue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self.with_results = with_results
+        self.raise_errors = raise_errors
+        self._timeout = timeout
+        if futures is not None:
+            self.update(futures)
+
+    def _done(self, future):
+        self._queue.put(future)
+
+    def add(self, future):
+        """Waits for one more future."""
+        with self._lock:
+            self._pending += 1
+        future.add_done_callback(self._done)
+
+    def update(self, futures):
+        """Waits for more futures."""
+        for f in futures:
+            self.add(f)
+
+    def count(self):
+        """Futures not yet yielded."""
+        return self._pending
+
+    def is_empty(self):
+        return self._pending == 0
+
+    def __len__(self):
+        return self._pending
+
+    def __iter__(self):
+        return self
+
+    def _get(self):
+        import time
+
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            wait = 0.1
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    raise TimeoutError(f"as_completed: nothing finished within {self._timeout} s")
+            try:
+                return self._queue.get(timeout=wait)
+            except queue.Empty:
+                continue
+
+    def __next__(self):
+        with self._lock:
+            if self._pending == 0:
+                raise StopIteration
+        f = self._get()
+        with self._lock:
+            self._pending -= 1
+        if self.with_results:
+            if f.status == "error" and not self.raise_errors:
+                return f, f.exception()
+            return f, f.result()
+        return f
+
+    def next_batch(self, block=True):
+        """Every future finished so far (at least one if ``block``)."""
+        out = []
+        if block and self._pending:
+            out.append(next(self))
+        while self._pending:
+            try:
+                f = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            with self._lock:
+                self._pending -= 1
+            out.append((f, f.result()) if self.with_results else f)
+        return out
+
+    def batches(self):
+        """Batches of finished futures until all are done."""
+        while self._pending:
+            yield self.next_batch()
+
+
+def fire_and_forget(obj):
+    """Keeps computing these futures even once no handle to them is left."""
+    flat = []
+    _flatten(obj, flat)
+    by_client = {}
+    for f in flat:
+        by_client.setdefault(id(f.client), (f.client, []))[1].append(f)
+    for client, fs in by_client.values():
+        client._core.fire_and_forget(fs)
+
+
+def progress(*futures, notebook=None, multi=True, complete=True, **kwargs):
+    """A progress bar (on stderr) until the futures are done."""
+    flat = []
+    _flatten(list(futures), flat)
+    if not flat:
+        return
+    flat[0].client._core.progress(flat)
+
+
+def futures_of(obj):
+    """The futures in ``obj`` (lists, dicts, values persisted on a cluster)."""
+    flat = []
+    _flatten(obj, flat)
+    return flat

@@ -1,0 +1,172 @@
+"""``LocalCluster``: a scheduler in this process and workers on this machine."""
+
+import os
+import sys
+
+from oxidask._oxidask import LocalClusterCore
+
+_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+    "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40,
+}
+
+
+def parse_bytes(s):
+    """``"4GiB"`` → 4294967296, ``"1e9"`` → 1000000000; numbers pass through."""
+    if isinstance(s, (int, float)):
+        if s < 0 or s != s:
+            raise ValueError(f"a size must be a number of bytes ≥ 0, not {s!r}")
+        return int(s)
+    text = str(s).strip().lower().replace(" ", "")
+    i = len(text)
+    while i > 0 and text[i - 1].isalpha():
+        i -= 1
+    number, unit = text[:i], text[i:]
+    if unit not in _UNITS:
+        raise ValueError(f"unknown unit {unit!r} in {s!r}; use B, kB, MB, GB, KiB, MiB or GiB")
+    try:
+        value = float(number) if number else 1.0
+    except ValueError:
+        raise ValueError(f"cannot read the size {s!r}; write e.g. '4GiB' or 4e9") from None
+    if value < 0 or value != value:
+        raise ValueError(f"a size must be ≥ 0, not {s!r}")
+    return int(value * _UNITS[unit])
+
+
+def _total_memory():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _processes_and_threads(n):
+    """Dask's split of ``n`` cores into worker processes and threads per worker."""
+    if n <= 4:
+        return n, 1
+    factors = [f for f in range(1, n + 1) if n % f == 0 and f * f >= n]
+    p = min(factors)
+    return p, n // p
+
+
+class LocalCluster:
+    """A scheduler (in this process) and workers on this machine.
+
+    Workers are processes running ``python -m oxidask worker`` (``processes=True``, the
+    default: Python code holding the GIL runs in parallel) or threads of this process.
+    Defaults as Dask's: one worker process per core up to four cores; memory divided among
+    them.
+
+    >>> from oxidask.distributed import Client, LocalCluster
+    >>> cluster = LocalCluster(n_workers=2, threads_per_worker=1)
+    >>> client = Client(cluster)
+    """
+
+    def __init__(
+        self,
+        n_workers=None,
+        threads_per_worker=None,
+        processes=True,
+        memory_limit="auto",
+        scheduler_port=0,
+        host=None,
+        silence_logs=True,
+        dashboard_address=None,
+        worker_class=None,
+        **kwargs,
+    ):
+        unknown = set(kwargs) - {"asynchronous", "loop", "protocol", "interface", "worker_dashboard_address", "name"}
+        if unknown:
+            raise TypeError(f"LocalCluster got unexpected arguments: {sorted(unknown)}")
+        cores = _cpu_count()
+        if n_workers is None and threads_per_worker is None:
+            if processes:
+                n_workers, threads_per_worker = _processes_and_threads(cores)
+            else:
+                n_workers, threads_per_worker = 1, cores
+        elif n_workers is None:
+            n_workers = max(1, cores // threads_per_worker)
+        elif threads_per_worker is None:
+            threads_per_worker = max(1, cores // max(n_workers, 1))
+        if memory_limit in (None, 0, "0"):
+            limit = 0
+        elif memory_limit == "auto":
+            limit = _total_memory() // max(n_workers, 1)
+        elif isinstance(memory_limit, float) and 0 < memory_limit <= 1:
+            limit = int(_total_memory() * memory_limit)
+        else:
+            limit = parse_bytes(memory_limit)
+        command = None
+        env = []
+        if processes:
+            command = [sys.executable, "-m", "oxidask"]
+            # Workers see the modules this process sees (as multiprocessing's spawn does).
+            env = [("OXIDASK_WORKER_SYS_PATH", os.pathsep.join(p for p in sys.path if p))]
+        self._core = LocalClusterCore(
+            n_workers,
+            threads_per_worker,
+            memory_limit=limit,
+            worker_command=command,
+            env=env,
+            port=int(scheduler_port or 0),
+            quiet=bool(silence_logs),
+        )
+        self.n_workers = n_workers
+        self.threads_per_worker = threads_per_worker
+        self.processes = processes
+        self.memory_limit = limit
+
+    @property
+    def scheduler_address(self):
+        """The scheduler's address (``tcp://127.0.0.1:PORT``)."""
+        return self._core.scheduler_address
+
+    @property
+    def dashboard_link(self):
+        """``None``: oxidask's scheduler serves no dashboard yet."""
+        return None
+
+    @property
+    def status(self):
+        return "closed" if self._core.closed else "running"
+
+    def worker_pids(self):
+        """Process ids of the worker processes (empty with ``processes=False``)."""
+        return self._core.worker_pids()
+
+    def scale(self, n=0, **kwargs):
+        raise NotImplementedError("scaling a LocalCluster is not available in oxidask yet")
+
+    def adapt(self, **kwargs):
+        raise NotImplementedError("adaptive scaling is not available in oxidask yet")
+
+    def close(self, timeout=None):
+        """Stops the workers and the scheduler."""
+        self._core.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self):
+        kind = "processes" if self.processes else "threads"
+        return (
+            f"LocalCluster({self.scheduler_address!r}, workers={self.n_workers}, "
+            f"threads={self.n_workers * self.threads_per_worker}, {kind}, status={self.status})"
+        )
