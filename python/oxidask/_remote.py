@@ -9,11 +9,13 @@ import cloudpickle
 from oxidask.exceptions import RemoteError
 
 
-def capture(exc):
-    """``(summary, payload)`` for an exception a task raised."""
+def capture(exc, tb=None):
+    """``(summary, payload)`` for an exception a task raised (``tb``: its traceback, when the
+    exception does not carry it yet)."""
+    tb = tb if tb is not None else exc.__traceback__
     summary = f"{type(exc).__name__}: {exc}"
-    frames = [(f.filename, f.lineno or 1, f.name) for f in traceback.extract_tb(exc.__traceback__)]
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    frames = [(f.filename, f.lineno or 1, f.name) for f in traceback.extract_tb(tb)]
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
     try:
         payload = cloudpickle.dumps((exc, frames, text), protocol=5)
         pickle.loads(payload)  # an exception that pickles but cannot be rebuilt is sent as text

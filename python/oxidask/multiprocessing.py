@@ -2,6 +2,7 @@
 of worker processes (started with the ``spawn`` method, as Dask does), for code that holds
 the GIL. Arguments and results are pickled (cloudpickle) between processes."""
 
+import atexit
 import concurrent.futures
 import multiprocessing
 import os
@@ -24,6 +25,16 @@ def _pool(n):
             pool = concurrent.futures.ProcessPoolExecutor(n, mp_context=ctx)
             _pools[n] = pool
         return pool
+
+
+@atexit.register
+def _shutdown():
+    """Stops the pools before the interpreter tears modules down."""
+    with _lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _forget(n, pool):

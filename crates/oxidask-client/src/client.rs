@@ -10,8 +10,8 @@ use oxidask_core::compute::Compute;
 use oxidask_core::{Collection, Data, Delayed, Error, Graph, Key, PlanOptions, Value};
 use oxidask_protocol::peer::PeerPool;
 use oxidask_protocol::{
-    handshake_connect, hello, read_frame, spec_to_wire, write_frame, ClusterSummary, Limits, Role,
-    SubmitOptions, ToClient, ToScheduler, WireError, WireKey, WireTask, WireValue,
+    handshake_connect, hello, read_frame, spec_to_wire, write_frame, ClusterSummary, Fetched,
+    Limits, Role, SubmitOptions, ToClient, ToScheduler, WireError, WireKey, WireTask, WireValue,
 };
 use rustc_hash::FxHashMap;
 use tokio::io::{BufReader, BufWriter};
@@ -1003,9 +1003,17 @@ impl Client {
             drop(tx);
             let received: Vec<_> = oxidask_worker::seceded(|| rx.iter().take(n).collect());
             for (items, got) in received {
-                for ((i, _), (_, v)) in items.into_iter().zip(got) {
-                    if let Some(v) = v {
-                        out[i] = Some(v);
+                let mut got: FxHashMap<WireKey, Fetched> = got.into_iter().collect();
+                for (i, wk) in items {
+                    match got.remove(&wk) {
+                        Some(Fetched::Value(v)) => out[i] = Some(v),
+                        Some(Fetched::Unsendable(why)) => {
+                            return Err(scheduler_error(ClientError::Unportable(format!(
+                                "the result of {} cannot be sent from its worker: {why}",
+                                keys[i]
+                            ))))
+                        }
+                        Some(Fetched::Missing) | None => {}
                     }
                 }
             }

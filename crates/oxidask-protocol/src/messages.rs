@@ -332,9 +332,22 @@ pub enum DataRequest {
 #[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
 #[data(crate = oxidask_core)]
 pub enum DataResponse {
-    /// The values, `None` where the worker does not hold the key.
+    /// What the worker has for each key asked.
     Values {
-        /// Keys and values.
-        values: Vec<(WireKey, Option<WireValue>)>,
+        /// Keys and what was found.
+        values: Vec<(WireKey, Fetched)>,
     },
+}
+
+/// What a data port has for one key.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum Fetched {
+    /// The value.
+    Value(WireValue),
+    /// The worker does not hold the key (any more).
+    Missing,
+    /// The worker holds it but cannot send it: its codec failed (an object that cannot be
+    /// pickled); the reason says why. Asking another holder gives the same answer.
+    Unsendable(String),
 }

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use tokio::net::TcpStream;
 
 use crate::{
-    handshake_connect, hello, read_frame, write_frame, DataRequest, DataResponse, Limits,
-    ProtocolError, Role, WireKey, WireValue,
+    handshake_connect, hello, read_frame, write_frame, DataRequest, DataResponse, Fetched, Limits,
+    ProtocolError, Role, WireKey,
 };
 
 /// Open connections to peers' data ports, reused across fetches.
@@ -43,12 +43,12 @@ impl PeerPool {
             .push(s);
     }
 
-    /// Asks `addr` for `keys`; `None` where it does not hold one.
+    /// Asks `addr` for `keys`: what it has for each.
     pub async fn get(
         &self,
         addr: &str,
         keys: Vec<WireKey>,
-    ) -> Result<Vec<(WireKey, Option<WireValue>)>, ProtocolError> {
+    ) -> Result<Vec<(WireKey, Fetched)>, ProtocolError> {
         let mut s = self.take(addr).await?;
         write_frame(&mut s, &[DataRequest::Get { keys }]).await?;
         let reply: Vec<DataResponse> = read_frame(&mut s, &Limits::default())

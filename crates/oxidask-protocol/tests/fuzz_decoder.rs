@@ -85,7 +85,11 @@ fn corpus() -> Vec<Vec<u8>> {
     }]);
     add(h, p);
     let (h, p) = encode_batch(&[DataResponse::Values {
-        values: vec![(key(5), Some(value))],
+        values: vec![
+            (key(5), Fetched::Value(value)),
+            (key(6), Fetched::Missing),
+            (key(7), Fetched::Unsendable("cannot pickle".into())),
+        ],
     }]);
     add(h, p);
     let (h, p) = encode_batch(&[hello(Role::Client { name: "c".into() })]);

@@ -493,7 +493,7 @@ pub fn failure(py: Python<'_>, e: PyErr) -> TaskFailure {
         .get_or_try_init(py, || {
             Ok::<_, PyErr>(py.import("oxidask._remote")?.getattr("capture")?.unbind())
         })
-        .and_then(|f| f.bind(py).call1((e.value(py),)))
+        .and_then(|f| f.bind(py).call1((e.value(py), e.traceback(py))))
         .and_then(|r| r.extract::<(String, Bound<'_, PyBytes>)>());
     match captured {
         Ok((summary, detail)) => {

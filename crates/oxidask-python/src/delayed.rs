@@ -1026,6 +1026,23 @@ impl DelayedFunction {
     fn __repr__(&self, py: Python<'_>) -> String {
         format!("Delayed({})", repr(self.func.bind(py)))
     }
+
+    /// Pickles as the function and its options (a task may call a delayed function, e.g. a
+    /// recursive crawler).
+    #[allow(clippy::type_complexity)]
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(
+        Bound<'py, PyAny>,
+        (Py<PyAny>, bool, Option<usize>, Option<String>),
+    )> {
+        let py = slf.py();
+        let me = slf.get();
+        Ok((
+            slf.get_type().into_any(),
+            (me.func(py), me.pure, me.nout, me.name.clone()),
+        ))
+    }
 }
 
 /// `delayed(value)`: a literal, or for a list/tuple/dict/set holding lazy values, a task that

@@ -188,7 +188,8 @@ impl WorkerState {
         let mut now_ready = Vec::new();
         for t in f.waiting {
             if let Some(e) = self.tasks.get_mut(&t) {
-                if e.phase == Phase::Fetching && e.deps.contains(&key) {
+                // `waiting` lists only tasks that read `key` (drop_task keeps it so).
+                if e.phase == Phase::Fetching {
                     readers += 1;
                     e.missing -= 1;
                     if e.missing == 0 {
@@ -228,6 +229,35 @@ impl WorkerState {
                 key: wk,
                 missing: *wire_key,
                 tried: tried.clone(),
+            });
+        }
+    }
+
+    /// A dependency arrived (or exists) but cannot be used: the tasks waiting for it fail
+    /// with `why` rather than asking for it again.
+    pub fn fetch_error(&mut self, key: Key, wire_key: &WireKey, why: String) {
+        let Some(f) = self.fetching.remove(&key) else {
+            return;
+        };
+        for t in f.waiting {
+            let Some(e) = self.tasks.get(&t) else {
+                continue;
+            };
+            if e.phase != Phase::Fetching {
+                continue;
+            }
+            let wk = e.wire_key;
+            self.drop_task(t);
+            self.outbox.push(FromWorker::Erred {
+                key: wk,
+                error: oxidask_protocol::WireError {
+                    key: Some(wk),
+                    op: String::new(),
+                    kind: oxidask_protocol::ErrorKind::Unavailable,
+                    message: format!("{wk} could not run: {why}"),
+                    causes: vec![format!("dependency {wire_key}")],
+                    detail: None,
+                },
             });
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use oxidask_core::Key;
 use oxidask_protocol::{
-    handshake_accept, hello, read_frame, write_frame, DataRequest, DataResponse, Limits,
+    handshake_accept, hello, read_frame, write_frame, DataRequest, DataResponse, Fetched, Limits,
     ProtocolError, Role, WireKey, WireValue,
 };
 use tokio::io::{BufReader, BufWriter};
@@ -65,14 +65,15 @@ async fn serve_peer(mut stream: TcpStream, shared: &Shared) -> Result<(), Protoc
             let values = values
                 .into_iter()
                 .map(|(wk, v)| {
-                    let wv = v.and_then(|v| match WireValue::from_value(&v) {
-                        Ok(wv) => Some(wv),
-                        Err(e) => {
+                    let fetched = match v.map(|v| WireValue::from_value(&v)) {
+                        Some(Ok(wv)) => Fetched::Value(wv),
+                        Some(Err(e)) => {
                             shared.log(format!("cannot send {wk}: {e}"));
-                            None
+                            Fetched::Unsendable(e.message)
                         }
-                    });
-                    (wk, wv)
+                        None => Fetched::Missing,
+                    };
+                    (wk, fetched)
                 })
                 .collect();
             replies.push(DataResponse::Values { values });
@@ -113,19 +114,41 @@ pub(crate) async fn fetch(shared: Arc<Shared>, orders: Vec<FetchOrder>) {
     shared.wake_writer();
 }
 
+/// What to do with one key a holder answered.
+enum Outcome {
+    Got(oxidask_core::Value),
+    /// Not there: try the other holders.
+    TryElsewhere,
+    /// There, but it cannot travel or cannot be read here: the tasks that need it fail.
+    Fail(String),
+}
+
+fn outcome(wk: &WireKey, f: Option<Fetched>) -> Outcome {
+    match f {
+        Some(Fetched::Value(v)) => match v.to_value() {
+            Ok(v) => Outcome::Got(v),
+            Err(e) => Outcome::Fail(format!(
+                "the value of {wk} arrived but cannot be read here: {}",
+                e.message
+            )),
+        },
+        Some(Fetched::Unsendable(why)) => Outcome::Fail(format!(
+            "the value of {wk} cannot be sent from its worker: {why}"
+        )),
+        Some(Fetched::Missing) | None => Outcome::TryElsewhere,
+    }
+}
+
 async fn fetch_group(shared: Arc<Shared>, addr: String, group: Vec<FetchOrder>) {
     let keys: Vec<WireKey> = group.iter().map(|(_, wk, _)| *wk).collect();
     let got = shared.pool.get(&addr, keys).await.unwrap_or_default();
+    let mut got: HashMap<WireKey, Fetched> = got.into_iter().collect();
     let mut leftovers = Vec::new();
     for (k, wk, addrs) in group {
-        let value = got
-            .iter()
-            .find(|(g, _)| *g == wk)
-            .and_then(|(_, v)| v.as_ref())
-            .and_then(|v| v.to_value().ok());
-        match value {
-            Some(v) => shared.lock().fetched(k, v),
-            None => leftovers.push((k, wk, addrs)),
+        match outcome(&wk, got.remove(&wk)) {
+            Outcome::Got(v) => shared.lock().fetched(k, v),
+            Outcome::Fail(why) => shared.lock().fetch_error(k, &wk, why),
+            Outcome::TryElsewhere => leftovers.push((k, wk, addrs)),
         }
     }
     if !leftovers.is_empty() {
@@ -141,14 +164,16 @@ async fn fetch_one(shared: &Shared, k: Key, wk: WireKey, addrs: Vec<String>) {
     for addr in addrs.iter().skip(1) {
         tried.push(addr.clone());
         if let Ok(got) = shared.pool.get(addr, vec![wk]).await {
-            if let Some(v) = got
-                .into_iter()
-                .next()
-                .and_then(|(_, v)| v)
-                .and_then(|v| v.to_value().ok())
-            {
-                shared.lock().fetched(k, v);
-                return;
+            match outcome(&wk, got.into_iter().next().map(|(_, f)| f)) {
+                Outcome::Got(v) => {
+                    shared.lock().fetched(k, v);
+                    return;
+                }
+                Outcome::Fail(why) => {
+                    shared.lock().fetch_error(k, &wk, why);
+                    return;
+                }
+                Outcome::TryElsewhere => {}
             }
         }
     }
