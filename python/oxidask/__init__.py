@@ -13,10 +13,16 @@
 Futures and clusters live in :mod:`oxidask.distributed`, as in Dask.
 """
 
+import atexit as _atexit
+
 from oxidask._oxidask import Delayed, __version__
+from oxidask._oxidask import at_exit as _at_exit
 from oxidask import config
 from oxidask.base import compute, get, is_dask_collection, persist, tokenize, visualize
 from oxidask.delayed import delayed
+
+# Rust threads still running Python tasks finish before the interpreter goes away.
+_atexit.register(_at_exit)
 
 __all__ = [
     "Delayed",

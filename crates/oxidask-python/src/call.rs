@@ -360,6 +360,7 @@ impl Foreign for PyCall {
                 ))
             })
         })
+        .unwrap_or_else(|e| Err(fail(e.to_string())))
     }
 }
 
@@ -430,6 +431,7 @@ pub fn decode_py_call(head: &[u8], bufs: Vec<Bytes>) -> Result<Value, CodecError
             .map_err(|e: PyErr| invalid(describe_error(py, &e)))?;
         Ok(Value::foreign(PyCall::new(func, args, kwargs, nested)))
     })
+    .unwrap_or_else(|e| Err(invalid(e.to_string())))
 }
 
 /// How the Python calls of one local computation run.
@@ -483,6 +485,7 @@ pub fn run_call(args: &mut Args, ctx: Option<&RunContext>) -> Result<Value, Task
             .map(Value::foreign)
             .map_err(|e| failure(py, e))
     })
+    .unwrap_or_else(|e| Err(TaskFailure::unavailable(e.to_string())))
 }
 
 /// A task failure from a Python exception: its type and message, with the exception and its

@@ -132,13 +132,16 @@ fn callback_sender() -> &'static Mutex<mpsc::Sender<Callback>> {
             .name("oxidask-callbacks".into())
             .spawn(move || {
                 for (f, arg) in rx {
-                    crate::gil::attach(|py| {
+                    let ran = crate::gil::attach(|py| {
                         if let Err(e) = f.bind(py).call1((arg.bind(py),)) {
                             e.print(py);
                         }
-                        drop(f);
-                        drop(arg);
                     });
+                    if ran.is_err() {
+                        // Exiting: leak the objects rather than touch a finalizing interpreter.
+                        std::mem::forget((f, arg));
+                        return;
+                    }
                 }
             })
             .expect("spawning the callback thread");

@@ -220,34 +220,32 @@ impl Packer {
         >(
             PyList::new(py, items)?.into_any()
         ));
-        container!(PySet, b"s", |py, items: Vec<Bound<'py, PyAny>>| Ok::<
-            _,
-            PyErr,
-        >(
-            PySet::new(py, items)?.into_any()
-        ));
-        container!(PyFrozenSet, b"f", |py, items: Vec<Bound<'py, PyAny>>| Ok::<
-            _,
-            PyErr,
-        >(
-            PyFrozenSet::new(py, items)?.into_any()
-        ));
+        // Sets and dicts: order-independent tokens (each item tokenized alone, sorted).
+        if let Ok(c) = obj.cast_exact::<PySet>() {
+            let items: Vec<Bound<'py, PyAny>> = c.iter().collect();
+            let (packed, changed) = self.pack_unordered(b"s", &items, false, depth)?;
+            return if changed { Ok(PySet::new(py, packed)?.into_any()) } else { Ok(obj.clone()) };
+        }
+        if let Ok(c) = obj.cast_exact::<PyFrozenSet>() {
+            let items: Vec<Bound<'py, PyAny>> = c.iter().collect();
+            let (packed, changed) = self.pack_unordered(b"f", &items, false, depth)?;
+            return if changed { Ok(PyFrozenSet::new(py, packed)?.into_any()) } else { Ok(obj.clone()) };
+        }
         if let Ok(d) = obj.cast_exact::<PyDict>() {
-            if let Some(t) = &mut self.token {
-                t.write_bytes(b"d");
-                t.write_u64(d.len() as u64);
+            let pairs: Vec<Bound<'py, PyAny>> = d
+                .iter()
+                .map(|(k, v)| Ok(PyTuple::new(py, [k, v])?.into_any()))
+                .collect::<PyResult<_>>()?;
+            let (packed, changed) = self.pack_unordered(b"d", &pairs, true, depth)?;
+            if !changed {
+                return Ok(obj.clone());
             }
             let out = PyDict::new(py);
-            let mut changed = false;
-            for (k, v) in d.iter() {
-                if self.token.is_some() {
-                    let _ = self.pack(&k, depth + 1)?;
-                }
-                let p = self.pack(&v, depth + 1)?;
-                changed |= !p.is(&v);
-                out.set_item(k, p)?;
+            for p in packed {
+                let p = p.cast_into::<PyTuple>()?;
+                out.set_item(p.get_item(0)?, p.get_item(1)?)?;
             }
-            return Ok(if changed { out.into_any() } else { obj.clone() });
+            return Ok(out.into_any());
         }
         if let Some(t) = &mut self.token {
             let b = token_bytes(py, obj)?;
@@ -256,6 +254,64 @@ impl Packer {
             t.write_bytes(&b);
         }
         Ok(obj.clone())
+    }
+
+    /// Packs `items` whose order does not matter to a token: each is tokenized on its own and
+    /// the tokens are sorted (Dask sorts dict items and set members too). Dict items arrive
+    /// as `(key, value)` pairs; a lazy value as a dict key is not supported (Dask neither).
+    fn pack_unordered<'py>(
+        &mut self,
+        tag: &[u8],
+        items: &[Bound<'py, PyAny>],
+        pairs: bool,
+        depth: u32,
+    ) -> PyResult<(Vec<Bound<'py, PyAny>>, bool)> {
+        let mut tokens = Vec::with_capacity(if self.token.is_some() { items.len() } else { 0 });
+        let outer = self.token.take();
+        let mut packed = Vec::with_capacity(items.len());
+        let mut changed = false;
+        let result = (|| {
+            for x in items {
+                if outer.is_some() {
+                    self.token = Some(Tokenizer::new());
+                }
+                let p = if let (true, Ok(pair)) = (pairs, x.cast::<PyTuple>()) {
+                    // A dict item: the key as is, the value packed.
+                    let (k, v) = (pair.get_item(0)?, pair.get_item(1)?);
+                    if let Some(t) = &mut self.token {
+                        if !token_scalar(t, &k) {
+                            let b = token_bytes(x.py(), &k)?;
+                            t.write_bytes(&b);
+                        }
+                    }
+                    let pv = self.pack(&v, depth + 1)?;
+                    if pv.is(&v) {
+                        x.clone()
+                    } else {
+                        PyTuple::new(x.py(), [k, pv])?.into_any()
+                    }
+                } else {
+                    self.pack(x, depth + 1)?
+                };
+                changed |= !p.is(x);
+                packed.push(p);
+                if let Some(t) = self.token.take() {
+                    tokens.push(t.finish().as_u128());
+                }
+            }
+            Ok::<_, PyErr>(())
+        })();
+        self.token = outer;
+        result?;
+        if let Some(t) = &mut self.token {
+            tokens.sort_unstable();
+            t.write_bytes(tag);
+            t.write_u64(tokens.len() as u64);
+            for tok in tokens {
+                t.write_token(Token::from_u128(tok));
+            }
+        }
+        Ok((packed, changed))
     }
 
     /// The token of everything packed (pure calls only).

@@ -73,5 +73,6 @@ fn _oxidask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(client::rejoin, m)?)?;
     m.add_function(wrap_pyfunction!(client::worker_context, m)?)?;
     m.add_function(wrap_pyfunction!(client::cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(gil::at_exit, m)?)?;
     Ok(())
 }

@@ -138,8 +138,14 @@ fn run_local(
         runner,
     });
     route_calls(&mut graph, &ctx);
+    if matches!(scheduler, "sync" | "synchronous" | "single-threaded") {
+        // On this thread, as Dask does (debuggers and profilers see the tasks); a Ctrl-C
+        // interrupts the Python task running and fails the computation with it.
+        let result = py.detach(|| Synchronous::new().compute(graph, &keys));
+        drop(ctx);
+        return result.map_err(|e| to_pyerr(py, e));
+    }
     let sched: Arc<dyn Compute> = match scheduler {
-        "sync" | "synchronous" | "single-threaded" => Arc::new(Synchronous::new()),
         "threads" | "threading" | "processes" | "multiprocessing" => Arc::new(pool(num_workers)),
         other => {
             return Err(PyValueError::new_err(format!(

@@ -58,9 +58,17 @@ impl Foreign for PyValue {
     }
 
     fn encode(&self, out: &mut Encoded) -> Result<(), CodecError> {
-        gil::attach(|py| dumps_into(self.obj.bind(py), out)).map_err(|e| CodecError::Foreign {
-            type_name: gil::attach(|py| type_name(self.obj.bind(py))),
-            message: e,
+        gil::attach(|py| {
+            dumps_into(self.obj.bind(py), out).map_err(|message| CodecError::Foreign {
+                type_name: type_name(self.obj.bind(py)),
+                message,
+            })
+        })
+        .unwrap_or_else(|e| {
+            Err(CodecError::Foreign {
+                type_name: "Python object".into(),
+                message: e.to_string(),
+            })
         })
     }
 }
@@ -68,12 +76,18 @@ impl Foreign for PyValue {
 /// The decoder registered for [`PY_OBJECT`].
 pub fn decode_py_object(head: &[u8], bufs: Vec<Bytes>) -> Result<Value, CodecError> {
     gil::attach(|py| {
-        let obj = loads(py, head, bufs)?;
-        Ok(Value::foreign(PyValue::new(obj)?))
+        loads(py, head, bufs)
+            .and_then(|obj| Ok(Value::foreign(PyValue::new(obj)?)))
+            .map_err(|e| CodecError::Invalid {
+                what: "Python object",
+                detail: describe_error(py, &e),
+            })
     })
-    .map_err(|e: PyErr| CodecError::Invalid {
-        what: "Python object",
-        detail: gil::attach(|py| describe_error(py, &e)),
+    .unwrap_or_else(|e| {
+        Err(CodecError::Invalid {
+            what: "Python object",
+            detail: e.to_string(),
+        })
     })
 }
 
