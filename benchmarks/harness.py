@@ -24,6 +24,10 @@ NUMPY = ("numpy", ["array_ref.py", "--impl", "numpy"])
 DASK_DISTRIBUTED = ("dask-localcluster", ["distributed_ref.py"])
 DASK_DF = ("dask-dataframe-threaded", ["dataframe_ref.py", "--impl", "dask"])
 POLARS = ("polars-lazy", ["dataframe_ref.py", "--impl", "polars"])
+DASK_PY = ("dask", ["python_cases.py", "--impl", "dask"])
+
+# Suites whose "ours" side is a Python script (the oxidask package) rather than oxidask-bench.
+PYTHON_OURS = {"python": ["python_cases.py", "--impl", "oxidask"]}
 
 # suite -> [(case, full size, quick size, [references])]
 SUITES = {
@@ -54,6 +58,13 @@ SUITES = {
         ("state-machine", 1_000_000, 20_000, []),
         # Ours only: a million-task graph on zero-work workers, scheduler memory per task.
         ("big-graph", 1_000_000, 20_000, []),
+    ],
+    # The Python package against Dask, the same script with either import (python_cases.py).
+    "python": [
+        ("startup", 2, 2, [DASK_PY]),
+        ("roundtrip", 1_000, 100, [DASK_PY]),
+        ("delayed-tree", 100_000, 2_000, [DASK_PY]),
+        ("map", 100_000, 2_000, [DASK_PY]),
     ],
     # n = data scale per mille of the 84.4M-row 2019 taxi year (benchmarks/run makes the data).
     "dataframe": [
@@ -110,7 +121,11 @@ def main():
         if a.case and case not in a.case:
             continue
         n = quick_n if a.quick else full_n
-        ours_cmd = [a.ours, a.suite, case, "--n", str(n)]
+        if a.suite in PYTHON_OURS:
+            script, *extra = PYTHON_OURS[a.suite]
+            ours_cmd = [a.python, os.path.join(HERE, "reference", script), case, "--n", str(n)] + extra
+        else:
+            ours_cmd = [a.ours, a.suite, case, "--n", str(n)]
         ref_cmds = [
             (name, [a.python, os.path.join(HERE, "reference", script), case, "--n", str(n)] + extra)
             for name, (script, *extra) in refs

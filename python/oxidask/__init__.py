@@ -15,7 +15,7 @@ Futures and clusters live in :mod:`oxidask.distributed`, as in Dask.
 
 import atexit as _atexit
 
-from oxidask._oxidask import Delayed, __version__
+from oxidask._oxidask import Delayed, __version__, registered_ops, rust_call
 from oxidask._oxidask import at_exit as _at_exit
 from oxidask import config
 from oxidask.base import compute, get, is_dask_collection, persist, tokenize, visualize
@@ -33,6 +33,8 @@ __all__ = [
     "get",
     "is_dask_collection",
     "persist",
+    "registered_ops",
+    "rust_call",
     "tokenize",
     "visualize",
 ]

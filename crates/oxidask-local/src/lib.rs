@@ -19,12 +19,14 @@
 //! ```
 
 mod drop_later;
+mod idle;
 mod stats;
 mod sync;
 mod threaded;
 
 use std::sync::Arc;
 
+pub use idle::set_idle_hook;
 pub use stats::RunStats;
 pub use sync::Synchronous;
 pub use threaded::{default_threads, Threaded};

@@ -67,6 +67,8 @@ pub struct PyFunc {
     obj: Py<PyAny>,
     name: String,
     pickled: OnceLock<Result<Bytes, String>>,
+    /// Dask's token of the function (its import path, or its pickle), made once.
+    token: OnceLock<u128>,
 }
 
 impl PyFunc {
@@ -81,12 +83,22 @@ impl PyFunc {
             obj: obj.clone().unbind(),
             name,
             pickled: OnceLock::new(),
+            token: OnceLock::new(),
         }
     }
 
     /// The function.
     pub fn bind<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
         self.obj.bind(py)
+    }
+
+    /// The function's token for content keys, computed once by `make`.
+    pub fn token(&self, make: impl FnOnce() -> PyResult<u128>) -> PyResult<u128> {
+        if let Some(t) = self.token.get() {
+            return Ok(*t);
+        }
+        let t = make()?;
+        Ok(*self.token.get_or_init(|| t))
     }
 
     /// The key prefix (`inc`, `lambda`, `sum`).
@@ -410,6 +422,7 @@ pub fn decode_py_call(head: &[u8], bufs: Vec<Bytes>) -> Result<Value, CodecError
                     name: funcname(&obj),
                     obj: obj.unbind(),
                     pickled: OnceLock::from(Ok(Bytes::copy_from_slice(func_bytes))),
+                    token: OnceLock::new(),
                 });
                 let mut cache = function_cache().lock().unwrap_or_else(|p| p.into_inner());
                 if cache.len() >= FUNCTION_CACHE_SIZE {
@@ -470,7 +483,12 @@ pub fn run_call(args: &mut Args, ctx: Option<&RunContext>) -> Result<Value, Task
             }
         }
     }
-    gil::attach(|py| {
+    let attach = |f: &mut dyn FnMut(Python<'_>) -> Result<Value, TaskFailure>| match ctx {
+        // The local pool keeps the GIL between this thread's consecutive Python tasks.
+        Some(_) => gil::attach_sticky(f),
+        None => gil::attach(f),
+    };
+    attach(&mut |py| {
         let objs = deps
             .iter()
             .map(|v| value_to_py(py, v))
@@ -480,7 +498,7 @@ pub fn run_call(args: &mut Args, ctx: Option<&RunContext>) -> Result<Value, Task
         let out = pycall.call(py, &objs, runner).map_err(|e| failure(py, e))?;
         // The arguments are dropped here, while attached: no deferred decrefs.
         drop(objs);
-        drop(deps);
+        deps.clear();
         PyValue::new(out)
             .map(Value::foreign)
             .map_err(|e| failure(py, e))

@@ -35,6 +35,8 @@ pub struct PyDelayed {
     length: Option<usize>,
     /// For `obj.attr`: the object and the attribute, so `obj.attr(...)` is one task.
     attr: Option<(Py<PyDelayed>, String)>,
+    /// The result is a Python object (false for a Rust operation's result).
+    pub(crate) python_result: bool,
 }
 
 impl PyDelayed {
@@ -47,6 +49,7 @@ impl PyDelayed {
             key_text,
             length,
             attr: None,
+            python_result: true,
         }
     }
 
@@ -59,6 +62,7 @@ impl PyDelayed {
             key_text,
             length: None,
             attr: None,
+            python_result: true,
         }
     }
 
@@ -131,12 +135,26 @@ impl Packer {
     }
 
     fn dep(&mut self, key: Key, node: Option<Delayed<()>>, keep: Option<Py<PyAny>>) -> u32 {
-        if let Some(&i) = self.index.get(&key) {
-            return i;
+        // A scan while there are few (most calls read one to three values), a hash index after.
+        if self.deps.len() <= 8 {
+            if let Some(i) = self.deps.iter().position(|d| d.key == key) {
+                return i as u32;
+            }
+        } else {
+            if self.index.is_empty() {
+                for (i, d) in self.deps.iter().enumerate() {
+                    self.index.insert(d.key, i as u32);
+                }
+            }
+            if let Some(&i) = self.index.get(&key) {
+                return i;
+            }
         }
         let i = self.deps.len() as u32;
         self.deps.push(PackedDep { key, node, keep });
-        self.index.insert(key, i);
+        if !self.index.is_empty() {
+            self.index.insert(key, i);
+        }
         i
     }
 
@@ -162,7 +180,7 @@ impl Packer {
             let keep = d.keep.as_ref().map(|k| k.clone_ref(py));
             let i = self.dep(d.key, d.node.clone(), keep);
             self.nested |= depth > 0;
-            return Ok(Bound::new(py, Dep { index: i })?.into_any());
+            return placeholder(py, i);
         }
         if let Ok(f) = obj.cast::<crate::client::PyFuture>() {
             if !self.futures {
@@ -175,7 +193,7 @@ impl Packer {
             self.token_key(&key);
             let i = self.dep(key, None, Some(obj.clone().unbind()));
             self.nested |= depth > 0;
-            return Ok(Bound::new(py, Dep { index: i })?.into_any());
+            return placeholder(py, i);
         }
         if let Some(t) = &mut self.token {
             if token_scalar(t, obj) {
@@ -224,12 +242,20 @@ impl Packer {
         if let Ok(c) = obj.cast_exact::<PySet>() {
             let items: Vec<Bound<'py, PyAny>> = c.iter().collect();
             let (packed, changed) = self.pack_unordered(b"s", &items, false, depth)?;
-            return if changed { Ok(PySet::new(py, packed)?.into_any()) } else { Ok(obj.clone()) };
+            return if changed {
+                Ok(PySet::new(py, packed)?.into_any())
+            } else {
+                Ok(obj.clone())
+            };
         }
         if let Ok(c) = obj.cast_exact::<PyFrozenSet>() {
             let items: Vec<Bound<'py, PyAny>> = c.iter().collect();
             let (packed, changed) = self.pack_unordered(b"f", &items, false, depth)?;
-            return if changed { Ok(PyFrozenSet::new(py, packed)?.into_any()) } else { Ok(obj.clone()) };
+            return if changed {
+                Ok(PyFrozenSet::new(py, packed)?.into_any())
+            } else {
+                Ok(obj.clone())
+            };
         }
         if let Ok(d) = obj.cast_exact::<PyDict>() {
             let pairs: Vec<Bound<'py, PyAny>> = d
@@ -340,6 +366,35 @@ impl Packer {
     }
 }
 
+/// The placeholder for dependency `i`; the first few are made once and shared (they are
+/// immutable), so packing allocates no Python object for them.
+fn placeholder(py: Python<'_>, i: u32) -> PyResult<Bound<'_, PyAny>> {
+    const SHARED: usize = 64;
+    static CACHE: PyOnceLock<Vec<Py<Dep>>> = PyOnceLock::new();
+    if (i as usize) < SHARED {
+        let all = CACHE.get_or_try_init(py, || {
+            (0..SHARED as u32)
+                .map(|j| Py::new(py, Dep { index: j }))
+                .collect::<PyResult<Vec<_>>>()
+        })?;
+        return Ok(all[i as usize].bind(py).clone().into_any());
+    }
+    Ok(Bound::new(py, Dep { index: i })?.into_any())
+}
+
+/// A new Python handle for `d`, not tracked by Python's cycle collector: a handle cannot be
+/// part of a reference cycle (it refers to no Python object that could refer back to it,
+/// except futures, whose clients do not hold handles), and a graph-building loop makes
+/// hundreds of thousands of them, each of which would make the collector's passes longer.
+pub fn untracked(py: Python<'_>, d: PyDelayed) -> PyResult<Bound<'_, PyDelayed>> {
+    let b = Bound::new(py, d)?;
+    // SAFETY: `b` is a live object of a GC type, not yet seen by any other code; untracking
+    // an object is allowed when it cannot be part of a cycle (see above), and its dealloc
+    // handles an untracked object.
+    unsafe { pyo3::ffi::PyObject_GC_UnTrack(b.as_ptr().cast()) };
+    Ok(b)
+}
+
 /// True for objects that are never containers of lazy values.
 fn is_leaf(obj: &Bound<'_, PyAny>) -> bool {
     obj.is_none()
@@ -399,11 +454,15 @@ fn token_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     Ok(b.cast::<PyBytes>()?.as_bytes().to_vec())
 }
 
-/// The token of a function: its import path when it has one, else its pickle.
+/// The token of a function: its import path when it has one, else its pickle (made once per
+/// wrapped function: `client.map` tokenizes one function for many calls).
 fn token_function(py: Python<'_>, t: &mut Tokenizer, func: &PyFunc) -> PyResult<()> {
+    let tok = func.token(|| {
+        let b = token_bytes(py, func.bind(py))?;
+        Ok(xxhash_rust::xxh3::xxh3_128(&b))
+    })?;
     t.write_bytes(b"fn");
-    let b = token_bytes(py, func.bind(py))?;
-    t.write_bytes(&b);
+    t.write_token(Token::from_u128(tok));
     Ok(())
 }
 
@@ -1041,15 +1100,15 @@ impl DelayedFunction {
     }
 
     #[pyo3(signature = (*args, **kwargs))]
-    fn __call__(
+    fn __call__<'py>(
         &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<PyDelayed> {
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyDelayed>> {
         let (pure, key_text, kwargs) = call_options(kwargs)?;
         let prefix = self.name.as_deref().map(sanitize_prefix);
-        make_call(
+        let d = make_call(
             py,
             &self.func,
             prefix.as_deref(),
@@ -1058,7 +1117,8 @@ impl DelayedFunction {
             pure.unwrap_or(self.pure),
             key_text,
             self.nout,
-        )
+        )?;
+        untracked(py, d)
     }
 
     /// The wrapped function.

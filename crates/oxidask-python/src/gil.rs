@@ -25,7 +25,17 @@ use pyo3::prelude::*;
 
 thread_local! {
     static KEPT: Cell<bool> = const { Cell::new(false) };
+    /// The thread state this thread keeps (made by `keep_thread_state`), if it made one.
+    static TSTATE: Cell<*mut ffi::PyThreadState> = const { Cell::new(std::ptr::null_mut()) };
+    /// When this thread took the GIL it still holds between tasks (see [`attach_sticky`]).
+    static STICKY_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Depth of [`detached_for_nested`] regions on this thread: a task computing inside a
+    /// task released the GIL its thread holds; tasks run meanwhile attach and detach in pairs.
+    static NESTED: Cell<u32> = const { Cell::new(0) };
 }
+
+/// How long a local pool thread keeps the GIL across consecutive Python tasks.
+const STICKY_BUDGET: Duration = Duration::from_micros(500);
 
 static EXITING: AtomicBool = AtomicBool::new(false);
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
@@ -65,6 +75,81 @@ pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, Exiting
     Ok(r)
 }
 
+/// [`attach`] for the local pool's threads, which run Python tasks back to back: the GIL is
+/// kept when `f` returns, for the thread's next Python task, and given up after
+/// [`STICKY_BUDGET`] or when the thread runs out of work (the pool's idle hook,
+/// [`release_sticky`]). Two pool threads taking turns at the GIL for every task spend more time
+/// handing it over than running Python; taking turns every half millisecond does not.
+///
+/// Only for threads whose pool calls [`release_sticky`] before sleeping and that run nothing
+/// else that waits on other threads' Python while holding it.
+pub fn attach_sticky<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, Exiting> {
+    if exiting() {
+        release_sticky();
+        return Err(Exiting);
+    }
+    keep_thread_state();
+    let tstate = TSTATE.with(Cell::get);
+    if tstate.is_null() || NESTED.with(Cell::get) > 0 {
+        // A thread Python made: no state of ours to hold on to.
+        return attach(f);
+    }
+    IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+    if exiting() {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+        return Err(Exiting);
+    }
+    let held = STICKY_SINCE.with(Cell::get);
+    let since = match held {
+        Some(t) => t,
+        None => {
+            // SAFETY: `tstate` is this thread's own state, detached (the thread does not hold
+            // the GIL outside the sticky window).
+            unsafe { ffi::PyEval_RestoreThread(tstate) };
+            let now = Instant::now();
+            STICKY_SINCE.with(|s| s.set(Some(now)));
+            now
+        }
+    };
+    let r = Python::attach(|py| {
+        crate::buffers::release_pending();
+        f(py)
+    });
+    IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    if since.elapsed() >= STICKY_BUDGET {
+        release_sticky();
+    }
+    Ok(r)
+}
+
+/// Gives up the GIL if this thread kept it after a Python task (the pool's idle hook).
+pub fn release_sticky() {
+    if NESTED.with(Cell::get) > 0 {
+        return; // the GIL is released already, by the region's detach
+    }
+    if STICKY_SINCE.with(|s| s.take()).is_some() {
+        // SAFETY: this thread holds the GIL with its own state (taken in `attach_sticky`).
+        unsafe {
+            ffi::PyEval_SaveThread();
+        }
+    }
+}
+
+/// Runs `f`, which releases the GIL (`py.detach`) and may run pool jobs on this thread (a
+/// computation inside a task): meanwhile this thread's Python tasks attach and detach in
+/// pairs, since the GIL it may hold between tasks belongs to the region's caller.
+pub fn detached_for_nested<R>(f: impl FnOnce() -> R) -> R {
+    NESTED.with(|n| n.set(n.get() + 1));
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NESTED.with(|n| n.set(n.get() - 1));
+        }
+    }
+    let _restore = Restore;
+    f()
+}
+
 /// Called by `atexit`: stops Rust threads from starting Python code and waits (up to
 /// `timeout` seconds) for those running it to finish. Later tasks fail instead of running.
 #[pyfunction]
@@ -92,7 +177,8 @@ fn keep_thread_state() {
     unsafe {
         if ffi::PyGILState_GetThisThreadState().is_null() {
             let _ = ffi::PyGILState_Ensure();
-            ffi::PyEval_SaveThread();
+            let tstate = ffi::PyEval_SaveThread();
+            TSTATE.with(|t| t.set(tstate));
         }
     }
 }

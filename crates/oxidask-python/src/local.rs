@@ -72,7 +72,7 @@ pub fn interruptible<T: Send + 'static>(
     on_interrupt: impl FnOnce(),
 ) -> PyResult<T> {
     if !on_main_thread(py)? {
-        return Ok(py.detach(work));
+        return Ok(crate::gil::detached_for_nested(|| py.detach(work)));
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let rx = Mutex::new(rx);
@@ -141,7 +141,9 @@ fn run_local(
     if matches!(scheduler, "sync" | "synchronous" | "single-threaded") {
         // On this thread, as Dask does (debuggers and profilers see the tasks); a Ctrl-C
         // interrupts the Python task running and fails the computation with it.
-        let result = py.detach(|| Synchronous::new().compute(graph, &keys));
+        let result = crate::gil::detached_for_nested(|| {
+            py.detach(|| Synchronous::new().compute(graph, &keys))
+        });
         drop(ctx);
         return result.map_err(|e| to_pyerr(py, e));
     }
@@ -199,7 +201,9 @@ pub fn persist_local(
         .map(|(h, v)| {
             let d = h.get();
             let node = Delayed::<()>::from_task(d.key, Task::value(v), []);
-            PyDelayed::from_node(node, d.key_text.clone(), None)
+            let mut p = PyDelayed::from_node(node, d.key_text.clone(), None);
+            p.python_result = d.python_result;
+            p
         })
         .collect())
 }

@@ -380,6 +380,7 @@ impl PoolShared {
 
     /// Sleeps until there is work or `done()` holds.
     fn sleep_until(&self, done: impl Fn() -> bool, timeout: Option<Duration>) {
+        crate::idle::before_sleep();
         let guard = lock(&self.sleep);
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
