@@ -209,7 +209,9 @@ def _token_bytes(obj):
         a = np.ascontiguousarray(obj)
         if a.dtype.hasobject:
             return b"npo" + pickle.dumps(a.tolist(), protocol=5)
-        h = hashlib.blake2b(memoryview(a).cast("B"), digest_size=16).digest()
+        # The raw bytes, viewed as bytes (datetimes and empty arrays cannot be cast directly).
+        data = a.reshape(-1).view(np.uint8) if a.size else b""
+        h = hashlib.blake2b(memoryview(data), digest_size=16).digest()
         return b"np" + a.dtype.str.encode() + repr(a.shape).encode() + h
     if callable(obj):
         name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)

@@ -1087,9 +1087,12 @@ impl Client {
             let mut st = self.shared().lock();
             for k in keys {
                 if let Some(e) = st.keys.get_mut(k) {
-                    if e.status == KeyStatus::Pending {
+                    // Finished or failed futures are cancelled too (their results released),
+                    // as in Dask.
+                    if e.status != KeyStatus::Cancelled {
+                        let was_pending = e.status == KeyStatus::Pending;
                         e.status = KeyStatus::Cancelled;
-                        if st.waiters > 0 {
+                        if was_pending && st.waiters > 0 {
                             st.changes.push(*k);
                         }
                     }
@@ -1128,6 +1131,22 @@ impl Client {
     pub fn fire_and_forget<T>(&self, futures: &[Future<T>]) -> Result<(), Error> {
         let keys = futures.iter().map(|f| WireKey::from(&f.key())).collect();
         self.send(ToScheduler::Pin { keys })
+    }
+
+    /// Where each key's value is held: the data addresses of the workers holding it.
+    pub fn who_has(&self, keys: &[Key]) -> Result<Vec<Vec<String>>, Error> {
+        let wks: Vec<WireKey> = keys.iter().map(WireKey::from).collect();
+        match self.request(|request| ToScheduler::WhoHas {
+            request,
+            keys: wks.clone(),
+        })? {
+            ToClient::WhoHas { locations, .. } => {
+                Ok(locations.into_iter().map(|(_, addrs)| addrs).collect())
+            }
+            _ => Err(scheduler_error(ClientError::Rejected(
+                "unexpected reply to who-has".into(),
+            ))),
+        }
     }
 
     /// The cluster at a glance: workers, threads, memory, tasks.

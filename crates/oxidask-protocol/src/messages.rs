@@ -77,6 +77,9 @@ pub struct SubmitOptions {
     pub resources: Vec<(String, f64)>,
     /// Workers (names or addresses) the tasks may run on; empty: any.
     pub workers: Vec<String>,
+    /// `workers` is a preference: if none of them is connected when the tasks arrive, any
+    /// worker may run them (Dask's `allow_other_workers`).
+    pub allow_other_workers: bool,
     /// Higher runs first among ready tasks.
     pub priority: i64,
 }

@@ -68,6 +68,7 @@ fn corpus() -> Vec<Vec<u8>> {
             retries: 2,
             resources: vec![("GPU".into(), 1.0)],
             workers: vec!["w1".into()],
+            allow_other_workers: true,
             priority: 3,
         },
         more: false,

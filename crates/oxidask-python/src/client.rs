@@ -67,12 +67,25 @@ fn timeout_error(py: Python<'_>, t: Duration) -> PyErr {
     )
 }
 
-fn seconds(t: Option<f64>) -> PyResult<Option<Duration>> {
-    t.map(|s| {
-        Duration::try_from_secs_f64(s)
-            .map_err(|_| PyValueError::new_err(format!("timeout must be ≥ 0 seconds, got {s}")))
-    })
-    .transpose()
+/// A timeout: seconds as a number, or a duration as Dask writes it (`"10s"`, `"250ms"`,
+/// a `timedelta`); `None` waits for ever.
+fn seconds(t: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+    let Some(t) = t else { return Ok(None) };
+    if t.is_none() {
+        return Ok(None);
+    }
+    let s: f64 = match t.extract::<f64>() {
+        Ok(v) => v,
+        Err(_) => t
+            .py()
+            .import("oxidask.utils")?
+            .getattr("parse_timedelta")?
+            .call1((t,))?
+            .extract()?,
+    };
+    Duration::try_from_secs_f64(s)
+        .map(Some)
+        .map_err(|_| PyValueError::new_err(format!("timeout must be ≥ 0 seconds, got {s}")))
 }
 
 /// Waits for `futures` in slices of 50 ms, letting Ctrl-C through (an interrupt cancels them);
@@ -180,7 +193,7 @@ impl PyFuture {
 
     /// Waits until done (at most `timeout` seconds); false if it is still pending.
     #[pyo3(signature = (timeout = None))]
-    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+    fn wait(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
         let client = self.inner.client().clone();
         Ok(wait_or_timeout(
             py,
@@ -194,7 +207,7 @@ impl PyFuture {
 
     /// The result, fetched from the worker holding it; raises the task's exception.
     #[pyo3(signature = (timeout = None))]
-    fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+    fn result(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let timeout = seconds(timeout)?;
         let client = self.inner.client().clone();
         wait_interruptible(
@@ -212,7 +225,11 @@ impl PyFuture {
 
     /// The exception the task raised (waiting for it to finish), or `None`.
     #[pyo3(signature = (timeout = None))]
-    fn exception(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<PyAny>>> {
+    fn exception(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Py<PyAny>>> {
         let client = self.inner.client().clone();
         wait_interruptible(
             py,
@@ -253,7 +270,11 @@ impl PyFuture {
 
     /// The traceback of the task's exception (waiting for it to finish), or `None`.
     #[pyo3(signature = (timeout = None))]
-    fn traceback(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<PyAny>>> {
+    fn traceback(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Py<PyAny>>> {
         match self.exception(py, timeout)? {
             Some(e) => {
                 let tb = e.bind(py).getattr("__traceback__")?;
@@ -278,17 +299,24 @@ impl PyFuture {
     }
 }
 
-/// How submitted tasks run (Dask's `submit` options).
+/// How submitted tasks run (Dask's `submit` options); `workers` as names or addresses,
+/// `tcp://` accepted.
 fn options(
     retries: Option<u32>,
     resources: Option<Vec<(String, f64)>>,
     workers: Option<Vec<String>>,
+    allow_other_workers: bool,
     priority: i64,
 ) -> SubmitOptions {
     SubmitOptions {
         retries: retries.unwrap_or(0),
         resources: resources.unwrap_or_default(),
-        workers: workers.unwrap_or_default(),
+        workers: workers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| oxidask_worker::strip_scheme(&w).to_owned())
+            .collect(),
+        allow_other_workers,
         priority,
     }
 }
@@ -363,7 +391,9 @@ impl PyClient {
         name: Option<String>,
         timeout: f64,
     ) -> PyResult<PyClient> {
-        let timeout = seconds(Some(timeout))?.unwrap_or_default();
+        let timeout = Duration::try_from_secs_f64(timeout).map_err(|_| {
+            PyValueError::new_err(format!("timeout must be ≥ 0 seconds, got {timeout}"))
+        })?;
         let mut b = Client::builder()
             .address(address)
             .timeout(timeout)
@@ -393,7 +423,7 @@ impl PyClient {
     }
 
     /// `func(*args, **kwargs)` on the cluster.
-    #[pyo3(signature = (func, args, kwargs = None, key = None, pure = true, retries = None, resources = None, workers = None, priority = 0, owner = None))]
+    #[pyo3(signature = (func, args, kwargs = None, key = None, pure = true, retries = None, resources = None, workers = None, allow_other_workers = false, priority = 0, owner = None))]
     #[allow(clippy::too_many_arguments)]
     fn submit(
         &self,
@@ -406,6 +436,7 @@ impl PyClient {
         retries: Option<u32>,
         resources: Option<Vec<(String, f64)>>,
         workers: Option<Vec<String>>,
+        allow_other_workers: bool,
         priority: i64,
         owner: Option<Py<PyAny>>,
     ) -> PyResult<PyFuture> {
@@ -421,7 +452,7 @@ impl PyClient {
             py,
             &g,
             &[b.key],
-            options(retries, resources, workers, priority),
+            options(retries, resources, workers, allow_other_workers, priority),
         )?;
         drop(b.keeps);
         Ok(PyFuture::new(
@@ -433,7 +464,7 @@ impl PyClient {
 
     /// One task per item of `args_list` (each a tuple of positional arguments), with the same
     /// keyword arguments; `keys` names them if given.
-    #[pyo3(signature = (func, args_list, kwargs = None, keys = None, pure = true, retries = None, resources = None, workers = None, priority = 0, owner = None))]
+    #[pyo3(signature = (func, args_list, kwargs = None, keys = None, pure = true, retries = None, resources = None, workers = None, allow_other_workers = false, priority = 0, owner = None))]
     #[allow(clippy::too_many_arguments)]
     fn map(
         &self,
@@ -446,6 +477,7 @@ impl PyClient {
         retries: Option<u32>,
         resources: Option<Vec<(String, f64)>>,
         workers: Option<Vec<String>>,
+        allow_other_workers: bool,
         priority: i64,
         owner: Option<Py<PyAny>>,
     ) -> PyResult<Vec<PyFuture>> {
@@ -482,7 +514,7 @@ impl PyClient {
             py,
             &g,
             &out_keys,
-            options(retries, resources, workers, priority),
+            options(retries, resources, workers, allow_other_workers, priority),
         )?;
         drop(keeps);
         Ok(fs
@@ -493,7 +525,7 @@ impl PyClient {
     }
 
     /// Starts computing lazy values on the cluster; a future for each.
-    #[pyo3(signature = (handles, retries = None, resources = None, workers = None, priority = 0, owner = None))]
+    #[pyo3(signature = (handles, retries = None, resources = None, workers = None, allow_other_workers = false, priority = 0, owner = None))]
     #[allow(clippy::too_many_arguments)]
     fn compute(
         &self,
@@ -502,6 +534,7 @@ impl PyClient {
         retries: Option<u32>,
         resources: Option<Vec<(String, f64)>>,
         workers: Option<Vec<String>>,
+        allow_other_workers: bool,
         priority: i64,
         owner: Option<Py<PyAny>>,
     ) -> PyResult<Vec<PyFuture>> {
@@ -512,7 +545,7 @@ impl PyClient {
             py,
             &graph,
             &keys,
-            options(retries, resources, workers, priority),
+            options(retries, resources, workers, allow_other_workers, priority),
         )?;
         Ok(fs
             .into_iter()
@@ -533,7 +566,7 @@ impl PyClient {
         &self,
         py: Python<'_>,
         futures: Vec<Bound<'_, PyFuture>>,
-        timeout: Option<f64>,
+        timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<PyAny>>> {
         let timeout = seconds(timeout)?;
         let fs = PyClient::futures_of(&futures);
@@ -595,7 +628,7 @@ impl PyClient {
         &self,
         py: Python<'_>,
         futures: Vec<Bound<'_, PyFuture>>,
-        timeout: Option<f64>,
+        timeout: Option<&Bound<'_, PyAny>>,
         first_completed: bool,
     ) -> PyResult<(Vec<usize>, Vec<usize>)> {
         let fs = PyClient::futures_of(&futures);
@@ -644,9 +677,27 @@ impl PyClient {
     /// Waits until `n` workers are connected.
     #[pyo3(signature = (n, timeout = 30.0))]
     fn wait_for_workers(&self, py: Python<'_>, n: usize, timeout: f64) -> PyResult<()> {
-        let t = seconds(Some(timeout))?.unwrap_or_default();
+        let t = Duration::try_from_secs_f64(timeout).map_err(|_| {
+            PyValueError::new_err(format!("timeout must be ≥ 0 seconds, got {timeout}"))
+        })?;
         py.detach(|| self.client.wait_for_workers(n, t))
             .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Where each future's result is held (the data addresses of the workers holding it).
+    fn who_has(
+        &self,
+        py: Python<'_>,
+        futures: Vec<Bound<'_, PyFuture>>,
+    ) -> PyResult<Vec<Vec<String>>> {
+        let keys: Vec<Key> = futures.iter().map(|f| f.get().key()).collect();
+        let out = py
+            .detach(|| self.client.who_has(&keys))
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(out
+            .into_iter()
+            .map(|addrs| addrs.into_iter().map(|a| format!("tcp://{a}")).collect())
+            .collect())
     }
 
     /// A future for a key the cluster holds (Dask's `Future(key, client)`).

@@ -7,7 +7,7 @@
 
 use oxidask_client::ClientError;
 use oxidask_core::Error;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -59,6 +59,8 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
                         t.as_secs_f64()
                     ),
                 ),
+                // What cannot be pickled is a TypeError, as in Dask.
+                ClientError::Unportable(message) => PyTypeError::new_err(message),
                 other => raise(py, "ClusterError", other.to_string()),
             },
             Err(other) => raise(py, "ClusterError", other.to_string()),

@@ -228,6 +228,7 @@ class Client:
             retries=retries,
             resources=_resources(resources),
             workers=_workers(workers),
+            allow_other_workers=bool(allow_other_workers),
             priority=priority,
             owner=self,
         )
@@ -278,6 +279,7 @@ class Client:
             retries=retries,
             resources=_resources(resources),
             workers=_workers(workers),
+            allow_other_workers=bool(allow_other_workers),
             priority=priority,
             owner=self,
         )
@@ -308,6 +310,7 @@ class Client:
                 retries=retries,
                 resources=_resources(resources),
                 workers=_workers(workers),
+                allow_other_workers=bool(allow_other_workers),
                 priority=priority,
                 owner=self,
             )
@@ -404,7 +407,12 @@ class Client:
         self._core.cancel(flat)
 
     def who_has(self, futures=None):
-        raise NotImplementedError("who_has is not available in oxidask yet")
+        """The addresses of the workers holding each future's result: ``{key: [address]}``."""
+        if futures is None:
+            raise NotImplementedError("who_has() of every key is not available; pass futures")
+        flat = []
+        _flatten(futures, flat)
+        return {f.key: addrs for f, addrs in zip(flat, self._core.who_has(flat))}
 
     def scheduler_info(self, **kwargs):
         """The cluster's workers and their resources, in Dask's shape."""
@@ -512,6 +520,9 @@ class as_completed:
     """
 
     def __init__(self, futures=None, loop=None, with_results=False, raise_errors=True, *, timeout=None):
+        from oxidask.utils import parse_timedelta
+
+        timeout = parse_timedelta(timeout)
         self._queue = queue.SimpleQueue()
         self._pending = 0
         self._lock = threading.Lock()

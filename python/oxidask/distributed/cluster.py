@@ -4,36 +4,7 @@ import os
 import sys
 
 from oxidask._oxidask import LocalClusterCore
-
-_UNITS = {
-    "": 1, "b": 1,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-    "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40,
-}
-
-
-def parse_bytes(s):
-    """``"4GiB"`` → 4294967296, ``"1e9"`` → 1000000000; numbers pass through."""
-    if isinstance(s, (int, float)):
-        if s < 0 or s != s:
-            raise ValueError(f"a size must be a number of bytes ≥ 0, not {s!r}")
-        return int(s)
-    text = str(s).strip().lower().replace(" ", "")
-    i = len(text)
-    while i > 0 and text[i - 1].isalpha():
-        i -= 1
-    number, unit = text[:i], text[i:]
-    if unit not in _UNITS:
-        raise ValueError(f"unknown unit {unit!r} in {s!r}; use B, kB, MB, GB, KiB, MiB or GiB")
-    try:
-        value = float(number) if number else 1.0
-    except ValueError:
-        raise ValueError(f"cannot read the size {s!r}; write e.g. '4GiB' or 4e9") from None
-    if value < 0 or value != value:
-        raise ValueError(f"a size must be ≥ 0, not {s!r}")
-    return int(value * _UNITS[unit])
-
+from oxidask.utils import parse_bytes
 
 def _total_memory():
     try:

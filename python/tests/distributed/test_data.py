@@ -133,27 +133,7 @@ def test_arrays_round_trip_through_a_task(client, rng, kind):
     np.testing.assert_array_equal(got, a)
 
 
-TOKENIZE_BUGS = {
-    "datetime64": "ValueError: cannot include dtype 'M' in a buffer",
-    "timedelta64": "ValueError: cannot include dtype 'm' in a buffer",
-    "empty": "TypeError: memoryview: cannot cast view with zeros in shape or strides",
-}
-
-
-def _tokenize_bug(kind):
-    return pytest.param(
-        kind,
-        marks=pytest.mark.xfail(
-            reason=f"oxidask bug: submit (pure=True) of a {kind} array fails in tokenize: "
-            + TOKENIZE_BUGS[kind],
-            strict=True,
-        ),
-    )
-
-
-@pytest.mark.parametrize(
-    "kind", [_tokenize_bug(k) if k in TOKENIZE_BUGS else k for k in sorted(ARRAYS)]
-)
+@pytest.mark.parametrize("kind", sorted(ARRAYS))
 def test_pure_submit_of_arrays_keys_them_by_value(client, rng, kind):
     # submit is pure by default: the key comes from the function and the arguments' values.
     a = ARRAYS[kind](rng)

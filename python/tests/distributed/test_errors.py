@@ -268,11 +268,6 @@ def test_an_unpicklable_argument_fails_at_submit_naming_it(client):
     assert "pickle" in message and "lock" in message, message
 
 
-@pytest.mark.xfail(
-    reason="oxidask bug: submitting what cannot be pickled raises ClusterError (a "
-    "RuntimeError), Dask raises TypeError('Could not serialize object ...')",
-    strict=True,
-)
 def test_an_unpicklable_submission_raises_type_error_as_dask_does(client):
     with pytest.raises(TypeError):
         client.submit(identity, threading.Lock())

@@ -289,21 +289,12 @@ def test_workers_restrict_where_tasks_run(client):
     assert client.submit(worker_name, workers="worker-1", pure=False).result() == "worker-1"
 
 
-@pytest.mark.xfail(
-    reason="oxidask bug: workers= with a worker's full address 'tcp://host:port' (as "
-    "scheduler_info() and get_worker().address give it) matches no worker",
-    strict=True,
-)
 def test_workers_restriction_by_address(client):
     name, address = client.submit(worker_identity, pure=False).result()
     others = client.map(worker_name, range(4), workers=[address], pure=False)
     assert client.gather(others) == [name] * 4
 
 
-@pytest.mark.xfail(
-    reason="oxidask bug: allow_other_workers=True is ignored; the restriction stays strict",
-    strict=True,
-)
 def test_allow_other_workers_loosens_the_restriction(client):
     f = client.submit(worker_name, workers="no-such-worker", allow_other_workers=True, pure=False)
     assert f.result(timeout=30) in WORKER_NAMES
@@ -451,7 +442,6 @@ def test_scatter_broadcast_is_usable_on_every_worker(client):
     assert client.gather(on_each) == [sum(range(100))] * 2
 
 
-@pytest.mark.xfail(reason="oxidask bug: Client.who_has is not implemented", strict=True)
 def test_scatter_broadcast_puts_the_data_on_every_worker(client):
     f = client.scatter("broadcast me", broadcast=True)
     holders = client.who_has([f])[f.key]
@@ -508,11 +498,6 @@ def test_future_cancel(client, gate):
         f.result(timeout=10)
 
 
-@pytest.mark.xfail(
-    reason="oxidask bug: cancel() of a finished future returns while it is still 'finished' "
-    "(it turns 'cancelled' about 1 ms later); Dask's cancel returns once it is cancelled",
-    strict=True,
-)
 def test_cancel_of_a_finished_future(client):
     futures = client.map(inc, range(10), pure=False)
     assert client.gather(futures) == list(range(1, 11))
@@ -663,20 +648,10 @@ def test_future_result_with_timeout(client, gate):
         slow.result(timeout=0.2)
 
 
-@pytest.mark.xfail(
-    reason="oxidask bug: Future.result(timeout='10s') raises TypeError: timeouts must be "
-    "numbers; Dask parses strings as durations",
-    strict=True,
-)
 def test_future_result_timeout_as_a_string(client):
     assert client.submit(inc, 1, pure=False).result(timeout="10s") == 2
 
 
-@pytest.mark.xfail(
-    reason="oxidask bug: wait(timeout='10s') raises TypeError: timeouts must be numbers; "
-    "Dask parses strings as durations",
-    strict=True,
-)
 def test_wait_timeout_as_a_string(client):
     f = client.submit(inc, 1, pure=False)
     done, not_done = wait([f], timeout="10s")

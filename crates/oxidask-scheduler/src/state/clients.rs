@@ -123,13 +123,22 @@ impl SchedulerState {
         more: bool,
     ) {
         debug_assert!(self.release_queue.is_empty());
-        let constraints =
-            (!options.resources.is_empty() || !options.workers.is_empty()).then(|| {
-                Box::new(Constraints {
-                    resources: options.resources.clone(),
-                    workers: options.workers.clone(),
-                })
-            });
+        let mut workers = options.workers.clone();
+        if options.allow_other_workers
+            && !self.live_workers().any(|(_, w)| {
+                workers
+                    .iter()
+                    .any(|r| *r == w.info.name || *r == w.info.data_address)
+            })
+        {
+            workers.clear(); // a preference none of the connected workers matches
+        }
+        let constraints = (!options.resources.is_empty() || !workers.is_empty()).then(|| {
+            Box::new(Constraints {
+                resources: options.resources.clone(),
+                workers,
+            })
+        });
         let mut new = Vec::with_capacity(tasks.len());
         self.index.reserve(tasks.len(), &self.tasks);
         self.tasks

@@ -387,7 +387,9 @@ impl SchedulerState {
             })
             .collect();
         let mut wants = Vec::new();
+        let mut hints = Vec::new();
         if !task.resources().is_empty() {
+            hints.push("start a worker offering them (`oxidask worker ADDRESS --resources GPU=1`)");
             let r: Vec<String> = task
                 .resources()
                 .iter()
@@ -397,16 +399,18 @@ impl SchedulerState {
         }
         if !task.allowed_workers().is_empty() {
             wants.push(format!("workers {}", task.allowed_workers().join(", ")));
+            hints.push("name workers by their `--name` or `host:port` data address (or allow other workers)");
         }
         WireError {
             key: Some(WireKey::from(&task.key)),
             op: String::new(),
             kind: oxidask_protocol::ErrorKind::NoWorker,
             message: format!(
-                "no connected worker can run {}: it asks for {}, and the workers offer: {}. Start a worker that satisfies it (e.g. `oxidask worker ADDRESS --resources GPU=1`) or relax the request",
+                "no connected worker can run {}: it asks for {}, and the workers offer: {}. To run it, {}, or relax the request",
                 task.key,
                 wants.join(" and "),
-                offers.join("; ")
+                offers.join("; "),
+                hints.join("; ")
             ),
             causes: Vec::new(),
             detail: None,
