@@ -1,9 +1,30 @@
 """``delayed``: lazy calls of Python functions, as Dask's ``dask.delayed``."""
 
 import functools
+from collections import OrderedDict
 
 from oxidask._oxidask import Delayed, DelayedFunction, delayed_value
 from oxidask import config
+
+# `delayed(f)` inside a loop is the common way to write it: wrap each function once.
+_wrapped = OrderedDict()
+_WRAPPED_MAX = 256
+
+
+def _wrap(func, pure, nout, name):
+    try:
+        key = (id(func), pure, nout, name)
+    except TypeError:
+        return DelayedFunction(func, pure=pure, nout=nout, name=name)
+    hit = _wrapped.get(key)
+    if hit is not None and hit[0] is func:
+        _wrapped.move_to_end(key)
+        return hit[1]
+    d = DelayedFunction(func, pure=pure, nout=nout, name=name)
+    _wrapped[key] = (func, d)
+    if len(_wrapped) > _WRAPPED_MAX:
+        _wrapped.popitem(last=False)
+    return d
 
 
 def delayed(obj=None, name=None, pure=None, nout=None, traverse=True):
@@ -37,7 +58,7 @@ def delayed(obj=None, name=None, pure=None, nout=None, traverse=True):
     if pure is None:
         pure = bool(config.get("delayed_pure", False))
     if callable(obj):
-        return DelayedFunction(obj, pure=pure, nout=nout, name=name)
+        return _wrap(obj, pure, nout, name)
     if not traverse:
         return delayed_value(obj, name=name, pure=pure, traverse=False)
     return delayed_value(obj, name=name, pure=pure)

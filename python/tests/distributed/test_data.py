@@ -293,3 +293,23 @@ def test_a_dataframe_result_can_be_modified_in_place(client, frame):
         df["count"] += 1
         df.loc[:, "value"] *= 2
     pd.testing.assert_frame_equal(got, expected)
+
+
+def _make_array(n):
+    import numpy as np
+
+    return np.arange(n, dtype=np.float64)
+
+
+def test_received_arrays_are_views_of_the_received_bytes_not_copies(client):
+    """Out-of-band pickle buffers: the array the client gets is backed by the frame it
+    received (oxidask's ReceivedBuffer), not by a copy made while unpickling."""
+    a = client.submit(_make_array, 1_000_000, pure=False).result(timeout=60)
+    base = a
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    owner = base.obj if isinstance(base, memoryview) else base
+    assert type(owner).__name__ == "ReceivedBuffer", type(owner)
+    assert a.flags.writeable
+    a[0] = -1.0  # written in place
+    assert a[0] == -1.0 and a[1] == 1.0

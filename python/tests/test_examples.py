@@ -1,0 +1,24 @@
+"""The Python examples run as they are (each is also the README's demo)."""
+
+import os
+import subprocess
+import sys
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python")
+
+
+def test_tutorial_runs_and_its_results_are_right(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "tutorial.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,  # nothing is written next to the sources
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout
+    assert "z.compute() on the threaded scheduler" in lines and " 5 " in lines
+    assert "sum of the loop (persisted)" in lines
+    assert "submit(sum, futures): futures as arguments" in lines and "210" in lines
+    assert "[-1, 0, 1, 2, 3]" in lines
+    assert list(tmp_path.iterdir()) == []
