@@ -41,6 +41,25 @@ struct RawBuffer {
     internal: *mut c_void,
 }
 
+impl RawBuffer {
+    /// A view holding nothing (filled by `PyObject_GetBuffer`).
+    fn empty() -> Box<RawBuffer> {
+        Box::new(RawBuffer {
+            buf: std::ptr::null_mut(),
+            obj: std::ptr::null_mut(),
+            len: 0,
+            itemsize: 0,
+            readonly: 1,
+            ndim: 0,
+            format: std::ptr::null_mut(),
+            shape: std::ptr::null_mut(),
+            strides: std::ptr::null_mut(),
+            suboffsets: std::ptr::null_mut(),
+            internal: std::ptr::null_mut(),
+        })
+    }
+}
+
 extern "C" {
     fn PyObject_GetBuffer(obj: *mut ffi::PyObject, view: *mut RawBuffer, flags: c_int) -> c_int;
     fn PyBuffer_Release(view: *mut RawBuffer);
@@ -87,22 +106,7 @@ impl Drop for HeldBuffer {
             unsafe { PyBuffer_Release(&mut *self.0) };
             self.0.obj = std::ptr::null_mut();
         } else if !self.0.obj.is_null() {
-            let moved = HeldBuffer(std::mem::replace(
-                &mut self.0,
-                Box::new(RawBuffer {
-                    buf: std::ptr::null_mut(),
-                    obj: std::ptr::null_mut(),
-                    len: 0,
-                    itemsize: 0,
-                    readonly: 1,
-                    ndim: 0,
-                    format: std::ptr::null_mut(),
-                    shape: std::ptr::null_mut(),
-                    strides: std::ptr::null_mut(),
-                    suboffsets: std::ptr::null_mut(),
-                    internal: std::ptr::null_mut(),
-                }),
-            ));
+            let moved = HeldBuffer(std::mem::replace(&mut self.0, RawBuffer::empty()));
             PENDING
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -126,19 +130,7 @@ pub fn release_pending() {
 /// The bytes of a contiguous buffer exporter (a `memoryview` of a `PickleBuffer`), shared
 /// without copying; the exporter stays alive while the `Bytes` (or a slice of it) lives.
 pub fn bytes_of(obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
-    let mut view = Box::new(RawBuffer {
-        buf: std::ptr::null_mut(),
-        obj: std::ptr::null_mut(),
-        len: 0,
-        itemsize: 0,
-        readonly: 1,
-        ndim: 0,
-        format: std::ptr::null_mut(),
-        shape: std::ptr::null_mut(),
-        strides: std::ptr::null_mut(),
-        suboffsets: std::ptr::null_mut(),
-        internal: std::ptr::null_mut(),
-    });
+    let mut view = RawBuffer::empty();
     // SAFETY: `obj` is a live object; on success the view holds a reference to the exporter.
     if unsafe { PyObject_GetBuffer(obj.as_ptr(), &mut *view, PYBUF_SIMPLE) } != 0 {
         return Err(PyErr::take(obj.py())

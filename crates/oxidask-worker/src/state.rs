@@ -213,6 +213,15 @@ impl WorkerState {
     /// A dependency could not be fetched from any of `tried`: its waiting tasks are dropped
     /// and the scheduler is told.
     pub fn fetch_failed(&mut self, key: Key, wire_key: &WireKey, tried: Vec<String>) {
+        self.drop_waiting(key, |wk| FromWorker::MissingData {
+            key: wk,
+            missing: *wire_key,
+            tried: tried.clone(),
+        });
+    }
+
+    /// Drops the tasks still fetching `key` and reports each with `report(its key)`.
+    fn drop_waiting(&mut self, key: Key, mut report: impl FnMut(WireKey) -> FromWorker) {
         let Some(f) = self.fetching.remove(&key) else {
             return;
         };
@@ -225,41 +234,24 @@ impl WorkerState {
             }
             let wk = e.wire_key;
             self.drop_task(t);
-            self.outbox.push(FromWorker::MissingData {
-                key: wk,
-                missing: *wire_key,
-                tried: tried.clone(),
-            });
+            self.outbox.push(report(wk));
         }
     }
 
     /// A dependency arrived (or exists) but cannot be used: the tasks waiting for it fail
     /// with `why` rather than asking for it again.
     pub fn fetch_error(&mut self, key: Key, wire_key: &WireKey, why: String) {
-        let Some(f) = self.fetching.remove(&key) else {
-            return;
-        };
-        for t in f.waiting {
-            let Some(e) = self.tasks.get(&t) else {
-                continue;
-            };
-            if e.phase != Phase::Fetching {
-                continue;
-            }
-            let wk = e.wire_key;
-            self.drop_task(t);
-            self.outbox.push(FromWorker::Erred {
-                key: wk,
-                error: oxidask_protocol::WireError {
-                    key: Some(wk),
-                    op: String::new(),
-                    kind: oxidask_protocol::ErrorKind::Unavailable,
-                    message: format!("{wk} could not run: {why}"),
-                    causes: vec![format!("dependency {wire_key}")],
-                    detail: None,
-                },
-            });
-        }
+        self.drop_waiting(key, |wk| FromWorker::Erred {
+            key: wk,
+            error: oxidask_protocol::WireError {
+                key: Some(wk),
+                op: String::new(),
+                kind: oxidask_protocol::ErrorKind::Unavailable,
+                message: format!("{wk} could not run: {why}"),
+                causes: vec![format!("dependency {wire_key}")],
+                detail: None,
+            },
+        });
     }
 
     /// Removes a task that has not started, releasing what it read.
