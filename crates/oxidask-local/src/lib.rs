@@ -29,7 +29,7 @@ use std::sync::Arc;
 pub use idle::set_idle_hook;
 pub use stats::RunStats;
 pub use sync::Synchronous;
-pub use threaded::{default_threads, Threaded};
+pub use threaded::{default_threads, on_any_pool_thread, Threaded};
 
 inventory::submit! {
     oxidask_core::compute::DefaultScheduler {

@@ -9,7 +9,7 @@
 //! [`PyFunc`]) and unpickled once per worker (cached by content hash).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -447,22 +447,55 @@ pub fn decode_py_call(head: &[u8], bufs: Vec<Bytes>) -> Result<Value, CodecError
     .unwrap_or_else(|e| Err(invalid(e.to_string())))
 }
 
-/// How the Python calls of one local computation run.
-#[derive(Default)]
+/// How the Python calls of a local computation through a process pool run.
 pub struct RunContext {
-    /// Set when the caller gave up (Ctrl-C): calls not yet started fail at once.
-    pub cancelled: AtomicBool,
-    /// Calls go through this (`runner(func, args, kwargs)`, a process pool) if set.
-    pub runner: Option<Py<PyAny>>,
+    /// Calls go through this (`runner(func, args, kwargs)`).
+    pub runner: Py<PyAny>,
+}
+
+/// Local computations in flight, and whether one was interrupted (Ctrl-C): Python calls of
+/// local computations not yet started then fail at once, until none is in flight. (An
+/// interrupt stops every local computation of the process, as it stops the program.)
+static LOCAL_RUNS: AtomicUsize = AtomicUsize::new(0);
+static LOCAL_CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// Marks a local computation in flight while the guard lives.
+pub struct LocalRun(());
+
+impl LocalRun {
+    /// A computation starts.
+    pub fn start() -> LocalRun {
+        LOCAL_RUNS.fetch_add(1, Ordering::AcqRel);
+        LocalRun(())
+    }
+
+    /// Stops the Python calls of every local computation in flight that have not started.
+    pub fn cancel_all() {
+        LOCAL_CANCEL.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for LocalRun {
+    fn drop(&mut self) {
+        if LOCAL_RUNS.fetch_sub(1, Ordering::AcqRel) == 1 {
+            LOCAL_CANCEL.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// True if this call belongs to an interrupted local computation (not to a worker's task).
+fn locally_cancelled() -> bool {
+    LOCAL_CANCEL.load(Ordering::Acquire) && oxidask_worker::current().is_none()
 }
 
 fn run_registered(args: &mut Args) -> Result<Value, TaskFailure> {
     run_call(args, None)
 }
 
-/// Runs the Python call in `args` (a [`PyCall`] then the dependencies' values).
+/// Runs the Python call in `args` (a [`PyCall`] then the dependencies' values), through the
+/// process pool of `ctx` if given.
 pub fn run_call(args: &mut Args, ctx: Option<&RunContext>) -> Result<Value, TaskFailure> {
-    if ctx.is_some_and(|c| c.cancelled.load(Ordering::Relaxed)) {
+    if locally_cancelled() {
         return Err(TaskFailure::msg("the computation was cancelled"));
     }
     let call = match args.take_input(0) {
@@ -483,10 +516,13 @@ pub fn run_call(args: &mut Args, ctx: Option<&RunContext>) -> Result<Value, Task
             }
         }
     }
-    let attach = |f: &mut dyn FnMut(Python<'_>) -> Result<Value, TaskFailure>| match ctx {
-        // The local pool keeps the GIL between this thread's consecutive Python tasks.
-        Some(_) => gil::attach_sticky(f),
-        None => gil::attach(f),
+    let attach = |f: &mut dyn FnMut(Python<'_>) -> Result<Value, TaskFailure>| {
+        if oxidask_local::on_any_pool_thread() {
+            // The local pool keeps the GIL between this thread's consecutive Python tasks.
+            gil::attach_sticky(f)
+        } else {
+            gil::attach(f)
+        }
     };
     attach(&mut |py| {
         let objs = deps
@@ -494,7 +530,7 @@ pub fn run_call(args: &mut Args, ctx: Option<&RunContext>) -> Result<Value, Task
             .map(|v| value_to_py(py, v))
             .collect::<PyResult<Vec<_>>>()
             .map_err(|e| failure(py, e))?;
-        let runner = ctx.and_then(|c| c.runner.as_ref()).map(|r| r.bind(py));
+        let runner = ctx.map(|c| c.runner.bind(py));
         let out = pycall.call(py, &objs, runner).map_err(|e| failure(py, e))?;
         // The arguments are dropped here, while attached: no deferred decrefs.
         drop(objs);

@@ -3,7 +3,6 @@
 //! and `processes` (the same pool, each Python call sent to a pool of worker processes).
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use crate::call::{run_call, RunContext, CALL_OP};
+use crate::call::{run_call, LocalRun, RunContext, CALL_OP};
 use crate::delayed::{graph_of, PyDelayed};
 use crate::errors::to_pyerr;
 use crate::pyvalue::value_to_py;
@@ -34,7 +33,7 @@ fn pool(threads: Option<usize>) -> Threaded {
         .clone()
 }
 
-/// Python calls in `graph` run through `ctx` (cancellation, a process pool).
+/// Python calls in `graph` run through `ctx`'s process pool.
 fn route_calls(graph: &mut Graph, ctx: &Arc<RunContext>) {
     let op = {
         let ctx = ctx.clone();
@@ -133,11 +132,13 @@ fn run_local(
     let nodes = nodes(handles)?;
     let keys: Vec<Key> = handles.iter().map(|h| h.get().key).collect();
     let mut graph = graph_of(&nodes);
-    let ctx = Arc::new(RunContext {
-        cancelled: Default::default(),
-        runner,
-    });
-    route_calls(&mut graph, &ctx);
+    let run = LocalRun::start();
+    // Only the processes scheduler changes how Python calls run; the others run the graph
+    // as it is.
+    let ctx = runner.map(|runner| Arc::new(RunContext { runner }));
+    if let Some(ctx) = &ctx {
+        route_calls(&mut graph, ctx);
+    }
     if matches!(scheduler, "sync" | "synchronous" | "single-threaded") {
         // On this thread, as Dask does (debuggers and profilers see the tasks); a Ctrl-C
         // interrupts the Python task running and fails the computation with it.
@@ -145,6 +146,7 @@ fn run_local(
             py.detach(|| Synchronous::new().compute(graph, &keys))
         });
         drop(ctx);
+        drop(run);
         return result.map_err(|e| to_pyerr(py, e));
     }
     let sched: Arc<dyn Compute> = match scheduler {
@@ -155,11 +157,15 @@ fn run_local(
             )))
         }
     };
-    let cancel = ctx.clone();
+    // The run ends when the computation does, also after an interrupt (in the background).
     let result: Result<Vec<Value>, Error> = interruptible(
         py,
-        move || sched.compute(graph, &keys),
-        move || cancel.cancelled.store(true, Ordering::Relaxed),
+        move || {
+            let r = sched.compute(graph, &keys);
+            drop(run);
+            r
+        },
+        LocalRun::cancel_all,
     )?;
     // The context holds Python objects (the runner): drop it while attached.
     drop(ctx);

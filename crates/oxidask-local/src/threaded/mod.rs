@@ -16,6 +16,7 @@ use oxidask_core::compute::{enter_scheduler, Compute};
 use oxidask_core::{Error, Graph, Key, PlanOptions, Value};
 
 use crate::stats::RunStats;
+pub use pool::on_any_pool_thread;
 use pool::{PoolOwner, PoolShared};
 use run::RunShared;
 

@@ -140,6 +140,12 @@ thread_local! {
     static WORKER: Cell<*const WorkerCtx> = const { Cell::new(std::ptr::null()) };
 }
 
+/// True on a thread of any threaded pool of this process (which calls the idle hook before it
+/// sleeps).
+pub fn on_any_pool_thread() -> bool {
+    WORKER.with(|w| !w.get().is_null())
+}
+
 /// Joins the pool's threads when the last owning handle drops.
 pub(crate) struct PoolOwner {
     shared: Arc<PoolShared>,
