@@ -362,6 +362,8 @@ pub fn state_machine(n: usize) -> Result<serde_json::Value, String> {
                         type_name: "()".into(),
                         nbytes: 0,
                         duration_us: 1,
+                        start_us: 0,
+                        thread: 0,
                     },
                 },
                 now,

@@ -107,6 +107,8 @@ impl Shared {
 pub(crate) struct Inner {
     pub shared: Arc<Shared>,
     pub address: String,
+    /// The scheduler's dashboard, as its welcome said (empty: none).
+    pub dashboard: String,
     pub rt: tokio::runtime::Handle,
     stop: Arc<Notify>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -213,7 +215,8 @@ impl ClientBuilder {
             next_request: AtomicU64::new(1),
         });
         let stop = Arc::new(Notify::new());
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<tokio::runtime::Handle, String>>();
+        let (ready_tx, ready_rx) =
+            mpsc::channel::<Result<(tokio::runtime::Handle, String), String>>();
         let task_shared = shared.clone();
         let task_stop = stop.clone();
         let name = self.name.clone();
@@ -234,14 +237,14 @@ impl ClientBuilder {
                 };
                 let handle = rt.handle().clone();
                 rt.block_on(async move {
-                    let stream = match connect(&thread_addr, name, timeout).await {
+                    let (stream, dashboard) = match connect(&thread_addr, name, timeout).await {
                         Ok(s) => s,
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
                             return;
                         }
                     };
-                    let _ = ready_tx.send(Ok(handle));
+                    let _ = ready_tx.send(Ok((handle, dashboard)));
                     run(stream, task_shared, rx, task_stop).await;
                 });
             })
@@ -251,7 +254,7 @@ impl ClientBuilder {
                     reason: e.to_string(),
                 })
             })?;
-        let rt = match ready_rx.recv() {
+        let (rt, dashboard) = match ready_rx.recv() {
             Ok(Ok(h)) => h,
             Ok(Err(reason)) => {
                 let _ = thread.join();
@@ -269,6 +272,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 shared,
                 address: addr,
+                dashboard,
                 rt,
                 stop,
                 thread: Mutex::new(Some(thread)),
@@ -281,7 +285,11 @@ impl ClientBuilder {
     }
 }
 
-async fn connect(addr: &str, name: String, timeout: Duration) -> Result<TcpStream, String> {
+async fn connect(
+    addr: &str,
+    name: String,
+    timeout: Duration,
+) -> Result<(TcpStream, String), String> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let last = match TcpStream::connect(addr).await {
@@ -289,7 +297,7 @@ async fn connect(addr: &str, name: String, timeout: Duration) -> Result<TcpStrea
                 let _ = s.set_nodelay(true);
                 return handshake_connect(&mut s, hello(Role::Client { name }))
                     .await
-                    .map(|_| s)
+                    .map(|w| (s, w.dashboard))
                     .map_err(|e| e.to_string());
             }
             Err(e) => e.to_string(),
@@ -404,11 +412,15 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
             }
             reply @ (ToClient::WhoHas { .. }
             | ToClient::Summary { .. }
-            | ToClient::Story { .. }) => {
+            | ToClient::Story { .. }
+            | ToClient::TaskStream { .. }
+            | ToClient::Logs { .. }) => {
                 let request = match &reply {
                     ToClient::WhoHas { request, .. }
                     | ToClient::Summary { request, .. }
-                    | ToClient::Story { request, .. } => *request,
+                    | ToClient::Story { request, .. }
+                    | ToClient::TaskStream { request, .. }
+                    | ToClient::Logs { request, .. } => *request,
                     _ => unreachable!(),
                 };
                 if let Some(tx) = st.replies.remove(&request) {
@@ -534,6 +546,36 @@ impl Client {
     /// True once the connection is closed or lost.
     pub fn is_closed(&self) -> bool {
         self.shared().lock().lost.is_some()
+    }
+
+    /// The scheduler's dashboard (`http://host:8787/status`), if it serves one.
+    pub fn dashboard_link(&self) -> Option<&str> {
+        Some(self.inner.dashboard.as_str()).filter(|d| !d.is_empty())
+    }
+
+    /// Task-stream records from sequence number `since` on (0: the oldest the scheduler
+    /// keeps) and the number to ask from next time (Dask's `get_task_stream`).
+    pub fn task_stream(
+        &self,
+        since: u64,
+    ) -> Result<(Vec<oxidask_protocol::StreamRecord>, u64), Error> {
+        match self.request(|request| ToScheduler::TaskStream { request, since })? {
+            ToClient::TaskStream { records, next, .. } => Ok((records, next)),
+            _ => Err(scheduler_error(ClientError::Rejected(
+                "unexpected reply to task-stream".into(),
+            ))),
+        }
+    }
+
+    /// Recent log lines of the scheduler (`worker: None`) or of a worker (name or address).
+    pub fn logs(&self, worker: Option<&str>) -> Result<Vec<String>, Error> {
+        let worker = worker.map(str::to_owned);
+        match self.request(|request| ToScheduler::Logs { request, worker })? {
+            ToClient::Logs { lines, .. } => Ok(lines),
+            _ => Err(scheduler_error(ClientError::Rejected(
+                "unexpected reply to logs".into(),
+            ))),
+        }
     }
 
     /// The scheduler's address.

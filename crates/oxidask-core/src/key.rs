@@ -137,6 +137,12 @@ impl Prefix {
         Some(id)
     }
 
+    /// Its number in this process's interner (dense from 0; not stable across processes):
+    /// for tables indexed by prefix.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
     /// The prefix text.
     pub fn as_str(self) -> &'static str {
         let i = self.0 as usize;

@@ -30,6 +30,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// The protocol version; peers with another version are refused.
 pub const PROTOCOL_VERSION: u32 = 2;
 
+/// `tcp://host:port` or `host:port` → `host:port`.
+pub fn strip_scheme(address: &str) -> &str {
+    address.strip_prefix("tcp://").unwrap_or(address)
+}
+
 /// This build: the oxidask version (peers of other versions are told so).
 pub fn build_id() -> String {
     format!("oxidask {}", env!("CARGO_PKG_VERSION"))
@@ -179,17 +184,26 @@ pub fn compatibility(ours: &Hello, theirs: &Hello) -> Option<String> {
     None
 }
 
-/// Client side of the handshake: sends `hello`, returns the connection id.
+/// What a listener's welcome says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Welcomed {
+    /// The id the listener knows the connection by.
+    pub id: u64,
+    /// The scheduler's dashboard address, empty if none (or not a scheduler).
+    pub dashboard: String,
+}
+
+/// Client side of the handshake: sends `hello`, returns the welcome.
 pub async fn handshake_connect<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     hello: Hello,
-) -> Result<u64, ProtocolError> {
+) -> Result<Welcomed, ProtocolError> {
     write_frame(s, &[hello]).await?;
     let reply: Vec<HelloReply> = read_frame(s, &Limits::default())
         .await?
         .ok_or(ProtocolError::Closed)?;
     match reply.into_iter().next() {
-        Some(HelloReply::Welcome { id }) => Ok(id),
+        Some(HelloReply::Welcome { id, dashboard }) => Ok(Welcomed { id, dashboard }),
         Some(HelloReply::Refused { reason }) => Err(ProtocolError::Refused(reason)),
         None => Err(ProtocolError::Unexpected("an empty handshake reply".into())),
     }
@@ -212,11 +226,13 @@ pub async fn read_hello<S: AsyncRead + Unpin>(s: &mut S) -> Result<Hello, Protoc
     Ok(theirs.into_iter().next().expect("one hello"))
 }
 
-/// Server side, second half: welcomes the peer, or refuses it with `reason`.
+/// Server side, second half: welcomes the peer (telling it the dashboard's address, if any),
+/// or refuses it with `reason`.
 pub async fn reply_hello<S: AsyncWrite + Unpin>(
     s: &mut S,
     id: u64,
     refusal: Option<String>,
+    dashboard: &str,
 ) -> Result<(), ProtocolError> {
     match refusal {
         Some(reason) => {
@@ -229,7 +245,16 @@ pub async fn reply_hello<S: AsyncWrite + Unpin>(
             .await?;
             Err(ProtocolError::Refused(reason))
         }
-        None => write_frame(s, &[HelloReply::Welcome { id }]).await,
+        None => {
+            write_frame(
+                s,
+                &[HelloReply::Welcome {
+                    id,
+                    dashboard: dashboard.to_owned(),
+                }],
+            )
+            .await
+        }
     }
 }
 
@@ -240,7 +265,7 @@ pub async fn handshake_accept<S: AsyncRead + AsyncWrite + Unpin>(
     id: u64,
 ) -> Result<Hello, ProtocolError> {
     let theirs = read_hello(s).await?;
-    reply_hello(s, id, compatibility(ours, &theirs)).await?;
+    reply_hello(s, id, compatibility(ours, &theirs), "").await?;
     Ok(theirs)
 }
 
@@ -282,7 +307,7 @@ mod tests {
                 .await
                 .map(|h| h.role)
         });
-        assert_eq!(handshake_connect(&mut a, theirs).await.unwrap(), 7);
+        assert_eq!(handshake_connect(&mut a, theirs).await.unwrap().id, 7);
         assert!(matches!(
             server.await.unwrap().unwrap(),
             Role::Client { .. }

@@ -59,6 +59,8 @@ pub enum HelloReply {
     Welcome {
         /// Connection id.
         id: u64,
+        /// The scheduler's dashboard (`http://host:port/status`), empty if it serves none.
+        dashboard: String,
     },
     /// Refused, with the reason (which side differs and what to do).
     Refused {
@@ -142,6 +144,108 @@ pub enum ToScheduler {
         /// The key.
         key: WireKey,
     },
+    /// Task-stream records from `since` on (Dask's `get_task_stream`).
+    TaskStream {
+        /// Matches the reply.
+        request: u64,
+        /// The sequence number to start from (0: the oldest kept).
+        since: u64,
+    },
+    /// Recent log lines of the scheduler, or of a worker (by name or address).
+    Logs {
+        /// Matches the reply.
+        request: u64,
+        /// `None`: the scheduler's own.
+        worker: Option<String>,
+    },
+}
+
+/// What a record of the task stream shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ActivityKind {
+    /// A task ran.
+    Compute,
+    /// Dependencies were fetched from a peer.
+    Transfer,
+    /// Results were written to disk.
+    SpillOut,
+    /// Spilled results were read back.
+    SpillIn,
+}
+
+impl oxidask_core::Data for ActivityKind {
+    fn encode(&self, w: &mut oxidask_core::codec::Writer<'_>) {
+        w.put_u8(match self {
+            ActivityKind::Compute => 0,
+            ActivityKind::Transfer => 1,
+            ActivityKind::SpillOut => 2,
+            ActivityKind::SpillIn => 3,
+        })
+    }
+
+    fn decode(r: &mut oxidask_core::codec::Reader<'_>) -> Result<Self, oxidask_core::CodecError> {
+        Ok(match r.get_u8("activity kind")? {
+            0 => ActivityKind::Compute,
+            1 => ActivityKind::Transfer,
+            2 => ActivityKind::SpillOut,
+            3 => ActivityKind::SpillIn,
+            k => {
+                return Err(oxidask_core::CodecError::Invalid {
+                    what: "activity kind",
+                    detail: format!("kind {k}"),
+                })
+            }
+        })
+    }
+}
+
+impl ActivityKind {
+    /// Dask's name (`compute`, `transfer`, `disk-write`, `disk-read`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ActivityKind::Compute => "compute",
+            ActivityKind::Transfer => "transfer",
+            ActivityKind::SpillOut => "disk-write",
+            ActivityKind::SpillIn => "disk-read",
+        }
+    }
+}
+
+/// Something a worker spent time on besides tasks, reported with its heartbeat.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub struct Activity {
+    /// What.
+    pub kind: ActivityKind,
+    /// Start, microseconds since the Unix epoch (the worker's clock).
+    pub start_us: u64,
+    /// End, likewise.
+    pub stop_us: u64,
+    /// Bytes moved.
+    pub nbytes: u64,
+    /// Values moved.
+    pub count: u32,
+}
+
+/// One record of the task stream: a task run, a transfer or a spill, on a worker's thread.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub struct StreamRecord {
+    /// The task (for transfers and spills, the prefix names the activity).
+    pub key: WireKey,
+    /// What it was.
+    pub kind: ActivityKind,
+    /// The worker's name.
+    pub worker: String,
+    /// The executor thread (compute), 0 otherwise.
+    pub thread: u32,
+    /// Start, microseconds since the Unix epoch.
+    pub start_us: u64,
+    /// End, likewise.
+    pub stop_us: u64,
+    /// Bytes (result size, or bytes moved).
+    pub nbytes: u64,
 }
 
 /// One worker in a [`ClusterSummary`].
@@ -221,6 +325,22 @@ pub enum ToClient {
         /// One line per transition.
         lines: Vec<String>,
     },
+    /// Reply to [`ToScheduler::TaskStream`].
+    TaskStream {
+        /// The request.
+        request: u64,
+        /// The records, oldest first.
+        records: Vec<StreamRecord>,
+        /// The sequence number to ask from next time.
+        next: u64,
+    },
+    /// Reply to [`ToScheduler::Logs`].
+    Logs {
+        /// The request.
+        request: u64,
+        /// The lines, oldest first.
+        lines: Vec<String>,
+    },
 }
 
 /// Scheduler → worker.
@@ -272,6 +392,10 @@ pub enum FromWorker {
         nbytes: u64,
         /// Run time in microseconds.
         duration_us: u64,
+        /// When it started, microseconds since the Unix epoch (the worker's clock).
+        start_us: u64,
+        /// Which executor thread ran it.
+        thread: u32,
     },
     /// A task failed.
     Erred {
@@ -317,6 +441,14 @@ pub enum FromWorker {
         keys: u64,
         /// CPU use of the worker process since the last heartbeat, percent of one core.
         cpu: f64,
+        /// Resident memory of the worker process (bytes).
+        rss: u64,
+        /// Bytes of results spilled to disk.
+        spilled: u64,
+        /// Transfers and spills since the last heartbeat (bounded).
+        activity: Vec<Activity>,
+        /// Log lines since the last heartbeat (bounded).
+        logs: Vec<String>,
     },
 }
 

@@ -583,6 +583,10 @@ fn silent_workers_are_removed_and_their_work_rescheduled() {
             executing: 1,
             keys: 0,
             cpu: 50.0,
+            rss: 1 << 20,
+            spilled: 0,
+            activity: Vec::new(),
+            logs: vec!["hello from w2".into()],
         },
     });
     sim.advance(Duration::from_secs(15));
@@ -948,4 +952,67 @@ fn long_running_tasks_free_their_thread_for_the_tasks_they_wait_on() {
     );
     sim.drain();
     assert_eq!(sim.clients[&100].in_memory.len(), 3);
+}
+
+#[test]
+fn what_watchers_see_follows_the_tasks() {
+    use oxidask_protocol::{Activity, ActivityKind};
+    let mut sim = Sim::new();
+    sim.add_worker(1, "w1", 2);
+    sim.add_client(100);
+    sim.submit(
+        100,
+        vec![task("a", &[]), task("b", &["a"]), task("c", &[])],
+        &["b", "c"],
+    );
+    let snap = sim.s.snapshot(0, 100);
+    let counts: u32 = snap
+        .prefixes
+        .iter()
+        .map(|(_, s)| s.states.iter().sum::<u32>())
+        .sum();
+    assert_eq!(counts, 3);
+    assert_eq!(snap.workers.len(), 1);
+    assert_eq!(snap.workers[0].name, "w1");
+    sim.finish(1, "a");
+    sim.err(1, "c", "boom");
+    sim.step(Event::FromWorker {
+        conn: 1,
+        msg: FromWorker::Heartbeat {
+            memory: 8,
+            executing: 1,
+            keys: 1,
+            cpu: 10.0,
+            rss: 1 << 20,
+            spilled: 0,
+            activity: vec![Activity {
+                kind: ActivityKind::Transfer,
+                start_us: 5,
+                stop_us: 9,
+                nbytes: 100,
+                count: 1,
+            }],
+            logs: vec!["fetched".into()],
+        },
+    });
+    let snap = sim.s.snapshot(0, 100);
+    // One task ran (a), one transfer: both in the stream, with the worker's name.
+    assert_eq!(snap.stream.len(), 2, "{:?}", snap.stream);
+    assert!(snap.stream.iter().all(|r| r.worker == "w1"));
+    assert_eq!(snap.stream[1].kind, ActivityKind::Transfer);
+    assert_eq!(snap.errors.len(), 1);
+    assert!(snap.errors[0].message.contains("boom"));
+    assert_eq!(snap.workers[0].rss, 1 << 20);
+    assert_eq!(
+        sim.s.observations().worker_logs("w1"),
+        vec!["fetched".to_owned()]
+    );
+    // A watcher that already saw the stream gets only what is new.
+    let again = sim.s.snapshot(snap.stream_next, 100);
+    assert!(again.stream.is_empty());
+    // The graph view shows the tasks and the edge a -> b.
+    let g = sim.s.graph_view(10);
+    assert_eq!(g.nodes.len() as u64, g.total);
+    assert_eq!(g.edges.len(), 1);
+    sim.drain();
 }

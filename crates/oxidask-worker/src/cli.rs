@@ -169,6 +169,14 @@ pub fn parse_resources(s: &str) -> Result<Vec<(String, f64)>, String> {
         .collect()
 }
 
+/// Resident memory of this process (bytes; 0 where /proc is not readable).
+pub(crate) fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
 /// CPU use of this process between calls, percent of one core.
 pub(crate) struct CpuMeter {
     last: Option<(std::time::Instant, u64)>,

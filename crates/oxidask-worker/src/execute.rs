@@ -102,13 +102,16 @@ pub fn seceded<R>(f: impl FnOnce() -> R) -> R {
 
 pub(crate) fn spawn_executor(shared: Arc<Shared>) {
     let name = format!("oxidask-worker-{}", shared.name);
+    let index = shared
+        .next_thread
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     std::thread::Builder::new()
         .name(name)
-        .spawn(move || run(shared))
+        .spawn(move || run(shared, index))
         .expect("spawning an executor thread");
 }
 
-fn run(shared: Arc<Shared>) {
+fn run(shared: Arc<Shared>, thread: u32) {
     CURRENT.with(|c| {
         *c.borrow_mut() = Some(Current {
             shared: shared.clone(),
@@ -158,6 +161,7 @@ fn run(shared: Arc<Shared>) {
                 }
                 drop(st);
                 let start = Instant::now();
+                let start_us = crate::state::now_us();
                 set_task(Some(k));
                 let result = if shared.zero_work {
                     Ok(Value::new(()))
@@ -169,7 +173,15 @@ fn run(shared: Arc<Shared>) {
                 st = shared.lock();
                 st.active -= 1;
                 match result {
-                    Ok(v) => st.finish(k, v, us),
+                    Ok(v) => st.finish(
+                        k,
+                        v,
+                        crate::state::Run {
+                            start_us,
+                            duration_us: us,
+                            thread,
+                        },
+                    ),
                     Err(e) => st.fail(k, e),
                 }
                 shared.wake_writer();

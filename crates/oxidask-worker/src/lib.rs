@@ -55,7 +55,14 @@ pub(crate) struct Shared {
     stop: Notify,
     pool: oxidask_protocol::peer::PeerPool,
     quiet: bool,
+    /// Numbers executor threads (for the task stream).
+    next_thread: std::sync::atomic::AtomicU32,
+    /// Log lines since the last heartbeat (their own lock: logging happens under the state's).
+    log_lines: Mutex<Vec<String>>,
 }
+
+/// Log lines kept between heartbeats, at most.
+const LOG_LINES_CAP: usize = 200;
 
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, WorkerState> {
@@ -67,8 +74,13 @@ impl Shared {
     }
 
     pub(crate) fn log(&self, msg: impl AsRef<str>) {
+        let line = format!("oxidask-worker {}: {}", self.name, msg.as_ref());
         if !self.quiet {
-            eprintln!("oxidask-worker {}: {}", self.name, msg.as_ref());
+            eprintln!("{line}");
+        }
+        let mut lines = self.log_lines.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() < LOG_LINES_CAP {
+            lines.push(line);
         }
     }
 }
@@ -199,6 +211,8 @@ impl WorkerBuilder {
             stop: Notify::new(),
             pool: oxidask_protocol::peer::PeerPool::default(),
             quiet: self.quiet,
+            next_thread: std::sync::atomic::AtomicU32::new(0),
+            log_lines: Mutex::new(Vec::new()),
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let io_shared = shared.clone();
@@ -266,7 +280,7 @@ impl WorkerBuilder {
 
 /// `tcp://host:port` or `host:port` → `host:port`.
 pub fn strip_scheme(address: &str) -> &str {
-    address.strip_prefix("tcp://").unwrap_or(address)
+    oxidask_protocol::strip_scheme(address)
 }
 
 async fn connect(
@@ -321,12 +335,23 @@ async fn run(stream: TcpStream, shared: Arc<Shared>, heartbeat: Duration) -> Str
         loop {
             tick.tick().await;
             let c = cpu.percent();
+            let rss = cli::resident_bytes();
+            let logs = std::mem::take(
+                &mut *hb_shared
+                    .log_lines
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
             let mut st = hb_shared.lock();
             let msg = FromWorker::Heartbeat {
                 memory: st.memory,
                 executing: st.executing,
                 keys: st.data.len() as u64,
                 cpu: c,
+                rss,
+                spilled: st.spilled_now,
+                activity: std::mem::take(&mut st.activity),
+                logs,
             };
             st.outbox.push(msg);
             drop(st);

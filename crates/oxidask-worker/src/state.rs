@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use oxidask_core::{Key, Value};
-use oxidask_protocol::{FromWorker, Payload, WireKey};
+use oxidask_protocol::{Activity, ActivityKind, FromWorker, Payload, WireKey};
 use rustc_hash::FxHashMap;
 
 /// Where a task is.
@@ -91,6 +91,26 @@ pub(crate) struct WorkerState {
     /// Bytes on disk now, and ever spilled.
     pub spilled_now: u64,
     pub spilled_total: u64,
+    /// Transfers and spills since the last heartbeat (for the task stream).
+    pub activity: Vec<Activity>,
+}
+
+/// Activity records kept between heartbeats, at most (older ones are dropped).
+const ACTIVITY_CAP: usize = 1_000;
+
+/// Microseconds since the Unix epoch: the task stream's clock.
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// When and where a task ran.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Run {
+    pub start_us: u64,
+    pub duration_us: u64,
+    pub thread: u32,
 }
 
 impl Stored {
@@ -107,6 +127,20 @@ impl Stored {
 pub(crate) type FetchOrder = (Key, WireKey, Vec<String>);
 
 impl WorkerState {
+    /// Records a transfer or a spill for the next heartbeat.
+    pub fn record(&mut self, kind: ActivityKind, start_us: u64, nbytes: u64, count: u32) {
+        if self.activity.len() >= ACTIVITY_CAP {
+            self.activity.remove(0);
+        }
+        self.activity.push(Activity {
+            kind,
+            start_us,
+            stop_us: now_us().max(start_us),
+            nbytes,
+            count,
+        });
+    }
+
     /// A new task; returns the fetches to start.
     pub fn add_task(
         &mut self,
@@ -128,6 +162,8 @@ impl WorkerState {
                 type_name: s.type_name().to_owned(),
                 nbytes: s.nbytes,
                 duration_us: 0,
+                start_us: now_us(),
+                thread: 0,
             });
             return Vec::new();
         }
@@ -293,7 +329,7 @@ impl WorkerState {
     }
 
     /// Stores a result computed here.
-    pub fn finish(&mut self, key: Key, value: Value, duration_us: u64) {
+    pub fn finish(&mut self, key: Key, value: Value, run: Run) {
         self.executing = self.executing.saturating_sub(1);
         let Some(e) = self.tasks.remove(&key) else {
             return;
@@ -311,7 +347,9 @@ impl WorkerState {
             key: e.wire_key,
             type_name,
             nbytes,
-            duration_us,
+            duration_us: run.duration_us,
+            start_us: run.start_us,
+            thread: run.thread,
         });
     }
 
@@ -409,6 +447,7 @@ impl WorkerState {
             Slot::Memory(v) => return Some(Ok(v.clone())),
             Slot::Disk { path, type_name } => (path.clone(), type_name.clone()),
         };
+        let started = now_us();
         let loaded = std::fs::read(&path)
             .map_err(|e| format!("{}: {e}", path.display()))
             .and_then(|bytes| read_spilled(&type_name, bytes::Bytes::from(bytes)));
@@ -425,6 +464,7 @@ impl WorkerState {
         let nbytes = s.nbytes;
         self.spilled_now = self.spilled_now.saturating_sub(nbytes);
         self.memory += nbytes;
+        self.record(ActivityKind::SpillIn, started, nbytes, 1);
         self.maybe_spill(Some(*key));
         Some(Ok(v))
     }
@@ -447,6 +487,8 @@ impl WorkerState {
             .map(|(k, s)| (s.readers > 0, s.used, *k))
             .collect();
         candidates.sort_unstable();
+        let started = now_us();
+        let (mut written, mut count) = (0u64, 0u32);
         for (_, _, k) in candidates {
             if self.memory <= target {
                 break;
@@ -474,6 +516,11 @@ impl WorkerState {
             self.memory = self.memory.saturating_sub(s.nbytes);
             self.spilled_now += s.nbytes;
             self.spilled_total += s.nbytes;
+            written += s.nbytes;
+            count += 1;
+        }
+        if count > 0 {
+            self.record(ActivityKind::SpillOut, started, written, count);
         }
     }
 }

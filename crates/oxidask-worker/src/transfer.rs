@@ -141,7 +141,23 @@ fn outcome(wk: &WireKey, f: Option<Fetched>) -> Outcome {
 
 async fn fetch_group(shared: Arc<Shared>, addr: String, group: Vec<FetchOrder>) {
     let keys: Vec<WireKey> = group.iter().map(|(_, wk, _)| *wk).collect();
+    let started = crate::state::now_us();
     let got = shared.pool.get(&addr, keys).await.unwrap_or_default();
+    let bytes: u64 = got
+        .iter()
+        .map(|(_, f)| match f {
+            Fetched::Value(v) => v.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    if !got.is_empty() {
+        shared.lock().record(
+            oxidask_protocol::ActivityKind::Transfer,
+            started,
+            bytes,
+            got.len() as u32,
+        );
+    }
     let mut got: HashMap<WireKey, Fetched> = got.into_iter().collect();
     let mut leftovers = Vec::new();
     for (k, wk, addrs) in group {

@@ -29,14 +29,17 @@ pub(crate) struct Shared {
     /// to join, and how many are connected.
     pin: Mutex<(Option<Pinned>, usize)>,
     quiet: bool,
+    /// The dashboard's address, told to everyone who joins (empty: none).
+    dashboard: String,
 }
 
 impl Shared {
-    pub(crate) fn new(quiet: bool) -> Shared {
+    pub(crate) fn new(quiet: bool, dashboard: String) -> Shared {
         Shared {
             next_id: AtomicU64::new(1),
             pin: Mutex::new((None, 0)),
             quiet,
+            dashboard,
         }
     }
 
@@ -144,7 +147,7 @@ async fn serve(
     if let Some(r) = &refusal {
         shared.log(format!("refused {who}: {r}"));
     }
-    reply_hello(&mut stream, conn, refusal).await?;
+    reply_hello(&mut stream, conn, refusal, &shared.dashboard).await?;
     debug_assert!(admitted);
     let result = run_connection(stream, conn, tx, theirs, &who, shared).await;
     shared.leave();

@@ -20,6 +20,7 @@ use oxidask_protocol::{ToClient, ToWorker};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::state::observe::{GraphView, Snapshot};
 use crate::state::{Config, Effect, Event, SchedulerState};
 
 /// What the core sends to a connection's writer.
@@ -40,7 +41,61 @@ pub(crate) enum Inbound {
     },
     Event(Event),
     Events(Vec<Event>),
+    /// A watcher (the dashboard) wants snapshots.
+    Subscribe(mpsc::SyncSender<Arc<Published>>),
+    /// A question from a watcher, answered between batches of events.
+    Query(Query, mpsc::Sender<Answer>),
     Shutdown,
+}
+
+/// What the core publishes to watchers every [`SchedulerBuilder::publish_every`].
+#[derive(Clone, Debug)]
+pub struct Published {
+    /// The scheduler's state.
+    pub snapshot: Snapshot,
+    /// How busy the core was since the last publication.
+    pub core: CoreStats,
+}
+
+/// How the core thread spent its time since the last publication.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CoreStats {
+    /// Seconds covered.
+    pub seconds: f64,
+    /// Seconds spent handling events and sending effects (the rest it waited for work).
+    pub busy_seconds: f64,
+    /// The longest single batch (events and their effects), seconds: the core's latency.
+    pub max_batch_seconds: f64,
+    /// Events handled.
+    pub events: u64,
+    /// Snapshots watchers were too slow to take (dropped, not queued).
+    pub dropped: u64,
+    /// Connections open (clients and workers).
+    pub connections: u64,
+}
+
+/// A question a watcher asks the core.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Query {
+    /// The transitions of a key (its text, as `str(key)` shows it).
+    Story(String),
+    /// At most this many tasks of the current graph.
+    Graph(usize),
+    /// Recent log lines of a worker (by name or address).
+    WorkerLogs(String),
+}
+
+/// The answer to a [`Query`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Answer {
+    /// The key's transitions, one line each, oldest first (empty if unknown).
+    Story(Vec<String>),
+    /// Part of the graph.
+    Graph(GraphView),
+    /// Log lines.
+    WorkerLogs(Vec<String>),
 }
 
 /// Builds a [`Scheduler`].
@@ -50,6 +105,9 @@ pub struct SchedulerBuilder {
     config: Config,
     tick: Duration,
     quiet: bool,
+    dashboard: String,
+    publish_every: Duration,
+    log_source: Option<fn() -> Vec<String>>,
 }
 
 impl SchedulerBuilder {
@@ -77,6 +135,24 @@ impl SchedulerBuilder {
         self
     }
 
+    /// The dashboard's address, told to clients in the handshake (`Client::dashboard_link`).
+    pub fn dashboard_link(mut self, link: impl Into<String>) -> Self {
+        self.dashboard = link.into();
+        self
+    }
+
+    /// How often watchers get a snapshot (default 200 ms). With no watcher, none is made.
+    pub fn publish_every(mut self, every: Duration) -> Self {
+        self.publish_every = every;
+        self
+    }
+
+    /// Where the scheduler's own recent log lines come from (clients' `get_scheduler_logs`).
+    pub fn log_source(mut self, source: fn() -> Vec<String>) -> Self {
+        self.log_source = Some(source);
+        self
+    }
+
     /// Binds and starts serving.
     pub fn start(self) -> io::Result<Scheduler> {
         let std_listener = std::net::TcpListener::bind(&self.address).map_err(|e| {
@@ -91,7 +167,7 @@ impl SchedulerBuilder {
         std_listener.set_nonblocking(true)?;
         let address = std_listener.local_addr()?;
         let (tx, rx) = mpsc::channel::<Inbound>();
-        let shared = Arc::new(conn::Shared::new(self.quiet));
+        let shared = Arc::new(conn::Shared::new(self.quiet, self.dashboard.clone()));
         let io_tx = tx.clone();
         let io_shared = shared.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -111,12 +187,16 @@ impl SchedulerBuilder {
                     }
                 });
             })?;
-        let config = self.config;
-        let tick = self.tick;
-        let quiet = self.quiet;
+        let core_cfg = CoreConfig {
+            config: self.config,
+            tick: self.tick,
+            quiet: self.quiet,
+            publish_every: self.publish_every,
+            log_source: self.log_source,
+        };
         let core = std::thread::Builder::new()
             .name("oxidask-scheduler-core".into())
-            .spawn(move || run_core(config, tick, rx, quiet))?;
+            .spawn(move || run_core(core_cfg, rx))?;
         Ok(Scheduler {
             address,
             tx: Mutex::new(tx),
@@ -147,6 +227,9 @@ impl Scheduler {
             config: Config::default(),
             tick: Duration::from_millis(100),
             quiet: false,
+            dashboard: String::new(),
+            publish_every: Duration::from_millis(200),
+            log_source: None,
         }
     }
 
@@ -158,6 +241,25 @@ impl Scheduler {
     /// The address as clients and workers are given it: `tcp://host:port`.
     pub fn url(&self) -> String {
         format!("tcp://{}", self.address)
+    }
+
+    /// Snapshots of the scheduler's state, one every `publish_every` (a watcher that falls
+    /// behind misses snapshots; the core never waits for it).
+    pub fn subscribe(&self) -> mpsc::Receiver<Arc<Published>> {
+        let (tx, rx) = mpsc::sync_channel(2);
+        let _ = self
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Inbound::Subscribe(tx));
+        rx
+    }
+
+    /// A handle for asking the core questions (stories, the graph) from other threads.
+    pub fn monitor(&self) -> Monitor {
+        Monitor {
+            tx: self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
     }
 
     /// Blocks until the scheduler stops.
@@ -191,17 +293,111 @@ impl Drop for Scheduler {
     }
 }
 
+/// Asks a running scheduler's core questions; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct Monitor {
+    tx: mpsc::Sender<Inbound>,
+}
+
+impl Monitor {
+    /// Asks `q`; `None` if the scheduler stopped or did not answer within `timeout`.
+    pub fn ask(&self, q: Query, timeout: Duration) -> Option<Answer> {
+        let (tx, rx) = mpsc::channel();
+        self.tx.send(Inbound::Query(q, tx)).ok()?;
+        rx.recv_timeout(timeout).ok()
+    }
+}
+
 /// Events handled before effects are sent, at most.
 const MAX_BATCH: usize = 4096;
 
-fn run_core(config: Config, tick: Duration, rx: mpsc::Receiver<Inbound>, quiet: bool) {
+/// What the core thread runs with.
+struct CoreConfig {
+    config: Config,
+    tick: Duration,
+    quiet: bool,
+    publish_every: Duration,
+    log_source: Option<fn() -> Vec<String>>,
+}
+
+/// Watchers and the core's own accounting for them.
+#[derive(Default)]
+struct Watchers {
+    subscribers: Vec<mpsc::SyncSender<Arc<Published>>>,
+    stream_next: u64,
+    stats: CoreStats,
+    since: Option<Instant>,
+}
+
+impl Watchers {
+    /// Publishes a snapshot to every watcher (dropping it for those still busy with the
+    /// last one) and starts a new accounting period.
+    fn publish(&mut self, state: &SchedulerState, now: Instant, connections: usize) {
+        if self.subscribers.is_empty() {
+            self.since = Some(now);
+            return;
+        }
+        let snapshot = state.snapshot(self.stream_next, 20_000);
+        self.stream_next = snapshot.stream_next;
+        self.stats.seconds = self
+            .since
+            .map_or(0.0, |s| now.saturating_duration_since(s).as_secs_f64());
+        self.stats.connections = connections as u64;
+        let published = Arc::new(Published {
+            snapshot,
+            core: self.stats,
+        });
+        let mut dropped = 0;
+        self.subscribers
+            .retain(|s| match s.try_send(published.clone()) {
+                Ok(()) => true,
+                Err(mpsc::TrySendError::Full(_)) => {
+                    dropped += 1;
+                    true
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => false,
+            });
+        self.stats = CoreStats {
+            dropped: self.stats.dropped + dropped,
+            ..CoreStats::default()
+        };
+        self.since = Some(now);
+    }
+}
+
+fn answer(state: &SchedulerState, q: Query) -> Answer {
+    match q {
+        Query::Story(text) => Answer::Story(match text.trim().parse::<oxidask_core::Key>() {
+            Ok(k) => state.story(&k).iter().map(|t| t.line()).collect(),
+            Err(_) => Vec::new(),
+        }),
+        Query::Graph(limit) => Answer::Graph(state.graph_view(limit)),
+        Query::WorkerLogs(w) => Answer::WorkerLogs(state.observations().worker_logs(&w)),
+    }
+}
+
+fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
+    let CoreConfig {
+        config,
+        tick,
+        quiet,
+        publish_every,
+        log_source,
+    } = cfg;
     let mut state = SchedulerState::new(config, Instant::now());
+    if let Some(f) = log_source {
+        state.set_log_source(f);
+    }
     let mut writers: FxHashMap<u64, (UnboundedSender<Outbound>, bool)> = FxHashMap::default();
     let mut effects = Vec::new();
     let mut next_tick = Instant::now() + tick;
+    let mut next_publish = Instant::now() + publish_every;
+    let mut watchers = Watchers::default();
     let mut shutting_down = false;
     loop {
-        let timeout = next_tick.saturating_duration_since(Instant::now());
+        let timeout = next_tick
+            .min(next_publish)
+            .saturating_duration_since(Instant::now());
         let first = match rx.recv_timeout(timeout) {
             Ok(m) => Some(m),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -228,12 +424,18 @@ fn run_core(config: Config, tick: Duration, rx: mpsc::Receiver<Inbound>, quiet: 
                     }
                 }
                 Inbound::Events(es) => {
+                    watchers.stats.events += (es.len() as u64).saturating_sub(1);
                     for e in es {
                         state.handle_into(e, now, &mut effects);
                     }
                 }
+                Inbound::Subscribe(tx) => watchers.subscribers.push(tx),
+                Inbound::Query(q, reply) => {
+                    let _ = reply.send(answer(&state, q));
+                }
                 Inbound::Shutdown => shutting_down = true,
             }
+            watchers.stats.events += 1;
             handled += 1;
             next = if handled < MAX_BATCH {
                 rx.try_recv().ok()
@@ -246,6 +448,16 @@ fn run_core(config: Config, tick: Duration, rx: mpsc::Receiver<Inbound>, quiet: 
             next_tick = now + tick;
         }
         dispatch(&mut effects, &writers, quiet);
+        if handled > 0 {
+            let busy = now.elapsed().as_secs_f64();
+            watchers.stats.busy_seconds += busy;
+            watchers.stats.max_batch_seconds = watchers.stats.max_batch_seconds.max(busy);
+        }
+        let after = Instant::now();
+        if after >= next_publish {
+            watchers.publish(&state, after, writers.len());
+            next_publish = after + publish_every;
+        }
         if shutting_down {
             for (tx, is_worker) in writers.values() {
                 if *is_worker {

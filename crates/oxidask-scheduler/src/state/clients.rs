@@ -89,6 +89,32 @@ impl SchedulerState {
                 };
                 self.send_client(c, ToClient::Story { request, lines });
             }
+            ToScheduler::TaskStream { request, since } => {
+                let (records, next) = self.obs.stream_since(since, 1_000_000);
+                self.send_client(
+                    c,
+                    ToClient::TaskStream {
+                        request,
+                        records,
+                        next,
+                    },
+                );
+            }
+            ToScheduler::Logs { request, worker } => {
+                let lines = match worker {
+                    None => self.log_source.map(|f| f()).unwrap_or_default(),
+                    Some(w) => {
+                        let w = oxidask_protocol::strip_scheme(&w);
+                        let name = self
+                            .live_workers()
+                            .find(|(_, r)| r.info.name == w || r.info.data_address == w)
+                            .map(|(_, r)| r.info.name.clone())
+                            .unwrap_or_else(|| w.to_owned());
+                        self.obs.worker_logs(&name)
+                    }
+                };
+                self.send_client(c, ToClient::Logs { request, lines });
+            }
         }
     }
 

@@ -13,6 +13,7 @@
 mod clients;
 mod index;
 mod log;
+pub mod observe;
 mod records;
 mod tasks;
 mod validate;
@@ -133,6 +134,8 @@ impl Event {
                 ToScheduler::Scatter { .. } => "scatter",
                 ToScheduler::Summary { .. } => "summary",
                 ToScheduler::Story { .. } => "story",
+                ToScheduler::TaskStream { .. } => "task-stream",
+                ToScheduler::Logs { .. } => "logs",
             },
             Event::ClientLeft { .. } => "client-left",
             Event::WorkerJoined { .. } => "worker-joined",
@@ -224,6 +227,10 @@ pub struct SchedulerState {
     pub(crate) start: Instant,
     pub(crate) now: Instant,
     pub(crate) out: Vec<Effect>,
+    /// What the dashboard and `/metrics` read (bounded).
+    pub(crate) obs: observe::Observations,
+    /// The scheduler process's recent log lines (set by the server; none in tests).
+    pub(crate) log_source: Option<fn() -> Vec<String>>,
 }
 
 impl SchedulerState {
@@ -258,6 +265,8 @@ impl SchedulerState {
             start: now,
             now,
             out: Vec::new(),
+            obs: observe::Observations::default(),
+            log_source: None,
         }
     }
 
@@ -444,6 +453,7 @@ impl SchedulerState {
         let from = rec.state;
         rec.state = to;
         let key = rec.key;
+        self.obs.moved(key.prefix(), from, to);
         self.log.push(Transition {
             key,
             from: from.name(),
@@ -451,6 +461,17 @@ impl SchedulerState {
             stimulus,
             at,
         });
+    }
+
+    /// Where the scheduler's own log lines come from (the server's log ring), for clients'
+    /// `get_scheduler_logs`.
+    pub fn set_log_source(&mut self, source: fn() -> Vec<String>) {
+        self.log_source = Some(source);
+    }
+
+    /// What the dashboard and `/metrics` read.
+    pub fn observations(&self) -> &observe::Observations {
+        &self.obs
     }
 
     pub(crate) fn log_forgotten(&mut self, key: Key, from: TState) {

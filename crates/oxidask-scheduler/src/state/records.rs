@@ -166,6 +166,10 @@ pub struct WorkerMetrics {
     pub executing: u32,
     /// CPU use of the worker process, percent of one core.
     pub cpu: f64,
+    /// Resident memory of the worker process.
+    pub rss: u64,
+    /// Bytes of results spilled to disk.
+    pub spilled: u64,
 }
 
 impl WorkerRec {

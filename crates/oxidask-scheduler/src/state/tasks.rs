@@ -8,7 +8,7 @@ use oxidask_core::Key;
 use oxidask_protocol::{Payload, ToClient, ToWorker, WireError, WireKey, WireTask};
 use smallvec::SmallVec;
 
-use super::{Constraints, SchedulerState, TState, TaskId, TaskList, TaskRec, WorkerId};
+use super::{observe, Constraints, SchedulerState, TState, TaskId, TaskList, TaskRec, WorkerId};
 use crate::policy::Decision;
 
 impl SchedulerState {
@@ -53,6 +53,7 @@ impl SchedulerState {
                 TaskId(self.tasks.len() as u32 - 1)
             }
         };
+        self.obs.added(key.prefix(), TState::Released);
         let deps = std::mem::take(&mut self.task_mut(t).deps);
         for &d in &deps {
             self.task_mut(d).dependents.push(t);
@@ -356,6 +357,15 @@ impl SchedulerState {
                 self.fill(w);
             }
             self.set_state(x, TState::Erred);
+            if x == t {
+                let at = (self.now - self.start).as_secs_f64();
+                let key = self.task(x).key.to_string();
+                self.obs.failed(observe::ErrorRecord {
+                    key,
+                    message: error.message.clone(),
+                    at,
+                });
+            }
             let rec = self.task_mut(x);
             rec.error = Some(error.clone());
             rec.pinned = false;
@@ -453,6 +463,7 @@ impl SchedulerState {
             }
             self.release_queue.push(d);
         }
+        self.obs.removed(rec.key.prefix(), rec.state);
         self.log_forgotten(rec.key, rec.state);
     }
 

@@ -3,8 +3,34 @@
 use super::{SchedulerState, TState, TaskId, WorkerId};
 
 impl SchedulerState {
+    /// The per-prefix state counts the dashboard shows equal a count of the records.
+    fn validate_observations(&self) -> Result<(), String> {
+        let mut counted: rustc_hash::FxHashMap<&'static str, [u32; 7]> = Default::default();
+        for t in self.tasks.iter().flatten() {
+            let slot = super::observe::STATES
+                .iter()
+                .position(|s| *s == t.state.name())
+                .expect("every state is counted");
+            counted.entry(t.key.prefix_str()).or_default()[slot] += 1;
+        }
+        for (name, stats) in self.obs.prefixes() {
+            let want = counted.remove(name).unwrap_or_default();
+            if stats.states != want {
+                return Err(format!(
+                    "prefix {name}: observed counts {:?}, records hold {want:?}",
+                    stats.states
+                ));
+            }
+        }
+        if let Some((name, want)) = counted.into_iter().next() {
+            return Err(format!("prefix {name} is not observed ({want:?} held)"));
+        }
+        Ok(())
+    }
+
     /// Checks every invariant of the records; returns the first broken one, described.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_observations()?;
         let staged: rustc_hash::FxHashSet<TaskId> = self
             .clients
             .iter()

@@ -65,7 +65,12 @@ impl SchedulerState {
                 type_name,
                 nbytes,
                 duration_us,
-            } => self.task_finished(w, key, type_name, nbytes, duration_us),
+                start_us,
+                thread,
+            } => {
+                self.observe_finished(w, key, nbytes, start_us, duration_us, thread);
+                self.task_finished(w, key, type_name, nbytes, duration_us)
+            }
             FromWorker::Erred { key, error } => self.task_erred(w, key, error),
             FromWorker::MissingData {
                 key,
@@ -99,12 +104,33 @@ impl SchedulerState {
                 executing,
                 keys: _,
                 cpu,
+                rss,
+                spilled,
+                activity,
+                logs,
             } => {
                 self.worker_mut(w).metrics = WorkerMetrics {
                     memory,
                     executing,
                     cpu,
+                    rss,
+                    spilled,
                 };
+                let name = self.worker(w).info.name.clone();
+                for a in activity {
+                    let key =
+                        oxidask_core::Key::new(a.kind.name(), oxidask_core::Token::from_u128(0));
+                    self.obs.record(oxidask_protocol::StreamRecord {
+                        key: WireKey::from(key),
+                        kind: a.kind,
+                        worker: name.clone(),
+                        thread: 0,
+                        start_us: a.start_us,
+                        stop_us: a.stop_us,
+                        nbytes: a.nbytes,
+                    });
+                }
+                self.obs.worker_logged(&name, logs);
             }
         }
     }

@@ -214,6 +214,8 @@ impl Sim {
                 type_name: "i64".into(),
                 nbytes: 8,
                 duration_us: 1000,
+                start_us: 0,
+                thread: 0,
             },
         });
     }
