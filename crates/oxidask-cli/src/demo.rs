@@ -62,7 +62,31 @@ fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }
 
-pub fn run(threads: Option<usize>, tasks: usize, graph_path: &Path) -> Result<(), oxidask::Error> {
+/// A task of the cluster part: a few milliseconds of work, then the input plus one.
+#[oxidask::task]
+fn work(x: i64) -> i64 {
+    let spin = std::time::Instant::now();
+    let ms = 2 + (x.unsigned_abs() % 7);
+    while spin.elapsed() < Duration::from_millis(ms) {
+        std::hint::spin_loop();
+    }
+    x + 1
+}
+
+/// What the demo's cluster part does.
+pub struct ClusterDemo {
+    /// How long to keep the cluster busy.
+    pub duration: Duration,
+    /// Where its dashboard listens (`None`: no cluster part).
+    pub dashboard: Option<String>,
+}
+
+pub fn run(
+    threads: Option<usize>,
+    tasks: usize,
+    graph_path: &Path,
+    cluster: ClusterDemo,
+) -> Result<(), oxidask::Error> {
     let pool = match threads {
         Some(n) => Threaded::new(n),
         None => Threaded::global(),
@@ -193,6 +217,56 @@ pub fn run(threads: Option<usize>, tasks: usize, graph_path: &Path) -> Result<()
         secs(elapsed),
         n_tasks as f64 / elapsed.as_secs_f64()
     );
+    if let Some(addr) = cluster.dashboard {
+        run_cluster(cluster.duration, addr)?;
+    }
     println!("\ndone.");
+    Ok(())
+}
+
+/// A LocalCluster of two worker processes with its dashboard, kept busy with waves of
+/// tasks (maps and tree reductions) for `duration`, so there is something to watch.
+fn run_cluster(duration: Duration, dashboard: String) -> Result<(), oxidask::Error> {
+    use oxidask::distributed::LocalCluster;
+    println!(
+        "\n5. A cluster of 2 worker processes, busy for {} s",
+        duration.as_secs_f64()
+    );
+    let cluster = LocalCluster::builder()
+        .workers(2)
+        .threads_per_worker(1)
+        .processes(true)
+        .dashboard_address(Some(dashboard))
+        .start()?;
+    let client = cluster.client()?;
+    match cluster.dashboard_link() {
+        Some(link) => println!("   dashboard: {link}   (open it now)"),
+        None => println!("   (no dashboard)"),
+    }
+    let start = Instant::now();
+    let (mut waves, mut ran) = (0u64, 0u64);
+    while start.elapsed() < duration {
+        let n = 400i64;
+        let futures = client.map(0..n, |i| work(i + waves as i64))?;
+        let mut level: Vec<Delayed<i64>> = futures.chunks(8).map(total).collect();
+        while level.len() > 1 {
+            level = level.chunks(8).map(|c| total(c.to_vec())).collect();
+        }
+        let sum = client.submit(&level[0])?.result()?;
+        let want: i64 = (0..n).map(|i| i + waves as i64 + 1).sum();
+        if sum != want {
+            return Err(oxidask::Error::Collection(
+                format!("wave {waves}: sum {sum}, expected {want}").into(),
+            ));
+        }
+        waves += 1;
+        ran += n as u64 * 2;
+    }
+    println!(
+        "   {waves} waves, about {ran} tasks, every sum checked, in {}",
+        secs(start.elapsed())
+    );
+    drop(client);
+    cluster.close();
     Ok(())
 }

@@ -43,6 +43,15 @@ enum Command {
         /// default: `oxidask-demo-graph.dot` in the system's temporary directory.
         #[arg(long)]
         graph: Option<std::path::PathBuf>,
+        /// Seconds to keep the demo's cluster busy (watch it on the dashboard).
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+        /// Where the demo cluster's dashboard listens.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        dashboard_address: String,
+        /// Skip the cluster part.
+        #[arg(long)]
+        no_cluster: bool,
     },
     /// List the registered operations and the registry fingerprint.
     Ops,
@@ -79,8 +88,14 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
         }
     };
     match cli.command {
-        Command::Worker { args } => return oxidask::distributed::worker_main(args),
-        Command::Scheduler { args } => return oxidask::distributed::scheduler_main(args),
+        Command::Worker { args } => {
+            oxidask_dashboard::logging::init();
+            return oxidask::distributed::worker_main(args);
+        }
+        Command::Scheduler { args } => {
+            oxidask_dashboard::logging::init();
+            return scheduler_main(args);
+        }
         _ => {}
     }
     let result = match cli.command {
@@ -88,11 +103,24 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
             threads,
             tasks,
             graph,
-        } => demo::run(
-            threads,
-            tasks,
-            &graph.unwrap_or_else(|| std::env::temp_dir().join("oxidask-demo-graph.dot")),
-        ),
+            duration,
+            dashboard_address,
+            no_cluster,
+        } => match std::time::Duration::try_from_secs_f64(duration) {
+            Err(_) => {
+                eprintln!("oxidask: --duration must be a number of seconds ≥ 0, got {duration}");
+                return ExitCode::from(2);
+            }
+            Ok(duration) => demo::run(
+                threads,
+                tasks,
+                &graph.unwrap_or_else(|| std::env::temp_dir().join("oxidask-demo-graph.dot")),
+                demo::ClusterDemo {
+                    duration,
+                    dashboard: (!no_cluster).then_some(dashboard_address),
+                },
+            ),
+        },
         Command::Worker { .. } | Command::Scheduler { .. } => unreachable!("handled above"),
         Command::Ops => {
             for op in oxidask::op::registered_ops() {
@@ -109,4 +137,66 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `oxidask scheduler [options]`: a scheduler and its dashboard, until stopped.
+fn scheduler_main(args: Vec<String>) -> ExitCode {
+    use oxidask_scheduler::cli::SchedulerArgs;
+    let args = match SchedulerArgs::parse_args(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("oxidask-scheduler: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bound = match args.dashboard() {
+        Some(addr) => match oxidask_dashboard::Dashboard::builder().address(addr).bind() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("oxidask-scheduler: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let mut builder = oxidask::distributed::Scheduler::builder()
+        .address(format!("{}:{}", args.host, args.port))
+        .config(config)
+        .quiet(args.quiet)
+        .log_source(oxidask_dashboard::logging::recent);
+    if let Some(b) = &bound {
+        builder = builder.dashboard_link(b.link());
+    }
+    let scheduler = match builder.start() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("oxidask-scheduler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let dashboard = match bound.map(|b| b.serve(&scheduler)).transpose() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("oxidask-scheduler: the dashboard cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("oxidask-scheduler: listening at {}", scheduler.url());
+    if let Some(d) = &dashboard {
+        eprintln!("oxidask-scheduler: dashboard at {}", d.link());
+    }
+    tracing::info!("scheduler at {}", scheduler.url());
+    scheduler.wait();
+    ExitCode::SUCCESS
 }

@@ -24,12 +24,18 @@ fn demo_runs_and_prints_correct_results() {
         "20000",
         "--graph",
         graph.to_str().unwrap(),
+        "--duration",
+        "1",
+        "--dashboard-address",
+        "127.0.0.1:0",
     ]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("computed in parallel:    3"), "{out}");
     assert!(out.contains("sum of 16 results = 256"), "{out}");
     assert!(out.contains("independent: sum 200010000"), "{out}");
     assert!(out.contains("sum 200010000 in"), "{out}");
+    assert!(out.contains("dashboard: http://127.0.0.1:"), "{out}");
+    assert!(out.contains("every sum checked"), "{out}");
     assert!(std::fs::read_to_string(&graph)
         .unwrap()
         .starts_with("digraph"));

@@ -27,6 +27,7 @@ pub struct LocalClusterBuilder {
     config: Config,
     zero_work: bool,
     quiet: bool,
+    dashboard: Option<String>,
 }
 
 impl LocalClusterBuilder {
@@ -84,6 +85,13 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// Where the dashboard listens (default `127.0.0.1:8787`, or another free port if that is
+    /// taken); `None` for no dashboard.
+    pub fn dashboard_address(mut self, address: Option<String>) -> Self {
+        self.dashboard = address;
+        self
+    }
+
     /// Scheduler policy settings.
     pub fn scheduler_config(mut self, config: Config) -> Self {
         self.config = config;
@@ -105,12 +113,26 @@ impl LocalClusterBuilder {
     /// Starts the scheduler and the workers; returns once every worker has joined.
     pub fn start(self) -> Result<LocalCluster, Error> {
         let io = |e: std::io::Error| scheduler_error(ClientError::Rejected(e.to_string()));
-        let scheduler = Scheduler::builder()
+        let bound = self
+            .dashboard
+            .as_ref()
+            .map(|a| {
+                oxidask_dashboard::Dashboard::builder()
+                    .address(a.clone())
+                    .bind()
+            })
+            .transpose()
+            .map_err(io)?;
+        let mut sb = Scheduler::builder()
             .address(format!("127.0.0.1:{}", self.port))
             .config(self.config.clone())
             .quiet(self.quiet)
-            .start()
-            .map_err(io)?;
+            .log_source(oxidask_dashboard::logging::recent);
+        if let Some(b) = &bound {
+            sb = sb.dashboard_link(b.link());
+        }
+        let scheduler = sb.start().map_err(io)?;
+        let dashboard = bound.map(|b| b.serve(&scheduler)).transpose().map_err(io)?;
         let url = scheduler.url();
         let mut workers = Vec::new();
         let mut children = Vec::new();
@@ -186,6 +208,7 @@ impl LocalClusterBuilder {
             scheduler,
             workers,
             children,
+            dashboard,
         })
     }
 }
@@ -202,6 +225,7 @@ pub struct LocalCluster {
     scheduler: Scheduler,
     workers: Vec<Worker>,
     children: Vec<Child>,
+    dashboard: Option<oxidask_dashboard::Dashboard>,
 }
 
 impl LocalCluster {
@@ -221,7 +245,13 @@ impl LocalCluster {
             config: Config::default(),
             zero_work: false,
             quiet: true,
+            dashboard: Some("127.0.0.1:8787".into()),
         }
+    }
+
+    /// The dashboard's status page, if it serves one.
+    pub fn dashboard_link(&self) -> Option<&str> {
+        self.dashboard.as_ref().map(|d| d.link())
     }
 
     /// The scheduler's address (`tcp://127.0.0.1:PORT`).
@@ -250,6 +280,9 @@ impl LocalCluster {
     }
 
     fn stop(&mut self) {
+        if let Some(d) = self.dashboard.take() {
+            d.shutdown();
+        }
         for w in self.workers.drain(..) {
             w.shutdown();
         }

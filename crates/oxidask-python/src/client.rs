@@ -405,6 +405,42 @@ impl PyClient {
         Ok(PyClient::wrap(client))
     }
 
+    /// The scheduler's dashboard (`http://host:8787/status`), if it serves one.
+    #[getter]
+    fn dashboard_link(&self) -> Option<String> {
+        self.client.dashboard_link().map(str::to_owned)
+    }
+
+    /// Task-stream records from `since` on, as dicts (Dask's `get_task_stream`), and the
+    /// cursor to ask from next time.
+    #[pyo3(signature = (since = 0))]
+    fn task_stream<'py>(&self, py: Python<'py>, since: u64) -> PyResult<(Bound<'py, PyList>, u64)> {
+        let (records, next) = py
+            .detach(|| self.client.task_stream(since))
+            .map_err(|e| to_pyerr(py, e))?;
+        let out = PyList::empty(py);
+        for r in records {
+            let d = PyDict::new(py);
+            d.set_item("key", r.key.0.to_string())?;
+            d.set_item("prefix", r.key.0.prefix_str())?;
+            d.set_item("action", r.kind.name())?;
+            d.set_item("worker", &r.worker)?;
+            d.set_item("thread", r.thread)?;
+            d.set_item("start", r.start_us as f64 / 1e6)?;
+            d.set_item("stop", r.stop_us as f64 / 1e6)?;
+            d.set_item("nbytes", r.nbytes)?;
+            out.append(d)?;
+        }
+        Ok((out, next))
+    }
+
+    /// Recent log lines of the scheduler (`worker=None`) or of a worker.
+    #[pyo3(signature = (worker = None))]
+    fn logs(&self, py: Python<'_>, worker: Option<String>) -> PyResult<Vec<String>> {
+        py.detach(|| self.client.logs(worker.as_deref()))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
     /// The scheduler's address (`tcp://host:port`).
     #[getter]
     fn address(&self) -> String {
@@ -712,6 +748,7 @@ impl PyClient {
 pub struct PyLocalCluster {
     inner: Mutex<Option<LocalCluster>>,
     address: String,
+    dashboard: Option<String>,
 }
 
 #[pymethods]
@@ -719,7 +756,7 @@ impl PyLocalCluster {
     /// Starts a scheduler in this process and `n_workers` workers: processes started with
     /// `worker_command` (`[python, "-m", "oxidask"]`), or threads of this process.
     #[new]
-    #[pyo3(signature = (n_workers, threads_per_worker, memory_limit = 0, worker_command = None, env = Vec::new(), port = 0, quiet = true))]
+    #[pyo3(signature = (n_workers, threads_per_worker, memory_limit = 0, worker_command = None, env = Vec::new(), port = 0, quiet = true, dashboard_address = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -730,13 +767,15 @@ impl PyLocalCluster {
         env: Vec<(String, String)>,
         port: u16,
         quiet: bool,
+        dashboard_address: Option<String>,
     ) -> PyResult<Self> {
         let mut b = LocalCluster::builder()
             .workers(n_workers)
             .threads_per_worker(threads_per_worker)
             .memory_limit(memory_limit)
             .port(port)
-            .quiet(quiet);
+            .quiet(quiet)
+            .dashboard_address(dashboard_address);
         if let Some(cmd) = worker_command {
             let Some((program, args)) = cmd.split_first() else {
                 return Err(PyValueError::new_err("worker_command is empty"));
@@ -745,9 +784,11 @@ impl PyLocalCluster {
         }
         let cluster = py.detach(|| b.start()).map_err(|e| to_pyerr(py, e))?;
         let address = cluster.address();
+        let dashboard = cluster.dashboard_link().map(str::to_owned);
         Ok(PyLocalCluster {
             inner: Mutex::new(Some(cluster)),
             address,
+            dashboard,
         })
     }
 
@@ -755,6 +796,12 @@ impl PyLocalCluster {
     #[getter]
     fn scheduler_address(&self) -> String {
         self.address.clone()
+    }
+
+    /// The dashboard's status page, if it serves one.
+    #[getter]
+    fn dashboard_link(&self) -> Option<String> {
+        self.dashboard.clone()
     }
 
     /// Process ids of the worker processes (empty with in-process workers).

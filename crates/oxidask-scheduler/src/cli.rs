@@ -1,12 +1,10 @@
-//! `oxidask scheduler [options]`: the scheduler's command line, shared by the Rust `oxidask`
-//! binary and the Python package's `oxidask` command.
+//! `oxidask scheduler [options]`: the scheduler's command-line options (the `oxidask` command
+//! runs it, with its dashboard).
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 
-use crate::server::Scheduler;
 use crate::Config;
 
 /// Options of `oxidask scheduler`.
@@ -31,6 +29,13 @@ pub struct SchedulerArgs {
     /// Do not log connections to stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Where the dashboard listens (`host:port`; `:8787` is every interface). Default: the
+    /// scheduler's host, port 8787 (another free port if it is taken).
+    #[arg(long)]
+    pub dashboard_address: Option<String>,
+    /// Serve no dashboard.
+    #[arg(long)]
+    pub no_dashboard: bool,
 }
 
 impl SchedulerArgs {
@@ -50,46 +55,24 @@ impl SchedulerArgs {
     }
 }
 
-/// Runs a scheduler from command-line arguments (without the program name and the
-/// `scheduler` word) until it stops.
-pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
-    let args =
-        match SchedulerArgs::try_parse_from(std::iter::once("scheduler".to_owned()).chain(args)) {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = e.print();
-                return if e.use_stderr() {
-                    ExitCode::from(2)
-                } else {
-                    ExitCode::SUCCESS
-                };
-            }
-        };
-    let config = match args.config() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("oxidask-scheduler: {e}");
-            return ExitCode::from(2);
+impl SchedulerArgs {
+    /// Parses the options (without the program name and the `scheduler` word).
+    pub fn parse_args(
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<SchedulerArgs, clap::Error> {
+        SchedulerArgs::try_parse_from(std::iter::once("scheduler".to_owned()).chain(args))
+    }
+
+    /// Where the dashboard listens, if it does.
+    pub fn dashboard(&self) -> Option<String> {
+        if self.no_dashboard {
+            return None;
         }
-    };
-    match Scheduler::builder()
-        .address(format!("{}:{}", args.host, args.port))
-        .config(config)
-        .quiet(args.quiet)
-        .start()
-    {
-        Ok(s) => {
-            eprintln!("oxidask-scheduler: listening at {}", s.url());
-            s.wait();
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!(
-                "oxidask-scheduler: cannot listen on {}:{}: {e}",
-                args.host, args.port
-            );
-            ExitCode::FAILURE
-        }
+        Some(
+            self.dashboard_address
+                .clone()
+                .unwrap_or_else(|| format!("{}:8787", self.host)),
+        )
     }
 }
 

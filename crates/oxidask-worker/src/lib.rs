@@ -74,9 +74,9 @@ impl Shared {
     }
 
     pub(crate) fn log(&self, msg: impl AsRef<str>) {
-        let line = format!("oxidask-worker {}: {}", self.name, msg.as_ref());
+        let line = format!("{}: {}", self.name, msg.as_ref());
         if !self.quiet {
-            eprintln!("{line}");
+            tracing::info!("{line}");
         }
         let mut lines = self.log_lines.lock().unwrap_or_else(|p| p.into_inner());
         if lines.len() < LOG_LINES_CAP {

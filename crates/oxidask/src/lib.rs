@@ -67,7 +67,6 @@ pub use oxidask_dataframe as dataframe;
 #[cfg(feature = "distributed")]
 pub mod distributed {
     pub use oxidask_client::*;
-    pub use oxidask_scheduler::cli::main_with_args as scheduler_main;
     pub use oxidask_scheduler::server::{Scheduler, SchedulerBuilder};
     pub use oxidask_scheduler::Config as SchedulerConfig;
     pub use oxidask_worker::{

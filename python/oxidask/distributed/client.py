@@ -174,8 +174,37 @@ class Client:
 
     @property
     def dashboard_link(self):
-        """The dashboard's address; oxidask's scheduler serves no dashboard yet, so ``None``."""
-        return None
+        """The scheduler's dashboard (``http://host:8787/status``), or ``None`` if it serves none."""
+        return self._core.dashboard_link
+
+    def get_task_stream(self, start=None, stop=None, count=None):
+        """What ran where and when (tasks, transfers, spills), as Dask's ``get_task_stream``:
+        a list of dicts with ``key``, ``action``, ``worker``, ``thread``, ``start``/``stop``
+        (seconds since the epoch) and ``nbytes``; ``start``/``stop`` filter by time and
+        ``count`` keeps the last records."""
+        records, _ = self._core.task_stream(0)
+        if start is not None:
+            records = [r for r in records if r["stop"] >= start]
+        if stop is not None:
+            records = [r for r in records if r["start"] <= stop]
+        if count is not None:
+            records = records[-count:]
+        return records
+
+    def get_scheduler_logs(self, n=None):
+        """The scheduler's latest log lines."""
+        lines = self._core.logs(None)
+        return lines if n is None else lines[-n:]
+
+    def get_worker_logs(self, n=None, workers=None):
+        """Each worker's latest log lines: ``{address: [line, ...]}``."""
+        out = {}
+        for address in self.scheduler_info()["workers"]:
+            if workers is not None and address not in workers:
+                continue
+            lines = self._core.logs(address)
+            out[address] = lines if n is None else lines[-n:]
+        return out
 
     def __repr__(self):
         try:

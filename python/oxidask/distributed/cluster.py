@@ -39,7 +39,8 @@ class LocalCluster:
     Workers are processes running ``python -m oxidask worker`` (``processes=True``, the
     default: Python code holding the GIL runs in parallel) or threads of this process.
     Defaults as Dask's: one worker process per core up to four cores; memory divided among
-    them.
+    them; a dashboard on port 8787 (``dashboard_address=None`` for none; loopback only by
+    default, ``":8787"`` for every interface).
 
     >>> from oxidask.distributed import Client, LocalCluster
     >>> cluster = LocalCluster(n_workers=2, threads_per_worker=1)
@@ -55,7 +56,7 @@ class LocalCluster:
         scheduler_port=0,
         host=None,
         silence_logs=True,
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:8787",
         worker_class=None,
         **kwargs,
     ):
@@ -94,6 +95,7 @@ class LocalCluster:
             env=env,
             port=int(scheduler_port or 0),
             quiet=bool(silence_logs),
+            dashboard_address=dashboard_address,
         )
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
@@ -107,8 +109,9 @@ class LocalCluster:
 
     @property
     def dashboard_link(self):
-        """``None``: oxidask's scheduler serves no dashboard yet."""
-        return None
+        """The dashboard's status page (``http://127.0.0.1:8787/status``; another port if that
+        one was taken), or ``None`` with ``dashboard_address=None``."""
+        return self._core.dashboard_link
 
     @property
     def status(self):

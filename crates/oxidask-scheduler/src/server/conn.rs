@@ -45,7 +45,7 @@ impl Shared {
 
     fn log(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("oxidask-scheduler: {}", msg.as_ref());
+            tracing::info!("{}", msg.as_ref());
         }
     }
 

@@ -503,7 +503,7 @@ fn dispatch(
     }
     for (conn, reason) in closes {
         if !quiet {
-            eprintln!("oxidask-scheduler: closing connection {conn}: {reason}");
+            tracing::info!("closing connection {conn}: {reason}");
         }
         if let Some((tx, is_worker)) = writers.get(&conn) {
             if *is_worker {
