@@ -224,6 +224,75 @@ pub fn run(
     Ok(())
 }
 
+/// Keeps a cluster busy for `duration` with waves of tasks (a map, then a tree reduction over
+/// it), checking every sum; `on_wave` sees each wave's final future. Returns the waves, the
+/// tasks run and the time taken.
+pub fn keep_busy(
+    client: &oxidask::distributed::Client,
+    duration: Duration,
+    mut on_wave: impl FnMut(&oxidask::distributed::Future<i64>),
+) -> Result<(u64, u64, Duration), oxidask::Error> {
+    let start = Instant::now();
+    let (mut waves, mut ran) = (0u64, 0u64);
+    while start.elapsed() < duration {
+        let n = 400i64;
+        let futures = client.map(0..n, |i| work(i + waves as i64))?;
+        let mut level: Vec<Delayed<i64>> = futures.chunks(8).map(total).collect();
+        let mut tasks = n as u64 + level.len() as u64;
+        while level.len() > 1 {
+            level = level.chunks(8).map(|c| total(c.to_vec())).collect();
+            tasks += level.len() as u64;
+        }
+        let f = client.submit(&level[0])?;
+        let sum = f.result()?;
+        let want: i64 = (0..n).map(|i| i + waves as i64 + 1).sum();
+        if sum != want {
+            return Err(oxidask::Error::Collection(
+                format!("wave {waves}: sum {sum}, expected {want}").into(),
+            ));
+        }
+        on_wave(&f);
+        waves += 1;
+        ran += tasks;
+    }
+    Ok((waves, ran, start.elapsed()))
+}
+
+/// A task that fails, for the dashboard's errors page.
+#[oxidask::task]
+fn boom(x: i64) -> Result<i64, String> {
+    Err(format!("boom: {x} is not welcome here"))
+}
+
+/// `oxidask load ADDRESS`: keeps a running cluster busy (for watching its dashboard, tests
+/// and benchmarks), printing a finished key per wave, and a failed one with `--fail`.
+pub fn load(address: &str, duration: Duration, fail: bool) -> Result<(), oxidask::Error> {
+    let client = oxidask::distributed::Client::builder()
+        .address(address)
+        .set_as_default(false)
+        .connect()?;
+    // Held until the end: the failure and one result per wave stay on the cluster to see.
+    let mut failed = None;
+    if fail {
+        let f = client.submit(&boom(7))?;
+        let _ = f.wait(Some(Duration::from_secs(30)));
+        println!("failed key {}", f.key());
+        failed = Some(f);
+    }
+    let mut kept = Vec::new();
+    let (waves, ran, elapsed) = keep_busy(&client, duration, |f| {
+        println!("finished key {}", f.key());
+        kept.push(f.clone());
+    })?;
+    drop((failed, kept));
+    println!(
+        "load: {waves} waves, {ran} tasks in {} = {:.0} tasks/s",
+        secs(elapsed),
+        ran as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
 /// A LocalCluster of two worker processes with its dashboard, kept busy with waves of
 /// tasks (maps and tree reductions) for `duration`, so there is something to watch.
 fn run_cluster(duration: Duration, dashboard: String) -> Result<(), oxidask::Error> {
@@ -243,28 +312,10 @@ fn run_cluster(duration: Duration, dashboard: String) -> Result<(), oxidask::Err
         Some(link) => println!("   dashboard: {link}   (open it now)"),
         None => println!("   (no dashboard)"),
     }
-    let start = Instant::now();
-    let (mut waves, mut ran) = (0u64, 0u64);
-    while start.elapsed() < duration {
-        let n = 400i64;
-        let futures = client.map(0..n, |i| work(i + waves as i64))?;
-        let mut level: Vec<Delayed<i64>> = futures.chunks(8).map(total).collect();
-        while level.len() > 1 {
-            level = level.chunks(8).map(|c| total(c.to_vec())).collect();
-        }
-        let sum = client.submit(&level[0])?.result()?;
-        let want: i64 = (0..n).map(|i| i + waves as i64 + 1).sum();
-        if sum != want {
-            return Err(oxidask::Error::Collection(
-                format!("wave {waves}: sum {sum}, expected {want}").into(),
-            ));
-        }
-        waves += 1;
-        ran += n as u64 * 2;
-    }
+    let (waves, ran, elapsed) = keep_busy(&client, duration, |_| {})?;
     println!(
         "   {waves} waves, about {ran} tasks, every sum checked, in {}",
-        secs(start.elapsed())
+        secs(elapsed)
     );
     drop(client);
     cluster.close();

@@ -55,6 +55,18 @@ enum Command {
     },
     /// List the registered operations and the registry fingerprint.
     Ops,
+    /// Keep a running cluster busy (for its dashboard, tests and benchmarks).
+    #[command(hide = true)]
+    Load {
+        /// The scheduler.
+        address: String,
+        /// Seconds to keep it busy.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Also submit a task that fails.
+        #[arg(long)]
+        fail: bool,
+    },
     /// Run a distributed scheduler: `oxidask scheduler [--host H] [--port 8786]` (see
     /// `oxidask scheduler --help`).
     #[command(disable_help_flag = true)]
@@ -122,6 +134,17 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
             ),
         },
         Command::Worker { .. } | Command::Scheduler { .. } => unreachable!("handled above"),
+        Command::Load {
+            address,
+            duration,
+            fail,
+        } => match std::time::Duration::try_from_secs_f64(duration) {
+            Ok(d) => demo::load(&address, d, fail),
+            Err(_) => {
+                eprintln!("oxidask: --duration must be a number of seconds ≥ 0, got {duration}");
+                return ExitCode::from(2);
+            }
+        },
         Command::Ops => {
             for op in oxidask::op::registered_ops() {
                 println!("{:<40} {}", op.name(), op.signature());

@@ -74,10 +74,19 @@ function bytes(n) {
   return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
 }
 
+// Task prefixes get colours of their own; red, orange and yellow mark transfers and spills.
+const PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
+  "#bcbd22", "#393b79", "#637939", "#5254a3", "#6b6ecf", "#3182bd", "#31a354", "#756bb1", "#636363"];
+const prefixColor = new Map();
 function colorOf(name) {
-  let h = 0;
-  for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return `hsl(${h % 360}, 60%, 55%)`;
+  let c = prefixColor.get(name);
+  if (!c) {
+    let h = 0;
+    for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+    c = PALETTE[h % PALETTE.length];
+    prefixColor.set(name, c);
+  }
+  return c;
 }
 
 function canvas(id, height) {
@@ -283,6 +292,16 @@ function drawGraph() {
   }
   const layers = [];
   nodes.forEach((n, i) => { (layers[depth[i]] = layers[depth[i]] || []).push(i); });
+  // Each layer ordered by where its nodes' dependencies sit (fewer crossing edges).
+  const place = new Array(nodes.length).fill(0);
+  layers.forEach((l, d) => {
+    if (d > 0) {
+      const bary = (i) => incoming[i].length
+        ? incoming[i].reduce((a, j) => a + place[j], 0) / incoming[i].length : 0.5;
+      l.sort((a, b) => bary(a) - bary(b));
+    }
+    l.forEach((i, k) => { place[i] = (k + 0.5) / l.length; });
+  });
   const H = Math.min(2000, Math.max(200, layers.length * 40 + 20));
   const [c, g, W] = canvas("graph-canvas", H);
   const pos = new Array(nodes.length);
