@@ -266,11 +266,20 @@ fn boom(x: i64) -> Result<i64, String> {
 
 /// `oxidask load ADDRESS`: keeps a running cluster busy (for watching its dashboard, tests
 /// and benchmarks), printing a finished key per wave, and a failed one with `--fail`.
-pub fn load(address: &str, duration: Duration, fail: bool) -> Result<(), oxidask::Error> {
+pub fn load(
+    address: &str,
+    duration: Duration,
+    fail: bool,
+    report: Option<&std::path::Path>,
+) -> Result<(), oxidask::Error> {
     let client = oxidask::distributed::Client::builder()
         .address(address)
         .set_as_default(false)
         .connect()?;
+    let recording = match report {
+        Some(_) => Some(client.performance_report()?.title("oxidask load")),
+        None => None,
+    };
     // Held until the end: the failure and one result per wave stay on the cluster to see.
     let mut failed = None;
     if fail {
@@ -285,6 +294,14 @@ pub fn load(address: &str, duration: Duration, fail: bool) -> Result<(), oxidask
         kept.push(f.clone());
     })?;
     drop((failed, kept));
+    if let (Some(recording), Some(path)) = (recording, report) {
+        let r = recording.save(path)?;
+        println!(
+            "performance report of {} records written to {}",
+            r.stream.len(),
+            path.display()
+        );
+    }
     println!(
         "load: {waves} waves, {ran} tasks in {} = {:.0} tasks/s",
         secs(elapsed),

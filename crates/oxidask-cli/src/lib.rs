@@ -66,6 +66,9 @@ enum Command {
         /// Also submit a task that fails.
         #[arg(long)]
         fail: bool,
+        /// Write a performance report of the run to this HTML file.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
     },
     /// Run a distributed scheduler: `oxidask scheduler [--host H] [--port 8786]` (see
     /// `oxidask scheduler --help`).
@@ -138,8 +141,9 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
             address,
             duration,
             fail,
+            report,
         } => match std::time::Duration::try_from_secs_f64(duration) {
-            Ok(d) => demo::load(&address, d, fail),
+            Ok(d) => demo::load(&address, d, fail, report.as_deref()),
             Err(_) => {
                 eprintln!("oxidask: --duration must be a number of seconds ≥ 0, got {duration}");
                 return ExitCode::from(2);
@@ -197,7 +201,7 @@ fn scheduler_main(args: Vec<String>) -> ExitCode {
         .address(format!("{}:{}", args.host, args.port))
         .config(config)
         .quiet(args.quiet)
-        .log_source(oxidask_dashboard::logging::recent);
+        .log_source(std::sync::Arc::new(oxidask_dashboard::logging::recent));
     if let Some(b) = &bound {
         builder = builder.dashboard_link(b.link());
     }

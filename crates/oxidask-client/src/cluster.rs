@@ -126,8 +126,7 @@ impl LocalClusterBuilder {
         let mut sb = Scheduler::builder()
             .address(format!("127.0.0.1:{}", self.port))
             .config(self.config.clone())
-            .quiet(self.quiet)
-            .log_source(oxidask_dashboard::logging::recent);
+            .quiet(self.quiet);
         if let Some(b) = &bound {
             sb = sb.dashboard_link(b.link());
         }

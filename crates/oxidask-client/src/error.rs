@@ -41,6 +41,14 @@ pub enum ClientError {
     /// The scheduler or a worker rejected a request.
     #[error("{0}")]
     Rejected(String),
+    /// A performance report could not be written.
+    #[error("cannot write the performance report to {}: {reason}", path.display())]
+    Report {
+        /// Where.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The task was running on workers that died, too many times (Dask's `KilledWorker`).
     #[error("{message}")]
     KilledWorker {

@@ -28,9 +28,12 @@ mod client;
 mod cluster;
 mod error;
 mod future;
+mod report;
 
 pub use client::{get_client, Client, ClientBuilder, DoneAndNotDone, DoneCallback, ReturnWhen};
 pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use error::ClientError;
 pub use future::{as_completed, AsCompleted, Future, Status};
+pub use oxidask_dashboard::report::{Report, ReportWorker};
 pub use oxidask_protocol::{ClusterSummary, SubmitOptions, WorkerSummary};
+pub use report::{write_report, PerformanceReport};

@@ -163,3 +163,63 @@ fn results_beyond_the_memory_target_spill_to_disk_and_come_back() {
 fn sum_firsts(blocks: &[Vec<i64>]) -> i64 {
     blocks.iter().map(|b| b[0]).sum()
 }
+
+#[oxidask_core::task(crate = oxidask_core)]
+fn add_all(xs: &[i64]) -> i64 {
+    xs.iter().sum()
+}
+
+#[test]
+fn a_performance_report_records_the_run_and_writes_one_page() {
+    let (_cluster, client) = cluster();
+    let before = client.map(0..5i64, |i| inc(i + 100)).unwrap();
+    client.gather(&before).unwrap();
+    let recording = client.performance_report().unwrap().title("twenty naps");
+    let naps = client.map(0..20i64, |i| nap(i, 30)).unwrap();
+    // One task needs all of them: the ones on the other worker are transferred.
+    let sum = client.submit(&add_all(&naps[..])).unwrap();
+    assert_eq!(sum.result().unwrap(), (0..20).sum::<i64>());
+    std::thread::sleep(Duration::from_millis(600));
+    let dir = std::env::temp_dir().join(format!("oxidask-report-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.html");
+    let report = recording.save(&path).unwrap();
+
+    // Only this run: the five `inc` tasks before it are not in it.
+    let times = report.prefix_times();
+    let names: Vec<&str> = times.iter().map(|p| p.prefix.as_str()).collect();
+    assert_eq!(names, ["nap", "add_all"], "{times:?}");
+    assert_eq!(times[0].tasks, 20);
+    assert!(times[0].seconds >= 20.0 * 0.030, "{times:?}");
+    assert_eq!(report.workers.len(), 2);
+    let workers_used: std::collections::BTreeSet<&str> =
+        report.stream.iter().map(|r| r.worker.as_str()).collect();
+    assert_eq!(workers_used.len(), 2, "both workers ran naps");
+    let transfers = report.transfers();
+    assert_eq!(
+        transfers.len(),
+        1,
+        "into the worker running add_all: {transfers:?}"
+    );
+    assert!(transfers.values().all(|m| m.count >= 1 && m.bytes > 0));
+    // Sampled at the start, four times a second for the ≥ 0.9 s of the run, at the end.
+    assert!(report.stop_ms - report.start_ms >= 900.0);
+    assert!(report.memory.len() >= 4, "{} samples", report.memory.len());
+    assert_eq!(report.lost, 0);
+
+    let html = std::fs::read_to_string(&path).unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.contains("twenty naps"));
+    assert!(html.contains(&sum.key().to_string()));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // A path that cannot be written says which and why, and loses the recording only.
+    let again = client.performance_report().unwrap();
+    let e = again
+        .save(dir.join("missing-dir/x.html"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot write the performance report") && e.contains("missing-dir"),
+        "{e}"
+    );
+}

@@ -4,12 +4,6 @@
 
 const PAGE = document.body.dataset.page;
 const ARG = document.body.dataset.arg;
-const STATE_COLORS = {
-  released: "#cbd2d9", waiting: "#9aa5b1", queued: "#f7d070", "no-worker": "#e12d39",
-  processing: "#47a3f3", memory: "#3ebd93", erred: "#ab091e",
-};
-const KIND_COLORS = { transfer: "#e12d39", "disk-write": "#f0b429", "disk-read": "#de911d" };
-
 const S = {
   connected: false, prefixes: [], workers: [], stream: [], history: [], errors: [],
   errorCount: 0, clients: 0, tasks: 0, uptime: 0, offset: 0, states: [],
@@ -47,106 +41,18 @@ function connect() {
   ws.onerror = () => ws.close();
 }
 
+// The task stream of the kept records: the last `windowMs` (0: all), one worker or all.
+function stream(id, windowMs, only) {
+  const t1 = Date.now() - S.offset;
+  const lanes = S.workers.map((w) => [w.name, w.nthreads]);
+  return drawStream(id, S.stream, { lanes, t0: windowMs ? t1 - windowMs : null, t1, only });
+}
+
 function status() {
   const c = document.getElementById("connection");
   c.textContent = S.connected ? "live" : "disconnected — retrying";
   c.className = S.connected ? "connected" : "disconnected";
   c.dataset.connected = S.connected ? "1" : "0";
-}
-
-// ---- helpers --------------------------------------------------------------------------
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") e.className = v;
-    else if (k.startsWith("data-")) e.setAttribute(k, v);
-    else if (k === "style") e.style.cssText = v;
-    else e[k] = v;
-  }
-  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return e;
-}
-
-function bytes(n) {
-  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-  return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
-}
-
-// Task prefixes get colours of their own; red, orange and yellow mark transfers and spills.
-const PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
-  "#bcbd22", "#393b79", "#637939", "#5254a3", "#6b6ecf", "#3182bd", "#31a354", "#756bb1", "#636363"];
-const prefixColor = new Map();
-function colorOf(name) {
-  let c = prefixColor.get(name);
-  if (!c) {
-    let h = 0;
-    for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-    c = PALETTE[h % PALETTE.length];
-    prefixColor.set(name, c);
-  }
-  return c;
-}
-
-function canvas(id, height) {
-  let c = document.getElementById(id);
-  if (!c) c = el("canvas", { id });
-  const w = c.parentElement ? c.parentElement.clientWidth - 16 : 900;
-  const ratio = window.devicePixelRatio || 1;
-  c.style.height = `${height}px`;
-  c.width = Math.max(300, w) * ratio;
-  c.height = height * ratio;
-  const g = c.getContext("2d");
-  g.setTransform(ratio, 0, 0, ratio, 0, 0);
-  g.clearRect(0, 0, c.width, c.height);
-  return [c, g, Math.max(300, w), height];
-}
-
-function panel(title, ...children) {
-  return el("div", { class: "panel" }, el("h2", {}, title), ...children);
-}
-
-// ---- the task stream ------------------------------------------------------------------
-// Records: [worker, thread, start_ms, stop_ms, prefix, kind, key, nbytes].
-function drawStream(id, records, windowMs, onlyWorker) {
-  const lanes = new Map();
-  for (const w of S.workers) {
-    if (onlyWorker && w.name !== onlyWorker) continue;
-    for (let t = 0; t < w.nthreads; t++) lanes.set(`${w.name}/${t}`, lanes.size);
-  }
-  const recs = records.filter((r) => !onlyWorker || r[0] === onlyWorker);
-  for (const r of recs) {
-    const lane = `${r[0]}/${r[1]}`;
-    if (!lanes.has(lane)) lanes.set(lane, lanes.size);
-  }
-  const laneH = 14;
-  const [c, g, W] = canvas(id, Math.max(60, lanes.size * laneH + 24));
-  const now = Date.now() - S.offset;
-  let t0 = now - windowMs;
-  if (!windowMs && recs.length) t0 = Math.min(...recs.slice(-20000).map((r) => r[2]));
-  const span = Math.max(1, now - t0);
-  const x = (t) => 110 + ((t - t0) / span) * (W - 120);
-  g.font = "11px sans-serif";
-  g.fillStyle = "#52606d";
-  for (const [name, i] of lanes) g.fillText(name, 2, 14 + i * laneH + 9);
-  let drawn = 0;
-  const from = windowMs ? recs.findIndex((r) => r[3] >= t0) : 0;
-  for (let k = Math.max(0, from); k < recs.length; k++) {
-    const r = recs[k];
-    if (r[3] < t0) continue;
-    const i = lanes.get(`${r[0]}/${r[1]}`);
-    const xa = Math.max(110, x(r[2]));
-    const xb = Math.max(xa + 1, x(r[3]));
-    g.fillStyle = r[5] === "compute" ? colorOf(r[4]) : KIND_COLORS[r[5]] || "#999";
-    g.fillRect(xa, 14 + i * laneH, xb - xa, laneH - 3);
-    drawn++;
-  }
-  g.fillStyle = "#7b8794";
-  g.fillText(windowMs ? `last ${windowMs / 1000} s` : `${(span / 1000).toFixed(1)} s`, W - 70, 10);
-  c.dataset.bars = String(drawn);
-  c.dataset.lanes = String(lanes.size);
-  return c;
 }
 
 // ---- pages ------------------------------------------------------------------------------
@@ -252,27 +158,6 @@ function workersTable(only) {
   return t;
 }
 
-function lineChart(id, title, values, fmt) {
-  const [c, g, W, H] = canvas(id, 120);
-  g.font = "11px sans-serif";
-  g.fillStyle = "#52606d";
-  g.fillText(title, 4, 12);
-  if (values.length > 1) {
-    const max = Math.max(...values, 1e-9);
-    g.strokeStyle = "#47a3f3";
-    g.beginPath();
-    values.forEach((v, i) => {
-      const x = 4 + (i / (values.length - 1)) * (W - 8);
-      const y = H - 6 - (v / max) * (H - 26);
-      if (i) g.lineTo(x, y); else g.moveTo(x, y);
-    });
-    g.stroke();
-    g.fillText(`now ${fmt(values[values.length - 1])}, max ${fmt(max)}`, W - 200, 12);
-  }
-  c.dataset.points = String(values.length);
-  return c;
-}
-
 let graphData = null;
 let graphFetched = 0;
 
@@ -361,7 +246,7 @@ function render() {
   main.textContent = "";
   if (PAGE === "status") {
     main.append(summary(),
-      panel("Task stream", drawStream("stream", S.stream, 20000)),
+      panel("Task stream", stream("stream", 20000)),
       el("div", { class: "grid" },
         panel("Progress", progress()),
         el("div", {}, panel("Bytes stored per worker", memoryBars()),
@@ -370,11 +255,11 @@ function render() {
     main.append(summary(), panel("Workers", workersTable()));
   } else if (PAGE === "worker") {
     main.append(panel(`Worker ${ARG}`, workersTable(ARG)),
-      panel("Its task stream", drawStream("stream", S.stream, 30000, ARG)),
+      panel("Its task stream", stream("stream", 30000, ARG)),
       panel("Its log", el("pre", { class: "logs", id: "logs-out" }, "…")));
     showLogs(ARG);
   } else if (PAGE === "tasks") {
-    main.append(summary(), panel("Task stream (all kept)", drawStream("stream", S.stream, 0)));
+    main.append(summary(), panel("Task stream (all kept)", stream("stream", 0)));
   } else if (PAGE === "system") {
     const h = S.history;
     main.append(panel("Scheduler process",

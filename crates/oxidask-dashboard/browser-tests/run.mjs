@@ -77,7 +77,8 @@ let scheduler = await startScheduler();
 const workers = ["w0", "w1"].map((n) =>
   start(["worker", address, "--nthreads", "2", "--name", n, "--heartbeat-ms", "200"], n));
 for (const w of workers) await until(`${w.label} to join`, () => w.err.includes("connected to the scheduler"));
-const load = start(["load", address, "--duration", "12", "--fail"], "load");
+const REPORT = join(SHOTS, "load-report.html");
+const load = start(["load", address, "--duration", "12", "--fail", "--report", REPORT], "load");
 
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
@@ -173,6 +174,27 @@ await check("progress bars reach 100% when the load is done", async () => {
     return rows.length > 0 && rows.every(([, d, t]) => d === t) && rows;
   });
   await shot("status-done");
+});
+
+await check("the performance report opens offline and draws the run", async () => {
+  if (!/performance report of \d+ records/.test(load.out)) throw new Error(`no report: ${load.out.slice(-300)}`);
+  const offline = await browser.newContext({ offline: true });
+  const p = await offline.newPage();
+  const errors = [];
+  p.on("pageerror", (e) => errors.push(String(e)));
+  await p.goto(`file://${REPORT}`);
+  await until("drawn", async () => (await p.getAttribute("body", "data-ready")) === "1");
+  const bars = Number(await p.getAttribute("#stream", "data-bars"));
+  if (!(bars >= 400)) throw new Error(`task stream bars: ${bars}`);
+  const work = await p.getAttribute('.prefix-row[data-prefix="work"]', "data-tasks");
+  if (!(Number(work) >= 400)) throw new Error(`work tasks: ${work}`);
+  const points = Number(await p.getAttribute("#memory-managed", "data-points"));
+  if (!(points >= 2)) throw new Error(`memory points: ${points}`);
+  const transfers = Number(await p.getAttribute("#transfers", "data-rows"));
+  if (!(transfers >= 1)) throw new Error(`transfer rows: ${transfers}`);
+  if (errors.length) throw new Error(errors.join("; "));
+  await p.screenshot({ path: join(SHOTS, "report.png"), fullPage: true });
+  await offline.close();
 });
 
 await check("/metrics matches the cluster", async () => {

@@ -31,7 +31,8 @@ pub(crate) struct AppState {
 
 const PAGE: &str = include_str!("../assets/page.html");
 const APP_JS: &str = include_str!("../assets/app.js");
-const STYLE_CSS: &str = include_str!("../assets/style.css");
+pub(crate) const DRAW_JS: &str = include_str!("../assets/draw.js");
+pub(crate) const STYLE_CSS: &str = include_str!("../assets/style.css");
 
 /// The pages, as Dask names them.
 pub(crate) const PAGES: [&str; 8] = [
@@ -45,6 +46,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(
             "/static/app.js",
             get(|| async { asset(APP_JS, "text/javascript") }),
+        )
+        .route(
+            "/static/draw.js",
+            get(|| async { asset(DRAW_JS, "text/javascript") }),
         )
         .route(
             "/static/style.css",
@@ -74,7 +79,7 @@ fn page(name: &str, arg: &str) -> Html<String> {
     )
 }
 
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

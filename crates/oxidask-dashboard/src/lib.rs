@@ -22,6 +22,7 @@
 mod http;
 pub mod logging;
 pub mod metrics;
+pub mod report;
 mod system;
 pub mod view;
 

@@ -58,7 +58,7 @@ pub fn now_ms() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
-fn record_json(r: &StreamRecord) -> Value {
+pub(crate) fn record_json(r: &StreamRecord) -> Value {
     // Compact: [worker, thread, start_ms, stop_ms, prefix, kind, key, nbytes].
     json!([
         r.worker,

@@ -270,6 +270,10 @@ pub struct WorkerSummary {
     pub cpu: f64,
     /// Abstract resources it offers.
     pub resources: Vec<(String, f64)>,
+    /// The worker process's resident memory (last heartbeat).
+    pub rss: u64,
+    /// Bytes of results spilled to disk (last heartbeat).
+    pub spilled: u64,
 }
 
 /// The cluster at a glance.
@@ -449,6 +453,12 @@ pub enum FromWorker {
         activity: Vec<Activity>,
         /// Log lines since the last heartbeat (bounded).
         logs: Vec<String>,
+    },
+    /// Transfers and spills since the last report, sent ahead of a task's result so the
+    /// task stream holds what fed the task by the time its result is known.
+    Activity {
+        /// What happened (bounded).
+        activity: Vec<Activity>,
     },
 }
 

@@ -419,19 +419,39 @@ impl PyClient {
             .detach(|| self.client.task_stream(since))
             .map_err(|e| to_pyerr(py, e))?;
         let out = PyList::empty(py);
-        for r in records {
-            let d = PyDict::new(py);
-            d.set_item("key", r.key.0.to_string())?;
-            d.set_item("prefix", r.key.0.prefix_str())?;
-            d.set_item("action", r.kind.name())?;
-            d.set_item("worker", &r.worker)?;
-            d.set_item("thread", r.thread)?;
-            d.set_item("start", r.start_us as f64 / 1e6)?;
-            d.set_item("stop", r.stop_us as f64 / 1e6)?;
-            d.set_item("nbytes", r.nbytes)?;
-            out.append(d)?;
+        for r in &records {
+            out.append(crate::report::record_dict(py, r)?)?;
         }
         Ok((out, next))
+    }
+
+    /// The kept task stream between two moments (seconds since the epoch) as a run.
+    fn stream_report(
+        &self,
+        py: Python<'_>,
+        start: f64,
+        stop: f64,
+    ) -> PyResult<crate::report::PyRun> {
+        let report = py
+            .detach(|| self.client.task_stream_report(start * 1e3, stop * 1e3))
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(crate::report::PyRun { report })
+    }
+
+    /// Starts recording a run for a performance report or a task stream.
+    #[pyo3(signature = (title = "oxidask run".to_owned()))]
+    fn performance_report(
+        &self,
+        py: Python<'_>,
+        title: String,
+    ) -> PyResult<crate::report::PyRecording> {
+        let rec = py
+            .detach(|| self.client.performance_report())
+            .map_err(|e| to_pyerr(py, e))?
+            .title(title);
+        Ok(crate::report::PyRecording {
+            inner: Mutex::new(Some(rec)),
+        })
     }
 
     /// Recent log lines of the scheduler (`worker=None`) or of a worker.
@@ -702,6 +722,8 @@ impl PyClient {
             d.set_item("keys", w.keys)?;
             d.set_item("cpu", w.cpu)?;
             d.set_item("resources", w.resources.clone())?;
+            d.set_item("rss", w.rss)?;
+            d.set_item("spilled", w.spilled)?;
             workers.append(d)?;
         }
         out.set_item("workers", workers)?;

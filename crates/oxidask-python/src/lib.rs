@@ -26,6 +26,7 @@ pub mod errors;
 pub mod gil;
 pub mod local;
 pub mod pyvalue;
+pub mod report;
 pub mod rust_ops;
 
 use pyo3::prelude::*;
@@ -75,6 +76,8 @@ fn _oxidask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyFuture>()?;
     m.add_class::<client::PyClient>()?;
     m.add_class::<client::PyLocalCluster>()?;
+    m.add_class::<report::PyRecording>()?;
+    m.add_class::<report::PyRun>()?;
     m.add_function(wrap_pyfunction!(delayed::delayed_value, m)?)?;
     m.add_function(wrap_pyfunction!(delayed::tokenize, m)?)?;
     m.add_function(wrap_pyfunction!(delayed::delayed_on_cluster, m)?)?;

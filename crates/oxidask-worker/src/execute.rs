@@ -148,6 +148,10 @@ fn run(shared: Arc<Shared>, thread: u32) {
                     }
                 }
                 if let Some(e) = unreadable {
+                    shared.log_at(
+                        tracing::Level::WARN,
+                        format!("task {k} cannot run: a dependency is unreadable: {e}"),
+                    );
                     st.active -= 1;
                     st.fail(
                         k,
@@ -182,7 +186,13 @@ fn run(shared: Arc<Shared>, thread: u32) {
                             thread,
                         },
                     ),
-                    Err(e) => st.fail(k, e),
+                    Err(e) => {
+                        shared.log_at(
+                            tracing::Level::WARN,
+                            format!("task {k} failed: {}", e.message),
+                        );
+                        st.fail(k, e)
+                    }
                 }
                 shared.wake_writer();
                 if st.threads > shared.nthreads && st.idle_threads >= shared.nthreads {

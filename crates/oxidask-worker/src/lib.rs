@@ -73,11 +73,23 @@ impl Shared {
         self.writer_wake.notify_one();
     }
 
+    /// Logs a line (kept for the scheduler's copy of this worker's log, and emitted as a
+    /// `tracing` event unless quiet).
     pub(crate) fn log(&self, msg: impl AsRef<str>) {
+        self.log_at(tracing::Level::INFO, msg);
+    }
+
+    /// Logs a line at a level of its own (`WARN` for failures).
+    pub(crate) fn log_at(&self, level: tracing::Level, msg: impl AsRef<str>) {
         let line = format!("{}: {}", self.name, msg.as_ref());
         if !self.quiet {
-            tracing::info!("{line}");
+            if level == tracing::Level::WARN {
+                tracing::warn!("{line}");
+            } else {
+                tracing::info!("{line}");
+            }
         }
+        let line = format!("{:.3} {level} {line}", crate::state::now_us() as f64 / 1e6);
         let mut lines = self.log_lines.lock().unwrap_or_else(|p| p.into_inner());
         if lines.len() < LOG_LINES_CAP {
             lines.push(line);
@@ -313,6 +325,10 @@ async fn connect(
 
 /// Serves the scheduler connection until it closes; returns why.
 async fn run(stream: TcpStream, shared: Arc<Shared>, heartbeat: Duration) -> String {
+    shared.log(format!(
+        "registered with the scheduler at {}; serving data at {} with {} threads",
+        shared.scheduler, shared.data_address, shared.nthreads
+    ));
     let (rd, wr) = stream.into_split();
     let writer_shared = shared.clone();
     let writer = tokio::spawn(async move {

@@ -127,7 +127,7 @@ impl Stored {
 pub(crate) type FetchOrder = (Key, WireKey, Vec<String>);
 
 impl WorkerState {
-    /// Records a transfer or a spill for the next heartbeat.
+    /// Records a transfer or a spill for the next heartbeat (or the next result, if sooner).
     pub fn record(&mut self, kind: ActivityKind, start_us: u64, nbytes: u64, count: u32) {
         if self.activity.len() >= ACTIVITY_CAP {
             self.activity.remove(0);
@@ -343,6 +343,11 @@ impl WorkerState {
         let nbytes = value.nbytes() as u64;
         let type_name = value.type_name().to_owned();
         self.store(key, value, true);
+        // What fed the task (transfers, reads from disk) goes first.
+        if !self.activity.is_empty() {
+            let activity = std::mem::take(&mut self.activity);
+            self.outbox.push(FromWorker::Activity { activity });
+        }
         self.outbox.push(FromWorker::Finished {
             key: e.wire_key,
             type_name,

@@ -22,6 +22,7 @@ from oxidask.distributed.client import (
     wait,
 )
 from oxidask.distributed.cluster import LocalCluster
+from oxidask.distributed.diagnostics import MemorySampler, get_task_stream, performance_report
 from oxidask.distributed.worker import get_worker, rejoin, secede, worker_client
 from oxidask.exceptions import CancelledError, KilledWorker, TimeoutError
 
@@ -33,13 +34,16 @@ __all__ = [
     "Future",
     "KilledWorker",
     "LocalCluster",
+    "MemorySampler",
     "TimeoutError",
     "as_completed",
     "default_client",
     "fire_and_forget",
     "futures_of",
     "get_client",
+    "get_task_stream",
     "get_worker",
+    "performance_report",
     "progress",
     "rejoin",
     "secede",

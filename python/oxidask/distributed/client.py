@@ -40,6 +40,15 @@ def default_client(c=None):
     return c
 
 
+def _epoch(t):
+    """Seconds since the epoch from a number or a ``datetime`` (``None`` stays ``None``)."""
+    if t is None or isinstance(t, (int, float)):
+        return t
+    if hasattr(t, "timestamp"):
+        return t.timestamp()
+    raise TypeError(f"expected seconds since the epoch or a datetime, got {type(t).__name__}")
+
+
 def _flatten(obj, out):
     """Futures anywhere in ``obj`` (lists, tuples, sets, dict values) appended to ``out``;
     returns a function rebuilding ``obj`` from their results."""
@@ -177,19 +186,31 @@ class Client:
         """The scheduler's dashboard (``http://host:8787/status``), or ``None`` if it serves none."""
         return self._core.dashboard_link
 
-    def get_task_stream(self, start=None, stop=None, count=None):
-        """What ran where and when (tasks, transfers, spills), as Dask's ``get_task_stream``:
-        a list of dicts with ``key``, ``action``, ``worker``, ``thread``, ``start``/``stop``
-        (seconds since the epoch) and ``nbytes``; ``start``/``stop`` filter by time and
-        ``count`` keeps the last records."""
-        records, _ = self._core.task_stream(0)
+    def get_task_stream(self, start=None, stop=None, count=None, plot=False, filename="task-stream.html"):
+        """What ran where and when, as Dask's ``get_task_stream``: one dict per task run,
+        transfer or spill still kept by the scheduler (its last 100,000), with ``key``,
+        ``worker`` (address), ``thread``, ``nbytes``, ``status`` and ``startstops`` (a tuple
+        of ``{"action", "start", "stop"}``, seconds since the epoch; actions ``compute``,
+        ``transfer``, ``disk-write``, ``disk-read``). ``start``/``stop`` filter by time
+        (seconds since the epoch, or ``datetime``\s), ``count`` keeps the last records.
+        With ``plot=True`` also returns a figure (shown in Jupyter; ``plot="save"`` writes
+        it to ``filename``)::
+
+            records = client.get_task_stream(count=100)
+        """
+        from oxidask.distributed.diagnostics import _dask_records, _figure
+
+        records = _dask_records(self, self._core.task_stream(0)[0])
+        start, stop = _epoch(start), _epoch(stop)
         if start is not None:
-            records = [r for r in records if r["stop"] >= start]
+            records = [r for r in records if r["startstops"][0]["stop"] >= start]
         if stop is not None:
-            records = [r for r in records if r["start"] <= stop]
+            records = [r for r in records if r["startstops"][0]["start"] <= stop]
         if count is not None:
-            records = records[-count:]
-        return records
+            records = records[-count:] if count else []
+        if not plot:
+            return records
+        return records, _figure(self, records, plot, filename)
 
     def get_scheduler_logs(self, n=None):
         """The scheduler's latest log lines."""
@@ -454,7 +475,13 @@ class Client:
                     "name": w["name"],
                     "nthreads": w["nthreads"],
                     "memory_limit": w["memory_limit"],
-                    "metrics": {"memory": w["memory"], "cpu": w["cpu"], "executing": w["processing"]},
+                    "metrics": {
+                        "memory": w["rss"],
+                        "managed_bytes": w["memory"],
+                        "spilled_bytes": {"memory": 0, "disk": w["spilled"]},
+                        "cpu": w["cpu"],
+                        "executing": w["processing"],
+                    },
                     "resources": dict(w["resources"]),
                 }
                 for w in info["workers"]

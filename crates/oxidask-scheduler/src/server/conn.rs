@@ -1,7 +1,7 @@
 //! Connections: accept, handshake, one reader and one writer task each.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use oxidask_protocol::{
     hello, read_frame, read_hello, reply_hello, write_frame, FromWorker, Hello, Limits, Role,
@@ -12,6 +12,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
+use super::log::SchedulerLog;
 use super::{Inbound, Outbound};
 use crate::state::Event;
 
@@ -28,25 +29,23 @@ pub(crate) struct Shared {
     /// The registry and runtimes every client and worker must share, pinned by the first
     /// to join, and how many are connected.
     pin: Mutex<(Option<Pinned>, usize)>,
-    quiet: bool,
+    log: Arc<SchedulerLog>,
     /// The dashboard's address, told to everyone who joins (empty: none).
     dashboard: String,
 }
 
 impl Shared {
-    pub(crate) fn new(quiet: bool, dashboard: String) -> Shared {
+    pub(crate) fn new(log: Arc<SchedulerLog>, dashboard: String) -> Shared {
         Shared {
             next_id: AtomicU64::new(1),
             pin: Mutex::new((None, 0)),
-            quiet,
+            log,
             dashboard,
         }
     }
 
     fn log(&self, msg: impl AsRef<str>) {
-        if !self.quiet {
-            tracing::info!("{}", msg.as_ref());
-        }
+        self.log.log(msg);
     }
 
     /// Admits a participant with `registry`, or says why not.

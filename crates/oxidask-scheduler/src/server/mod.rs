@@ -8,6 +8,7 @@
 //! oversized frame loses its connection; nothing else is affected.
 
 mod conn;
+mod log;
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,6 +20,9 @@ use std::time::{Duration, Instant};
 use oxidask_protocol::{ToClient, ToWorker};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc::UnboundedSender;
+
+pub use log::LogSource;
+use log::SchedulerLog;
 
 use crate::state::observe::{GraphView, Snapshot};
 use crate::state::{Config, Effect, Event, SchedulerState};
@@ -99,7 +103,7 @@ pub enum Answer {
 }
 
 /// Builds a [`Scheduler`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SchedulerBuilder {
     address: String,
     config: Config,
@@ -107,7 +111,21 @@ pub struct SchedulerBuilder {
     quiet: bool,
     dashboard: String,
     publish_every: Duration,
-    log_source: Option<fn() -> Vec<String>>,
+    log_source: Option<LogSource>,
+}
+
+impl std::fmt::Debug for SchedulerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerBuilder")
+            .field("address", &self.address)
+            .field("config", &self.config)
+            .field("tick", &self.tick)
+            .field("quiet", &self.quiet)
+            .field("dashboard", &self.dashboard)
+            .field("publish_every", &self.publish_every)
+            .field("log_source", &self.log_source.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 impl SchedulerBuilder {
@@ -129,7 +147,8 @@ impl SchedulerBuilder {
         self
     }
 
-    /// Whether to stay silent on stderr (connections, refusals). Default: log.
+    /// Whether to keep connection events (joins, refusals, departures) out of `tracing`;
+    /// they are kept for clients' `get_scheduler_logs` either way. Default: log.
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
         self
@@ -147,8 +166,10 @@ impl SchedulerBuilder {
         self
     }
 
-    /// Where the scheduler's own recent log lines come from (clients' `get_scheduler_logs`).
-    pub fn log_source(mut self, source: fn() -> Vec<String>) -> Self {
+    /// Where clients' `get_scheduler_logs` read from: by default the scheduler's own ring of
+    /// lines about connections; a process with a `tracing` subscriber of its own (the
+    /// `oxidask scheduler` command) passes its ring of every event instead.
+    pub fn log_source(mut self, source: LogSource) -> Self {
         self.log_source = Some(source);
         self
     }
@@ -167,7 +188,8 @@ impl SchedulerBuilder {
         std_listener.set_nonblocking(true)?;
         let address = std_listener.local_addr()?;
         let (tx, rx) = mpsc::channel::<Inbound>();
-        let shared = Arc::new(conn::Shared::new(self.quiet, self.dashboard.clone()));
+        let log = SchedulerLog::new(self.quiet);
+        let shared = Arc::new(conn::Shared::new(log.clone(), self.dashboard.clone()));
         let io_tx = tx.clone();
         let io_shared = shared.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -190,9 +212,9 @@ impl SchedulerBuilder {
         let core_cfg = CoreConfig {
             config: self.config,
             tick: self.tick,
-            quiet: self.quiet,
+            log: log.clone(),
             publish_every: self.publish_every,
-            log_source: self.log_source,
+            log_source: self.log_source.unwrap_or_else(|| log.source()),
         };
         let core = std::thread::Builder::new()
             .name("oxidask-scheduler-core".into())
@@ -315,9 +337,9 @@ const MAX_BATCH: usize = 4096;
 struct CoreConfig {
     config: Config,
     tick: Duration,
-    quiet: bool,
+    log: Arc<SchedulerLog>,
     publish_every: Duration,
-    log_source: Option<fn() -> Vec<String>>,
+    log_source: LogSource,
 }
 
 /// Watchers and the core's own accounting for them.
@@ -380,14 +402,12 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
     let CoreConfig {
         config,
         tick,
-        quiet,
+        log,
         publish_every,
         log_source,
     } = cfg;
     let mut state = SchedulerState::new(config, Instant::now());
-    if let Some(f) = log_source {
-        state.set_log_source(f);
-    }
+    state.set_log_source(log_source);
     let mut writers: FxHashMap<u64, (UnboundedSender<Outbound>, bool)> = FxHashMap::default();
     let mut effects = Vec::new();
     let mut next_tick = Instant::now() + tick;
@@ -447,7 +467,7 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
             state.handle_into(Event::Tick, now, &mut effects);
             next_tick = now + tick;
         }
-        dispatch(&mut effects, &writers, quiet);
+        dispatch(&mut effects, &writers, &log);
         if handled > 0 {
             let busy = now.elapsed().as_secs_f64();
             watchers.stats.busy_seconds += busy;
@@ -476,7 +496,7 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
 fn dispatch(
     effects: &mut Vec<Effect>,
     writers: &FxHashMap<u64, (UnboundedSender<Outbound>, bool)>,
-    quiet: bool,
+    log: &SchedulerLog,
 ) {
     if effects.is_empty() {
         return;
@@ -502,9 +522,7 @@ fn dispatch(
         }
     }
     for (conn, reason) in closes {
-        if !quiet {
-            tracing::info!("closing connection {conn}: {reason}");
-        }
+        log.log(format!("closing connection {conn}: {reason}"));
         if let Some((tx, is_worker)) = writers.get(&conn) {
             if *is_worker {
                 let _ = tx.send(Outbound::Worker(vec![ToWorker::Stop {

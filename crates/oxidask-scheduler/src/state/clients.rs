@@ -102,7 +102,7 @@ impl SchedulerState {
             }
             ToScheduler::Logs { request, worker } => {
                 let lines = match worker {
-                    None => self.log_source.map(|f| f()).unwrap_or_default(),
+                    None => self.log_source.as_ref().map(|f| f()).unwrap_or_default(),
                     Some(w) => {
                         let w = oxidask_protocol::strip_scheme(&w);
                         let name = self
@@ -133,6 +133,8 @@ impl SchedulerState {
                     keys: w.has_what.len() as u64,
                     cpu: w.metrics.cpu,
                     resources: w.info.resources.clone(),
+                    rss: w.metrics.rss,
+                    spilled: w.metrics.spilled,
                 })
                 .collect(),
             tasks: self.index.len() as u64,

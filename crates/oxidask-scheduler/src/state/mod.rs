@@ -146,6 +146,7 @@ impl Event {
                 FromWorker::StealResponse { .. } => "steal-response",
                 FromWorker::Stored { .. } => "stored",
                 FromWorker::Heartbeat { .. } => "heartbeat",
+                FromWorker::Activity { .. } => "activity",
                 FromWorker::LongRunning { .. } => "long-running",
             },
             Event::WorkerLeft { .. } => "worker-left",
@@ -230,7 +231,7 @@ pub struct SchedulerState {
     /// What the dashboard and `/metrics` read (bounded).
     pub(crate) obs: observe::Observations,
     /// The scheduler process's recent log lines (set by the server; none in tests).
-    pub(crate) log_source: Option<fn() -> Vec<String>>,
+    pub(crate) log_source: Option<crate::server::LogSource>,
 }
 
 impl SchedulerState {
@@ -465,7 +466,7 @@ impl SchedulerState {
 
     /// Where the scheduler's own log lines come from (the server's log ring), for clients'
     /// `get_scheduler_logs`.
-    pub fn set_log_source(&mut self, source: fn() -> Vec<String>) {
+    pub fn set_log_source(&mut self, source: crate::server::LogSource) {
         self.log_source = Some(source);
     }
 

@@ -177,10 +177,11 @@ impl Observations {
     }
 
     /// Task-stream records from sequence number `since` on (as many as are still kept), and
-    /// the sequence number after the last.
+    /// the sequence number after the last. A cursor past the end (from another scheduler,
+    /// or `u64::MAX` to ask where the stream is now) counts as the end.
     pub fn stream_since(&self, since: u64, limit: usize) -> (Vec<StreamRecord>, u64) {
         let first = self.stream_next - self.stream.len() as u64;
-        let from = since.max(first);
+        let from = since.clamp(first, self.stream_next);
         let skip = (from - first) as usize;
         let out: Vec<StreamRecord> = self.stream.iter().skip(skip).take(limit).cloned().collect();
         let next = from + out.len() as u64;
@@ -379,5 +380,55 @@ impl SchedulerState {
             stop_us: start_us + duration_us,
             nbytes,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxidask_core::{Key, Token};
+    use oxidask_protocol::{ActivityKind, WireKey};
+
+    fn rec(i: u64) -> StreamRecord {
+        StreamRecord {
+            key: WireKey(Key::new("t", Token::from_u128(i as u128))),
+            kind: ActivityKind::Compute,
+            worker: "w".into(),
+            thread: 0,
+            start_us: i,
+            stop_us: i + 1,
+            nbytes: 0,
+        }
+    }
+
+    #[test]
+    fn stream_cursor_past_the_end_counts_as_the_end() {
+        let mut o = Observations {
+            stream_capacity: 4,
+            ..Observations::default()
+        };
+        for i in 0..6 {
+            o.record(rec(i));
+        }
+        // Records 0 and 1 fell out of the ring; a cursor before them starts at 2.
+        let (r, next) = o.stream_since(0, 100);
+        assert_eq!(
+            r.iter().map(|r| r.start_us).collect::<Vec<_>>(),
+            [2, 3, 4, 5]
+        );
+        assert_eq!(next, 6);
+        // A cursor from the future (another scheduler, or "where are we") is the end, so
+        // the records that come next are not skipped.
+        let (r, next) = o.stream_since(u64::MAX, 100);
+        assert!(r.is_empty());
+        assert_eq!(next, 6);
+        o.record(rec(6));
+        let (r, next) = o.stream_since(next, 100);
+        assert_eq!(r.iter().map(|r| r.start_us).collect::<Vec<_>>(), [6]);
+        assert_eq!(next, 7);
+        // A limit leaves the rest for the next call.
+        let (r, next) = o.stream_since(3, 2);
+        assert_eq!(r.len(), 2);
+        assert_eq!(next, 5);
     }
 }

@@ -116,22 +116,31 @@ impl SchedulerState {
                     rss,
                     spilled,
                 };
+                self.worker_activity(w, activity);
                 let name = self.worker(w).info.name.clone();
-                for a in activity {
-                    let key =
-                        oxidask_core::Key::new(a.kind.name(), oxidask_core::Token::from_u128(0));
-                    self.obs.record(oxidask_protocol::StreamRecord {
-                        key: WireKey::from(key),
-                        kind: a.kind,
-                        worker: name.clone(),
-                        thread: 0,
-                        start_us: a.start_us,
-                        stop_us: a.stop_us,
-                        nbytes: a.nbytes,
-                    });
-                }
                 self.obs.worker_logged(&name, logs);
             }
+            FromWorker::Activity { activity } => self.worker_activity(w, activity),
+        }
+    }
+
+    /// Transfers and spills on worker `w`, into the task stream.
+    fn worker_activity(&mut self, w: WorkerId, activity: Vec<oxidask_protocol::Activity>) {
+        if activity.is_empty() {
+            return;
+        }
+        let name = self.worker(w).info.name.clone();
+        for a in activity {
+            let key = oxidask_core::Key::new(a.kind.name(), oxidask_core::Token::from_u128(0));
+            self.obs.record(oxidask_protocol::StreamRecord {
+                key: WireKey::from(key),
+                kind: a.kind,
+                worker: name.clone(),
+                thread: 0,
+                start_us: a.start_us,
+                stop_us: a.stop_us,
+                nbytes: a.nbytes,
+            });
         }
     }
 
