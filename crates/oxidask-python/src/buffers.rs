@@ -100,6 +100,12 @@ static ANY_PENDING: AtomicBool = AtomicBool::new(false);
 
 impl Drop for HeldBuffer {
     fn drop(&mut self) {
+        if crate::gil::exiting() {
+            // The interpreter is finalizing (or gone): releasing could touch freed objects, and
+            // nothing would release a queued buffer. The exporter's reference is leaked.
+            self.0.obj = std::ptr::null_mut();
+            return;
+        }
         // SAFETY: callable from any thread of an initialized interpreter.
         if unsafe { PyGILState_Check() } == 1 {
             // SAFETY: the view was filled by `PyObject_GetBuffer` and is released once.
@@ -140,10 +146,24 @@ pub fn bytes_of(obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
 }
 
 /// The object layout of `ReceivedBuffer`: the Python header, then the bytes it exposes.
+///
+/// Instances are made only by [`python_buffer`] (the type disallows instantiation from Python),
+/// but an instance made some other way is zero-filled: `filled` is then false and `bytes`
+/// holds nothing, and such an instance exports no buffer and frees nothing.
 #[repr(C)]
 struct Received {
     ob_base: ffi::PyObject,
-    bytes: std::mem::ManuallyDrop<Bytes>,
+    /// `bytes` holds a value (written by [`python_buffer`]).
+    filled: bool,
+    bytes: std::mem::MaybeUninit<Bytes>,
+}
+
+impl Received {
+    /// The bytes exposed, if the instance holds any.
+    fn bytes(&self) -> Option<&Bytes> {
+        // SAFETY: `bytes` is initialized whenever `filled` is set (see `python_buffer`).
+        self.filled.then(|| unsafe { self.bytes.assume_init_ref() })
+    }
 }
 
 unsafe extern "C" fn received_getbuffer(
@@ -153,9 +173,19 @@ unsafe extern "C" fn received_getbuffer(
 ) -> c_int {
     // SAFETY: called by CPython on an instance of the type below, whose layout is `Received`.
     let r = unsafe { &*(slf as *const Received) };
-    let ptr = r.bytes.as_ptr() as *mut c_void;
+    let Some(bytes) = r.bytes() else {
+        // SAFETY: called with the GIL held; the message is a C string.
+        unsafe {
+            ffi::PyErr_SetString(
+                ffi::PyExc_BufferError,
+                c"this ReceivedBuffer holds no bytes (only oxidask makes usable ones)".as_ptr(),
+            )
+        };
+        return -1;
+    };
+    let ptr = bytes.as_ptr() as *mut c_void;
     // Writable: see the module invariant (decoded once, aliased by no other Python object).
-    unsafe { PyBuffer_FillInfo(view, slf, ptr, r.bytes.len() as ffi::Py_ssize_t, 0, flags) }
+    unsafe { PyBuffer_FillInfo(view, slf, ptr, bytes.len() as ffi::Py_ssize_t, 0, flags) }
 }
 
 unsafe extern "C" fn received_dealloc(slf: *mut ffi::PyObject) {
@@ -163,7 +193,10 @@ unsafe extern "C" fn received_dealloc(slf: *mut ffi::PyObject) {
     // the instance holds a reference to it that is dropped here.
     unsafe {
         let tp = ffi::Py_TYPE(slf);
-        std::mem::ManuallyDrop::drop(&mut (*(slf as *mut Received)).bytes);
+        let r = &mut *(slf as *mut Received);
+        if std::mem::replace(&mut r.filled, false) {
+            r.bytes.assume_init_drop();
+        }
         let free = ffi::PyType_GetSlot(tp, ffi::Py_tp_free);
         if !free.is_null() {
             let free: ffi::freefunc = std::mem::transmute(free);
@@ -207,7 +240,8 @@ fn received_type(_py: Python<'_>) -> PyResult<*mut ffi::PyTypeObject> {
         name: NAME.as_ptr() as *const c_char,
         basicsize: std::mem::size_of::<Received>() as c_int,
         itemsize: 0,
-        flags: ffi::Py_TPFLAGS_DEFAULT as _,
+        // Only `python_buffer` makes instances: `ReceivedBuffer()` raises `TypeError`.
+        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
         slots: slots.as_mut_ptr(),
     };
     // SAFETY: the spec and slots are valid for the call; CPython copies what it keeps.
@@ -231,10 +265,9 @@ pub fn python_buffer(py: Python<'_>, bytes: Bytes) -> PyResult<Bound<'_, PyAny>>
         if obj.is_null() {
             return Err(PyErr::fetch(py));
         }
-        std::ptr::write(
-            &mut (*(obj as *mut Received)).bytes,
-            std::mem::ManuallyDrop::new(bytes),
-        );
+        let r = &mut *(obj as *mut Received);
+        r.bytes.write(bytes);
+        r.filled = true;
         Ok(Bound::from_owned_ptr(py, obj))
     }
 }

@@ -1,0 +1,69 @@
+"""Regression tests for bugs found in the client, its buffers and the Rust threads that run
+Python, each named after the bug. Checks that used to crash or hang the interpreter run in a
+subprocess with a deadline, so a crash or a deadlock fails the test instead of ending pytest."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from oxidask.distributed import Client, LocalCluster
+
+
+def run_python(source, timeout=120):
+    """Runs ``source`` in a new interpreter; returns the completed process (output as text).
+    A deadlock shows as ``subprocess.TimeoutExpired`` (the interpreter is killed)."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster:
+        with Client(cluster, set_as_default=False) as c:
+            yield c
+
+
+# -- ReceivedBuffer could be instantiated from Python, then crashed ----------------------
+
+
+def test_received_buffer_cannot_be_instantiated_from_python():
+    r = run_python(
+        """
+        import gc
+        import numpy as np
+        from oxidask.distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cl, \\
+                Client(cl, set_as_default=False) as c:
+            a = c.submit(lambda x: x + 0, c.scatter(np.arange(100000, dtype="i8"))).result()
+        b = a
+        while getattr(b, "base", None) is not None:
+            b = b.base
+        T = type(b)
+        print(T.__name__, flush=True)
+        for make in (lambda: T(), lambda: T.__new__(T), lambda: object.__new__(T)):
+            try:
+                x = make()
+            except TypeError:
+                print("TypeError", flush=True)
+            else:
+                # Whatever made it, using and freeing it must not crash.
+                try:
+                    memoryview(x)
+                except BufferError:
+                    pass
+                del x
+                gc.collect()
+                print("made", flush=True)
+        """
+    )
+    assert r.returncode == 0, f"crashed ({r.returncode}): {r.stdout}{r.stderr}"
+    assert r.stdout.split() == ["ReceivedBuffer", "TypeError", "TypeError", "TypeError"], (
+        r.stdout + r.stderr
+    )
