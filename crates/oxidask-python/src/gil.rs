@@ -25,13 +25,80 @@ use pyo3::prelude::*;
 
 thread_local! {
     static KEPT: Cell<bool> = const { Cell::new(false) };
-    /// The thread state this thread keeps (made by `keep_thread_state`), if it made one.
-    static TSTATE: Cell<*mut ffi::PyThreadState> = const { Cell::new(std::ptr::null_mut()) };
+    /// The thread state this thread keeps (made by `keep_thread_state`), if it made one;
+    /// deleted when the thread ends.
+    static TSTATE: KeptState = const { KeptState(Cell::new(std::ptr::null_mut())) };
     /// When this thread took the GIL it still holds between tasks (see [`attach_sticky`]).
     static STICKY_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
     /// Depth of [`detached_for_nested`] regions on this thread: a task computing inside a
     /// task released the GIL its thread holds; tasks run meanwhile attach and detach in pairs.
     static NESTED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The Python thread state a Rust thread made for itself, deleted when the thread ends (an
+/// executor thread that seceded ends after its task; without this, each left a state behind
+/// in the interpreter).
+struct KeptState(Cell<*mut ffi::PyThreadState>);
+
+impl KeptState {
+    fn get(&self) -> *mut ffi::PyThreadState {
+        self.0.get()
+    }
+}
+
+impl Drop for KeptState {
+    fn drop(&mut self) {
+        let tstate = self.0.replace(std::ptr::null_mut());
+        if tstate.is_null() {
+            return;
+        }
+        // Once the interpreter exits, taking the GIL is what must not happen: leak the state.
+        let Ok(_flight) = InFlight::enter() else {
+            return;
+        };
+        // A thread that ends holding the GIL it keeps between tasks still has it.
+        let held = STICKY_SINCE
+            .try_with(|s| s.take().is_some())
+            .unwrap_or(false);
+        // SAFETY: `tstate` is this thread's own state, made by `PyGILState_Ensure` (use count
+        // one) in `keep_thread_state`; it is detached unless `held`. Restoring it takes the GIL;
+        // the `Release` matching that first `Ensure` brings the count to zero, which clears and
+        // deletes the state and releases the GIL. The interpreter is not exiting (`_flight`
+        // holds `at_exit` back until this is done).
+        unsafe {
+            if !held {
+                ffi::PyEval_RestoreThread(tstate);
+            }
+            ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_UNLOCKED);
+        }
+    }
+}
+
+/// One attachment in flight (counted for [`at_exit`]) while it lives, also if what it runs
+/// panics.
+struct InFlight(());
+
+impl InFlight {
+    /// Counts an attachment; refused once the interpreter is exiting.
+    fn enter() -> Result<InFlight, Exiting> {
+        if exiting() {
+            return Err(Exiting);
+        }
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        let flight = InFlight(());
+        // `at_exit` sets `EXITING` and then waits for the count: seen here, it is not waiting
+        // for this one; not seen, it waits for it.
+        if exiting() {
+            return Err(Exiting);
+        }
+        Ok(flight)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// How long a local pool thread keeps the GIL across consecutive Python tasks.
@@ -58,21 +125,12 @@ pub fn exiting() -> bool {
 /// Runs `f` attached to the interpreter, keeping this thread's Python state for next time;
 /// refused once the interpreter is exiting.
 pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, Exiting> {
-    if exiting() {
-        return Err(Exiting);
-    }
-    IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
-    if exiting() {
-        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-        return Err(Exiting);
-    }
+    let _flight = InFlight::enter()?;
     keep_thread_state();
-    let r = Python::attach(|py| {
+    Ok(Python::attach(|py| {
         crate::buffers::release_pending();
         f(py)
-    });
-    IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-    Ok(r)
+    }))
 }
 
 /// [`attach`] for the local pool's threads, which run Python tasks back to back: the GIL is
@@ -84,20 +142,15 @@ pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, Exiting
 /// Only for threads whose pool calls [`release_sticky`] before sleeping and that run nothing
 /// else that waits on other threads' Python while holding it.
 pub fn attach_sticky<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, Exiting> {
-    if exiting() {
+    let Ok(_flight) = InFlight::enter() else {
         release_sticky();
         return Err(Exiting);
-    }
+    };
     keep_thread_state();
-    let tstate = TSTATE.with(Cell::get);
+    let tstate = TSTATE.with(KeptState::get);
     if tstate.is_null() || NESTED.with(Cell::get) > 0 {
         // A thread Python made: no state of ours to hold on to.
         return attach(f);
-    }
-    IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
-    if exiting() {
-        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-        return Err(Exiting);
     }
     let held = STICKY_SINCE.with(Cell::get);
     let since = match held {
@@ -115,7 +168,6 @@ pub fn attach_sticky<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, 
         crate::buffers::release_pending();
         f(py)
     });
-    IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
     if since.elapsed() >= STICKY_BUDGET {
         release_sticky();
     }
@@ -178,7 +230,7 @@ fn keep_thread_state() {
         if ffi::PyGILState_GetThisThreadState().is_null() {
             let _ = ffi::PyGILState_Ensure();
             let tstate = ffi::PyEval_SaveThread();
-            TSTATE.with(|t| t.set(tstate));
+            TSTATE.with(|t| t.0.set(tstate));
         }
     }
 }

@@ -67,3 +67,46 @@ def test_received_buffer_cannot_be_instantiated_from_python():
     assert r.stdout.split() == ["ReceivedBuffer", "TypeError", "TypeError", "TypeError"], (
         r.stdout + r.stderr
     )
+
+
+# -- every exiting worker thread leaked a Python thread state ----------------------------
+
+
+def test_exiting_worker_threads_release_their_python_thread_state():
+    r = run_python(
+        """
+        import ctypes, time
+        from oxidask.distributed import Client, LocalCluster, get_client
+
+        api = ctypes.pythonapi
+        api.PyInterpreterState_Get.restype = ctypes.c_void_p
+        api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
+        api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
+        api.PyThreadState_Next.restype = ctypes.c_void_p
+        api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
+
+        def tstates():
+            n, t = 0, api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Get())
+            while t:
+                n, t = n + 1, api.PyThreadState_Next(t)
+            return n
+
+        def parent(i):
+            # Waiting inside a task secedes: a new executor thread starts, this one ends later.
+            return get_client().submit(abs, -i, pure=False).result()
+
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cl, \\
+                Client(cl, set_as_default=False) as c:
+            counts = []
+            for _ in range(4):
+                c.gather([c.submit(parent, i, pure=False) for i in range(50)])
+                time.sleep(0.5)
+                counts.append(tstates())
+            print(counts, flush=True)
+            print(counts[-1] - counts[0], flush=True)
+        """
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    growth = int(r.stdout.split()[-1])
+    # 150 seceded threads ended between the first and the last count.
+    assert growth < 30, r.stdout
