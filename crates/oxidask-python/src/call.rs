@@ -108,19 +108,28 @@ impl PyFunc {
 
     /// The function cloudpickled (by value for lambdas, closures and `__main__`; by
     /// reference for importable functions), made once.
+    ///
+    /// Pickling runs Python, which lets other threads take the GIL: two threads may pickle the
+    /// same function at once, and the first to finish sets the result (waiting for another
+    /// thread's pickling while holding the GIL would deadlock).
     pub fn pickled(&self, py: Python<'_>) -> Result<&Bytes, String> {
+        if let Some(done) = self.pickled.get() {
+            return done.as_ref().map_err(Clone::clone);
+        }
+        let made = cloudpickle_dumps(py, self.obj.bind(py))
+            .map(|b| Bytes::copy_from_slice(b.as_bytes()))
+            .map_err(|e| {
+                format!(
+                    "cannot send the function {} to the workers: {}",
+                    repr(self.obj.bind(py)),
+                    describe_error(py, &e)
+                )
+            });
+        // Setting only moves the value in: no thread waits on it for long.
+        let _ = self.pickled.set(made);
         self.pickled
-            .get_or_init(|| {
-                cloudpickle_dumps(py, self.obj.bind(py))
-                    .map(|b| Bytes::copy_from_slice(b.as_bytes()))
-                    .map_err(|e| {
-                        format!(
-                            "cannot send the function {} to the workers: {}",
-                            repr(self.obj.bind(py)),
-                            describe_error(py, &e)
-                        )
-                    })
-            })
+            .get()
+            .expect("set above")
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -424,11 +433,23 @@ pub fn decode_py_call(head: &[u8], bufs: Vec<Bytes>) -> Result<Value, CodecError
                     pickled: OnceLock::from(Ok(Bytes::copy_from_slice(func_bytes))),
                     token: OnceLock::new(),
                 });
-                let mut cache = function_cache().lock().unwrap_or_else(|p| p.into_inner());
-                if cache.len() >= FUNCTION_CACHE_SIZE {
-                    cache.clear();
-                }
-                cache.insert(hash, f.clone());
+                // Functions dropped here may run Python (a decref), which may switch threads:
+                // they are dropped after the lock is released, never under it.
+                let (f, _unused, _evicted) = {
+                    let mut cache = function_cache().lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(other) = cache.get(&hash) {
+                        // Another thread loaded it meanwhile: use theirs.
+                        (other.clone(), Some(f), HashMap::new())
+                    } else {
+                        let evicted = if cache.len() >= FUNCTION_CACHE_SIZE {
+                            std::mem::take(&mut *cache)
+                        } else {
+                            HashMap::new()
+                        };
+                        cache.insert(hash, f.clone());
+                        (f, None, evicted)
+                    }
+                };
                 f
             }
         };

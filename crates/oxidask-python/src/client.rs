@@ -322,21 +322,41 @@ fn options(
 }
 
 /// Functions wrapped for sending, by identity, so a function is pickled once per client.
+///
+/// Wrapping a function runs Python (its name is looked up) and so does dropping one (a
+/// decref), and Python may switch threads meanwhile: the lock is held only to look up and to
+/// insert, never while Python runs (see [`PyClient::function`]).
 struct FunctionCache {
     entries: Vec<(Py<PyAny>, Arc<PyFunc>)>,
 }
 
+/// Most functions a client keeps wrapped; the oldest goes first.
+const FUNCTION_CACHE_SIZE: usize = 256;
+
+/// Entries taken out of a [`FunctionCache`], to drop once its lock is released.
+type Dropped = Vec<(Option<Py<PyAny>>, Arc<PyFunc>)>;
+
 impl FunctionCache {
-    fn get(&mut self, f: &Bound<'_, PyAny>) -> Arc<PyFunc> {
-        if let Some((_, pf)) = self.entries.iter().find(|(o, _)| o.is(f)) {
-            return pf.clone();
+    fn find(&self, f: &Bound<'_, PyAny>) -> Option<Arc<PyFunc>> {
+        self.entries
+            .iter()
+            .find(|(o, _)| o.is(f))
+            .map(|(_, pf)| pf.clone())
+    }
+
+    /// Keeps `pf` as the wrapper of `f`, unless another thread wrapped `f` meanwhile (theirs
+    /// is kept). Returns the wrapper to use and what was taken out.
+    fn insert(&mut self, f: &Bound<'_, PyAny>, pf: Arc<PyFunc>) -> (Arc<PyFunc>, Dropped) {
+        if let Some(theirs) = self.find(f) {
+            return (theirs, vec![(None, pf)]);
         }
-        let pf = PyFunc::new(f);
-        if self.entries.len() >= 256 {
-            self.entries.remove(0);
+        let mut dropped = Dropped::new();
+        if self.entries.len() >= FUNCTION_CACHE_SIZE {
+            let (o, old) = self.entries.remove(0);
+            dropped.push((Some(o), old));
         }
         self.entries.push((f.clone().unbind(), pf.clone()));
-        pf
+        (pf, dropped)
     }
 }
 
@@ -357,11 +377,19 @@ impl PyClient {
         }
     }
 
+    /// The wrapper of `f` for sending, made once per function. The cache's lock is never held
+    /// while Python runs: a thread holding it and waiting for the GIL would deadlock with one
+    /// holding the GIL and waiting for it.
     fn function(&self, f: &Bound<'_, PyAny>) -> Arc<PyFunc> {
-        self.functions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(f)
+        let lock = || self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        let hit = lock().find(f);
+        if let Some(pf) = hit {
+            return pf;
+        }
+        let made = PyFunc::new(f); // runs Python
+        let (pf, dropped) = lock().insert(f, made);
+        drop(dropped); // may run Python: after the lock is released
+        pf
     }
 
     fn futures_of(list: &[Bound<'_, PyFuture>]) -> Vec<Future<()>> {

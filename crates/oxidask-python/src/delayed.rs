@@ -583,7 +583,9 @@ fn named_function(py: Python<'_>, module: &str, name: &str) -> PyResult<Arc<PyFu
         return Ok(f.clone());
     }
     let f = PyFunc::new(&py.import(module)?.getattr(name)?);
-    cache
+    // A replaced entry (another thread wrapped it meanwhile) is dropped after the lock is
+    // released: dropping a Python object may run Python, which may switch threads.
+    let _replaced = cache
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(id, f.clone());

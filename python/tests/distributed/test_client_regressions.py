@@ -69,6 +69,98 @@ def test_received_buffer_cannot_be_instantiated_from_python():
     )
 
 
+# -- two threads submitting the same function deadlocked on its pickle ------------------
+
+
+def test_two_threads_submitting_a_function_that_pickles_slowly_do_not_deadlock():
+    r = run_python(
+        """
+        import threading
+        from oxidask.distributed import Client, LocalCluster
+
+        class Slow:
+            # Pickles in Python, slowly: the GIL changes hands meanwhile.
+            def __reduce__(self):
+                s = 0
+                for i in range(3_000_000):
+                    s += i
+                return (Slow, ())
+
+        with LocalCluster(n_workers=1, threads_per_worker=2, processes=False) as cl, \\
+                Client(cl, set_as_default=False) as c:
+            helper = Slow()
+
+            def f(x):
+                return (x, helper is not None)
+
+            res = {}
+
+            def go(i):
+                res[i] = c.submit(f, i, pure=False).result()
+
+            ts = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            print(sorted(res.values()), flush=True)
+        """,
+        timeout=90,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == "[(0, True), (1, True)]", r.stdout + r.stderr
+
+
+# -- the client's function cache was locked while Python ran -----------------------------
+
+
+def test_function_cache_lookups_that_run_python_do_not_deadlock():
+    r = run_python(
+        """
+        import threading
+        from oxidask.distributed import Client, LocalCluster
+
+        class Op:
+            # A callable whose attribute lookups run Python (a __getattr__-based wrapper).
+            def __call__(self, x):
+                return x
+
+            def __getattr__(self, name):
+                s = 0
+                for i in range(3_000_000):
+                    s += i
+                raise AttributeError(name)
+
+        with LocalCluster(n_workers=1, threads_per_worker=2, processes=False) as cl, \\
+                Client(cl, set_as_default=False) as c:
+            ops = [Op(), Op()]
+            res = {}
+
+            def go(i):
+                res[i] = c.submit(ops[i], i).result()
+
+            ts = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            print(sorted(res.values()), flush=True)
+        """,
+        timeout=90,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == "[0, 1]", r.stdout + r.stderr
+
+
+def test_function_cache_evicting_many_functions_still_sends_each_right(client):
+    # More functions than the cache keeps: evicted entries are dropped, the rest still work.
+    fs = [eval(f"lambda x: x + {i}") for i in range(300)]
+    futures = [client.submit(f, 1, pure=False) for f in fs]
+    assert client.gather(futures) == [1 + i for i in range(300)]
+    again = [client.submit(fs[i], 2, pure=False) for i in (0, 150, 299)]
+    assert client.gather(again) == [2, 152, 301]
+
+
 # -- every exiting worker thread leaked a Python thread state ----------------------------
 
 
