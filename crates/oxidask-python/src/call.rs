@@ -256,7 +256,7 @@ impl PyCall {
         } else {
             let items = args
                 .iter()
-                .map(|a| substitute(&a, deps, self.nested))
+                .map(|a| substitute(&a, deps, self.nested, 1))
                 .collect::<PyResult<Vec<_>>>()?;
             PyTuple::new(py, items)?
         };
@@ -266,7 +266,7 @@ impl PyCall {
             Some(k) => {
                 let out = PyDict::new(py);
                 for (name, v) in k.bind(py).iter() {
-                    out.set_item(name, substitute(&v, deps, self.nested)?)?;
+                    out.set_item(name, substitute(&v, deps, self.nested, 1)?)?;
                 }
                 Some(out)
             }
@@ -288,12 +288,35 @@ fn dep_value<'py>(d: &Bound<'py, Dep>, deps: &[Bound<'py, PyAny>]) -> PyResult<B
     })
 }
 
+/// How deep lists, tuples, dicts and sets may nest in a task's arguments (about CPython's
+/// default recursion limit). Deeper structures raise `RecursionError`, as Dask does, instead of
+/// overflowing the stack of the thread walking them.
+pub const MAX_NESTING: u32 = 1000;
+
+/// Stack a walk of nested arguments leaves to the rest of the thread (Python calls it makes
+/// included): threads with small stacks (a pool's, 2 MiB) reach it before [`MAX_NESTING`].
+const STACK_MARGIN: usize = 256 * 1024;
+
+/// `RecursionError` if a walk of nested arguments may not go one level deeper than `depth`.
+pub fn check_nesting(depth: u32) -> PyResult<()> {
+    if depth > MAX_NESTING || stacker::remaining_stack().is_some_and(|left| left < STACK_MARGIN) {
+        return Err(pyo3::exceptions::PyRecursionError::new_err(format!(
+            "maximum recursion depth exceeded while walking a task's arguments: their lists, \
+             tuples, dicts and sets nest too deep (at most {MAX_NESTING} levels, fewer on \
+             threads with small stacks); pass such a structure inside another object, or \
+             flatten it"
+        )));
+    }
+    Ok(())
+}
+
 /// `obj` with placeholders replaced by dependency values (containers rebuilt only if
-/// `nested` and they hold placeholders).
+/// `nested` and they hold placeholders); `depth` is how deep in the arguments `obj` sits.
 fn substitute<'py>(
     obj: &Bound<'py, PyAny>,
     deps: &[Bound<'py, PyAny>],
     nested: bool,
+    depth: u32,
 ) -> PyResult<Bound<'py, PyAny>> {
     if let Ok(d) = obj.cast::<Dep>() {
         return dep_value(d, deps);
@@ -301,40 +324,30 @@ fn substitute<'py>(
     if !nested {
         return Ok(obj.clone());
     }
+    check_nesting(depth)?;
     let py = obj.py();
+    let inner = |x: Bound<'py, PyAny>| substitute(&x, deps, true, depth + 1);
     if let Ok(l) = obj.cast_exact::<PyList>() {
-        let items = l
-            .iter()
-            .map(|x| substitute(&x, deps, true))
-            .collect::<PyResult<Vec<_>>>()?;
+        let items = l.iter().map(inner).collect::<PyResult<Vec<_>>>()?;
         return Ok(PyList::new(py, items)?.into_any());
     }
     if let Ok(t) = obj.cast_exact::<PyTuple>() {
-        let items = t
-            .iter()
-            .map(|x| substitute(&x, deps, true))
-            .collect::<PyResult<Vec<_>>>()?;
+        let items = t.iter().map(inner).collect::<PyResult<Vec<_>>>()?;
         return Ok(PyTuple::new(py, items)?.into_any());
     }
     if let Ok(d) = obj.cast_exact::<PyDict>() {
         let out = PyDict::new(py);
         for (k, v) in d.iter() {
-            out.set_item(k, substitute(&v, deps, true)?)?;
+            out.set_item(k, inner(v)?)?;
         }
         return Ok(out.into_any());
     }
     if let Ok(s) = obj.cast_exact::<PySet>() {
-        let items = s
-            .iter()
-            .map(|x| substitute(&x, deps, true))
-            .collect::<PyResult<Vec<_>>>()?;
+        let items = s.iter().map(inner).collect::<PyResult<Vec<_>>>()?;
         return Ok(PySet::new(py, items)?.into_any());
     }
     if let Ok(s) = obj.cast_exact::<PyFrozenSet>() {
-        let items = s
-            .iter()
-            .map(|x| substitute(&x, deps, true))
-            .collect::<PyResult<Vec<_>>>()?;
+        let items = s.iter().map(inner).collect::<PyResult<Vec<_>>>()?;
         return Ok(PyFrozenSet::new(py, items)?.into_any());
     }
     Ok(obj.clone())

@@ -17,7 +17,7 @@ use pyo3::types::{
 };
 use rustc_hash::FxHashMap;
 
-use crate::call::{funcname, repr, sanitize_prefix, Dep, PyCall, PyFunc, CALL_OP};
+use crate::call::{check_nesting, funcname, repr, sanitize_prefix, Dep, PyCall, PyFunc, CALL_OP};
 use crate::pyvalue::PyValue;
 
 /// A lazy result of a Python call (Dask's `Delayed`).
@@ -167,7 +167,8 @@ impl Packer {
     }
 
     /// The template of `obj`: itself if it holds no lazy values, a [`Dep`] for a lazy value,
-    /// a rebuilt container otherwise.
+    /// a rebuilt container otherwise. `depth` is how deep in the arguments `obj` sits; past
+    /// [`MAX_NESTING`](crate::call::MAX_NESTING), or near the end of the stack, `RecursionError`.
     pub fn pack<'py>(
         &mut self,
         obj: &Bound<'py, PyAny>,
@@ -202,6 +203,8 @@ impl Packer {
         } else if is_leaf(obj) {
             return Ok(obj.clone());
         }
+        // Not a scalar: walking it may go deeper.
+        check_nesting(depth)?;
         macro_rules! container {
             ($ty:ty, $tag:expr, $build:expr) => {
                 if let Ok(c) = obj.cast_exact::<$ty>() {
