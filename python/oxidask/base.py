@@ -4,6 +4,8 @@
 import hashlib
 import os
 import pickle
+import sys
+import types
 import uuid
 
 import cloudpickle
@@ -213,11 +215,14 @@ def _token_bytes(obj):
         data = a.reshape(-1).view(np.uint8) if a.size else b""
         h = hashlib.blake2b(memoryview(data), digest_size=16).digest()
         return b"np" + a.dtype.str.encode() + repr(a.shape).encode() + h
+    if isinstance(obj, types.MethodType):
+        # A bound method: the function and the object it is bound to (Dask does the same), so
+        # methods of different instances differ.
+        return b"m" + tokenize(obj.__func__, obj.__self__).encode()
     if callable(obj):
-        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
-        mod = getattr(obj, "__module__", None)
-        if name and mod and mod != "__main__" and "<" not in name:
-            return b"fn" + f"{mod}.{name}".encode()
+        path = _import_path(obj)
+        if path is not None:
+            return b"fn" + path.encode()
     try:
         data = pickle.dumps(obj, protocol=5)
         if b"__main__" in data:
@@ -229,6 +234,23 @@ def _token_bytes(obj):
         except Exception:
             # Not picklable: never equal to anything else, as Dask does.
             return b"u" + uuid.uuid4().bytes
+
+
+def _import_path(obj):
+    """``module.qualname`` of ``obj`` if importing that gives back ``obj`` itself (so the name
+    alone stands for it), else ``None``: closures made by a decorator copy the wrapped
+    function's names (``functools.wraps``), callable objects may carry any, and a function
+    of ``__main__`` may be redefined under the same name."""
+    name = getattr(obj, "__qualname__", None)
+    mod = getattr(obj, "__module__", None)
+    if not isinstance(name, str) or not isinstance(mod, str) or mod == "__main__" or "<" in name:
+        return None
+    found = sys.modules.get(mod)
+    for part in name.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            return None
+    return f"{mod}.{name}" if found is obj else None
 
 
 def get(dsk, keys, scheduler=None, **kwargs):

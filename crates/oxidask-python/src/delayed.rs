@@ -434,8 +434,28 @@ fn token_scalar(t: &mut Tokenizer, obj: &Bound<'_, PyAny>) -> bool {
         t.write_bytes(b"r");
         t.write_u64(obj.extract::<f64>().unwrap_or(0.0).to_bits());
     } else if let Ok(s) = obj.cast_exact::<PyString>() {
-        t.write_bytes(b"u");
-        t.write_str(&s.to_string_lossy());
+        match s.to_str() {
+            Ok(text) => {
+                t.write_bytes(b"u");
+                t.write_str(text);
+            }
+            Err(_) => {
+                // Lone surrogates (file names decoded with `surrogateescape`): their code
+                // points, as UTF-8 with `surrogatepass`, which no valid string encodes to.
+                let raw = s
+                    .call_method1("encode", ("utf-8", "surrogatepass"))
+                    .ok()
+                    .and_then(|b| b.cast_into::<PyBytes>().ok());
+                match raw {
+                    Some(b) => {
+                        t.write_bytes(b"U");
+                        t.write_u64(b.as_bytes().len() as u64);
+                        t.write_bytes(b.as_bytes());
+                    }
+                    None => return false,
+                }
+            }
+        }
     } else if let Ok(b) = obj.cast_exact::<PyBytes>() {
         t.write_bytes(b"b");
         t.write_u64(b.as_bytes().len() as u64);
@@ -457,13 +477,18 @@ fn token_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     Ok(b.cast::<PyBytes>()?.as_bytes().to_vec())
 }
 
-/// The token of a function: its import path when it has one, else its pickle (made once per
-/// wrapped function: `client.map` tokenizes one function for many calls).
-fn token_function(py: Python<'_>, t: &mut Tokenizer, func: &PyFunc) -> PyResult<()> {
-    let tok = func.token(|| {
+/// The token of a function: its import path when that leads back to it, else its pickle (made
+/// once per wrapped function: `client.map` tokenizes one function for many calls).
+fn function_token(py: Python<'_>, func: &PyFunc) -> PyResult<u128> {
+    func.token(|| {
         let b = token_bytes(py, func.bind(py))?;
         Ok(xxhash_rust::xxh3::xxh3_128(&b))
-    })?;
+    })
+}
+
+/// Writes the token of a function (see [`function_token`]).
+fn token_function(py: Python<'_>, t: &mut Tokenizer, func: &PyFunc) -> PyResult<()> {
+    let tok = function_token(py, func)?;
     t.write_bytes(b"fn");
     t.write_token(Token::from_u128(tok));
     Ok(())
@@ -1142,6 +1167,22 @@ impl DelayedFunction {
     #[getter]
     fn __wrapped__(&self, py: Python<'_>) -> Py<PyAny> {
         self.func(py)
+    }
+
+    /// What Dask's `tokenize` sees: the wrapped function's token and the options, so delayed
+    /// functions of different functions (same name or not) have different tokens.
+    #[allow(clippy::type_complexity)]
+    fn __dask_tokenize__(
+        &self,
+        py: Python<'_>,
+    ) -> PyResult<(String, bool, Option<usize>, Option<String>)> {
+        let tok = function_token(py, &self.func)?;
+        Ok((
+            format!("{tok:032x}"),
+            self.pure,
+            self.nout,
+            self.name.clone(),
+        ))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

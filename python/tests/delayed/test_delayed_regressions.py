@@ -120,3 +120,94 @@ def test_nested_arguments_on_pool_threads_work_or_raise_recursion_error_never_cr
     assert lines[0] == "100 (32, (101, 7))", r.stdout + r.stderr
     assert lines[1] in ("990 (32, (991, 7))", "990 RecursionError"), r.stdout + r.stderr
     assert lines[2] == "5000 RecursionError", r.stdout + r.stderr
+
+
+# -- tokenize's name shortcut made different callables equal -----------------------------
+
+
+class Model:
+    def __init__(self, k):
+        self.k = k
+
+    def predict(self, x):
+        return self.k * x
+
+
+def _scale(n):
+    def deco(f):
+        @functools.wraps(f)
+        def inner(x):
+            return f(x) * n
+
+        return inner
+
+    return deco
+
+
+def _base(x):
+    return x
+
+
+_by2 = _scale(2)(_base)
+_by10 = _scale(10)(_base)
+
+
+def test_bound_methods_of_different_instances_tokenize_differently():
+    a, b = Model(1), Model(100)
+    assert tokenize(a.predict) != tokenize(b.predict)
+    assert tokenize(a.predict) == tokenize(a.predict)
+    x = delayed(a.predict, pure=True)(5)
+    y = delayed(b.predict, pure=True)(5)
+    assert x.key != y.key
+    assert oxidask.compute(x, y, scheduler="sync") == (5, 500)
+
+
+def test_wrapped_closures_tokenize_differently_from_each_other_and_the_wrapped_function():
+    assert tokenize(_by2) != tokenize(_by10)
+    assert tokenize(_by2) != tokenize(_base)
+    assert oxidask.compute(
+        delayed(_by2, pure=True)(1), delayed(_by10, pure=True)(1), scheduler="sync"
+    ) == (2, 10)
+
+
+def test_importable_functions_keep_their_token_by_name():
+    # The shortcut still applies where the name leads back to the object itself.
+    assert tokenize(_base) == tokenize(_base)
+    assert tokenize(Model.predict) == tokenize(Model.predict)
+    assert tokenize(len) == tokenize(len)
+
+
+def test_delayed_functions_of_different_functions_tokenize_differently(tmp_path, monkeypatch):
+    (tmp_path / "regr_moda.py").write_text("def process(x):\n    return x + 1\n")
+    (tmp_path / "regr_modb.py").write_text("def process(x):\n    return x * 100\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import regr_moda
+    import regr_modb
+
+    assert tokenize(delayed(regr_moda.process)) != tokenize(delayed(regr_modb.process))
+    assert tokenize(delayed(lambda x: x + 1)) != tokenize(delayed(lambda x: x * 100))
+    assert tokenize(delayed(regr_moda.process)) == tokenize(delayed(regr_moda.process))
+    # The options are part of it too.
+    assert tokenize(delayed(regr_moda.process, pure=True)) != tokenize(
+        delayed(regr_moda.process, pure=False)
+    )
+    # A pure call taking a delayed function as an argument.
+    run = delayed(lambda f, x: f(x), pure=True)
+    a = run(delayed(regr_moda.process), 1)
+    b = run(delayed(regr_modb.process), 1)
+    assert a.key != b.key
+
+
+# -- strings with lone surrogates tokenized equal ----------------------------------------
+
+
+def test_strings_with_lone_surrogates_tokenize_differently():
+    a, b = os.fsdecode(b"data_\xff.csv"), os.fsdecode(b"data_\xfe.csv")
+    assert tokenize(a) != tokenize(b)
+    assert tokenize({a: 1}) != tokenize({b: 1})
+    assert tokenize("\ud800") != tokenize("\ud801")
+    assert tokenize("\ud800") != tokenize("\ufffd")
+    assert tokenize(a) == tokenize(os.fsdecode(b"data_\xff.csv"))
+    assert oxidask.compute(
+        delayed(os.fsencode, pure=True)(a), delayed(os.fsencode, pure=True)(b), scheduler="sync"
+    ) == (b"data_\xff.csv", b"data_\xfe.csv")
