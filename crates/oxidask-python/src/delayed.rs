@@ -74,9 +74,16 @@ impl PyDelayed {
     }
 }
 
-/// The key of user text (`dask_key_name="x-1"`): Dask's `key_split` as prefix, the text's
+/// The key of user text (`dask_key_name="x-1"`, a key shown by Python): the key itself if
+/// the text is how a key shows (`inc-<24 hex digits>`, `('x-<24 hex digits>', 0, 1)`), so a key
+/// read back names the same result as in Dask; else Dask's `key_split` as prefix and the text's
 /// hash as token.
 pub fn key_from_text(text: &str) -> Key {
+    if let Ok(key) = text.parse::<Key>() {
+        if key.to_string() == text {
+            return key;
+        }
+    }
     Key::new(
         &sanitize_prefix(&key_split(text)),
         Token::from_u128(xxhash_rust::xxh3::xxh3_128(text.as_bytes())),

@@ -161,6 +161,26 @@ def test_function_cache_evicting_many_functions_still_sends_each_right(client):
     assert client.gather(again) == [2, 152, 301]
 
 
+# -- ClientCore.future(key) hashed the key text instead of reading it --------------------
+
+
+def test_future_of_an_existing_content_key_resolves(client):
+    f = client.submit(abs, -5)
+    assert f.result() == 5
+    g = client._core.future(f.key)
+    assert g.key == f.key
+    assert g.result(timeout=10) == 5
+
+
+def test_future_of_a_user_named_key_resolves(client):
+    for key in ("my-task", "my-task-1", "total-0123456789abcdef01234567"):
+        f = client.submit(abs, -7, key=key)
+        assert f.result() == 7
+        g = client._core.future(key)
+        assert g.key == key
+        assert g.result(timeout=10) == 7
+
+
 # -- every exiting worker thread leaked a Python thread state ----------------------------
 
 
