@@ -9,7 +9,6 @@
 //! [`PyFunc`]) and unpickled once per worker (cached by content hash).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -487,41 +486,6 @@ pub struct RunContext {
     pub runner: Py<PyAny>,
 }
 
-/// Local computations in flight, and whether one was interrupted (Ctrl-C): Python calls of
-/// local computations not yet started then fail at once, until none is in flight. (An
-/// interrupt stops every local computation of the process, as it stops the program.)
-static LOCAL_RUNS: AtomicUsize = AtomicUsize::new(0);
-static LOCAL_CANCEL: AtomicBool = AtomicBool::new(false);
-
-/// Marks a local computation in flight while the guard lives.
-pub struct LocalRun(());
-
-impl LocalRun {
-    /// A computation starts.
-    pub fn start() -> LocalRun {
-        LOCAL_RUNS.fetch_add(1, Ordering::AcqRel);
-        LocalRun(())
-    }
-
-    /// Stops the Python calls of every local computation in flight that have not started.
-    pub fn cancel_all() {
-        LOCAL_CANCEL.store(true, Ordering::Release);
-    }
-}
-
-impl Drop for LocalRun {
-    fn drop(&mut self) {
-        if LOCAL_RUNS.fetch_sub(1, Ordering::AcqRel) == 1 {
-            LOCAL_CANCEL.store(false, Ordering::Release);
-        }
-    }
-}
-
-/// True if this call belongs to an interrupted local computation (not to a worker's task).
-fn locally_cancelled() -> bool {
-    LOCAL_CANCEL.load(Ordering::Acquire) && oxidask_worker::current().is_none()
-}
-
 fn run_registered(args: &mut Args) -> Result<Value, TaskFailure> {
     run_call(args, None)
 }
@@ -529,9 +493,6 @@ fn run_registered(args: &mut Args) -> Result<Value, TaskFailure> {
 /// Runs the Python call in `args` (a [`PyCall`] then the dependencies' values), through the
 /// process pool of `ctx` if given.
 pub fn run_call(args: &mut Args, ctx: Option<&RunContext>) -> Result<Value, TaskFailure> {
-    if locally_cancelled() {
-        return Err(TaskFailure::msg("the computation was cancelled"));
-    }
     let call = match args.take_input(0) {
         Some(Input::Value(v)) => v,
         _ => return Err(TaskFailure::argument("a Python task without its call")),

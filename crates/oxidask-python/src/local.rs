@@ -3,6 +3,7 @@
 //! and `processes` (the same pool, each Python call sent to a pool of worker processes).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use crate::call::{run_call, LocalRun, RunContext, CALL_OP};
+use crate::call::{run_call, RunContext, CALL_OP};
 use crate::delayed::{graph_of, PyDelayed};
 use crate::errors::to_pyerr;
 use crate::pyvalue::value_to_py;
@@ -132,7 +133,6 @@ fn run_local(
     let nodes = nodes(handles)?;
     let keys: Vec<Key> = handles.iter().map(|h| h.get().key).collect();
     let mut graph = graph_of(&nodes);
-    let run = LocalRun::start();
     // Only the processes scheduler changes how Python calls run; the others run the graph
     // as it is.
     let ctx = runner.map(|runner| Arc::new(RunContext { runner }));
@@ -146,26 +146,26 @@ fn run_local(
             py.detach(|| Synchronous::new().compute(graph, &keys))
         });
         drop(ctx);
-        drop(run);
         return result.map_err(|e| to_pyerr(py, e));
     }
+    // An interrupt stops this computation only: its tasks not started are skipped, while other
+    // computations on the same pool (started before or after) go on.
+    let stop = Arc::new(AtomicBool::new(false));
     let sched: Arc<dyn Compute> = match scheduler {
-        "threads" | "threading" | "processes" | "multiprocessing" => Arc::new(pool(num_workers)),
+        "threads" | "threading" | "processes" | "multiprocessing" => {
+            Arc::new(pool(num_workers).stop_on(stop.clone()))
+        }
         other => {
             return Err(PyValueError::new_err(format!(
                 "unknown local scheduler {other:?}; use 'threads', 'processes' or 'sync'"
             )))
         }
     };
-    // The run ends when the computation does, also after an interrupt (in the background).
+    // After an interrupt the computation ends in the background.
     let result: Result<Vec<Value>, Error> = interruptible(
         py,
-        move || {
-            let r = sched.compute(graph, &keys);
-            drop(run);
-            r
-        },
-        LocalRun::cancel_all,
+        move || sched.compute(graph, &keys),
+        move || stop.store(true, Ordering::Release),
     )?;
     // The context holds Python objects (the runner): drop it while attached.
     drop(ctx);

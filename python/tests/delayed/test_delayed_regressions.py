@@ -211,3 +211,30 @@ def test_strings_with_lone_surrogates_tokenize_differently():
     assert oxidask.compute(
         delayed(os.fsencode, pure=True)(a), delayed(os.fsencode, pure=True)(b), scheduler="sync"
     ) == (b"data_\xff.csv", b"data_\xfe.csv")
+
+
+# -- an interrupted compute cancelled every later local compute --------------------------
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs SIGINT")
+def test_an_interrupted_compute_does_not_cancel_later_computes():
+    r = run_python(
+        """
+        import os, signal, threading, time
+        from oxidask import delayed
+
+        def slow():
+            time.sleep(3)
+            return 1
+
+        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        try:
+            delayed(slow)().compute()
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        # The interrupted task is still running on the pool: this is another computation.
+        print("next", delayed(lambda: 42)().compute(), flush=True)
+        """,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split() == ["interrupted", "next", "42"], r.stdout + r.stderr

@@ -9,6 +9,7 @@
 mod pool;
 mod run;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -37,6 +38,8 @@ pub struct Threaded {
     _owner: Option<Arc<PoolOwner>>,
     options: PlanOptions,
     collect_stats: bool,
+    /// Runs through this handle stop once this is set (see [`Threaded::stop_on`]).
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for Threaded {
@@ -55,6 +58,7 @@ impl Threaded {
                 _owner: None,
                 options: PlanOptions::default(),
                 collect_stats: false,
+                stop: None,
             };
             std::mem::forget(enter_scheduler(Arc::new(handle)));
         });
@@ -63,6 +67,7 @@ impl Threaded {
             _owner: Some(owner),
             options: PlanOptions::default(),
             collect_stats: false,
+            stop: None,
         }
     }
 
@@ -88,6 +93,26 @@ impl Threaded {
         self
     }
 
+    /// Runs through the returned handle stop once `flag` is set: tasks not started by then are
+    /// skipped and the run fails with a cancellation error; running tasks finish. Other runs on
+    /// the same pool go on: this is how a caller gives up on one computation (an interrupt).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use oxidask_core::{delayed, Collection};
+    /// use oxidask_local::Threaded;
+    /// let stop = Arc::new(AtomicBool::new(false));
+    /// let pool = Threaded::new(2);
+    /// stop.store(true, Ordering::Release);
+    /// assert!(delayed(1i64).map(|x| x + 1).compute_with(&pool.clone().stop_on(stop)).is_err());
+    /// assert_eq!(delayed(1i64).map(|x| x + 1).compute_with(&pool).unwrap(), 2);
+    /// ```
+    pub fn stop_on(mut self, flag: Arc<AtomicBool>) -> Threaded {
+        self.stop = Some(flag);
+        self
+    }
+
     /// The number of threads.
     pub fn threads(&self) -> usize {
         self.pool.threads()
@@ -100,7 +125,14 @@ impl Threaded {
         let (tasks, units) = (plan.len(), plan.units());
         let nested = self.pool.on_pool_thread();
         let seq = self.pool.next_run_seq();
-        let run = Arc::new(RunShared::new(graph, plan, seq, nested, self.collect_stats));
+        let run = Arc::new(RunShared::new(
+            graph,
+            plan,
+            seq,
+            nested,
+            self.collect_stats,
+            self.stop.clone(),
+        ));
         run.start(&self.pool);
         if nested {
             self.pool.help_until(|| run.is_done());

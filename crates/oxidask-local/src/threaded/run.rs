@@ -12,7 +12,8 @@
 //!   without a copy. Readers never race the taker: every other reader has finished cloning
 //!   before it counted off.
 //! - After the first error, queued jobs are skipped and no new ones are queued; running ones
-//!   finish. The first error is the one reported.
+//!   finish. The first error is the one reported. A run whose caller set its stop flag fails
+//!   with a cancellation error at the next task it would start.
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -70,6 +71,8 @@ pub(crate) struct RunShared {
     waiting_on: Box<[AtomicU32]>,
     in_flight: AtomicUsize,
     cancelled: AtomicBool,
+    /// Set by the caller to stop the run (see `Threaded::stop_on`).
+    stop: Option<Arc<AtomicBool>>,
     error: Mutex<Option<TaskError>>,
     done: Mutex<bool>,
     done_cv: Condvar,
@@ -84,6 +87,7 @@ impl RunShared {
         seq: u32,
         notify_pool_when_done: bool,
         track_live: bool,
+        stop: Option<Arc<AtomicBool>>,
     ) -> RunShared {
         let n = plan.len();
         let roots: Box<[u32]> = plan.roots().collect();
@@ -102,6 +106,7 @@ impl RunShared {
             graph,
             plan,
             cancelled: AtomicBool::new(false),
+            stop,
             error: Mutex::new(None),
             done: Mutex::new(false),
             done_cv: Condvar::new(),
@@ -225,9 +230,31 @@ impl RunShared {
         }
     }
 
+    /// True if task `i` must not start: the run failed, or its caller stopped it (which
+    /// becomes the run's error, on `i`).
+    fn halted(&self, i: u32) -> bool {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return true;
+        }
+        if self
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            let pos = self.plan.graph_position(i);
+            self.fail(TaskError {
+                key: *self.graph.key_at(pos),
+                op: self.graph.task_at(pos).label().to_owned(),
+                failure: Box::new(TaskFailure::msg("the computation was cancelled")),
+            });
+            return true;
+        }
+        false
+    }
+
     /// Runs task `i` (and the chain fused after it), then queues what became ready.
     pub(crate) fn execute(&self, i: u32, pool: &PoolShared) {
-        if !self.cancelled.load(Ordering::Relaxed) {
+        if !self.halted(i) {
             let outcome = catch_unwind(AssertUnwindSafe(|| self.run_chain(i, pool)));
             if let Err(payload) = outcome {
                 // A bug in the scheduler itself, not in a task: report it rather than hang.
@@ -251,7 +278,7 @@ impl RunShared {
             match execute(key, self.graph.task_at(pos), deps) {
                 Err(e) => return self.fail(e),
                 Ok(v) => match self.plan.fused_next(cur) {
-                    Some(next) if !self.cancelled.load(Ordering::Relaxed) => {
+                    Some(next) if !self.halted(next) => {
                         deps = DepValues::new();
                         deps.push(*key, v);
                         cur = next;

@@ -177,3 +177,37 @@ fn wrong_argument_type_names_the_parameter() {
         );
     }
 }
+
+#[test]
+fn a_stopped_run_skips_what_has_not_started_while_other_runs_go_on() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    let pool = Threaded::new(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let parts: Vec<_> = (0..50i64)
+        .map(|i| {
+            let (stop, ran) = (stop.clone(), ran.clone());
+            oxidask_core::delayed(i).map(move |x: &i64| {
+                // The caller gives up after the fifth task.
+                if ran.fetch_add(1, Ordering::SeqCst) == 4 {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                *x
+            })
+        })
+        .collect();
+    let err = gather(parts)
+        .compute_with(&pool.clone().stop_on(stop.clone()))
+        .unwrap_err();
+    assert!(err.to_string().contains("cancelled"), "{err}");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        5,
+        "tasks started after the stop"
+    );
+    // The flag stays set; runs through other handles on the same pool are not stopped by it.
+    let later: Vec<_> = (0..5i64).map(oxidask_core::delayed).collect();
+    assert_eq!(gather(later).compute_with(&pool).unwrap(), 10);
+}
