@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 SCRIPT = textwrap.dedent(
     """
@@ -33,6 +34,9 @@ def test_ctrl_c_in_result_returns_and_cancels_the_future(tmp_path):
     script.write_text(SCRIPT)
     p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "waiting"
+    # "waiting" is printed just before result() is called: a signal sent at once can land
+    # before it (in print itself), outside the try.
+    time.sleep(0.5)
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=60)
     lines = out.strip().splitlines()
