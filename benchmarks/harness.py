@@ -25,6 +25,8 @@ DASK_DISTRIBUTED = ("dask-localcluster", ["distributed_ref.py"])
 DASK_DF = ("dask-dataframe-threaded", ["dataframe_ref.py", "--impl", "dask"])
 POLARS = ("polars-lazy", ["dataframe_ref.py", "--impl", "polars"])
 DASK_PY = ("dask", ["python_cases.py", "--impl", "dask"])
+# A reference that is ourselves in another configuration: (name, ["@ours", case]).
+NO_DASHBOARD = ("oxidask-no-dashboard", ["@ours", "dashboard-closed"])
 
 # Suites whose "ours" side is a Python script (the oxidask package) rather than oxidask-bench.
 PYTHON_OURS = {"python": ["python_cases.py", "--impl", "oxidask"]}
@@ -58,6 +60,9 @@ SUITES = {
         ("state-machine", 1_000_000, 20_000, []),
         # Ours only: a million-task graph on zero-work workers, scheduler memory per task.
         ("big-graph", 1_000_000, 20_000, []),
+        # The dashboard's cost: big-graph's tree with two pages open and /metrics scraped,
+        # against the same with no dashboard (ratio ≥ 0.95 is the target).
+        ("dashboard-open", 1_000_000, 20_000, [NO_DASHBOARD]),
     ],
     # The Python package against Dask, the same script with either import (python_cases.py).
     "python": [
@@ -127,6 +132,7 @@ def main():
         else:
             ours_cmd = [a.ours, a.suite, case, "--n", str(n)]
         ref_cmds = [
+            (name, [a.ours, a.suite, extra[0], "--n", str(n)]) if script == "@ours" else
             (name, [a.python, os.path.join(HERE, "reference", script), case, "--n", str(n)] + extra)
             for name, (script, *extra) in refs
         ]

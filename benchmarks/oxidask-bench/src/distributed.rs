@@ -12,10 +12,16 @@
 //!   (in-process start-up reported beside it);
 //! - `scheduler-alone`: `map` of `n` tasks on workers that acknowledge without executing;
 //! - `big-graph`: a tree of `n` tasks on zero-work workers (ours only): throughput and the
-//!   scheduler process's memory per task.
+//!   scheduler process's memory per task;
+//! - `dashboard-open` / `dashboard-closed`: `big-graph`'s tree with the scheduler serving
+//!   its dashboard to two open pages (websockets read as fast as they are fed) and a
+//!   `/metrics` scrape every second, or serving no dashboard: the dashboard's cost.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oxidask::distributed::{Client, LocalCluster, ReturnWhen};
@@ -41,9 +47,14 @@ struct SchedulerProc {
 }
 
 impl SchedulerProc {
-    fn start() -> Result<SchedulerProc, String> {
-        let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-            .arg("serve-scheduler")
+    /// Starts a scheduler process, with a dashboard (its link is returned too) or without.
+    fn start(dashboard: bool) -> Result<(SchedulerProc, Option<String>), String> {
+        let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+        cmd.arg("serve-scheduler");
+        if dashboard {
+            cmd.arg("--dashboard");
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -52,10 +63,10 @@ impl SchedulerProc {
         BufReader::new(child.stdout.take().expect("piped"))
             .read_line(&mut line)
             .map_err(|e| e.to_string())?;
-        Ok(SchedulerProc {
-            child,
-            address: line.trim().to_owned(),
-        })
+        let mut words = line.split_whitespace();
+        let address = words.next().unwrap_or_default().to_owned();
+        let link = words.next().map(str::to_owned);
+        Ok((SchedulerProc { child, address }, link))
     }
 
     /// CPU seconds the scheduler process has used.
@@ -92,16 +103,104 @@ impl Drop for SchedulerProc {
     }
 }
 
-/// Runs a scheduler in this process and prints its address (the `serve-scheduler` mode).
-pub fn serve_scheduler() -> ! {
-    let s = oxidask::distributed::Scheduler::builder()
+/// Runs a scheduler in this process and prints its address (the `serve-scheduler` mode),
+/// and with `dashboard` its dashboard on a free port (printed after the address).
+pub fn serve_scheduler(dashboard: bool) -> ! {
+    let bound = dashboard.then(|| {
+        oxidask_dashboard::Dashboard::builder()
+            .address("127.0.0.1:0")
+            .bind()
+            .expect("dashboard port")
+    });
+    let mut builder = oxidask::distributed::Scheduler::builder()
         .address("127.0.0.1:0")
-        .quiet(true)
-        .start()
-        .expect("scheduler");
-    println!("{}", s.url());
+        .quiet(true);
+    if let Some(b) = &bound {
+        builder = builder.dashboard_link(b.link());
+    }
+    let s = builder.start().expect("scheduler");
+    let served = bound.map(|b| b.serve(&s).expect("dashboard"));
+    match &served {
+        Some(d) => println!("{} {}", s.url(), d.link()),
+        None => println!("{}", s.url()),
+    }
     s.wait();
     std::process::exit(0)
+}
+
+/// What two open dashboards and a Prometheus scraper ask of a scheduler: two websocket
+/// connections to `/ws` read as fast as the scheduler sends, and `/metrics` every second.
+struct Viewers {
+    stop: Arc<AtomicBool>,
+    received: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Viewers {
+    fn open(link: &str) -> Result<Viewers, String> {
+        let host = link
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let stop = Arc::new(AtomicBool::new(false));
+        let received = Arc::new(AtomicU64::new(0));
+        let mut threads = Vec::new();
+        for i in 0..3 {
+            let mut conn = TcpStream::connect(&host).map_err(err)?;
+            conn.set_read_timeout(Some(Duration::from_millis(200)))
+                .map_err(err)?;
+            let (stop, received, host) = (stop.clone(), received.clone(), host.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                if i < 2 {
+                    // A browser's websocket: the upgrade, then frames until the end.
+                    let _ = write!(
+                        conn,
+                        "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                    );
+                    while !stop.load(Ordering::Relaxed) {
+                        match conn.read(&mut buf) {
+                            Ok(0) => return,
+                            Ok(k) => {
+                                received.fetch_add(k as u64, Ordering::Relaxed);
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                } else {
+                    drop(conn);
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok(mut c) = TcpStream::connect(&host) {
+                            let _ = write!(
+                                c,
+                                "GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                            );
+                            let mut body = Vec::new();
+                            let _ = c.read_to_end(&mut body);
+                            received.fetch_add(body.len() as u64, Ordering::Relaxed);
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }));
+        }
+        Ok(Viewers {
+            stop,
+            received,
+            threads,
+        })
+    }
+
+    /// Stops; returns the bytes the viewers received.
+    fn close(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        self.received.load(Ordering::Relaxed)
+    }
 }
 
 struct Workers(Vec<Child>);
@@ -155,8 +254,11 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
     if case == "state-machine" {
         return state_machine(n);
     }
-    let zero_work = matches!(case, "scheduler-alone" | "big-graph");
-    let scheduler = SchedulerProc::start()?;
+    let zero_work = matches!(
+        case,
+        "scheduler-alone" | "big-graph" | "dashboard-open" | "dashboard-closed"
+    );
+    let (scheduler, link) = SchedulerProc::start(case == "dashboard-open")?;
     let _workers = Workers::start(&scheduler.address, zero_work)?;
     let client = Client::connect(&scheduler.address).map_err(err)?;
     client
@@ -168,6 +270,15 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
         .wait(&warm, None, ReturnWhen::AllCompleted)
         .map_err(err)?;
     drop(warm);
+    let viewers = match &link {
+        Some(link) => {
+            let v = Viewers::open(link)?;
+            // Both pages have their whole state before the clock starts.
+            std::thread::sleep(Duration::from_millis(500));
+            Some(v)
+        }
+        None => None,
+    };
     let (_, rss_before) = scheduler.memory();
     let cpu_before = scheduler.cpu_seconds();
     let start = Instant::now();
@@ -202,7 +313,7 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
                 .map_err(err)?;
             r.done.len() as i64
         }
-        "big-graph" => {
+        "big-graph" | "dashboard-open" | "dashboard-closed" => {
             let f = client.submit(&tree_graph(n)).map_err(err)?;
             f.wait(None).map_err(err)?;
             ((n / 2).max(1) * 2 - 1) as i64
@@ -210,9 +321,16 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
         other => return Err(format!("unknown case `{other}`")),
     };
     let seconds = start.elapsed().as_secs_f64();
+    if let Some(v) = viewers {
+        let bytes = v.close();
+        if bytes == 0 {
+            return Err("the dashboard viewers received nothing".into());
+        }
+        extra.insert("viewer_bytes".into(), json!(bytes));
+    }
     let (peak, _) = scheduler.memory();
     let tasks = match case {
-        "tree" | "big-graph" => (n / 2).max(1) * 2 - 1,
+        "tree" | "big-graph" | "dashboard-open" | "dashboard-closed" => (n / 2).max(1) * 2 - 1,
         _ => n,
     };
     extra.insert("tasks_per_s".into(), json!(tasks as f64 / seconds));

@@ -227,6 +227,98 @@ fn two_workers() -> Cluster {
 
 // ---- tests ---------------------------------------------------------------------------------
 
+/// GET `path` from `host:port` over plain HTTP/1.1; returns (status line, body).
+fn http_get(host: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The value of one Prometheus sample (`name{labels}`), which must be there.
+fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in\n{text}"))
+}
+
+fn each_worker_serves_its_own_metrics() {
+    let cluster = two_workers();
+    let hosts: Vec<String> = cluster
+        .workers
+        .iter()
+        .map(|(_, p)| {
+            let line = p.wait_for_line("metrics at http://", Duration::from_secs(5));
+            let link = line.rsplit("metrics at http://").next().unwrap();
+            link.trim_end_matches("/metrics").to_owned()
+        })
+        .collect();
+    let client = cluster.client();
+    let futures = client.map(0..40i64, inc).unwrap();
+    // One task needs them all: the other worker's results travel.
+    let sum = client.submit(&total(&futures[..])).unwrap();
+    assert_eq!(sum.result().unwrap(), (1..=40).sum::<i64>());
+    let bad = client.submit(&must_be_positive(-1)).unwrap();
+    assert!(bad.result().is_err());
+    let texts: Vec<String> = hosts
+        .iter()
+        .map(|h| {
+            let (status, body) = http_get(h, "/metrics");
+            assert!(status.contains("200"), "{status}");
+            body
+        })
+        .collect();
+    let finished: f64 = texts
+        .iter()
+        .map(|t| metric(t, "oxidask_worker_tasks_total{outcome=\"finished\"}"))
+        .sum();
+    assert_eq!(finished, 41.0, "40 incs and the total");
+    let failed: f64 = texts
+        .iter()
+        .map(|t| metric(t, "oxidask_worker_tasks_total{outcome=\"failed\"}"))
+        .sum();
+    assert_eq!(failed, 1.0);
+    let fetched: f64 = texts
+        .iter()
+        .map(|t| metric(t, "dask_worker_transfer_incoming_bytes_total"))
+        .sum();
+    assert!(
+        fetched > 0.0,
+        "the total's worker fetched the other's results"
+    );
+    for t in &texts {
+        assert_eq!(metric(t, "dask_worker_threads"), 1.0);
+        // The futures are held: results in memory on the workers.
+        assert!(metric(t, "process_resident_memory_bytes") > 0.0);
+        for line in t.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "bad line {line}");
+        }
+    }
+    let held: f64 = texts
+        .iter()
+        .map(|t| metric(t, "dask_worker_tasks{state=\"memory\"}"))
+        .sum();
+    assert!(held >= 41.0, "{held}");
+    // Anything else is refused without harm.
+    assert!(http_get(&hosts[0], "/nope").0.contains("404"));
+    let mut s = TcpStream::connect(&hosts[0]).unwrap();
+    s.write_all(&[0xff; 20_000]).unwrap_or(());
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert_eq!(http_get(&hosts[0], "/health").1, "ok\n");
+    drop(futures);
+}
+
 fn delayed_graphs_compute_on_the_cluster() {
     let cluster = two_workers();
     let _client = cluster.client(); // the default scheduler from now on
@@ -733,6 +825,10 @@ const TESTS: &[Test] = &[
         garbage_on_every_socket_is_rejected_without_harm,
     ),
     ("worker_cli_errors_are_clear", worker_cli_errors_are_clear),
+    (
+        "each_worker_serves_its_own_metrics",
+        each_worker_serves_its_own_metrics,
+    ),
 ];
 
 fn main() {

@@ -21,6 +21,7 @@ function apply(msg) {
   S.prefixes = msg.prefixes; S.workers = msg.workers; S.errors = msg.errors;
   S.errorCount = msg.error_count; S.clients = msg.clients; S.tasks = msg.tasks;
   S.uptime = msg.uptime; S.states = msg.states;
+  if (msg.stream_skipped) S.sampledAt = Date.now();
   if (msg.type === "full") {
     S.stream = msg.stream.slice();
     S.history = (msg.history || []).slice();
@@ -246,7 +247,8 @@ function render() {
   main.textContent = "";
   if (PAGE === "status") {
     main.append(summary(),
-      panel("Task stream", stream("stream", 20000)),
+      panel(Date.now() - (S.sampledAt || 0) < 20000 ? "Task stream (sampled: the newest 10,000 a second)" : "Task stream",
+        stream("stream", 20000)),
       el("div", { class: "grid" },
         panel("Progress", progress()),
         el("div", {}, panel("Bytes stored per worker", memoryBars()),

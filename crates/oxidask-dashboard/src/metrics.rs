@@ -1,45 +1,16 @@
 //! `/metrics` in Prometheus's text format, with Dask's metric names where Dask has them (the
 //! mapping is in the README): dashboards and alerts written for Dask keep working.
 
-use std::fmt::Write;
-
 use oxidask_protocol::ActivityKind;
 use oxidask_scheduler::state::observe::STATES;
 
 use crate::view::View;
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-struct Out(String);
-
-impl Out {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            self.0.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.0.push(',');
-                }
-                let _ = write!(self.0, "{k}=\"{}\"", escape(v));
-            }
-            self.0.push('}');
-        }
-        let _ = writeln!(self.0, " {value}");
-    }
-}
+type Out = oxidask_protocol::prometheus::Text;
 
 /// The metrics page for the latest state of `view`.
 pub fn render(view: &View) -> String {
-    let mut o = Out(String::with_capacity(8192));
+    let mut o = Out::default();
     let Some(p) = &view.latest else {
         o.family(
             "dask_scheduler_workers",
@@ -47,7 +18,7 @@ pub fn render(view: &View) -> String {
             "Workers connected to the scheduler.",
         );
         o.sample("dask_scheduler_workers", &[], 0.0);
-        return o.0;
+        return o.finish();
     };
     let s = &p.snapshot;
     o.family(
@@ -295,5 +266,5 @@ pub fn render(view: &View) -> String {
         &[],
         p.core.dropped as f64,
     );
-    o.0
+    o.finish()
 }

@@ -184,6 +184,7 @@ impl View {
             "errors": errors,
             "error_count": s.errors.len(),
             "stream": stream.map(record_json).collect::<Vec<_>>(),
+            "stream_skipped": s.stream_skipped,
             "system": point_json(point),
             "dropped": p.core.dropped,
         })

@@ -16,6 +16,7 @@ pub mod frame;
 pub mod fuzz;
 pub mod messages;
 pub mod peer;
+pub mod prometheus;
 pub mod wire;
 
 pub use frame::{read_frame, write_frame, Limits, Payload};
@@ -28,7 +29,7 @@ pub use wire::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The protocol version; peers with another version are refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// `tcp://host:port` or `host:port` → `host:port`.
 pub fn strip_scheme(address: &str) -> &str {

@@ -31,6 +31,13 @@ pub struct WorkerArgs {
     /// The interface for the data port.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// Where to serve this worker's `/metrics` and `/health` (default: the `--host`
+    /// interface, a free port).
+    #[arg(long)]
+    pub dashboard_address: Option<String>,
+    /// Serve no `/metrics`.
+    #[arg(long)]
+    pub no_dashboard: bool,
     /// Heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub heartbeat_ms: u64,
@@ -72,7 +79,13 @@ fn run(args: WorkerArgs) -> Result<String, String> {
         .ok_or("no scheduler address: pass it (`worker tcp://host:8786`) or set OXIDASK_SCHEDULER_ADDRESS")?;
     let memory_limit = parse_memory(&args.memory_limit)?;
     let resources = parse_resources(&args.resources)?;
+    let metrics = (!args.no_dashboard).then(|| {
+        args.dashboard_address
+            .clone()
+            .unwrap_or_else(|| format!("{}:0", args.host))
+    });
     let mut b = Worker::builder(address)
+        .metrics_address(metrics)
         .memory_limit(memory_limit)
         .resources(resources)
         .host(args.host)
@@ -89,9 +102,12 @@ fn run(args: WorkerArgs) -> Result<String, String> {
     }
     let w = b.start().map_err(|e| e.to_string())?;
     eprintln!(
-        "oxidask-worker {}: serving data at {}, connected to the scheduler",
+        "oxidask-worker {}: serving data at {}, connected to the scheduler{}",
         w.name(),
-        w.data_address()
+        w.data_address(),
+        w.metrics_link()
+            .map(|l| format!("; metrics at {l}"))
+            .unwrap_or_default()
     );
     Ok(w.wait())
 }

@@ -19,6 +19,7 @@
 
 mod cli;
 mod execute;
+mod metrics;
 mod state;
 mod transfer;
 
@@ -109,6 +110,7 @@ pub struct WorkerBuilder {
     heartbeat: Duration,
     connect_timeout: Duration,
     zero_work: bool,
+    metrics_address: Option<String>,
     quiet: bool,
     local_directory: Option<std::path::PathBuf>,
 }
@@ -172,6 +174,13 @@ impl WorkerBuilder {
         self
     }
 
+    /// Serve `/metrics` (Prometheus, Dask's worker metric names) and `/health` over HTTP
+    /// at `host:port` (port 0: a free one); see [`Worker::metrics_link`]. Default: none.
+    pub fn metrics_address(mut self, address: Option<String>) -> Self {
+        self.metrics_address = address;
+        self
+    }
+
     /// Stay silent on stderr.
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
@@ -184,6 +193,23 @@ impl WorkerBuilder {
         listener.set_nonblocking(true)?;
         let data_address = format!("{}:{}", self.host, listener.local_addr()?.port());
         let name = self.name.clone().unwrap_or_else(|| data_address.clone());
+        let metrics_listener = match &self.metrics_address {
+            Some(a) => {
+                let l = std::net::TcpListener::bind(a.as_str()).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot serve worker metrics on {a}: {e}; choose another address"),
+                    )
+                })?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            None => None,
+        };
+        let metrics_link = match &metrics_listener {
+            Some(l) => Some(format!("http://{}/metrics", l.local_addr()?)),
+            None => None,
+        };
         let scheduler = strip_scheme(&self.scheduler).to_owned();
         let info = WorkerInfo {
             name: name.clone(),
@@ -255,8 +281,16 @@ impl WorkerBuilder {
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .expect("a listener registered with tokio");
                     let server = tokio::spawn(transfer::serve_data(listener, io_shared.clone()));
+                    let metrics = metrics_listener.map(|l| {
+                        let l = tokio::net::TcpListener::from_std(l)
+                            .expect("a listener registered with tokio");
+                        tokio::spawn(metrics::serve(l, io_shared.clone()))
+                    });
                     let reason = run(stream, io_shared.clone(), heartbeat).await;
                     server.abort();
+                    if let Some(m) = metrics {
+                        m.abort();
+                    }
                     reason
                 });
                 io_shared.lock().stopping = true;
@@ -286,6 +320,7 @@ impl WorkerBuilder {
             io: Mutex::new(Some(io)),
             exit_reason,
             spill_dir,
+            metrics_link,
         })
     }
 }
@@ -475,6 +510,7 @@ pub struct Worker {
     io: Mutex<Option<JoinHandle<()>>>,
     exit_reason: Arc<Mutex<Option<String>>>,
     spill_dir: Option<std::path::PathBuf>,
+    metrics_link: Option<String>,
 }
 
 impl Worker {
@@ -490,6 +526,7 @@ impl Worker {
             heartbeat: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(30),
             zero_work: false,
+            metrics_address: None,
             quiet: false,
             local_directory: None,
         }
@@ -503,6 +540,11 @@ impl Worker {
     /// Its data address (`host:port`).
     pub fn data_address(&self) -> &str {
         &self.shared.data_address
+    }
+
+    /// Where it serves `/metrics` (`http://host:port/metrics`), if it does.
+    pub fn metrics_link(&self) -> Option<&str> {
+        self.metrics_link.as_deref()
     }
 
     /// Bytes of results it holds in memory now.

@@ -93,6 +93,8 @@ pub(crate) struct WorkerState {
     pub spilled_total: u64,
     /// Transfers and spills since the last heartbeat (for the task stream).
     pub activity: Vec<Activity>,
+    /// Counts since the start (for `/metrics`).
+    pub totals: crate::metrics::Totals,
 }
 
 /// Activity records kept between heartbeats, at most (older ones are dropped).
@@ -132,10 +134,13 @@ impl WorkerState {
         if self.activity.len() >= ACTIVITY_CAP {
             self.activity.remove(0);
         }
+        let stop_us = now_us().max(start_us);
+        self.totals
+            .add(kind, nbytes, (stop_us - start_us) as f64 / 1e6);
         self.activity.push(Activity {
             kind,
             start_us,
-            stop_us: now_us().max(start_us),
+            stop_us,
             nbytes,
             count,
         });
@@ -330,6 +335,7 @@ impl WorkerState {
 
     /// Stores a result computed here.
     pub fn finish(&mut self, key: Key, value: Value, run: Run) {
+        self.totals.finished += 1;
         self.executing = self.executing.saturating_sub(1);
         let Some(e) = self.tasks.remove(&key) else {
             return;
@@ -360,6 +366,7 @@ impl WorkerState {
 
     /// A task failed.
     pub fn fail(&mut self, key: Key, error: oxidask_protocol::WireError) {
+        self.totals.failed += 1;
         self.executing = self.executing.saturating_sub(1);
         let Some(e) = self.tasks.remove(&key) else {
             return;

@@ -192,7 +192,7 @@ class Client:
         ``worker`` (address), ``thread``, ``nbytes``, ``status`` and ``startstops`` (a tuple
         of ``{"action", "start", "stop"}``, seconds since the epoch; actions ``compute``,
         ``transfer``, ``disk-write``, ``disk-read``). ``start``/``stop`` filter by time
-        (seconds since the epoch, or ``datetime``\s), ``count`` keeps the last records.
+        (seconds since the epoch, or datetimes), ``count`` keeps the last records.
         With ``plot=True`` also returns a figure (shown in Jupyter; ``plot="save"`` writes
         it to ``filename``)::
 
@@ -676,12 +676,29 @@ def fire_and_forget(obj):
 
 
 def progress(*futures, notebook=None, multi=True, complete=True, **kwargs):
-    """A progress bar (on stderr) until the futures are done."""
+    """Shows the progress of futures, as Dask's ``progress``. In a terminal: a text bar on
+    stderr until they are done (the GIL is released while it waits). In Jupyter with
+    ``ipywidgets`` (or ``notebook=True``): a bar per task prefix (``multi=False``: one
+    bar), updated as futures finish, returned at once so the notebook stays free."""
     flat = []
     _flatten(list(futures), flat)
     if not flat:
-        return
+        return None
+    from oxidask.distributed.diagnostics import ProgressWidget, _in_notebook
+
+    if notebook is None:
+        notebook = _in_notebook()
+    if notebook:
+        widget = ProgressWidget(flat, multi=multi, complete=complete)
+        try:
+            from IPython.display import display
+
+            display(widget)
+        except ImportError:
+            pass
+        return widget
     flat[0].client._core.progress(flat)
+    return None
 
 
 def futures_of(obj):

@@ -261,3 +261,78 @@ class _Sampling:
 
     async def __aexit__(self, *exc):
         return self.__exit__(*exc)
+
+
+def _key_prefix(key):
+    """The task prefix of a key, as Dask's ``key_split``: ``"inc-1f2e…"`` → ``"inc"``."""
+    if isinstance(key, tuple):
+        key = key[0]
+    words = str(key).split("-")
+    while len(words) > 1 and (words[-1].isdigit() or (len(words[-1]) >= 8 and all(c in "0123456789abcdef" for c in words[-1]))):
+        words.pop()
+    return "-".join(words)
+
+
+class ProgressWidget:
+    """A progress display for Jupyter (needs ``ipywidgets``), as Dask's
+    ``MultiProgressWidget``: a bar per task prefix (one bar with ``multi=False``), updated as
+    futures finish; the notebook is free meanwhile. ``progress(futures)`` shows one in a
+    notebook; ``ProgressWidget(futures).widget`` is the ipywidgets box."""
+
+    def __init__(self, futures, multi=True, complete=True):
+        import ipywidgets
+
+        self._lock = threading.Lock()
+        groups = {}
+        for f in futures:
+            groups.setdefault(_key_prefix(f.key) if multi else "tasks", []).append(f)
+        self.totals = {g: len(fs) for g, fs in groups.items()}
+        self.done = {g: 0 for g in groups}
+        self.erred = {g: 0 for g in groups}
+        self.bars, self.labels, rows = {}, {}, []
+        for g in sorted(groups):
+            bar = ipywidgets.FloatProgress(value=0.0, min=0.0, max=1.0, description=g)
+            label = ipywidgets.HTML(value=f"0 / {self.totals[g]}")
+            self.bars[g], self.labels[g] = bar, label
+            rows.append(ipywidgets.HBox([bar, label]))
+        self.elapsed = ipywidgets.HTML(value="")
+        self.widget = ipywidgets.VBox([self.elapsed, *rows])
+        self._start = time.monotonic()
+        for g, fs in groups.items():
+            for f in fs:
+                f.add_done_callback(lambda f, g=g: self._finished(g, f))
+
+    def _finished(self, group, future):
+        with self._lock:
+            if future.status == "finished":
+                self.done[group] += 1
+            else:
+                self.erred[group] += 1
+            n, bad, total = self.done[group], self.erred[group], self.totals[group]
+            bar = self.bars[group]
+            bar.value = (n + bad) / total
+            self.labels[group].value = f"{n + bad} / {total}" + (f" ({bad} erred)" if bad else "")
+            if bad:
+                bar.bar_style = "danger"
+            elif n == total:
+                bar.bar_style = "success"
+            finished = sum(self.done.values()) + sum(self.erred.values())
+            if finished == sum(self.totals.values()):
+                self.elapsed.value = f"Finished: {time.monotonic() - self._start:.1f} s"
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _in_notebook():
+    """True inside a Jupyter kernel with ipywidgets importable."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+            return False
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -200,3 +200,26 @@ def test_logs_of_the_scheduler_and_each_worker(client):
     while not failure_logged() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert failure_logged()
+
+
+def test_progress_in_a_notebook_is_a_widget_updated_as_futures_finish(client):
+    from oxidask.distributed import progress
+    from oxidask.distributed.diagnostics import ProgressWidget
+
+    import ipywidgets  # noqa: F401  (imported before the tasks start: it takes a while)
+
+    good = client.map(slow_inc, range(6), seconds=0.5, pure=False)
+    bad = client.submit(explode, 1, pure=False)
+    w = progress(good, bad, notebook=True)
+    assert isinstance(w, ProgressWidget)
+    assert not all(f.done() for f in good), "it returns while the tasks run"
+    assert w.totals == {"slow_inc": 6, "explode": 1}
+    deadline = time.monotonic() + 10
+    while (w.bars["slow_inc"].value < 1 or w.bars["explode"].value < 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert w.bars["slow_inc"].value == 1.0 and w.bars["slow_inc"].bar_style == "success"
+    assert w.labels["slow_inc"].value == "6 / 6"
+    assert w.bars["explode"].bar_style == "danger" and "1 erred" in w.labels["explode"].value
+    assert w.elapsed.value.startswith("Finished")
+    single = progress(client.map(slow_inc, range(3), pure=False), notebook=True, multi=False)
+    assert single.totals == {"tasks": 3}

@@ -330,6 +330,10 @@ impl Monitor {
     }
 }
 
+/// Task-stream records a snapshot carries, at most: the newest (10,000 a second at one
+/// snapshot per 200 ms — more than a page can draw; a busier cluster's stream is sampled).
+pub const STREAM_PER_SNAPSHOT: usize = 2_000;
+
 /// Events handled before effects are sent, at most.
 const MAX_BATCH: usize = 4096;
 
@@ -359,7 +363,7 @@ impl Watchers {
             self.since = Some(now);
             return;
         }
-        let snapshot = state.snapshot(self.stream_next, 20_000);
+        let snapshot = state.snapshot(self.stream_next, STREAM_PER_SNAPSHOT);
         self.stream_next = snapshot.stream_next;
         self.stats.seconds = self
             .since

@@ -188,6 +188,17 @@ impl Observations {
         (out, next)
     }
 
+    /// The newest task-stream records after `since`, at most `limit` of them (older ones
+    /// in between are skipped: a watcher wants now, not a backlog), the sequence number
+    /// after the last, and how many were skipped.
+    pub fn stream_latest(&self, since: u64, limit: usize) -> (Vec<StreamRecord>, u64, u64) {
+        let first = self.stream_next - self.stream.len() as u64;
+        let since = since.clamp(first, self.stream_next);
+        let from = since.max(self.stream_next.saturating_sub(limit as u64));
+        let (out, next) = self.stream_since(from, limit);
+        (out, next, from - since)
+    }
+
     /// The latest failures, oldest first.
     pub fn errors(&self) -> impl Iterator<Item = &ErrorRecord> {
         self.errors.iter()
@@ -276,15 +287,19 @@ pub struct Snapshot {
     pub stream: Vec<StreamRecord>,
     /// The cursor to ask from next time.
     pub stream_next: u64,
+    /// Records between the cursor and `stream` that were skipped (more than the limit
+    /// happened since the last snapshot).
+    pub stream_skipped: u64,
     /// The latest failures.
     pub errors: Vec<ErrorRecord>,
 }
 
 impl SchedulerState {
-    /// What a dashboard shows now: counts per prefix and state, the workers, and the
-    /// task-stream records from `stream_since` on (at most `stream_limit`). Reads only.
+    /// What a dashboard shows now: counts per prefix and state, the workers, and the newest
+    /// task-stream records after `stream_since` (at most `stream_limit`). Reads only.
     pub fn snapshot(&self, stream_since: u64, stream_limit: usize) -> Snapshot {
-        let (stream, stream_next) = self.obs.stream_since(stream_since, stream_limit);
+        let (stream, stream_next, stream_skipped) =
+            self.obs.stream_latest(stream_since, stream_limit);
         Snapshot {
             at: (self.now - self.start).as_secs_f64(),
             prefixes: self.obs.prefixes().map(|(n, s)| (n, *s)).collect(),
@@ -298,6 +313,7 @@ impl SchedulerState {
             transitions: self.obs.transitions,
             stream,
             stream_next,
+            stream_skipped,
             errors: self.obs.errors().cloned().collect(),
         }
     }
@@ -430,5 +446,12 @@ mod tests {
         let (r, next) = o.stream_since(3, 2);
         assert_eq!(r.len(), 2);
         assert_eq!(next, 5);
+        // A watcher gets the newest: 3, 4 and 5 skipped, 6 sent.
+        let (r, next, skipped) = o.stream_latest(3, 1);
+        assert_eq!(r.iter().map(|r| r.start_us).collect::<Vec<_>>(), [6]);
+        assert_eq!((next, skipped), (7, 3));
+        let (r, next, skipped) = o.stream_latest(next, 10);
+        assert!(r.is_empty());
+        assert_eq!((next, skipped), (7, 0));
     }
 }
