@@ -18,13 +18,15 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 
 thread_local! {
-    static KEPT: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread made its Python state (or found one it did not make).
+    static KEPT: Cell<Kept> = const { Cell::new(Kept::No) };
     /// The thread state this thread keeps (made by `keep_thread_state`), if it made one;
     /// deleted when the thread ends.
     static TSTATE: KeptState = const { KeptState(Cell::new(std::ptr::null_mut())) };
@@ -35,9 +37,24 @@ thread_local! {
     static NESTED: Cell<u32> = const { Cell::new(0) };
 }
 
-/// The Python thread state a Rust thread made for itself, deleted when the thread ends (an
-/// executor thread that seceded ends after its task; without this, each left a state behind
-/// in the interpreter).
+/// Where a thread is with its Python state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// Not attached yet.
+    No,
+    /// Attached once: the state made then (if any) is kept.
+    Yes,
+    /// The thread is ending and its state went to the reaper: it attaches no more.
+    Ended,
+}
+
+/// The Python thread state a Rust thread made for itself, deleted once the thread ends (an
+/// executor thread that seceded ends after its task; without this, each left its state, and
+/// the frames' memory it holds, in the interpreter).
+///
+/// An ending thread does not take the GIL: the thread joining it may hold the GIL (a cluster
+/// dropped by Python's garbage collector stops its workers there), and would wait for it for
+/// ever. It hands its state to the reaper thread ([`reap`]) instead.
 struct KeptState(Cell<*mut ffi::PyThreadState>);
 
 impl KeptState {
@@ -52,25 +69,77 @@ impl Drop for KeptState {
         if tstate.is_null() {
             return;
         }
-        // Once the interpreter exits, taking the GIL is what must not happen: leak the state.
-        let Ok(_flight) = InFlight::enter() else {
-            return;
-        };
+        // Python still finds the state from this thread: attaching again (from another
+        // thread-local's destructor) would use it while the reaper deletes it.
+        let _ = KEPT.try_with(|k| k.set(Kept::Ended));
         // A thread that ends holding the GIL it keeps between tasks still has it.
         let held = STICKY_SINCE
             .try_with(|s| s.take().is_some())
             .unwrap_or(false);
-        // SAFETY: `tstate` is this thread's own state, made by `PyGILState_Ensure` (use count
-        // one) in `keep_thread_state`; it is detached unless `held`. Restoring it takes the GIL;
-        // the `Release` matching that first `Ensure` brings the count to zero, which clears and
-        // deletes the state and releases the GIL. The interpreter is not exiting (`_flight`
-        // holds `at_exit` back until this is done).
-        unsafe {
-            if !held {
-                ffi::PyEval_RestoreThread(tstate);
+        if held {
+            // SAFETY: this thread holds the GIL with its own state, made by
+            // `PyGILState_Ensure` (use count one) in `keep_thread_state`. Once the interpreter
+            // exits the state is only detached (leaked); otherwise the `Release` matching that
+            // `Ensure` brings the count to zero, which clears and deletes the state and
+            // releases the GIL, without waiting for anything.
+            unsafe {
+                if exiting() {
+                    ffi::PyEval_SaveThread();
+                } else {
+                    ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_UNLOCKED);
+                }
             }
-            ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_UNLOCKED);
+            return;
         }
+        if !exiting() {
+            reap(tstate);
+        }
+    }
+}
+
+/// A thread state of an ended thread, on its way to the reaper.
+struct Reaped(*mut ffi::PyThreadState);
+
+// SAFETY: the state's thread has ended; only the reaper uses it from then on.
+unsafe impl Send for Reaped {}
+
+extern "C" {
+    /// Deletes the current thread state (cleared first) and releases the GIL. Not in the
+    /// limited API, but exported by every CPython 3 (public since 3.9).
+    fn PyThreadState_DeleteCurrent();
+}
+
+/// Hands the detached state of an ended thread to the reaper thread, which deletes it: it
+/// takes the GIL with that state (it has none of its own, so no `PyGILState` binding of its
+/// own to disturb), clears it and deletes it, as CPython does for its own threads as they end.
+fn reap(tstate: *mut ffi::PyThreadState) {
+    static REAPER: OnceLock<Option<mpsc::Sender<Reaped>>> = OnceLock::new();
+    let tx = REAPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Reaped>();
+        let spawned = std::thread::Builder::new()
+            .name("oxidask-tstate-reaper".into())
+            .spawn(move || {
+                for Reaped(t) in rx {
+                    // Once the interpreter exits, the states are left to it.
+                    let Ok(_flight) = InFlight::enter() else {
+                        continue;
+                    };
+                    // SAFETY: `t` is a detached state whose thread ended; this thread has no
+                    // state, so restoring `t` takes the GIL with it; it is then cleared and
+                    // deleted while current, which releases the GIL. `_flight` holds
+                    // `at_exit` back until this is done.
+                    unsafe {
+                        ffi::PyEval_RestoreThread(t);
+                        ffi::PyThreadState_Clear(t);
+                        PyThreadState_DeleteCurrent();
+                    }
+                }
+            });
+        spawned.ok().map(|_| tx)
+    });
+    // Without a reaper (it could not be started) the state is leaked.
+    if let Some(tx) = tx {
+        let _ = tx.send(Reaped(tstate));
     }
 }
 
@@ -126,7 +195,7 @@ pub fn exiting() -> bool {
 /// refused once the interpreter is exiting.
 pub fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, Exiting> {
     let _flight = InFlight::enter()?;
-    keep_thread_state();
+    keep_thread_state()?;
     Ok(Python::attach(|py| {
         crate::buffers::release_pending();
         f(py)
@@ -146,8 +215,10 @@ pub fn attach_sticky<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, 
         release_sticky();
         return Err(Exiting);
     };
-    keep_thread_state();
-    let tstate = TSTATE.with(KeptState::get);
+    keep_thread_state()?;
+    let tstate = TSTATE
+        .try_with(KeptState::get)
+        .unwrap_or(std::ptr::null_mut());
     if tstate.is_null() || NESTED.with(Cell::get) > 0 {
         // A thread Python made: no state of ours to hold on to.
         return attach(f);
@@ -216,11 +287,19 @@ pub fn at_exit(py: Python<'_>, timeout: f64) {
     });
 }
 
-fn keep_thread_state() {
-    if KEPT.with(Cell::get) {
-        return;
+/// Makes this thread's Python state on its first attach (see the module doc); refused on a
+/// thread that is ending.
+fn keep_thread_state() -> Result<(), Exiting> {
+    match KEPT.with(Cell::get) {
+        Kept::Yes => return Ok(()),
+        Kept::Ended => return Err(Exiting),
+        Kept::No => {}
     }
-    KEPT.with(|k| k.set(true));
+    // Thread-locals are being destroyed: this thread is ending.
+    if TSTATE.try_with(|_| ()).is_err() {
+        return Err(Exiting);
+    }
+    KEPT.with(|k| k.set(Kept::Yes));
     // SAFETY: the interpreter is initialized (this module was imported into it). A thread with
     // no Python state of its own gets one here: `PyGILState_Ensure` creates it and takes the
     // GIL, `PyEval_SaveThread` releases the GIL and keeps the state, whose use count stays at
@@ -233,4 +312,5 @@ fn keep_thread_state() {
             TSTATE.with(|t| t.0.set(tstate));
         }
     }
+    Ok(())
 }

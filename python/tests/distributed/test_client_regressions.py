@@ -222,3 +222,27 @@ def test_exiting_worker_threads_release_their_python_thread_state():
     growth = int(r.stdout.split()[-1])
     # 150 seceded threads ended between the first and the last count.
     assert growth < 30, r.stdout
+
+
+def test_a_cluster_dropped_without_close_does_not_wait_for_the_gil_its_threads_need():
+    # The garbage collector drops the cluster holding the GIL and joins the worker threads:
+    # threads that ran Python must end without taking the GIL.
+    r = run_python(
+        """
+        import gc
+        from oxidask.distributed import Client, LocalCluster, get_client
+
+        def parent(i):
+            return get_client().submit(abs, -i, pure=False).result()
+
+        cl = LocalCluster(n_workers=2, threads_per_worker=2, processes=False)
+        c = Client(cl, set_as_default=False)
+        print(sum(c.gather([c.submit(parent, i, pure=False) for i in range(10)])), flush=True)
+        del c, cl
+        gc.collect()
+        print("dropped", flush=True)
+        """,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split() == ["45", "dropped"], r.stdout + r.stderr
