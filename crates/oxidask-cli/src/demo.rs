@@ -310,6 +310,31 @@ pub fn load(
     Ok(())
 }
 
+/// `oxidask load ADDRESS --tree N`: one tree reduction of `n` tasks (`work` leaves, `total`s
+/// of 8) submitted at once, for watching a big graph; prints the time it took.
+pub fn load_tree(address: &str, n: usize) -> Result<(), oxidask::Error> {
+    let client = oxidask::distributed::Client::builder()
+        .address(address)
+        .set_as_default(false)
+        .connect()?;
+    let start = Instant::now();
+    let mut level: Vec<Delayed<i64>> = (0..(n * 7 / 8).max(1) as i64).map(work).collect();
+    let mut tasks = level.len();
+    while level.len() > 1 {
+        level = level.chunks(8).map(|c| total(c.to_vec())).collect();
+        tasks += level.len();
+    }
+    let f = client.submit(&level[0])?;
+    println!("submitted {tasks} tasks as {} in {}", f.key(), secs(start.elapsed()));
+    f.wait(None)?;
+    println!(
+        "load: {tasks} tasks in {} = {:.0} tasks/s",
+        secs(start.elapsed()),
+        tasks as f64 / start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// A LocalCluster of two worker processes with its dashboard, kept busy with waves of
 /// tasks (maps and tree reductions) for `duration`, so there is something to watch.
 fn run_cluster(duration: Duration, dashboard: String) -> Result<(), oxidask::Error> {

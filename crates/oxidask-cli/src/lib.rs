@@ -69,6 +69,9 @@ enum Command {
         /// Write a performance report of the run to this HTML file.
         #[arg(long)]
         report: Option<std::path::PathBuf>,
+        /// Instead of waves, submit one tree reduction of this many tasks and wait for it.
+        #[arg(long)]
+        tree: Option<usize>,
     },
     /// Run a distributed scheduler: `oxidask scheduler [--host H] [--port 8786]` (see
     /// `oxidask scheduler --help`).
@@ -142,8 +145,12 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
             duration,
             fail,
             report,
+            tree,
         } => match std::time::Duration::try_from_secs_f64(duration) {
-            Ok(d) => demo::load(&address, d, fail, report.as_deref()),
+            Ok(d) => match tree {
+                Some(n) => demo::load_tree(&address, n),
+                None => demo::load(&address, d, fail, report.as_deref()),
+            },
             Err(_) => {
                 eprintln!("oxidask: --duration must be a number of seconds ≥ 0, got {duration}");
                 return ExitCode::from(2);

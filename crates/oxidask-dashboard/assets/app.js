@@ -305,7 +305,15 @@ function buildStatic(main) {
 }
 
 let dirty = true;
-setInterval(() => { if (dirty) { dirty = false; render(); } }, 300);
+// How long drawing takes (the scale check reads it: pages must stay responsive).
+function timedRender() {
+  const t0 = performance.now();
+  render();
+  const ms = performance.now() - t0;
+  document.body.dataset.renderMs = ms.toFixed(1);
+  document.body.dataset.renderMaxMs = Math.max(ms, Number(document.body.dataset.renderMaxMs || 0)).toFixed(1);
+}
+setInterval(() => { if (dirty) { dirty = false; timedRender(); } }, 300);
 setInterval(() => { dirty = true; }, 1000); // the stream scrolls even without news
 connect();
 status();

@@ -4,48 +4,10 @@
 // Screenshots go to $SCREENSHOTS (default: target/dashboard-screenshots).
 //
 //   OXIDASK_BIN=path/to/oxidask node run.mjs
-import { spawn, execFileSync } from "node:child_process";
-import { createServer } from "node:net";
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { SHOTS, freePort, launch, start, stopAll, until } from "./lib.mjs";
 
-const here = new URL(".", import.meta.url).pathname;
-const target = process.env.CARGO_TARGET_DIR || resolve(here, "../../../target");
-const BIN = process.env.OXIDASK_BIN || join(target, "debug", "oxidask");
-const SHOTS = process.env.SCREENSHOTS || join(target, "dashboard-screenshots");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-mkdirSync(SHOTS, { recursive: true });
-
-const procs = [];
 let failures = 0;
-
-function freePort() {
-  return new Promise((ok) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => ok(p)); });
-  });
-}
-
-function start(args, name) {
-  const p = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
-  p.out = ""; p.err = "";
-  p.stdout.on("data", (d) => { p.out += d; });
-  p.stderr.on("data", (d) => { p.err += d; });
-  p.label = name;
-  procs.push(p);
-  return p;
-}
-
-async function until(what, f, timeout = 30000) {
-  const t0 = Date.now();
-  let last;
-  while (Date.now() - t0 < timeout) {
-    try { last = await f(); if (last) return last; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last})`);
-}
 
 async function check(name, f) {
   const t0 = Date.now();
@@ -57,11 +19,6 @@ async function check(name, f) {
     console.log(`FAIL ${name}: ${e.message}`);
   }
 }
-
-function stopAll() {
-  for (const p of procs) { try { p.kill("SIGKILL"); } catch {} }
-}
-process.on("exit", stopAll);
 
 const schedPort = await freePort();
 const dashPort = await freePort();
@@ -80,11 +37,7 @@ for (const w of workers) await until(`${w.label} to join`, () => w.err.includes(
 const REPORT = join(SHOTS, "load-report.html");
 const load = start(["load", address, "--duration", "12", "--fail", "--report", REPORT], "load");
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const browser = await launch();
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
 const attr = (sel, a) => page.$eval(sel, (e, a) => e.getAttribute(a), a);
 const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
