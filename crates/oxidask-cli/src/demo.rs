@@ -325,7 +325,11 @@ pub fn load_tree(address: &str, n: usize) -> Result<(), oxidask::Error> {
         tasks += level.len();
     }
     let f = client.submit(&level[0])?;
-    println!("submitted {tasks} tasks as {} in {}", f.key(), secs(start.elapsed()));
+    println!(
+        "submitted {tasks} tasks as {} in {}",
+        f.key(),
+        secs(start.elapsed())
+    );
     f.wait(None)?;
     println!(
         "load: {tasks} tasks in {} = {:.0} tasks/s",
