@@ -675,16 +675,29 @@ def fire_and_forget(obj):
         client._core.fire_and_forget(fs)
 
 
-def progress(*futures, notebook=None, multi=True, complete=True, **kwargs):
-    """Shows the progress of futures, as Dask's ``progress``. In a terminal: a text bar on
-    stderr until they are done (the GIL is released while it waits). In Jupyter with
-    ``ipywidgets`` (or ``notebook=True``): a bar per task prefix (``multi=False``: one
-    bar), updated as futures finish, returned at once so the notebook stays free."""
+def progress(*futures, notebook=None, multi=True, complete=True, blocking=None, **kwargs):
+    """Shows the progress of futures, as Dask's ``progress``.
+
+    In Jupyter with ``ipywidgets`` (or ``notebook=True``): a bar per task prefix
+    (``multi=False``: one bar), updated as futures finish, returned at once so the
+    notebook stays free. In a terminal: a text bar on stderr. ``blocking=True`` waits until
+    the futures are done (Dask's behaviour, the default in a script); ``blocking=False``
+    (the default in a REPL or IPython) draws it from a background thread and returns a
+    :class:`~oxidask.distributed.diagnostics.TextProgressBar` whose ``wait()`` blocks.
+
+    >>> progress(client.map(inc, range(100)))                  # doctest: +SKIP
+    >>> bar = progress(futures, blocking=False); bar.wait()    # doctest: +SKIP
+    """
     flat = []
     _flatten(list(futures), flat)
     if not flat:
         return None
-    from oxidask.distributed.diagnostics import ProgressWidget, _in_notebook
+    from oxidask.distributed.diagnostics import (
+        ProgressWidget,
+        TextProgressBar,
+        _in_notebook,
+        _interactive,
+    )
 
     if notebook is None:
         notebook = _in_notebook()
@@ -697,6 +710,10 @@ def progress(*futures, notebook=None, multi=True, complete=True, **kwargs):
         except ImportError:
             pass
         return widget
+    if blocking is None:
+        blocking = not _interactive()
+    if not blocking:
+        return TextProgressBar(flat)
     flat[0].client._core.progress(flat)
     return None
 

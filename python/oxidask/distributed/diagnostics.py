@@ -16,7 +16,7 @@ import html
 import threading
 import time
 
-__all__ = ["MemorySampler", "get_task_stream", "performance_report"]
+__all__ = ["MemorySampler", "TextProgressBar", "get_task_stream", "performance_report"]
 
 
 def _client(client):
@@ -322,6 +322,57 @@ class ProgressWidget:
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+class TextProgressBar:
+    """A progress bar on stderr (drawn when stderr is a terminal) for a list of futures.
+
+    ``progress(...)`` returns one when it does not block: a background thread draws the
+    bar while the prompt stays free. ``wait()`` blocks until every future is done.
+
+    >>> bar = progress(futures, blocking=False)   # doctest: +SKIP
+    >>> bar.wait()                                # doctest: +SKIP
+    """
+
+    def __init__(self, futures):
+        import threading
+
+        self._futures = list(futures)
+        self._error = None
+        self._thread = threading.Thread(target=self._draw, name="oxidask-progress", daemon=True)
+        self._thread.start()
+
+    def _draw(self):
+        try:
+            self._futures[0].client._core.progress(self._futures)
+        except BaseException as e:  # the scheduler was lost: wait() reports it
+            self._error = e
+
+    @property
+    def done(self):
+        """True once every future is done (or the bar stopped because the cluster was lost)."""
+        return not self._thread.is_alive()
+
+    def wait(self, timeout=None):
+        """Blocks until every future is done; raises if the cluster was lost meanwhile.
+        Returns False if ``timeout`` seconds passed first."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        if self._error is not None:
+            raise self._error
+        return True
+
+    def __repr__(self):
+        n = sum(1 for f in self._futures if f.done())
+        return f"<TextProgressBar: {n} / {len(self._futures)} done>"
+
+
+def _interactive():
+    """True in a REPL or IPython (where a blocking bar would hold the prompt)."""
+    import sys
+
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive)
 
 
 def _in_notebook():

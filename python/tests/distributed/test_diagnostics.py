@@ -223,3 +223,16 @@ def test_progress_in_a_notebook_is_a_widget_updated_as_futures_finish(client):
     assert w.elapsed.value.startswith("Finished")
     single = progress(client.map(slow_inc, range(3), pure=False), notebook=True, multi=False)
     assert single.totals == {"tasks": 3}
+
+
+def test_progress_in_a_terminal_can_return_at_once_and_wait_later(client):
+    from oxidask.distributed import progress
+    from oxidask.distributed.diagnostics import TextProgressBar
+
+    futures = client.map(slow_inc, range(4), seconds=0.5, pure=False)
+    bar = progress(futures, blocking=False)
+    assert isinstance(bar, TextProgressBar)
+    assert not bar.done and not all(f.done() for f in futures), "it returns while the tasks run"
+    assert bar.wait(timeout=30)
+    assert all(f.done() for f in futures) and bar.done
+    assert progress(futures, blocking=True) is None, "blocking, it returns once they are done"
