@@ -17,6 +17,7 @@ pub mod fuzz;
 pub mod messages;
 pub mod peer;
 pub mod prometheus;
+pub mod transport;
 pub mod wire;
 
 pub use frame::{read_frame, write_frame, Limits, Payload};
@@ -34,6 +35,21 @@ pub const PROTOCOL_VERSION: u32 = 3;
 /// `tcp://host:port` or `host:port` → `host:port`.
 pub fn strip_scheme(address: &str) -> &str {
     address.strip_prefix("tcp://").unwrap_or(address)
+}
+
+/// `tcp://host:port`, `tls://host:port` or `host:port` → `host:port`.
+pub fn strip_any_scheme(address: &str) -> &str {
+    address.split_once("://").map_or(address, |(_, rest)| rest)
+}
+
+/// `host:port` → (`host`, `port`), brackets of an IPv6 host (`[::1]:8786`) removed.
+pub fn split_host_port(host_port: &str) -> Option<(&str, &str)> {
+    let (host, port) = host_port.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Some((host, port))
 }
 
 /// This build: the oxidask version (peers of other versions are told so).
