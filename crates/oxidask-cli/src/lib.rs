@@ -194,6 +194,13 @@ fn scheduler_main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let security = match args.security.security() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("oxidask-scheduler: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let bound = match args.dashboard() {
         Some(addr) => match oxidask_dashboard::Dashboard::builder().address(addr).bind() {
             Ok(b) => Some(b),
@@ -206,6 +213,7 @@ fn scheduler_main(args: Vec<String>) -> ExitCode {
     };
     let mut builder = oxidask::distributed::Scheduler::builder()
         .address(format!("{}:{}", args.host, args.port))
+        .security(security)
         .config(config)
         .quiet(args.quiet)
         .log_source(std::sync::Arc::new(oxidask_dashboard::logging::recent));

@@ -656,7 +656,7 @@ fn mismatched_peers_are_refused_saying_which_side_differs() {
         use oxidask_protocol::*;
         let mut h = hello(Role::Client { name: "old".into() });
         h.protocol = 999;
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut s = transport::Security::plain().connect(&addr).await.unwrap();
         let e = handshake_connect(&mut s, h).await.unwrap_err().to_string();
         assert!(
             e.contains("protocol version mismatch") && e.contains("999"),
@@ -666,7 +666,7 @@ fn mismatched_peers_are_refused_saying_which_side_differs() {
             name: "other-program".into(),
         });
         h.registry ^= 0xdead;
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut s = transport::Security::plain().connect(&addr).await.unwrap();
         let e = handshake_connect(&mut s, h).await.unwrap_err().to_string();
         assert!(
             e.contains("registry mismatch") && e.contains("same program"),
@@ -712,7 +712,7 @@ fn garbage_on_every_socket_is_rejected_without_harm() {
         rt.block_on(async {
             use oxidask_protocol::*;
             use tokio::io::AsyncWriteExt;
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut s = transport::Security::plain().connect(addr).await.unwrap();
             let role = if *addr == sockets[0] {
                 Role::Client {
                     name: "garbage".into(),
@@ -735,6 +735,139 @@ fn garbage_on_every_socket_is_rejected_without_harm() {
         cluster.scheduler.log().contains("malformed")
             || cluster.scheduler.log().contains("exceeds")
     );
+}
+
+fn a_tls_cluster_with_a_token_computes_and_refuses_strangers() {
+    use oxidask_protocol::transport::Security;
+    let dir = std::path::PathBuf::from(tempdir());
+    let files = Security::temporary()
+        .unwrap()
+        .write_files(&dir)
+        .unwrap()
+        .unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "correct horse battery staple\n").unwrap();
+    let (ca, cert, key, tok) = (
+        files.ca.display().to_string(),
+        files.cert.as_ref().unwrap().display().to_string(),
+        files.key.as_ref().unwrap().display().to_string(),
+        token_file.display().to_string(),
+    );
+    let secure: Vec<&str> = vec![
+        "--tls-ca-file",
+        &ca,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--auth-token-file",
+        &tok,
+    ];
+    let worker_args: Vec<&str> = ["--nthreads", "1"]
+        .iter()
+        .copied()
+        .chain(secure.iter().copied())
+        .collect();
+    let cluster = Cluster::start(&secure, &[("w1", &worker_args), ("w2", &worker_args)]);
+    assert!(cluster.address.starts_with("tls://"), "{}", cluster.address);
+    let security = Security::tls_from_files(&files.ca, files.cert.as_deref(), files.key.as_deref())
+        .unwrap()
+        .with_token("correct horse battery staple");
+    let client = Client::builder()
+        .address(cluster.address.clone())
+        .security(security.clone())
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    // Results move between the two workers and back to the client, all over TLS.
+    let futures = client.map(0..200i64, inc).unwrap();
+    assert_eq!(
+        client.gather(&futures).unwrap(),
+        (1..=200).collect::<Vec<i64>>()
+    );
+    let s = client.submit(&total(&futures)).unwrap();
+    assert_eq!(s.result().unwrap(), (1..=200).sum::<i64>());
+    let names: Vec<String> = client
+        .gather(&client.map(0..50i64, worker_name).unwrap())
+        .unwrap();
+    assert!(
+        names.contains(&"w1".to_string()) && names.contains(&"w2".to_string()),
+        "{names:?}"
+    );
+
+    let connect = |s: Security| {
+        Client::builder()
+            .address(cluster.address.clone())
+            .security(s)
+            .timeout(Duration::from_secs(2))
+            .set_as_default(false)
+            .connect()
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let tls_only =
+        Security::tls_from_files(&files.ca, files.cert.as_deref(), files.key.as_deref()).unwrap();
+    let e = connect(tls_only);
+    assert!(e.contains("requires an authentication token"), "{e}");
+    let e = connect(security.clone().with_token("guess"));
+    assert!(e.contains("refused the authentication token"), "{e}");
+    let e = connect(
+        Security::temporary()
+            .unwrap()
+            .with_token("correct horse battery staple"),
+    );
+    assert!(e.contains("TLS handshake"), "{e}");
+    let e = connect(Security::plain());
+    assert!(e.contains("no TLS credentials"), "{e}");
+    cluster
+        .scheduler
+        .wait_for_line("wrong authentication token", Duration::from_secs(5));
+    let refused = cluster
+        .scheduler
+        .wait_for_line("no authentication token", Duration::from_secs(5));
+    assert!(
+        refused.contains("127.0.0.1"),
+        "the refusal names the peer: {refused}"
+    );
+    assert!(
+        !cluster.scheduler.log().contains("guess"),
+        "tokens are not logged"
+    );
+
+    // A worker's data port refuses a peer without the cluster's credentials.
+    let data = client.summary().unwrap().workers[0].address.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let e = Security::plain()
+            .connect(&format!(
+                "tcp://{}",
+                oxidask_protocol::strip_any_scheme(&data)
+            ))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("TLS listener"), "{e}");
+    });
+    let worker_name = client.summary().unwrap().workers[0].name.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = client.logs(Some(&worker_name)).unwrap();
+        if lines.iter().any(|l| {
+            l.contains("WARN") && l.contains("data port: refused connection from 127.0.0.1")
+        }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refusal in {lines:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Still serving the cluster's own.
+    let futures = client.map(0..50i64, inc).unwrap();
+    assert_eq!(client.gather(&futures).unwrap().iter().sum::<i64>(), 1275);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn worker_cli_errors_are_clear() {
@@ -825,6 +958,10 @@ const TESTS: &[Test] = &[
         garbage_on_every_socket_is_rejected_without_harm,
     ),
     ("worker_cli_errors_are_clear", worker_cli_errors_are_clear),
+    (
+        "a_tls_cluster_with_a_token_computes_and_refuses_strangers",
+        a_tls_cluster_with_a_token_computes_and_refuses_strangers,
+    ),
     (
         "each_worker_serves_its_own_metrics",
         each_worker_serves_its_own_metrics,

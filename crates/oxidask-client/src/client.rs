@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use oxidask_core::compute::Compute;
 use oxidask_core::{Collection, Data, Delayed, Error, Graph, Key, PlanOptions, Value};
 use oxidask_protocol::peer::PeerPool;
+pub use oxidask_protocol::transport::Security;
+use oxidask_protocol::transport::Stream;
+use oxidask_protocol::ProtocolError;
 use oxidask_protocol::{
     handshake_connect, hello, read_frame, spec_to_wire, write_frame, ClusterSummary, Fetched,
     Limits, Role, SubmitOptions, ToClient, ToScheduler, WireError, WireKey, WireTask, WireValue,
 };
 use rustc_hash::FxHashMap;
 use tokio::io::{BufReader, BufWriter};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
@@ -165,9 +167,17 @@ pub struct ClientBuilder {
     name: String,
     timeout: Duration,
     set_as_default: bool,
+    security: Security,
 }
 
 impl ClientBuilder {
+    /// TLS credentials and the authentication token (default: plain TCP, no token), for the
+    /// scheduler connection and for gathering from workers' data ports.
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
     /// The scheduler's address (`tcp://host:port`); default `$OXIDASK_SCHEDULER_ADDRESS`.
     pub fn address(mut self, a: impl Into<String>) -> Self {
         self.address = Some(a.into());
@@ -204,14 +214,14 @@ impl ClientBuilder {
                     reason: "no address given and OXIDASK_SCHEDULER_ADDRESS is not set".into(),
                 })
             })?;
-        let addr = oxidask_worker::strip_scheme(&address).to_owned();
+        let addr = address.clone();
         let (tx, rx) = unbounded_channel();
         let shared = Arc::new(Shared {
             state: Mutex::new(ClientState::default()),
             cv: Condvar::new(),
             notify: Notify::new(),
             tx,
-            pool: PeerPool::default(),
+            pool: PeerPool::new(self.security.clone()),
             next_request: AtomicU64::new(1),
         });
         let stop = Arc::new(Notify::new());
@@ -222,6 +232,7 @@ impl ClientBuilder {
         let name = self.name.clone();
         let timeout = self.timeout;
         let thread_addr = addr.clone();
+        let security = self.security.clone();
         let thread = std::thread::Builder::new()
             .name("oxidask-client".into())
             .spawn(move || {
@@ -237,13 +248,14 @@ impl ClientBuilder {
                 };
                 let handle = rt.handle().clone();
                 rt.block_on(async move {
-                    let (stream, dashboard) = match connect(&thread_addr, name, timeout).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
+                    let (stream, dashboard) =
+                        match connect(&security, &thread_addr, name, timeout).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        };
                     let _ = ready_tx.send(Ok((handle, dashboard)));
                     run(stream, task_shared, rx, task_stop).await;
                 });
@@ -286,15 +298,17 @@ impl ClientBuilder {
 }
 
 async fn connect(
+    security: &Security,
     addr: &str,
     name: String,
     timeout: Duration,
-) -> Result<(TcpStream, String), String> {
+) -> Result<(Stream, String), String> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let last = match TcpStream::connect(addr).await {
+        let last = match security.connect(addr).await {
+            // Refused by TLS or the token: trying again will not help.
+            Err(ProtocolError::Refused(why)) => return Err(why),
             Ok(mut s) => {
-                let _ = s.set_nodelay(true);
                 return handshake_connect(&mut s, hello(Role::Client { name }))
                     .await
                     .map(|w| (s, w.dashboard))
@@ -312,7 +326,7 @@ async fn connect(
 }
 
 async fn run(
-    stream: TcpStream,
+    stream: Stream,
     shared: Arc<Shared>,
     mut rx: UnboundedReceiver<Outgoing>,
     stop: Arc<Notify>,
@@ -528,6 +542,7 @@ impl Client {
             name: format!("client-{}", std::process::id()),
             timeout: Duration::from_secs(10),
             set_as_default: true,
+            security: Security::default(),
         }
     }
 

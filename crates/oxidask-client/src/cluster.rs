@@ -10,7 +10,7 @@ use oxidask_scheduler::server::Scheduler;
 use oxidask_scheduler::Config;
 use oxidask_worker::Worker;
 
-use crate::client::Client;
+use crate::client::{Client, Security};
 use crate::error::{scheduler_error, ClientError};
 
 /// Builds a [`LocalCluster`].
@@ -28,9 +28,21 @@ pub struct LocalClusterBuilder {
     zero_work: bool,
     quiet: bool,
     dashboard: Option<String>,
+    security: Security,
 }
 
+pub use oxidask_protocol::transport::TOKEN_ENV;
+
 impl LocalClusterBuilder {
+    /// TLS and token for every connection in the cluster, e.g. [`Security::temporary`] (as
+    /// Dask's `LocalCluster(security=Security.temporary())`). Worker processes get the
+    /// credentials as files in a private temporary directory and the token through
+    /// [`TOKEN_ENV`]; the cluster's [`LocalCluster::client`] uses them too.
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
     /// Number of workers (default: 2, or 1 on a single core).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n;
@@ -124,6 +136,7 @@ impl LocalClusterBuilder {
             .transpose()
             .map_err(io)?;
         let mut sb = Scheduler::builder()
+            .security(self.security.clone())
             .address(format!("127.0.0.1:{}", self.port))
             .config(self.config.clone())
             .quiet(self.quiet);
@@ -135,7 +148,20 @@ impl LocalClusterBuilder {
         let url = scheduler.url();
         let mut workers = Vec::new();
         let mut children = Vec::new();
+        let mut tls_dir = None;
         if self.processes {
+            let tls_files = if self.security.is_tls() {
+                let dir = std::env::temp_dir().join(format!(
+                    "oxidask-tls-{}-{}",
+                    std::process::id(),
+                    scheduler.address().port()
+                ));
+                let files = self.security.write_files(&dir).map_err(io)?;
+                tls_dir = Some(dir);
+                files
+            } else {
+                None
+            };
             let program = match &self.program {
                 Some(p) => p.clone(),
                 None => std::env::current_exe().map_err(io)?,
@@ -156,6 +182,15 @@ impl LocalClusterBuilder {
                 if self.zero_work {
                     cmd.arg("--zero-work");
                 }
+                if let Some(f) = &tls_files {
+                    cmd.arg("--tls-ca-file").arg(&f.ca);
+                    if let (Some(c), Some(k)) = (&f.cert, &f.key) {
+                        cmd.arg("--tls-cert").arg(c).arg("--tls-key").arg(k);
+                    }
+                }
+                if let Some(t) = self.security.token() {
+                    cmd.env(TOKEN_ENV, t);
+                }
                 if self.quiet {
                     cmd.stderr(Stdio::null()).stdout(Stdio::null());
                 }
@@ -167,6 +202,7 @@ impl LocalClusterBuilder {
                 })?);
             }
             let probe = Client::builder()
+                .security(self.security.clone())
                 .address(url.clone())
                 .set_as_default(false)
                 .connect()?;
@@ -193,6 +229,7 @@ impl LocalClusterBuilder {
         } else {
             for i in 0..self.workers {
                 let w = Worker::builder(url.clone())
+                    .security(self.security.clone())
                     .nthreads(self.threads_per_worker)
                     .name(format!("worker-{i}"))
                     .memory_limit(self.memory_limit)
@@ -208,6 +245,8 @@ impl LocalClusterBuilder {
             workers,
             children,
             dashboard,
+            security: self.security,
+            tls_dir,
         })
     }
 }
@@ -225,6 +264,8 @@ pub struct LocalCluster {
     workers: Vec<Worker>,
     children: Vec<Child>,
     dashboard: Option<oxidask_dashboard::Dashboard>,
+    security: Security,
+    tls_dir: Option<PathBuf>,
 }
 
 impl LocalCluster {
@@ -245,6 +286,7 @@ impl LocalCluster {
             zero_work: false,
             quiet: true,
             dashboard: Some("127.0.0.1:8787".into()),
+            security: Security::default(),
         }
     }
 
@@ -253,14 +295,22 @@ impl LocalCluster {
         self.dashboard.as_ref().map(|d| d.link())
     }
 
-    /// The scheduler's address (`tcp://127.0.0.1:PORT`).
+    /// The scheduler's address (`tcp://127.0.0.1:PORT`, `tls://…` with TLS).
     pub fn address(&self) -> String {
         self.scheduler.url()
     }
 
     /// A client of this cluster, made the default for `compute()`.
     pub fn client(&self) -> Result<Client, Error> {
-        Client::connect(self.address())
+        Client::builder()
+            .address(self.address())
+            .security(self.security.clone())
+            .connect()
+    }
+
+    /// The cluster's TLS credentials and token, for clients of it.
+    pub fn security(&self) -> &Security {
+        &self.security
     }
 
     /// The in-process workers (empty with worker processes).
@@ -301,6 +351,9 @@ impl LocalCluster {
                     }
                 }
             }
+        }
+        if let Some(d) = self.tls_dir.take() {
+            let _ = std::fs::remove_dir_all(d);
         }
     }
 }

@@ -35,5 +35,8 @@ pub use cluster::{LocalCluster, LocalClusterBuilder};
 pub use error::ClientError;
 pub use future::{as_completed, AsCompleted, Future, Status};
 pub use oxidask_dashboard::report::{Report, ReportWorker};
+pub use oxidask_protocol::transport::{
+    Security, SecurityError, TemporaryCa, TlsCredentials, TlsFiles,
+};
 pub use oxidask_protocol::{ClusterSummary, SubmitOptions, WorkerSummary};
 pub use report::{write_report, PerformanceReport};

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use tokio::net::TcpStream;
-
+use crate::transport::{Security, Stream};
 use crate::{
     handshake_connect, hello, read_frame, write_frame, DataRequest, DataResponse, Fetched, Limits,
     ProtocolError, Role, WireKey,
@@ -14,11 +13,20 @@ use crate::{
 /// Open connections to peers' data ports, reused across fetches.
 #[derive(Default)]
 pub struct PeerPool {
-    idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+    security: Security,
+    idle: Mutex<HashMap<String, Vec<Stream>>>,
 }
 
 impl PeerPool {
-    async fn take(&self, addr: &str) -> Result<TcpStream, ProtocolError> {
+    /// A pool whose connections use `security` (TLS credentials, token).
+    pub fn new(security: Security) -> PeerPool {
+        PeerPool {
+            security,
+            idle: Mutex::default(),
+        }
+    }
+
+    async fn take(&self, addr: &str) -> Result<Stream, ProtocolError> {
         if let Some(s) = self
             .idle
             .lock()
@@ -28,13 +36,12 @@ impl PeerPool {
         {
             return Ok(s);
         }
-        let mut s = TcpStream::connect(addr).await?;
-        s.set_nodelay(true)?;
+        let mut s = self.security.connect(addr).await?;
         handshake_connect(&mut s, hello(Role::Peer)).await?;
         Ok(s)
     }
 
-    fn give_back(&self, addr: &str, s: TcpStream) {
+    fn give_back(&self, addr: &str, s: Stream) {
         self.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -848,3 +848,60 @@ pub async fn accept_backoff(failures: u32) {
     let ms = 5u64.saturating_mul(1 << failures.min(8)).min(1000);
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
+
+/// The environment variable a token may come from (the configuration key
+/// `distributed.comm.auth.token`).
+pub const TOKEN_ENV: &str = "OXIDASK_DISTRIBUTED__COMM__AUTH__TOKEN";
+
+/// The TLS and token options of `oxidask scheduler` and `oxidask worker`.
+#[cfg(feature = "cli")]
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SecurityArgs {
+    /// The CA certificate (PEM) peers' certificates must be signed by; turns on TLS
+    /// (addresses become `tls://`).
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// This process's certificate (PEM), signed by the CA.
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// The key of `--tls-cert` (PEM).
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+    /// A file holding the shared authentication token (default: the
+    /// OXIDASK_DISTRIBUTED__COMM__AUTH__TOKEN environment variable). Not given on the command
+    /// line, where other users could read it.
+    #[arg(long, value_name = "PATH")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Refuse plain TCP connections.
+    #[arg(long)]
+    pub require_encryption: bool,
+}
+
+#[cfg(feature = "cli")]
+impl SecurityArgs {
+    /// The [`Security`] these options describe (the token from the file, else from
+    /// [`TOKEN_ENV`]).
+    pub fn security(&self) -> Result<Security, String> {
+        let mut s = match &self.tls_ca_file {
+            Some(ca) => Security::tls_from_files(ca, self.tls_cert.as_deref(), self.tls_key.as_deref())
+                .map_err(|e| e.to_string())?,
+            None if self.tls_cert.is_some() || self.tls_key.is_some() => {
+                return Err("--tls-cert and --tls-key need --tls-ca-file (the CA that signed the cluster's certificates)".into())
+            }
+            None => Security::plain(),
+        };
+        let token = match &self.auth_token_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read the token file {}: {e}", p.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => std::env::var(TOKEN_ENV).ok(),
+        };
+        if let Some(t) = token {
+            s = s.with_token(t);
+        }
+        Ok(s.require_encryption(self.require_encryption))
+    }
+}

@@ -36,6 +36,9 @@ pub struct SchedulerArgs {
     /// Serve no dashboard.
     #[arg(long)]
     pub no_dashboard: bool,
+    /// TLS and authentication.
+    #[command(flatten)]
+    pub security: oxidask_protocol::transport::SecurityArgs,
 }
 
 impl SchedulerArgs {

@@ -44,6 +44,9 @@ pub struct WorkerArgs {
     /// Acknowledge tasks without running them (benchmarks of the scheduler alone).
     #[arg(long, hide = true)]
     pub zero_work: bool,
+    /// TLS and authentication.
+    #[command(flatten)]
+    pub security: oxidask_protocol::transport::SecurityArgs,
 }
 
 /// Runs a worker from command-line arguments (without the program name and the `worker`
@@ -84,7 +87,9 @@ fn run(args: WorkerArgs) -> Result<String, String> {
             .clone()
             .unwrap_or_else(|| format!("{}:0", args.host))
     });
+    let security = args.security.security()?;
     let mut b = Worker::builder(address)
+        .security(security)
         .metrics_address(metrics)
         .memory_limit(memory_limit)
         .resources(resources)

@@ -29,13 +29,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use oxidask_core::Key;
+pub use oxidask_protocol::transport::Security;
+use oxidask_protocol::transport::Stream;
 use oxidask_protocol::{
-    handshake_connect, hello, read_frame, write_frame, FromWorker, Limits, Role, ToWorker, WireKey,
-    WorkerInfo,
+    handshake_connect, hello, read_frame, write_frame, FromWorker, Limits, ProtocolError, Role,
+    ToWorker, WireKey, WorkerInfo,
 };
 use rustc_hash::FxHashMap;
 use tokio::io::{BufReader, BufWriter};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 pub use cli::{main_with_args, run_if_worker, WorkerArgs};
@@ -113,9 +114,17 @@ pub struct WorkerBuilder {
     metrics_address: Option<String>,
     quiet: bool,
     local_directory: Option<std::path::PathBuf>,
+    security: Security,
 }
 
 impl WorkerBuilder {
+    /// TLS credentials and the authentication token for every connection: to the scheduler,
+    /// to peers' data ports, and on its own data port (default: plain TCP, no token).
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
     /// Its name (unique in the cluster; used by `workers=` restrictions). Default: its data
     /// address.
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -210,7 +219,7 @@ impl WorkerBuilder {
             Some(l) => Some(format!("http://{}/metrics", l.local_addr()?)),
             None => None,
         };
-        let scheduler = strip_scheme(&self.scheduler).to_owned();
+        let scheduler = self.scheduler.clone();
         let info = WorkerInfo {
             name: name.clone(),
             data_address: data_address.clone(),
@@ -247,7 +256,7 @@ impl WorkerBuilder {
             scheduler: scheduler.clone(),
             writer_wake: Notify::new(),
             stop: Notify::new(),
-            pool: oxidask_protocol::peer::PeerPool::default(),
+            pool: oxidask_protocol::peer::PeerPool::new(self.security.clone()),
             quiet: self.quiet,
             next_thread: std::sync::atomic::AtomicU32::new(0),
             log_lines: Mutex::new(Vec::new()),
@@ -256,6 +265,7 @@ impl WorkerBuilder {
         let io_shared = shared.clone();
         let heartbeat = self.heartbeat;
         let connect_timeout = self.connect_timeout;
+        let security = self.security.clone();
         let exit_reason = Arc::new(Mutex::new(None::<String>));
         let exit = exit_reason.clone();
         let io = std::thread::Builder::new()
@@ -268,7 +278,7 @@ impl WorkerBuilder {
                 let task_shared = io_shared.clone();
                 let reason = rt.block_on(async move {
                     let io_shared = task_shared;
-                    let stream = match connect(&scheduler, info, connect_timeout).await {
+                    let stream = match connect(&security, &scheduler, info, connect_timeout).await {
                         Ok(s) => {
                             let _ = ready_tx.send(Ok(()));
                             s
@@ -280,7 +290,11 @@ impl WorkerBuilder {
                     };
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .expect("a listener registered with tokio");
-                    let server = tokio::spawn(transfer::serve_data(listener, io_shared.clone()));
+                    let server = tokio::spawn(transfer::serve_data(
+                        listener,
+                        security.clone(),
+                        io_shared.clone(),
+                    ));
                     let metrics = metrics_listener.map(|l| {
                         let l = tokio::net::TcpListener::from_std(l)
                             .expect("a listener registered with tokio");
@@ -331,15 +345,21 @@ pub fn strip_scheme(address: &str) -> &str {
 }
 
 async fn connect(
+    security: &Security,
     scheduler: &str,
     info: WorkerInfo,
     timeout: Duration,
-) -> Result<TcpStream, String> {
+) -> Result<Stream, String> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let last = match TcpStream::connect(scheduler).await {
+        let last = match security.connect(scheduler).await {
+            // Refused by TLS or the token: trying again will not help.
+            Err(ProtocolError::Refused(why)) => {
+                return Err(format!(
+                    "the scheduler at {scheduler} refused this worker: {why}"
+                ))
+            }
             Ok(mut s) => {
-                let _ = s.set_nodelay(true);
                 return match handshake_connect(&mut s, hello(Role::Worker(info.clone()))).await {
                     Ok(_) => Ok(s),
                     Err(e) => Err(format!(
@@ -359,7 +379,7 @@ async fn connect(
 }
 
 /// Serves the scheduler connection until it closes; returns why.
-async fn run(stream: TcpStream, shared: Arc<Shared>, heartbeat: Duration) -> String {
+async fn run(stream: Stream, shared: Arc<Shared>, heartbeat: Duration) -> String {
     shared.log(format!(
         "registered with the scheduler at {}; serving data at {} with {} threads",
         shared.scheduler, shared.data_address, shared.nthreads
@@ -529,6 +549,7 @@ impl Worker {
             metrics_address: None,
             quiet: false,
             local_directory: None,
+            security: Security::default(),
         }
     }
 

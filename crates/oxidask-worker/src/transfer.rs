@@ -5,25 +5,50 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use oxidask_core::Key;
+use oxidask_protocol::transport::{accept_backoff, Security, Stream};
 use oxidask_protocol::{
     handshake_accept, hello, read_frame, write_frame, DataRequest, DataResponse, Fetched, Limits,
     ProtocolError, Role, WireKey, WireValue,
 };
 use tokio::io::{BufReader, BufWriter};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::state::FetchOrder;
 use crate::Shared;
 
+/// How long a peer has to say hello after the transport handshake.
+const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `DataRequest`s on the worker's data port until the worker stops.
-pub(crate) async fn serve_data(listener: TcpListener, shared: Arc<Shared>) {
+pub(crate) async fn serve_data(listener: TcpListener, security: Security, shared: Arc<Shared>) {
+    let mut failures = 0u32;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let (tcp, peer) = match listener.accept().await {
+            Ok(s) => {
+                failures = 0;
+                s
+            }
+            Err(e) => {
+                shared.log(format!("data port: accept failed: {e}"));
+                accept_backoff(failures).await;
+                failures = failures.saturating_add(1);
+                continue;
+            }
         };
-        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let security = security.clone();
         tokio::spawn(async move {
+            // TLS and the token are checked before any message is read.
+            let stream = match security.accept(tcp, peer).await {
+                Ok(s) => s,
+                Err(e) => {
+                    shared.log_at(
+                        tracing::Level::WARN,
+                        format!("data port: refused connection from {e}"),
+                    );
+                    return;
+                }
+            };
             if let Err(e) = serve_peer(stream, &shared).await {
                 if !matches!(e, ProtocolError::Closed) {
                     shared.log(format!("data connection: {e}"));
@@ -33,8 +58,13 @@ pub(crate) async fn serve_data(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn serve_peer(mut stream: TcpStream, shared: &Shared) -> Result<(), ProtocolError> {
-    handshake_accept(&mut stream, &hello(Role::Peer), 0).await?;
+async fn serve_peer(mut stream: Stream, shared: &Shared) -> Result<(), ProtocolError> {
+    tokio::time::timeout(
+        HELLO_TIMEOUT,
+        handshake_accept(&mut stream, &hello(Role::Peer), 0),
+    )
+    .await
+    .map_err(|_| ProtocolError::Unexpected(format!("no hello within {HELLO_TIMEOUT:?}")))??;
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     let mut wr = BufWriter::with_capacity(1 << 16, wr);

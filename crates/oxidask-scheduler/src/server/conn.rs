@@ -3,13 +3,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+use oxidask_protocol::transport::{accept_backoff, ReadHalf, Security, Stream, WriteHalf};
 use oxidask_protocol::{
     hello, read_frame, read_hello, reply_hello, write_frame, FromWorker, Hello, Limits, Role,
     ToScheduler, PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::log::SchedulerLog;
@@ -101,23 +101,37 @@ impl Shared {
 
 pub(crate) async fn accept_loop(
     listener: TcpListener,
+    security: Security,
     tx: mpsc::Sender<Inbound>,
     shared: std::sync::Arc<Shared>,
 ) {
+    let mut failures = 0u32;
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
+        let (tcp, peer) = match listener.accept().await {
+            Ok(s) => {
+                failures = 0;
+                s
+            }
             Err(e) => {
                 shared.log(format!("accept failed: {e}"));
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                accept_backoff(failures).await;
+                failures = failures.saturating_add(1);
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let conn = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let tx = tx.clone();
         let shared = shared.clone();
+        let security = security.clone();
         tokio::spawn(async move {
+            // TLS and the token are checked before any message is read.
+            let stream = match security.accept(tcp, peer).await {
+                Ok(s) => s,
+                Err(e) => {
+                    shared.log(format!("refused connection {conn} from {e}"));
+                    return;
+                }
+            };
             if let Err(e) = serve(stream, conn, tx, &shared).await {
                 shared.log(format!("connection {conn} from {peer}: {e}"));
             }
@@ -126,7 +140,7 @@ pub(crate) async fn accept_loop(
 }
 
 async fn serve(
-    mut stream: TcpStream,
+    mut stream: Stream,
     conn: u64,
     tx: mpsc::Sender<Inbound>,
     shared: &Shared,
@@ -154,7 +168,7 @@ async fn serve(
 }
 
 async fn run_connection(
-    stream: TcpStream,
+    stream: Stream,
     conn: u64,
     tx: mpsc::Sender<Inbound>,
     theirs: Hello,
@@ -196,7 +210,7 @@ async fn run_connection(
 }
 
 async fn read_loop<M: oxidask_core::Data>(
-    rd: OwnedReadHalf,
+    rd: ReadHalf,
     conn: u64,
     tx: &mpsc::Sender<Inbound>,
     wrap: impl Fn(u64, M) -> Event,
@@ -216,7 +230,7 @@ async fn read_loop<M: oxidask_core::Data>(
     }
 }
 
-async fn write_loop(wr: OwnedWriteHalf, mut rx: UnboundedReceiver<Outbound>) {
+async fn write_loop(wr: WriteHalf, mut rx: UnboundedReceiver<Outbound>) {
     let mut wr = BufWriter::with_capacity(1 << 16, wr);
     while let Some(first) = rx.recv().await {
         let mut clients = Vec::new();

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use oxidask_protocol::transport::Security;
 use oxidask_protocol::{ToClient, ToWorker};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc::UnboundedSender;
@@ -112,6 +113,7 @@ pub struct SchedulerBuilder {
     dashboard: String,
     publish_every: Duration,
     log_source: Option<LogSource>,
+    security: Security,
 }
 
 impl std::fmt::Debug for SchedulerBuilder {
@@ -124,6 +126,7 @@ impl std::fmt::Debug for SchedulerBuilder {
             .field("dashboard", &self.dashboard)
             .field("publish_every", &self.publish_every)
             .field("log_source", &self.log_source.as_ref().map(|_| "custom"))
+            .field("security", &self.security)
             .finish()
     }
 }
@@ -174,6 +177,13 @@ impl SchedulerBuilder {
         self
     }
 
+    /// TLS credentials and the authentication token peers must present (default: plain
+    /// TCP, no token). With TLS the scheduler's address is `tls://…`.
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
     /// Binds and starts serving.
     pub fn start(self) -> io::Result<Scheduler> {
         let std_listener = std::net::TcpListener::bind(&self.address).map_err(|e| {
@@ -192,6 +202,7 @@ impl SchedulerBuilder {
         let shared = Arc::new(conn::Shared::new(log.clone(), self.dashboard.clone()));
         let io_tx = tx.clone();
         let io_shared = shared.clone();
+        let security = self.security.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let io = std::thread::Builder::new()
             .name("oxidask-scheduler-io".into())
@@ -204,7 +215,7 @@ impl SchedulerBuilder {
                     let listener = tokio::net::TcpListener::from_std(std_listener)
                         .expect("a listener registered with tokio");
                     tokio::select! {
-                        _ = conn::accept_loop(listener, io_tx, io_shared) => {}
+                        _ = conn::accept_loop(listener, security, io_tx, io_shared) => {}
                         _ = stop_rx => {}
                     }
                 });
@@ -221,6 +232,7 @@ impl SchedulerBuilder {
             .spawn(move || run_core(core_cfg, rx))?;
         Ok(Scheduler {
             address,
+            scheme: self.security.scheme(),
             tx: Mutex::new(tx),
             threads: Mutex::new(Some((core, io, stop_tx))),
         })
@@ -230,6 +242,7 @@ impl SchedulerBuilder {
 /// A running scheduler.
 pub struct Scheduler {
     address: SocketAddr,
+    scheme: &'static str,
     tx: Mutex<mpsc::Sender<Inbound>>,
     #[allow(clippy::type_complexity)]
     threads: Mutex<
@@ -252,6 +265,7 @@ impl Scheduler {
             dashboard: String::new(),
             publish_every: Duration::from_millis(200),
             log_source: None,
+            security: Security::default(),
         }
     }
 
@@ -262,7 +276,7 @@ impl Scheduler {
 
     /// The address as clients and workers are given it: `tcp://host:port`.
     pub fn url(&self) -> String {
-        format!("tcp://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     /// Snapshots of the scheduler's state, one every `publish_every` (a watcher that falls
