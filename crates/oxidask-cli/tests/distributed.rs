@@ -867,6 +867,20 @@ fn a_tls_cluster_with_a_token_computes_and_refuses_strangers() {
     // Still serving the cluster's own.
     let futures = client.map(0..50i64, inc).unwrap();
     assert_eq!(client.gather(&futures).unwrap().iter().sum::<i64>(), 1275);
+
+    // A client that reaches only the scheduler's port gathers through it.
+    let tunnelled = Client::builder()
+        .address(cluster.address.clone())
+        .security(security.clone())
+        .direct_to_workers(Some(false))
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    let futures = tunnelled.map(100..150i64, inc).unwrap();
+    assert_eq!(
+        tunnelled.gather(&futures).unwrap(),
+        (101..=150).collect::<Vec<i64>>()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -92,6 +92,11 @@ pub(crate) struct Shared {
     pub tx: UnboundedSender<Outgoing>,
     pub pool: PeerPool,
     next_request: AtomicU64,
+    /// `Some(false)`: always gather through the scheduler; `Some(true)`: only directly;
+    /// `None`: directly, through the scheduler for workers that cannot be reached.
+    direct_to_workers: Option<bool>,
+    /// Data addresses this client failed to reach; gathered through the scheduler.
+    unreachable: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -168,9 +173,19 @@ pub struct ClientBuilder {
     timeout: Duration,
     set_as_default: bool,
     security: Security,
+    direct_to_workers: Option<bool>,
 }
 
 impl ClientBuilder {
+    /// How results are gathered, as Dask's `direct_to_workers`: `Some(true)` only from the
+    /// workers' data ports, `Some(false)` only through the scheduler's connection (for a
+    /// client that reaches nothing but the scheduler's port, e.g. over an SSH tunnel),
+    /// `None` (default) directly, falling back to the scheduler for workers it cannot reach.
+    pub fn direct_to_workers(mut self, direct: Option<bool>) -> Self {
+        self.direct_to_workers = direct;
+        self
+    }
+
     /// TLS credentials and the authentication token (default: plain TCP, no token), for the
     /// scheduler connection and for gathering from workers' data ports.
     pub fn security(mut self, security: Security) -> Self {
@@ -223,6 +238,8 @@ impl ClientBuilder {
             tx,
             pool: PeerPool::new(self.security.clone()),
             next_request: AtomicU64::new(1),
+            direct_to_workers: self.direct_to_workers,
+            unreachable: Mutex::default(),
         });
         let stop = Arc::new(Notify::new());
         let (ready_tx, ready_rx) =
@@ -428,13 +445,15 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
             | ToClient::Summary { .. }
             | ToClient::Story { .. }
             | ToClient::TaskStream { .. }
-            | ToClient::Logs { .. }) => {
+            | ToClient::Logs { .. }
+            | ToClient::Gathered { .. }) => {
                 let request = match &reply {
                     ToClient::WhoHas { request, .. }
                     | ToClient::Summary { request, .. }
                     | ToClient::Story { request, .. }
                     | ToClient::TaskStream { request, .. }
-                    | ToClient::Logs { request, .. } => *request,
+                    | ToClient::Logs { request, .. }
+                    | ToClient::Gathered { request, .. } => *request,
                     _ => unreachable!(),
                 };
                 if let Some(tx) = st.replies.remove(&request) {
@@ -543,6 +562,7 @@ impl Client {
             timeout: Duration::from_secs(10),
             set_as_default: true,
             security: Security::default(),
+            direct_to_workers: None,
         }
     }
 
@@ -617,6 +637,20 @@ impl Client {
             .tx
             .send(Outgoing::Msg(msg))
             .map_err(|_| scheduler_error(ClientError::Lost("the connection is closed".into())))
+    }
+
+    /// Whether to fetch from the worker at `addr` directly (else through the scheduler).
+    fn direct(&self, addr: &str) -> bool {
+        match self.inner.shared.direct_to_workers {
+            Some(d) => d,
+            None => !self
+                .inner
+                .shared
+                .unreachable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(addr),
+        }
     }
 
     /// Sends a request and waits for its reply.
@@ -1047,18 +1081,55 @@ impl Client {
             }
             let shared = self.shared().clone();
             let (tx, rx) = mpsc::channel();
-            let n = by_addr.len();
+            let mut via_scheduler = Vec::new();
+            let mut n = 0;
             for (addr, items) in by_addr {
+                if !self.direct(&addr) {
+                    via_scheduler.push((addr, items));
+                    continue;
+                }
+                n += 1;
                 let shared = shared.clone();
                 let tx = tx.clone();
                 self.inner.rt.spawn(async move {
                     let keys: Vec<WireKey> = items.iter().map(|(_, k)| *k).collect();
-                    let got = shared.pool.get(&addr, keys).await.unwrap_or_default();
-                    let _ = tx.send((items, got));
+                    let got = shared.pool.get(&addr, keys).await;
+                    let _ = tx.send((addr, items, got));
                 });
             }
             drop(tx);
-            let received: Vec<_> = oxidask_worker::seceded(|| rx.iter().take(n).collect());
+            let mut received: Vec<_> = Vec::new();
+            for (addr, items, got) in
+                oxidask_worker::seceded(|| rx.iter().take(n).collect::<Vec<_>>())
+            {
+                match got {
+                    Ok(got) => received.push((items, got)),
+                    // Cannot reach the worker (a firewall, a tunnel to the scheduler only):
+                    // ask the scheduler to fetch it, and from now on for this worker.
+                    Err(ProtocolError::Io(_)) if self.inner.shared.direct_to_workers.is_none() => {
+                        self.inner
+                            .shared
+                            .unreachable
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(addr.clone());
+                        via_scheduler.push((addr, items));
+                    }
+                    // The holder left or refused: ask who has it again.
+                    Err(_) => {}
+                }
+            }
+            for (addr, items) in via_scheduler {
+                let keys: Vec<WireKey> = items.iter().map(|(_, k)| *k).collect();
+                let reply = self.request(|request| ToScheduler::Gather {
+                    request,
+                    worker: addr.clone(),
+                    keys,
+                })?;
+                if let ToClient::Gathered { values, .. } = reply {
+                    received.push((items, values));
+                }
+            }
             for (items, got) in received {
                 let mut got: FxHashMap<WireKey, Fetched> = got.into_iter().collect();
                 for (i, wk) in items {

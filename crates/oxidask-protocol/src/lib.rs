@@ -30,7 +30,7 @@ pub use wire::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The protocol version; peers with another version are refused.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// `tcp://host:port` or `host:port` → `host:port`.
 pub fn strip_scheme(address: &str) -> &str {

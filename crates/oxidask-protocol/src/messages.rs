@@ -158,6 +158,18 @@ pub enum ToScheduler {
         /// `None`: the scheduler's own.
         worker: Option<String>,
     },
+    /// Values held by the worker at data address `worker`, fetched by the scheduler for a
+    /// client that cannot reach the worker's data port itself (behind a tunnel to the
+    /// scheduler's port, or a firewall). Answered by the scheduler's connection layer, not
+    /// its core.
+    Gather {
+        /// Matches the reply.
+        request: u64,
+        /// The worker's data address, as `WhoHas` gave it.
+        worker: String,
+        /// The keys.
+        keys: Vec<WireKey>,
+    },
 }
 
 /// What a record of the task stream shows.
@@ -344,6 +356,16 @@ pub enum ToClient {
         request: u64,
         /// The lines, oldest first.
         lines: Vec<String>,
+    },
+    /// Reply to [`ToScheduler::Gather`]: what the worker had for each key, or why it could
+    /// not be asked.
+    Gathered {
+        /// The request.
+        request: u64,
+        /// Per key.
+        values: Vec<(WireKey, Fetched)>,
+        /// Set when the worker could not be asked at all.
+        error: Option<String>,
     },
 }
 

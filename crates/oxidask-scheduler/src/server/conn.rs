@@ -3,10 +3,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+use oxidask_protocol::peer::PeerPool;
 use oxidask_protocol::transport::{accept_backoff, ReadHalf, Security, Stream, WriteHalf};
 use oxidask_protocol::{
     hello, read_frame, read_hello, reply_hello, write_frame, FromWorker, Hello, Limits, Role,
-    ToScheduler, PROTOCOL_VERSION,
+    ToClient, ToScheduler, PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpListener;
@@ -32,15 +33,21 @@ pub(crate) struct Shared {
     log: Arc<SchedulerLog>,
     /// The dashboard's address, told to everyone who joins (empty: none).
     dashboard: String,
+    /// Data addresses of connected workers: the only places `Gather` may fetch from.
+    workers: Mutex<std::collections::HashSet<String>>,
+    /// Connections to workers' data ports, for clients that cannot reach them.
+    pool: Arc<PeerPool>,
 }
 
 impl Shared {
-    pub(crate) fn new(log: Arc<SchedulerLog>, dashboard: String) -> Shared {
+    pub(crate) fn new(log: Arc<SchedulerLog>, dashboard: String, security: Security) -> Shared {
         Shared {
             next_id: AtomicU64::new(1),
             pin: Mutex::new((None, 0)),
             log,
             dashboard,
+            workers: Mutex::default(),
+            pool: Arc::new(PeerPool::new(security)),
         }
     }
 
@@ -178,6 +185,14 @@ async fn run_connection(
     let (rd, wr) = stream.into_split();
     let (out_tx, out_rx) = unbounded_channel();
     let is_worker = matches!(theirs.role, Role::Worker(_));
+    let data_address = match &theirs.role {
+        Role::Worker(info) => Some(info.data_address.clone()),
+        _ => None,
+    };
+    if let Some(a) = &data_address {
+        shared.lock_workers().insert(a.clone());
+    }
+    let replies = out_tx.clone();
     let event = match theirs.role {
         Role::Client { name } => Event::ClientJoined { conn, name },
         Role::Worker(info) => Event::WorkerJoined { conn, info },
@@ -191,10 +206,27 @@ async fn run_connection(
     });
     let writer = tokio::spawn(write_loop(wr, out_rx));
     let result = if is_worker {
-        read_loop::<FromWorker>(rd, conn, &tx, |conn, msg| Event::FromWorker { conn, msg }).await
+        read_loop::<FromWorker>(rd, conn, &tx, |conn, msg| {
+            Some(Event::FromWorker { conn, msg })
+        })
+        .await
     } else {
-        read_loop::<ToScheduler>(rd, conn, &tx, |conn, msg| Event::FromClient { conn, msg }).await
+        read_loop::<ToScheduler>(rd, conn, &tx, |conn, msg| match msg {
+            ToScheduler::Gather {
+                request,
+                worker,
+                keys,
+            } => {
+                gather_for_client(shared, replies.clone(), request, worker, keys);
+                None
+            }
+            msg => Some(Event::FromClient { conn, msg }),
+        })
+        .await
     };
+    if let Some(a) = &data_address {
+        shared.lock_workers().remove(a);
+    }
     let reason = match &result {
         Ok(()) => "connection closed".to_owned(),
         Err(e) => e.to_string(),
@@ -213,7 +245,7 @@ async fn read_loop<M: oxidask_core::Data>(
     rd: ReadHalf,
     conn: u64,
     tx: &mpsc::Sender<Inbound>,
-    wrap: impl Fn(u64, M) -> Event,
+    mut wrap: impl FnMut(u64, M) -> Option<Event>,
 ) -> Result<(), oxidask_protocol::ProtocolError> {
     let mut rd = BufReader::with_capacity(1 << 16, rd);
     let limits = Limits::default();
@@ -221,13 +253,58 @@ async fn read_loop<M: oxidask_core::Data>(
         match read_frame::<_, M>(&mut rd, &limits).await? {
             None => return Ok(()),
             Some(msgs) => {
-                let events: Vec<Event> = msgs.into_iter().map(|m| wrap(conn, m)).collect();
+                let events: Vec<Event> = msgs.into_iter().filter_map(|m| wrap(conn, m)).collect();
+                if events.is_empty() {
+                    continue;
+                }
                 if tx.send(Inbound::Events(events)).is_err() {
                     return Ok(());
                 }
             }
         }
     }
+}
+
+impl Shared {
+    fn lock_workers(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.workers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Fetches `keys` from the worker at `worker` for a client that cannot reach it, and replies
+/// on the client's connection. Only connected workers' data addresses are asked.
+fn gather_for_client(
+    shared: &Shared,
+    replies: tokio::sync::mpsc::UnboundedSender<Outbound>,
+    request: u64,
+    worker: String,
+    keys: Vec<oxidask_protocol::WireKey>,
+) {
+    let known = shared.lock_workers().contains(&worker);
+    let pool = shared.pool.clone();
+    tokio::spawn(async move {
+        let (values, error) = if !known {
+            (
+                Vec::new(),
+                Some(format!(
+                    "{worker} is not the data address of a connected worker"
+                )),
+            )
+        } else {
+            match pool.get(&worker, keys).await {
+                Ok(v) => (v, None),
+                Err(e) => (
+                    Vec::new(),
+                    Some(format!("the scheduler cannot reach {worker}: {e}")),
+                ),
+            }
+        };
+        let _ = replies.send(Outbound::Client(vec![ToClient::Gathered {
+            request,
+            values,
+            error,
+        }]));
+    });
 }
 
 async fn write_loop(wr: WriteHalf, mut rx: UnboundedReceiver<Outbound>) {

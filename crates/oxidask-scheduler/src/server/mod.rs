@@ -199,7 +199,11 @@ impl SchedulerBuilder {
         let address = std_listener.local_addr()?;
         let (tx, rx) = mpsc::channel::<Inbound>();
         let log = SchedulerLog::new(self.quiet);
-        let shared = Arc::new(conn::Shared::new(log.clone(), self.dashboard.clone()));
+        let shared = Arc::new(conn::Shared::new(
+            log.clone(),
+            self.dashboard.clone(),
+            self.security.clone(),
+        ));
         let io_tx = tx.clone();
         let io_shared = shared.clone();
         let security = self.security.clone();

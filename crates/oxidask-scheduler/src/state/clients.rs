@@ -100,6 +100,8 @@ impl SchedulerState {
                     },
                 );
             }
+            // The connection layer answers these; the core never sees them.
+            ToScheduler::Gather { .. } => {}
             ToScheduler::Logs { request, worker } => {
                 let lines = match worker {
                     None => self.log_source.as_ref().map(|f| f()).unwrap_or_default(),

@@ -136,6 +136,7 @@ impl Event {
                 ToScheduler::Story { .. } => "story",
                 ToScheduler::TaskStream { .. } => "task-stream",
                 ToScheduler::Logs { .. } => "logs",
+                ToScheduler::Gather { .. } => "gather",
             },
             Event::ClientLeft { .. } => "client-left",
             Event::WorkerJoined { .. } => "worker-joined",
