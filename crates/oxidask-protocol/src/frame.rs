@@ -8,8 +8,9 @@
 //! payload into the header; reading hands payloads out as slices of one receive buffer.
 //!
 //! # Invariants
-//! - Every length is checked against [`Limits`] before anything is allocated; a hostile or
-//!   corrupt frame is an error, never a crash or an unbounded allocation.
+//! - Every length is checked against [`Limits`] before anything is allocated, and buffers
+//!   grow with the bytes that arrive, not with the sizes a peer declares; a hostile or
+//!   corrupt frame is an error, never a crash or an allocation larger than what was sent.
 //! - A decoded header must use exactly its bytes, and payload indices must exist.
 
 use std::cell::RefCell;
@@ -179,7 +180,40 @@ pub async fn write_frame<W: AsyncWrite + Unpin, M: Data>(
     Ok(())
 }
 
+/// The most a read reserves ahead of the bytes that have arrived: buffers grow with what
+/// the peer actually sends, never with what its length fields declare.
+pub const READ_CHUNK: usize = 1 << 20;
+
+/// Appends exactly `n` bytes from `r` to `buf`, growing `buf` as they arrive: each growth is
+/// at most `max(READ_CHUNK, bytes already in buf)`, so the capacity stays below twice what
+/// arrived plus one chunk, however large `n` is.
+async fn read_growing<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    n: usize,
+) -> Result<(), ProtocolError> {
+    let mut remaining = n;
+    while remaining > 0 {
+        if buf.capacity() == buf.len() {
+            buf.reserve(remaining.min(READ_CHUNK.max(buf.len())));
+        }
+        let got = (&mut *r).take(remaining as u64).read_buf(buf).await?;
+        if got == 0 {
+            return Err(ProtocolError::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the peer closed the connection with {remaining} bytes of a frame still to come"),
+            )));
+        }
+        remaining -= got;
+    }
+    Ok(())
+}
+
 /// Reads one frame. `Ok(None)` at a clean end of stream (between frames).
+///
+/// Lengths are checked against `limits`, then the header and the payloads are read into two
+/// buffers that grow as bytes arrive (see [`READ_CHUNK`]): a peer that declares 8 GiB and
+/// sends nothing costs one chunk, not 8 GiB. Payloads are slices of one buffer.
 pub async fn read_frame<R: AsyncRead + Unpin, M: Data>(
     r: &mut R,
     limits: &Limits,
@@ -207,31 +241,40 @@ pub async fn read_frame<R: AsyncRead + Unpin, M: Data>(
             limit: limits.max_parts,
         });
     }
-    let mut lens_raw = vec![0u8; nparts * 8];
-    r.read_exact(&mut lens_raw).await?;
-    let mut lens = Vec::with_capacity(nparts);
+    // Part lengths arrive in batches too: a declared million parts costs nothing until
+    // their lengths come.
+    let mut lens = Vec::new();
     let mut total: usize = 0;
-    for c in lens_raw.chunks_exact(8) {
-        let len = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-        let len = usize::try_from(len).map_err(|_| ProtocolError::TooLarge {
-            what: "part",
-            size: usize::MAX,
-            limit: limits.max_payload,
-        })?;
-        total = total
-            .checked_add(len)
-            .filter(|&t| t <= limits.max_payload)
-            .ok_or(ProtocolError::TooLarge {
-                what: "payload",
-                size: total.saturating_add(len),
+    let mut raw = [0u8; 8 * 512];
+    let mut left = nparts;
+    while left > 0 {
+        let batch = left.min(512);
+        r.read_exact(&mut raw[..batch * 8]).await?;
+        for c in raw[..batch * 8].chunks_exact(8) {
+            let len = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            let len = usize::try_from(len).map_err(|_| ProtocolError::TooLarge {
+                what: "part",
+                size: usize::MAX,
                 limit: limits.max_payload,
             })?;
-        lens.push(len);
+            total = total
+                .checked_add(len)
+                .filter(|&t| t <= limits.max_payload)
+                .ok_or(ProtocolError::TooLarge {
+                    what: "payload",
+                    size: total.saturating_add(len),
+                    limit: limits.max_payload,
+                })?;
+            lens.push(len);
+        }
+        left -= batch;
     }
-    let mut header = vec![0u8; header_len];
-    r.read_exact(&mut header).await?;
-    let mut body = BytesMut::zeroed(total);
-    r.read_exact(&mut body).await?;
+    // The header has a buffer of its own, so the payloads a receiver keeps (task specs held
+    // by the scheduler, values held by a worker) do not keep the header's bytes alive.
+    let mut header = BytesMut::new();
+    read_growing(r, &mut header, header_len).await?;
+    let mut body = BytesMut::new();
+    read_growing(r, &mut body, total).await?;
     let mut body = body.freeze();
     let parts = lens.into_iter().map(|l| body.split_to(l)).collect();
     decode_batch(&header, parts).map(Some)
@@ -271,6 +314,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(back, msgs);
+        // Zero copy: the payloads are slices of one receive buffer, back to back.
+        let first = back[0].payload.0.as_ptr() as usize;
+        assert_eq!(back[1].payload.0.as_ptr() as usize, first + 100_000);
         let end: Option<Vec<Msg>> = read_frame(&mut rd, &Limits::default()).await.unwrap();
         assert!(end.is_none());
     }
