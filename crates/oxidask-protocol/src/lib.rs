@@ -32,9 +32,23 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// The protocol version; peers with another version are refused.
 pub const PROTOCOL_VERSION: u32 = 4;
 
-/// `tcp://host:port` or `host:port` → `host:port`.
+/// `tcp://host:port`, `tls://host:port` or `host:port` → `host:port`.
 pub fn strip_scheme(address: &str) -> &str {
-    address.strip_prefix("tcp://").unwrap_or(address)
+    strip_any_scheme(address)
+}
+
+/// `address` with a scheme: as it is if it has one, else `default://address`.
+pub fn with_scheme(address: &str, default: &str) -> String {
+    if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("{default}://{address}")
+    }
+}
+
+/// The scheme of `address` (`tls` of `tls://host:port`), `tcp` if it has none.
+pub fn scheme_of(address: &str) -> &str {
+    address.split_once("://").map_or("tcp", |(s, _)| s)
 }
 
 /// `tcp://host:port`, `tls://host:port` or `host:port` → `host:port`.

@@ -10,9 +10,13 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use oxidask_client::{Client, ClientError, Future, LocalCluster, ReturnWhen, SubmitOptions};
+use oxidask_client::{
+    Client, ClientError, Future, LocalCluster, ReturnWhen, Security, SubmitOptions, TemporaryCa,
+    TlsCredentials,
+};
 use oxidask_core::{Error, Graph, Key, Value};
-use pyo3::exceptions::PyValueError;
+use oxidask_protocol::{scheme_of, with_scheme};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
@@ -412,12 +416,14 @@ impl PyClient {
 impl PyClient {
     /// Connects to the scheduler at `address` (`tcp://host:port`).
     #[staticmethod]
-    #[pyo3(signature = (address, name = None, timeout = 10.0))]
+    #[pyo3(signature = (address, name = None, timeout = 10.0, security = None, direct_to_workers = None))]
     fn connect(
         py: Python<'_>,
         address: String,
         name: Option<String>,
         timeout: f64,
+        security: Option<&Bound<'_, PyDict>>,
+        direct_to_workers: Option<bool>,
     ) -> PyResult<PyClient> {
         let timeout = Duration::try_from_secs_f64(timeout).map_err(|_| {
             PyValueError::new_err(format!("timeout must be ≥ 0 seconds, got {timeout}"))
@@ -425,6 +431,8 @@ impl PyClient {
         let mut b = Client::builder()
             .address(address)
             .timeout(timeout)
+            .security(security_from(security)?)
+            .direct_to_workers(direct_to_workers)
             .set_as_default(false);
         if let Some(n) = name {
             b = b.name(n);
@@ -492,7 +500,7 @@ impl PyClient {
     /// The scheduler's address (`tcp://host:port`).
     #[getter]
     fn address(&self) -> String {
-        format!("tcp://{}", self.client.address())
+        with_scheme(self.client.address(), "tcp")
     }
 
     /// True once closed or disconnected.
@@ -734,6 +742,7 @@ impl PyClient {
 
     /// The cluster at a glance: workers with their threads, memory and tasks.
     fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let scheme = scheme_of(self.client.address());
         let s = py
             .detach(|| self.client.summary())
             .map_err(|e| to_pyerr(py, e))?;
@@ -742,7 +751,7 @@ impl PyClient {
         for w in &s.workers {
             let d = PyDict::new(py);
             d.set_item("name", &w.name)?;
-            d.set_item("address", format!("tcp://{}", w.address))?;
+            d.set_item("address", with_scheme(&w.address, scheme))?;
             d.set_item("nthreads", w.nthreads)?;
             d.set_item("memory_limit", w.memory_limit)?;
             d.set_item("memory", w.memory)?;
@@ -776,13 +785,14 @@ impl PyClient {
         py: Python<'_>,
         futures: Vec<Bound<'_, PyFuture>>,
     ) -> PyResult<Vec<Vec<String>>> {
+        let scheme = scheme_of(self.client.address());
         let keys: Vec<Key> = futures.iter().map(|f| f.get().key()).collect();
         let out = py
             .detach(|| self.client.who_has(&keys))
             .map_err(|e| to_pyerr(py, e))?;
         Ok(out
             .into_iter()
-            .map(|addrs| addrs.into_iter().map(|a| format!("tcp://{a}")).collect())
+            .map(|addrs| addrs.into_iter().map(|a| with_scheme(&a, scheme)).collect())
             .collect())
     }
 
@@ -806,7 +816,7 @@ impl PyLocalCluster {
     /// Starts a scheduler in this process and `n_workers` workers: processes started with
     /// `worker_command` (`[python, "-m", "oxidask"]`), or threads of this process.
     #[new]
-    #[pyo3(signature = (n_workers, threads_per_worker, memory_limit = 0, worker_command = None, env = Vec::new(), port = 0, quiet = true, dashboard_address = None))]
+    #[pyo3(signature = (n_workers, threads_per_worker, memory_limit = 0, worker_command = None, env = Vec::new(), port = 0, quiet = true, dashboard_address = None, security = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -818,8 +828,10 @@ impl PyLocalCluster {
         port: u16,
         quiet: bool,
         dashboard_address: Option<String>,
+        security: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let mut b = LocalCluster::builder()
+            .security(security_from(security)?)
             .workers(n_workers)
             .threads_per_worker(threads_per_worker)
             .memory_limit(memory_limit)
@@ -911,10 +923,57 @@ pub fn worker_context<'py>(py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict
         return Ok(None);
     };
     let d = PyDict::new(py);
-    d.set_item("scheduler", format!("tcp://{}", ctx.scheduler))?;
+    let scheduler = with_scheme(&ctx.scheduler, "tcp");
+    let scheme = scheme_of(&scheduler).to_owned();
+    d.set_item("scheduler", &scheduler)?;
     d.set_item("name", ctx.name)?;
-    d.set_item("address", format!("tcp://{}", ctx.data_address))?;
+    d.set_item("address", with_scheme(&ctx.data_address, &scheme))?;
     Ok(Some(d))
+}
+
+/// A [`Security`] from the dict `oxidask.distributed.Security` hands over: PEM text under
+/// `ca`, `cert`, `key`, and `token`, `require_encryption`.
+fn security_from(d: Option<&Bound<'_, PyDict>>) -> PyResult<Security> {
+    let Some(d) = d else {
+        return Ok(Security::default());
+    };
+    let text = |k: &str| -> PyResult<Option<String>> {
+        match d.get_item(k)? {
+            Some(v) if !v.is_none() => Ok(Some(v.extract()?)),
+            _ => Ok(None),
+        }
+    };
+    let mut s = match text("ca")? {
+        Some(ca) => Security::tls(TlsCredentials {
+            ca,
+            cert: text("cert")?,
+            key: text("key")?,
+        })
+        .map_err(|e| PyValueError::new_err(e.to_string()))?,
+        None if text("cert")?.is_some() => {
+            return Err(PyValueError::new_err(
+                "a TLS certificate needs the CA that signed the cluster's certificates: give tls_ca_file",
+            ))
+        }
+        None => Security::default(),
+    };
+    if let Some(t) = text("token")? {
+        s = s.with_token(t);
+    }
+    if let Some(r) = d.get_item("require_encryption")? {
+        s = s.require_encryption(r.is_truthy()?);
+    }
+    Ok(s)
+}
+
+/// A fresh CA and a certificate it signed, as PEM text `(ca, cert, key)`
+/// (`Security.temporary()`).
+#[pyfunction]
+pub fn temporary_credentials() -> PyResult<(String, String, String)> {
+    let c = TemporaryCa::new()
+        .and_then(|ca| ca.issue())
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    Ok((c.ca, c.cert.unwrap_or_default(), c.key.unwrap_or_default()))
 }
 
 /// The `oxidask` command (scheduler, worker, ...) with `argv` (program name first); returns

@@ -90,6 +90,7 @@ fn _oxidask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(client::rejoin, m)?)?;
     m.add_function(wrap_pyfunction!(client::worker_context, m)?)?;
     m.add_function(wrap_pyfunction!(client::cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(client::temporary_credentials, m)?)?;
     m.add_function(wrap_pyfunction!(gil::at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(rust_ops::rust_call, m)?)?;
     m.add_function(wrap_pyfunction!(rust_ops::registered_ops, m)?)?;

@@ -23,6 +23,7 @@ from oxidask.distributed.client import (
 )
 from oxidask.distributed.cluster import LocalCluster
 from oxidask.distributed.diagnostics import MemorySampler, get_task_stream, performance_report
+from oxidask.distributed.security import Security
 from oxidask.distributed.worker import get_worker, rejoin, secede, worker_client
 from oxidask.exceptions import CancelledError, KilledWorker, TimeoutError
 
@@ -35,6 +36,7 @@ __all__ = [
     "KilledWorker",
     "LocalCluster",
     "MemorySampler",
+    "Security",
     "TimeoutError",
     "as_completed",
     "default_client",

@@ -116,8 +116,6 @@ class Client:
     ):
         if asynchronous:
             raise NotImplementedError("asynchronous clients are not available in oxidask yet")
-        if security is not None:
-            raise NotImplementedError("TLS and authentication are not available in oxidask yet")
         self.cluster = None
         self._own_cluster = False
         if address is None and scheduler_file is not None:
@@ -132,7 +130,8 @@ class Client:
         if address is None:
             from oxidask.distributed.cluster import LocalCluster
 
-            self.cluster = LocalCluster(**kwargs)
+            self.cluster = LocalCluster(security=security, **kwargs)
+            security = self.cluster.security
             self._own_cluster = True
             address = self.cluster.scheduler_address
         elif not isinstance(address, str):
@@ -142,6 +141,8 @@ class Client:
                     f"not {type(address).__name__}"
                 )
             self.cluster = address
+            if security is None:
+                security = getattr(address, "security", None)
             address = address.scheduler_address
         elif kwargs:
             raise TypeError(
@@ -150,7 +151,17 @@ class Client:
             )
         t = 10.0 if timeout is None else float(timeout)
         try:
-            self._core = ClientCore.connect(address, name=name, timeout=t)
+            if security is True:
+                raise ValueError(
+                    "security=True only makes sense when Client() starts its own LocalCluster"
+                )
+            self._core = ClientCore.connect(
+                address,
+                name=name,
+                timeout=t,
+                security=None if security is None else security._core("client"),
+                direct_to_workers=direct_to_workers,
+            )
         except BaseException:
             if self._own_cluster:
                 self.cluster.close()

@@ -40,7 +40,9 @@ class LocalCluster:
     default: Python code holding the GIL runs in parallel) or threads of this process.
     Defaults as Dask's: one worker process per core up to four cores; memory divided among
     them; a dashboard on port 8787 (``dashboard_address=None`` for none; loopback only by
-    default, ``":8787"`` for every interface).
+    default, ``":8787"`` for every interface). ``security=Security.temporary()`` (or
+    ``security=True``) makes every connection TLS, as in Dask; clients made with
+    ``Client(cluster)`` use the cluster's credentials.
 
     >>> from oxidask.distributed import Client, LocalCluster
     >>> cluster = LocalCluster(n_workers=2, threads_per_worker=1)
@@ -58,6 +60,7 @@ class LocalCluster:
         silence_logs=True,
         dashboard_address="127.0.0.1:8787",
         worker_class=None,
+        security=None,
         **kwargs,
     ):
         unknown = set(kwargs) - {"asynchronous", "loop", "protocol", "interface", "worker_dashboard_address", "name"}
@@ -87,6 +90,11 @@ class LocalCluster:
             command = [sys.executable, "-m", "oxidask"]
             # Workers see the modules this process sees (as multiprocessing's spawn does).
             env = [("OXIDASK_WORKER_SYS_PATH", os.pathsep.join(p for p in sys.path if p))]
+        if security is True:
+            from oxidask.distributed.security import Security
+
+            security = Security.temporary()
+        self.security = security or None
         self._core = LocalClusterCore(
             n_workers,
             threads_per_worker,
@@ -96,6 +104,7 @@ class LocalCluster:
             port=int(scheduler_port or 0),
             quiet=bool(silence_logs),
             dashboard_address=dashboard_address,
+            security=None if self.security is None else self.security._core("cluster"),
         )
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
