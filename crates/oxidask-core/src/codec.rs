@@ -7,6 +7,10 @@
 //! # Invariants
 //! - Decoding never trusts a length: it checks the bytes that remain before allocating, so a
 //!   hostile or truncated buffer gives a [`CodecError`], never a huge allocation or a panic.
+//! - Decoding never recurses without bound: every container that can hold its own type
+//!   (`Vec`, `Box`, `Arc`, maps, sets) decodes its items through [`Reader::nested`], which
+//!   refuses to go deeper than [`MAX_NESTING`] levels, so a peer nesting a value a million
+//!   levels deep gets [`CodecError::TooDeep`], not a stack overflow.
 //! - [`Writer`] either appends to a buffer or feeds a [`Tokenizer`]; types whose encoding order
 //!   is not deterministic (hash maps) ask [`Writer::is_tokenizing`] and sort their entries.
 
@@ -36,6 +40,14 @@ pub enum CodecError {
     /// Bytes were left over after the value.
     #[error("{0} unexpected trailing bytes after the value")]
     Trailing(usize),
+    /// Containers are nested deeper than [`MAX_NESTING`] levels (a list of lists of …).
+    #[error("{what} nested more than {limit} levels deep; values and task arguments that cross processes may nest at most {limit} containers (flatten the structure, or keep it in one value with a codec of its own)")]
+    TooDeep {
+        /// The container that would have gone one level too deep.
+        what: &'static str,
+        /// The limit ([`MAX_NESTING`]).
+        limit: u32,
+    },
     /// The value's type has no codec (a closure result, an opaque local value).
     #[error("a value of type `{type_name}` cannot leave this process: it has no codec; implement `oxidask::Data` for it (`#[derive(Data)]`)")]
     NotEncodable {
@@ -127,16 +139,48 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// How many containers deep a decoded value may nest. Wire messages nest a handful of levels
+/// and task arguments rarely more than ten; 256 levels of decoding fit with room to spare in
+/// the smallest stacks that decode (2 MiB tokio and executor threads, debug builds).
+pub const MAX_NESTING: u32 = 256;
+
 /// Reads an encoding back, checking every length against what remains.
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Containers entered and not yet left (see [`Reader::nested`]).
+    depth: u32,
 }
 
 impl<'a> Reader<'a> {
     /// A reader over `buf`.
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf, pos: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    /// Decodes one level of nesting with `f`: containers that can hold their own type call
+    /// this around decoding their items, so that no input recurses deeper than
+    /// [`MAX_NESTING`] levels ([`CodecError::TooDeep`] instead).
+    #[inline]
+    pub fn nested<T>(
+        &mut self,
+        what: &'static str,
+        f: impl FnOnce(&mut Self) -> Result<T, CodecError>,
+    ) -> Result<T, CodecError> {
+        if self.depth >= MAX_NESTING {
+            return Err(CodecError::TooDeep {
+                what,
+                limit: MAX_NESTING,
+            });
+        }
+        self.depth += 1;
+        let out = f(self);
+        self.depth -= 1;
+        out
     }
 
     /// Bytes not yet read.

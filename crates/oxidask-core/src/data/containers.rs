@@ -55,8 +55,10 @@ impl<T: Data> Data for Vec<T> {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        let len = r.get_len("sequence", 0)?;
-        T::decode_vec(r, len)
+        r.nested("sequence", |r| {
+            let len = r.get_len("sequence", 0)?;
+            T::decode_vec(r, len)
+        })
     }
 
     fn from_list(items: Vec<Input>) -> Result<Self, TaskFailure> {
@@ -98,7 +100,7 @@ impl<T: Data> Data for Box<T> {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        Ok(Box::new(T::decode(r)?))
+        r.nested("box", |r| Ok(Box::new(T::decode(r)?)))
     }
 }
 
@@ -114,7 +116,7 @@ impl<T: Data> Data for Arc<T> {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        Ok(Arc::new(T::decode(r)?))
+        r.nested("arc", |r| Ok(Arc::new(T::decode(r)?)))
     }
 }
 
@@ -278,14 +280,16 @@ where
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        let len = r.get_len("map", 0)?;
-        let mut m = HashMap::with_capacity_and_hasher(len.min(r.remaining()), S::default());
-        for _ in 0..len {
-            let k = K::decode(r)?;
-            let v = V::decode(r)?;
-            m.insert(k, v);
-        }
-        Ok(m)
+        r.nested("map", |r| {
+            let len = r.get_len("map", 0)?;
+            let mut m = HashMap::with_capacity_and_hasher(len.min(r.remaining()), S::default());
+            for _ in 0..len {
+                let k = K::decode(r)?;
+                let v = V::decode(r)?;
+                m.insert(k, v);
+            }
+            Ok(m)
+        })
     }
 }
 
@@ -304,12 +308,14 @@ where
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        let len = r.get_len("set", 0)?;
-        let mut s = HashSet::with_capacity_and_hasher(len.min(r.remaining()), S::default());
-        for _ in 0..len {
-            s.insert(K::decode(r)?);
-        }
-        Ok(s)
+        r.nested("set", |r| {
+            let len = r.get_len("set", 0)?;
+            let mut s = HashSet::with_capacity_and_hasher(len.min(r.remaining()), S::default());
+            for _ in 0..len {
+                s.insert(K::decode(r)?);
+            }
+            Ok(s)
+        })
     }
 }
 
@@ -337,14 +343,16 @@ impl<K: Data + Ord, V: Data> Data for BTreeMap<K, V> {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        let len = r.get_len("map", 0)?;
-        let mut m = BTreeMap::new();
-        for _ in 0..len {
-            let k = K::decode(r)?;
-            let v = V::decode(r)?;
-            m.insert(k, v);
-        }
-        Ok(m)
+        r.nested("map", |r| {
+            let len = r.get_len("map", 0)?;
+            let mut m = BTreeMap::new();
+            for _ in 0..len {
+                let k = K::decode(r)?;
+                let v = V::decode(r)?;
+                m.insert(k, v);
+            }
+            Ok(m)
+        })
     }
 }
 
@@ -363,11 +371,13 @@ impl<K: Data + Ord> Data for BTreeSet<K> {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        let len = r.get_len("set", 0)?;
-        let mut s = BTreeSet::new();
-        for _ in 0..len {
-            s.insert(K::decode(r)?);
-        }
-        Ok(s)
+        r.nested("set", |r| {
+            let len = r.get_len("set", 0)?;
+            let mut s = BTreeSet::new();
+            for _ in 0..len {
+                s.insert(K::decode(r)?);
+            }
+            Ok(s)
+        })
     }
 }

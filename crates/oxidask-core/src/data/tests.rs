@@ -229,3 +229,91 @@ fn lists_build_vectors_and_refuse_scalars() {
     let wrong = vec![Input::Value(Value::new(1.5f64))];
     assert!(Vec::<i64>::from_list(wrong).is_err());
 }
+
+/// A type that holds itself through a `Vec`: its encoding is one length per level.
+#[derive(Clone, Debug, PartialEq, crate::Data)]
+#[data(crate = crate)]
+struct Nest(Vec<Nest>);
+
+/// A type that holds itself through a `Box`: its encoding is one enum tag per level.
+#[derive(Clone, Debug, PartialEq, crate::Data)]
+#[data(crate = crate)]
+enum Chain {
+    End,
+    Link(Box<Chain>),
+}
+
+/// Runs `f` on a thread with a 2 MiB stack, the size of tokio's and the executors' threads.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn regression_a_million_nested_levels_are_an_error_not_a_stack_overflow() {
+    let err = on_small_stack(|| {
+        // `Nest` a million levels deep: a length of 1 per level, then an empty one.
+        let mut bytes = vec![1u8; 1_000_000];
+        bytes.push(0);
+        decode::<Nest>(&bytes).unwrap_err()
+    });
+    assert_eq!(
+        err,
+        CodecError::TooDeep {
+            what: "sequence",
+            limit: crate::codec::MAX_NESTING
+        }
+    );
+    assert!(err.to_string().contains("at most 256 containers"), "{err}");
+    let err = on_small_stack(|| {
+        let mut bytes = vec![1u8; 1_000_000];
+        bytes.push(0);
+        decode::<Chain>(&bytes).unwrap_err()
+    });
+    assert!(
+        matches!(err, CodecError::TooDeep { what: "box", .. }),
+        "{err}"
+    );
+    let err = on_small_stack(|| {
+        // A map whose values are maps: length 1, key 0u8, then the next level.
+        let mut bytes = Vec::new();
+        for _ in 0..1_000_000 {
+            bytes.extend_from_slice(&[1, 0]);
+        }
+        bytes.push(0);
+        #[derive(Clone, Debug, PartialEq, crate::Data)]
+        #[data(crate = crate)]
+        struct Tree(BTreeMap<u8, Tree>);
+        decode::<Tree>(&bytes).unwrap_err()
+    });
+    assert!(
+        matches!(err, CodecError::TooDeep { what: "map", .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn nesting_up_to_the_limit_round_trips_and_one_more_level_does_not() {
+    let limit = crate::codec::MAX_NESTING as usize;
+    let nest = |depth: usize| {
+        let mut n = Nest(Vec::new());
+        for _ in 1..depth {
+            n = Nest(vec![n]);
+        }
+        n
+    };
+    let deepest = nest(limit);
+    let bytes = encode(&deepest);
+    assert_eq!(bytes.len(), limit, "one byte per level");
+    let back = on_small_stack(move || decode::<Nest>(&bytes).unwrap());
+    assert_eq!(back, deepest);
+    let too_deep = encode(&nest(limit + 1));
+    assert!(matches!(
+        decode::<Nest>(&too_deep),
+        Err(CodecError::TooDeep { .. })
+    ));
+}
