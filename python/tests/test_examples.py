@@ -22,3 +22,21 @@ def test_tutorial_runs_and_its_results_are_right(tmp_path):
     assert "submit(sum, futures): futures as arguments" in lines and "210" in lines
     assert "[-1, 0, 1, 2, 3]" in lines
     assert list(tmp_path.iterdir()) == []
+
+
+def test_secure_cluster_computes_over_tls_and_refuses_strangers(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "secure_cluster.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout
+    assert "scheduler at tls://" in lines
+    assert "sum of squares over TLS: 328350" in lines
+    assert "no credentials: refused" in lines and "no TLS credentials" in lines
+    assert "another CA: refused" in lines and "TLS handshake" in lines
+    assert "wrong token: refused" in lines and "refused the authentication token" in lines
+    assert list(tmp_path.iterdir()) == []

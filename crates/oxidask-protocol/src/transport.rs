@@ -482,7 +482,7 @@ impl Security {
         };
         match scheme {
             "tls" if self.tls.is_none() => Err(ProtocolError::Refused(format!(
-                "{address} speaks TLS but this side has no TLS credentials: give --tls-ca-file, --tls-cert and --tls-key (or Security::tls_from_files)"
+                "{address} speaks TLS but this side has no TLS credentials: give them (--tls-ca-file, --tls-cert and --tls-key; Security::tls_from_files in Rust; security=Security(...) in Python)"
             ))),
             "tls" => Ok((true, rest)),
             "tcp" if self.require_encryption => Err(ProtocolError::Refused(format!(
