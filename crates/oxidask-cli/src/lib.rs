@@ -8,6 +8,9 @@
 //! - `oxidask worker tcp://HOST:PORT [--nthreads N --memory-limit 4GiB --resources GPU=2
 //!   --name NAME]`: runs a worker of that scheduler (the address may also come from
 //!   `OXIDASK_SCHEDULER_ADDRESS`).
+//! - `oxidask config [--defaults]`: prints the effective configuration (files < `OXIDASK_*`
+//!   variables), a `key: value   # source` line per key, or the built-in defaults; a bad
+//!   configuration is an error saying what to fix.
 
 mod demo;
 
@@ -55,6 +58,15 @@ enum Command {
     },
     /// List the registered operations and the registry fingerprint.
     Ops,
+    /// Print the effective configuration: a `key: value   # source` line per key (YAML that
+    /// reads back), from the built-in defaults, the YAML files (`/etc/oxidask`,
+    /// `~/.config/oxidask`, `OXIDASK_CONFIG`) and the `OXIDASK_*` variables (see
+    /// docs/CONFIG.md).
+    Config {
+        /// Print the built-in defaults instead.
+        #[arg(long)]
+        defaults: bool,
+    },
     /// Keep a running cluster busy (for its dashboard, tests and benchmarks).
     #[command(hide = true)]
     Load {
@@ -114,6 +126,19 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
             oxidask_dashboard::logging::init();
             return scheduler_main(args);
         }
+        Command::Config { defaults } => {
+            let env = oxidask_config::Environment::from_process();
+            return match config_text(defaults, &env) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("oxidask: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         _ => {}
     }
     let result = match cli.command {
@@ -139,7 +164,9 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
                 },
             ),
         },
-        Command::Worker { .. } | Command::Scheduler { .. } => unreachable!("handled above"),
+        Command::Worker { .. } | Command::Scheduler { .. } | Command::Config { .. } => {
+            unreachable!("handled above")
+        }
         Command::Load {
             address,
             duration,
@@ -171,6 +198,25 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `oxidask config` prints: the configuration loaded from `env` (or the defaults), the
+/// files read as comments first.
+fn config_text(
+    defaults: bool,
+    env: &oxidask_config::Environment,
+) -> Result<String, oxidask_config::ConfigError> {
+    let config = if defaults {
+        oxidask_config::Config::defaults()
+    } else {
+        oxidask_config::Config::load_from(env)?
+    };
+    let mut text = String::new();
+    for file in config.files() {
+        text.push_str(&format!("# read {}\n", file.display()));
+    }
+    text.push_str(&config.render());
+    Ok(text)
 }
 
 /// `oxidask scheduler [options]`: a scheduler and its dashboard, until stopped.
@@ -241,4 +287,56 @@ fn scheduler_main(args: Vec<String>) -> ExitCode {
     tracing::info!("scheduler at {}", scheduler.url());
     scheduler.wait();
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxidask_config::Environment;
+
+    fn env(vars: &[(&str, &str)]) -> Environment {
+        let root = [("OXIDASK_ROOT_CONFIG", "/nonexistent/oxidask")];
+        Environment::from_vars(root.iter().chain(vars).map(|(k, v)| (*k, *v)))
+    }
+
+    #[test]
+    fn config_prints_every_key_with_its_source() {
+        let text = config_text(
+            false,
+            &env(&[("OXIDASK_DISTRIBUTED__WORKER__MEMORY__TARGET", "0.5")]),
+        )
+        .unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("distributed.worker.memory.target:"))
+            .unwrap();
+        assert!(
+            line.starts_with("distributed.worker.memory.target: 0.5 ")
+                && line.ends_with(
+                    "# environment variable OXIDASK_DISTRIBUTED__WORKER__MEMORY__TARGET"
+                ),
+            "{line}"
+        );
+        assert!(text.contains("array.chunk-size: 128MiB"), "{text}");
+        let defaults = config_text(true, &env(&[("OXIDASK_NUM_WORKERS", "3")])).unwrap();
+        assert!(defaults.contains("num-workers: null"), "{defaults}");
+    }
+
+    #[test]
+    fn config_refuses_a_bad_configuration_saying_what_to_fix() {
+        let e = config_text(false, &env(&[("OXIDASK_NUM_WORKERS", "-2")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`num-workers` is -2 in environment variable OXIDASK_NUM_WORKERS, which is negative; \
+             expected a whole number ≥ 1, or null"
+        );
+    }
+
+    #[test]
+    fn config_command_parses() {
+        assert!(matches!(
+            Cli::try_parse_from(["oxidask", "config", "--defaults"]).map(|c| c.command),
+            Ok(Command::Config { defaults: true })
+        ));
+    }
 }
