@@ -27,6 +27,8 @@ POLARS = ("polars-lazy", ["dataframe_ref.py", "--impl", "polars"])
 DASK_PY = ("dask", ["python_cases.py", "--impl", "dask"])
 # A reference that is ourselves in another configuration: (name, ["@ours", case]).
 NO_DASHBOARD = ("oxidask-no-dashboard", ["@ours", "dashboard-closed"])
+PLAIN_MAP = ("oxidask-plain-tcp", ["@ours", "map"])
+PLAIN_ROUNDTRIP = ("oxidask-plain-tcp", ["@ours", "roundtrip"])
 
 # Suites whose "ours" side is a Python script (the oxidask package) rather than oxidask-bench.
 PYTHON_OURS = {"python": ["python_cases.py", "--impl", "oxidask"]}
@@ -63,6 +65,10 @@ SUITES = {
         # The dashboard's cost: big-graph's tree with two pages open and /metrics scraped,
         # against the same with no dashboard (ratio ≥ 0.95 is the target).
         ("dashboard-open", 1_000_000, 20_000, [NO_DASHBOARD]),
+        # TLS's cost: map and roundtrip with TLS and a token on every connection, against
+        # the same over plain TCP (target: within 10%).
+        ("map-tls", 100_000, 2_000, [PLAIN_MAP]),
+        ("roundtrip-tls", 1_000, 100, [PLAIN_ROUNDTRIP]),
     ],
     # The Python package against Dask, the same script with either import (python_cases.py).
     "python": [

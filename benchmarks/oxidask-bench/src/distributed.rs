@@ -15,7 +15,9 @@
 //!   scheduler process's memory per task;
 //! - `dashboard-open` / `dashboard-closed`: `big-graph`'s tree with the scheduler serving
 //!   its dashboard to two open pages (websockets read as fast as they are fed) and a
-//!   `/metrics` scrape every second, or serving no dashboard: the dashboard's cost.
+//!   `/metrics` scrape every second, or serving no dashboard: the dashboard's cost;
+//! - `map-tls` / `roundtrip-tls`: `map` and `roundtrip` with TLS (temporary credentials)
+//!   and a token on every connection — client, scheduler, workers' data ports.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -24,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oxidask::distributed::{Client, LocalCluster, ReturnWhen};
+use oxidask::distributed::{Client, LocalCluster, ReturnWhen, Security, TOKEN_ENV};
 use oxidask::Delayed;
 use serde_json::json;
 
@@ -47,12 +49,19 @@ struct SchedulerProc {
 }
 
 impl SchedulerProc {
-    /// Starts a scheduler process, with a dashboard (its link is returned too) or without.
-    fn start(dashboard: bool) -> Result<(SchedulerProc, Option<String>), String> {
+    /// Starts a scheduler process, with a dashboard (its link is returned too) or without,
+    /// and with the TLS credentials in `tls` (and the token in the environment) if given.
+    fn start(
+        dashboard: bool,
+        tls: Option<&Tls>,
+    ) -> Result<(SchedulerProc, Option<String>), String> {
         let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
         cmd.arg("serve-scheduler");
         if dashboard {
             cmd.arg("--dashboard");
+        }
+        if let Some(t) = tls {
+            cmd.args(t.args()).env(TOKEN_ENV, TOKEN);
         }
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -104,8 +113,11 @@ impl Drop for SchedulerProc {
 }
 
 /// Runs a scheduler in this process and prints its address (the `serve-scheduler` mode),
-/// and with `dashboard` its dashboard on a free port (printed after the address).
-pub fn serve_scheduler(dashboard: bool) -> ! {
+/// and with `--dashboard` its dashboard on a free port (printed after the address); TLS and
+/// token options as `oxidask scheduler`'s.
+pub fn serve_scheduler(args: &[String]) -> ! {
+    let dashboard = args.iter().any(|a| a == "--dashboard");
+    let security = security_from_args(args);
     let bound = dashboard.then(|| {
         oxidask_dashboard::Dashboard::builder()
             .address("127.0.0.1:0")
@@ -114,6 +126,7 @@ pub fn serve_scheduler(dashboard: bool) -> ! {
     });
     let mut builder = oxidask::distributed::Scheduler::builder()
         .address("127.0.0.1:0")
+        .security(security)
         .quiet(true);
     if let Some(b) = &bound {
         builder = builder.dashboard_link(b.link());
@@ -126,6 +139,79 @@ pub fn serve_scheduler(dashboard: bool) -> ! {
     }
     s.wait();
     std::process::exit(0)
+}
+
+/// The token every connection of the TLS cases presents.
+const TOKEN: &str = "benchmark-token";
+
+/// Temporary TLS credentials written to files, for the `-tls` cases.
+struct Tls {
+    dir: std::path::PathBuf,
+    files: oxidask::distributed::TlsFiles,
+}
+
+impl Tls {
+    fn new() -> Result<Tls, String> {
+        let dir = std::env::temp_dir().join(format!("oxidask-bench-tls-{}", std::process::id()));
+        let files = Security::temporary()
+            .map_err(err)?
+            .write_files(&dir)
+            .map_err(err)?
+            .ok_or("no TLS files")?;
+        Ok(Tls { dir, files })
+    }
+
+    fn args(&self) -> Vec<std::ffi::OsString> {
+        let f = &self.files;
+        let mut a: Vec<std::ffi::OsString> = vec!["--tls-ca-file".into(), f.ca.clone().into()];
+        if let (Some(c), Some(k)) = (&f.cert, &f.key) {
+            a.extend([
+                "--tls-cert".into(),
+                c.clone().into(),
+                "--tls-key".into(),
+                k.clone().into(),
+            ]);
+        }
+        a
+    }
+
+    fn security(&self) -> Result<Security, String> {
+        let f = &self.files;
+        Ok(
+            Security::tls_from_files(&f.ca, f.cert.as_deref(), f.key.as_deref())
+                .map_err(err)?
+                .with_token(TOKEN),
+        )
+    }
+}
+
+impl Drop for Tls {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `--tls-ca-file A --tls-cert B --tls-key C` (and the token from the environment).
+fn security_from_args(args: &[String]) -> Security {
+    let get = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(std::path::PathBuf::from)
+    };
+    let mut s = match get("--tls-ca-file") {
+        Some(ca) => Security::tls_from_files(
+            &ca,
+            get("--tls-cert").as_deref(),
+            get("--tls-key").as_deref(),
+        )
+        .expect("TLS credentials"),
+        None => Security::plain(),
+    };
+    if let Ok(t) = std::env::var(TOKEN_ENV) {
+        s = s.with_token(t);
+    }
+    s
 }
 
 /// What two open dashboards and a Prometheus scraper ask of a scheduler: two websocket
@@ -206,7 +292,7 @@ impl Viewers {
 struct Workers(Vec<Child>);
 
 impl Workers {
-    fn start(address: &str, zero_work: bool) -> Result<Workers, String> {
+    fn start(address: &str, zero_work: bool, tls: Option<&Tls>) -> Result<Workers, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut children = Vec::new();
         for i in 0..2 {
@@ -218,6 +304,9 @@ impl Workers {
                 .stderr(Stdio::null());
             if zero_work {
                 cmd.arg("--zero-work");
+            }
+            if let Some(t) = tls {
+                cmd.args(t.args()).env(TOKEN_ENV, TOKEN);
             }
             children.push(cmd.spawn().map_err(|e| e.to_string())?);
         }
@@ -258,9 +347,22 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
         case,
         "scheduler-alone" | "big-graph" | "dashboard-open" | "dashboard-closed"
     );
-    let (scheduler, link) = SchedulerProc::start(case == "dashboard-open")?;
-    let _workers = Workers::start(&scheduler.address, zero_work)?;
-    let client = Client::connect(&scheduler.address).map_err(err)?;
+    let tls = match case.strip_suffix("-tls") {
+        Some(_) => Some(Tls::new()?),
+        None => None,
+    };
+    let case = case.strip_suffix("-tls").unwrap_or(case);
+    let (scheduler, link) = SchedulerProc::start(case == "dashboard-open", tls.as_ref())?;
+    let _workers = Workers::start(&scheduler.address, zero_work, tls.as_ref())?;
+    let security = match &tls {
+        Some(t) => t.security()?,
+        None => Security::plain(),
+    };
+    let client = Client::builder()
+        .address(scheduler.address.clone())
+        .security(security)
+        .connect()
+        .map_err(err)?;
     client
         .wait_for_workers(2, Duration::from_secs(30))
         .map_err(err)?;

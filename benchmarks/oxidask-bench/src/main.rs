@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     oxidask::distributed::run_if_worker();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("serve-scheduler") {
-        distributed::serve_scheduler(args.get(1).map(String::as_str) == Some("--dashboard"));
+        distributed::serve_scheduler(&args[1..]);
     }
     if args.len() < 2 {
         return usage();
