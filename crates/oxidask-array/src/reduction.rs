@@ -18,8 +18,19 @@ use crate::error::ArrayError;
 use crate::ops;
 use crate::reduce_kernels::Reduction;
 
-/// Default number of partials combined per task.
+/// Number of partials combined per task when neither the call nor the configuration
+/// (`array.split-every`) says.
 pub const DEFAULT_SPLIT_EVERY: usize = 16;
+
+/// Partials combined per task by default: `array.split-every` of the process's
+/// configuration (16 unless set; an invalid configuration falls back to 16 — `oxidask config`
+/// shows its error).
+pub fn configured_split_every() -> usize {
+    oxidask_config::global()
+        .ok()
+        .and_then(|c| c.int("array.split-every"))
+        .map_or(DEFAULT_SPLIT_EVERY, |n| n.max(2) as usize)
+}
 
 /// Options of a reduction: which axes, whether to keep them with length 1, and how many
 /// partials each combining task takes.
@@ -65,7 +76,7 @@ impl Reduce {
         self
     }
 
-    /// Partials combined per task (at least 2).
+    /// Partials combined per task (at least 2; default `array.split-every`, 16).
     pub fn split_every(mut self, n: usize) -> Reduce {
         self.split_every = Some(n);
         self
@@ -128,7 +139,10 @@ pub(crate) fn reduce_node(
             ),
         });
     }
-    let split_every = opts.split_every.unwrap_or(DEFAULT_SPLIT_EVERY).max(2);
+    let split_every = opts
+        .split_every
+        .unwrap_or_else(configured_split_every)
+        .max(2);
     let keepdims = opts.keepdims;
 
     let mut t = Tokenizer::new();

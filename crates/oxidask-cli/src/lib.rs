@@ -233,15 +233,19 @@ fn scheduler_main(args: Vec<String>) -> ExitCode {
             };
         }
     };
-    let config = match args.config() {
+    // The command line is the top layer of the process's configuration.
+    let configured = args.flags().and_then(|flags| {
+        oxidask_config::set_flags(flags);
+        let cfg = oxidask_config::global().map_err(|e| e.to_string())?;
+        let security = oxidask_protocol::transport::Security::from_config(
+            &cfg,
+            oxidask_protocol::transport::Party::Scheduler,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((oxidask_scheduler::Config::from_config(&cfg), security))
+    });
+    let (config, security) = match configured {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("oxidask-scheduler: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let security = match args.security.security() {
-        Ok(s) => s,
         Err(e) => {
             eprintln!("oxidask-scheduler: {e}");
             return ExitCode::from(2);

@@ -884,6 +884,101 @@ fn a_tls_cluster_with_a_token_computes_and_refuses_strangers() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+fn configuration_reaches_every_process_and_bad_values_are_named() {
+    use oxidask_protocol::transport::Security;
+    // A bad value in the environment: the scheduler refuses to start, naming key and source.
+    let out = Command::new(env!("CARGO_BIN_EXE_oxidask"))
+        .args(["scheduler", "--port", "0", "--no-dashboard"])
+        .env("OXIDASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES", "-2")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("distributed.scheduler.allowed-failures")
+            && err.contains("OXIDASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"),
+        "{err}"
+    );
+    // A file < the environment < a flag.
+    let dir = std::path::PathBuf::from(tempdir());
+    std::fs::write(
+        dir.join("a.yaml"),
+        "distributed:\n  scheduler:\n    allowed-failures: 7\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_oxidask"))
+        .args(["config"])
+        .env("OXIDASK_CONFIG", dir.join("a.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("allowed-failures"))
+        .unwrap()
+        .to_owned();
+    assert!(line.contains('7') && line.contains("a.yaml"), "{line}");
+
+    // TLS and a token configured through the environment alone, for scheduler and workers.
+    let files = Security::temporary()
+        .unwrap()
+        .write_files(&dir)
+        .unwrap()
+        .unwrap();
+    let env: Vec<(&str, String)> = vec![
+        (
+            "OXIDASK_DISTRIBUTED__COMM__TLS__CA_FILE",
+            files.ca.display().to_string(),
+        ),
+        (
+            "OXIDASK_DISTRIBUTED__COMM__TLS__SCHEDULER__CERT",
+            files.cert.as_ref().unwrap().display().to_string(),
+        ),
+        (
+            "OXIDASK_DISTRIBUTED__COMM__TLS__SCHEDULER__KEY",
+            files.key.as_ref().unwrap().display().to_string(),
+        ),
+        (
+            "OXIDASK_DISTRIBUTED__COMM__TLS__WORKER__CERT",
+            files.cert.as_ref().unwrap().display().to_string(),
+        ),
+        (
+            "OXIDASK_DISTRIBUTED__COMM__TLS__WORKER__KEY",
+            files.key.as_ref().unwrap().display().to_string(),
+        ),
+        (
+            "OXIDASK_DISTRIBUTED__COMM__AUTH__TOKEN",
+            "from-the-environment".into(),
+        ),
+    ];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidask"));
+    cmd.args(["scheduler", "--port", "0", "--no-dashboard"])
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let scheduler = Proc::spawn(cmd);
+    let line = scheduler.wait_for_line("listening at", Duration::from_secs(20));
+    let address = line.rsplit(' ').next().unwrap().to_owned();
+    assert!(address.starts_with("tls://"), "{address}");
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["worker", &address, "--name", "w-env", "--nthreads", "1"])
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let worker = Proc::spawn(cmd);
+    worker.wait_for_line("connected to the scheduler", Duration::from_secs(20));
+    let client = Client::builder()
+        .address(address.clone())
+        .security(
+            Security::tls_from_files(&files.ca, files.cert.as_deref(), files.key.as_deref())
+                .unwrap()
+                .with_token("from-the-environment"),
+        )
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    let futures = client.map(0..20i64, inc).unwrap();
+    assert_eq!(client.gather(&futures).unwrap().iter().sum::<i64>(), 210);
+    drop((client, worker, scheduler));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn worker_cli_errors_are_clear() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["worker", "tcp://127.0.0.1:1", "--memory-limit", "lots"])
@@ -972,6 +1067,10 @@ const TESTS: &[Test] = &[
         garbage_on_every_socket_is_rejected_without_harm,
     ),
     ("worker_cli_errors_are_clear", worker_cli_errors_are_clear),
+    (
+        "configuration_reaches_every_process_and_bad_values_are_named",
+        configuration_reaches_every_process_and_bad_values_are_named,
+    ),
     (
         "a_tls_cluster_with_a_token_computes_and_refuses_strangers",
         a_tls_cluster_with_a_token_computes_and_refuses_strangers,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use oxidask_core::compute::Compute;
 use oxidask_core::{Collection, Data, Delayed, Error, Graph, Key, PlanOptions, Value};
 use oxidask_protocol::peer::PeerPool;
+use oxidask_protocol::transport::Party;
 pub use oxidask_protocol::transport::Security;
 use oxidask_protocol::transport::Stream;
 use oxidask_protocol::ProtocolError;
@@ -170,9 +171,9 @@ impl std::fmt::Debug for Client {
 pub struct ClientBuilder {
     address: Option<String>,
     name: String,
-    timeout: Duration,
+    timeout: Option<Duration>,
     set_as_default: bool,
-    security: Security,
+    security: Option<Security>,
     direct_to_workers: Option<bool>,
 }
 
@@ -186,10 +187,12 @@ impl ClientBuilder {
         self
     }
 
-    /// TLS credentials and the authentication token (default: plain TCP, no token), for the
-    /// scheduler connection and for gathering from workers' data ports.
+    /// TLS credentials and the authentication token, for the scheduler connection and for
+    /// gathering from workers' data ports. Default: what the configuration says
+    /// (`distributed.comm.tls.ca-file`, `distributed.comm.tls.client.{cert,key}`,
+    /// `distributed.comm.auth.token`), else plain TCP without a token.
     pub fn security(mut self, security: Security) -> Self {
-        self.security = security;
+        self.security = Some(security);
         self
     }
 
@@ -205,9 +208,10 @@ impl ClientBuilder {
         self
     }
 
-    /// How long to keep trying to connect (default 10 s).
+    /// How long to keep trying to connect (default `distributed.comm.timeouts.connect`,
+    /// 30 s).
     pub fn timeout(mut self, t: Duration) -> Self {
-        self.timeout = t;
+        self.timeout = Some(t);
         self
     }
 
@@ -229,6 +233,31 @@ impl ClientBuilder {
                     reason: "no address given and OXIDASK_SCHEDULER_ADDRESS is not set".into(),
                 })
             })?;
+        // What the builder was not told comes from the configuration.
+        let (security, timeout) = match (self.security.clone(), self.timeout) {
+            (Some(s), Some(t)) => (s, t),
+            (security, timeout) => {
+                let cfg = oxidask_config::global().map_err(|e| {
+                    scheduler_error(ClientError::Connect {
+                        address: address.clone(),
+                        reason: e.to_string(),
+                    })
+                })?;
+                let security = match security {
+                    Some(s) => s,
+                    None => Security::from_config(&cfg, Party::Client).map_err(|e| {
+                        scheduler_error(ClientError::Connect {
+                            address: address.clone(),
+                            reason: e.to_string(),
+                        })
+                    })?,
+                };
+                let timeout = timeout
+                    .or_else(|| cfg.duration("distributed.comm.timeouts.connect"))
+                    .unwrap_or(Duration::from_secs(30));
+                (security, timeout)
+            }
+        };
         let addr = address.clone();
         let (tx, rx) = unbounded_channel();
         let shared = Arc::new(Shared {
@@ -236,7 +265,7 @@ impl ClientBuilder {
             cv: Condvar::new(),
             notify: Notify::new(),
             tx,
-            pool: PeerPool::new(self.security.clone()),
+            pool: PeerPool::new(security.clone()),
             next_request: AtomicU64::new(1),
             direct_to_workers: self.direct_to_workers,
             unreachable: Mutex::default(),
@@ -247,9 +276,8 @@ impl ClientBuilder {
         let task_shared = shared.clone();
         let task_stop = stop.clone();
         let name = self.name.clone();
-        let timeout = self.timeout;
+        let timeout = timeout;
         let thread_addr = addr.clone();
-        let security = self.security.clone();
         let thread = std::thread::Builder::new()
             .name("oxidask-client".into())
             .spawn(move || {
@@ -559,9 +587,9 @@ impl Client {
         ClientBuilder {
             address: None,
             name: format!("client-{}", std::process::id()),
-            timeout: Duration::from_secs(10),
+            timeout: None,
             set_as_default: true,
-            security: Security::default(),
+            security: None,
             direct_to_workers: None,
         }
     }

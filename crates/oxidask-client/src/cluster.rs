@@ -24,7 +24,7 @@ pub struct LocalClusterBuilder {
     program_args: Vec<String>,
     env: Vec<(String, String)>,
     port: u16,
-    config: Config,
+    config: Option<Config>,
     zero_work: bool,
     quiet: bool,
     dashboard: Option<String>,
@@ -104,9 +104,9 @@ impl LocalClusterBuilder {
         self
     }
 
-    /// Scheduler policy settings.
+    /// Scheduler policy settings (default: from the configuration, `distributed.scheduler.*`).
     pub fn scheduler_config(mut self, config: Config) -> Self {
-        self.config = config;
+        self.config = Some(config);
         self
     }
 
@@ -138,7 +138,13 @@ impl LocalClusterBuilder {
         let mut sb = Scheduler::builder()
             .security(self.security.clone())
             .address(format!("127.0.0.1:{}", self.port))
-            .config(self.config.clone())
+            .config(match &self.config {
+                Some(c) => c.clone(),
+                None => Config::from_config(
+                    &*oxidask_config::global()
+                        .map_err(|e| scheduler_error(ClientError::Rejected(e.to_string())))?,
+                ),
+            })
             .quiet(self.quiet);
         if let Some(b) = &bound {
             sb = sb.dashboard_link(b.link());
@@ -282,7 +288,7 @@ impl LocalCluster {
             program_args: Vec::new(),
             env: Vec::new(),
             port: 0,
-            config: Config::default(),
+            config: None,
             zero_work: false,
             quiet: true,
             dashboard: Some("127.0.0.1:8787".into()),

@@ -97,6 +97,9 @@ pub enum SecurityError {
     /// Making temporary credentials failed.
     #[error("cannot make temporary TLS credentials: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A certificate without the CA that signed the cluster's certificates.
+    #[error("a TLS certificate needs the CA that signed the cluster's certificates: give --tls-ca-file (distributed.comm.tls.ca-file)")]
+    NoCa,
     /// Only one of certificate and key was given.
     #[error("a TLS certificate needs its key and a key its certificate: give both --tls-cert and --tls-key")]
     Unpaired,
@@ -853,6 +856,64 @@ pub async fn accept_backoff(failures: u32) {
 /// `distributed.comm.auth.token`).
 pub const TOKEN_ENV: &str = "OXIDASK_DISTRIBUTED__COMM__AUTH__TOKEN";
 
+/// Which certificate of the configuration a process presents
+/// (`distributed.comm.tls.{scheduler,worker,client}.{cert,key}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Party {
+    /// A scheduler.
+    Scheduler,
+    /// A worker.
+    Worker,
+    /// A client.
+    Client,
+}
+
+impl Party {
+    fn key(self) -> &'static str {
+        match self {
+            Party::Scheduler => "scheduler",
+            Party::Worker => "worker",
+            Party::Client => "client",
+        }
+    }
+}
+
+impl Security {
+    /// The security the configuration describes for `party`: TLS when
+    /// `distributed.comm.tls.ca-file` is set (with `distributed.comm.tls.<party>.cert` and
+    /// `.key`), the token `distributed.comm.auth.token`, `distributed.comm.require-encryption`
+    /// and the handshake timeout `distributed.comm.timeouts.handshake`.
+    pub fn from_config(
+        cfg: &oxidask_config::Config,
+        party: Party,
+    ) -> Result<Security, SecurityError> {
+        let role = party.key();
+        let cert = cfg.path(&format!("distributed.comm.tls.{role}.cert"));
+        let key = cfg.path(&format!("distributed.comm.tls.{role}.key"));
+        let mut s = match cfg.path("distributed.comm.tls.ca-file") {
+            Some(ca) => Security::tls_from_files(ca, cert, key)?,
+            None if cert.is_some() || key.is_some() => return Err(SecurityError::NoCa),
+            None => Security::plain(),
+        };
+        if let Some(t) = cfg.string("distributed.comm.auth.token") {
+            s = s.with_token(t);
+        }
+        if let Some(t) = cfg.duration("distributed.comm.timeouts.handshake") {
+            s = s.handshake_timeout(t);
+        }
+        Ok(s.require_encryption(
+            cfg.bool("distributed.comm.require-encryption")
+                .unwrap_or(false),
+        ))
+    }
+
+    /// [`Security::from_config`] of the process-wide configuration.
+    pub fn configured(party: Party) -> Result<Security, String> {
+        let cfg = oxidask_config::global().map_err(|e| e.to_string())?;
+        Security::from_config(&cfg, party).map_err(|e| e.to_string())
+    }
+}
+
 /// The TLS and token options of `oxidask scheduler` and `oxidask worker`.
 #[cfg(feature = "cli")]
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -879,29 +940,54 @@ pub struct SecurityArgs {
 
 #[cfg(feature = "cli")]
 impl SecurityArgs {
-    /// The [`Security`] these options describe (the token from the file, else from
-    /// [`TOKEN_ENV`]).
-    pub fn security(&self) -> Result<Security, String> {
-        let mut s = match &self.tls_ca_file {
-            Some(ca) => Security::tls_from_files(ca, self.tls_cert.as_deref(), self.tls_key.as_deref())
-                .map_err(|e| e.to_string())?,
-            None if self.tls_cert.is_some() || self.tls_key.is_some() => {
-                return Err("--tls-cert and --tls-key need --tls-ca-file (the CA that signed the cluster's certificates)".into())
-            }
-            None => Security::plain(),
-        };
-        let token = match &self.auth_token_file {
-            Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .map_err(|e| format!("cannot read the token file {}: {e}", p.display()))?
-                    .trim()
-                    .to_owned(),
-            ),
-            None => std::env::var(TOKEN_ENV).ok(),
-        };
-        if let Some(t) = token {
-            s = s.with_token(t);
+    /// Adds these options to `flags` as the configuration keys they set for `party`
+    /// (`--tls-cert` is `distributed.comm.tls.worker.cert` for a worker); the token file is
+    /// read here.
+    pub fn add_flags(&self, flags: &mut oxidask_config::Flags, party: Party) -> Result<(), String> {
+        let role = party.key();
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let e = |e: oxidask_config::ConfigError| e.to_string();
+        flags
+            .set_some(
+                "--tls-ca-file",
+                "distributed.comm.tls.ca-file",
+                path(&self.tls_ca_file),
+            )
+            .map_err(e)?;
+        flags
+            .set_some(
+                "--tls-cert",
+                &format!("distributed.comm.tls.{role}.cert"),
+                path(&self.tls_cert),
+            )
+            .map_err(e)?;
+        flags
+            .set_some(
+                "--tls-key",
+                &format!("distributed.comm.tls.{role}.key"),
+                path(&self.tls_key),
+            )
+            .map_err(e)?;
+        if let Some(p) = &self.auth_token_file {
+            let token = std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read the token file {}: {e}", p.display()))?;
+            flags
+                .set(
+                    "--auth-token-file",
+                    "distributed.comm.auth.token",
+                    token.trim(),
+                )
+                .map_err(e)?;
         }
-        Ok(s.require_encryption(self.require_encryption))
+        if self.require_encryption {
+            flags
+                .set(
+                    "--require-encryption",
+                    "distributed.comm.require-encryption",
+                    true,
+                )
+                .map_err(e)?;
+        }
+        Ok(())
     }
 }

@@ -1,8 +1,6 @@
 //! `oxidask scheduler [options]`: the scheduler's command-line options (the `oxidask` command
 //! runs it, with its dashboard).
 
-use std::time::Duration;
-
 use clap::Parser;
 
 use crate::Config;
@@ -17,15 +15,18 @@ pub struct SchedulerArgs {
     /// The port to listen on.
     #[arg(long, default_value_t = 8786)]
     pub port: u16,
-    /// Seconds without a heartbeat before a worker is removed.
-    #[arg(long, default_value_t = 30.0)]
-    pub heartbeat_timeout: f64,
-    /// Seconds a task that no connected worker can run waits before it fails.
-    #[arg(long, default_value_t = 5.0)]
-    pub no_worker_timeout: f64,
-    /// Times a task may be on a worker that dies before it is failed as the likely cause.
-    #[arg(long, default_value_t = 3)]
-    pub allowed_failures: u16,
+    /// How long a silent worker is kept before it is removed (`30s`, `5 minutes`;
+    /// `distributed.scheduler.worker-ttl`, default 5 minutes).
+    #[arg(long, value_name = "DURATION")]
+    pub heartbeat_timeout: Option<String>,
+    /// How long a task that no connected worker can run waits before it fails
+    /// (`distributed.scheduler.no-workers-timeout`, default 5 s).
+    #[arg(long, value_name = "DURATION")]
+    pub no_worker_timeout: Option<String>,
+    /// Times a task may be on a worker that dies before it is failed as the likely cause
+    /// (`distributed.scheduler.allowed-failures`, default 3).
+    #[arg(long)]
+    pub allowed_failures: Option<u16>,
     /// Do not log connections to stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -42,19 +43,40 @@ pub struct SchedulerArgs {
 }
 
 impl SchedulerArgs {
-    /// The scheduler configuration these options describe; durations must be finite and
-    /// not negative.
+    /// The configuration keys these options set, as a command line's layer over the
+    /// configuration files and environment.
+    pub fn flags(&self) -> Result<oxidask_config::Flags, String> {
+        let mut f = oxidask_config::Flags::new();
+        let e = |e: oxidask_config::ConfigError| e.to_string();
+        f.set_some(
+            "--heartbeat-timeout",
+            "distributed.scheduler.worker-ttl",
+            self.heartbeat_timeout.as_deref(),
+        )
+        .map_err(e)?;
+        f.set_some(
+            "--no-worker-timeout",
+            "distributed.scheduler.no-workers-timeout",
+            self.no_worker_timeout.as_deref(),
+        )
+        .map_err(e)?;
+        f.set_some(
+            "--allowed-failures",
+            "distributed.scheduler.allowed-failures",
+            self.allowed_failures.map(i64::from),
+        )
+        .map_err(e)?;
+        self.security
+            .add_flags(&mut f, oxidask_protocol::transport::Party::Scheduler)?;
+        Ok(f)
+    }
+
+    /// The scheduler policy these options and the process's configuration describe.
     pub fn config(&self) -> Result<Config, String> {
-        let secs = |name: &str, v: f64| {
-            Duration::try_from_secs_f64(v)
-                .map_err(|_| format!("--{name} must be a number of seconds ≥ 0, got {v}"))
-        };
-        Ok(Config {
-            heartbeat_timeout: secs("heartbeat-timeout", self.heartbeat_timeout)?,
-            no_worker_timeout: secs("no-worker-timeout", self.no_worker_timeout)?,
-            allowed_failures: self.allowed_failures,
-            ..Default::default()
-        })
+        let cfg = oxidask_config::Config::load()
+            .map_err(|e| e.to_string())?
+            .with_flags(&self.flags()?);
+        Ok(Config::from_config(&cfg))
     }
 }
 
@@ -86,10 +108,19 @@ mod tests {
     #[test]
     fn negative_or_nan_durations_are_refused_by_name() {
         let a = SchedulerArgs::try_parse_from(["scheduler", "--heartbeat-timeout=-1"]).unwrap();
-        assert!(a.config().unwrap_err().contains("--heartbeat-timeout"));
+        let e = a.config().unwrap_err();
+        assert!(
+            e.contains("--heartbeat-timeout") && e.contains("worker-ttl"),
+            "{e}"
+        );
         let a = SchedulerArgs::try_parse_from(["scheduler", "--no-worker-timeout", "NaN"]).unwrap();
         assert!(a.config().unwrap_err().contains("--no-worker-timeout"));
         let a = SchedulerArgs::try_parse_from(["scheduler", "--port", "0"]).unwrap();
         assert_eq!(a.config().unwrap().allowed_failures, 3);
+        let a = SchedulerArgs::try_parse_from(["scheduler", "--heartbeat-timeout", "2s"]).unwrap();
+        assert_eq!(
+            a.config().unwrap().heartbeat_timeout,
+            std::time::Duration::from_secs(2)
+        );
     }
 }

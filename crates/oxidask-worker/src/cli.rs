@@ -16,7 +16,8 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub nthreads: Option<usize>,
     /// Memory limit: bytes or with a unit (`4GiB`, `512MB`), `auto` (this machine's memory)
-    /// or 0 for none. Results beyond 60% of it spill to the local directory.
+    /// or 0 for none. Results beyond `distributed.worker.memory.target` of it (60%) spill
+    /// to the local directory.
     #[arg(long, default_value = "auto")]
     pub memory_limit: String,
     /// Where spilled results go (default: the system's temporary directory).
@@ -87,9 +88,20 @@ fn run(args: WorkerArgs) -> Result<String, String> {
             .clone()
             .unwrap_or_else(|| format!("{}:0", args.host))
     });
-    let security = args.security.security()?;
+    // The command line is the top layer of the process's configuration.
+    let mut flags = oxidask_config::Flags::new();
+    args.security
+        .add_flags(&mut flags, oxidask_protocol::transport::Party::Worker)?;
+    oxidask_config::set_flags(flags);
+    let cfg = oxidask_config::global().map_err(|e| e.to_string())?;
+    let security = oxidask_protocol::transport::Security::from_config(
+        &cfg,
+        oxidask_protocol::transport::Party::Worker,
+    )
+    .map_err(|e| e.to_string())?;
     let mut b = Worker::builder(address)
         .security(security)
+        .memory_target(cfg.fraction("distributed.worker.memory.target"))
         .metrics_address(metrics)
         .memory_limit(memory_limit)
         .resources(resources)

@@ -115,9 +115,17 @@ pub struct WorkerBuilder {
     quiet: bool,
     local_directory: Option<std::path::PathBuf>,
     security: Security,
+    memory_target: Option<f64>,
 }
 
 impl WorkerBuilder {
+    /// The fraction of the memory limit that results may hold before the least recently used
+    /// spill to disk (`distributed.worker.memory.target`, default 0.6; `None`: never spill).
+    pub fn memory_target(mut self, fraction: Option<f64>) -> Self {
+        self.memory_target = fraction.map(|f| f.clamp(0.0, 1.0));
+        self
+    }
+
     /// TLS credentials and the authentication token for every connection: to the scheduler,
     /// to peers' data ports, and on its own data port (default: plain TCP, no token).
     pub fn security(mut self, security: Security) -> Self {
@@ -228,7 +236,7 @@ impl WorkerBuilder {
             resources: self.resources.clone(),
         };
         let mut state = WorkerState::default();
-        let spill_dir = if self.memory_limit > 0 {
+        let spill_dir = if let (true, Some(target)) = (self.memory_limit > 0, self.memory_target) {
             static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let dir = self
@@ -239,7 +247,7 @@ impl WorkerBuilder {
             std::fs::create_dir_all(&dir)?;
             state.spill = Some(state::Spill {
                 dir: dir.clone(),
-                target: self.memory_limit / 10 * 6,
+                target: (self.memory_limit as f64 * target) as u64,
                 files: 0,
             });
             Some(dir)
@@ -550,6 +558,7 @@ impl Worker {
             quiet: false,
             local_directory: None,
             security: Security::default(),
+            memory_target: Some(0.6),
         }
     }
 

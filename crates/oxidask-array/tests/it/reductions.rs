@@ -160,3 +160,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn split_every_defaults_to_the_configured_array_split_every() {
+    let a = data(&[64]);
+    let x = da::from_array(a.clone(), (1,));
+    let default_tasks = x.sum().graph().len();
+    let narrow = {
+        let _guard = oxidask_config::set("array.split-every", 2).unwrap();
+        let s = x.sum();
+        assert_close(&run(&s), &ArrayD::from_elem(IxDyn(&[]), a.sum()), 1e-12);
+        s.graph().len()
+    };
+    // 64 partials: 16 at a time is 4 combines and the final; 2 at a time is a deep tree.
+    assert!(narrow > default_tasks + 40, "{narrow} vs {default_tasks}");
+    assert_eq!(
+        x.sum().graph().len(),
+        default_tasks,
+        "the guard restored the default"
+    );
+    // An explicit split_every wins over the configuration.
+    let _guard = oxidask_config::set("array.split-every", 2).unwrap();
+    assert_eq!(
+        x.sum_with(Reduce::all().split_every(16)).graph().len(),
+        default_tasks
+    );
+}

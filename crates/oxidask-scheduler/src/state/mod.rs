@@ -74,6 +74,30 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The policy the configuration describes: `distributed.scheduler.allowed-failures`,
+    /// `.worker-ttl` (a silent worker's removal; null: never), `.no-workers-timeout` and
+    /// `distributed.admin.log-length`; the rest as [`Config::default`].
+    pub fn from_config(cfg: &oxidask_config::Config) -> Config {
+        let d = Config::default();
+        Config {
+            allowed_failures: cfg
+                .int("distributed.scheduler.allowed-failures")
+                .map_or(d.allowed_failures, |n| n.clamp(0, u16::MAX as i64) as u16),
+            heartbeat_timeout: cfg
+                .duration("distributed.scheduler.worker-ttl")
+                .unwrap_or(Duration::from_secs(u32::MAX as u64)),
+            no_worker_timeout: cfg
+                .duration("distributed.scheduler.no-workers-timeout")
+                .unwrap_or(Duration::from_secs(u32::MAX as u64)),
+            log_capacity: cfg
+                .int("distributed.admin.log-length")
+                .map_or(d.log_capacity, |n| n.max(0) as usize),
+            ..d
+        }
+    }
+}
+
 /// Something that happened.
 #[derive(Debug)]
 pub enum Event {
