@@ -31,6 +31,15 @@ pub enum FrameError {
     /// A path or pattern matched no files.
     #[error("no files match `{0}`; check the path (globs like data/*.parquet, directories and s3:// URLs are accepted)")]
     NoFiles(String),
+    /// A named secret ([`crate::Credentials::Named`]) is not set in this process's
+    /// environment. Names the variables, never their values.
+    #[error("S3 secret `{name}` is not set in this process: set {} in the environment of the client and of every worker (the process that reads the bucket resolves it)", missing.join(" and "))]
+    MissingSecret {
+        /// The secret's name.
+        name: String,
+        /// The environment variables that are unset or empty.
+        missing: Vec<String>,
+    },
     /// The arguments of an operation do not fit together.
     #[error("{0}")]
     Invalid(String),

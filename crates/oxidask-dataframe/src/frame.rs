@@ -264,12 +264,13 @@ impl DataFrame {
         };
         // The value's type decides which columns it fills: numbers fill numeric columns,
         // strings fill string columns, anything else columns of exactly its type.
-        let vtype = pl::DataFrame::empty_with_schema(&pl::Schema::default())
-            .lazy()
-            .select([value.clone().alias("v")])
-            .collect_schema()
-            .ok()
-            .and_then(|s| s.get("v").cloned());
+        let vtype = crate::blocking::collect_schema(
+            pl::DataFrame::empty_with_schema(&pl::Schema::default())
+                .lazy()
+                .select([value.clone().alias("v")]),
+        )
+        .ok()
+        .and_then(|s| s.get("v").cloned());
         let fits = |d: &DataType| match &vtype {
             Some(v) if v.is_primitive_numeric() => d.is_primitive_numeric(),
             Some(DataType::String) => d == &DataType::String,

@@ -35,9 +35,13 @@
 //! ```
 //!
 //! Files: [`read_parquet`], [`read_csv`], [`read_json`] (local paths, globs, directories,
-//! `s3://` with [`StorageOptions`]); [`DataFrame::to_parquet`], [`DataFrame::to_csv`].
+//! `s3://` with [`StorageOptions`]); [`DataFrame::to_parquet`], [`DataFrame::to_csv`]. S3
+//! keys are resolved where the bucket is read — the environment or a named secret, see
+//! [`Credentials`] — and never travel in task specs.
 
 pub mod agg;
+mod blocking;
+mod credentials;
 mod error;
 mod frame;
 mod groupby;
@@ -54,6 +58,7 @@ mod storage;
 mod write;
 
 pub use agg::{Agg, AggFn};
+pub use credentials::{Credentials, StaticCredentials};
 pub use error::FrameError;
 pub use frame::{from_delayed, from_polars, null_of, DataFrame, Predicate};
 pub use groupby::GroupBy;

@@ -15,7 +15,8 @@ use crate::write::WriteTask;
 /// Reads one piece of a file with the frame's operations fused on.
 #[oxidask_core::task(crate = oxidask_core)]
 pub fn scan(task: &Plan<ScanTask>) -> Result<Partition, FrameError> {
-    crate::scan::run(&task.0).map(Partition)
+    // The synchronous scheduler runs tasks on the caller's thread, which may be async.
+    crate::blocking::outside_async_runtime(|| crate::scan::run(&task.0)).map(Partition)
 }
 
 /// Concatenates partitions (in order) and applies operations to the result.
@@ -26,8 +27,7 @@ pub fn apply(ops: &Plan<Vec<FrameOp>>, parts: &[&Partition]) -> Result<Partition
         return Ok(Partition(df));
     }
     // Frames already in memory: the in-memory engine (no streaming start-up per task).
-    apply_ops(df.lazy(), &ops.0)
-        .collect()
+    crate::blocking::outside_async_runtime(|| apply_ops(df.lazy(), &ops.0).collect())
         .map(Partition)
         .map_err(|e| FrameError::polars("applying operations to a partition", e))
 }
@@ -35,7 +35,7 @@ pub fn apply(ops: &Plan<Vec<FrameOp>>, parts: &[&Partition]) -> Result<Partition
 /// Writes one partition to its file; returns the rows written.
 #[oxidask_core::task(crate = oxidask_core)]
 pub fn write_part(task: &Plan<WriteTask>, part: &Partition) -> Result<u64, FrameError> {
-    crate::write::write_one(&task.0, &part.0)
+    crate::blocking::outside_async_runtime(|| crate::write::write_one(&task.0, &part.0))
 }
 
 /// Splits a partition into pieces by key hash (the first step of a shuffle).
@@ -44,7 +44,7 @@ pub fn shuffle_split(
     spec: &Plan<SplitSpec>,
     part: &Partition,
 ) -> Result<Vec<Partition>, FrameError> {
-    crate::shuffle::split(&spec.0, &part.0)
+    crate::blocking::outside_async_runtime(|| crate::shuffle::split(&spec.0, &part.0))
 }
 
 /// Picks one piece of a split partition.
@@ -83,7 +83,7 @@ pub fn join(
     right: &[&Partition],
 ) -> Result<Partition, FrameError> {
     let (l, r) = (concat_parts(left)?, concat_parts(right)?);
-    crate::shuffle::join_frames(&spec.0, l, r)
+    crate::blocking::outside_async_runtime(|| crate::shuffle::join_frames(&spec.0, l, r))
         .map(Partition)
         .map_err(|e| FrameError::polars("merge", e))
 }

@@ -86,7 +86,7 @@ pub(crate) fn run_query(lf: LazyFrame) -> PolarsResult<DataFrame> {
 
 /// The schema `ops` produce from `schema`, or Polars' error (unknown column, type mismatch).
 pub(crate) fn output_schema(schema: &Schema, ops: &[FrameOp]) -> PolarsResult<SchemaRef> {
-    apply_ops(DataFrame::empty_with_schema(schema).lazy(), ops).collect_schema()
+    crate::blocking::collect_schema(apply_ops(DataFrame::empty_with_schema(schema).lazy(), ops))
 }
 
 /// The tasks of a node and of everything it depends on.
@@ -307,6 +307,7 @@ impl Node {
         match &self.kind {
             Kind::Scan { source, ops } => {
                 let ops = fused(ops);
+                let credentials = &source.storage.credentials;
                 let mut tasks = Vec::with_capacity(source.pieces.len());
                 let mut outputs = Vec::with_capacity(source.pieces.len());
                 for i in 0..source.pieces.len() {
@@ -319,7 +320,13 @@ impl Node {
                     let k = key(i);
                     tasks.push((
                         k,
-                        Task::call(crate::ops::scan::op(), [Arg::Value(Value::new(Plan(spec)))]),
+                        Task::call(
+                            crate::ops::scan::op(),
+                            [Arg::Value(crate::credentials::plan_value(
+                                spec,
+                                credentials,
+                            ))],
+                        ),
                     ));
                     outputs.push(k);
                 }

@@ -4,12 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use oxidask_core::tokenize::Tokenizer;
-use oxidask_core::{Arg, Error, Task, Value};
+use oxidask_core::{Arg, Error, Task};
 use polars::prelude::{DataType, Schema};
 
 use crate::error::FrameError;
 use crate::frame::DataFrame;
-use crate::partition::Plan;
 use crate::plan::{add_layer, Kind, Node};
 use crate::scan::{self, CsvSpec, Format, Piece, Source};
 use crate::storage::StorageOptions;
@@ -81,7 +80,7 @@ fn source_token(
             t.write_u64(*b);
         }
     }
-    t.write_str(&format!("{storage:?}"));
+    t.write_str(&storage.describe());
     t.finish()
 }
 
@@ -145,7 +144,8 @@ pub fn read_parquet_with(paths: impl IntoPaths, options: ParquetOptions) -> Data
         }
         Ok(df)
     };
-    go().unwrap_or_else(|e| DataFrame::from_result(Err(e)))
+    // Listing and reading schemas happen here, on the caller's thread.
+    crate::blocking::outside_async_runtime(go).unwrap_or_else(|e| DataFrame::from_result(Err(e)))
 }
 
 /// Options of [`read_csv_with`].
@@ -282,7 +282,8 @@ pub fn read_csv_with(paths: impl IntoPaths, options: CsvOptions) -> DataFrame {
             "read-csv", source, full, &extra,
         )))
     };
-    go().unwrap_or_else(|e| DataFrame::from_result(Err(e)))
+    // Listing and reading schemas happen here, on the caller's thread.
+    crate::blocking::outside_async_runtime(go).unwrap_or_else(|e| DataFrame::from_result(Err(e)))
 }
 
 /// Reads JSON lines files (one object per line), split into partitions of `blocksize` bytes
@@ -324,7 +325,8 @@ pub fn read_json_with(
             "",
         )))
     };
-    go().unwrap_or_else(|e| DataFrame::from_result(Err(e)))
+    // Listing and reading schemas happen here, on the caller's thread.
+    crate::blocking::outside_async_runtime(go).unwrap_or_else(|e| DataFrame::from_result(Err(e)))
 }
 
 /// Options of [`DataFrame::to_parquet_with`].
@@ -433,7 +435,13 @@ impl DataFrame {
                 key,
                 Task::call(
                     crate::ops::write_part::op(),
-                    [Arg::Value(Value::new(Plan(spec))), Arg::Key(*k)],
+                    [
+                        Arg::Value(crate::credentials::plan_value(
+                            spec,
+                            &options.storage.credentials,
+                        )),
+                        Arg::Key(*k),
+                    ],
                 ),
             );
             keys.push(key);

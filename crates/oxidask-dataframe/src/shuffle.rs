@@ -350,12 +350,11 @@ pub(crate) fn merge(
             left_schema: l.schema.clone(),
             right_schema: r.schema.clone(),
         };
-        let schema = join_lazy(
+        let schema = crate::blocking::collect_schema(join_lazy(
             &spec,
             polars::prelude::DataFrame::empty_with_schema(&l.schema).lazy(),
             polars::prelude::DataFrame::empty_with_schema(&r.schema).lazy(),
-        )
-        .collect_schema()
+        ))
         .map_err(|e| FrameError::polars("merge", e))?;
         // Both sides indexed by their keys with the same divisions: already co-partitioned.
         let aligned = match (&l.index, &r.index) {
@@ -592,15 +591,16 @@ fn supertype(a: &DataType, b: &DataType) -> Option<DataType> {
     let mut schema = Schema::default();
     schema.with_column("a".into(), a.clone());
     schema.with_column("b".into(), b.clone());
-    polars::prelude::DataFrame::empty_with_schema(&schema)
-        .lazy()
-        .select([when(lit(true))
-            .then(col("a"))
-            .otherwise(col("b"))
-            .alias("c")])
-        .collect_schema()
-        .ok()
-        .and_then(|s| s.get("c").cloned())
+    crate::blocking::collect_schema(
+        polars::prelude::DataFrame::empty_with_schema(&schema)
+            .lazy()
+            .select([when(lit(true))
+                .then(col("a"))
+                .otherwise(col("b"))
+                .alias("c")]),
+    )
+    .ok()
+    .and_then(|s| s.get("c").cloned())
 }
 
 /// If the partitions (in order) hold disjoint, increasing ranges of the column with no nulls

@@ -1,45 +1,90 @@
 //! Where files live: local paths and `s3://` URLs (through `object_store`), listing with globs
 //! and directories, and reading whole objects or byte ranges.
+//!
+//! S3 requests run on one small Tokio runtime of this crate's own and callers wait for them
+//! on a plain channel ([`block_on`]), so the synchronous API works from any thread — also
+//! from inside another Tokio runtime, where `Runtime::block_on` would panic. Credentials are
+//! resolved here, in the process that touches the bucket (see [`crate::credentials`]).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
+use crate::credentials::{Credentials, Keys, Redactor};
 use crate::error::FrameError;
 
 /// Options for object storage (`s3://` paths), as Dask's `storage_options`.
 ///
-/// Unset fields fall back to the usual `AWS_*` environment variables.
+/// They hold no secret: [`StorageOptions::credentials`] says where the process that reads
+/// finds the keys (its `AWS_*` environment by default, or a named secret), so the options
+/// can travel in task specs to workers. Unset fields fall back to the reading process's
+/// `AWS_*` environment variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, …).
+///
+/// ```no_run
+/// use oxidask_core::Collection;
+/// use oxidask_dataframe::{self as dd, Credentials, ParquetOptions, StorageOptions};
+/// # use oxidask_local as _;
+///
+/// // Keys from OXIDASK_SECRET_ANALYTICS_ACCESS_KEY_ID and
+/// // OXIDASK_SECRET_ANALYTICS_SECRET_ACCESS_KEY on the client and on every worker.
+/// let storage = StorageOptions::endpoint("http://minio.internal:9000")
+///     .region("eu-west-1")
+///     .credentials(Credentials::named("analytics"));
+/// let trips = dd::read_parquet_with(
+///     "s3://trips/2026/",
+///     ParquetOptions { storage, ..Default::default() },
+/// );
+/// println!("{}", trips.compute()?);
+/// # Ok::<(), oxidask_core::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StorageOptions {
-    /// Endpoint URL, e.g. `http://127.0.0.1:5000` for a local S3 server.
+    /// Endpoint URL, e.g. `http://127.0.0.1:5000` for a local S3 server (else
+    /// `AWS_ENDPOINT_URL`, else AWS). `http://` endpoints are allowed.
     pub endpoint: Option<String>,
-    /// Access key id.
-    pub access_key_id: Option<String>,
-    /// Secret access key.
-    pub secret_access_key: Option<String>,
-    /// Region (default `us-east-1`).
+    /// Region (else `AWS_REGION`, else `us-east-1`).
     pub region: Option<String>,
+    /// Where the keys come from: a reference resolved by the process that reads.
+    pub credentials: Credentials,
 }
 
 impl StorageOptions {
-    /// Options for an S3-compatible endpoint with static credentials.
-    pub fn s3(
-        endpoint: impl Into<String>,
-        key: impl Into<String>,
-        secret: impl Into<String>,
-    ) -> Self {
+    /// Options for an S3-compatible endpoint, keys from the environment of the process that
+    /// reads ([`Credentials::Environment`]).
+    pub fn endpoint(url: impl Into<String>) -> Self {
         StorageOptions {
-            endpoint: Some(endpoint.into()),
-            access_key_id: Some(key.into()),
-            secret_access_key: Some(secret.into()),
-            region: None,
+            endpoint: Some(url.into()),
+            ..Default::default()
         }
+    }
+
+    /// Sets the region.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Sets where the keys come from.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// What identifies these options in a graph token: endpoint, region and the kind of
+    /// credentials, never a key.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "endpoint={:?} region={:?} credentials={}",
+            self.endpoint,
+            self.region,
+            self.credentials.describe()
+        )
     }
 }
 
@@ -104,11 +149,62 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-type StoreKey = (String, StorageOptions);
+/// Runs `fut` on the I/O runtime and waits for it on this thread.
+///
+/// Not `Runtime::block_on`: the caller may be inside a Tokio runtime of its own (a
+/// `#[tokio::main]` program calling `compute()`), where that panics with "Cannot start a
+/// runtime from within a runtime". The future runs on the I/O runtime's thread and this
+/// thread waits on a standard channel, which is allowed anywhere.
+fn block_on<T, F>(what: &str, fut: F) -> Result<T, FrameError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, FrameError>> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime().spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv().unwrap_or_else(|_| {
+        Err(FrameError::io(
+            what,
+            "the request panicked on oxidask's I/O thread; this is a bug, please report it with the panic message printed above",
+        ))
+    })
+}
 
-fn store(bucket: &str, opts: &StorageOptions) -> Result<Arc<dyn ObjectStore>, FrameError> {
-    static STORES: OnceLock<Mutex<HashMap<StoreKey, Arc<dyn ObjectStore>>>> = OnceLock::new();
-    let key = (bucket.to_owned(), opts.clone());
+/// What an S3 client is built from, resolved in this process (keys included: never leaves
+/// it; `Debug` of [`Keys`] prints `***`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct StoreKey {
+    bucket: String,
+    endpoint: Option<String>,
+    region: Option<String>,
+    keys: Option<Keys>,
+}
+
+/// A bucket's client and the keys to scrub from its errors.
+#[derive(Clone)]
+struct Bucket {
+    store: Arc<dyn ObjectStore>,
+    redact: Arc<Redactor>,
+}
+
+impl Bucket {
+    /// An I/O error on `path`, without the keys in use.
+    fn err(&self, path: impl Into<String>, e: impl std::fmt::Display) -> FrameError {
+        FrameError::io(path, self.redact.scrub(e))
+    }
+}
+
+fn bucket(bucket: &str, opts: &StorageOptions) -> Result<Bucket, FrameError> {
+    static STORES: OnceLock<Mutex<HashMap<StoreKey, Bucket>>> = OnceLock::new();
+    let keys = opts.credentials.resolve(|name| std::env::var(name).ok())?;
+    let key = StoreKey {
+        bucket: bucket.to_owned(),
+        endpoint: opts.endpoint.clone(),
+        region: opts.region.clone(),
+        keys,
+    };
     let mut stores = STORES
         .get_or_init(Default::default)
         .lock()
@@ -116,25 +212,76 @@ fn store(bucket: &str, opts: &StorageOptions) -> Result<Arc<dyn ObjectStore>, Fr
     if let Some(s) = stores.get(&key) {
         return Ok(s.clone());
     }
-    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    if let Some(e) = &opts.endpoint {
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let b = build_store(&key, env)?;
+    stores.insert(key, b.clone());
+    Ok(b)
+}
+
+/// The client for `key`, with the `AWS_*` variables of `env` as defaults (their keys only
+/// when `key` resolved none).
+fn build_store(
+    key: &StoreKey,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<Bucket, FrameError> {
+    let mut b = AmazonS3Builder::new();
+    for (name, value) in env {
+        if !name.starts_with("AWS_") {
+            continue;
+        }
+        let Ok(config) = name.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() else {
+            continue;
+        };
+        let is_key = matches!(
+            config,
+            AmazonS3ConfigKey::AccessKeyId
+                | AmazonS3ConfigKey::SecretAccessKey
+                | AmazonS3ConfigKey::Token
+        );
+        // Keys from a named secret or code replace the environment's, token included: a
+        // session token of other keys would make every request fail to sign.
+        if !(is_key && key.keys.is_some()) {
+            b = b.with_config(config, value);
+        }
+    }
+    b = b.with_bucket_name(&key.bucket);
+    if let Some(e) = &key.endpoint {
+        b = b.with_endpoint(e.clone());
+    }
+    if let Some(r) = &key.region {
+        b = b.with_region(r.clone());
+    }
+    if let Some(k) = &key.keys {
         b = b
-            .with_endpoint(e.clone())
-            .with_allow_http(e.starts_with("http://"));
+            .with_access_key_id(k.access_key_id.clone())
+            .with_secret_access_key(k.secret_access_key.clone());
+        if let Some(t) = &k.session_token {
+            b = b.with_token(t.clone());
+        }
     }
-    if let Some(k) = &opts.access_key_id {
-        b = b.with_access_key_id(k.clone());
+    // A local server's `http://` endpoint, given here or in `AWS_ENDPOINT_URL`, is meant.
+    if b.get_config_value(&AmazonS3ConfigKey::Endpoint)
+        .is_some_and(|e| e.starts_with("http://"))
+    {
+        b = b.with_allow_http(true);
     }
-    if let Some(s) = &opts.secret_access_key {
-        b = b.with_secret_access_key(s.clone());
-    }
-    b = b.with_region(opts.region.clone().unwrap_or_else(|| "us-east-1".into()));
-    let s: Arc<dyn ObjectStore> = Arc::new(
-        b.build()
-            .map_err(|e| FrameError::io(format!("s3://{bucket}"), e))?,
-    );
-    stores.insert(key, s.clone());
-    Ok(s)
+    let redact = Arc::new(Redactor::new(
+        [
+            AmazonS3ConfigKey::AccessKeyId,
+            AmazonS3ConfigKey::SecretAccessKey,
+            AmazonS3ConfigKey::Token,
+        ]
+        .iter()
+        .filter_map(|k| b.get_config_value(k)),
+    ));
+    let store = b
+        .build()
+        .map_err(|e| FrameError::io(format!("s3://{}", key.bucket), redact.scrub(e)))?;
+    Ok(Bucket {
+        store: Arc::new(store),
+        redact,
+    })
 }
 
 fn has_glob(s: &str) -> bool {
@@ -219,21 +366,22 @@ fn expand_local(
 }
 
 fn expand_s3(
-    bucket: &str,
+    bucket_name: &str,
     key: &str,
     extensions: &[&str],
     opts: &StorageOptions,
     out: &mut Vec<Location>,
 ) -> Result<(), FrameError> {
-    let s = store(bucket, opts)?;
-    let shown = format!("s3://{bucket}/{key}");
+    let b = bucket(bucket_name, opts)?;
+    let shown = format!("s3://{bucket_name}/{key}");
     let glob_at = key.find(['*', '?', '[']);
     // A single object named exactly.
     if glob_at.is_none() && !key.is_empty() && !key.ends_with('/') {
-        let exact = runtime().block_on(async { s.head(&ObjectPath::from(key)).await });
-        if exact.is_ok() {
+        let (store, path) = (b.store.clone(), ObjectPath::from(key));
+        let exact = block_on(&shown, async move { Ok(store.head(&path).await.is_ok()) })?;
+        if exact {
             out.push(Location::S3 {
-                bucket: bucket.to_owned(),
+                bucket: bucket_name.to_owned(),
                 key: key.to_owned(),
             });
             return Ok(());
@@ -250,16 +398,20 @@ fn expand_s3(
         ),
         None => None,
     };
-    let listed: Vec<String> = runtime().block_on(async {
-        use futures::TryStreamExt;
-        let p = ObjectPath::from(prefix);
-        let metas: Vec<object_store::ObjectMeta> = s
-            .list(if prefix.is_empty() { None } else { Some(&p) })
-            .try_collect()
-            .await
-            .map_err(|e| FrameError::io(&shown, e))?;
-        Ok::<_, FrameError>(metas.into_iter().map(|m| m.location.to_string()).collect())
-    })?;
+    let listed: Vec<String> = {
+        let (b, shown, p) = (b.clone(), shown.clone(), ObjectPath::from(prefix));
+        let everything = prefix.is_empty();
+        block_on(&shown.clone(), async move {
+            use futures::TryStreamExt;
+            let metas: Vec<object_store::ObjectMeta> = b
+                .store
+                .list(if everything { None } else { Some(&p) })
+                .try_collect()
+                .await
+                .map_err(|e| b.err(&shown, e))?;
+            Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+        })?
+    };
     let literal_separator = glob::MatchOptions {
         require_literal_separator: true,
         ..Default::default()
@@ -286,10 +438,20 @@ fn expand_s3(
         .collect();
     found.sort();
     out.extend(found.into_iter().map(|key| Location::S3 {
-        bucket: bucket.to_owned(),
+        bucket: bucket_name.to_owned(),
         key,
     }));
     Ok(())
+}
+
+/// The bucket client, object path and shown URL of an S3 location.
+fn s3(
+    loc: &Location,
+    name: &str,
+    key: &str,
+    opts: &StorageOptions,
+) -> Result<(Bucket, ObjectPath, String), FrameError> {
+    Ok((bucket(name, opts)?, ObjectPath::from(key), loc.display()))
 }
 
 /// The whole file.
@@ -297,17 +459,11 @@ pub(crate) fn read_all(loc: &Location, opts: &StorageOptions) -> Result<Vec<u8>,
     match loc {
         Location::Local(p) => std::fs::read(p).map_err(|e| FrameError::io(p, e)),
         Location::S3 { bucket, key } => {
-            let s = store(bucket, opts)?;
-            runtime().block_on(async {
-                let r = s
-                    .get(&ObjectPath::from(key.as_str()))
-                    .await
-                    .map_err(|e| FrameError::io(loc.display(), e))?;
-                let b = r
-                    .bytes()
-                    .await
-                    .map_err(|e| FrameError::io(loc.display(), e))?;
-                Ok(b.to_vec())
+            let (b, path, shown) = s3(loc, bucket, key, opts)?;
+            block_on(&shown.clone(), async move {
+                let r = b.store.get(&path).await.map_err(|e| b.err(&shown, e))?;
+                let bytes = r.bytes().await.map_err(|e| b.err(&shown, e))?;
+                Ok(bytes.to_vec())
             })
         }
     }
@@ -320,12 +476,13 @@ pub(crate) fn size(loc: &Location, opts: &StorageOptions) -> Result<u64, FrameEr
             .map(|m| m.len())
             .map_err(|e| FrameError::io(p, e)),
         Location::S3 { bucket, key } => {
-            let s = store(bucket, opts)?;
-            runtime().block_on(async {
-                s.head(&ObjectPath::from(key.as_str()))
+            let (b, path, shown) = s3(loc, bucket, key, opts)?;
+            block_on(&shown.clone(), async move {
+                b.store
+                    .head(&path)
                     .await
                     .map(|m| m.size)
-                    .map_err(|e| FrameError::io(loc.display(), e))
+                    .map_err(|e| b.err(&shown, e))
             })
         }
     }
@@ -355,12 +512,13 @@ pub(crate) fn read_range(
             if start >= end {
                 return Ok(Vec::new());
             }
-            let s = store(bucket, opts)?;
-            runtime().block_on(async {
-                s.get_range(&ObjectPath::from(key.as_str()), start..end)
+            let (b, path, shown) = s3(loc, bucket, key, opts)?;
+            block_on(&shown.clone(), async move {
+                b.store
+                    .get_range(&path, start..end)
                     .await
-                    .map(|b| b.to_vec())
-                    .map_err(|e| FrameError::io(loc.display(), e))
+                    .map(|bytes| bytes.to_vec())
+                    .map_err(|e| b.err(&shown, e))
             })
         }
     }
@@ -375,12 +533,13 @@ pub(crate) fn write_all(
     match loc {
         Location::Local(p) => std::fs::write(p, bytes).map_err(|e| FrameError::io(p, e)),
         Location::S3 { bucket, key } => {
-            let s = store(bucket, opts)?;
-            runtime().block_on(async {
-                s.put(&ObjectPath::from(key.as_str()), bytes.into())
+            let (b, path, shown) = s3(loc, bucket, key, opts)?;
+            block_on(&shown.clone(), async move {
+                b.store
+                    .put(&path, bytes.into())
                     .await
                     .map(|_| ())
-                    .map_err(|e| FrameError::io(loc.display(), e))
+                    .map_err(|e| b.err(&shown, e))
             })
         }
     }
@@ -394,11 +553,11 @@ pub(crate) fn delete(loc: &Location, opts: &StorageOptions) -> Result<(), FrameE
             _ => Ok(()),
         },
         Location::S3 { bucket, key } => {
-            let s = store(bucket, opts)?;
-            runtime().block_on(async {
-                match s.delete(&ObjectPath::from(key.as_str())).await {
+            let (b, path, shown) = s3(loc, bucket, key, opts)?;
+            block_on(&shown.clone(), async move {
+                match b.store.delete(&path).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(FrameError::io(loc.display(), e)),
+                    Err(e) => Err(b.err(&shown, e)),
                 }
             })
         }
@@ -416,14 +575,13 @@ pub(crate) fn rename(
             std::fs::rename(a, b).map_err(|e| FrameError::io(b, e))
         }
         (Location::S3 { bucket, key }, Location::S3 { key: to_key, .. }) => {
-            let s = store(bucket, opts)?;
-            runtime().block_on(async {
-                s.rename(
-                    &ObjectPath::from(key.as_str()),
-                    &ObjectPath::from(to_key.as_str()),
-                )
-                .await
-                .map_err(|e| FrameError::io(to.display(), e))
+            let (b, path, _) = s3(from, bucket, key, opts)?;
+            let (to_path, shown) = (ObjectPath::from(to_key.as_str()), to.display());
+            block_on(&shown.clone(), async move {
+                b.store
+                    .rename(&path, &to_path)
+                    .await
+                    .map_err(|e| b.err(&shown, e))
             })
         }
         _ => Err(FrameError::Invalid(
