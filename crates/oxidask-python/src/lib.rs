@@ -21,6 +21,7 @@
 pub mod buffers;
 pub mod call;
 pub mod client;
+pub mod config;
 pub mod delayed;
 pub mod errors;
 pub mod gil;
@@ -91,6 +92,11 @@ fn _oxidask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(client::worker_context, m)?)?;
     m.add_function(wrap_pyfunction!(client::cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(client::temporary_credentials, m)?)?;
+    m.add_class::<config::ConfigGuard>()?;
+    m.add_function(wrap_pyfunction!(config::config_known, m)?)?;
+    m.add_function(wrap_pyfunction!(config::config_set, m)?)?;
+    m.add_function(wrap_pyfunction!(config::config_get, m)?)?;
+    m.add_function(wrap_pyfunction!(config::config_render, m)?)?;
     m.add_function(wrap_pyfunction!(gil::at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(rust_ops::rust_call, m)?)?;
     m.add_function(wrap_pyfunction!(rust_ops::registered_ops, m)?)?;
