@@ -8,12 +8,12 @@ use oxidask_core::{Arg, Collection, Error, Graph, Key, OpDef, Value};
 use polars::prelude::{self as pl, col, len, lit, DataType, Expr, IntoLazy, SchemaRef, NULL};
 
 use crate::agg::{self, Agg, AggFn};
+use crate::configured_split_every;
 use crate::error::FrameError;
 use crate::groupby::GroupBy;
 use crate::partition::{Partition, Plan};
 use crate::plan::{add_layer, FrameOp, Kind, Node};
 use crate::series::{Operand, Series};
-use crate::DEFAULT_SPLIT_EVERY;
 
 /// A lazy dataframe split into partitions along its rows: Dask's `DataFrame` on Polars.
 ///
@@ -347,7 +347,7 @@ impl DataFrame {
     /// Aggregates the whole frame to one row (`[agg::sum("a"), agg::mean("b")]`).
     pub fn agg(&self, aggs: impl IntoIterator<Item = Agg>) -> DataFrame {
         let aggs: Vec<Agg> = aggs.into_iter().collect();
-        self.reduce("agg", &[], &aggs, DEFAULT_SPLIT_EVERY)
+        self.reduce("agg", &[], &aggs, configured_split_every())
     }
 
     pub(crate) fn reduce(
@@ -470,7 +470,7 @@ impl DataFrame {
 
     /// Sums the one-row partials of `len` to one row.
     fn reduce_rows(&self, name: &'static str) -> DataFrame {
-        self.reduce(name, &[], &[agg::sum("len")], DEFAULT_SPLIT_EVERY)
+        self.reduce(name, &[], &[agg::sum("len")], configured_split_every())
     }
 
     /// Whether the frame has no rows.
@@ -512,7 +512,7 @@ impl DataFrame {
                     chunk: vec![op.clone()],
                     combine: vec![op.clone()],
                     finalize: Vec::new(),
-                    split_every: DEFAULT_SPLIT_EVERY,
+                    split_every: configured_split_every(),
                 },
             ))
         })

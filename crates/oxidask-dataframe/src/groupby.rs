@@ -1,8 +1,8 @@
 //! [`GroupBy`]: aggregations per group by tree reduction (Dask's `split_out=1` path).
 
 use crate::agg::{Agg, AggFn};
+use crate::configured_split_every;
 use crate::frame::DataFrame;
-use crate::DEFAULT_SPLIT_EVERY;
 
 /// Rows of a frame grouped by key columns, ready to aggregate (`df.groupby(["k"])`).
 ///
@@ -22,7 +22,7 @@ impl GroupBy {
         GroupBy {
             frame,
             keys,
-            split_every: DEFAULT_SPLIT_EVERY,
+            split_every: configured_split_every(),
             split_out: 1,
         }
     }

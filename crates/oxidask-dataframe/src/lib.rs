@@ -76,8 +76,28 @@ pub use write::Compression;
 pub use polars;
 pub use polars::prelude::{col, lit, DataType, Expr};
 
-/// Partials merged per combine task in tree reductions (Dask's `split_every` default).
+/// Partials merged per combine task in tree reductions when the configuration does not say
+/// (`dataframe.split-every`).
 pub const DEFAULT_SPLIT_EVERY: usize = 8;
+
+/// Partials merged per combine task by default: `dataframe.split-every` of the process's
+/// configuration (8 unless set; an invalid configuration falls back to 8 — `oxidask config`
+/// shows its error).
+pub fn configured_split_every() -> usize {
+    oxidask_config::global()
+        .ok()
+        .and_then(|c| c.int("dataframe.split-every"))
+        .map_or(DEFAULT_SPLIT_EVERY, |n| n.max(2) as usize)
+}
+
+/// Bytes per partition of splittable text files by default: `dataframe.blocksize` of the
+/// process's configuration (64 MiB unless set; `null`: a partition per file).
+pub fn configured_blocksize() -> Option<u64> {
+    match oxidask_config::global() {
+        Ok(c) => c.size("dataframe.blocksize"),
+        Err(_) => Some(64 << 20),
+    }
+}
 
 /// `concat` of frames along rows (Dask's `dd.concat`).
 pub fn concat(frames: &[DataFrame]) -> DataFrame {

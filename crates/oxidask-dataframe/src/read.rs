@@ -151,7 +151,8 @@ pub fn read_parquet_with(paths: impl IntoPaths, options: ParquetOptions) -> Data
 /// Options of [`read_csv_with`].
 #[derive(Clone, Debug)]
 pub struct CsvOptions {
-    /// Bytes per partition for splittable (uncompressed) files; Dask's default is 64 MiB.
+    /// Bytes per partition for splittable (uncompressed) files; default `dataframe.blocksize`
+    /// (64 MiB, Dask's).
     pub blocksize: Option<u64>,
     /// Types for columns, overriding inference (`{"store_and_fwd_flag": String}`).
     pub dtypes: HashMap<String, DataType>,
@@ -168,7 +169,7 @@ pub struct CsvOptions {
 impl Default for CsvOptions {
     fn default() -> Self {
         CsvOptions {
-            blocksize: Some(64 << 20),
+            blocksize: crate::configured_blocksize(),
             dtypes: HashMap::new(),
             separator: b',',
             has_header: true,
@@ -289,7 +290,11 @@ pub fn read_csv_with(paths: impl IntoPaths, options: CsvOptions) -> DataFrame {
 /// Reads JSON lines files (one object per line), split into partitions of `blocksize` bytes
 /// (64 MiB); the schema is inferred from the first rows of the first file.
 pub fn read_json(paths: impl IntoPaths) -> DataFrame {
-    read_json_with(paths, Some(64 << 20), StorageOptions::default())
+    read_json_with(
+        paths,
+        crate::configured_blocksize(),
+        StorageOptions::default(),
+    )
 }
 
 /// [`read_json`] with a block size (`None`: a partition per file) and storage options.

@@ -8,10 +8,10 @@ use oxidask_core::{Collection, Error, Graph, Key, Value};
 use polars::prelude::{self as pl, col, lit, DataType, Expr, PlSmallStr};
 
 use crate::agg::{Agg, AggFn};
+use crate::configured_split_every;
 use crate::error::FrameError;
 use crate::frame::{take_partition, DataFrame};
 use crate::plan::FrameOp;
-use crate::DEFAULT_SPLIT_EVERY;
 
 /// A lazy column: an expression over a [`DataFrame`] (Dask's `Series`). Series of the same
 /// frame combine elementwise (`&a + &b`, `a.gt(10)`), filter their frame, or become columns of
@@ -234,7 +234,7 @@ impl Series {
                 "series-agg",
                 &[],
                 &[Agg::new(name, func)],
-                DEFAULT_SPLIT_EVERY,
+                configured_split_every(),
             ),
         }
     }
@@ -309,7 +309,7 @@ impl Series {
                 crate::ops::hll_combine::op(),
                 crate::ops::hll_finalize::op(),
                 meta,
-                DEFAULT_SPLIT_EVERY,
+                configured_split_every(),
             ),
         }
     }

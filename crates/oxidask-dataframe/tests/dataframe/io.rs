@@ -182,6 +182,14 @@ fn read_csv_splits_by_blocksize_and_matches_polars() {
             &format!("csv blocksize {blocksize:?}"),
         );
     }
+    // The default block size is the configuration's `dataframe.blocksize`.
+    {
+        let _guard = oxidask_config::set("dataframe.blocksize", "4KiB").unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        let df = dd::read_csv(path.to_str().unwrap());
+        assert_eq!(df.npartitions(), size.div_ceil(4096) as usize);
+        assert_frames_eq(&df.compute().unwrap(), &want, "csv blocksize from config");
+    }
     // Type overrides.
     let df = dd::read_csv_with(
         path.to_str().unwrap(),
