@@ -127,6 +127,51 @@ impl fmt::Debug for TlsCredentials {
     }
 }
 
+/// The TLS versions spoken (`distributed.comm.tls.min-version` / `max-version`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsVersions {
+    /// Accept TLS 1.2 (otherwise only 1.3).
+    pub tls12: bool,
+    /// Accept TLS 1.3 (otherwise only 1.2).
+    pub tls13: bool,
+}
+
+impl Default for TlsVersions {
+    fn default() -> Self {
+        TlsVersions {
+            tls12: true,
+            tls13: true,
+        }
+    }
+}
+
+impl TlsVersions {
+    /// From `min` and `max` as the configuration spells them (`"1.2"`, `"1.3"`, `None`:
+    /// no bound).
+    pub fn between(min: Option<&str>, max: Option<&str>) -> TlsVersions {
+        TlsVersions {
+            tls12: min != Some("1.3"),
+            tls13: max != Some("1.2"),
+        }
+    }
+
+    fn protocols(self) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, SecurityError> {
+        let mut v = Vec::new();
+        if self.tls13 {
+            v.push(&rustls::version::TLS13);
+        }
+        if self.tls12 {
+            v.push(&rustls::version::TLS12);
+        }
+        if v.is_empty() {
+            return Err(SecurityError::Verifier(
+                "no TLS version left: distributed.comm.tls.min-version is above max-version".into(),
+            ));
+        }
+        Ok(v)
+    }
+}
+
 /// Where TLS credentials were written (see [`Security::write_files`]), to hand to other
 /// processes as `--tls-ca-file`, `--tls-cert` and `--tls-key`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,8 +317,17 @@ impl Security {
         Security::default()
     }
 
-    /// TLS with credentials given as PEM text.
+    /// TLS with credentials given as PEM text (TLS 1.2 and 1.3).
     pub fn tls(credentials: TlsCredentials) -> Result<Security, SecurityError> {
+        Security::tls_versions(credentials, TlsVersions::default())
+    }
+
+    /// TLS with credentials given as PEM text, speaking only `versions`.
+    pub fn tls_versions(
+        credentials: TlsCredentials,
+        versions: TlsVersions,
+    ) -> Result<Security, SecurityError> {
+        let protocols = versions.protocols()?;
         let roots = {
             let mut roots = RootCertStore::empty();
             for c in certs(&credentials.ca, "CA", "the CA given")? {
@@ -301,7 +355,7 @@ impl Security {
                 .build()
                 .map_err(|e| SecurityError::Verifier(e.to_string()))?;
         let builder = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
+            .with_protocol_versions(&protocols)?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyNameVerifier(server_verifier)));
         let client = match &identity {
@@ -314,7 +368,7 @@ impl Security {
                     .build()
                     .map_err(|e| SecurityError::Verifier(e.to_string()))?;
                 let config = ServerConfig::builder_with_provider(provider())
-                    .with_safe_default_protocol_versions()?
+                    .with_protocol_versions(&protocols)?
                     .with_client_cert_verifier(verifier)
                     .with_single_cert(chain, key)?;
                 Some(Arc::new(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
@@ -337,31 +391,7 @@ impl Security {
         cert: Option<&Path>,
         key: Option<&Path>,
     ) -> Result<Security, SecurityError> {
-        let read = |what: &'static str, path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| SecurityError::Read {
-                what,
-                path: path.to_owned(),
-                source,
-            })
-        };
-        let credentials = TlsCredentials {
-            ca: read("CA", ca)?,
-            cert: cert.map(|p| read("certificate", p)).transpose()?,
-            key: key.map(|p| read("key", p)).transpose()?,
-        };
-        // Name the files in errors rather than "the CA given".
-        certs(&credentials.ca, "CA", &ca.display().to_string())?;
-        if let (Some(c), Some(p)) = (&credentials.cert, cert) {
-            certs(c, "certificate", &p.display().to_string())?;
-        }
-        if let (Some(k), Some(p)) = (&credentials.key, key) {
-            PrivateKeyDer::from_pem_slice(k.as_bytes()).map_err(|_| SecurityError::Pem {
-                what: "key",
-                origin: p.display().to_string(),
-                expected: "PRIVATE KEY",
-            })?;
-        }
-        Security::tls(credentials)
+        Security::tls(read_credentials(ca, cert, key)?)
     }
 
     /// Self-signed credentials made on the spot (a fresh CA and a certificate it signed), as
@@ -652,6 +682,38 @@ impl Security {
     }
 }
 
+/// Reads PEM files, checking each holds what it should (errors name the file).
+fn read_credentials(
+    ca: &Path,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<TlsCredentials, SecurityError> {
+    let read = |what: &'static str, path: &Path| {
+        std::fs::read_to_string(path).map_err(|source| SecurityError::Read {
+            what,
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let credentials = TlsCredentials {
+        ca: read("CA", ca)?,
+        cert: cert.map(|p| read("certificate", p)).transpose()?,
+        key: key.map(|p| read("key", p)).transpose()?,
+    };
+    certs(&credentials.ca, "CA", &ca.display().to_string())?;
+    if let (Some(c), Some(p)) = (&credentials.cert, cert) {
+        certs(c, "certificate", &p.display().to_string())?;
+    }
+    if let (Some(k), Some(p)) = (&credentials.key, key) {
+        PrivateKeyDer::from_pem_slice(k.as_bytes()).map_err(|_| SecurityError::Pem {
+            what: "key",
+            origin: p.display().to_string(),
+            expected: "PRIVATE KEY",
+        })?;
+    }
+    Ok(credentials)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -890,8 +952,12 @@ impl Security {
         let role = party.key();
         let cert = cfg.path(&format!("distributed.comm.tls.{role}.cert"));
         let key = cfg.path(&format!("distributed.comm.tls.{role}.key"));
+        let versions = TlsVersions::between(
+            cfg.string("distributed.comm.tls.min-version"),
+            cfg.string("distributed.comm.tls.max-version"),
+        );
         let mut s = match cfg.path("distributed.comm.tls.ca-file") {
-            Some(ca) => Security::tls_from_files(ca, cert, key)?,
+            Some(ca) => Security::tls_versions(read_credentials(ca, cert, key)?, versions)?,
             None if cert.is_some() || key.is_some() => return Err(SecurityError::NoCa),
             None => Security::plain(),
         };

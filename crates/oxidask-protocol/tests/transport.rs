@@ -226,3 +226,23 @@ fn credentials_load_from_files_and_bad_files_are_named() {
     assert!(e.to_string().contains("--tls-key"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn tls_versions_are_as_configured() {
+    use oxidask_protocol::transport::TlsVersions;
+    let creds = TemporaryCa::new().unwrap().issue().unwrap();
+    let only13 =
+        Security::tls_versions(creds.clone(), TlsVersions::between(Some("1.3"), None)).unwrap();
+    let only12 =
+        Security::tls_versions(creds.clone(), TlsVersions::between(None, Some("1.2"))).unwrap();
+    let (addr, mut refusals) = echo_server(only13.clone()).await;
+    assert_eq!(echo(&only13, &format!("tls://{addr}")).await, Ok(true));
+    assert!(
+        echo(&only12, &format!("tls://{addr}")).await.is_err(),
+        "1.2 against a 1.3-only listener"
+    );
+    assert!(refusal(&mut refusals)
+        .await
+        .contains("TLS handshake failed"));
+    assert!(Security::tls_versions(creds, TlsVersions::between(Some("1.3"), Some("1.2"))).is_err());
+}
