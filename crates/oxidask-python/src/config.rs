@@ -54,8 +54,8 @@ pub fn config_known(key: &str) -> bool {
 #[pyfunction]
 pub fn config_set(key: &str, value: &Bound<'_, PyAny>) -> PyResult<ConfigGuard> {
     let key = key.replace('_', "-");
-    let guard = oxidask_config::set(&key, raw(value)?)
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let guard =
+        oxidask_config::set(&key, raw(value)?).map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(ConfigGuard(Mutex::new(Some(guard))))
 }
 
