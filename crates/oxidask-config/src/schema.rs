@@ -487,8 +487,8 @@ pub static SCHEMA: &[KeySpec] = &[
     KeySpec::new(
         "distributed.comm.limits.connections-per-peer",
         int(1),
-        "null",
-        "Most connections a listener keeps open from one peer address; null: no limit.",
+        "1024",
+        "Most connections a listener keeps open from one peer address (a machine running many workers counts once per connection); null: no limit.",
     )
     .nullable()
     .ours(),

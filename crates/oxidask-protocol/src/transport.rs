@@ -906,6 +906,92 @@ delegate_write!(Stream, Plain, Tls);
 delegate_read!(ReadHalf, Plain, Tls);
 delegate_write!(WriteHalf, Plain, Tls);
 
+/// Caps the connections a listener keeps open per peer address
+/// (`distributed.comm.limits.connections-per-peer`), so one host cannot take every file
+/// descriptor. Cheap to clone (shared counts).
+#[derive(Clone, Debug, Default)]
+pub struct PeerLimit {
+    max: Option<usize>,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One admitted connection; dropping it frees its place.
+#[derive(Debug)]
+pub struct PeerPermit {
+    ip: std::net::IpAddr,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl Drop for PeerPermit {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl PeerLimit {
+    /// At most `max` open connections per peer address (`None`: no limit).
+    pub fn new(max: Option<usize>) -> PeerLimit {
+        PeerLimit {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// The limit the process's configuration sets.
+    pub fn configured() -> PeerLimit {
+        let max = oxidask_config::global().ok().map_or(Some(1024), |c| {
+            c.int("distributed.comm.limits.connections-per-peer")
+                .map(|n| n.max(1) as usize)
+        });
+        PeerLimit::new(max)
+    }
+
+    /// A place for a connection from `peer`, or why not (log it with the address).
+    pub fn admit(&self, peer: SocketAddr) -> Result<PeerPermit, String> {
+        let ip = peer.ip();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if let Some(max) = self.max {
+            if *n >= max {
+                return Err(format!(
+                    "{peer}: {ip} already has {max} connections open (distributed.comm.limits.connections-per-peer)"
+                ));
+            }
+        }
+        *n += 1;
+        Ok(PeerPermit {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+/// Frame limits the process's configuration sets (`distributed.comm.limits.max-header-bytes`,
+/// `max-frame-bytes`, `max-frame-parts`), for connections of clients and workers.
+pub fn configured_limits() -> crate::Limits {
+    let d = crate::Limits::default();
+    let Ok(c) = oxidask_config::global() else {
+        return d;
+    };
+    let size = |k: &str, d: usize| {
+        c.size(k)
+            .map_or(d, |v| usize::try_from(v).unwrap_or(usize::MAX))
+    };
+    crate::Limits {
+        max_header: size("distributed.comm.limits.max-header-bytes", d.max_header),
+        max_parts: c
+            .int("distributed.comm.limits.max-frame-parts")
+            .map_or(d.max_parts, |v| v.max(0) as usize),
+        max_payload: size("distributed.comm.limits.max-frame-bytes", d.max_payload),
+    }
+}
+
 /// Accept errors (e.g. out of file descriptors) back off instead of spinning: call after a
 /// failed `accept` with the number of failures in a row; returns after a delay that doubles
 /// from 5 ms up to 1 s.

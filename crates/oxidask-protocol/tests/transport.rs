@@ -246,3 +246,22 @@ async fn tls_versions_are_as_configured() {
         .contains("TLS handshake failed"));
     assert!(Security::tls_versions(creds, TlsVersions::between(Some("1.3"), Some("1.2"))).is_err());
 }
+
+#[test]
+fn connections_per_peer_are_capped_and_freed() {
+    use oxidask_protocol::transport::PeerLimit;
+    let limit = PeerLimit::new(Some(2));
+    let a: std::net::SocketAddr = "10.0.0.1:1000".parse().unwrap();
+    let b: std::net::SocketAddr = "10.0.0.2:1000".parse().unwrap();
+    let p1 = limit.admit(a).unwrap();
+    let _p2 = limit.admit(a).unwrap();
+    let e = limit.admit(a).unwrap_err();
+    assert!(
+        e.contains("10.0.0.1") && e.contains("connections-per-peer"),
+        "{e}"
+    );
+    let _other = limit.admit(b).expect("another address has its own count");
+    drop(p1);
+    let _p3 = limit.admit(a).expect("a closed connection frees its place");
+    assert!(PeerLimit::new(None).admit(a).is_ok());
+}

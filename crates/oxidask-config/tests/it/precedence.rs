@@ -303,7 +303,10 @@ fn defaults_are_dasks_and_todays() {
         c.int("distributed.comm.limits.max-frame-parts"),
         Some(1 << 20)
     );
-    assert_eq!(c.int("distributed.comm.limits.connections-per-peer"), None);
+    assert_eq!(
+        c.int("distributed.comm.limits.connections-per-peer"),
+        Some(1024)
+    );
     assert_eq!(
         d("distributed.client.heartbeat"),
         Some(Duration::from_secs(5))
