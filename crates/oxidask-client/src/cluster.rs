@@ -31,7 +31,7 @@ pub struct LocalClusterBuilder {
     security: Security,
 }
 
-pub use oxidask_protocol::transport::TOKEN_ENV;
+use oxidask_protocol::transport::TOKEN_ENV;
 
 impl LocalClusterBuilder {
     /// TLS and token for every connection in the cluster, e.g. [`Security::temporary`] (as

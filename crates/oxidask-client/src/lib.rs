@@ -36,7 +36,7 @@ pub use error::ClientError;
 pub use future::{as_completed, AsCompleted, Future, Status};
 pub use oxidask_dashboard::report::{Report, ReportWorker};
 pub use oxidask_protocol::transport::{
-    Security, SecurityError, TemporaryCa, TlsCredentials, TlsFiles,
+    Party, Security, SecurityError, TemporaryCa, TlsCredentials, TlsFiles, TlsVersions, TOKEN_ENV,
 };
 pub use oxidask_protocol::{ClusterSummary, SubmitOptions, WorkerSummary};
 pub use report::{write_report, PerformanceReport};
