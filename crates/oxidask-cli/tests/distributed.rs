@@ -979,6 +979,48 @@ fn configuration_reaches_every_process_and_bad_values_are_named() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+fn a_client_flooding_requests_without_reading_does_not_stall_others() {
+    let cluster = two_workers();
+    let addr = cluster.scheduler_port();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // 200,000 summary requests in 2,000 frames, and never a read of the replies.
+    let flooder = rt.block_on(async {
+        use oxidask_protocol::*;
+        let mut s = transport::Security::plain().connect(&addr).await.unwrap();
+        handshake_connect(
+            &mut s,
+            hello(Role::Client {
+                name: "flood".into(),
+            }),
+        )
+        .await
+        .unwrap();
+        for batch in 0..2_000u64 {
+            let msgs: Vec<ToScheduler> = (0..100)
+                .map(|i| ToScheduler::Summary {
+                    request: batch * 100 + i,
+                })
+                .collect();
+            if write_frame(&mut s, &msgs).await.is_err() {
+                break;
+            }
+        }
+        s
+    });
+    // Everyone else is served meanwhile.
+    let client = cluster.client();
+    let futures = client.map(0..2_000i64, inc).unwrap();
+    assert_eq!(
+        client.gather(&futures).unwrap().iter().sum::<i64>(),
+        (1..=2_000).sum::<i64>()
+    );
+    drop(flooder);
+    assert_eq!(client.summary().unwrap().workers.len(), 2);
+}
+
 fn worker_cli_errors_are_clear() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["worker", "tcp://127.0.0.1:1", "--memory-limit", "lots"])
@@ -1067,6 +1109,10 @@ const TESTS: &[Test] = &[
         garbage_on_every_socket_is_rejected_without_harm,
     ),
     ("worker_cli_errors_are_clear", worker_cli_errors_are_clear),
+    (
+        "a_client_flooding_requests_without_reading_does_not_stall_others",
+        a_client_flooding_requests_without_reading_does_not_stall_others,
+    ),
     (
         "configuration_reaches_every_process_and_bad_values_are_named",
         configuration_reaches_every_process_and_bad_values_are_named,

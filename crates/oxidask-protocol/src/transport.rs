@@ -972,6 +972,31 @@ impl PeerLimit {
     }
 }
 
+/// Accepts the next connection `limit` admits. Accept errors (out of file descriptors, ...)
+/// back off instead of spinning; a peer over its limit is closed at once. Both are reported
+/// through `log`. The permit frees the peer's place when dropped: keep it for the life of the
+/// connection.
+pub async fn accept_next(
+    listener: &tokio::net::TcpListener,
+    limit: &PeerLimit,
+    log: impl Fn(String),
+) -> (TcpStream, SocketAddr, PeerPermit) {
+    let mut failures = 0u32;
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => match limit.admit(peer) {
+                Ok(permit) => return (tcp, peer, permit),
+                Err(why) => log(format!("refused connection from {why}")),
+            },
+            Err(e) => {
+                log(format!("accept failed: {e}"));
+                accept_backoff(failures).await;
+                failures = failures.saturating_add(1);
+            }
+        }
+    }
+}
+
 /// Frame limits the process's configuration sets (`distributed.comm.limits.max-header-bytes`,
 /// `max-frame-bytes`, `max-frame-parts`), for connections of clients and workers.
 pub fn configured_limits() -> crate::Limits {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use oxidask_core::Key;
-use oxidask_protocol::transport::{accept_backoff, Security, Stream};
+use oxidask_protocol::transport::{accept_next, PeerLimit, Security, Stream};
 use oxidask_protocol::{
     handshake_accept, hello, read_frame, write_frame, DataRequest, DataResponse, Fetched, Limits,
     ProtocolError, Role, WireKey, WireValue,
@@ -21,23 +21,14 @@ const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves `DataRequest`s on the worker's data port until the worker stops.
 pub(crate) async fn serve_data(listener: TcpListener, security: Security, shared: Arc<Shared>) {
-    let mut failures = 0u32;
+    let limit = PeerLimit::configured();
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(s) => {
-                failures = 0;
-                s
-            }
-            Err(e) => {
-                shared.log(format!("data port: accept failed: {e}"));
-                accept_backoff(failures).await;
-                failures = failures.saturating_add(1);
-                continue;
-            }
-        };
+        let (tcp, peer, permit) =
+            accept_next(&listener, &limit, |m| shared.log(format!("data port: {m}"))).await;
         let shared = shared.clone();
         let security = security.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             // TLS and the token are checked before any message is read.
             let stream = match security.accept(tcp, peer).await {
                 Ok(s) => s,

@@ -4,17 +4,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use oxidask_protocol::peer::PeerPool;
-use oxidask_protocol::transport::{accept_backoff, ReadHalf, Security, Stream, WriteHalf};
+use oxidask_protocol::transport::{
+    accept_next, configured_limits, PeerLimit, ReadHalf, Security, Stream, WriteHalf,
+};
 use oxidask_protocol::{
-    hello, read_frame, read_hello, reply_hello, write_frame, FromWorker, Hello, Limits, Role,
-    ToClient, ToScheduler, PROTOCOL_VERSION,
+    hello, read_frame, read_hello, reply_hello, write_frame, FromWorker, Hello, Role, ToClient,
+    ToScheduler, PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::log::SchedulerLog;
-use super::{Inbound, Outbound};
+use super::{Backlog, Inbound, Outbound};
 use crate::state::Event;
 
 /// What the first participant of a cluster pinned.
@@ -112,25 +114,15 @@ pub(crate) async fn accept_loop(
     tx: mpsc::Sender<Inbound>,
     shared: std::sync::Arc<Shared>,
 ) {
-    let mut failures = 0u32;
+    let limit = PeerLimit::configured();
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(s) => {
-                failures = 0;
-                s
-            }
-            Err(e) => {
-                shared.log(format!("accept failed: {e}"));
-                accept_backoff(failures).await;
-                failures = failures.saturating_add(1);
-                continue;
-            }
-        };
+        let (tcp, peer, permit) = accept_next(&listener, &limit, |m| shared.log(m)).await;
         let conn = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let tx = tx.clone();
         let shared = shared.clone();
         let security = security.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             // TLS and the token are checked before any message is read.
             let stream = match security.accept(tcp, peer).await {
                 Ok(s) => s,
@@ -184,6 +176,7 @@ async fn run_connection(
 ) -> Result<(), oxidask_protocol::ProtocolError> {
     let (rd, wr) = stream.into_split();
     let (out_tx, out_rx) = unbounded_channel();
+    let backlog = Arc::new(Backlog::new());
     let is_worker = matches!(theirs.role, Role::Worker(_));
     let data_address = match &theirs.role {
         Role::Worker(info) => Some(info.data_address.clone()),
@@ -203,15 +196,16 @@ async fn run_connection(
         conn,
         tx: out_tx,
         event,
+        backlog: backlog.clone(),
     });
-    let writer = tokio::spawn(write_loop(wr, out_rx));
+    let writer = tokio::spawn(write_loop(wr, out_rx, backlog.clone()));
     let result = if is_worker {
-        read_loop::<FromWorker>(rd, conn, &tx, |conn, msg| {
+        read_loop::<FromWorker>(rd, conn, &tx, &backlog, |conn, msg| {
             Some(Event::FromWorker { conn, msg })
         })
         .await
     } else {
-        read_loop::<ToScheduler>(rd, conn, &tx, |conn, msg| match msg {
+        read_loop::<ToScheduler>(rd, conn, &tx, &backlog, |conn, msg| match msg {
             ToScheduler::Gather {
                 request,
                 worker,
@@ -245,10 +239,11 @@ async fn read_loop<M: oxidask_core::Data>(
     rd: ReadHalf,
     conn: u64,
     tx: &mpsc::Sender<Inbound>,
+    backlog: &Arc<Backlog>,
     mut wrap: impl FnMut(u64, M) -> Option<Event>,
 ) -> Result<(), oxidask_protocol::ProtocolError> {
     let mut rd = BufReader::with_capacity(1 << 16, rd);
-    let limits = Limits::default();
+    let limits = configured_limits();
     loop {
         match read_frame::<_, M>(&mut rd, &limits).await? {
             None => return Ok(()),
@@ -257,7 +252,14 @@ async fn read_loop<M: oxidask_core::Data>(
                 if events.is_empty() {
                     continue;
                 }
-                if tx.send(Inbound::Events(events)).is_err() {
+                // Backpressure: at most MAX_INBOUND_BATCHES of this connection's batches
+                // wait for the core; past that this reader (and so the peer, through TCP)
+                // waits, and no other connection does.
+                match backlog.inbound.acquire().await {
+                    Ok(p) => p.forget(),
+                    Err(_) => return Ok(()),
+                }
+                if tx.send(Inbound::Events(events, backlog.clone())).is_err() {
                     return Ok(());
                 }
             }
@@ -307,9 +309,10 @@ fn gather_for_client(
     });
 }
 
-async fn write_loop(wr: WriteHalf, mut rx: UnboundedReceiver<Outbound>) {
+async fn write_loop(wr: WriteHalf, mut rx: UnboundedReceiver<Outbound>, backlog: Arc<Backlog>) {
     let mut wr = BufWriter::with_capacity(1 << 16, wr);
     while let Some(first) = rx.recv().await {
+        backlog.sent(&first);
         let mut clients = Vec::new();
         let mut workers = Vec::new();
         let mut close = None;
@@ -324,6 +327,9 @@ async fn write_loop(wr: WriteHalf, mut rx: UnboundedReceiver<Outbound>) {
                 }
             }
             next = rx.try_recv().ok();
+            if let Some(n) = &next {
+                backlog.sent(n);
+            }
         }
         let ok = if !clients.is_empty() {
             write_frame(&mut wr, &clients).await.is_ok()

@@ -36,6 +36,42 @@ pub(crate) enum Outbound {
     Close(String),
 }
 
+/// Batches of one connection's messages that may wait for the core at once; past that its
+/// reader waits (and, through TCP, the peer), never anyone else.
+pub(crate) const MAX_INBOUND_BATCHES: usize = 64;
+
+/// Messages that may wait for one connection's writer; a peer that stops reading beyond this
+/// is disconnected rather than buffered without bound.
+pub(crate) const MAX_OUTBOUND_MESSAGES: usize = 1 << 20;
+
+/// How far one connection's reader is ahead of the core, and its writer behind it.
+pub(crate) struct Backlog {
+    /// Permits for batches on their way to the core (returned once handled).
+    pub inbound: tokio::sync::Semaphore,
+    /// Messages queued for the writer.
+    pub outbound: std::sync::atomic::AtomicUsize,
+}
+
+impl Backlog {
+    pub(crate) fn new() -> Backlog {
+        Backlog {
+            inbound: tokio::sync::Semaphore::new(MAX_INBOUND_BATCHES),
+            outbound: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The writer took `o` off its queue.
+    pub(crate) fn sent(&self, o: &Outbound) {
+        let n = match o {
+            Outbound::Client(m) => m.len(),
+            Outbound::Worker(m) => m.len(),
+            Outbound::Close(_) => 0,
+        };
+        self.outbound
+            .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// What readers send to the core.
 pub(crate) enum Inbound {
     /// A connection passed the handshake; its writer listens on `tx`.
@@ -43,9 +79,11 @@ pub(crate) enum Inbound {
         conn: u64,
         tx: UnboundedSender<Outbound>,
         event: Event,
+        backlog: Arc<Backlog>,
     },
     Event(Event),
-    Events(Vec<Event>),
+    /// A batch of one connection's messages; its permit goes back to `Backlog::inbound`.
+    Events(Vec<Event>, Arc<Backlog>),
     /// A watcher (the dashboard) wants snapshots.
     Subscribe(mpsc::SyncSender<Arc<Published>>),
     /// A question from a watcher, answered between batches of events.
@@ -430,7 +468,7 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
     } = cfg;
     let mut state = SchedulerState::new(config, Instant::now());
     state.set_log_source(log_source);
-    let mut writers: FxHashMap<u64, (UnboundedSender<Outbound>, bool)> = FxHashMap::default();
+    let mut writers: Writers = FxHashMap::default();
     let mut effects = Vec::new();
     let mut next_tick = Instant::now() + tick;
     let mut next_publish = Instant::now() + publish_every;
@@ -450,9 +488,14 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
         let mut next = first;
         while let Some(msg) = next {
             match msg {
-                Inbound::Open { conn, tx, event } => {
+                Inbound::Open {
+                    conn,
+                    tx,
+                    event,
+                    backlog,
+                } => {
                     let is_worker = matches!(event, Event::WorkerJoined { .. });
-                    writers.insert(conn, (tx, is_worker));
+                    writers.insert(conn, (tx, is_worker, backlog));
                     state.handle_into(event, now, &mut effects);
                 }
                 Inbound::Event(e) => {
@@ -465,11 +508,12 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
                         writers.remove(&c);
                     }
                 }
-                Inbound::Events(es) => {
+                Inbound::Events(es, backlog) => {
                     watchers.stats.events += (es.len() as u64).saturating_sub(1);
                     for e in es {
                         state.handle_into(e, now, &mut effects);
                     }
+                    backlog.inbound.add_permits(1);
                 }
                 Inbound::Subscribe(tx) => watchers.subscribers.push(tx),
                 Inbound::Query(q, reply) => {
@@ -501,7 +545,7 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
             next_publish = after + publish_every;
         }
         if shutting_down {
-            for (tx, is_worker) in writers.values() {
+            for (tx, is_worker, _) in writers.values() {
                 if *is_worker {
                     let _ = tx.send(Outbound::Worker(vec![ToWorker::Stop {
                         reason: "the scheduler is shutting down".into(),
@@ -514,12 +558,12 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
     }
 }
 
-/// Sends each connection its effects as one batch, in order.
-fn dispatch(
-    effects: &mut Vec<Effect>,
-    writers: &FxHashMap<u64, (UnboundedSender<Outbound>, bool)>,
-    log: &SchedulerLog,
-) {
+/// The core's side of each connection: its writer, whether it is a worker, its backlog.
+type Writers = FxHashMap<u64, (UnboundedSender<Outbound>, bool, Arc<Backlog>)>;
+
+/// Sends each connection its effects as one batch, in order. A connection whose writer has
+/// more than [`MAX_OUTBOUND_MESSAGES`] waiting (its peer stopped reading) is closed instead.
+fn dispatch(effects: &mut Vec<Effect>, writers: &Writers, log: &SchedulerLog) {
     if effects.is_empty() {
         return;
     }
@@ -533,19 +577,35 @@ fn dispatch(
             Effect::Close { conn, reason } => closes.push((conn, reason)),
         }
     }
+    let queue = |conn: u64, n: usize, closes: &mut Vec<(u64, String)>| -> bool {
+        let Some((_, _, backlog)) = writers.get(&conn) else {
+            return false;
+        };
+        let before = backlog
+            .outbound
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        if before > MAX_OUTBOUND_MESSAGES {
+            closes.push((
+                conn,
+                format!("it stopped reading ({before} messages waiting to be sent)"),
+            ));
+            return false;
+        }
+        true
+    };
     for (conn, msgs) in to_clients {
-        if let Some((tx, _)) = writers.get(&conn) {
-            let _ = tx.send(Outbound::Client(msgs));
+        if queue(conn, msgs.len(), &mut closes) {
+            let _ = writers[&conn].0.send(Outbound::Client(msgs));
         }
     }
     for (conn, msgs) in to_workers {
-        if let Some((tx, _)) = writers.get(&conn) {
-            let _ = tx.send(Outbound::Worker(msgs));
+        if queue(conn, msgs.len(), &mut closes) {
+            let _ = writers[&conn].0.send(Outbound::Worker(msgs));
         }
     }
     for (conn, reason) in closes {
         log.log(format!("closing connection {conn}: {reason}"));
-        if let Some((tx, is_worker)) = writers.get(&conn) {
+        if let Some((tx, is_worker, _)) = writers.get(&conn) {
             if *is_worker {
                 let _ = tx.send(Outbound::Worker(vec![ToWorker::Stop {
                     reason: reason.clone(),
