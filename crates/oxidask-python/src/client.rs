@@ -431,9 +431,12 @@ impl PyClient {
         let mut b = Client::builder()
             .address(address)
             .timeout(timeout)
-            .security(security_from(security)?)
             .direct_to_workers(direct_to_workers)
             .set_as_default(false);
+        // Without `security=`, the configuration's (distributed.comm.tls.*, the token).
+        if security.is_some() {
+            b = b.security(security_from(security)?);
+        }
         if let Some(n) = name {
             b = b.name(n);
         }
