@@ -136,7 +136,17 @@ pub fn read_header(path: &str) -> Result<NpyHeader, ArrayError> {
         })
         .collect::<Result<_, _>>()?;
     let data_offset = start + len as u64;
-    let want = data_offset + shape.iter().product::<usize>() as u64 * dtype.size() as u64;
+    // Checked: a header may declare a shape whose size overflows.
+    let want = shape
+        .iter()
+        .try_fold(dtype.size() as u64, |acc, &d| acc.checked_mul(d as u64))
+        .and_then(|bytes| bytes.checked_add(data_offset))
+        .ok_or_else(|| {
+            io(
+                path,
+                format!("shape {shape:?} is too large: its size overflows 64 bits"),
+            )
+        })?;
     let have = f.metadata().map_err(|e| io(path, e))?.len();
     if have < want {
         return Err(io(

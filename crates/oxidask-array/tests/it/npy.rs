@@ -86,6 +86,32 @@ fn bad_files_are_named_errors() {
 }
 
 #[test]
+fn npy_header_whose_shape_overflows_is_refused() {
+    // A header declaring 2^40 × 2^40 float64s: the byte count overflows 64 bits.
+    let path = tmp("overflow.npy");
+    let dict = format!(
+        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}",
+        1u64 << 40,
+        1u64 << 40
+    );
+    let mut header = dict.into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    std::fs::write(&path, &bytes).unwrap();
+    let e = da::from_npy::<f64>(&path, 2)
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("too large") && e.contains("overflows"), "{e}");
+    std::fs::remove_file(path).ok();
+}
+
+#[test]
 fn writing_streams_one_row_of_blocks_at_a_time() {
     // 64 MiB of random numbers in 8 row-blocks: written without computing the whole array.
     let x = da::random::RandomState::new(3)
