@@ -33,6 +33,11 @@ pub struct LocalClusterBuilder {
 
 use oxidask_protocol::transport::TOKEN_ENV;
 
+/// Set in the environment of the worker processes a [`LocalCluster`] starts (to its pid), so
+/// that a program which forgot [`run_if_worker`](oxidask_worker::run_if_worker) fails at once
+/// instead of starting clusters recursively.
+pub const SPAWNED_ENV: &str = "OXIDASK_LOCALCLUSTER_WORKER_OF";
+
 impl LocalClusterBuilder {
     /// TLS and token for every connection in the cluster, e.g. [`Security::temporary`] (as
     /// Dask's `LocalCluster(security=Security.temporary())`). Worker processes get the
@@ -168,6 +173,13 @@ impl LocalClusterBuilder {
             } else {
                 None
             };
+            if self.program.is_none() && std::env::var_os(SPAWNED_ENV).is_some() {
+                // This process is a worker this program's LocalCluster started, and it got
+                // here instead of becoming a worker: starting workers again would recurse.
+                return Err(scheduler_error(ClientError::Rejected(format!(
+                    "this process was started as a worker of a LocalCluster, but its main did not call oxidask::distributed::run_if_worker() before starting a LocalCluster; call it first thing in main (it returns at once unless the process is a worker) — {SPAWNED_ENV} is set"
+                ))));
+            }
             let program = match &self.program {
                 Some(p) => p.clone(),
                 None => std::env::current_exe().map_err(io)?,
@@ -197,6 +209,7 @@ impl LocalClusterBuilder {
                 if let Some(t) = self.security.token() {
                     cmd.env(TOKEN_ENV, t);
                 }
+                cmd.env(SPAWNED_ENV, std::process::id().to_string());
                 if self.quiet {
                     cmd.stderr(Stdio::null()).stdout(Stdio::null());
                 }
@@ -212,7 +225,25 @@ impl LocalClusterBuilder {
                 .address(url.clone())
                 .set_as_default(false)
                 .connect()?;
-            if let Err(e) = probe.wait_for_workers(self.workers, Duration::from_secs(30)) {
+            // Wait for the workers, noticing at once a worker process that exited instead.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let joined = loop {
+                match probe.wait_for_workers(self.workers, Duration::from_millis(200)) {
+                    Ok(()) => break Ok(()),
+                    Err(e) => {
+                        let exited = children
+                            .iter_mut()
+                            .find_map(|c| c.try_wait().ok().flatten());
+                        if let Some(status) = exited {
+                            break Err(format!("a worker process exited ({status})"));
+                        }
+                        if std::time::Instant::now() >= deadline {
+                            break Err(format!("they did not join within 30 s ({e})"));
+                        }
+                    }
+                }
+            };
+            if let Err(e) = joined {
                 for c in &mut children {
                     let _ = c.kill();
                 }
@@ -229,7 +260,7 @@ impl LocalClusterBuilder {
                     )
                 };
                 return Err(scheduler_error(ClientError::Rejected(format!(
-                    "worker processes did not join within 30 s ({e}); {hint}"
+                    "worker processes did not start: {e}; {hint}"
                 ))));
             }
         } else {

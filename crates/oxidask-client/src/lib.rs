@@ -31,7 +31,7 @@ mod future;
 mod report;
 
 pub use client::{get_client, Client, ClientBuilder, DoneAndNotDone, DoneCallback, ReturnWhen};
-pub use cluster::{LocalCluster, LocalClusterBuilder};
+pub use cluster::{LocalCluster, LocalClusterBuilder, SPAWNED_ENV};
 pub use error::ClientError;
 pub use future::{as_completed, AsCompleted, Future, Status};
 pub use oxidask_dashboard::report::{Report, ReportWorker};

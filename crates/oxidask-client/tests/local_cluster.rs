@@ -223,3 +223,54 @@ fn a_performance_report_records_the_run_and_writes_one_page() {
         "{e}"
     );
 }
+
+/// Run as a child by the test below: this test binary calls no `run_if_worker()`, so when it
+/// is a LocalCluster's worker it must fail at once rather than start a cluster of its own.
+#[test]
+fn child_that_forgot_run_if_worker() {
+    if std::env::var_os("OXIDASK_TEST_FORGOT_RUN_IF_WORKER").is_none() {
+        return; // only meaningful as the child of the test below
+    }
+    let e = match LocalCluster::builder().processes(true).workers(1).start() {
+        Ok(_) => panic!("a worker process started a cluster of its own"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("run_if_worker()") && e.contains("first thing in main"),
+        "{e}"
+    );
+    println!("REFUSED-AS-EXPECTED");
+}
+
+#[test]
+fn a_program_without_run_if_worker_fails_at_once_instead_of_recursing() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["child_that_forgot_run_if_worker", "--exact", "--nocapture"])
+        .env("OXIDASK_TEST_FORGOT_RUN_IF_WORKER", "1")
+        .env(oxidask_client::SPAWNED_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("REFUSED-AS-EXPECTED"), "{stdout}");
+    // And the parent side: a worker process that exits is noticed as such (not as a worker
+    // that failed to join within 30 s).
+    let e = match LocalCluster::builder()
+        .worker_command("/bin/false", vec![])
+        .workers(1)
+        .start()
+    {
+        Ok(_) => panic!("/bin/false became a worker"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("a worker process exited"), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}
