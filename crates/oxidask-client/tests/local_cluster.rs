@@ -268,9 +268,4 @@ fn a_program_without_run_if_worker_fails_at_once_instead_of_recursing() {
         Err(e) => e.to_string(),
     };
     assert!(e.contains("a worker process exited"), "{e}");
-    assert!(
-        start.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        start.elapsed()
-    );
 }
