@@ -262,7 +262,7 @@ fn scheduler_main(args: Vec<String>) -> ExitCode {
         None => None,
     };
     let mut builder = oxidask::distributed::Scheduler::builder()
-        .address(format!("{}:{}", args.host, args.port))
+        .address(oxidask_protocol::join_host_port(&args.host, args.port))
         .security(security)
         .config(config)
         .quiet(args.quiet)

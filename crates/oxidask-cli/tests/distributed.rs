@@ -1021,6 +1021,61 @@ fn a_client_flooding_requests_without_reading_does_not_stall_others() {
     assert_eq!(client.summary().unwrap().workers.len(), 2);
 }
 
+fn ipv6_hosts_and_workers_on_every_interface_work() {
+    // A worker listening on every interface advertises the address that reaches the scheduler.
+    let cluster = Cluster::start(
+        &[],
+        &[
+            ("any1", &["--host", "0.0.0.0", "--nthreads", "1"]),
+            ("any2", &["--host", "0.0.0.0", "--nthreads", "1"]),
+        ],
+    );
+    let client = cluster.client();
+    for w in client.summary().unwrap().workers {
+        assert!(w.address.starts_with("127.0.0.1:"), "{}", w.address);
+    }
+    let futures = client.map(0..100i64, inc).unwrap();
+    assert_eq!(
+        client.submit(&total(&futures)).unwrap().result().unwrap(),
+        5050
+    );
+    drop(client);
+    drop(cluster);
+
+    let has_ipv6_loopback = std::fs::read_to_string("/proc/net/if_inet6")
+        .map(|t| {
+            t.lines()
+                .any(|l| l.starts_with("00000000000000000000000000000001"))
+        })
+        .unwrap_or(false);
+    assert!(
+        has_ipv6_loopback,
+        "this test needs IPv6 on loopback (::1 in /proc/net/if_inet6)"
+    );
+    let cluster = Cluster::start(
+        &["--host", "::1", "--no-dashboard"],
+        &[
+            ("v6a", &["--host", "::1", "--nthreads", "1"]),
+            ("v6b", &["--host", "::1", "--nthreads", "1"]),
+        ],
+    );
+    assert!(
+        cluster.address.starts_with("tcp://[::1]:"),
+        "{}",
+        cluster.address
+    );
+    let client = cluster.client();
+    for w in client.summary().unwrap().workers {
+        assert!(w.address.starts_with("[::1]:"), "{}", w.address);
+    }
+    let futures = client.map(0..100i64, inc).unwrap();
+    assert_eq!(
+        client.submit(&total(&futures)).unwrap().result().unwrap(),
+        5050
+    );
+    assert_eq!(client.gather(&futures).unwrap().len(), 100);
+}
+
 fn worker_cli_errors_are_clear() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["worker", "tcp://127.0.0.1:1", "--memory-limit", "lots"])
@@ -1109,6 +1164,10 @@ const TESTS: &[Test] = &[
         garbage_on_every_socket_is_rejected_without_harm,
     ),
     ("worker_cli_errors_are_clear", worker_cli_errors_are_clear),
+    (
+        "ipv6_hosts_and_workers_on_every_interface_work",
+        ipv6_hosts_and_workers_on_every_interface_work,
+    ),
     (
         "a_client_flooding_requests_without_reading_does_not_stall_others",
         a_client_flooding_requests_without_reading_does_not_stall_others,

@@ -66,6 +66,16 @@ pub fn split_host_port(host_port: &str) -> Option<(&str, &str)> {
     Some((host, port))
 }
 
+/// `host` and `port` as one address, an IPv6 host in brackets (`[::1]:8786`).
+pub fn join_host_port(host: &str, port: u16) -> String {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// This build: the oxidask version (peers of other versions are told so).
 pub fn build_id() -> String {
     format!("oxidask {}", env!("CARGO_PKG_VERSION"))

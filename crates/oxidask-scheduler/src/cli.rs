@@ -96,7 +96,7 @@ impl SchedulerArgs {
         Some(
             self.dashboard_address
                 .clone()
-                .unwrap_or_else(|| format!("{}:8787", self.host)),
+                .unwrap_or_else(|| oxidask_protocol::join_host_port(&self.host, 8787)),
         )
     }
 }

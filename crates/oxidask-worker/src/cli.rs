@@ -86,7 +86,7 @@ fn run(args: WorkerArgs) -> Result<String, String> {
     let metrics = (!args.no_dashboard).then(|| {
         args.dashboard_address
             .clone()
-            .unwrap_or_else(|| format!("{}:0", args.host))
+            .unwrap_or_else(|| oxidask_protocol::join_host_port(&args.host, 0))
     });
     // The command line is the top layer of the process's configuration.
     let mut flags = oxidask_config::Flags::new();

@@ -206,9 +206,18 @@ impl WorkerBuilder {
 
     /// Starts the worker; returns once the scheduler has accepted it.
     pub fn start(self) -> io::Result<Worker> {
-        let listener = std::net::TcpListener::bind((self.host.as_str(), 0))?;
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let listener = std::net::TcpListener::bind((host, 0)).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open the data port on {host}: {e}; give --host an address of this machine"),
+            )
+        })?;
         listener.set_nonblocking(true)?;
-        let data_address = format!("{}:{}", self.host, listener.local_addr()?.port());
+        let data_address = oxidask_protocol::join_host_port(
+            &advertised_host(host, &self.scheduler)?,
+            listener.local_addr()?.port(),
+        );
         let name = self.name.clone().unwrap_or_else(|| data_address.clone());
         let metrics_listener = match &self.metrics_address {
             Some(a) => {
@@ -344,6 +353,43 @@ impl WorkerBuilder {
             spill_dir,
             metrics_link,
         })
+    }
+}
+
+/// The host peers reach this worker at: `host` itself, or — when it listens on every
+/// interface (`0.0.0.0`, `::`) — the address of the interface that routes to the scheduler.
+fn advertised_host(host: &str, scheduler: &str) -> io::Result<String> {
+    use std::net::{IpAddr, ToSocketAddrs, UdpSocket};
+    match host.parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => {
+            let explain = |e: io::Error| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the worker listens on every interface (--host {host}) and cannot tell which address its peers reach it at ({e}); give --host the address of this machine that the scheduler and other workers can reach"
+                    ),
+                )
+            };
+            let target = oxidask_protocol::strip_any_scheme(scheduler)
+                .to_socket_addrs()
+                .map_err(explain)?
+                .next()
+                .ok_or_else(|| {
+                    explain(io::Error::other(
+                        "the scheduler's address resolves to nothing",
+                    ))
+                })?;
+            // A UDP "connection" sends nothing; it only asks the kernel for the route.
+            let probe = UdpSocket::bind(if target.is_ipv6() {
+                "[::]:0"
+            } else {
+                "0.0.0.0:0"
+            })
+            .map_err(explain)?;
+            probe.connect(target).map_err(explain)?;
+            Ok(probe.local_addr().map_err(explain)?.ip().to_string())
+        }
+        _ => Ok(host.to_owned()),
     }
 }
 
