@@ -276,7 +276,6 @@ impl ClientBuilder {
         let task_shared = shared.clone();
         let task_stop = stop.clone();
         let name = self.name.clone();
-        let timeout = timeout;
         let thread_addr = addr.clone();
         let thread = std::thread::Builder::new()
             .name("oxidask-client".into())
