@@ -151,9 +151,8 @@ async fn tokens_are_checked_before_anything_else() {
     let both = Security::temporary().unwrap().with_token("t");
     let (addr, _) = echo_server(both.clone()).await;
     assert_eq!(echo(&both, &format!("tls://{addr}")).await, Ok(true));
-    assert_eq!(
-        format!("{both:?}").contains("\"t\""),
-        false,
+    assert!(
+        !format!("{both:?}").contains("\"t\""),
         "Debug hides the token"
     );
 }
