@@ -1076,6 +1076,198 @@ fn ipv6_hosts_and_workers_on_every_interface_work() {
     assert_eq!(client.gather(&futures).unwrap().len(), 100);
 }
 
+/// A frame as `write_frame` puts it on the wire.
+fn frame_bytes<M: oxidask::Data>(msgs: &[M]) -> Vec<u8> {
+    let (header, parts) = oxidask_protocol::frame::encode_batch(msgs);
+    let mut out = Vec::new();
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
+    for p in &parts {
+        out.extend_from_slice(&(p.len() as u64).to_le_bytes());
+    }
+    out.extend_from_slice(&header);
+    for p in &parts {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+struct FuzzRng(u64);
+
+impl FuzzRng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Structure-aware fuzzing of every listening socket of a real cluster for a bounded time
+/// (`OXIDASK_FUZZ_SECS`, default 5; `OXIDASK_FUZZ_SEED` replays): raw noise; the preamble
+/// and a valid hello followed by mutated frames (bit flips, truncation, declared header,
+/// part-count and part lengths set to extremes, appended noise); specs nested far past the
+/// decoder's limit; and slow-loris connections that send a byte and stall. Afterwards every
+/// process is alive and the cluster computes correctly.
+fn fuzz_every_socket_for_a_bounded_time() {
+    use oxidask_protocol::*;
+    let mut cluster = two_workers();
+    let client = cluster.client();
+    let mut sockets = vec![(cluster.scheduler_port(), true)];
+    sockets.extend(
+        client
+            .summary()
+            .unwrap()
+            .workers
+            .iter()
+            .map(|w| (w.address.clone(), false)),
+    );
+    let secs: u64 = std::env::var("OXIDASK_FUZZ_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let seed: u64 = std::env::var("OXIDASK_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::process::id() as u64);
+    eprintln!(
+        "    fuzzing {} sockets for {secs} s (seed {seed})",
+        sockets.len()
+    );
+    let mut rng = FuzzRng(seed);
+    let preamble = b"OXDK\x01\x00\x00".to_vec();
+    let client_hello = frame_bytes(&[hello(Role::Client {
+        name: "fuzz".into(),
+    })]);
+    let peer_hello = frame_bytes(&[hello(Role::Peer)]);
+    let key = |i: u64| {
+        WireKey(oxidask::Key::block(
+            "inc",
+            oxidask::Token::from_u128(0xF0 + i as u128),
+            &[i as u32],
+        ))
+    };
+    let spec = WireSpec::Call {
+        op: "distributed::inc".into(),
+        args: vec![
+            WireArg::Key(key(1)),
+            WireArg::List(vec![WireArg::Key(key(2))]),
+        ],
+    };
+    let graph = frame_bytes(&[ToScheduler::UpdateGraph {
+        tasks: vec![WireTask::new(key(3), &spec, vec![key(1), key(2)])],
+        wanted: vec![key(3)],
+        options: SubmitOptions::default(),
+        more: false,
+    }]);
+    let get = frame_bytes(&[DataRequest::Get {
+        keys: vec![key(1), key(2)],
+    }]);
+    // A task whose spec nests lists 300 deep, past the decoders' limit of 256: the scheduler
+    // passes the spec on undecoded and the worker that decodes it must refuse it cleanly.
+    let deep = |k: u64| {
+        let mut arg = WireArg::Key(key(1));
+        for _ in 0..300 {
+            arg = WireArg::List(vec![arg]);
+        }
+        let spec = WireSpec::Call {
+            op: "distributed::inc".into(),
+            args: vec![arg],
+        };
+        frame_bytes(&[ToScheduler::UpdateGraph {
+            tasks: vec![WireTask::new(key(k), &spec, vec![])],
+            wanted: vec![key(k)],
+            options: SubmitOptions::default(),
+            more: false,
+        }])
+    };
+    let mut stalled = Vec::new();
+    let mut runs = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        runs += 1;
+        let (addr, is_scheduler) = &sockets[rng.below(sockets.len())];
+        let Ok(mut s) = TcpStream::connect(addr) else {
+            continue;
+        };
+        let _ = s.set_write_timeout(Some(Duration::from_millis(500)));
+        let mut bytes = Vec::new();
+        match rng.below(5) {
+            0 => bytes.extend((0..rng.below(4096)).map(|_| rng.next() as u8)),
+            1 | 2 => {
+                bytes.extend_from_slice(&preamble);
+                bytes.extend_from_slice(if *is_scheduler {
+                    &client_hello
+                } else {
+                    &peer_hello
+                });
+                let mut f = if *is_scheduler {
+                    graph.clone()
+                } else {
+                    get.clone()
+                };
+                match rng.below(5) {
+                    0 => {
+                        for _ in 0..1 + rng.below(8) {
+                            let i = rng.below(f.len());
+                            f[i] ^= 1 << rng.below(8);
+                        }
+                    }
+                    1 => f.truncate(rng.below(f.len())),
+                    2 => f[..4].copy_from_slice(&(rng.next() as u32).to_le_bytes()),
+                    3 => f[4..8].copy_from_slice(&(rng.next() as u32 | 0xFFFF).to_le_bytes()),
+                    _ => f.extend((0..rng.below(512)).map(|_| rng.next() as u8)),
+                }
+                bytes.extend_from_slice(&f);
+            }
+            3 => {
+                bytes.extend_from_slice(&preamble);
+                if *is_scheduler {
+                    bytes.extend_from_slice(&client_hello);
+                    bytes.extend_from_slice(&deep(1_000 + runs));
+                } else {
+                    bytes.extend_from_slice(&peer_hello);
+                    bytes.extend_from_slice(&get);
+                }
+            }
+            _ => {
+                // Slow loris: one byte, then nothing (kept open until the end).
+                let _ = s.write_all(&preamble[..1]);
+                if stalled.len() < 50 {
+                    stalled.push(s);
+                }
+                continue;
+            }
+        }
+        let _ = s.write_all(&bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    }
+    eprintln!("    {runs} connections, {} stalled", stalled.len());
+    // Every process is alive, and the cluster computes.
+    assert!(
+        cluster.scheduler.child.try_wait().unwrap().is_none(),
+        "the scheduler died"
+    );
+    for (name, w) in &mut cluster.workers {
+        assert!(w.child.try_wait().unwrap().is_none(), "worker {name} died");
+    }
+    let futures = client.map(0..500i64, inc).unwrap();
+    assert_eq!(
+        client.submit(&total(&futures)).unwrap().result().unwrap(),
+        (1..=500).sum::<i64>()
+    );
+    assert_eq!(client.summary().unwrap().workers.len(), 2);
+    drop(stalled);
+}
+
 fn worker_cli_errors_are_clear() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["worker", "tcp://127.0.0.1:1", "--memory-limit", "lots"])
@@ -1164,6 +1356,10 @@ const TESTS: &[Test] = &[
         garbage_on_every_socket_is_rejected_without_harm,
     ),
     ("worker_cli_errors_are_clear", worker_cli_errors_are_clear),
+    (
+        "fuzz_every_socket_for_a_bounded_time",
+        fuzz_every_socket_for_a_bounded_time,
+    ),
     (
         "ipv6_hosts_and_workers_on_every_interface_work",
         ipv6_hosts_and_workers_on_every_interface_work,
