@@ -1016,3 +1016,27 @@ fn what_watchers_see_follows_the_tasks() {
     assert_eq!(g.edges.len(), 1);
     sim.drain();
 }
+
+/// Found by fuzzing the scheduler's port: a priority of `i64::MIN` overflowed when negated
+/// and killed the scheduler's core.
+#[test]
+fn extreme_priorities_from_a_client_do_not_overflow() {
+    let mut sim = Sim::new();
+    sim.add_worker(1, "w1", 1);
+    sim.add_client(100);
+    for (name, priority) in [("lowest", i64::MIN), ("highest", i64::MAX)] {
+        sim.submit_with(
+            100,
+            vec![task(name, &[])],
+            &[name],
+            SubmitOptions {
+                priority,
+                ..Default::default()
+            },
+        );
+    }
+    sim.finish(1, "highest");
+    sim.finish(1, "lowest");
+    assert_eq!(sim.state("lowest"), Some(TState::Memory));
+    assert_eq!(sim.state("highest"), Some(TState::Memory));
+}

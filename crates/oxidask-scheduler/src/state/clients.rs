@@ -204,7 +204,8 @@ impl SchedulerState {
                 }
             }
             self.seq += 1;
-            let priority = (-options.priority, self.seq);
+            // Saturating: a client may send any i64 (i64::MIN has no negation).
+            let priority = (options.priority.saturating_neg(), self.seq);
             let t = self.insert_task(
                 key,
                 Some(wt.spec),
