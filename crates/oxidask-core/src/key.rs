@@ -52,7 +52,8 @@ fn interner() -> &'static RwLock<Interner> {
 }
 
 /// Distinct prefixes [`Prefix::try_intern`] accepts (text arriving from other processes is
-/// interned with it, so a hostile peer cannot grow the table without bound).
+/// interned with it, so peers together cannot grow the table without bound; the protocol
+/// crate also limits what each connection may add, and lets some add nothing).
 pub const MAX_PREFIXES: usize = 1 << 20;
 
 thread_local! {
@@ -90,6 +91,33 @@ impl Prefix {
     /// Interns `name` unless the table already holds [`MAX_PREFIXES`] other prefixes.
     pub fn try_intern(name: &str) -> Option<Prefix> {
         Prefix::lookup(name, MAX_PREFIXES)
+    }
+
+    /// The prefix `name` if this process already interned it; never adds to the table.
+    pub fn known(name: &str) -> Option<Prefix> {
+        if let Some((last, id)) = LAST.with(|l| l.get()) {
+            if last == name {
+                return Some(Prefix(id));
+            }
+        }
+        if let Some(id) = LOCAL.with(|t| t.borrow().ids.get(name).copied()) {
+            return Some(Prefix(id));
+        }
+        interner()
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .ids
+            .get(name)
+            .map(|&id| Prefix(id))
+    }
+
+    /// How many distinct prefixes this process has interned.
+    pub fn interned() -> usize {
+        interner()
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .names
+            .len()
     }
 
     fn lookup(name: &str, limit: usize) -> Option<Prefix> {
@@ -389,6 +417,26 @@ mod tests {
         assert_ne!(a, Key::new("beta", Token::from_u128(7)));
         assert_ne!(a, Key::block("alpha", Token::from_u128(7), &[0]));
         assert_eq!(std::mem::size_of::<Key>(), 32);
+    }
+
+    #[test]
+    fn known_finds_interned_prefixes_and_adds_none() {
+        let before = Prefix::interned();
+        assert_eq!(Prefix::known("never-interned-by-anyone-7f3a"), None);
+        assert!(Prefix::interned() >= before);
+        let p = Prefix::intern("interned-for-known-7f3a");
+        assert_eq!(Prefix::known("interned-for-known-7f3a"), Some(p));
+        // From another thread, whose local copy of the table is cold.
+        let q = std::thread::spawn(|| Prefix::known("interned-for-known-7f3a"))
+            .join()
+            .unwrap();
+        assert_eq!(q, Some(p));
+        assert_eq!(
+            std::thread::spawn(|| Prefix::known("never-interned-by-anyone-7f3a"))
+                .join()
+                .unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use oxidask_core::codec::{CodecError, Reader, Writer};
 use oxidask_core::Data;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::wire::PrefixAdmission;
 use crate::ProtocolError;
 
 /// Size limits for incoming frames.
@@ -142,6 +143,16 @@ pub fn encode_batch<M: Data>(msgs: &[M]) -> (Vec<u8>, Vec<Bytes>) {
     (header, parts)
 }
 
+/// Decodes a batch from a header and its parts, key prefixes it did not know yet counted
+/// against `admission` (see [`PrefixAdmission`]).
+pub fn decode_batch_admitting<M: Data>(
+    header: &[u8],
+    parts: Vec<Bytes>,
+    admission: &mut PrefixAdmission,
+) -> Result<Vec<M>, ProtocolError> {
+    admission.scope(|| decode_batch(header, parts))
+}
+
 /// Decodes a batch from a header and its parts.
 pub fn decode_batch<M: Data>(header: &[u8], parts: Vec<Bytes>) -> Result<Vec<M>, ProtocolError> {
     IN_PARTS.with(|p| *p.borrow_mut() = Some(parts));
@@ -209,6 +220,19 @@ async fn read_growing<R: AsyncRead + Unpin>(
     Ok(())
 }
 
+/// Reads one frame from a peer whose new key prefixes count against `admission` (each
+/// connection's reader keeps one; see [`PrefixAdmission`]). Otherwise as [`read_frame`].
+pub async fn read_frame_admitting<R: AsyncRead + Unpin, M: Data>(
+    r: &mut R,
+    limits: &Limits,
+    admission: &mut PrefixAdmission,
+) -> Result<Option<Vec<M>>, ProtocolError> {
+    match read_frame_parts(r, limits).await? {
+        None => Ok(None),
+        Some((header, parts)) => decode_batch_admitting(&header, parts, admission).map(Some),
+    }
+}
+
 /// Reads one frame. `Ok(None)` at a clean end of stream (between frames).
 ///
 /// Lengths are checked against `limits`, then the header and the payloads are read into two
@@ -218,6 +242,17 @@ pub async fn read_frame<R: AsyncRead + Unpin, M: Data>(
     r: &mut R,
     limits: &Limits,
 ) -> Result<Option<Vec<M>>, ProtocolError> {
+    match read_frame_parts(r, limits).await? {
+        None => Ok(None),
+        Some((header, parts)) => decode_batch(&header, parts).map(Some),
+    }
+}
+
+/// Reads one frame's header and parts, undecoded.
+async fn read_frame_parts<R: AsyncRead + Unpin>(
+    r: &mut R,
+    limits: &Limits,
+) -> Result<Option<(BytesMut, Vec<Bytes>)>, ProtocolError> {
     let mut pre = [0u8; 8];
     match r.read_exact(&mut pre[..1]).await {
         Ok(_) => {}
@@ -277,7 +312,7 @@ pub async fn read_frame<R: AsyncRead + Unpin, M: Data>(
     read_growing(r, &mut body, total).await?;
     let mut body = body.freeze();
     let parts = lens.into_iter().map(|l| body.split_to(l)).collect();
-    decode_batch(&header, parts).map(Some)
+    Ok(Some((header, parts)))
 }
 
 #[cfg(test)]

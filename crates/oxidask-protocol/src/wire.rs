@@ -14,13 +14,128 @@ use crate::frame::Payload;
 /// A key on the wire: its prefix text, its token and its block index.
 ///
 /// In memory it is the process's [`Key`] (32 bytes, `Copy`, no allocation); on the wire the
-/// prefix travels as text and is interned on arrival. Prefixes are limited in length and the
-/// interner in size, so a hostile peer cannot grow a process's memory without bound.
+/// prefix travels as text and is interned on arrival. Interned text lives as long as the
+/// process, so what a peer may add is limited: prefixes are at most [`MAX_PREFIX_LEN`]
+/// bytes, each connection may add at most what its [`PrefixAdmission`] allows, and the whole
+/// table at most [`oxidask_core::key::MAX_PREFIXES`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WireKey(pub Key);
 
 /// Longest prefix text accepted from the wire.
 pub const MAX_PREFIX_LEN: usize = 256;
+
+/// New key prefixes one connection may add to a process (see [`PrefixAdmission`]). A prefix
+/// names an operation or a layer, so a client adds a few dozen; 65,536 leave room for
+/// programs that name every task differently while one misbehaving peer pins at most
+/// 65,536 × 256 bytes and is then cut off, not the whole table.
+pub const MAX_NEW_PREFIXES_PER_CONNECTION: usize = 1 << 16;
+
+/// How many key prefixes this process did not know yet a connection may still add.
+///
+/// Prefix text is interned for the life of the process, and the table is shared, so a
+/// connection that could add prefixes freely could pin memory for good and fill the table
+/// for everyone (the table then refuses new prefixes, legitimate ones too). Each
+/// connection's reader therefore owns an admission and decodes through it
+/// ([`crate::frame::read_frame_admitting`]): clients and workers may add up to
+/// [`MAX_NEW_PREFIXES_PER_CONNECTION`] (clients introduce the keys of their graphs);
+/// data-port peers may add none, since a key this worker never knew is not one it holds.
+/// Decoding without an admission ([`crate::read_frame`]) is limited by the table only: for
+/// what a process reads from the scheduler it chose to join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixAdmission {
+    left: usize,
+    budget: usize,
+}
+
+impl PrefixAdmission {
+    /// For a peer that may add up to [`MAX_NEW_PREFIXES_PER_CONNECTION`] prefixes.
+    pub fn per_connection() -> PrefixAdmission {
+        PrefixAdmission::with_budget(MAX_NEW_PREFIXES_PER_CONNECTION)
+    }
+
+    /// For a peer that may only name keys whose prefixes this process already knows.
+    pub fn known_only() -> PrefixAdmission {
+        PrefixAdmission::with_budget(0)
+    }
+
+    /// For a peer that may add up to `n` prefixes.
+    pub fn with_budget(n: usize) -> PrefixAdmission {
+        PrefixAdmission { left: n, budget: n }
+    }
+
+    /// How many more it may add.
+    pub fn remaining(&self) -> usize {
+        self.left
+    }
+
+    /// Runs `f` (a decode) with this admission applying to every key it decodes.
+    /// The thread's previous admission comes back even if `f` panics.
+    pub(crate) fn scope<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        struct Restore<'a> {
+            admission: &'a mut PrefixAdmission,
+            saved: Option<(usize, usize)>,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                if let Some((left, _)) = ADMISSION.with(|a| a.replace(self.saved)) {
+                    self.admission.left = left;
+                }
+            }
+        }
+        let saved = ADMISSION.with(|a| a.replace(Some((self.left, self.budget))));
+        let _restore = Restore {
+            admission: self,
+            saved,
+        };
+        f()
+    }
+}
+
+thread_local! {
+    /// Prefixes the decode running on this thread may still add, of how many; `None`: no
+    /// admission (limited by the table only).
+    static ADMISSION: std::cell::Cell<Option<(usize, usize)>> = const { std::cell::Cell::new(None) };
+}
+
+/// The prefix `text` arriving from the wire, interned if the running decode's admission and
+/// the table allow it.
+fn admit_prefix(text: &str) -> Result<Prefix, CodecError> {
+    if let Some(p) = Prefix::known(text) {
+        return Ok(p);
+    }
+    let admission = ADMISSION.with(|a| a.get());
+    match admission {
+        Some((_, 0)) => {
+            return Err(CodecError::Invalid {
+                what: "key prefix",
+                detail: format!(
+                    "`{}` names no key this process has ever held (this port serves only keys it holds)",
+                    text.escape_debug()
+                ),
+            });
+        }
+        Some((0, budget)) => {
+            return Err(CodecError::Invalid {
+                what: "key prefix",
+                detail: format!(
+                    "this connection introduced more than {budget} distinct key prefixes; a prefix names an operation or a layer (`inc`, `sum-aggregate`): put what varies between tasks in the key's token or block index (in Python, `key=f\"name-{{i}}\"` keeps the prefix `name`)"
+                ),
+            });
+        }
+        _ => {}
+    }
+    let p = Prefix::try_intern(text).ok_or_else(|| CodecError::Invalid {
+        what: "key prefix",
+        detail: format!(
+            "this process already holds {} distinct key prefixes, the most it accepts from other processes; restart it, and give tasks prefixes that name operations or layers rather than single tasks",
+            oxidask_core::key::MAX_PREFIXES
+        ),
+    })?;
+    if let Some((left, budget)) = admission {
+        ADMISSION.with(|a| a.set(Some((left - 1, budget))));
+    }
+    Ok(p)
+}
 
 impl From<&Key> for WireKey {
     fn from(k: &Key) -> Self {
@@ -77,10 +192,7 @@ impl oxidask_core::Data for WireKey {
                 what: "key prefix",
                 detail: e.to_string(),
             })?;
-        let prefix = Prefix::try_intern(text).ok_or(CodecError::Invalid {
-            what: "key prefix",
-            detail: "too many distinct key prefixes in this process".into(),
-        })?;
+        let prefix = admit_prefix(text)?;
         let mut token = [0u8; 16];
         token[..12].copy_from_slice(r.take(12, "key token")?);
         let ndim = r.get_u8("key dimensions")? as usize;

@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use oxidask_core::Key;
+use oxidask_protocol::frame::read_frame_admitting;
 use oxidask_protocol::transport::{accept_next, PeerLimit, Security, Stream};
+use oxidask_protocol::wire::PrefixAdmission;
 use oxidask_protocol::{
-    handshake_accept, hello, read_frame, write_frame, DataRequest, DataResponse, Fetched, Limits,
+    handshake_accept, hello, write_frame, DataRequest, DataResponse, Fetched, Limits,
     ProtocolError, Role, WireKey, WireValue,
 };
 use tokio::io::{BufReader, BufWriter};
@@ -64,7 +66,12 @@ async fn serve_peer(mut stream: Stream, shared: &Shared) -> Result<(), ProtocolE
         max_parts: 0,
         max_payload: 0,
     };
-    while let Some(reqs) = read_frame::<_, DataRequest>(&mut rd, &limits).await? {
+    // A key whose prefix this worker never interned is not one it holds: a peer may not add
+    // prefixes here (anyone can reach a data port; see `PrefixAdmission`).
+    let mut admission = PrefixAdmission::known_only();
+    while let Some(reqs) =
+        read_frame_admitting::<_, DataRequest>(&mut rd, &limits, &mut admission).await?
+    {
         let mut replies = Vec::with_capacity(reqs.len());
         for DataRequest::Get { keys } in reqs {
             let values: Vec<(WireKey, Option<oxidask_core::Value>)> = {

@@ -3,13 +3,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+use oxidask_protocol::frame::read_frame_admitting;
 use oxidask_protocol::peer::PeerPool;
 use oxidask_protocol::transport::{
     accept_next, configured_limits, PeerLimit, ReadHalf, Security, Stream, WriteHalf,
 };
+use oxidask_protocol::wire::PrefixAdmission;
 use oxidask_protocol::{
-    hello, read_frame, read_hello, reply_hello, write_frame, FromWorker, Hello, Role, ToClient,
-    ToScheduler, PROTOCOL_VERSION,
+    hello, read_hello, reply_hello, write_frame, FromWorker, Hello, Role, ToClient, ToScheduler,
+    PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpListener;
@@ -244,8 +246,11 @@ async fn read_loop<M: oxidask_core::Data>(
 ) -> Result<(), oxidask_protocol::ProtocolError> {
     let mut rd = BufReader::with_capacity(1 << 16, rd);
     let limits = configured_limits();
+    // Key prefixes are interned for the life of the process: each connection may add only
+    // so many, so one peer cannot fill the table for everyone.
+    let mut admission = PrefixAdmission::per_connection();
     loop {
-        match read_frame::<_, M>(&mut rd, &limits).await? {
+        match read_frame_admitting::<_, M>(&mut rd, &limits, &mut admission).await? {
             None => return Ok(()),
             Some(msgs) => {
                 let events: Vec<Event> = msgs.into_iter().filter_map(|m| wrap(conn, m)).collect();
