@@ -117,11 +117,56 @@ pub fn encode_detached<T: Data>(value: &T) -> Payload {
     Payload(Bytes::from(buf))
 }
 
-/// Decodes what [`encode_detached`] wrote; it must use exactly its bytes.
+thread_local! {
+    static PANICS_CAUGHT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many decoder panics [`catch_decode`] turned into errors on this thread: a fuzzer
+/// checks it, since a caught panic is still a bug to fix.
+pub fn decode_panics_caught() -> u64 {
+    PANICS_CAUGHT.with(|n| n.get())
+}
+
+/// Runs `decode`, a decode of a peer's bytes, turning a panic into an error: a codec bug
+/// (ours or a type's) triggered by one peer's input fails that input, and with it that
+/// connection or that task, instead of killing the thread that serves everyone. The panic
+/// message is printed by the panic hook as usual and carried in the error, which the
+/// connection's owner logs.
+///
+/// Unwind safety: a decode builds new values from bytes; the per-thread decode state it
+/// touches (payload parts, prefix admission) is reset by the callers and guards, and the
+/// interner's lock recovers from poisoning.
+pub fn catch_decode<T>(
+    what: &'static str,
+    decode: impl FnOnce() -> Result<T, CodecError>,
+) -> Result<T, CodecError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+        Ok(result) => result,
+        Err(panic) => {
+            PANICS_CAUGHT.with(|n| n.set(n.get() + 1));
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(CodecError::Invalid {
+                what,
+                detail: format!(
+                    "its decoder panicked ({message}), so it was refused; this is a bug in oxidask or in a type's codec: please report it with this message"
+                ),
+            })
+        }
+    }
+}
+
+/// Decodes what [`encode_detached`] wrote; it must use exactly its bytes. A panicking
+/// decoder is an error (see [`catch_decode`]).
 pub fn decode_detached<T: Data>(payload: &Payload) -> Result<T, CodecError> {
     let saved = IN_PARTS.with(|p| p.borrow_mut().take());
-    let mut r = Reader::new(&payload.0);
-    let out = T::decode(&mut r).and_then(|v| r.finish().map(|_| v));
+    let out = catch_decode("detached value", || {
+        let mut r = Reader::new(&payload.0);
+        T::decode(&mut r).and_then(|v| r.finish().map(|_| v))
+    });
     IN_PARTS.with(|p| *p.borrow_mut() = saved);
     out
 }
@@ -153,10 +198,12 @@ pub fn decode_batch_admitting<M: Data>(
     admission.scope(|| decode_batch(header, parts))
 }
 
-/// Decodes a batch from a header and its parts.
+/// Decodes a batch from a header and its parts. A panicking decoder is an error for this
+/// frame (see [`catch_decode`]), so the connection's reader ends with an error and the
+/// thread goes on serving others.
 pub fn decode_batch<M: Data>(header: &[u8], parts: Vec<Bytes>) -> Result<Vec<M>, ProtocolError> {
     IN_PARTS.with(|p| *p.borrow_mut() = Some(parts));
-    let result = (|| {
+    let result = catch_decode("frame", || {
         let mut r = Reader::new(header);
         let n = r.get_len("batch length", 1)?;
         let mut out = Vec::with_capacity(n.min(1024));
@@ -165,7 +212,7 @@ pub fn decode_batch<M: Data>(header: &[u8], parts: Vec<Bytes>) -> Result<Vec<M>,
         }
         r.finish()?;
         Ok::<_, CodecError>(out)
-    })();
+    });
     IN_PARTS.with(|p| *p.borrow_mut() = None);
     result.map_err(ProtocolError::Decode)
 }

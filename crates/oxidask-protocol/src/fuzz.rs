@@ -16,7 +16,21 @@ use crate::{
 
 /// Decodes `data` every way the wire does. The first byte picks how many payload parts the
 /// rest is split into, so payload references are exercised too.
+///
+/// # Panics
+/// If a decoder panicked, even though the decode boundary turned the panic into an error
+/// ([`crate::frame::decode_panics_caught`]): that is a codec bug for the fuzzer to report.
 pub fn fuzz_one(data: &[u8]) {
+    let caught = crate::frame::decode_panics_caught();
+    fuzz_all(data);
+    assert_eq!(
+        crate::frame::decode_panics_caught(),
+        caught,
+        "a decoder panicked (the panic was caught at the decode boundary; see the message above)"
+    );
+}
+
+fn fuzz_all(data: &[u8]) {
     let Some((&nparts, rest)) = data.split_first() else {
         return;
     };

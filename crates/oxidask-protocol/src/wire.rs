@@ -244,13 +244,16 @@ impl WireValue {
         })
     }
 
-    /// Decodes by type name.
+    /// Decodes by type name. A panicking decoder is an error (see
+    /// [`crate::frame::catch_decode`]).
     pub fn to_value(&self) -> Result<Value, WireError> {
-        oxidask_core::codecs::decode_parts(
-            &self.type_name,
-            &self.bytes.0,
-            self.buffers.iter().map(|b| b.0.clone()).collect(),
-        )
+        crate::frame::catch_decode("value", || {
+            oxidask_core::codecs::decode_parts(
+                &self.type_name,
+                &self.bytes.0,
+                self.buffers.iter().map(|b| b.0.clone()).collect(),
+            )
+        })
         .map_err(|e| WireError::invalid(e.to_string()))
     }
 
