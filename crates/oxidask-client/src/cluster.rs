@@ -23,6 +23,7 @@ pub struct LocalClusterBuilder {
     program: Option<PathBuf>,
     program_args: Vec<String>,
     env: Vec<(String, String)>,
+    host: String,
     port: u16,
     config: Option<Config>,
     zero_work: bool,
@@ -96,6 +97,13 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// The host the scheduler and the workers listen on (default `127.0.0.1`; `::1` or
+    /// `[::1]` for IPv6 loopback, as Dask's `LocalCluster(host=...)`).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+
     /// The scheduler's port (default 0: any free port).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -142,7 +150,7 @@ impl LocalClusterBuilder {
             .map_err(io)?;
         let mut sb = Scheduler::builder()
             .security(self.security.clone())
-            .address(format!("127.0.0.1:{}", self.port))
+            .address(oxidask_protocol::join_host_port(&self.host, self.port))
             .config(match &self.config {
                 Some(c) => c.clone(),
                 None => Config::from_config(
@@ -194,6 +202,8 @@ impl LocalClusterBuilder {
                     .arg(self.threads_per_worker.to_string())
                     .arg("--name")
                     .arg(format!("worker-{i}"))
+                    .arg("--host")
+                    .arg(&self.host)
                     .arg("--memory-limit")
                     .arg(self.memory_limit.to_string())
                     .stdin(Stdio::null());
@@ -269,6 +279,7 @@ impl LocalClusterBuilder {
                     .security(self.security.clone())
                     .nthreads(self.threads_per_worker)
                     .name(format!("worker-{i}"))
+                    .host(self.host.clone())
                     .memory_limit(self.memory_limit)
                     .zero_work(self.zero_work)
                     .quiet(self.quiet)
@@ -318,6 +329,7 @@ impl LocalCluster {
             program: None,
             program_args: Vec::new(),
             env: Vec::new(),
+            host: "127.0.0.1".into(),
             port: 0,
             config: None,
             zero_work: false,

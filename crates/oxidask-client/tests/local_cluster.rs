@@ -269,3 +269,43 @@ fn a_program_without_run_if_worker_fails_at_once_instead_of_recursing() {
     };
     assert!(e.contains("a worker process exited"), "{e}");
 }
+
+#[test]
+fn a_local_cluster_on_ipv6_loopback_computes_and_takes_every_address_form() {
+    let has_ipv6_loopback = std::fs::read_to_string("/proc/net/if_inet6")
+        .map(|t| {
+            t.lines()
+                .any(|l| l.starts_with("00000000000000000000000000000001"))
+        })
+        .unwrap_or(false);
+    assert!(
+        has_ipv6_loopback,
+        "this test needs IPv6 on loopback (::1 in /proc/net/if_inet6)"
+    );
+    let cluster = LocalCluster::builder()
+        .host("::1")
+        .workers(2)
+        .threads_per_worker(1)
+        .dashboard_address(None)
+        .start()
+        .unwrap();
+    let address = cluster.address();
+    assert!(address.starts_with("tcp://[::1]:"), "{address}");
+    let bare = address.strip_prefix("tcp://").unwrap().to_owned();
+    for a in [address.clone(), bare] {
+        let client = Client::builder()
+            .address(a.clone())
+            .set_as_default(false)
+            .connect()
+            .unwrap_or_else(|e| panic!("connecting to {a}: {e}"));
+        let summary = client.summary().unwrap();
+        assert_eq!(summary.workers.len(), 2);
+        for w in &summary.workers {
+            assert!(w.address.starts_with("[::1]:"), "{}", w.address);
+        }
+        let futures = client.map(0..20i64, inc).unwrap();
+        // Gathering fetches from the workers' data ports, on ::1 too.
+        let got: Vec<i64> = client.gather(&futures).unwrap();
+        assert_eq!(got, (1..=20).collect::<Vec<_>>());
+    }
+}
