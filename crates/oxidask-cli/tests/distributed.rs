@@ -1021,6 +1021,81 @@ fn a_client_flooding_requests_without_reading_does_not_stall_others() {
     assert_eq!(client.summary().unwrap().workers.len(), 2);
 }
 
+fn a_client_flooding_distinct_key_prefixes_is_cut_off_and_others_compute() {
+    let cluster = two_workers();
+    let addr = cluster.scheduler_port();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // 100,000 keys with distinct prefixes, in frames of 10,000: past the 65,536 new
+    // prefixes one connection may add to the scheduler's interner.
+    let (sent, closed) = rt.block_on(async {
+        use oxidask_protocol::*;
+        let mut s = transport::Security::plain().connect(&addr).await.unwrap();
+        handshake_connect(
+            &mut s,
+            hello(Role::Client {
+                name: "prefix-flood".into(),
+            }),
+        )
+        .await
+        .unwrap();
+        let mut sent = 0;
+        for frame in 0..10u64 {
+            let wanted: Vec<WireKey> = (0..10_000u64)
+                .map(|i| {
+                    WireKey(oxidask::Key::new(
+                        &format!("flood{frame}x{i}"),
+                        oxidask::Token::from_u128(i as u128),
+                    ))
+                })
+                .collect();
+            let msg = ToScheduler::UpdateGraph {
+                tasks: Vec::new(),
+                wanted,
+                options: SubmitOptions::default(),
+                more: false,
+            };
+            if write_frame(&mut s, &[msg]).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        // The scheduler closes the connection; whatever it sent before is read, then EOF.
+        let closed = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match read_frame::<_, ToClient>(&mut s, &Limits::default()).await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => return true,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        (sent, closed)
+    });
+    assert!(
+        closed,
+        "the flooding connection was not closed ({sent} frames sent)"
+    );
+    let why = cluster
+        .scheduler
+        .wait_for_line("distinct key prefixes", Duration::from_secs(10));
+    assert!(
+        why.contains("prefix-flood") && why.contains("token or block index"),
+        "{why}"
+    );
+    // Everyone else is served, and the scheduler still takes keys.
+    let client = cluster.client();
+    let futures = client.map(0..200i64, inc).unwrap();
+    assert_eq!(
+        client.gather(&futures).unwrap().iter().sum::<i64>(),
+        (1..=200).sum::<i64>()
+    );
+    assert_eq!(client.summary().unwrap().workers.len(), 2);
+}
+
 fn ipv6_hosts_and_workers_on_every_interface_work() {
     // A worker listening on every interface advertises the address that reaches the scheduler.
     let cluster = Cluster::start(
@@ -1367,6 +1442,10 @@ const TESTS: &[Test] = &[
     (
         "a_client_flooding_requests_without_reading_does_not_stall_others",
         a_client_flooding_requests_without_reading_does_not_stall_others,
+    ),
+    (
+        "a_client_flooding_distinct_key_prefixes_is_cut_off_and_others_compute",
+        a_client_flooding_distinct_key_prefixes_is_cut_off_and_others_compute,
     ),
     (
         "configuration_reaches_every_process_and_bad_values_are_named",
