@@ -76,8 +76,9 @@ impl Default for Config {
 
 impl Config {
     /// The policy the configuration describes: `distributed.scheduler.allowed-failures`,
-    /// `.worker-ttl` (a silent worker's removal; null: never), `.no-workers-timeout` and
-    /// `distributed.admin.log-length`; the rest as [`Config::default`].
+    /// `.worker-ttl` (a silent worker's removal; null: never) and `.no-workers-timeout`; the
+    /// rest as [`Config::default`] (the transition log for `story` keeps 200,000 entries;
+    /// `distributed.admin.log-length` is about log lines, not transitions).
     pub fn from_config(cfg: &oxidask_config::Config) -> Config {
         let d = Config::default();
         Config {
@@ -90,9 +91,6 @@ impl Config {
             no_worker_timeout: cfg
                 .duration("distributed.scheduler.no-workers-timeout")
                 .unwrap_or(Duration::from_secs(u32::MAX as u64)),
-            log_capacity: cfg
-                .int("distributed.admin.log-length")
-                .map_or(d.log_capacity, |n| n.max(0) as usize),
             ..d
         }
     }
