@@ -68,7 +68,9 @@ pub use indexing::GetItem;
 pub use linalg::{dot, matmul, outer, tensordot};
 pub use manipulation::{concatenate, stack, Relayout};
 pub use ndarray::{s, NewAxis};
-pub use npy::{from_npy, read_header as read_npy_header, NpyHeader};
+pub use npy::{
+    from_npy, parse_header_bytes as parse_npy_header, read_header as read_npy_header, NpyHeader,
+};
 pub use reduce_kernels::{Partial, Reduction};
 pub use reduction::{Reduce, DEFAULT_SPLIT_EVERY};
 #[cfg(feature = "zarr")]

@@ -67,6 +67,18 @@ fn io(path: &str, e: impl std::fmt::Display) -> ArrayError {
 /// Reads and checks an `.npy` header.
 pub fn read_header(path: &str) -> Result<NpyHeader, ArrayError> {
     let mut f = File::open(path).map_err(|e| io(path, e))?;
+    let file_len = f.metadata().map_err(|e| io(path, e))?.len();
+    parse_header(&mut f, file_len, path)
+}
+
+/// Checks the `.npy` header of bytes held in memory (the start of a file of `bytes.len()`
+/// bytes, e.g. received or fuzzed): the same checks as [`read_header`], which reads a file.
+pub fn parse_header_bytes(bytes: &[u8]) -> Result<NpyHeader, ArrayError> {
+    parse_header(&mut &bytes[..], bytes.len() as u64, "<bytes>")
+}
+
+/// Reads and checks the header at the start of `f`, a file of `file_len` bytes named `path`.
+fn parse_header(f: &mut impl Read, file_len: u64, path: &str) -> Result<NpyHeader, ArrayError> {
     let mut pre = [0u8; 10];
     f.read_exact(&mut pre)
         .map_err(|_| io(path, "too short to be an .npy file"))?;
@@ -147,7 +159,7 @@ pub fn read_header(path: &str) -> Result<NpyHeader, ArrayError> {
                 format!("shape {shape:?} is too large: its size overflows 64 bits"),
             )
         })?;
-    let have = f.metadata().map_err(|e| io(path, e))?.len();
+    let have = file_len;
     if have < want {
         return Err(io(
             path,

@@ -78,7 +78,6 @@ fn regression_a_data_port_peer_cannot_add_prefixes() {
     let frame = keys_frame(["held-here".to_owned()].into_iter());
     let keys = decode_batch_admitting::<WireKey>(&frame, Vec::new(), &mut peer).unwrap();
     assert_eq!(keys[0].0.prefix(), known.prefix());
-    let before = Prefix::interned();
     let frame = keys_frame(["never-held-by-this-worker".to_owned()].into_iter());
     let e = decode_batch_admitting::<WireKey>(&frame, Vec::new(), &mut peer).unwrap_err();
     assert!(
@@ -86,11 +85,8 @@ fn regression_a_data_port_peer_cannot_add_prefixes() {
             .contains("names no key this process has ever held"),
         "{e}"
     );
+    // Not interned (the table's size cannot tell: the flood test runs alongside).
     assert_eq!(Prefix::known("never-held-by-this-worker"), None);
-    assert!(
-        Prefix::interned() - before < 100,
-        "nothing was interned for it"
-    );
 }
 
 #[test]

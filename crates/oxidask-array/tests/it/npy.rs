@@ -112,6 +112,21 @@ fn npy_header_whose_shape_overflows_is_refused() {
 }
 
 #[test]
+fn npy_headers_parse_from_bytes_as_from_files() {
+    let path = tmp("bytes.npy");
+    da::from_array(data(&[6, 4]), (3, 2)).to_npy(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let from_file = da::read_npy_header(path.to_str().unwrap()).unwrap();
+    assert_eq!(da::parse_npy_header(&bytes).unwrap(), from_file);
+    assert_eq!(from_file.shape, vec![6, 4]);
+    // Every truncation is an error, never a panic.
+    for n in 0..bytes.len() {
+        assert!(da::parse_npy_header(&bytes[..n]).is_err(), "{n} bytes");
+    }
+    std::fs::remove_file(path).ok();
+}
+
+#[test]
 fn writing_streams_one_row_of_blocks_at_a_time() {
     // 64 MiB of random numbers in 8 row-blocks: written without computing the whole array.
     let x = da::random::RandomState::new(3)

@@ -1,0 +1,8 @@
+//! Peer → worker data port batches (anyone may reach a data port).
+#![no_main]
+
+use oxidask_protocol::fuzz::{fuzz_target, Target};
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fuzz_target(Target::DataRequest, data);
+});
