@@ -278,11 +278,10 @@ fn a_local_cluster_on_ipv6_loopback_computes_and_takes_every_address_form() {
                 .any(|l| l.starts_with("00000000000000000000000000000001"))
         })
         .unwrap_or(false);
-    if !has_ipv6_loopback {
-        // The only reason to skip: everything below must work wherever ::1 exists.
-        eprintln!("skipped: no IPv6 loopback (::1 is not in /proc/net/if_inet6)");
-        return;
-    }
+    assert!(
+        has_ipv6_loopback,
+        "this test needs IPv6 on loopback (::1 in /proc/net/if_inet6); it does not pass without it"
+    );
     let cluster = LocalCluster::builder()
         .host("::1")
         .workers(2)
