@@ -12,11 +12,12 @@ use crate::Worker;
 pub struct WorkerArgs {
     /// The scheduler (`tcp://host:port`); default: $OXIDASK_SCHEDULER_ADDRESS.
     pub address: Option<String>,
-    /// Threads running tasks (default: the number of cores).
+    /// Threads running tasks (default: the number of cores, or the container's CPU quota if
+    /// smaller).
     #[arg(long)]
     pub nthreads: Option<usize>,
-    /// Memory limit: bytes or with a unit (`4GiB`, `512MB`), `auto` (this machine's memory)
-    /// or 0 for none. Results beyond `distributed.worker.memory.target` of it (60%) spill
+    /// Memory limit: bytes or with a unit (`4GiB`, `512MB`), `auto` (this machine's memory,
+    /// or its container's cgroup limit if smaller) or 0 for none. Results beyond `distributed.worker.memory.target` of it (60%) spill
     /// to the local directory.
     #[arg(long, default_value = "auto")]
     pub memory_limit: String,
@@ -172,16 +173,32 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
     Ok((n * mult) as u64)
 }
 
-fn total_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+/// The memory this process may use: the machine's, or its container's limit when smaller
+/// (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`), as Dask's `memory_limit="auto"`.
+pub fn total_memory() -> u64 {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let cgroup = read("/sys/fs/cgroup/memory.max")
+        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"));
+    usable_memory(
+        &read("/proc/meminfo").unwrap_or_default(),
+        cgroup.as_deref(),
+    )
+}
+
+/// The smaller of `MemTotal` in `meminfo` and the cgroup limit `cgroup` (`max` or a byte
+/// count; v1's "unlimited" is a huge count, larger than any machine).
+fn usable_memory(meminfo: &str, cgroup: Option<&str>) -> u64 {
+    let machine = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb.saturating_mul(1024));
+    let limit = cgroup.and_then(|t| t.trim().parse::<u64>().ok());
+    match limit {
+        Some(l) if machine == 0 || l < machine => l,
+        _ => machine,
+    }
 }
 
 /// `GPU=2,FPGA=1` → pairs.
@@ -249,6 +266,30 @@ impl CpuMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_memory_is_the_smaller_of_the_machine_and_its_cgroup_limit() {
+        let meminfo = "MemTotal:       16384000 kB\nMemFree: 1 kB\n";
+        let machine = 16_384_000 * 1024;
+        assert_eq!(usable_memory(meminfo, None), machine);
+        assert_eq!(
+            usable_memory(meminfo, Some("max\n")),
+            machine,
+            "v2: no limit"
+        );
+        assert_eq!(
+            usable_memory(meminfo, Some("2147483648\n")),
+            2 << 30,
+            "a container's limit"
+        );
+        assert_eq!(
+            usable_memory(meminfo, Some("9223372036854771712\n")),
+            machine,
+            "v1's unlimited"
+        );
+        assert_eq!(usable_memory("", Some("1073741824")), 1 << 30, "no meminfo");
+        assert!(total_memory() > 0, "this machine reports its memory");
+    }
 
     #[test]
     fn memory_limits_and_resources_parse_or_explain() {
