@@ -17,8 +17,8 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub nthreads: Option<usize>,
     /// Memory limit: bytes or with a unit (`4GiB`, `512MB`), `auto` (this machine's memory,
-    /// or its container's cgroup limit if smaller) or 0 for none. Results beyond `distributed.worker.memory.target` of it (60%) spill
-    /// to the local directory.
+    /// or its container's cgroup limit if smaller) or 0 for none. Results beyond
+    /// `distributed.worker.memory.target` of it (60%) spill to the local directory.
     #[arg(long, default_value = "auto")]
     pub memory_limit: String,
     /// Where spilled results go (default: the system's temporary directory).
