@@ -7,14 +7,27 @@ from oxidask._oxidask import LocalClusterCore
 from oxidask.utils import parse_bytes
 
 def _total_memory():
+    """This machine's memory, or its container's cgroup limit when smaller (as Dask's
+    ``memory_limit="auto"``; the same rule as ``oxidask worker --memory-limit auto``)."""
+    machine = 0
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
+                    machine = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    return 0
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and (machine == 0 or int(text) < machine):
+            return int(text)
+        break
+    return machine
 
 
 def _cpu_count():
