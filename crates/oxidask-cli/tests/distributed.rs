@@ -1343,6 +1343,49 @@ fn fuzz_every_socket_for_a_bounded_time() {
     drop(stalled);
 }
 
+/// SIGTERM used to kill a worker at once, leaving its spill directory behind.
+fn sigterm_stops_a_worker_cleanly_and_removes_its_spill_directory() {
+    let mut cluster = two_workers();
+    let dir = tempdir();
+    cluster.add_worker(
+        "w3",
+        &[
+            "--nthreads",
+            "1",
+            "--memory-limit",
+            "1GiB",
+            "--local-directory",
+            &dir,
+        ],
+    );
+    let spill_dirs = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("oxidask-worker-")
+            })
+            .count()
+    };
+    assert_eq!(spill_dirs(), 1, "the worker made its spill directory");
+    let (_, mut w3) = cluster.workers.pop().unwrap();
+    let pid = w3.child.id();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = w3.child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {}", w3.log());
+    assert!(w3.log().contains("stopping (signal)"), "{}", w3.log());
+    assert_eq!(spill_dirs(), 0, "the spill directory is gone");
+    // The cluster carries on with the others.
+    let client = cluster.client();
+    let futures = client.map(0..50i64, inc).unwrap();
+    assert_eq!(client.gather(&futures).unwrap().iter().sum::<i64>(), 1275);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn worker_cli_errors_are_clear() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["worker", "tcp://127.0.0.1:1", "--memory-limit", "lots"])
@@ -1431,6 +1474,10 @@ const TESTS: &[Test] = &[
         garbage_on_every_socket_is_rejected_without_harm,
     ),
     ("worker_cli_errors_are_clear", worker_cli_errors_are_clear),
+    (
+        "sigterm_stops_a_worker_cleanly_and_removes_its_spill_directory",
+        sigterm_stops_a_worker_cleanly_and_removes_its_spill_directory,
+    ),
     (
         "fuzz_every_socket_for_a_bounded_time",
         fuzz_every_socket_for_a_bounded_time,

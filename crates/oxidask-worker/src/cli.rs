@@ -118,7 +118,8 @@ fn run(args: WorkerArgs) -> Result<String, String> {
     if let Some(n) = args.name {
         b = b.name(n);
     }
-    let w = b.start().map_err(|e| e.to_string())?;
+    let w = std::sync::Arc::new(b.start().map_err(|e| e.to_string())?);
+    stop_on_signals(w.clone());
     eprintln!(
         "oxidask-worker {}: serving data at {}, connected to the scheduler{}",
         w.name(),
@@ -127,7 +128,54 @@ fn run(args: WorkerArgs) -> Result<String, String> {
             .map(|l| format!("; metrics at {l}"))
             .unwrap_or_default()
     );
-    Ok(w.wait())
+    let reason = w.wait();
+    // The signal thread holds the worker too: clean up here, not on the last drop.
+    w.shutdown();
+    Ok(reason)
+}
+
+/// SIGTERM or SIGINT stops the worker cleanly (its spill directory removed, the scheduler told
+/// by the closed connection); a second one exits at once.
+#[cfg(not(unix))]
+fn stop_on_signals(_w: std::sync::Arc<Worker>) {}
+
+/// SIGTERM or SIGINT stops the worker cleanly (its spill directory removed, the scheduler told
+/// by the closed connection); a second one exits at once.
+#[cfg(unix)]
+fn stop_on_signals(w: std::sync::Arc<Worker>) {
+    let spawned = std::thread::Builder::new()
+        .name("oxidask-worker-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                eprintln!("oxidask-worker {}: stopping (signal)", w.name());
+                w.stop();
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                std::process::exit(1);
+            });
+        });
+    if let Err(e) = spawned {
+        eprintln!("oxidask-worker: signals will stop the process abruptly ({e})");
+    }
 }
 
 /// If this process was started as `PROGRAM worker ...`, runs the worker and exits; otherwise

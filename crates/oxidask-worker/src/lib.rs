@@ -647,6 +647,11 @@ impl Worker {
             .unwrap_or_default()
     }
 
+    /// Asks the worker to stop and returns at once; [`Worker::wait`] returns once it has.
+    pub fn stop(&self) {
+        self.shared.stop.notify_one();
+    }
+
     /// Stops the worker (running tasks finish on their threads; their results are dropped).
     pub fn shutdown(&self) {
         self.shared.stop.notify_one();
