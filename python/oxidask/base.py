@@ -104,6 +104,12 @@ def _unpack(args, traverse):
         if isinstance(a, Delayed):
             slots.append((True, len(handles)))
             handles.append(a)
+        elif _is_collection(a):
+            # A collection of several lazy values (oxidask.bag): computed together, its
+            # results put together by its own function.
+            parts, finalize, _ = a.__oxidask_collection__()
+            slots.append((finalize, (len(handles), len(parts))))
+            handles.extend(parts)
         elif traverse and type(a) in (list, tuple, dict, set, frozenset):
             h = _oxidask.delayed_value(a, lazy_only=True)
             if h is None:
@@ -115,9 +121,25 @@ def _unpack(args, traverse):
             slots.append((False, a))
 
     def repack(values):
-        return tuple(values[s] if lazy else s for lazy, s in slots)
+        out = []
+        for lazy, s in slots:
+            if lazy is True:
+                out.append(values[s])
+            elif lazy is False:
+                out.append(s)
+            else:
+                out.append(lazy(list(values[s[0] : s[0] + s[1]])))
+        return tuple(out)
 
     return handles, repack
+
+
+def _is_collection(x):
+    """True for collections made of several lazy values: they have
+    ``__oxidask_collection__()`` returning ``(lazy values, finalize, rebuild)``, where
+    ``finalize(results)`` is the collection's computed value and ``rebuild(persisted)`` the
+    collection backed by the persisted values."""
+    return not isinstance(x, type) and callable(getattr(x, "__oxidask_collection__", None))
 
 
 def _run(handles, scheduler, get, kwargs):
@@ -154,7 +176,15 @@ def persist(*args, traverse=True, optimize_graph=True, scheduler=None, **kwargs)
     """Computes lazy values and returns them backed by their results (on a cluster, the
     results stay there), so later work starts from the results. Returns a tuple."""
     kind, target = get_scheduler(scheduler, kwargs.pop("get", None))
-    handles = [a for a in args if isinstance(a, Delayed)]
+    handles = []
+    rebuilds = []
+    for a in args:
+        if isinstance(a, Delayed):
+            handles.append(a)
+        elif _is_collection(a):
+            parts, _, rebuild = a.__oxidask_collection__()
+            rebuilds.append((rebuild, len(parts)))
+            handles.extend(parts)
     if not handles:
         return args
     if kind == "client":
@@ -168,7 +198,17 @@ def persist(*args, traverse=True, optimize_graph=True, scheduler=None, **kwargs)
             runner, num_workers = make_runner(num_workers)
         persisted = _oxidask.persist_local(handles, target, num_workers, runner)
     it = iter(persisted)
-    return tuple(next(it) if isinstance(a, Delayed) else a for a in args)
+    rebuilt = iter(rebuilds)
+    out = []
+    for a in args:
+        if isinstance(a, Delayed):
+            out.append(next(it))
+        elif _is_collection(a):
+            rebuild, n = next(rebuilt)
+            out.append(rebuild([next(it) for _ in range(n)]))
+        else:
+            out.append(a)
+    return tuple(out)
 
 
 def visualize(*args, filename="mydask", format=None, rankdir="BT", traverse=True, **kwargs):
