@@ -40,3 +40,18 @@ def test_secure_cluster_computes_over_tls_and_refuses_strangers(tmp_path):
     assert "another CA: refused" in lines and "TLS handshake" in lines
     assert "wrong token: refused" in lines and "refused the authentication token" in lines
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bag_word_count_matches_counter(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "bag_word_count.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout
+    assert "threaded scheduler: matches collections.Counter" in lines
+    assert "LocalCluster (2 worker processes): matches collections.Counter" in lines
+    assert list(tmp_path.iterdir()) == []
