@@ -76,6 +76,8 @@ SUITES = {
         ("roundtrip", 1_000, 100, [DASK_PY]),
         ("delayed-tree", 100_000, 2_000, [DASK_PY]),
         ("map", 100_000, 2_000, [DASK_PY]),
+        # n = lines of text (~6 words each); dask.bag against oxidask.bag, same script.
+        ("bag-word-count", 1_000_000, 50_000, [DASK_PY]),
     ],
     # n = data scale per mille of the 84.4M-row 2019 taxi year (benchmarks/run makes the data).
     "dataframe": [

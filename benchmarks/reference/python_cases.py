@@ -8,6 +8,10 @@ Cases (n = tasks, or round trips):
                 the local threaded scheduler
   roundtrip     n sequential submit -> result on the same cluster; p50/p99 in ms
   startup       LocalCluster(2 worker processes x 1 thread) + Client until both workers joined
+  bag-word-count  dask.bag word count over n generated lines in 8 text files (written before
+                the clock starts): read_text, str.split, flatten, frequencies, topk(10) and
+                count computed together with each library's default scheduler for bags (Dask:
+                processes; oxidask: threads)
 
 Prints one JSON line: {"seconds", "check", extra fields}.
 """
@@ -114,7 +118,40 @@ def case_startup(dask, Client, LocalCluster, impl, n):
     return {"seconds": seconds, "check": workers}
 
 
+BAG_WORDS = ("the quick brown fox jumps over lazy dog dask bag rust python oxidask count "
+             "words lines files partitions tasks workers scheduler graph").split()
+
+
+def case_bag_word_count(dask, Client, LocalCluster, impl, n):
+    import importlib
+    import os
+    import random
+    import shutil
+    import tempfile
+
+    db = importlib.import_module(dask.__name__ + ".bag")
+    rng = random.Random(0)
+    weights = [1 / (i + 1) for i in range(len(BAG_WORDS))]
+    directory = tempfile.mkdtemp(prefix="bag-word-count-")
+    try:
+        for i in range(8):
+            with open(os.path.join(directory, f"part-{i}.txt"), "w") as f:
+                for _ in range(n // 8):
+                    f.write(" ".join(rng.choices(BAG_WORDS, weights, k=rng.randint(1, 12))) + "\n")
+        t0 = time.perf_counter()
+        words = db.read_text(os.path.join(directory, "*.txt")).str.split().flatten()
+        counts = words.frequencies()
+        top = counts.topk(10, key=lambda kv: kv[1])
+        freq, top10, total = dask.compute(counts, top, words.count())
+        seconds = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return {"seconds": seconds, "check": [total, len(freq), [c for _, c in top10]],
+            "words_per_s": total / seconds}
+
+
 CASES = {
+    "bag-word-count": case_bag_word_count,
     "map": case_map,
     "delayed-tree": case_delayed_tree,
     "roundtrip": case_roundtrip,
