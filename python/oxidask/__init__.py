@@ -10,7 +10,8 @@
     >>> total.compute()
     55
 
-Futures and clusters live in :mod:`oxidask.distributed`, as in Dask.
+Futures and clusters live in :mod:`oxidask.distributed`, and bags (parallel lists of Python
+objects) in :mod:`oxidask.bag` (``import oxidask.bag as db``), as in Dask.
 """
 
 import atexit as _atexit

@@ -100,6 +100,13 @@ def remove_chunk(predicate, part):
     return [x for x in part if not predicate(x)]
 
 
+def random_sample(prob, seed, part):
+    import random
+
+    rng = random.Random(seed)
+    return [x for x in part if rng.random() < prob]
+
+
 def flatten_chunk(part):
     return list(itertools.chain.from_iterable(part))
 

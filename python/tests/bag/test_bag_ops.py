@@ -382,3 +382,17 @@ def test_partition_size_repartition(scheduler):
     assert r.compute(scheduler=scheduler) == list(range(200))
     with pytest.raises(ValueError, match="exactly one"):
         b.repartition()
+
+
+@pytest.mark.parametrize("data,parts", cases(make_data))
+def test_random_sample(data, parts, scheduler):
+    b = bag_of(parts)
+    s1 = b.random_sample(0.5, 43).compute(scheduler=scheduler)
+    assert s1 == b.random_sample(0.5, 43).compute(scheduler=scheduler)  # repeatable
+    # A sub-sequence of the records, in order.
+    it = iter(data)
+    assert all(any(x == y for y in it) for x in s1)
+    assert b.random_sample(0.0).compute(scheduler=scheduler) == []
+    assert b.random_sample(1.0).compute(scheduler=scheduler) == data
+    with pytest.raises(ValueError, match="prob"):
+        b.random_sample(1.5)
