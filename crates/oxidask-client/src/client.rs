@@ -92,7 +92,7 @@ pub(crate) struct Shared {
     pub notify: Notify,
     pub tx: UnboundedSender<Outgoing>,
     pub pool: PeerPool,
-    next_request: AtomicU64,
+    pub(crate) next_request: AtomicU64,
     /// `Some(false)`: always gather through the scheduler; `Some(true)`: only directly;
     /// `None`: directly, through the scheduler for workers that cannot be reached.
     direct_to_workers: Option<bool>,
@@ -468,6 +468,9 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
                     st.take_done_callbacks(&k, &mut done);
                 }
             }
+            ToClient::Coord { request, reply } => {
+                crate::coord::arrived(shared, &mut st, request, reply)
+            }
             reply @ (ToClient::WhoHas { .. }
             | ToClient::Summary { .. }
             | ToClient::Story { .. }
@@ -656,7 +659,7 @@ impl Client {
         &self.inner.shared
     }
 
-    fn send(&self, msg: ToScheduler) -> Result<(), Error> {
+    pub(crate) fn send(&self, msg: ToScheduler) -> Result<(), Error> {
         if let Some(l) = &self.shared().lock().lost {
             return Err(scheduler_error(ClientError::Lost(l.clone())));
         }

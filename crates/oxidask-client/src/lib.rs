@@ -26,11 +26,15 @@
 
 mod client;
 mod cluster;
+mod coord;
 mod error;
 mod future;
 mod report;
 
 pub use client::{get_client, Client, ClientBuilder, DoneAndNotDone, DoneCallback, ReturnWhen};
+pub use coord::{
+    coord_error, CoordError, Event, Lock, Pub, Queue, Semaphore, Stored, Sub, Variable,
+};
 pub use cluster::{LocalCluster, LocalClusterBuilder, SPAWNED_ENV};
 pub use error::ClientError;
 pub use future::{as_completed, AsCompleted, Future, Status};

@@ -12,6 +12,7 @@
 // failure paths only, so their size in a `Result` costs nothing on the hot path.
 #![allow(clippy::result_large_err)]
 
+pub mod coord;
 pub mod frame;
 pub mod fuzz;
 pub mod messages;
@@ -20,6 +21,7 @@ pub mod prometheus;
 pub mod transport;
 pub mod wire;
 
+pub use coord::{CoordErrorKind, CoordOp, CoordReply, CoordValue, LoggedEvent};
 pub use frame::{read_frame, write_frame, Limits, Payload};
 pub use messages::*;
 pub use wire::{
@@ -30,7 +32,7 @@ pub use wire::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The protocol version; peers with another version are refused.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// `tcp://host:port`, `tls://host:port` or `host:port` → `host:port`.
 pub fn strip_scheme(address: &str) -> &str {

@@ -170,6 +170,14 @@ pub enum ToScheduler {
         /// The keys.
         keys: Vec<WireKey>,
     },
+    /// A request to a coordination object (a `Variable`, `Queue`, `Lock` …); see
+    /// [`crate::coord`].
+    Coord {
+        /// Matches the reply.
+        request: u64,
+        /// What to do.
+        op: crate::coord::CoordOp,
+    },
 }
 
 /// What a record of the task stream shows.
@@ -366,6 +374,13 @@ pub enum ToClient {
         values: Vec<(WireKey, Fetched)>,
         /// Set when the worker could not be asked at all.
         error: Option<String>,
+    },
+    /// Reply to [`ToScheduler::Coord`] (possibly long after it, when it waited).
+    Coord {
+        /// The request.
+        request: u64,
+        /// The answer.
+        reply: crate::coord::CoordReply,
     },
 }
 

@@ -168,7 +168,20 @@ fn update_graph() -> ToScheduler {
 fn corpus(target: Target) -> Vec<Vec<u8>> {
     let task = WireTask::new(key(3), &spec(), vec![key(1), key(2)]);
     match target {
-        Target::ToScheduler => vec![batch_input(&[update_graph()])],
+        Target::ToScheduler => vec![
+            batch_input(&[update_graph()]),
+            batch_input(&[ToScheduler::Coord {
+                request: 3,
+                op: CoordOp::QueuePut {
+                    name: "q".into(),
+                    value: CoordValue {
+                        data: value().bytes,
+                        keys: vec![key(1)],
+                    },
+                    timeout_ms: Some(5),
+                },
+            }]),
+        ],
         Target::ToClient => vec![batch_input(&[
             ToClient::KeyInMemory {
                 key: key(3),
@@ -178,6 +191,14 @@ fn corpus(target: Target) -> Vec<Vec<u8>> {
             ToClient::WhoHas {
                 request: 1,
                 locations: vec![(key(1), vec!["[::1]:1".into()])],
+            },
+            ToClient::Coord {
+                request: 2,
+                reply: CoordReply::Events(vec![LoggedEvent {
+                    topic: "t".into(),
+                    time: 1.5,
+                    msg: value().bytes,
+                }]),
             },
         ])],
         Target::ToWorker => vec![batch_input(&[ToWorker::Compute {

@@ -25,6 +25,7 @@ impl SchedulerState {
         let Some(c) = self.client_by_conn.remove(&conn) else {
             return;
         };
+        self.coord_client_left(c);
         let rec = self.clients[c.0 as usize]
             .take()
             .expect("a connected client has a record");
@@ -102,6 +103,7 @@ impl SchedulerState {
             }
             // The connection layer answers these; the core never sees them.
             ToScheduler::Gather { .. } => {}
+            ToScheduler::Coord { request, op } => self.coord_message(c, request, op),
             ToScheduler::Logs { request, worker } => {
                 let lines = match worker {
                     None => self.log_source.as_ref().map(|f| f()).unwrap_or_default(),

@@ -11,6 +11,7 @@
 //! it with the stimulus that caused it, so [`SchedulerState::story`] explains any key.
 
 mod clients;
+mod coord;
 mod index;
 mod log;
 pub mod observe;
@@ -26,6 +27,7 @@ use oxidask_core::{Key, Prefix};
 use oxidask_protocol::{FromWorker, ToClient, ToScheduler, ToWorker, WireKey, WorkerInfo};
 use rustc_hash::FxHashMap;
 
+pub use coord::{Coord, CoordLimits};
 pub use log::{Stimulus, Transition, TransitionLog};
 pub use records::{
     ClientId, ClientRec, Constraints, TState, TaskId, TaskList, TaskRec, WorkerId, WorkerMetrics,
@@ -159,6 +161,7 @@ impl Event {
                 ToScheduler::TaskStream { .. } => "task-stream",
                 ToScheduler::Logs { .. } => "logs",
                 ToScheduler::Gather { .. } => "gather",
+                ToScheduler::Coord { .. } => "coordination",
             },
             Event::ClientLeft { .. } => "client-left",
             Event::WorkerJoined { .. } => "worker-joined",
@@ -255,6 +258,8 @@ pub struct SchedulerState {
     pub(crate) obs: observe::Observations,
     /// The scheduler process's recent log lines (set by the server; none in tests).
     pub(crate) log_source: Option<crate::server::LogSource>,
+    /// Variables, queues, locks and the other coordination objects.
+    pub(crate) coord: coord::Coord,
 }
 
 impl SchedulerState {
@@ -291,6 +296,7 @@ impl SchedulerState {
             out: Vec::new(),
             obs: observe::Observations::default(),
             log_source: None,
+            coord: coord::Coord::default(),
         }
     }
 
@@ -328,7 +334,10 @@ impl SchedulerState {
                     self.remove_worker(w, &reason, false)
                 }
             }
-            Event::Tick => self.tick(),
+            Event::Tick => {
+                self.tick();
+                self.coord_expire();
+            }
         }
         self.process_releases();
         self.flush_frees();
@@ -511,6 +520,9 @@ impl SchedulerState {
 
     pub(crate) fn send_client(&mut self, c: ClientId, msg: ToClient) {
         if let Some(Some(rec)) = self.clients.get(c.0 as usize) {
+            if rec.conn == coord::HOLDER_CONN {
+                return; // the pseudo-client holding coordination objects' futures
+            }
             self.out.push(Effect::ToClient {
                 conn: rec.conn,
                 msg,

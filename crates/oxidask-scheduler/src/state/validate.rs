@@ -31,6 +31,7 @@ impl SchedulerState {
     /// Checks every invariant of the records; returns the first broken one, described.
     pub fn validate(&self) -> Result<(), String> {
         self.validate_observations()?;
+        self.validate_coord()?;
         let staged: rustc_hash::FxHashSet<TaskId> = self
             .clients
             .iter()
