@@ -353,6 +353,38 @@ def shuffle_split(grouper, n, part):
     return buckets
 
 
+def shuffle_tag(grouper, n, part):
+    """``(destination partition, record)`` pairs: the first step of a multi-stage shuffle."""
+    out = []
+    cache = {}
+    for x in part:
+        k = grouper(x)
+        try:
+            h = cache.get(k)
+            if h is None:
+                h = cache[k] = _stable_hash(k) % n
+        except TypeError:
+            h = _stable_hash(k) % n
+        out.append((h, x))
+    return out
+
+
+def shuffle_split_digit(k, stage, part):
+    """Tagged records in ``k`` buckets by digit ``stage`` (base ``k``) of their destination."""
+    buckets = [[] for _ in range(k)]
+    div = k**stage
+    for pair in part:
+        buckets[(pair[0] // div) % k].append(pair)
+    return buckets
+
+
+def shuffle_collect_tagged(grouper, part):
+    groups = {}
+    for _, x in part:
+        groups.setdefault(grouper(x), []).append(x)
+    return list(groups.items())
+
+
 def shuffle_collect(grouper, pieces):
     """One output partition of a groupby: ``[(group, [records]), ...]``."""
     groups = {}

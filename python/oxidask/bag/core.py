@@ -621,11 +621,15 @@ class Bag:
         return Bag._new([final(level, dask_key_name=(e, 0))], e)
 
     def groupby(self, grouper, method=None, npartitions=None, blocksize=2**20, max_branch=None, shuffle=None):
-        """``(key, [records])`` for each key ``grouper(record)``, through a shuffle: each
-        partition splits its records by a hash of their key, and each output partition
-        gathers its share from every input (one stage of tasks). ``npartitions``: how many
-        output partitions (default: as many as the input). ``shuffle='disk'`` and
-        ``'tasks'`` both run this task shuffle; prefer ``foldby`` when you can.
+        """``(key, [records])`` for each key ``grouper(record)``, through a shuffle of tasks:
+        each partition splits its records by a hash of their key (the same in every
+        process), and each output partition gathers its share. Up to ``max_branch`` (32)
+        output partitions, one stage (each output reads every input); more, Dask's
+        multi-stage shuffle (each stage splits ``k`` ways, ``k**stages`` outputs), so the
+        task count grows as ``n * k`` rather than ``n**2``. ``npartitions``: how many output
+        partitions (default: as many as the input; rounded up to ``k**stages`` when staged).
+        ``shuffle='disk'`` and ``'tasks'`` both run this task shuffle; prefer ``foldby``
+        when you can.
 
         >>> import oxidask.bag as db
         >>> b = db.from_sequence(range(10), npartitions=3)
@@ -639,6 +643,11 @@ class Bag:
         n = self.npartitions if npartitions is None else int(npartitions)
         if n < 1:
             raise ValueError(f"npartitions must be at least 1, not {npartitions!r}")
+        max_branch = max_branch or 32
+        if max_branch < 2:
+            raise ValueError(f"max_branch must be at least 2, not {max_branch!r}")
+        if n > max_branch:
+            return self._groupby_staged(grouper, n, max_branch)
         token = tokenize(self, grouper, n)
         split_name = f"shuffle-split-{token}"
         pick_name = f"shuffle-pick-{token}"
@@ -652,6 +661,40 @@ class Bag:
             pieces = [pick(s, j, dask_key_name=(pick_name, i, j)) for i, s in enumerate(splits)]
             parts.append(collect(pieces, dask_key_name=(name, j)))
         return Bag._new(parts, name)
+
+    def _groupby_staged(self, grouper, n_out, max_branch):
+        stages = max(1, math.ceil(math.log(n_out) / math.log(max_branch)))
+        k = math.ceil(n_out ** (1 / stages))
+        while (k - 1) ** stages >= n_out:  # float error in the root
+            k -= 1
+        n = k**stages
+        src = self if self.npartitions <= n else self.repartition(npartitions=n)
+        token = tokenize(src, grouper, n, max_branch)
+        tag = _task_fn(partial(_chunk.shuffle_tag, grouper, n))
+        current = [tag(p, dask_key_name=(f"shuffle-tag-{token}", i)) for i, p in enumerate(src._parts)]
+        current += [[] for _ in builtins.range(n - len(current))]
+        pick = _task_fn(_chunk.getitem)
+        join = _task_fn(_chunk.concat_lists)
+        for stage in builtins.range(stages):
+            split = _task_fn(partial(_chunk.shuffle_split_digit, k, stage))
+            splits = [
+                split(c, dask_key_name=(f"shuffle-split-{token}", stage, i)) for i, c in enumerate(current)
+            ]
+            div = k**stage
+            nxt = []
+            for i in builtins.range(n):
+                digit = (i // div) % k
+                base = i - digit * div
+                pieces = [
+                    pick(splits[base + j * div], digit,
+                         dask_key_name=(f"shuffle-pick-{token}", stage, base + j * div, digit))
+                    for j in builtins.range(k)
+                ]
+                nxt.append(join(pieces, dask_key_name=(f"shuffle-join-{token}", stage, i)))
+            current = nxt
+        name = f"groupby-collect-{token}"
+        collect = _task_fn(partial(_chunk.shuffle_collect_tagged, grouper))
+        return Bag._new([collect(c, dask_key_name=(name, i)) for i, c in enumerate(current)], name)
 
     # -- selection and layout ------------------------------------------------------------
 

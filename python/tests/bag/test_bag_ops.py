@@ -396,3 +396,20 @@ def test_random_sample(data, parts, scheduler):
     assert b.random_sample(1.0).compute(scheduler=scheduler) == data
     with pytest.raises(ValueError, match="prob"):
         b.random_sample(1.5)
+
+
+@pytest.mark.parametrize("nparts,npartitions,max_branch", [(40, None, None), (9, 30, 4), (50, 5, 2), (3, 17, 3)])
+def test_staged_groupby(nparts, npartitions, max_branch, scheduler):
+    data = make_data(99, 300)
+    b = db.from_sequence(data, npartitions=nparts)
+    key = lambda x: x % 11  # noqa: E731
+    g = b.groupby(key, npartitions=npartitions, max_branch=max_branch)
+    out = npartitions or nparts
+    if out > (max_branch or 32):
+        assert g.npartitions >= out  # k**stages partitions, as Dask's task shuffle
+    got = g.compute(scheduler=scheduler)
+    expect = {}
+    for x in data:
+        expect.setdefault(key(x), []).append(x)
+    assert len(got) == len(expect)
+    assert {k: sorted(v) for k, v in got} == {k: sorted(v) for k, v in expect.items()}
