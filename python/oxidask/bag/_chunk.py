@@ -78,7 +78,7 @@ def map_chunk(func, bag_flags, args, kw_bags, kwargs):
         out = [func(x) for x in args[0]]
     else:
         out = [func(*values) for values in zip(*iters)]
-    return out
+    return reify(out)
 
 
 def map_partitions_chunk(func, bag_flags, args, kwargs):

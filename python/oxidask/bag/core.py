@@ -154,6 +154,12 @@ class Item:
     def __repr__(self):
         return f"Item('{self.key}')"
 
+    def __reduce__(self):
+        raise TypeError(
+            f"an Item ({self.key}) cannot be pickled; as an argument of a delayed function or "
+            "client.submit pass item.to_delayed(), or compute it first"
+        )
+
     def compute(self, **kwargs):
         """The value (keywords as :func:`oxidask.compute`: ``scheduler=``, ...)."""
         return base.compute(self, **kwargs)[0]
@@ -290,6 +296,12 @@ class Bag:
         return f"dask.bag<{_key_split(self.name)}, npartitions={self.npartitions}>"
 
     __repr__ = __str__
+
+    def __reduce__(self):
+        raise TypeError(
+            f"a Bag ({self.name}) cannot be pickled; as an argument of a delayed function pass "
+            "bag.to_delayed() (one Delayed list per partition), or compute it first"
+        )
 
     def compute(self, **kwargs):
         """The records, as one list (keywords as :func:`oxidask.compute`: ``scheduler=``...)."""

@@ -85,3 +85,13 @@ def test_unequal_partitions_in_a_multi_bag_map(scheduler):
     b = db.from_sequence(range(5), npartitions=2)
     with pytest.raises(ValueError, match="equal lengths"):
         a.map(lambda x, y: x + y, b).compute(scheduler=scheduler)
+
+
+def test_pickling_a_bag_says_what_to_do():
+    import pickle
+
+    b = db.from_sequence(range(3))
+    with pytest.raises(TypeError, match="to_delayed"):
+        pickle.dumps(b)
+    with pytest.raises(TypeError, match="to_delayed"):
+        pickle.dumps(b.count())

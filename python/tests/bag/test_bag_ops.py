@@ -413,3 +413,9 @@ def test_staged_groupby(nparts, npartitions, max_branch, scheduler):
         expect.setdefault(key(x), []).append(x)
     assert len(got) == len(expect)
     assert {k: sorted(v) for k, v in got} == {k: sorted(v) for k, v in expect.items()}
+
+
+def test_iterators_become_lists(scheduler):
+    b = db.from_sequence(range(4), npartitions=2)
+    assert b.map(lambda x: iter([x, x])).compute(scheduler=scheduler) == [[0, 0], [1, 1], [2, 2], [3, 3]]
+    assert b.map(lambda x: iter(range(x))).flatten().compute(scheduler="processes") == [0, 0, 1, 0, 1, 2]
