@@ -35,7 +35,11 @@ pub struct PyFuture {
 }
 
 impl PyFuture {
-    fn new(inner: Future<()>, key_text: Option<String>, owner: Option<Py<PyAny>>) -> PyFuture {
+    pub(crate) fn new(
+        inner: Future<()>,
+        key_text: Option<String>,
+        owner: Option<Py<PyAny>>,
+    ) -> PyFuture {
         PyFuture {
             inner,
             key_text,
@@ -372,6 +376,11 @@ pub struct PyClient {
 }
 
 impl PyClient {
+    /// The Rust client underneath.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     fn wrap(client: Client) -> PyClient {
         PyClient {
             client,

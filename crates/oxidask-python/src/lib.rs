@@ -22,6 +22,7 @@ pub mod buffers;
 pub mod call;
 pub mod client;
 pub mod config;
+pub mod coord;
 pub mod delayed;
 pub mod errors;
 pub mod gil;
@@ -87,6 +88,7 @@ fn _oxidask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(local::persist_local, m)?)?;
     m.add_function(wrap_pyfunction!(local::visualize_graph, m)?)?;
     m.add_function(wrap_pyfunction!(client::get_client, m)?)?;
+    m.add_function(wrap_pyfunction!(coord::coord, m)?)?;
     m.add_function(wrap_pyfunction!(client::secede, m)?)?;
     m.add_function(wrap_pyfunction!(client::rejoin, m)?)?;
     m.add_function(wrap_pyfunction!(client::worker_context, m)?)?;

@@ -22,6 +22,12 @@ from oxidask.distributed.client import (
     wait,
 )
 from oxidask.distributed.cluster import LocalCluster
+from oxidask.distributed.event import Event
+from oxidask.distributed.lock import Lock
+from oxidask.distributed.pubsub import Pub, Sub
+from oxidask.distributed.queues import Queue
+from oxidask.distributed.semaphore import Semaphore
+from oxidask.distributed.variable import Variable
 from oxidask.distributed.diagnostics import MemorySampler, get_task_stream, performance_report
 from oxidask.distributed.security import Security
 from oxidask.distributed.worker import get_worker, rejoin, secede, worker_client
@@ -30,14 +36,21 @@ from oxidask.exceptions import CancelledError, KilledWorker, TimeoutError
 __all__ = [
     "ALL_COMPLETED",
     "CancelledError",
+    "Event",
     "Client",
     "FIRST_COMPLETED",
     "Future",
     "KilledWorker",
     "LocalCluster",
+    "Lock",
     "MemorySampler",
+    "Pub",
+    "Queue",
     "Security",
+    "Semaphore",
+    "Sub",
     "TimeoutError",
+    "Variable",
     "as_completed",
     "default_client",
     "fire_and_forget",

@@ -9,6 +9,7 @@ from collections import namedtuple
 from oxidask import _oxidask, config
 from oxidask._oxidask import ClientCore, Delayed, Future
 from oxidask.base import tokenize
+from oxidask.distributed.datasets import CoordinationMixin
 
 FIRST_COMPLETED = "FIRST_COMPLETED"
 ALL_COMPLETED = "ALL_COMPLETED"
@@ -82,7 +83,7 @@ def _workers(workers):
     return [str(w) for w in workers]
 
 
-class Client:
+class Client(CoordinationMixin):
     """A connection to a cluster: submit functions, hold their results as futures, gather them,
     and run ``compute()`` of lazy values on the cluster.
 
