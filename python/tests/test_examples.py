@@ -55,3 +55,21 @@ def test_bag_word_count_matches_counter(tmp_path):
     assert "threaded scheduler: matches collections.Counter" in lines
     assert "LocalCluster (2 worker processes): matches collections.Counter" in lines
     assert list(tmp_path.iterdir()) == []
+
+
+def test_coordination_example_tasks_share_a_queue_lock_and_variable(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "coordination.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout
+    assert "jobs produced: 100" in lines
+    assert "total 100" in lines
+    assert "sum of squares under the lock: 328350" in lines
+    assert "another client reads the dataset: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]" in lines
+    assert "datasets: ['squares']" in lines
+    assert list(tmp_path.iterdir()) == []
