@@ -25,13 +25,17 @@ DASK_DISTRIBUTED = ("dask-localcluster", ["distributed_ref.py"])
 DASK_DF = ("dask-dataframe-threaded", ["dataframe_ref.py", "--impl", "dask"])
 POLARS = ("polars-lazy", ["dataframe_ref.py", "--impl", "polars"])
 DASK_PY = ("dask", ["python_cases.py", "--impl", "dask"])
+DASK_COORD = ("dask", ["coordination_cases.py", "--impl", "dask"])
 # A reference that is ourselves in another configuration: (name, ["@ours", case]).
 NO_DASHBOARD = ("oxidask-no-dashboard", ["@ours", "dashboard-closed"])
 PLAIN_MAP = ("oxidask-plain-tcp", ["@ours", "map"])
 PLAIN_ROUNDTRIP = ("oxidask-plain-tcp", ["@ours", "roundtrip"])
 
 # Suites whose "ours" side is a Python script (the oxidask package) rather than oxidask-bench.
-PYTHON_OURS = {"python": ["python_cases.py", "--impl", "oxidask"]}
+PYTHON_OURS = {
+    "python": ["python_cases.py", "--impl", "oxidask"],
+    "coordination": ["coordination_cases.py", "--impl", "oxidask"],
+}
 
 # suite -> [(case, full size, quick size, [references])]
 SUITES = {
@@ -78,6 +82,13 @@ SUITES = {
         ("map", 100_000, 2_000, [DASK_PY]),
         # n = lines of text (~6 words each); dask.bag against oxidask.bag, same script.
         ("bag-word-count", 1_000_000, 50_000, [DASK_PY]),
+    ],
+    # Dask's distributed data structures from Python (coordination_cases.py), both sides on a
+    # LocalCluster of 2 worker processes; n = operations.
+    "coordination": [
+        ("queue-put-get", 10_000, 500, [DASK_COORD]),
+        ("queue-tasks", 10_000, 500, [DASK_COORD]),
+        ("lock-roundtrip", 2_000, 200, [DASK_COORD]),
     ],
     # n = data scale per mille of the 84.4M-row 2019 taxi year (benchmarks/run makes the data).
     "dataframe": [
