@@ -24,6 +24,10 @@ class Queue:
         self.maxsize = maxsize
         self._client = client
         self._made = False
+        try:
+            self.client  # made now, as Dask does, when a client is connected
+        except ValueError:
+            pass  # no client yet: made on first use
 
     @property
     def client(self):

@@ -26,6 +26,10 @@ class Semaphore:
         self._client = client
         self._leases = collections.deque()
         self._made = False
+        try:
+            self.client  # made now, as Dask does, when a client is connected
+        except ValueError:
+            pass  # no client yet: made on first use
 
     @property
     def client(self):

@@ -325,3 +325,31 @@ def test_a_lock_holder_process_dies_and_its_futures_in_coordination_objects_surv
     finally:
         proc.kill()
         proc.wait()
+
+
+# -- docstrings ------------------------------------------------------------------------------
+
+
+def test_docstring_examples():
+    import doctest
+
+    import oxidask.distributed.datasets
+    import oxidask.distributed.event
+    import oxidask.distributed.lock
+    import oxidask.distributed.pubsub
+    import oxidask.distributed.queues
+    import oxidask.distributed.semaphore
+    import oxidask.distributed.variable
+
+    for module in [
+        oxidask.distributed.variable,
+        oxidask.distributed.queues,
+        oxidask.distributed.lock,
+        oxidask.distributed.semaphore,
+        oxidask.distributed.event,
+        oxidask.distributed.pubsub,
+        oxidask.distributed.datasets,
+    ]:
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0, module.__name__
+        assert result.failed == 0, module.__name__
