@@ -226,7 +226,9 @@ class StringAccessor:
         return sorted(set(dir(type(self)) + dir(str)))
 
     def _strmap(self, key, *args, **kwargs):
-        return self._bag.map(operator.methodcaller(key, *args, **kwargs))
+        b = self._bag
+        name = f"{key}-{tokenize(b, key, 'str', args, kwargs)}"
+        return b._with(name, _chunk.str_method_chunk, key, args, kwargs)
 
     def __getattr__(self, key):
         if not key.startswith("_") and key in dir(str):

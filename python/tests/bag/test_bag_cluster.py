@@ -10,7 +10,7 @@ import pytest
 
 import oxidask
 import oxidask.bag as db
-from conftest import make_data, make_words
+from bag_oracle import make_data, make_words
 
 
 def test_operations_on_the_cluster(client):

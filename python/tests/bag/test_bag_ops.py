@@ -13,7 +13,7 @@ import pytest
 
 import oxidask
 import oxidask.bag as db
-from conftest import WORDS, make_data, make_words, partitionings
+from bag_oracle import WORDS, make_data, make_words, partitionings
 
 SEEDS = [0, 1, 2, 3]
 
@@ -419,3 +419,19 @@ def test_iterators_become_lists(scheduler):
     b = db.from_sequence(range(4), npartitions=2)
     assert b.map(lambda x: iter([x, x])).compute(scheduler=scheduler) == [[0, 0], [1, 1], [2, 2], [3, 3]]
     assert b.map(lambda x: iter(range(x))).flatten().compute(scheduler="processes") == [0, 0, 1, 0, 1, 2]
+
+
+@pytest.mark.parametrize("was_enabled", [True, False])
+def test_str_methods_leave_the_cycle_collector_as_they_found_it(was_enabled, scheduler):
+    import gc
+
+    b = db.from_sequence([f"w{i} x{i % 3}" for i in range(500)], npartitions=8)
+    if not was_enabled:
+        gc.disable()
+    try:
+        got = oxidask.compute(b.str.split(), b.str.upper().str.split("X"), scheduler=scheduler)
+        assert got[0] == [f"w{i} x{i % 3}".split() for i in range(500)]
+        assert got[1] == [f"w{i} x{i % 3}".upper().split("X") for i in range(500)]
+        assert gc.isenabled() == was_enabled
+    finally:
+        gc.enable()
