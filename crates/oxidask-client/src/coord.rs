@@ -33,8 +33,7 @@ use oxidask_core::codec::Reader;
 use oxidask_core::{Data, Error, Key};
 use oxidask_protocol::frame::{catch_decode, encode_detached};
 use oxidask_protocol::{
-    CoordErrorKind, CoordOp, CoordReply, CoordValue, Payload, SubmitOptions, ToClient, ToScheduler,
-    WireKey,
+    CoordErrorKind, CoordOp, CoordReply, CoordValue, Payload, ToClient, ToScheduler, WireKey,
 };
 
 use crate::client::{Client, ClientState, KeyEntry, KeyStatus, Outgoing, Shared};
@@ -174,8 +173,9 @@ fn timeout_ms(t: Option<Duration>) -> Option<u64> {
 }
 
 /// A reply routed by the client's I/O thread: the keys it hands over are held from here on
-/// (created as pending if this client did not know them, and wanted again so that a release
-/// this client sent before the reply arrived cannot leave them unheld).
+/// (created as pending if this client did not know them, and claimed again with
+/// `CoordOp::Hold` so that a release this client sent before the reply arrived cannot leave
+/// them unheld).
 pub(crate) fn arrived(shared: &Shared, st: &mut ClientState, request: u64, reply: CoordReply) {
     let keys: Vec<Key> = reply.keys().filter_map(|k| k.to_key().ok()).collect();
     let Some(tx) = st.replies.remove(&request) else {
@@ -187,6 +187,7 @@ pub(crate) fn arrived(shared: &Shared, st: &mut ClientState, request: u64, reply
         }
         return;
     };
+    let mut claim = Vec::new();
     for &k in &keys {
         match st.keys.get_mut(&k) {
             Some(e) => e.refs += 1,
@@ -198,14 +199,16 @@ pub(crate) fn arrived(shared: &Shared, st: &mut ClientState, request: u64, reply
                         status: KeyStatus::Pending,
                     },
                 );
-                let _ = shared.tx.send(Outgoing::Msg(ToScheduler::UpdateGraph {
-                    tasks: Vec::new(),
-                    wanted: vec![WireKey::from(&k)],
-                    options: SubmitOptions::default(),
-                    more: false,
-                }));
+                claim.push(WireKey::from(&k));
             }
         }
+    }
+    if !claim.is_empty() {
+        // Not an UpdateGraph: that could end a graph another thread is sending in parts.
+        let _ = shared.tx.send(Outgoing::Msg(ToScheduler::Coord {
+            request: 0,
+            op: CoordOp::Hold { keys: claim },
+        }));
     }
     if tx.send(ToClient::Coord { request, reply }).is_err() {
         for k in keys {

@@ -245,6 +245,13 @@ pub enum CoordOp {
         /// The request.
         request: u64,
     },
+    /// This client holds futures for these keys, which a reply handed it while it did not
+    /// hold them (so that a `Release` it sent before the reply arrived cannot leave them
+    /// unheld). No reply; a key the scheduler no longer knows gets `KeyErred`.
+    Hold {
+        /// The keys.
+        keys: Vec<WireKey>,
+    },
 }
 
 /// Why a coordination request failed.

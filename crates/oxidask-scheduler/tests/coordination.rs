@@ -1356,3 +1356,88 @@ fn random_walk_keeps_the_invariants() {
     sim.drain();
     assert_eq!(sim.s.n_tasks(), 0, "every key released");
 }
+
+/// A client releases a key while a reply handing it the same key is on its way: its `Hold`
+/// claim (sent because it no longer held the key when the reply came) keeps it wanted.
+#[test]
+fn hold_reclaims_a_key_released_while_a_reply_was_in_flight() {
+    let mut sim = Sim::new();
+    sim.add_worker(10, "w", 1);
+    sim.add_client(1);
+    sim.submit(1, vec![task("a-1", &[])], &["a-1"]);
+    sim.drain();
+    op(
+        &mut sim,
+        1,
+        1,
+        CoordOp::VariableSet {
+            name: s("v"),
+            value: fut("a-1"),
+        },
+    );
+    // The get is answered (handing a-1 over), then the release sent before the answer came.
+    op(
+        &mut sim,
+        1,
+        2,
+        CoordOp::VariableGet {
+            name: s("v"),
+            timeout_ms: None,
+        },
+    );
+    sim.client_msg(
+        1,
+        ToScheduler::Release {
+            keys: vec![wk("a-1")],
+        },
+    );
+    op(&mut sim, 1, 3, CoordOp::VariableDelete { name: s("v") });
+    assert_eq!(sim.state("a-1"), None, "without the claim it is gone");
+    // With the claim it stays.
+    sim.submit(1, vec![task("b-1", &[])], &["b-1"]);
+    sim.drain();
+    op(
+        &mut sim,
+        1,
+        4,
+        CoordOp::VariableSet {
+            name: s("v"),
+            value: fut("b-1"),
+        },
+    );
+    op(
+        &mut sim,
+        1,
+        5,
+        CoordOp::VariableGet {
+            name: s("v"),
+            timeout_ms: None,
+        },
+    );
+    sim.client_msg(
+        1,
+        ToScheduler::Release {
+            keys: vec![wk("b-1")],
+        },
+    );
+    op(
+        &mut sim,
+        1,
+        0,
+        CoordOp::Hold {
+            keys: vec![wk("b-1")],
+        },
+    );
+    op(&mut sim, 1, 6, CoordOp::VariableDelete { name: s("v") });
+    assert_eq!(sim.state("b-1"), Some(TState::Memory));
+    // A claim on a key nobody holds any more fails that key, saying so.
+    op(
+        &mut sim,
+        1,
+        0,
+        CoordOp::Hold {
+            keys: vec![wk("a-1")],
+        },
+    );
+    assert!(sim.clients[&1].erred.contains_key(&wk("a-1")));
+}

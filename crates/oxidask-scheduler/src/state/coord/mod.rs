@@ -534,6 +534,23 @@ impl SchedulerState {
                 self.coord_forget_waiters(c, Some(request));
                 None
             }
+            CoordOp::Hold { keys } => {
+                for k in keys {
+                    match self.lookup(&k) {
+                        Some(t) => self.want(c, t),
+                        None => {
+                            let error = oxidask_protocol::WireError {
+                                key: Some(k),
+                                ..oxidask_protocol::WireError::invalid(format!(
+                                    "{k} was released by every holder before this client's claim on it arrived; it is lost"
+                                ))
+                            };
+                            self.send_client(c, ToClient::KeyErred { key: k, error });
+                        }
+                    }
+                }
+                None
+            }
         };
         if let Some(r) = reply {
             self.coord_reply(c, request, r);
