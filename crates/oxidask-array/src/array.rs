@@ -214,6 +214,12 @@ impl<T: Element> Array<T> {
             .unwrap_or_default()
     }
 
+    /// The operation's name, the prefix of the block keys (`"ones"`, `"add"`, …; empty if the
+    /// array is invalid).
+    pub fn name(&self) -> &'static str {
+        self.inner.as_ref().map(|n| n.name).unwrap_or("")
+    }
+
     /// The number of dimensions.
     pub fn ndim(&self) -> usize {
         self.shape().len()

@@ -370,6 +370,54 @@ impl<T: Element> Array<T> {
     }
 }
 
+impl<T: Element> Array<T> {
+    /// Every block extended by `depth` elements of its neighbours per axis (Dask's
+    /// `da.overlap.overlap`); at the array's edges `boundary` says what the extension holds.
+    /// Apply a function to the blocks, then [`Array::trim_overlap`] cuts the extension off.
+    pub fn overlap(&self, depth: &[usize], boundary: Boundary) -> Array<T> {
+        let depth = depth.to_vec();
+        self.then(|n| {
+            if depth.len() != n.shape.len() {
+                return Err(ArrayError::Argument {
+                    op: "overlap",
+                    detail: format!(
+                        "depth {depth:?} needs one entry per axis of shape {:?}",
+                        n.shape
+                    ),
+                });
+            }
+            overlap_node(n, &depth, &boundary)
+        })
+    }
+
+    /// Cuts what [`Array::overlap`] added off `self`, blocks computed from `original`
+    /// overlapped by `depth` with `boundary` (Dask's `trim_internal`): the result has
+    /// `original`'s chunks.
+    pub fn trim_overlap<U: Element>(
+        &self,
+        original: &Array<U>,
+        depth: &[usize],
+        boundary: Boundary,
+    ) -> Array<T> {
+        let depth = depth.to_vec();
+        let original = match original.node() {
+            Ok(o) => o.clone(),
+            Err(e) => return Array::error(e),
+        };
+        self.then(|n| {
+            let trimmed = trim_node(n, &original, &depth, &boundary)?;
+            Ok(Node::new(
+                trimmed.name,
+                trimmed.shape.clone(),
+                trimmed.chunks.clone(),
+                n.dtype,
+                trimmed.token,
+                Source::Layer(trimmed.layer()),
+            ))
+        })
+    }
+}
+
 /// What a [`Array::map_overlap`] extension holds beyond the array's edges.
 #[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
 #[data(crate = oxidask_core)]

@@ -387,6 +387,121 @@ pub fn from_vec<T: Element>(data: Vec<T>, chunks: impl IntoChunks) -> Array<T> {
     )
 }
 
+/// An array from blocks already in memory, row-major over the grid `chunks` describes (each
+/// block held in the graph as it is, without copies). Blocks of other shapes than `chunks`
+/// declares make an invalid array.
+///
+/// ```
+/// use ndarray::{ArrayD, IxDyn};
+/// use oxidask_array::{from_blocks, Chunks};
+/// let b = |n| ArrayD::<f64>::zeros(IxDyn(&[n]));
+/// let x = from_blocks(vec![b(2), b(3)], Chunks(vec![vec![2, 3]]));
+/// assert_eq!(x.shape(), vec![5]);
+/// ```
+pub fn from_blocks<T: Element>(blocks: Vec<ArrayD<T>>, chunks: Chunks) -> Array<T> {
+    if blocks.len() != chunks.nblocks() {
+        return Array::error(ArrayError::Shapes {
+            op: "from_blocks",
+            detail: format!(
+                "{} blocks for a grid of {:?} blocks",
+                blocks.len(),
+                chunks.grid()
+            ),
+        });
+    }
+    let shape: Vec<usize> = chunks.0.iter().map(|a| a.iter().sum()).collect();
+    let mut t = Tokenizer::new();
+    t.write_str("from_array");
+    for (idx, b) in chunks.indices().zip(&blocks) {
+        let want = chunks.block_shape(&idx);
+        if b.shape() != want.as_slice() {
+            return Array::error(ArrayError::Shapes {
+                op: "from_blocks",
+                detail: format!(
+                    "block {idx:?} has shape {:?}, chunks say {want:?}",
+                    b.shape()
+                ),
+            });
+        }
+        t.write_data(b);
+    }
+    t.write_data(&chunks);
+    let token = t.finish();
+    let node_name = "array";
+    let grid = chunks.grid();
+    let mut tasks = Vec::with_capacity(blocks.len());
+    let mut outputs = Vec::with_capacity(blocks.len());
+    for (idx, b) in chunks.indices().zip(blocks) {
+        let key = crate::array::block_key(node_name, token, &idx, &grid);
+        tasks.push((key, Task::value(Value::new(T::wrap(Chunk::Dense(b))))));
+        outputs.push(key);
+    }
+    let layer = Arc::new(Layer {
+        tasks,
+        outputs,
+        deps: Vec::new(),
+    });
+    Array::from_node(Node::new(
+        node_name,
+        shape,
+        chunks,
+        T::DTYPE,
+        token,
+        Source::Layer(layer),
+    ))
+}
+
+/// An array whose blocks are delayed [`Block`]s (results of array operations built by hand,
+/// e.g. selected by a mask; handles with their type erased), row-major over the grid `chunks`
+/// describes. The blocks are used as they are: each must have the shape and dtype declared.
+pub fn from_block_delayed<T: Element>(blocks: Vec<Delayed<()>>, chunks: Chunks) -> Array<T> {
+    if blocks.len() != chunks.nblocks() {
+        return Array::error(ArrayError::Shapes {
+            op: "from_delayed",
+            detail: format!(
+                "{} delayed blocks for a grid of {:?} blocks",
+                blocks.len(),
+                chunks.grid()
+            ),
+        });
+    }
+    let shape: Vec<usize> = chunks.0.iter().map(|a| a.iter().sum()).collect();
+    let mut t = Tokenizer::new();
+    t.write_str("from_block_delayed");
+    for b in &blocks {
+        t.write_token(b.key().token());
+        t.write_str(b.key().prefix_str());
+    }
+    t.write_data(&chunks);
+    let token = t.finish();
+    let grid = chunks.grid();
+    let mut graph = oxidask_core::Graph::new();
+    for b in &blocks {
+        oxidask_core::Collection::build_graph(b, &mut graph);
+    }
+    let mut tasks: Vec<(oxidask_core::Key, Task)> =
+        graph.iter().map(|(k, t)| (*k, t.clone())).collect();
+    let mut outputs = Vec::with_capacity(blocks.len());
+    for (idx, b) in chunks.indices().zip(&blocks) {
+        let key = crate::array::block_key("blocks", token, &idx, &grid);
+        tasks.push((key, Task::alias(b.key())));
+        outputs.push(key);
+    }
+    let layer = Arc::new(Layer {
+        tasks,
+        outputs,
+        deps: Vec::new(),
+    });
+    Array::from_node(Node::new(
+        "blocks",
+        shape,
+        chunks,
+        T::DTYPE,
+        token,
+        Source::Layer(layer),
+    ))
+}
+
 /// An array whose blocks are delayed results of the given shapes (Dask's `from_delayed` and
 /// `block` together): `blocks` in row-major order over a grid described by `chunks`.
 ///

@@ -271,6 +271,34 @@ impl<T: Element> Array<T> {
         self.elementwise(op.name(), &[], Expr::Binary(op, Box::new(a), Box::new(b)))
     }
 
+    /// An elementwise operation of one argument with a result of `U` (the caller checks
+    /// [`UnaryOp::result`]; a mismatch fails when computed).
+    ///
+    /// ```
+    /// use oxidask_array::{ones, UnaryOp};
+    /// let x = ones::<f64>(4).apply_unary::<f64>(UnaryOp::Sqrt);
+    /// assert_eq!(x.shape(), vec![4]);
+    /// ```
+    pub fn apply_unary<U: Element>(&self, op: UnaryOp) -> Array<U> {
+        self.unary(op)
+    }
+
+    /// An elementwise operation of two arrays, broadcast, with a result of `U` (see
+    /// [`BinaryOp::result`]).
+    pub fn apply_binary<U: Element>(&self, op: BinaryOp, other: &Array<T>) -> Array<U> {
+        self.binary(op, other)
+    }
+
+    /// An elementwise operation of the array and a scalar (`v op x` when `scalar_first`).
+    pub fn apply_binary_scalar<U: Element>(
+        &self,
+        op: BinaryOp,
+        v: T,
+        scalar_first: bool,
+    ) -> Array<U> {
+        self.binary_scalar(op, v, scalar_first)
+    }
+
     /// Converts every element (NumPy's `astype`).
     pub fn astype<U: Element>(&self) -> Array<U> {
         if T::DTYPE == U::DTYPE {

@@ -1,0 +1,476 @@
+"""Functions over arrays (``da.sum``, ``da.concatenate``, ``da.where`` …), Dask's and NumPy's
+names; NumPy's own functions reach them through ``Array.__array_function__``."""
+
+import builtins as _b
+import math
+import numbers
+
+import numpy as np
+
+from oxidask.array.core import (
+    Array,
+    ArrayNode,
+    _axis,
+    _dtype,
+    _meta_of,
+    _no_out,
+    _operand,
+    _tup,
+    _UNARY,
+    _as_bool,
+    asarray,
+    dot,
+    elemwise,
+    empty_like,
+    full,
+    full_like,
+    matmul,
+    ones_like,
+    outer,
+    tensordot,
+    zeros_like,
+)
+
+def where(condition, x=None, y=None):
+    """``x`` where ``condition`` is true, else ``y`` (broadcast; NumPy's dtype rules)."""
+    if x is None and y is None:
+        raise NotImplementedError("where(condition) (nonzero) is not supported by oxidask.array")
+    cond = _operand(condition)
+    if not isinstance(cond, Array):
+        return x if bool(cond) else y
+    cond = _as_bool(cond)
+    ox, oy = _operand(x), _operand(y)
+    dt = np.result_type(_meta_of(ox), _meta_of(oy))
+    _dtype(dt)
+    arrays = [a for a in (cond, ox, oy) if isinstance(a, Array)]
+    try:
+        shape = np.broadcast_shapes(*[a.shape for a in arrays])
+    except ValueError:
+        raise ValueError(
+            "operands could not be broadcast together with shapes "
+            + " ".join(_tup(a.shape) for a in arrays)
+        ) from None
+
+    def arr(v):
+        if isinstance(v, Array):
+            return v.astype(dt)
+        return full((), v, dtype=dt)
+
+    node = cond._node.where_(arr(ox)._node, arr(oy)._node)
+    out = Array(node)
+    if out.shape != tuple(shape):  # pragma: no cover
+        raise ValueError(f"where: shapes {[a.shape for a in arrays]}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# functions over arrays
+
+
+def _reduction(kind):
+    def f(a, axis=None, dtype=None, keepdims=False, split_every=None, out=None, **kwargs):
+        a = asarray(a)
+        method = getattr(a, kind)
+        if kind in ("min", "max", "any", "all", "argmin", "argmax"):
+            return method(axis=axis, keepdims=keepdims, split_every=split_every, out=out)
+        return method(axis=axis, dtype=dtype, keepdims=keepdims, split_every=split_every, out=out)
+
+    f.__name__ = kind
+    f.__doc__ = f"NumPy's ``{kind}`` as a lazy tree reduction (``axis``, ``keepdims``)."
+    return f
+
+
+sum = _reduction("sum")
+prod = _reduction("prod")
+mean = _reduction("mean")
+min = _reduction("min")
+max = _reduction("max")
+any = _reduction("any")
+all = _reduction("all")
+argmin = _reduction("argmin")
+argmax = _reduction("argmax")
+amin = min
+amax = max
+
+
+def var(a, axis=None, dtype=None, keepdims=False, ddof=0, split_every=None, out=None):
+    """Variance with ``ddof`` delta degrees of freedom."""
+    return asarray(a).var(axis=axis, dtype=dtype, keepdims=keepdims, ddof=ddof,
+                          split_every=split_every, out=out)
+
+
+def std(a, axis=None, dtype=None, keepdims=False, ddof=0, split_every=None, out=None):
+    """Standard deviation with ``ddof`` delta degrees of freedom."""
+    return asarray(a).std(axis=axis, dtype=dtype, keepdims=keepdims, ddof=ddof,
+                          split_every=split_every, out=out)
+
+
+def nansum(a, axis=None, dtype=None, keepdims=False, split_every=None, out=None):
+    """Sum treating NaN as zero."""
+    _no_out(out)
+    return asarray(a)._reduce("nansum", axis, keepdims, split_every, dtype=dtype)
+
+
+def nanmean(a, axis=None, dtype=None, keepdims=False, split_every=None, out=None):
+    """Mean ignoring NaN."""
+    _no_out(out)
+    return asarray(a)._reduce("nanmean", axis, keepdims, split_every, dtype=dtype)
+
+
+def cumsum(x, axis=None, dtype=None, out=None):
+    """Cumulative sum along ``axis``."""
+    return asarray(x).cumsum(axis=axis, dtype=dtype, out=out)
+
+
+def topk(a, k, axis=-1, split_every=None):
+    """The ``k`` largest elements along ``axis`` (Dask's ``topk``)."""
+    return asarray(a).topk(k, axis=axis, split_every=split_every)
+
+
+def transpose(a, axes=None):
+    """Axes reversed or permuted."""
+    return asarray(a).transpose(axes)
+
+
+def swapaxes(a, axis1, axis2):
+    """Two axes exchanged."""
+    a = asarray(a)
+    perm = list(range(a.ndim))
+    i, j = _axis(axis1, a.ndim), _axis(axis2, a.ndim)
+    perm[i], perm[j] = perm[j], perm[i]
+    return a.transpose(perm)
+
+
+def moveaxis(a, source, destination):
+    """An axis moved to another position."""
+    a = asarray(a)
+    s, d = _axis(source, a.ndim), _axis(destination, a.ndim)
+    order = [n for n in range(a.ndim) if n != s]
+    order.insert(d, s)
+    return a.transpose(order)
+
+
+def reshape(a, shape, merge_chunks=True, limit=None):
+    """The array with a new shape."""
+    return asarray(a).reshape(shape)
+
+
+def ravel(a):
+    """The array flattened."""
+    return asarray(a).ravel()
+
+
+def squeeze(a, axis=None):
+    """Length-1 axes removed."""
+    a = asarray(a)
+    if axis is None:
+        axes = [i for i, n in enumerate(a.shape) if n == 1]
+    else:
+        axes = [_axis(x, a.ndim) for x in (axis if isinstance(axis, (tuple, list)) else [axis])]
+        for x in axes:
+            if a.shape[x] != 1:
+                raise ValueError("cannot select an axis to squeeze out which has size not equal to one")
+    index = tuple(0 if i in axes else slice(None) for i in range(a.ndim))
+    return a[index]
+
+
+def expand_dims(a, axis):
+    """A length-1 axis inserted at ``axis``."""
+    a = asarray(a)
+    axes = axis if isinstance(axis, (tuple, list)) else [axis]
+    nd = a.ndim + len(axes)
+    axes = sorted(_axis(x, nd) for x in axes)
+    index = []
+    it = iter(range(a.ndim))
+    for i in range(nd):
+        if i in axes:
+            index.append(None)
+        else:
+            next(it)
+            index.append(slice(None))
+    return a[tuple(index)]
+
+
+def atleast_1d(*arys):
+    out = [asarray(a) if asarray(a).ndim >= 1 else asarray(a)[None] for a in arys]
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_2d(*arys):
+    out = []
+    for a in arys:
+        a = asarray(a)
+        if a.ndim == 0:
+            a = a[None, None]
+        elif a.ndim == 1:
+            a = a[None, :]
+        out.append(a)
+    return out[0] if len(out) == 1 else out
+
+
+def _common(arrays):
+    arrays = [asarray(a) for a in arrays]
+    if not arrays:
+        raise ValueError("need at least one array to concatenate")
+    dt = np.result_type(*[a.dtype for a in arrays])
+    _dtype(dt)
+    return [a.astype(dt) for a in arrays]
+
+
+def concatenate(seq, axis=0, allow_unknown_chunksizes=False):
+    """Arrays joined along an existing axis."""
+    arrays = _common(seq)
+    nd = arrays[0].ndim
+    if nd == 0:
+        raise ValueError("zero-dimensional arrays cannot be concatenated")
+    ax = _axis(axis, nd)
+    for a in arrays[1:]:
+        if a.ndim != nd:
+            raise ValueError(
+                "all the input array dimensions except for the concatenation axis must match "
+                f"exactly, but arrays have {nd} and {a.ndim} dimensions"
+            )
+        if _b.any(a.shape[i] != arrays[0].shape[i] for i in range(nd) if i != ax):
+            raise ValueError(
+                "all the input array dimensions except for the concatenation axis must match "
+                f"exactly: shapes {arrays[0].shape} and {a.shape} along axis {ax}"
+            )
+    if len(arrays) == 1:
+        return arrays[0]
+    return Array(ArrayNode.concatenate([a._known() for a in arrays], ax))
+
+
+def stack(seq, axis=0, allow_unknown_chunksizes=False):
+    """Arrays of one shape joined along a new axis."""
+    arrays = _common(seq)
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError("all input arrays must have the same shape")
+    ax = _axis(axis, arrays[0].ndim + 1)
+    return Array(ArrayNode.stack([a._known() for a in arrays], ax))
+
+
+def vstack(tup, allow_unknown_chunksizes=False):
+    return concatenate(atleast_2d(*tup) if len(tup) > 1 else [atleast_2d(tup[0])], axis=0)
+
+
+def hstack(tup, allow_unknown_chunksizes=False):
+    arrays = [asarray(a) for a in tup]
+    if _b.all(a.ndim == 1 for a in arrays):
+        return concatenate(arrays, axis=0)
+    return concatenate(arrays, axis=1)
+
+
+def dstack(tup, allow_unknown_chunksizes=False):
+    return stack(tup, axis=-1) if _b.all(asarray(a).ndim == 2 for a in tup) else concatenate(tup, axis=2)
+
+
+def block(arrays):
+    """Arrays assembled from nested lists of blocks (NumPy's ``block``)."""
+    def depth(x):
+        return 1 + depth(x[0]) if isinstance(x, list) else 0
+
+    d = depth(arrays)
+
+    def go(x, level):
+        if not isinstance(x, list):
+            return asarray(x)
+        parts = [go(p, level + 1) for p in x]
+        return concatenate(parts, axis=-(d - level))
+
+    return go(arrays, 0)
+
+
+def clip(a, a_min=None, a_max=None, **kwargs):
+    """Values limited to ``[a_min, a_max]``."""
+    a = asarray(a)
+    if a_min is not None:
+        a = elemwise(np.maximum, a, a_min)
+    if a_max is not None:
+        a = elemwise(np.minimum, a, a_max)
+    return a
+
+
+def round(a, decimals=0):
+    """Rounded to ``decimals`` decimals (ties to even, as NumPy)."""
+    a = asarray(a)
+    if a.dtype.kind in "iub":
+        return a
+    if decimals == 0:
+        return np.rint(a)
+    f = 10.0 ** decimals
+    return np.rint(a * f) / f
+
+
+around = round
+
+
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Elementwise ``|a - b| <= atol + rtol * |b|``."""
+    a, b = _operand(a), _operand(b)
+    out = _b.abs(a - b) <= atol + rtol * _b.abs(b)
+    if equal_nan:
+        out = out | (np.isnan(a) & np.isnan(b))
+    return out
+
+
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Whether every element is close (lazy 0-d bool array, as Dask)."""
+    return isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan).all()
+
+
+def array_equal(a1, a2):
+    a1, a2 = asarray(a1), asarray(a2)
+    if a1.shape != a2.shape:
+        return False
+    return bool((a1 == a2).all().compute())
+
+
+def rechunk(x, chunks="auto", threshold=None, block_size_limit=None, balance=False):
+    """Same values, other blocks."""
+    return asarray(x).rechunk(chunks, block_size_limit=block_size_limit)
+
+
+def _unary_function(name):
+    ufunc = getattr(np, name)
+
+    def f(x, *args, **kwargs):
+        return elemwise(ufunc, x, *args)
+
+    f.__name__ = name
+    f.__doc__ = f"NumPy's ``{name}``, elementwise and lazy."
+    return f
+
+
+for _n in list(_UNARY) + ["isinf", "trunc", "fix", "exp2", "reciprocal", "deg2rad", "rad2deg",
+                          "degrees", "radians", "fabs", "invert", "logical_not", "negative",
+                          "positive", "floor_divide", "true_divide", "divide", "remainder", "mod",
+                          "power", "maximum", "minimum", "add", "subtract", "multiply", "equal",
+                          "not_equal", "less", "less_equal", "greater", "greater_equal",
+                          "logical_and", "logical_or", "logical_xor"]:
+    globals()[_n] = _unary_function(_n)
+abs = absolute = globals()["absolute"]
+
+_ARRAY_FUNCTIONS = {
+    np.sum: sum, np.prod: prod, np.mean: mean, np.min: min, np.max: max, np.amin: min,
+    np.amax: max, np.any: any, np.all: all, np.argmin: argmin, np.argmax: argmax,
+    np.var: var, np.std: std, np.nansum: nansum, np.nanmean: nanmean, np.cumsum: cumsum,
+    np.transpose: transpose, np.reshape: reshape, np.ravel: ravel, np.squeeze: squeeze,
+    np.expand_dims: expand_dims, np.concatenate: concatenate, np.stack: stack,
+    np.vstack: vstack, np.hstack: hstack, np.where: where, np.dot: dot, np.matmul: matmul,
+    np.tensordot: tensordot, np.outer: outer, np.clip: clip, np.round: round,
+    np.swapaxes: swapaxes, np.moveaxis: moveaxis, np.isclose: isclose, np.allclose: allclose,
+    np.array_equal: array_equal, np.block: block, np.atleast_1d: atleast_1d,
+    np.atleast_2d: atleast_2d, np.ones_like: ones_like, np.zeros_like: zeros_like,
+    np.full_like: full_like, np.empty_like: empty_like,
+}
+
+__all__ = [
+    "abs",
+    "absolute",
+    "add",
+    "all",
+    "allclose",
+    "amax",
+    "amin",
+    "any",
+    "arccos",
+    "arcsin",
+    "arctan",
+    "argmax",
+    "argmin",
+    "around",
+    "array_equal",
+    "atleast_1d",
+    "atleast_2d",
+    "block",
+    "ceil",
+    "clip",
+    "concatenate",
+    "cos",
+    "cosh",
+    "cumsum",
+    "deg2rad",
+    "degrees",
+    "divide",
+    "dot",
+    "dstack",
+    "empty_like",
+    "equal",
+    "exp",
+    "exp2",
+    "expand_dims",
+    "expm1",
+    "fabs",
+    "fix",
+    "floor",
+    "floor_divide",
+    "full_like",
+    "greater",
+    "greater_equal",
+    "hstack",
+    "invert",
+    "isclose",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "less",
+    "less_equal",
+    "log",
+    "log10",
+    "log1p",
+    "log2",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "mod",
+    "moveaxis",
+    "multiply",
+    "nanmean",
+    "nansum",
+    "negative",
+    "not_equal",
+    "ones_like",
+    "outer",
+    "positive",
+    "power",
+    "prod",
+    "rad2deg",
+    "radians",
+    "ravel",
+    "rechunk",
+    "reciprocal",
+    "remainder",
+    "reshape",
+    "rint",
+    "round",
+    "sign",
+    "sin",
+    "sinh",
+    "sqrt",
+    "square",
+    "squeeze",
+    "stack",
+    "std",
+    "subtract",
+    "sum",
+    "swapaxes",
+    "tan",
+    "tanh",
+    "tensordot",
+    "topk",
+    "transpose",
+    "true_divide",
+    "trunc",
+    "var",
+    "vstack",
+    "where",
+    "zeros_like",
+]
