@@ -99,37 +99,40 @@ def _unpack(args, traverse):
     """The lazy values among ``args`` (containers of lazy values as one task each), and how to
     put their results back in place."""
     handles = []
-    slots = []
-    for a in args:
+
+    def slot(a):
         if isinstance(a, Delayed):
-            slots.append((True, len(handles)))
             handles.append(a)
-        elif _is_collection(a):
+            return True, len(handles) - 1
+        if _is_collection(a):
             # A collection of several lazy values (oxidask.bag): computed together, its
             # results put together by its own function.
             parts, finalize, _ = a.__oxidask_collection__()
-            slots.append((finalize, (len(handles), len(parts))))
             handles.extend(parts)
-        elif traverse and type(a) in (list, tuple, dict, set, frozenset):
+            return finalize, (len(handles) - len(parts), len(parts))
+        if traverse and type(a) in (list, tuple) and any(_is_collection(x) for x in a):
+            # Collections inside a list or tuple: each in its place.
+            return type(a), [slot(x) for x in a]
+        if traverse and type(a) in (list, tuple, dict, set, frozenset):
             h = _oxidask.delayed_value(a, lazy_only=True)
-            if h is None:
-                slots.append((False, a))
-            else:
-                slots.append((True, len(handles)))
+            if h is not None:
                 handles.append(h)
-        else:
-            slots.append((False, a))
+                return True, len(handles) - 1
+        return False, a
+
+    def fill(kind, s, values):
+        if kind is True:
+            return values[s]
+        if kind is False:
+            return s
+        if kind in (list, tuple):
+            return kind(fill(k, x, values) for k, x in s)
+        return kind(list(values[s[0] : s[0] + s[1]]))
+
+    slots = [slot(a) for a in args]
 
     def repack(values):
-        out = []
-        for lazy, s in slots:
-            if lazy is True:
-                out.append(values[s])
-            elif lazy is False:
-                out.append(s)
-            else:
-                out.append(lazy(list(values[s[0] : s[0] + s[1]])))
-        return tuple(out)
+        return tuple(fill(kind, s, values) for kind, s in slots)
 
     return handles, repack
 

@@ -435,3 +435,11 @@ def test_str_methods_leave_the_cycle_collector_as_they_found_it(was_enabled, sch
         assert gc.isenabled() == was_enabled
     finally:
         gc.enable()
+
+
+def test_compute_collections_inside_lists(scheduler):
+    b = db.from_sequence(range(4), npartitions=2)
+    d = oxidask.delayed(lambda x: x + 1)(1)
+    got = oxidask.compute([b, b.count()], (b.sum(), [d, 3]), {"k": d}, scheduler=scheduler)
+    assert got == ([[0, 1, 2, 3], 4], (6, [2, 3]), {"k": 2})
+    assert oxidask.compute([b], traverse=False, scheduler=scheduler)[0][0] is b
