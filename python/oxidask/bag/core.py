@@ -1026,8 +1026,8 @@ def from_sequence(seq, partition_size=None, npartitions=None):
 
 
 def from_delayed(values):
-    """A bag whose partitions are ``Delayed`` values (each computing to a list or another
-    sequence; iterators become lists).
+    """A bag whose partitions are ``Delayed`` values or futures of a ``Client`` (each
+    computing to a list or another sequence; iterators become lists).
 
     >>> import oxidask as dask
     >>> import oxidask.bag as db
@@ -1035,14 +1035,19 @@ def from_delayed(values):
     >>> db.from_delayed([load(1), load(2)]).compute()
     [1, 2, 2]
     """
-    if isinstance(values, Delayed):
+    from oxidask._oxidask import Future, delayed_on_cluster
+
+    if isinstance(values, (Delayed, Future)):
         values = [values]
     values = list(values)
-    for v in values:
-        if not isinstance(v, Delayed):
+    for i, v in enumerate(values):
+        if isinstance(v, Future):
+            # A result held on a cluster (client.scatter, client.map): read in place there.
+            values[i] = delayed_on_cluster(v, delayed_value(None, name=v.key))
+        elif not isinstance(v, Delayed):
             raise TypeError(
-                f"from_delayed takes Delayed values (one per partition), got {type(v).__name__}; "
-                "wrap plain lists with from_sequence"
+                f"from_delayed takes Delayed values or futures (one per partition), got "
+                f"{type(v).__name__}; wrap plain lists with from_sequence"
             )
     if not values:
         raise ValueError("from_delayed needs at least one Delayed value")

@@ -86,3 +86,13 @@ def test_text_files_on_the_workers(client, tmp_path):
     assert back.compute() == lines
     assert back.compute(scheduler=client) == lines
     assert back.compute(scheduler="sync") == lines
+
+
+def test_from_delayed_with_futures(client):
+    futures = client.map(lambda i: list(range(i)), [2, 3, 0, 4])
+    b = db.from_delayed(futures)
+    assert b.npartitions == 4
+    assert b.compute() == [0, 1, 0, 1, 2, 0, 1, 2, 3]
+    assert b.map(lambda x: x * 10).sum().compute() == 10 * (1 + 3 + 6)
+    scattered = client.scatter([["a", "b"], ["c"]])
+    assert db.from_delayed(scattered).frequencies().compute() == [("a", 1), ("b", 1), ("c", 1)]
