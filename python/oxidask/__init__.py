@@ -10,8 +10,10 @@
     >>> total.compute()
     55
 
-Futures and clusters live in :mod:`oxidask.distributed`, and bags (parallel lists of Python
-objects) in :mod:`oxidask.bag` (``import oxidask.bag as db``), as in Dask.
+Futures and clusters live in :mod:`oxidask.distributed`, bags (parallel lists of Python
+objects) in :mod:`oxidask.bag` (``import oxidask.bag as db``) and chunked n-dimensional arrays
+in :mod:`oxidask.array` (``import oxidask.array as da``; ``oxidask.array`` also works after
+``import oxidask``, imported on first use), as in Dask.
 """
 
 import atexit as _atexit
@@ -21,6 +23,17 @@ from oxidask._oxidask import at_exit as _at_exit
 from oxidask import config
 from oxidask.base import compute, get, is_dask_collection, persist, tokenize, visualize
 from oxidask.delayed import delayed
+
+
+
+def __getattr__(name):
+    # Collections imported on first use, so `import oxidask` stays light.
+    if name == "array":
+        import importlib
+
+        return importlib.import_module("oxidask.array")
+    raise AttributeError(f"module 'oxidask' has no attribute {name!r}")
+
 
 # Rust threads still running Python tasks finish before the interpreter goes away.
 _atexit.register(_at_exit)

@@ -73,3 +73,21 @@ def test_coordination_example_tasks_share_a_queue_lock_and_variable(tmp_path):
     assert "another client reads the dataset: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]" in lines
     assert "datasets: ['squares']" in lines
     assert list(tmp_path.iterdir()) == []
+
+
+def test_array_tutorial_matches_numpy(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "array_tutorial.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout
+    assert "dask.array<ones, shape=(1000, 4000), dtype=float64, chunksize=(1000, 1000)" in lines
+    assert "fancy_calculation: 1.0" in lines
+    assert "shape=(nan,)" in lines
+    assert "threaded scheduler: mean/std/mask/map_blocks/matmul match NumPy" in lines
+    assert "LocalCluster (2 worker processes): mean/std/mask/map_blocks/matmul match NumPy" in lines
+    assert list(tmp_path.iterdir()) == []

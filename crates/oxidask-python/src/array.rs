@@ -236,17 +236,50 @@ pub fn array_err(py: Python<'_>, e: &ArrayError) -> PyErr {
 }
 
 /// A lazily computed chunked array of the Rust crate (`oxidask.array.Array` holds one).
+///
+/// An array built on results held on a cluster (a persisted array) keeps the futures of those
+/// results alive (`keep`), and so does every array computed from it.
 #[pyclass(frozen, module = "oxidask._oxidask", name = "ArrayNode")]
-#[derive(Clone)]
 pub struct PyArrayNode {
     pub(crate) a: AnyArray,
+    keep: Option<Py<PyAny>>,
 }
 
 fn node(py: Python<'_>, a: AnyArray) -> PyResult<PyArrayNode> {
+    node_k(py, a, None)
+}
+
+fn node_k(py: Python<'_>, a: AnyArray, keep: Option<Py<PyAny>>) -> PyResult<PyArrayNode> {
     if let Some(e) = a.error() {
         return Err(array_err(py, &e));
     }
-    Ok(PyArrayNode { a })
+    Ok(PyArrayNode { a, keep })
+}
+
+/// What several inputs keep alive, together (`None` when nothing).
+fn keeps<'a>(
+    py: Python<'_>,
+    parts: impl IntoIterator<Item = &'a Option<Py<PyAny>>>,
+) -> Option<Py<PyAny>> {
+    let held: Vec<Py<PyAny>> = parts
+        .into_iter()
+        .flatten()
+        .map(|k| k.clone_ref(py))
+        .collect();
+    match held.len() {
+        0 => None,
+        1 => held.into_iter().next(),
+        _ => pyo3::types::PyList::new(py, held)
+            .ok()
+            .map(|l| l.into_any().unbind()),
+    }
+}
+
+fn kept(py: Python<'_>, mut d: PyDelayed, keep: &Option<Py<PyAny>>) -> PyDelayed {
+    if let Some(k) = keep {
+        d.keep = Some(k.clone_ref(py));
+    }
+    d
 }
 
 fn spec_of(chunks: &Bound<'_, PyAny>) -> PyResult<ChunkSpec> {
@@ -373,19 +406,38 @@ fn slice_elem(start: isize, stop: isize, step: isize) -> SliceInfoElem {
 }
 
 /// The handle of every task of `graph` that `outputs` need, each reading its inputs' handles.
+/// Keys the graph lacks are results held on a cluster (a persisted array's blocks), read as
+/// they are.
 fn handles(graph: &oxidask_core::Graph, outputs: &[Key]) -> PyResult<FxHashMap<Key, Delayed<()>>> {
-    let order = graph
-        .order(outputs)
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let mut made: FxHashMap<Key, Delayed<()>> = FxHashMap::default();
-    for k in order {
-        let task = graph.get(&k).expect("ordered keys are in the graph");
-        let inputs: Vec<Delayed<()>> = task
-            .dependencies()
-            .iter()
-            .filter_map(|d| made.get(d).cloned())
-            .collect();
+    // Iterative post-order: dependencies before their readers, no recursion.
+    let mut stack: Vec<(Key, bool)> = outputs.iter().rev().map(|k| (*k, false)).collect();
+    while let Some((k, expanded)) = stack.pop() {
+        if made.contains_key(&k) {
+            continue;
+        }
+        let Some(task) = graph.get(&k) else {
+            continue;
+        };
+        let deps = task.dependencies();
+        if !expanded {
+            stack.push((k, true));
+            for d in deps.iter().rev() {
+                if !made.contains_key(d) && graph.contains(d) {
+                    stack.push((*d, false));
+                }
+            }
+            continue;
+        }
+        let inputs: Vec<Delayed<()>> = deps.iter().filter_map(|d| made.get(d).cloned()).collect();
         made.insert(k, Delayed::from_task(k, task.clone(), inputs));
+    }
+    for k in outputs {
+        if !made.contains_key(k) {
+            return Err(PyValueError::new_err(format!(
+                "block {k} is not in the array's graph"
+            )));
+        }
     }
     Ok(made)
 }
@@ -629,7 +681,7 @@ impl PyArrayNode {
                 .collect(),
             chunks.clone(),
         ));
-        node(py, a)
+        node_k(py, a, keeps(py, blocks.iter().map(|b| &b.keep)))
     }
 
     /// An array whose blocks are Rust blocks (handles from `block_handles`, `mask_select`) of
@@ -648,29 +700,29 @@ impl PyArrayNode {
             .collect::<PyResult<Vec<_>>>()?;
         let chunks = Chunks(chunks);
         let a = typed!(dt, T => da::from_block_delayed::<T>(nodes.clone(), chunks.clone()));
-        node(py, a)
+        node_k(py, a, keeps(py, blocks.iter().map(|b| &b.keep)))
     }
 
     /// One handle per block (row-major) whose result is the block as a `numpy.ndarray`.
-    fn numpy_handles(&self) -> PyResult<Vec<PyDelayed>> {
+    fn numpy_handles(&self, py: Python<'_>) -> PyResult<Vec<PyDelayed>> {
         Ok(block_handles(&self.a)?
             .iter()
-            .map(to_numpy_handle)
+            .map(|d| kept(py, to_numpy_handle(d), &self.keep))
             .collect())
     }
 
     /// One handle per block (row-major) on the Rust block itself.
-    fn block_handles(&self) -> PyResult<Vec<PyDelayed>> {
+    fn block_handles(&self, py: Python<'_>) -> PyResult<Vec<PyDelayed>> {
         Ok(block_handles(&self.a)?
             .into_iter()
-            .map(rust_handle)
+            .map(|d| kept(py, rust_handle(d), &self.keep))
             .collect())
     }
 
     /// A handle converting a Rust block's handle to a `numpy.ndarray`.
     #[staticmethod]
-    fn to_numpy_handle(h: PyRef<'_, PyDelayed>) -> PyResult<PyDelayed> {
-        Ok(to_numpy_handle(&rust_node_of(&h)?))
+    fn to_numpy_handle(py: Python<'_>, h: PyRef<'_, PyDelayed>) -> PyResult<PyDelayed> {
+        Ok(kept(py, to_numpy_handle(&rust_node_of(&h)?), &h.keep))
     }
 
     /// Per block of `self` (row-major): handles selecting the elements where `mask` (same
@@ -700,17 +752,26 @@ impl PyArrayNode {
             let tok = t.finish();
             let idx: Vec<u32> = x.key().index().to_vec();
             let k = Key::block("getitem", tok, &idx);
-            picked.push(rust_handle(Delayed::<()>::from_task(
-                k,
-                Task::call(sel, [Arg::Key(x.key()), Arg::Key(m.key())]),
-                [x.clone(), m.clone()],
-            )));
+            let both = keeps(py, [&self.keep, &mask.keep]);
+            picked.push(kept(
+                py,
+                rust_handle(Delayed::<()>::from_task(
+                    k,
+                    Task::call(sel, [Arg::Key(x.key()), Arg::Key(m.key())]),
+                    [x.clone(), m.clone()],
+                )),
+                &both,
+            ));
             let kc = Key::block("count_true", m.key().token(), &idx);
-            counts.push(rust_handle(Delayed::<()>::from_task(
-                kc,
-                Task::call(oxidask::array::ops::count_true::op(), [Arg::Key(m.key())]),
-                [m.clone()],
-            )));
+            counts.push(kept(
+                py,
+                rust_handle(Delayed::<()>::from_task(
+                    kc,
+                    Task::call(oxidask::array::ops::count_true::op(), [Arg::Key(m.key())]),
+                    [m.clone()],
+                )),
+                &mask.keep,
+            ));
         }
         Ok((picked, counts))
     }
@@ -725,7 +786,7 @@ impl PyArrayNode {
             PyTypeError::new_err(format!("ufunc '{op}' not supported for arrays of {dt}"))
         })?;
         let a = each!(&self.a, a => typed!(out, U => a.apply_unary::<U>(u)));
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep]))
     }
 
     /// `self op other` elementwise with broadcasting (both of one dtype).
@@ -734,7 +795,7 @@ impl PyArrayNode {
             PyTypeError::new_err(format!("ufunc '{op}' is not supported by oxidask.array"))
         })?;
         let a = each!(&self.a, a => binary_typed(a, b, &other.a)?);
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep, &other.keep]))
     }
 
     /// `self op v` (or `v op self` when `scalar_first`) elementwise.
@@ -749,7 +810,7 @@ impl PyArrayNode {
             PyTypeError::new_err(format!("ufunc '{op}' is not supported by oxidask.array"))
         })?;
         let a = each!(&self.a, a => binary_scalar_typed(a, b, v, scalar_first)?);
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep]))
     }
 
     /// `cond ? a : b` elementwise, broadcast (`self` is the bool condition; `a`, `b` of one
@@ -762,13 +823,13 @@ impl PyArrayNode {
             let y = El::get(&b.a).ok_or_else(|| PyTypeError::new_err("where: branches of different dtypes (promote first)"))?;
             El::any(da::where_(c, x, y))
         });
-        node(py, out)
+        node_k(py, out, keeps(py, [&self.keep, &a.keep, &b.keep]))
     }
 
     /// Every element converted (NumPy's `astype`).
     fn astype(&self, py: Python<'_>, dtype: &str) -> PyResult<PyArrayNode> {
         let dt = dtype_of(dtype)?;
-        node(py, self.a.astype(dt))
+        node_k(py, self.a.astype(dt), keeps(py, [&self.keep]))
     }
 
     /// A reduction (`sum`, `prod`, `min`, `max`, `any`, `all`, `nansum`, `mean`, `nanmean`,
@@ -792,38 +853,38 @@ impl PyArrayNode {
             opts = opts.split_every(n);
         }
         let a = each!(&self.a, a => reduce_typed(a, kind, opts.clone(), ddof)?);
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep]))
     }
 
     /// Cumulative sum along `axis`.
     fn cumsum(&self, py: Python<'_>, axis: isize) -> PyResult<PyArrayNode> {
         let a = each!(&self.a, a => cumsum_typed(a, axis));
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep]))
     }
 
     /// The `k` largest (`k < 0`: smallest) along `axis`.
     fn topk(&self, py: Python<'_>, k: i64, axis: isize) -> PyResult<PyArrayNode> {
         let a = each!(&self.a, a => El::any(a.topk(k, axis)));
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep]))
     }
 
     /// Rechunked to explicit block lengths or about `n` bytes per block.
     fn rechunk(&self, py: Python<'_>, chunks: &Bound<'_, PyAny>) -> PyResult<PyArrayNode> {
         let spec = spec_of(chunks)?;
         let a = each!(&self.a, a => El::any(a.rechunk(spec)));
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep]))
     }
 
     /// Axes permuted.
     fn transpose(&self, py: Python<'_>, perm: Vec<isize>) -> PyResult<PyArrayNode> {
         let a = each!(&self.a, a => El::any(a.transpose(&perm)));
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep]))
     }
 
     /// Reshaped (the crate's rule: the blocks must allow it).
     fn reshape(&self, py: Python<'_>, shape: Vec<usize>) -> PyResult<PyArrayNode> {
         let a = each!(&self.a, a => El::any(a.reshape(shape.clone())));
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep]))
     }
 
     /// Basic indexing: items `("slice", start, stop, step)` (normalized by `slice.indices`),
@@ -847,7 +908,7 @@ impl PyArrayNode {
             });
         }
         let a = each!(&self.a, a => El::any(a.slice(elems.clone())));
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep]))
     }
 
     /// Matrix product (NumPy's `matmul`).
@@ -856,7 +917,7 @@ impl PyArrayNode {
             let b = El::get(&other.a).ok_or_else(|| PyTypeError::new_err("matmul: operands of different dtypes (promote first)"))?;
             El::any(da::matmul(a, b))
         });
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep, &other.keep]))
     }
 
     /// NumPy's `dot`.
@@ -865,7 +926,7 @@ impl PyArrayNode {
             let b = El::get(&other.a).ok_or_else(|| PyTypeError::new_err("dot: operands of different dtypes (promote first)"))?;
             El::any(da::dot(a, b))
         });
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep, &other.keep]))
     }
 
     /// NumPy's `tensordot` over one axis of each.
@@ -880,7 +941,7 @@ impl PyArrayNode {
             let b = El::get(&other.a).ok_or_else(|| PyTypeError::new_err("tensordot: operands of different dtypes (promote first)"))?;
             El::any(da::tensordot(a, b, (a_axis, b_axis)))
         });
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep, &other.keep]))
     }
 
     /// Arrays (of one dtype) joined along an existing axis.
@@ -914,7 +975,7 @@ impl PyArrayNode {
     ) -> PyResult<PyArrayNode> {
         let b = boundary_of(boundary, value)?;
         let a = each!(&self.a, a => El::any(a.overlap(&depth, b.clone())));
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep]))
     }
 
     /// `self` (computed from `original` overlapped) with the overlap cut off.
@@ -928,7 +989,7 @@ impl PyArrayNode {
     ) -> PyResult<PyArrayNode> {
         let b = boundary_of(boundary, value)?;
         let a = each!(&self.a, a => each!(&original.a, o => El::any(a.trim_overlap(o, &depth, b.clone()))));
-        node(py, a)
+        node_k(py, a, keeps(py, [&self.keep, &original.keep]))
     }
 
     fn __repr__(&self) -> String {
@@ -967,7 +1028,7 @@ fn join(
         }
         if new { El::any(da::stack(&typed, axis)) } else { El::any(da::concatenate(&typed, axis)) }
     });
-    node(py, a)
+    node_k(py, a, keeps(py, arrays.iter().map(|x| &x.keep)))
 }
 
 fn numeric_create(
