@@ -1144,10 +1144,6 @@ def _operand(x):
     return from_array(a, chunks=-1)
 
 
-def _is_scalar(x):
-    return not isinstance(x, Array)
-
-
 def elemwise(ufunc, *args):
     """``ufunc(*args)`` lazily, with NumPy's broadcasting and dtype rules, for the ufuncs the
     engine computes (others raise ``NotImplementedError`` naming the ufunc)."""
@@ -1252,10 +1248,9 @@ def _apply2(op, a, b, dt):
 
 
 def _scalar(v, dt):
-    v = np.asarray(v).astype(dt) if not (dt.kind == "f") else np.asarray(v, dtype=np.float64)
-    if dt.kind != "f":
-        v = np.asarray(v).astype(dt)
-    return v.item() if dt.kind != "b" else bool(v)
+    """A scalar operand as a Python value of ``dt`` (the array's dtype after promotion)."""
+    v = np.asarray(v).astype(dt)
+    return bool(v) if dt.kind == "b" else v.item()
 
 
 def _floor_divide(out_dt, a, b):
