@@ -283,6 +283,18 @@ impl Packer {
             }
             return Ok(out.into_any());
         }
+        // A collection standing for a lazy value (oxidask.bag's `Bag` and `Item`): its type's
+        // `__oxidask_delayed__(obj)` gives the `Delayed` to depend on, as Dask passes a
+        // collection's computed value to a delayed call.
+        if let Ok(hook) = obj
+            .get_type()
+            .getattr(pyo3::intern!(py, "__oxidask_delayed__"))
+        {
+            let d = hook.call1((obj,))?;
+            if d.cast::<PyDelayed>().is_ok() {
+                return self.pack(&d, depth);
+            }
+        }
         if let Some(t) = &mut self.token {
             let b = token_bytes(py, obj)?;
             t.write_bytes(b"o");

@@ -151,13 +151,17 @@ class Item:
     def __oxidask_collection__(self):
         return [self._value], _finalize_item, partial(_rebuild_item, self.key)
 
+    def __oxidask_delayed__(self):
+        """The lazy value a delayed call or ``client.submit`` receives for this item."""
+        return self._value
+
     def __repr__(self):
         return f"Item('{self.key}')"
 
     def __reduce__(self):
         raise TypeError(
-            f"an Item ({self.key}) cannot be pickled; as an argument of a delayed function or "
-            "client.submit pass item.to_delayed(), or compute it first"
+            f"an Item ({self.key}) cannot be pickled; compute it first, or pass it to a delayed "
+            "function or client.submit (which receive its value), or pass item.to_delayed()"
         )
 
     def compute(self, **kwargs):
@@ -294,6 +298,11 @@ class Bag:
     def __oxidask_collection__(self):
         return list(self._parts), finalize, partial(_rebuild_bag, self.name, type(self))
 
+    def __oxidask_delayed__(self):
+        """The lazy value a delayed call or ``client.submit`` receives for this bag: its
+        records as one list (as Dask passes a bag's computed value)."""
+        return _task_fn(finalize)(self._parts, dask_key_name=f"finalize-{self.name}")
+
     def __str__(self):
         return f"dask.bag<{_key_split(self.name)}, npartitions={self.npartitions}>"
 
@@ -301,8 +310,8 @@ class Bag:
 
     def __reduce__(self):
         raise TypeError(
-            f"a Bag ({self.name}) cannot be pickled; as an argument of a delayed function pass "
-            "bag.to_delayed() (one Delayed list per partition), or compute it first"
+            f"a Bag ({self.name}) cannot be pickled; compute it first, or pass it to a delayed "
+            "function or client.submit (which receive its records), or pass bag.to_delayed()"
         )
 
     def compute(self, **kwargs):

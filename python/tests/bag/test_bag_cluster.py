@@ -96,3 +96,10 @@ def test_from_delayed_with_futures(client):
     assert b.map(lambda x: x * 10).sum().compute() == 10 * (1 + 3 + 6)
     scattered = client.scatter([["a", "b"], ["c"]])
     assert db.from_delayed(scattered).frequencies().compute() == [("a", 1), ("b", 1), ("c", 1)]
+
+
+def test_bags_and_items_as_task_arguments(client):
+    b = db.from_sequence(range(10), npartitions=4)
+    assert client.submit(lambda xs, m: [x - m for x in xs], b, b.min()).result() == list(range(10))
+    assert client.submit(len, b.filter(lambda x: x % 2)).result() == 5
+    assert oxidask.delayed(sum)(b).compute() == 45

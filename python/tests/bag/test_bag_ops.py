@@ -443,3 +443,20 @@ def test_compute_collections_inside_lists(scheduler):
     got = oxidask.compute([b, b.count()], (b.sum(), [d, 3]), {"k": d}, scheduler=scheduler)
     assert got == ([[0, 1, 2, 3], 4], (6, [2, 3]), {"k": 2})
     assert oxidask.compute([b], traverse=False, scheduler=scheduler)[0][0] is b
+
+
+def test_bags_and_items_as_delayed_arguments(scheduler):
+    b = db.from_sequence(range(6), npartitions=3)
+    total = b.sum()
+    # As Dask: a delayed call receives a bag's records (one list) and an item's value.
+    assert oxidask.delayed(len)(b).compute(scheduler=scheduler) == 6
+    assert oxidask.delayed(lambda xs, t: [x / t for x in xs])(b, total).compute(scheduler=scheduler) == [
+        x / 15 for x in range(6)
+    ]
+    assert oxidask.delayed(sorted)({"a": b.map(str)}).compute(scheduler=scheduler) == ["a"]
+    assert oxidask.delayed(lambda d: d["n"])({"n": b.count()}).compute(scheduler=scheduler) == 6
+    nested = oxidask.delayed(lambda pair: pair[0] + pair[1][0])((total, [b.max()]))
+    assert nested.compute(scheduler=scheduler) == 20
+    # Pure calls key on the bag's name.
+    f = oxidask.delayed(len, pure=True)
+    assert f(b).key == f(b).key and f(b).key != f(b.map(str)).key
