@@ -10,7 +10,6 @@ import builtins
 import inspect
 import itertools
 import math
-import operator
 from fnmatch import fnmatch
 from functools import partial
 

@@ -2,9 +2,7 @@
 seeds and partitionings (one partition, one record per partition, random cuts with empty
 partitions, skew), on the sync and threaded schedulers."""
 
-import functools
 import itertools
-import math
 import operator
 import statistics
 from collections import Counter
@@ -13,7 +11,7 @@ import pytest
 
 import oxidask
 import oxidask.bag as db
-from bag_oracle import WORDS, make_data, make_words, partitionings
+from bag_oracle import make_data, make_words, partitionings
 
 SEEDS = [0, 1, 2, 3]
 
