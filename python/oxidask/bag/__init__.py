@@ -25,7 +25,7 @@ from oxidask.bag.core import (
     from_sequence,
     map_partitions,
 )
-from oxidask.bag.text import read_text, to_textfiles
+from oxidask.bag.text import from_url, read_text, to_textfiles
 
 __all__ = [
     "Bag",
@@ -33,6 +33,7 @@ __all__ = [
     "concat",
     "from_delayed",
     "from_sequence",
+    "from_url",
     "map",
     "map_partitions",
     "range",

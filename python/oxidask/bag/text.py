@@ -15,6 +15,7 @@ import io
 import lzma
 import os
 import sys
+import urllib.error
 import urllib.request
 
 from oxidask.bag.core import Bag, _task_fn, tokenize
@@ -96,9 +97,24 @@ def _file_id(path):
     return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
 
+class HTTPError(urllib.error.HTTPError):
+    """``urllib.error.HTTPError`` that survives pickling (the original cannot be rebuilt), so
+    a failed fetch in a task reaches the caller as itself."""
+
+    def __reduce__(self):
+        return type(self), (self.url, self.code, self.msg, None, None)
+
+
+def _urlopen(url):
+    try:
+        return urllib.request.urlopen(url)
+    except urllib.error.HTTPError as e:
+        raise HTTPError(url, e.code, e.msg, None, None) from None
+
+
 def _open_text(path, compression, encoding, errors, newline):
     if _is_url(path):
-        with urllib.request.urlopen(path) as r:
+        with _urlopen(path) as r:
             data = r.read()
         if compression:
             data = _COMPRESSIONS[compression](io.BytesIO(data)).read()
@@ -244,6 +260,30 @@ def read_text(urlpath, blocksize=None, compression="infer", encoding=system_enco
     if not collection:
         return parts
     return Bag._new(parts, name)
+
+
+def _url_lines(url):
+    with _urlopen(url) as r:
+        return list(r)
+
+
+def from_url(urls):
+    """A bag of the lines (``bytes``, endings kept) of web pages, one partition per URL
+    (Dask's ``from_url``).
+
+    A URL that cannot be fetched raises ``urllib.error.URLError`` (``HTTPError`` for an
+    error status) when the bag is computed.
+    """
+    if isinstance(urls, str):
+        urls = [urls]
+    urls = list(urls)
+    if not urls:
+        raise ValueError("from_url needs at least one URL")
+    import uuid
+
+    name = f"from_url-{uuid.uuid4().hex}"  # pages change: never the same key twice, as Dask
+    fetch = _task_fn(_url_lines)
+    return Bag._new([fetch(u, dask_key_name=(name, i)) for i, u in enumerate(urls)], name)
 
 
 def _read_files(calls):

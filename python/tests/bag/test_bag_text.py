@@ -144,3 +144,40 @@ def test_read_text_bad_paths(tmp_path):
         db.read_text(str(p), blocksize=10)
     with pytest.raises(ValueError, match="Only one of blocksize or files_per_partition"):
         db.read_text(str(p), blocksize=10, files_per_partition=2)
+
+
+@pytest.fixture
+def web(tmp_path):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    (tmp_path / "a.txt").write_text("one\ntwo\n")
+    (tmp_path / "b.jsonl").write_text('{"x": 1}\n{"x": 2}\n')
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_urls(web, scheduler):
+    import urllib.error
+
+    b = db.from_url([f"{web}/a.txt", f"{web}/b.jsonl"])
+    assert b.npartitions == 2
+    assert b.compute(scheduler=scheduler) == [b"one\n", b"two\n", b'{"x": 1}\n', b'{"x": 2}\n']
+    assert db.read_text(f"{web}/b.jsonl").map(json.loads).pluck("x").sum().compute(scheduler=scheduler) == 3
+    assert db.read_text([f"{web}/a.txt"], include_path=True).compute(scheduler=scheduler)[0] == ("one\n", f"{web}/a.txt")
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        db.from_url(f"{web}/missing.txt").compute(scheduler=scheduler)
+    with pytest.raises(ValueError, match="local files only"):
+        db.read_text(f"{web}/a.txt", blocksize=10)
