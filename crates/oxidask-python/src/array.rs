@@ -582,6 +582,11 @@ impl PyArrayNode {
                     El::any(da::linspace::<f64>(p(0), p(1), p(2) as usize, p(3) != 0.0)).astype(dt)
                 }
             },
+            "eye" if shape.len() != 2 => {
+                return Err(PyValueError::new_err(format!(
+                    "eye makes 2-d arrays, not shape {shape:?}"
+                )))
+            }
             "eye" => numeric_create(
                 dt,
                 "eye",
@@ -1056,7 +1061,22 @@ fn blocks_from_bytes<T: El>(bytes: &Bytes, shape: &[usize], chunks: Chunks) -> P
             n * size
         )));
     }
+    let fits = chunks.0.len() == shape.len()
+        && chunks
+            .0
+            .iter()
+            .zip(shape)
+            .all(|(c, &n)| c.iter().sum::<usize>() == n);
+    if !fits {
+        return Err(PyValueError::new_err(format!(
+            "chunks {:?} do not tile shape {shape:?}",
+            chunks.0
+        )));
+    }
     let blocks = |view: ArrayViewD<'_, T>| -> Vec<ArrayD<T>> {
+        if shape.is_empty() {
+            return vec![view.to_owned()];
+        }
         chunks
             .indices()
             .map(|idx| {
@@ -1214,9 +1234,8 @@ oxidask_core::__private::inventory::submit! { OpRegistration(&FROM_NUMPY_OP) }
 fn numpy_to_arrayd<T: El>(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     let py = obj.py();
     let np = numpy_module(py)?;
-    let a = np
-        .getattr("ascontiguousarray")?
-        .call1((obj, T::DTYPE.name()))?;
+    // `require` keeps 0-d results 0-d (`ascontiguousarray` makes them 1-d).
+    let a = np.getattr("require")?.call1((obj, T::DTYPE.name(), "C"))?;
     let shape: Vec<usize> = a.getattr("shape")?.extract()?;
     let n: usize = shape.iter().product();
     let v: Vec<T> = if n == 0 {

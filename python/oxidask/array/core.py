@@ -911,7 +911,7 @@ def from_array(x, chunks="auto", name=None, lock=False, asarray=None, fancy=True
         a_dtype = a.dtype
         _dtype(a_dtype)
     chunks = normalize_chunks(chunks, a.shape, a.dtype)
-    a = np.ascontiguousarray(a)
+    a = np.require(a, requirements="C")  # keeps 0-d arrays 0-d, unlike ascontiguousarray
     node = ArrayNode.from_numpy(a, [list(c) for c in chunks])
     return Array(node, label="array")
 
@@ -1259,9 +1259,17 @@ def _floor_divide(out_dt, a, b):
         b = b.astype(out_dt) if isinstance(b, Array) else b
         r = elemwise(np.remainder, a, b)
         return _apply2("divide", elemwise(np.subtract, a, r), b, out_dt)
+    # NumPy's floor_divide: the quotient of a - (a mod b), rounded; a / b where b is 0.
+    if not isinstance(b, Array) and b == 0:
+        return _apply2("divide", a, b, out_dt)
     r = elemwise(np.remainder, a, b)
     q = _apply2("divide", elemwise(np.subtract, a, r), b, out_dt)
-    return Array(q._node.unary("round"))
+    q = Array(q._node.unary("round"))
+    if isinstance(b, Array):
+        from oxidask.array.routines import where
+
+        q = where(b == 0, _apply2("divide", a, b, out_dt), q)
+    return q
 
 
 def _true_divide(out_dt, a, b):

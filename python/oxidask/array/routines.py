@@ -331,6 +331,211 @@ def rechunk(x, chunks="auto", threshold=None, block_size_limit=None, balance=Fal
     return asarray(x).rechunk(chunks, block_size_limit=block_size_limit)
 
 
+def ptp(a, axis=None, keepdims=False):
+    """Range of values (maximum minus minimum) along ``axis``."""
+    a = asarray(a)
+    return a.max(axis=axis, keepdims=keepdims) - a.min(axis=axis, keepdims=keepdims)
+
+
+def count_nonzero(a, axis=None):
+    """Number of non-zero elements along ``axis``."""
+    return (asarray(a) != 0).sum(axis=axis)
+
+
+def average(a, axis=None, weights=None, returned=False, keepdims=False):
+    """Weighted mean along ``axis`` (NumPy's ``average``)."""
+    a = asarray(a)
+    if weights is None:
+        avg = a.mean(axis=axis, keepdims=keepdims)
+        scl = full_like(avg, a.size / _b.max(avg.size, 1), dtype=avg.dtype)
+    else:
+        w = asarray(weights)
+        if w.shape != a.shape:
+            if axis is None or w.ndim != 1 or w.shape[0] != a.shape[axis]:
+                raise ValueError("weights must have the shape of a, or be 1-d along axis")
+            shape = [1] * a.ndim
+            shape[_axis(axis, a.ndim)] = w.shape[0]
+            w = w.reshape(shape)
+        dt = np.result_type(a.dtype, w.dtype, np.float64 if a.dtype.kind in "iub" else a.dtype)
+        scl = (w + 0 * a).astype(dt).sum(axis=axis, keepdims=keepdims)
+        avg = (a.astype(dt) * w.astype(dt)).sum(axis=axis, keepdims=keepdims) / scl
+    return (avg, scl) if returned else avg
+
+
+def diff(a, n=1, axis=-1, prepend=None, append=None):
+    """``n``-th discrete difference along ``axis``."""
+    a = asarray(a)
+    ax = _axis(axis, a.ndim)
+    parts = []
+    for extra, first in ((prepend, True), (append, False)):
+        if extra is None:
+            continue
+        e = asarray(extra)
+        if e.ndim == 0:
+            shape = list(a.shape)
+            shape[ax] = 1
+            e = full(tuple(shape), e.compute()[()] if isinstance(e, Array) else e, dtype=a.dtype)
+        parts.append((first, e))
+    if parts:
+        seq = [e for f, e in parts if f] + [a] + [e for f, e in parts if not f]
+        a = concatenate(seq, axis=ax)
+    for _ in range(n):
+        hi = [slice(None)] * a.ndim
+        lo = [slice(None)] * a.ndim
+        hi[ax] = slice(1, None)
+        lo[ax] = slice(None, -1)
+        a = a[tuple(hi)] - a[tuple(lo)]
+    return a
+
+
+def flip(m, axis=None):
+    """Elements reversed along ``axis`` (all axes when ``None``)."""
+    m = asarray(m)
+    axes = range(m.ndim) if axis is None else [
+        _axis(x, m.ndim) for x in (axis if isinstance(axis, (tuple, list)) else [axis])
+    ]
+    index = [slice(None)] * m.ndim
+    for x in axes:
+        index[x] = slice(None, None, -1)
+    return m[tuple(index)]
+
+
+def flipud(m):
+    return flip(m, 0)
+
+
+def fliplr(m):
+    return flip(m, 1)
+
+
+def roll(a, shift, axis=None):
+    """Elements shifted along ``axis`` with wrap-around (NumPy's ``roll``)."""
+    a = asarray(a)
+    if axis is None:
+        return roll(a.ravel(), shift, 0).reshape(a.shape)
+    shifts = shift if isinstance(shift, (tuple, list)) else [shift]
+    axes = axis if isinstance(axis, (tuple, list)) else [axis]
+    if len(shifts) == 1 and len(axes) > 1:
+        shifts = shifts * len(axes)
+    for s, ax in zip(shifts, axes):
+        ax = _axis(ax, a.ndim)
+        n = a.shape[ax]
+        if n == 0:
+            continue
+        s = int(s) % n
+        if s == 0:
+            continue
+        head = [slice(None)] * a.ndim
+        tail = [slice(None)] * a.ndim
+        head[ax] = slice(n - s, None)
+        tail[ax] = slice(None, n - s)
+        a = concatenate([a[tuple(head)], a[tuple(tail)]], axis=ax)
+    return a
+
+
+def _tri_mask(shape, k, lower, chunks):
+    from oxidask.array.core import arange
+
+    rows = arange(shape[0], chunks=(chunks[0],))[:, None]
+    cols = arange(shape[1], chunks=(chunks[1],))[None, :]
+    return (cols - rows <= k) if lower else (cols - rows >= k)
+
+
+def tril(m, k=0):
+    """The lower triangle (elements above the ``k``-th diagonal zeroed)."""
+    m = asarray(m)
+    mask = _tri_mask(m.shape[-2:], k, True, m.chunks[-2:])
+    return where(mask, m, _zero_of(m))
+
+
+def triu(m, k=0):
+    """The upper triangle (elements below the ``k``-th diagonal zeroed)."""
+    m = asarray(m)
+    mask = _tri_mask(m.shape[-2:], k, False, m.chunks[-2:])
+    return where(mask, m, _zero_of(m))
+
+
+def _zero_of(m):
+    return np.zeros((), dtype=m.dtype)[()]
+
+
+def _nanfill(a, value):
+    return where(np.isnan(a), value, a) if a.dtype.kind == "f" else a
+
+
+def nanmin(a, axis=None, keepdims=False, split_every=None):
+    """Minimum ignoring NaN (NaN where a slice is all NaN, as NumPy, which also warns)."""
+    a = asarray(a)
+    out = _nanfill(a, np.inf).min(axis=axis, keepdims=keepdims, split_every=split_every)
+    if a.dtype.kind != "f":
+        return out
+    return where(np.isnan(a).all(axis=axis, keepdims=keepdims), np.nan, out)
+
+
+def nanmax(a, axis=None, keepdims=False, split_every=None):
+    """Maximum ignoring NaN."""
+    a = asarray(a)
+    out = _nanfill(a, -np.inf).max(axis=axis, keepdims=keepdims, split_every=split_every)
+    if a.dtype.kind != "f":
+        return out
+    return where(np.isnan(a).all(axis=axis, keepdims=keepdims), np.nan, out)
+
+
+def nanvar(a, axis=None, dtype=None, keepdims=False, ddof=0, split_every=None):
+    """Variance ignoring NaN (two passes: the mean, then the squared deviations)."""
+    a = asarray(a)
+    if dtype is not None:
+        a = a.astype(dtype)
+    if a.dtype.kind != "f":
+        return a.var(axis=axis, keepdims=keepdims, ddof=ddof)
+    ok = ~np.isnan(a)
+    count = ok.sum(axis=axis, keepdims=True)
+    mean = nanmean(a, axis=axis, keepdims=True)
+    dev = where(ok, (a - mean) ** 2, 0)
+    out = dev.sum(axis=axis, keepdims=True) / (count - ddof)
+    out = where(count - ddof > 0, out, np.nan)  # NumPy: NaN (with a warning) without data
+    if not keepdims:
+        out = squeeze(out, axis=tuple(range(a.ndim)) if axis is None else axis)
+    return out.astype(a.dtype)
+
+
+def nanstd(a, axis=None, dtype=None, keepdims=False, ddof=0, split_every=None):
+    """Standard deviation ignoring NaN."""
+    return np.sqrt(nanvar(a, axis=axis, dtype=dtype, keepdims=keepdims, ddof=ddof))
+
+
+def histogram(a, bins=10, range=None, weights=None, density=False):
+    """Counts of ``a`` in ``bins`` (NumPy's ``histogram``): lazy counts and the bin edges.
+
+    The edges must be known without computing: give ``bins`` as edges, or ``range=``.
+    """
+    from oxidask.array.blockwise import map_blocks
+
+    a = asarray(a)
+    if np.ndim(bins) == 0:
+        if range is None:
+            raise ValueError("histogram needs range= or explicit bin edges (as Dask's)")
+        edges = np.linspace(range[0], range[1], int(bins) + 1)
+    else:
+        edges = np.asarray(bins, dtype=float)
+    flat = a.ravel()
+    w = None if weights is None else asarray(weights).ravel().rechunk(flat.chunks)
+
+    def block_hist(x, *ws):
+        h, _ = np.histogram(x, bins=edges, weights=ws[0] if ws else None)
+        return h[None, :]
+
+    nb = len(flat.chunks[0])
+    args = (flat,) if w is None else (flat, w)
+    per = map_blocks(block_hist, *args, chunks=((1,) * nb, (len(edges) - 1,)),
+                     new_axis=1, dtype=np.int64 if w is None else np.float64)
+    counts = per.sum(axis=0)
+    if density:
+        db = np.diff(edges)
+        counts = counts / db / counts.sum()
+    return counts, edges
+
+
 def _unary_function(name):
     ufunc = getattr(np, name)
 
@@ -383,15 +588,18 @@ __all__ = [
     "array_equal",
     "atleast_1d",
     "atleast_2d",
+    "average",
     "block",
     "ceil",
     "clip",
     "concatenate",
     "cos",
     "cosh",
+    "count_nonzero",
     "cumsum",
     "deg2rad",
     "degrees",
+    "diff",
     "divide",
     "dot",
     "dstack",
@@ -403,11 +611,15 @@ __all__ = [
     "expm1",
     "fabs",
     "fix",
+    "flip",
+    "fliplr",
+    "flipud",
     "floor",
     "floor_divide",
     "full_like",
     "greater",
     "greater_equal",
+    "histogram",
     "hstack",
     "invert",
     "isclose",
@@ -433,8 +645,12 @@ __all__ = [
     "mod",
     "moveaxis",
     "multiply",
+    "nanmax",
     "nanmean",
+    "nanmin",
+    "nanstd",
     "nansum",
+    "nanvar",
     "negative",
     "not_equal",
     "ones_like",
@@ -442,6 +658,7 @@ __all__ = [
     "positive",
     "power",
     "prod",
+    "ptp",
     "rad2deg",
     "radians",
     "ravel",
@@ -450,6 +667,7 @@ __all__ = [
     "remainder",
     "reshape",
     "rint",
+    "roll",
     "round",
     "sign",
     "sin",
@@ -467,6 +685,8 @@ __all__ = [
     "tensordot",
     "topk",
     "transpose",
+    "tril",
+    "triu",
     "true_divide",
     "trunc",
     "var",

@@ -1,0 +1,98 @@
+"""NumPy functions built from the engine's operations (ptp, diff, flip, roll, tril/triu,
+nan-reductions, average, count_nonzero, histogram) and edge cases (0-d and empty arrays,
+division by zero, integer promotion), against NumPy, called as ``np.f(x)`` (through
+``__array_function__``) and as ``da.f(x)``."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import oxidask.array as da
+
+RNG = np.random.default_rng(11)
+A = RNG.normal(size=(6, 10))
+N = A.copy()
+N[1, 2] = np.nan
+N[:, 4] = np.nan  # an all-NaN column
+I = np.arange(-5, 7).reshape(3, 4)
+
+
+def same(lazy, expected, scheduler):
+    got = np.asarray(lazy.compute(scheduler=scheduler))
+    expected = np.asarray(expected)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    np.testing.assert_allclose(got, expected)
+
+
+@pytest.mark.parametrize("chunks", [(6, 10), (4, 3), (1, 7)])
+def test_composed_functions(chunks, scheduler):
+    x = da.from_array(A, chunks=chunks)
+    same(np.ptp(x, axis=0), np.ptp(A, axis=0), scheduler)
+    same(np.diff(x, axis=1), np.diff(A, axis=1), scheduler)
+    same(da.diff(x, n=2, axis=0, prepend=0), np.diff(A, n=2, axis=0, prepend=0), scheduler)
+    same(np.flip(x), np.flip(A), scheduler)
+    same(np.fliplr(x), np.fliplr(A), scheduler)
+    same(np.roll(x, 3, axis=1), np.roll(A, 3, axis=1), scheduler)
+    same(np.roll(x, -7), np.roll(A, -7), scheduler)
+    same(np.tril(x, -1), np.tril(A, -1), scheduler)
+    same(np.triu(x, 2), np.triu(A, 2), scheduler)
+    same(np.count_nonzero(x > 0, axis=1), np.count_nonzero(A > 0, axis=1), scheduler)
+    w = np.arange(1.0, 11.0)
+    same(np.average(x, axis=1, weights=w), np.average(A, axis=1, weights=w), scheduler)
+    counts, edges = da.histogram(x, bins=5, range=(-2, 2))
+    want, want_edges = np.histogram(A, bins=5, range=(-2, 2))
+    np.testing.assert_array_equal(counts.compute(scheduler=scheduler), want)
+    np.testing.assert_allclose(edges, want_edges)
+
+
+@pytest.mark.parametrize("chunks", [(6, 10), (4, 3)])
+def test_nan_reductions_with_all_nan_slices(chunks, scheduler):
+    x = da.from_array(N, chunks=chunks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy warns on all-NaN slices
+        same(np.nanmin(x, axis=0), np.nanmin(N, axis=0), scheduler)
+        same(da.nanmax(x, axis=1), np.nanmax(N, axis=1), scheduler)
+        same(np.nanvar(x, axis=0, ddof=1), np.nanvar(N, axis=0, ddof=1), scheduler)
+        same(np.nanstd(x), np.nanstd(N), scheduler)
+        same(np.nansum(x, axis=0), np.nansum(N, axis=0), scheduler)
+
+
+def test_zero_d_and_empty(scheduler):
+    z = da.from_array(np.array(5.0))
+    assert z.shape == () and z.chunks == ()
+    assert (z + 1).compute(scheduler=scheduler) == 6.0
+    e = da.from_array(np.zeros((0, 3)))
+    same(e, np.zeros((0, 3)), scheduler)
+    same(da.zeros((0, 3)).sum(axis=0), np.zeros((0, 3)).sum(axis=0), scheduler)
+    with pytest.raises(ValueError, match="zero-size"):
+        da.zeros((0, 3)).max()
+
+
+def test_division_by_zero_like_numpy(scheduler):
+    x = da.from_array(I, chunks=2)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal((x // 0).compute(scheduler=scheduler), I // 0)
+        np.testing.assert_array_equal((x % 0).compute(scheduler=scheduler), I % 0)
+        np.testing.assert_array_equal((x / 0).compute(scheduler=scheduler), I / 0)
+        f = x.astype(float)
+        np.testing.assert_array_equal((f // 0).compute(scheduler=scheduler), I.astype(float) // 0)
+        zeros = da.zeros_like(f)
+        np.testing.assert_array_equal((f // zeros).compute(scheduler=scheduler),
+                                      I.astype(float) // np.zeros_like(I, dtype=float))
+    np.testing.assert_array_equal((f // -3.5).compute(), I.astype(float) // -3.5)
+    np.testing.assert_array_equal((f % -3.5).compute(), I.astype(float) % -3.5)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        x ** -1  # NumPy raises the same
+
+
+def test_bool_and_small_int_arithmetic(scheduler):
+    x = da.from_array(I, chunks=2)
+    np.testing.assert_array_equal(((x > 0) + (x < 2)).compute(scheduler=scheduler),
+                                  (I > 0) + (I < 2))
+    u = da.from_array(I.astype(np.uint8), chunks=2)
+    got = (u + 250).compute(scheduler=scheduler)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, I.astype(np.uint8) + 250)  # wraps, as NumPy
+    np.testing.assert_allclose((x > 0).mean(axis=0).compute(scheduler=scheduler),
+                               (I > 0).mean(axis=0))
