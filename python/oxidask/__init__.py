@@ -12,8 +12,8 @@
 
 Futures and clusters live in :mod:`oxidask.distributed`, bags (parallel lists of Python
 objects) in :mod:`oxidask.bag` (``import oxidask.bag as db``) and chunked n-dimensional arrays
-in :mod:`oxidask.array` (``import oxidask.array as da``; ``oxidask.array`` also works after
-``import oxidask``, imported on first use), as in Dask.
+in :mod:`oxidask.array` (``import oxidask.array as da``; ``oxidask.bag`` and ``oxidask.array``
+also work after ``import oxidask``, imported on first use), as in Dask.
 """
 
 import atexit as _atexit
@@ -28,10 +28,10 @@ from oxidask.delayed import delayed
 
 def __getattr__(name):
     # Collections imported on first use, so `import oxidask` stays light.
-    if name == "array":
+    if name in ("array", "bag"):
         import importlib
 
-        return importlib.import_module("oxidask.array")
+        return importlib.import_module(f"oxidask.{name}")
     raise AttributeError(f"module 'oxidask' has no attribute {name!r}")
 
 

@@ -458,3 +458,9 @@ def test_bags_and_items_as_delayed_arguments(scheduler):
     # Pure calls key on the bag's name.
     f = oxidask.delayed(len, pure=True)
     assert f(b).key == f(b).key and f(b).key != f(b.map(str)).key
+
+
+def test_reachable_from_the_package():
+    import oxidask as dask
+
+    assert dask.bag is db and dask.bag.Bag is db.Bag
