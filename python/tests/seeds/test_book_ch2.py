@@ -14,8 +14,8 @@ run on the `client` fixture (conftest.py: Client(LocalCluster(n_workers=2, threa
 Skipped on purpose:
 - Example 2-1 (L546-551): conda/mamba install commands, not Python.
 - Example 2-5 (L763-767): dask.array (da.from_array, da.average), a later piece of work.
-- Examples 2-6 to 2-9 (L795-843): dask.bag (db.from_delayed, map/flatten, frequencies, foldby)
-  is not available yet.
+- Examples 2-6 to 2-9 (L795-843): dask.bag (db.from_delayed, map/flatten, frequencies, foldby);
+  they run in test_book_ch5_bag.py, with the bag tests.
 - Example 2-10 (L874-896): dask.dataframe (dd.from_delayed, str.split/explode/value_counts) is
   not available yet.
 

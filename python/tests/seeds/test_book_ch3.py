@@ -14,7 +14,8 @@ Skipped on purpose:
 - Example 3-6 (L1290-1296): dask.array (da.from_array(..., chunks=10)), a later piece of work.
 - Example 3-8 (L1601-1612): df.persist / futures_of(df) on a Dask DataFrame, which is not
   available yet.
-- The dask.bag word-count graph of Figure 3-2 (L1489-1498): dask.bag is not available yet.
+- The dask.bag word-count graph of Figure 3-2 (L1489-1498): in test_book_ch5_bag.py, with the
+  bag tests.
 
 Changes beyond the imports:
 - Examples 3-1 to 3-3 call dask.config.set(...) as a statement, which changes the configuration
