@@ -74,7 +74,7 @@ pub use npy::{
 pub use reduce_kernels::{Partial, Reduction};
 pub use reduction::{Reduce, DEFAULT_SPLIT_EVERY};
 #[cfg(feature = "zarr")]
-pub use zarr::from_zarr;
+pub use zarr::{create_zarr, from_zarr, zarr_dtype};
 
 /// Random arrays (`da.random`).
 pub mod random {

@@ -299,3 +299,54 @@ impl<T: Element> Array<T> {
         }
     }
 }
+
+/// The element type stored in the Zarr v3 array at `path` (to pick the `T` of
+/// [`from_zarr`] at run time).
+pub fn zarr_dtype(path: impl AsRef<std::path::Path>) -> Result<DType, ArrayError> {
+    let path = path.as_ref().to_string_lossy().into_owned();
+    let err = |detail: String| ArrayError::Io {
+        path: path.clone(),
+        detail,
+    };
+    let array = open(&path).map_err(err)?;
+    our_type(array.data_type()).ok_or_else(|| {
+        err(format!(
+            "element type {:?} is not supported",
+            array.data_type()
+        ))
+    })
+}
+
+/// Creates an empty Zarr v3 array directory at `path` (its metadata only) of `shape`, chunk
+/// shape `chunk_shape` and `dtype`, for blocks written by [`ops::write_zarr`](crate::ops::write_zarr)
+/// tasks scheduled by the caller (what [`Array::to_zarr`] does on the current scheduler).
+pub fn create_zarr(
+    path: impl AsRef<std::path::Path>,
+    shape: &[usize],
+    chunk_shape: &[usize],
+    dtype: DType,
+) -> Result<(), ArrayError> {
+    let path = path.as_ref();
+    let err = |detail: String| ArrayError::Io {
+        path: path.to_string_lossy().into_owned(),
+        detail,
+    };
+    std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))?;
+    let store = Arc::new(FilesystemStore::new(path).map_err(|e| err(e.to_string()))?);
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let chunk_shape: Vec<u64> = chunk_shape.iter().map(|&c| c.max(1) as u64).collect();
+    let t = zarr_type(dtype);
+    let array = match dtype {
+        DType::F64 => ArrayBuilder::new(shape, chunk_shape, t, 0.0f64).build(store, "/"),
+        DType::F32 => ArrayBuilder::new(shape, chunk_shape, t, 0.0f32).build(store, "/"),
+        DType::I64 => ArrayBuilder::new(shape, chunk_shape, t, 0i64).build(store, "/"),
+        DType::I32 => ArrayBuilder::new(shape, chunk_shape, t, 0i32).build(store, "/"),
+        DType::U8 => ArrayBuilder::new(shape, chunk_shape, t, 0u8).build(store, "/"),
+        DType::Bool => {
+            ArrayBuilder::new(shape, chunk_shape, t, zarrs::array::FillValue::from(false))
+                .build(store, "/")
+        }
+    }
+    .map_err(|e| err(e.to_string()))?;
+    array.store_metadata().map_err(|e| err(e.to_string()))
+}

@@ -651,6 +651,68 @@ impl PyArrayNode {
         node(py, a)
     }
 
+    /// An array read lazily from the Zarr v3 array directory at `path` (its stored chunks,
+    /// or `chunks`: explicit block lengths or a byte count).
+    #[staticmethod]
+    #[pyo3(signature = (path, chunks = None))]
+    fn from_zarr(
+        py: Python<'_>,
+        path: &str,
+        chunks: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyArrayNode> {
+        let dt = da::zarr_dtype(path).map_err(|e| array_err(py, &e))?;
+        let spec = chunks.map(spec_of).transpose()?;
+        let a = typed!(dt, T => da::from_zarr::<T>(path, spec.clone()));
+        node(py, a)
+    }
+
+    /// Creates the Zarr v3 array directory `path` for this array (whose blocks must be
+    /// regular: one chunk shape) and returns one task per block writing it (each results in
+    /// the bytes written), for the caller to compute on any scheduler.
+    fn zarr_write_handles(&self, py: Python<'_>, path: &str) -> PyResult<Vec<PyDelayed>> {
+        let shape = self.shape();
+        let chunks = Chunks(self.chunks());
+        let chunk_shape = chunks.max_block();
+        da::create_zarr(path, &shape, &chunk_shape, self.a.dtype())
+            .map_err(|e| array_err(py, &e))?;
+        let blocks = block_handles(&self.a)?;
+        let path_v = Value::new(path.to_owned());
+        let mut t = Tokenizer::new();
+        t.write_str("to_zarr");
+        t.write_str(path);
+        let token = t.finish();
+        let mut out = Vec::with_capacity(blocks.len());
+        for (idx, b) in chunks.indices().zip(blocks) {
+            let coords: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+            let key = Key::block("to-zarr", token, &coords[..coords.len().min(4)]);
+            let pos = da::BlockPos {
+                shape: chunks.block_shape(&idx),
+                offset: chunks.block_offset(&idx),
+                total: shape.clone(),
+            };
+            let task = Task::call(
+                oxidask::array::ops::write_zarr::op(),
+                [
+                    Arg::Value(path_v.clone()),
+                    Arg::Value(Value::new(pos)),
+                    Arg::Key(b.key()),
+                ],
+            );
+            let mut tk = Tokenizer::new();
+            tk.write_token(token);
+            for i in &idx {
+                tk.write_u64(*i as u64);
+            }
+            let key = Key::block("to-zarr", tk.finish(), key.index());
+            out.push(kept(
+                py,
+                rust_handle(Delayed::<()>::from_task(key, task, [b])),
+                &self.keep,
+            ));
+        }
+        Ok(out)
+    }
+
     /// An array whose blocks are Python results (NumPy arrays) of the given chunks.
     #[staticmethod]
     fn from_numpy_blocks(
@@ -660,9 +722,18 @@ impl PyArrayNode {
         dtype: &str,
     ) -> PyResult<PyArrayNode> {
         let dt = dtype_of(dtype)?;
+        let chunks = Chunks(chunks);
+        if blocks.len() != chunks.nblocks() {
+            return Err(PyValueError::new_err(format!(
+                "{} blocks for a grid of {:?} blocks",
+                blocks.len(),
+                chunks.grid()
+            )));
+        }
         let mut parts = Vec::with_capacity(blocks.len());
-        for b in &blocks {
+        for (b, idx) in blocks.iter().zip(chunks.indices()) {
             let n = rust_node_of(b)?;
+            let shape: Vec<i64> = chunks.block_shape(&idx).iter().map(|&s| s as i64).collect();
             let mut t = Tokenizer::new();
             t.write_str("from_numpy");
             t.write_str(dt.name());
@@ -671,21 +742,21 @@ impl PyArrayNode {
             for i in n.key().index() {
                 t.write_u64(u64::from(*i));
             }
+            for s in &shape {
+                t.write_u64(*s as u64);
+            }
             let key = Key::new("from_numpy", t.finish());
             let task = Task::call(
                 &FROM_NUMPY_OP,
-                [Arg::Value(Value::new(dt)), Arg::Key(n.key())],
+                [
+                    Arg::Value(Value::new(dt)),
+                    Arg::Value(Value::new(shape)),
+                    Arg::Key(n.key()),
+                ],
             );
-            parts.push((key, task, n));
+            parts.push(Delayed::<()>::from_task(key, task, [n]));
         }
-        let chunks = Chunks(chunks);
-        let a = typed!(dt, T => da::from_delayed::<T>(
-            parts
-                .iter()
-                .map(|(k, t, n)| Delayed::<ArrayD<T>>::from_task(*k, t.clone(), [n.clone()]))
-                .collect(),
-            chunks.clone(),
-        ));
+        let a = typed!(dt, T => da::from_block_delayed::<T>(parts.clone(), chunks.clone()));
         node_k(py, a, keeps(py, blocks.iter().map(|b| &b.keep)))
     }
 
@@ -1218,20 +1289,20 @@ fn to_numpy(args: &mut Args) -> Result<Value, TaskFailure> {
     .unwrap_or_else(|e| Err(TaskFailure::unavailable(e.to_string())))
 }
 
-/// Turns a Python result (anything `numpy.asarray` accepts) into an `ArrayD` of the dtype
-/// given (cast as `astype` does).
+/// Turns a Python result (anything `numpy.asarray` accepts) into a block of the dtype given
+/// (cast as `astype` does), checked against the shape the array declared for it.
 pub static FROM_NUMPY_OP: OpDef = OpDef::new(
     "oxidask_python::array::from_numpy",
     "from_numpy",
-    "(DType, PyObject) -> ArrayD<dtype>",
-    &["dtype", "value"],
+    "(DType, Vec<i64>, PyObject) -> Block",
+    &["dtype", "shape", "value"],
     true,
     from_numpy,
 );
 
 oxidask_core::__private::inventory::submit! { OpRegistration(&FROM_NUMPY_OP) }
 
-fn numpy_to_arrayd<T: El>(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+fn numpy_to_block<T: El>(obj: &Bound<'_, PyAny>) -> PyResult<Block> {
     let py = obj.py();
     let np = numpy_module(py)?;
     // `require` keeps 0-d results 0-d (`ascontiguousarray` makes them 1-d).
@@ -1263,15 +1334,16 @@ fn numpy_to_arrayd<T: El>(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
             v
         }
     };
-    Ok(Value::new(
+    Ok(T::wrap(Chunk::Dense(
         ArrayD::from_shape_vec(IxDyn(&shape), v).expect("length checked"),
-    ))
+    )))
 }
 
 fn from_numpy(args: &mut Args) -> Result<Value, TaskFailure> {
-    args.expect_len(2)?;
+    args.expect_len(3)?;
     let dt: DType = args.take(0, "dtype")?;
-    let v = match args.take_input(1) {
+    let shape: Vec<i64> = args.take(1, "shape")?;
+    let v = match args.take_input(2) {
         Some(Input::Value(v)) => v,
         _ => return Err(TaskFailure::argument("from_numpy needs one value")),
     };
@@ -1281,15 +1353,15 @@ fn from_numpy(args: &mut Args) -> Result<Value, TaskFailure> {
             v.type_name()
         )));
     };
-    gil::attach(|py| {
+    let block = gil::attach(|py| {
         let obj = p.bind(py);
         let r = match dt {
-            DType::F64 => numpy_to_arrayd::<f64>(obj),
-            DType::F32 => numpy_to_arrayd::<f32>(obj),
-            DType::I64 => numpy_to_arrayd::<i64>(obj),
-            DType::I32 => numpy_to_arrayd::<i32>(obj),
-            DType::U8 => numpy_to_arrayd::<u8>(obj),
-            DType::Bool => numpy_to_arrayd::<bool>(obj),
+            DType::F64 => numpy_to_block::<f64>(obj),
+            DType::F32 => numpy_to_block::<f32>(obj),
+            DType::I64 => numpy_to_block::<i64>(obj),
+            DType::I32 => numpy_to_block::<i32>(obj),
+            DType::U8 => numpy_to_block::<u8>(obj),
+            DType::Bool => numpy_to_block::<bool>(obj),
         };
         r.map_err(|e| {
             TaskFailure::msg(format!(
@@ -1298,7 +1370,16 @@ fn from_numpy(args: &mut Args) -> Result<Value, TaskFailure> {
             ))
         })
     })
-    .unwrap_or_else(|e| Err(TaskFailure::unavailable(e.to_string())))
+    .unwrap_or_else(|e| Err(TaskFailure::unavailable(e.to_string())))?;
+    let want: Vec<usize> = shape.iter().map(|&s| s.max(0) as usize).collect();
+    if block.shape() != want.as_slice() {
+        return Err(TaskFailure::msg(format!(
+            "a block has shape {:?}, but the array declared {want:?} for it; give map_blocks \
+             the chunks= the function makes (or from_delayed the right shape=)",
+            block.shape()
+        )));
+    }
+    Ok(Value::new(block))
 }
 
 /// Registers the array classes in the module.

@@ -29,6 +29,7 @@ from oxidask.array.core import (
     from_array,
     from_delayed,
     from_npy,
+    from_zarr,
     full,
     full_like,
     linspace,
@@ -39,6 +40,7 @@ from oxidask.array.core import (
     outer,
     tensordot,
     to_npy,
+    to_zarr,
     zeros,
     zeros_like,
 )

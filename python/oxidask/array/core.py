@@ -792,6 +792,10 @@ class Array:
         arr[:] = handles
         return arr.reshape(self.numblocks)
 
+    def to_zarr(self, url, component=None, overwrite=False, **kwargs):
+        """Writes the array as a Zarr v3 directory (see :func:`to_zarr`)."""
+        return to_zarr(self, url, component=component, overwrite=overwrite, **kwargs)
+
     def to_npy(self, path):
         """Computes the array and writes it to ``path`` in NumPy's ``.npy`` format."""
         np.save(path, np.asarray(self.compute()))
@@ -1057,6 +1061,60 @@ def from_npy(path, chunks="auto"):
     _dtype(dtype)
     chunks = normalize_chunks(chunks, shape, dtype)
     return Array(ArrayNode.from_npy(str(path), [list(c) for c in chunks]), label="from-npy")
+
+
+def from_zarr(url, component=None, chunks=None, storage_options=None, **kwargs):
+    """An array read lazily from a Zarr v3 array directory on the local filesystem (its
+    stored chunking unless ``chunks`` says otherwise)."""
+    import os
+
+    if storage_options:
+        raise NotImplementedError("from_zarr: storage_options (remote stores) are not supported")
+    path = os.fspath(url)
+    if component:
+        path = os.path.join(path, component)
+    if chunks is not None:
+        from oxidask._oxidask import ArrayNode as _N
+
+        probe = Array(_N.from_zarr(path))
+        norm = normalize_chunks(chunks, probe.shape, probe.dtype, previous=probe.chunks)
+        return Array(_N.from_zarr(path, [list(c) for c in norm]), label="from-zarr")
+    return Array(ArrayNode.from_zarr(path), label="from-zarr")
+
+
+def to_zarr(arr, url, component=None, storage_options=None, overwrite=False, compute=True,
+            **kwargs):
+    """Writes ``arr`` as a Zarr v3 array directory at ``url`` (local filesystem), one task per
+    block on the current scheduler (irregular blocks are made regular first: Zarr has one
+    chunk shape). The directory appears only once every block is written."""
+    import os
+    import shutil
+    import uuid
+
+    if storage_options:
+        raise NotImplementedError("to_zarr: storage_options (remote stores) are not supported")
+    if not compute:
+        raise NotImplementedError("to_zarr(compute=False) is not supported; it writes at once")
+    arr = asarray(arr)
+    path = os.fspath(url)
+    if component:
+        path = os.path.join(path, component)
+    if os.path.exists(path):
+        if not overwrite:
+            raise FileExistsError(
+                f"{path} already exists; pass overwrite=True or choose another path"
+            )
+        shutil.rmtree(path)
+    regular = arr.rechunk(arr.chunksize)
+    tmp = f"{path}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        writes = regular._known().zarr_write_handles(tmp)
+        base.compute(*writes, **kwargs)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return None
 
 
 def _npy_header(path):

@@ -47,6 +47,16 @@ def test_map_blocks_and_overlap_run_python_on_workers(client):
     np.testing.assert_allclose(got, A * 2)
 
 
+def test_python_blocks_move_between_workers(client):
+    # Blocks made by Python functions are read by Rust tasks on other workers: the matrix
+    # product combines blocks of every row and column, so they travel (as engine blocks).
+    x = da.from_array(A, chunks=(5, 5))
+    z = x.map_blocks(lambda b: b * 2.0)
+    for _ in range(3):
+        np.testing.assert_allclose((z.T @ z).compute(), (2 * A).T @ (2 * A))
+        np.testing.assert_allclose(z.sum(axis=0).compute(), (2 * A).sum(axis=0))
+
+
 def test_persist_on_cluster_keeps_results_there(client):
     x = da.from_array(A, chunks=(10, 10))
     p = (x + 1).persist()
