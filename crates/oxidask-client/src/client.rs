@@ -98,6 +98,8 @@ pub(crate) struct Shared {
     direct_to_workers: Option<bool>,
     /// Data addresses this client failed to reach; gathered through the scheduler.
     unreachable: Mutex<std::collections::HashSet<String>>,
+    /// Connections to workers for actor calls.
+    pub(crate) actors: crate::actor::ActorCaller,
 }
 
 impl Shared {
@@ -269,6 +271,7 @@ impl ClientBuilder {
             next_request: AtomicU64::new(1),
             direct_to_workers: self.direct_to_workers,
             unreachable: Mutex::default(),
+            actors: crate::actor::ActorCaller::new(security.clone()),
         });
         let stop = Arc::new(Notify::new());
         let (ready_tx, ready_rx) =

@@ -24,6 +24,7 @@
 // Wire errors are built on failure paths only.
 #![allow(clippy::result_large_err)]
 
+mod actor;
 mod client;
 mod cluster;
 mod coord;
@@ -31,6 +32,7 @@ mod error;
 mod future;
 mod report;
 
+pub use actor::{ActorCall, ActorCaller, ActorError, ActorHandle, ActorReply};
 pub use client::{get_client, Client, ClientBuilder, DoneAndNotDone, DoneCallback, ReturnWhen};
 pub use coord::{
     coord_error, CoordError, Event, Lock, Pub, Queue, Semaphore, Stored, Sub, Variable,

@@ -84,6 +84,10 @@ pub struct SubmitOptions {
     pub allow_other_workers: bool,
     /// Higher runs first among ready tasks.
     pub priority: i64,
+    /// The wanted keys are actors (Dask's `actor=True`): each result stays on the worker
+    /// that computed it, is never recomputed, and fails with an actor-lost error when that
+    /// worker leaves.
+    pub actor: bool,
 }
 
 /// Client → scheduler.
@@ -508,6 +512,21 @@ pub enum DataRequest {
         /// The keys.
         keys: Vec<WireKey>,
     },
+    /// Call a method of (or read an attribute of) the actor held under `key`. Answered by a
+    /// [`DataResponse::Actor`] with the same `call`, possibly after replies to later requests:
+    /// calls on one actor run one at a time in the order they arrive.
+    Actor {
+        /// Matches the reply (chosen by the caller, unique on its connection).
+        call: u64,
+        /// The actor's key.
+        key: WireKey,
+        /// The method or attribute name.
+        name: String,
+        /// Read the attribute `name` instead of calling it.
+        attribute: bool,
+        /// The arguments, encoded by the actor's runtime (pickled for Python).
+        args: crate::frame::Payload,
+    },
 }
 
 /// Worker data port → peer.
@@ -519,6 +538,26 @@ pub enum DataResponse {
         /// Keys and what was found.
         values: Vec<(WireKey, Fetched)>,
     },
+    /// Reply to [`DataRequest::Actor`].
+    Actor {
+        /// The request's `call`.
+        call: u64,
+        /// What came of it.
+        outcome: ActorOutcome,
+    },
+}
+
+/// What came of an actor call.
+#[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
+#[data(crate = oxidask_core)]
+pub enum ActorOutcome {
+    /// The method returned (or the attribute was read): the reply, encoded by the actor's
+    /// runtime. A Python method that raised also answers here (the pickled exception, which
+    /// the caller re-raises).
+    Value(crate::frame::Payload),
+    /// The call could not run: the error says why (no such actor on this worker, its queue
+    /// is full, the runtime failed to encode the reply).
+    Error(WireError),
 }
 
 /// What a data port has for one key.

@@ -63,8 +63,10 @@ impl PeerPool {
             .ok_or(ProtocolError::Closed)?;
         self.give_back(addr, s);
         let mut out = Vec::new();
-        for DataResponse::Values { values } in reply {
-            out.extend(values);
+        for r in reply {
+            if let DataResponse::Values { values } = r {
+                out.extend(values);
+            }
         }
         Ok(out)
     }

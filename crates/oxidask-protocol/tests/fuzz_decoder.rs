@@ -159,6 +159,7 @@ fn update_graph() -> ToScheduler {
             workers: vec!["w1".into()],
             allow_other_workers: true,
             priority: 3,
+            actor: true,
         },
         more: false,
     }
@@ -213,16 +214,35 @@ fn corpus(target: Target) -> Vec<Vec<u8>> {
             },
             FromWorker::LongRunning { key: key(5) },
         ])],
-        Target::DataRequest => vec![batch_input(&[DataRequest::Get {
-            keys: vec![key(1), key(2)],
-        }])],
-        Target::DataResponse => vec![batch_input(&[DataResponse::Values {
-            values: vec![
-                (key(5), Fetched::Value(value())),
-                (key(6), Fetched::Missing),
-                (key(7), Fetched::Unsendable("cannot pickle".into())),
-            ],
-        }])],
+        Target::DataRequest => vec![batch_input(&[
+            DataRequest::Get {
+                keys: vec![key(1), key(2)],
+            },
+            DataRequest::Actor {
+                call: 3,
+                key: key(1),
+                name: "increment".into(),
+                attribute: false,
+                args: value().bytes,
+            },
+        ])],
+        Target::DataResponse => vec![batch_input(&[
+            DataResponse::Values {
+                values: vec![
+                    (key(5), Fetched::Value(value())),
+                    (key(6), Fetched::Missing),
+                    (key(7), Fetched::Unsendable("cannot pickle".into())),
+                ],
+            },
+            DataResponse::Actor {
+                call: 3,
+                outcome: ActorOutcome::Value(value().bytes),
+            },
+            DataResponse::Actor {
+                call: 4,
+                outcome: ActorOutcome::Error(WireError::invalid("no actor")),
+            },
+        ])],
         Target::Hello => vec![batch_input(&[hello(Role::Client { name: "c".into() })])],
         Target::HelloReply => vec![batch_input(&[HelloReply::Welcome {
             id: 7,

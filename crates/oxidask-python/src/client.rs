@@ -326,6 +326,7 @@ fn options(
             .collect(),
         allow_other_workers,
         priority,
+        actor: false,
     }
 }
 
@@ -527,7 +528,7 @@ impl PyClient {
     }
 
     /// `func(*args, **kwargs)` on the cluster.
-    #[pyo3(signature = (func, args, kwargs = None, key = None, pure = true, retries = None, resources = None, workers = None, allow_other_workers = false, priority = 0, owner = None))]
+    #[pyo3(signature = (func, args, kwargs = None, key = None, pure = true, retries = None, resources = None, workers = None, allow_other_workers = false, priority = 0, owner = None, actor = false))]
     #[allow(clippy::too_many_arguments)]
     fn submit(
         &self,
@@ -543,6 +544,7 @@ impl PyClient {
         allow_other_workers: bool,
         priority: i64,
         owner: Option<Py<PyAny>>,
+        actor: bool,
     ) -> PyResult<PyFuture> {
         let f = self.function(func);
         let key_text = key.map(key_text_of).transpose()?;
@@ -556,7 +558,10 @@ impl PyClient {
             py,
             &g,
             &[b.key],
-            options(retries, resources, workers, allow_other_workers, priority),
+            SubmitOptions {
+                actor,
+                ..options(retries, resources, workers, allow_other_workers, priority)
+            },
         )?;
         drop(b.keeps);
         Ok(PyFuture::new(
@@ -568,7 +573,7 @@ impl PyClient {
 
     /// One task per item of `args_list` (each a tuple of positional arguments), with the same
     /// keyword arguments; `keys` names them if given.
-    #[pyo3(signature = (func, args_list, kwargs = None, keys = None, pure = true, retries = None, resources = None, workers = None, allow_other_workers = false, priority = 0, owner = None))]
+    #[pyo3(signature = (func, args_list, kwargs = None, keys = None, pure = true, retries = None, resources = None, workers = None, allow_other_workers = false, priority = 0, owner = None, actor = false))]
     #[allow(clippy::too_many_arguments)]
     fn map(
         &self,
@@ -584,6 +589,7 @@ impl PyClient {
         allow_other_workers: bool,
         priority: i64,
         owner: Option<Py<PyAny>>,
+        actor: bool,
     ) -> PyResult<Vec<PyFuture>> {
         let f = self.function(func);
         let n = args_list.len();
@@ -618,7 +624,10 @@ impl PyClient {
             py,
             &g,
             &out_keys,
-            options(retries, resources, workers, allow_other_workers, priority),
+            SubmitOptions {
+                actor,
+                ..options(retries, resources, workers, allow_other_workers, priority)
+            },
         )?;
         drop(keeps);
         Ok(fs

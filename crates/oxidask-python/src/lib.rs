@@ -18,6 +18,7 @@
 //! worker inside the interpreter, so it knows the same operations and sees the user's
 //! environment (blueprint §8).
 
+pub mod actor;
 pub mod array;
 pub mod buffers;
 pub mod call;
@@ -74,6 +75,7 @@ fn _oxidask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     oxidask_core::codecs::register_foreign(call::PY_CALL, call::decode_py_call);
     m.add("__version__", VERSION)?;
     array::register(m)?;
+    actor::register(m)?;
     m.add_class::<call::Dep>()?;
     m.add_class::<delayed::PyDelayed>()?;
     m.add_class::<delayed::DelayedFunction>()?;

@@ -44,6 +44,16 @@ pub fn current() -> Option<WorkerContext> {
     })
 }
 
+/// The worker and the task running on this thread, if it is a worker's executor running one
+/// (for [`crate::actor::register`]).
+pub(crate) fn current_task() -> Option<(Arc<Shared>, Key)> {
+    CURRENT.with(|c| {
+        let c = c.borrow();
+        let cur = c.as_ref()?;
+        Some((cur.shared.clone(), cur.task?))
+    })
+}
+
 /// Gives up this task's thread slot while it waits (Dask's `secede`): the worker starts
 /// another task in its place. Returns false if not on a worker thread or already seceded.
 pub fn secede() -> bool {

@@ -17,6 +17,7 @@
 // Wire errors are built on failure paths only.
 #![allow(clippy::result_large_err)]
 
+pub mod actor;
 mod cli;
 mod execute;
 mod metrics;
@@ -39,6 +40,9 @@ use rustc_hash::FxHashMap;
 use tokio::io::{BufReader, BufWriter};
 use tokio::sync::Notify;
 
+pub use actor::{ActorInstance, ActorPlacement};
+#[doc(hidden)]
+pub use oxidask_core::__private::inventory as __private_inventory;
 pub use cli::{main_with_args, run_if_worker, WorkerArgs};
 pub use execute::{current, rejoin, secede, seceded, WorkerContext};
 
@@ -61,6 +65,8 @@ pub(crate) struct Shared {
     next_thread: std::sync::atomic::AtomicU32,
     /// Log lines since the last heartbeat (their own lock: logging happens under the state's).
     log_lines: Mutex<Vec<String>>,
+    /// The actors this worker holds (outside the data store: never spilled or sent).
+    actors: actor::Actors,
 }
 
 /// Log lines kept between heartbeats, at most.
@@ -277,6 +283,7 @@ impl WorkerBuilder {
             quiet: self.quiet,
             next_thread: std::sync::atomic::AtomicU32::new(0),
             log_lines: Mutex::new(Vec::new()),
+            actors: actor::Actors::default(),
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let io_shared = shared.clone();
@@ -325,6 +332,7 @@ impl WorkerBuilder {
                     reason
                 });
                 io_shared.lock().stopping = true;
+                io_shared.actors.clear();
                 io_shared.cv.notify_all();
                 *exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
             })?;
@@ -537,6 +545,7 @@ fn handle(shared: &Arc<Shared>, msgs: Vec<ToWorker>) -> Option<String> {
                     for k in keys {
                         if let Ok(k) = k.to_key() {
                             st.free(k);
+                            shared.actors.free(&k);
                         }
                     }
                 }

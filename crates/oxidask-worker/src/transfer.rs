@@ -61,11 +61,33 @@ async fn serve_peer(mut stream: Stream, shared: &Shared) -> Result<(), ProtocolE
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     let mut wr = BufWriter::with_capacity(1 << 16, wr);
+    // Payloads come only with actor calls (their arguments).
     let limits = Limits {
         max_header: 64 << 20,
-        max_parts: 0,
-        max_payload: 0,
+        max_parts: 1 << 16,
+        max_payload: 2 << 30,
     };
+    // Replies go through a writer task: values are answered in request order, actor calls
+    // when their actor has run them (from the actor's thread), so a slow actor call never
+    // holds up the connection. One request frame's values travel in one reply frame.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<DataResponse>>();
+    let writer_log = shared.data_address.clone();
+    tokio::spawn(async move {
+        let mut batch = Vec::new();
+        while let Some(r) = rx.recv().await {
+            batch.extend(r);
+            while let Ok(r) = rx.try_recv() {
+                batch.extend(r);
+            }
+            if let Err(e) = write_frame(&mut wr, &batch).await {
+                if !matches!(e, ProtocolError::Closed) {
+                    tracing::debug!("{writer_log}: data connection: {e}");
+                }
+                return;
+            }
+            batch.clear();
+        }
+    });
     // A key whose prefix this worker never interned is not one it holds: a peer may not add
     // prefixes here (anyone can reach a data port; see `PrefixAdmission`).
     let mut admission = PrefixAdmission::known_only();
@@ -73,42 +95,72 @@ async fn serve_peer(mut stream: Stream, shared: &Shared) -> Result<(), ProtocolE
         read_frame_admitting::<_, DataRequest>(&mut rd, &limits, &mut admission).await?
     {
         let mut replies = Vec::with_capacity(reqs.len());
-        for DataRequest::Get { keys } in reqs {
-            let values: Vec<(WireKey, Option<oxidask_core::Value>)> = {
-                let mut st = shared.lock();
-                keys.into_iter()
-                    .map(|wk| {
-                        let v = match wk.to_key().ok().and_then(|k| st.value(&k)) {
-                            Some(Ok(v)) => Some(v),
-                            Some(Err(e)) => {
-                                shared.log(e);
-                                None
-                            }
-                            None => None,
-                        };
-                        (wk, v)
-                    })
-                    .collect()
-            };
-            let values = values
-                .into_iter()
-                .map(|(wk, v)| {
-                    let fetched = match v.map(|v| WireValue::from_value(&v)) {
-                        Some(Ok(wv)) => Fetched::Value(wv),
-                        Some(Err(e)) => {
-                            shared.log(format!("cannot send {wk}: {e}"));
-                            Fetched::Unsendable(e.message)
-                        }
-                        None => Fetched::Missing,
-                    };
-                    (wk, fetched)
-                })
-                .collect();
-            replies.push(DataResponse::Values { values });
+        for req in reqs {
+            match req {
+                DataRequest::Get { keys } => replies.push(values_of(shared, keys)),
+                DataRequest::Actor {
+                    call,
+                    key,
+                    name,
+                    attribute,
+                    args,
+                } => {
+                    let tx = tx.clone();
+                    shared.actors.submit(
+                        &shared.data_address,
+                        key,
+                        crate::actor::Job {
+                            name,
+                            attribute,
+                            args: args.0,
+                            reply: Box::new(move |outcome| {
+                                let _ = tx.send(vec![DataResponse::Actor { call, outcome }]);
+                            }),
+                        },
+                    );
+                }
+            }
         }
-        write_frame(&mut wr, &replies).await?;
+        if !replies.is_empty() && tx.send(replies).is_err() {
+            break;
+        }
     }
     Ok(())
+}
+
+/// What this worker has for `keys`, encoded for the wire.
+fn values_of(shared: &Shared, keys: Vec<WireKey>) -> DataResponse {
+    let values: Vec<(WireKey, Option<oxidask_core::Value>)> = {
+        let mut st = shared.lock();
+        keys.into_iter()
+            .map(|wk| {
+                let v = match wk.to_key().ok().and_then(|k| st.value(&k)) {
+                    Some(Ok(v)) => Some(v),
+                    Some(Err(e)) => {
+                        shared.log(e);
+                        None
+                    }
+                    None => None,
+                };
+                (wk, v)
+            })
+            .collect()
+    };
+    let values = values
+        .into_iter()
+        .map(|(wk, v)| {
+            let fetched = match v.map(|v| WireValue::from_value(&v)) {
+                Some(Ok(wv)) => Fetched::Value(wv),
+                Some(Err(e)) => {
+                    shared.log(format!("cannot send {wk}: {e}"));
+                    Fetched::Unsendable(e.message)
+                }
+                None => Fetched::Missing,
+            };
+            (wk, fetched)
+        })
+        .collect();
+    DataResponse::Values { values }
 }
 
 /// Fetches dependencies, one request per holder for the keys it is first choice for, then

@@ -9,6 +9,7 @@
 """
 
 from oxidask._oxidask import Future
+from oxidask.distributed.actor import Actor, ActorFuture, BaseActorFuture
 from oxidask.distributed.client import (
     ALL_COMPLETED,
     FIRST_COMPLETED,
@@ -35,6 +36,9 @@ from oxidask.exceptions import CancelledError, KilledWorker, TimeoutError
 
 __all__ = [
     "ALL_COMPLETED",
+    "Actor",
+    "ActorFuture",
+    "BaseActorFuture",
     "CancelledError",
     "Event",
     "Client",

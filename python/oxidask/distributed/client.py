@@ -277,15 +277,23 @@ class Client(CoordinationMixin):
         equal calls one key, computed once; ``key=`` names the task; ``retries``, ``resources``
         (``{"GPU": 1}``), ``workers`` (names or addresses) and ``priority`` as in Dask.
         """
-        if actor or actors:
-            raise NotImplementedError("actors are not available in oxidask yet")
         if not callable(func):
             raise TypeError("First input to submit must be a callable function")
+        actor = bool(actor or actors)
+        if actor:
+            # A stateful object on one worker (see oxidask.distributed.actor): never pure.
+            from oxidask.distributed.actor import _ActorNew, _funcname
+
+            func, pure = _ActorNew(func), False
+            if key is None:
+                # 24 hex digits: the key's text is the engine's key (the proxy's key).
+                key = f"{_funcname(func.cls)}-{uuid.uuid4().hex[:24]}"
         return self._core.submit(
             func,
             args,
             kwargs or None,
             key=key,
+            actor=actor,
             pure=pure,
             retries=retries,
             resources=_resources(resources),
@@ -315,15 +323,20 @@ class Client(CoordinationMixin):
         """One task per item (``func(a, b)`` for items ``a``, ``b`` of the iterables, zipped),
         submitted as one graph; returns a list of futures. ``key`` is a key prefix or a list
         of keys."""
-        if actor or actors:
-            raise NotImplementedError("actors are not available in oxidask yet")
         if not callable(func):
             raise TypeError("First input to map must be a callable function")
+        actor = bool(actor or actors)
+        if actor:
+            from oxidask.distributed.actor import _ActorNew, _funcname
+
+            func, pure = _ActorNew(func), False
         if not iterables:
             raise TypeError("map needs at least one iterable")
         if any(isinstance(it, Future) for it in iterables):
             raise TypeError("map takes iterables of arguments, not a single future")
         args_list = list(zip(*iterables))
+        if actor and key is None:
+            key = [f"{_funcname(func.cls)}-{uuid.uuid4().hex[:24]}" for _ in args_list]
         keys = None
         if isinstance(key, (list, tuple)):
             keys = list(key)
@@ -344,6 +357,7 @@ class Client(CoordinationMixin):
             allow_other_workers=bool(allow_other_workers),
             priority=priority,
             owner=self,
+            actor=actor,
         )
 
     def compute(

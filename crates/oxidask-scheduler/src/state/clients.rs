@@ -221,6 +221,13 @@ impl SchedulerState {
             }
             new.push(t);
         }
+        if options.actor {
+            for wk in &wanted {
+                if let Some(t) = self.lookup(wk) {
+                    self.task_mut(t).actor = true;
+                }
+            }
+        }
         if let Some(Some(client)) = self.clients.get_mut(c.0 as usize) {
             if more {
                 client.staged.extend(new);

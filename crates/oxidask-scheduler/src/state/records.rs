@@ -118,6 +118,9 @@ pub struct TaskRec {
     pub error: Option<Box<WireError>>,
     /// A steal request is out for it, on behalf of this worker.
     pub stealing: Option<WorkerId>,
+    /// An actor (Dask's `actor=True`): its result lives on one worker and is never
+    /// recomputed; losing that worker fails it with an actor-lost error.
+    pub actor: bool,
 }
 
 impl TaskRec {

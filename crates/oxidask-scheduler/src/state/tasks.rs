@@ -42,6 +42,7 @@ impl SchedulerState {
             constraints,
             error: None,
             stealing: None,
+            actor: false,
         };
         let t = match self.free_slots.pop() {
             Some(i) => {
@@ -469,6 +470,28 @@ impl SchedulerState {
 
     /// `t` was in memory and its last holder is gone: recompute it if it is still needed.
     pub(crate) fn lose(&mut self, t: TaskId) {
+        if self.task(t).actor {
+            // Actors are not resilient (as in Dask): their state went with the worker.
+            let key = self.task(t).key;
+            self.set_state(t, TState::Released);
+            self.fail(
+                t,
+                WireError {
+                    key: Some(WireKey::from(&key)),
+                    op: "actor".into(),
+                    kind: oxidask_protocol::ErrorKind::Unavailable,
+                    message: format!(
+                        "actor {key} was lost: the worker holding it left, and actors are not recomputed (their state is gone); submit the actor again"
+                    ),
+                    causes: Vec::new(),
+                    detail: None,
+                },
+            );
+            if !self.needed(t) {
+                self.release_queue.push(t);
+            }
+            return;
+        }
         self.set_state(t, TState::Released);
         if !self.needed(t) {
             self.release_queue.push(t);
