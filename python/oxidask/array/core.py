@@ -225,7 +225,9 @@ class Array:
     def __init__(self, node=None, *, label=None, blocks=None, chunks=None, dtype=None, keep=None):
         self._node = node
         self._label = label
-        self._blocks = blocks  # Rust block handles when chunk sizes are unknown
+        self._blocks = blocks  # block handles when chunk sizes are unknown
+        self._py_blocks = False  # those handles are NumPy results (else engine blocks)
+        self._counts = None  # handles of the blocks' lengths, when known how to count
         self._unknown_chunks = chunks
         self._unknown_dtype = None if dtype is None else np.dtype(dtype)
         self._keep = keep
@@ -337,7 +339,10 @@ class Array:
 
     def __oxidask_collection__(self):
         if self._node is None:
-            handles = [ArrayNode.to_numpy_handle(b) for b in self._blocks]
+            if self._py_blocks:
+                handles = list(self._blocks)
+            else:
+                handles = [ArrayNode.to_numpy_handle(b) for b in self._blocks]
             dtype = self._unknown_dtype
             ndim = self.ndim
 
@@ -437,14 +442,20 @@ class Array:
         array, as Dask's."""
         if self._node is not None:
             return self
-        counts = base.compute(*self._counts)
+        if self._py_blocks:
+            from oxidask.delayed import delayed
+
+            counts = base.compute(*[delayed(len, pure=True)(b) for b in self._blocks])
+        else:
+            counts = base.compute(*self._counts)
         lengths = tuple(int(c) for c in counts)
-        chunks = [lengths if lengths else (0,)]
-        blocks = self._blocks
+        chunks = [list(lengths) if lengths else [0]]
         if not lengths:
             node = ArrayNode.from_numpy(np.empty(0, dtype=self._unknown_dtype), [[0]])
+        elif self._py_blocks:
+            node = _numpy_blocks_node(self._blocks, chunks, self._unknown_dtype.name)
         else:
-            node = ArrayNode.from_block_handles(blocks, chunks, self._unknown_dtype.name)
+            node = ArrayNode.from_block_handles(self._blocks, chunks, self._unknown_dtype.name)
         self._node = node
         self._blocks = None
         self._label = self._label or "getitem"
@@ -573,7 +584,8 @@ class Array:
 
         impl = _ARRAY_FUNCTIONS.get(func)
         if impl is None:
-            impl = getattr(da, func.__name__, None)
+            ns = da.linalg if (getattr(func, "__module__", "") or "").endswith("linalg") else da
+            impl = getattr(ns, func.__name__, None)
         if impl is None or not callable(impl):
             return NotImplemented
         return impl(*args, **kwargs)

@@ -536,6 +536,163 @@ def histogram(a, bins=10, range=None, weights=None, density=False):
     return counts, edges
 
 
+def _unknown_from_python(handles, dtype, label):
+    """A 1-d array of unknown chunk sizes whose blocks are NumPy results of ``handles``."""
+    out = Array(None, label=label, blocks=list(handles),
+                chunks=((float("nan"),) * len(handles),), dtype=dtype)
+    out._py_blocks = True
+    return out
+
+
+def _np_unique_merge(*parts):
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0)
+
+
+def unique(ar, return_index=False, return_inverse=False, return_counts=False):
+    """The sorted unique values (one block of unknown length, as Dask's)."""
+    from oxidask.delayed import delayed
+
+    if return_index or return_inverse or return_counts:
+        raise NotImplementedError("unique with return_index/inverse/counts")
+    ar = asarray(ar)
+    parts = [delayed(np.unique, pure=True)(h) for h in ar.to_delayed().ravel()]
+    merged = delayed(_np_unique_merge, pure=True)(*parts)
+    return _unknown_from_python([merged], ar.dtype, "unique")
+
+
+def flatnonzero(a):
+    """Indices of the non-zero elements of the flattened array (unknown chunk sizes)."""
+    from oxidask.array.core import arange
+
+    a = asarray(a).ravel()
+    return arange(a.shape[0], chunks=(a.chunks[0],))[a != 0]
+
+
+def nonzero(a):
+    """Indices of the non-zero elements, one array per axis (chunk sizes computed)."""
+    a = asarray(a)
+    flat = flatnonzero(a).compute_chunk_sizes()
+    if a.ndim <= 1:
+        return (flat,)
+    out = []
+    stride = 1
+    strides = []
+    for n in reversed(a.shape):
+        strides.append(stride)
+        stride *= n
+    for ax, n in enumerate(a.shape):
+        out.append((flat // strides[a.ndim - 1 - ax]) % n)
+    return tuple(out)
+
+
+def argwhere(a):
+    """Indices of the non-zero elements, one row per element."""
+    parts = nonzero(a)
+    return stack(parts, axis=1)
+
+
+def isin(element, test_elements, assume_unique=False, invert=False):
+    """Whether each element is in ``test_elements`` (a small, known set of values)."""
+    element = asarray(element)
+    test = np.unique(np.asarray(test_elements).ravel())
+    if test.size == 0:
+        out = full_like(element, False, dtype=bool)
+    else:
+        out = (element[..., None] == test).any(axis=-1)
+    return ~out if invert else out
+
+
+def broadcast_to(x, shape, chunks=None):
+    """``x`` repeated to ``shape`` (NumPy's broadcasting rules)."""
+    x = asarray(x)
+    shape = tuple(int(s) for s in shape)
+    try:
+        np.broadcast_shapes(x.shape, shape)
+    except ValueError:
+        raise ValueError(
+            f"operands could not be broadcast together with remapped shapes "
+            f"[original->remapped]: {x.shape} and requested shape {shape}"
+        ) from None
+    if np.broadcast_shapes(x.shape, shape) != shape:
+        raise ValueError(f"cannot broadcast {x.shape} to {shape}")
+    from oxidask.array.core import zeros
+
+    if x.dtype == np.bool_:
+        out = x | zeros(shape, dtype=bool, chunks=chunks or "auto")
+    else:
+        out = x + zeros(shape, dtype=x.dtype, chunks=chunks or "auto")
+    return out if chunks is None else out.rechunk(chunks)
+
+
+def meshgrid(*xi, indexing="xy", sparse=False):
+    """Coordinate arrays from 1-d coordinate vectors (NumPy's ``meshgrid``)."""
+    xi = [asarray(x).ravel() for x in xi]
+    nd = len(xi)
+    shaped = []
+    for i, x in enumerate(xi):
+        index = [None] * nd
+        index[i] = slice(None)
+        shaped.append(x[tuple(index)])
+    if indexing == "xy" and nd > 1:
+        shaped = [x.swapaxes(0, 1) for x in shaped]
+    elif indexing != "ij" and indexing != "xy":
+        raise ValueError("Valid values for `indexing` are 'xy' and 'ij'.")
+    if sparse:
+        return shaped
+    shape = np.broadcast_shapes(*[x.shape for x in shaped])
+    return [broadcast_to(x, shape) for x in shaped]
+
+
+def indices(dimensions, dtype=int, chunks="auto"):
+    """An array of grid indices (NumPy's ``indices``)."""
+    from oxidask.array.core import arange
+
+    dimensions = tuple(int(d) for d in dimensions)
+    grids = []
+    for i, n in enumerate(dimensions):
+        index = [None] * len(dimensions)
+        index[i] = slice(None)
+        r = arange(n, dtype=dtype)[tuple(index)]
+        grids.append(broadcast_to(r, dimensions))
+    out = stack(grids) if grids else asarray(np.empty((0,), dtype=dtype))
+    return out.rechunk(chunks) if chunks != "auto" else out
+
+
+def repeat(a, repeats, axis=None):
+    """Each element repeated ``repeats`` times along ``axis`` (an int count)."""
+    from oxidask.array.blockwise import map_blocks
+
+    a = asarray(a)
+    if not isinstance(repeats, numbers.Integral):
+        raise NotImplementedError("repeat with a count per element")
+    if axis is None:
+        a = a.ravel()
+        axis = 0
+    ax = _axis(axis, a.ndim)
+    chunks = list(a.chunks)
+    chunks[ax] = tuple(c * int(repeats) for c in chunks[ax])
+    return map_blocks(np.repeat, a, int(repeats), axis=ax, chunks=tuple(chunks), dtype=a.dtype)
+
+
+def tile(A, reps):
+    """``A`` repeated ``reps`` times (per axis), NumPy's ``tile``."""
+    A = asarray(A)
+    reps = (reps,) if isinstance(reps, numbers.Integral) else tuple(reps)
+    if len(reps) > A.ndim:
+        A = A[(None,) * (len(reps) - A.ndim)]
+    reps = (1,) * (A.ndim - len(reps)) + reps
+    for ax, r in enumerate(reps):
+        if r < 0:
+            raise ValueError("negative dimensions are not allowed")
+        if r == 0:
+            index = [slice(None)] * A.ndim
+            index[ax] = slice(0, 0)
+            A = A[tuple(index)]
+        elif r > 1:
+            A = concatenate([A] * r, axis=ax)
+    return A
+
+
 def _unary_function(name):
     ufunc = getattr(np, name)
 
@@ -584,12 +741,14 @@ __all__ = [
     "arctan",
     "argmax",
     "argmin",
+    "argwhere",
     "around",
     "array_equal",
     "atleast_1d",
     "atleast_2d",
     "average",
     "block",
+    "broadcast_to",
     "ceil",
     "clip",
     "concatenate",
@@ -611,6 +770,7 @@ __all__ = [
     "expm1",
     "fabs",
     "fix",
+    "flatnonzero",
     "flip",
     "fliplr",
     "flipud",
@@ -621,9 +781,11 @@ __all__ = [
     "greater_equal",
     "histogram",
     "hstack",
+    "indices",
     "invert",
     "isclose",
     "isfinite",
+    "isin",
     "isinf",
     "isnan",
     "less",
@@ -640,6 +802,7 @@ __all__ = [
     "max",
     "maximum",
     "mean",
+    "meshgrid",
     "min",
     "minimum",
     "mod",
@@ -652,6 +815,7 @@ __all__ = [
     "nansum",
     "nanvar",
     "negative",
+    "nonzero",
     "not_equal",
     "ones_like",
     "outer",
@@ -665,6 +829,7 @@ __all__ = [
     "rechunk",
     "reciprocal",
     "remainder",
+    "repeat",
     "reshape",
     "rint",
     "roll",
@@ -683,12 +848,14 @@ __all__ = [
     "tan",
     "tanh",
     "tensordot",
+    "tile",
     "topk",
     "transpose",
     "tril",
     "triu",
     "true_divide",
     "trunc",
+    "unique",
     "var",
     "vstack",
     "where",

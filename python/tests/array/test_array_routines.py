@@ -96,3 +96,58 @@ def test_bool_and_small_int_arithmetic(scheduler):
     np.testing.assert_array_equal(got, I.astype(np.uint8) + 250)  # wraps, as NumPy
     np.testing.assert_allclose((x > 0).mean(axis=0).compute(scheduler=scheduler),
                                (I > 0).mean(axis=0))
+
+
+B = np.random.default_rng(0).integers(-3, 4, size=(6, 10)).astype(float)
+
+
+def _same_all(got, want, scheduler):
+    got = [np.asarray(g.compute(scheduler=scheduler)) for g in got]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("chunks", [(6, 10), (4, 3)])
+def test_unique_nonzero_isin(chunks, scheduler):
+    x = da.from_array(B, chunks=chunks)
+    u = np.unique(x)
+    assert np.isnan(u.shape[0])  # unknown length, as Dask
+    same(u, np.unique(B), scheduler)
+    same(da.flatnonzero(x), np.flatnonzero(B), scheduler)
+    _same_all(np.nonzero(x), np.nonzero(B), scheduler)
+    same(np.argwhere(x), np.argwhere(B), scheduler)
+    same(np.isin(x, [1, 2]), np.isin(B, [1, 2]), scheduler)
+    same(da.isin(x, [0], invert=True), np.isin(B, [0], invert=True), scheduler)
+
+
+def test_broadcast_meshgrid_indices_repeat_tile(scheduler):
+    x = da.from_array(B, chunks=(4, 3))
+    same(np.broadcast_to(x[0], (3, 10)), np.broadcast_to(B[0], (3, 10)), scheduler)
+    with pytest.raises(ValueError, match="broadcast"):
+        da.broadcast_to(x, (3, 10))
+    _same_all(np.meshgrid(da.arange(3), da.arange(4)), np.meshgrid(np.arange(3), np.arange(4)),
+              scheduler)
+    _same_all(da.meshgrid(da.arange(3), da.arange(4), indexing="ij"),
+              np.meshgrid(np.arange(3), np.arange(4), indexing="ij"), scheduler)
+    same(da.indices((2, 3)), np.indices((2, 3)), scheduler)
+    same(np.repeat(x, 2, axis=1), np.repeat(B, 2, axis=1), scheduler)
+    same(np.repeat(x, 3), np.repeat(B, 3), scheduler)
+    same(np.tile(x, (2, 3)), np.tile(B, (2, 3)), scheduler)
+    same(np.tile(x[0], 3), np.tile(B[0], 3), scheduler)
+
+
+@pytest.mark.parametrize("ord", [None, 1, 2, np.inf, -np.inf, 0, 3])
+def test_vector_norms(ord, scheduler):
+    x = da.from_array(B, chunks=(4, 3))
+    same(np.linalg.norm(x[1], ord=ord), np.linalg.norm(B[1], ord=ord), scheduler)
+    same(da.linalg.norm(x, ord=ord, axis=1), np.linalg.norm(B, ord=ord, axis=1), scheduler)
+
+
+@pytest.mark.parametrize("ord", [None, "fro", 1, np.inf])
+def test_matrix_norms(ord, scheduler):
+    x = da.from_array(B, chunks=(4, 3))
+    same(np.linalg.norm(x, ord=ord), np.linalg.norm(B, ord=ord), scheduler)
+    same(np.linalg.norm(x, ord=ord, axis=(1, 0), keepdims=True),
+         np.linalg.norm(B, ord=ord, axis=(1, 0), keepdims=True), scheduler)
