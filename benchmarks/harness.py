@@ -26,6 +26,7 @@ DASK_DF = ("dask-dataframe-threaded", ["dataframe_ref.py", "--impl", "dask"])
 POLARS = ("polars-lazy", ["dataframe_ref.py", "--impl", "polars"])
 DASK_PY = ("dask", ["python_cases.py", "--impl", "dask"])
 DASK_COORD = ("dask", ["coordination_cases.py", "--impl", "dask"])
+DASK_ARRAY_PY = ("dask", ["array_collections.py", "--impl", "dask"])
 # A reference that is ourselves in another configuration: (name, ["@ours", case]).
 NO_DASHBOARD = ("oxidask-no-dashboard", ["@ours", "dashboard-closed"])
 PLAIN_MAP = ("oxidask-plain-tcp", ["@ours", "map"])
@@ -35,6 +36,7 @@ PLAIN_ROUNDTRIP = ("oxidask-plain-tcp", ["@ours", "roundtrip"])
 PYTHON_OURS = {
     "python": ["python_cases.py", "--impl", "oxidask"],
     "coordination": ["coordination_cases.py", "--impl", "oxidask"],
+    "python-collections": ["array_collections.py", "--impl", "oxidask"],
 }
 
 # suite -> [(case, full size, quick size, [references])]
@@ -89,6 +91,16 @@ SUITES = {
         ("queue-put-get", 10_000, 500, [DASK_COORD]),
         ("queue-tasks", 10_000, 500, [DASK_COORD]),
         ("lock-roundtrip", 2_000, 200, [DASK_COORD]),
+    ],
+    # Dask's collections from Python, the same script with either import, threaded on both
+    # sides; n = side of a square float64 array (array_collections.py).
+    "python-collections": [
+        ("array-expr-mean", 6000, 1000, [DASK_ARRAY_PY]),
+        ("array-std", 6000, 1000, [DASK_ARRAY_PY]),
+        ("array-matmul", 4000, 800, [DASK_ARRAY_PY]),
+        ("array-mask-sum", 6000, 1000, [DASK_ARRAY_PY]),
+        ("array-map-blocks", 6000, 1000, [DASK_ARRAY_PY]),
+        ("array-to-numpy", 6000, 1000, [DASK_ARRAY_PY]),
     ],
     # n = data scale per mille of the 84.4M-row 2019 taxi year (benchmarks/run makes the data).
     "dataframe": [
