@@ -379,9 +379,11 @@ class Array:
         return self._node.keys()
 
     def __dask_graph__(self):
-        handles, _, _ = self.__oxidask_collection__()
+        """The task graph: keys (as text) to a description of their task."""
+        if self._node is not None:
+            return dict(self._node.graph_keys())
         g = {}
-        for h in handles:
+        for h in self._blocks:
             g.update(h.dask)
         return g
 
