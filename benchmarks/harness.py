@@ -26,6 +26,7 @@ DASK_DF = ("dask-dataframe-threaded", ["dataframe_ref.py", "--impl", "dask"])
 POLARS = ("polars-lazy", ["dataframe_ref.py", "--impl", "polars"])
 DASK_PY = ("dask", ["python_cases.py", "--impl", "dask"])
 DASK_COORD = ("dask", ["coordination_cases.py", "--impl", "dask"])
+DASK_ACTORS = ("dask", ["actor_cases.py", "--impl", "dask"])
 DASK_ARRAY_PY = ("dask", ["array_collections.py", "--impl", "dask"])
 # A reference that is ourselves in another configuration: (name, ["@ours", case]).
 NO_DASHBOARD = ("oxidask-no-dashboard", ["@ours", "dashboard-closed"])
@@ -36,6 +37,7 @@ PLAIN_ROUNDTRIP = ("oxidask-plain-tcp", ["@ours", "roundtrip"])
 PYTHON_OURS = {
     "python": ["python_cases.py", "--impl", "oxidask"],
     "coordination": ["coordination_cases.py", "--impl", "oxidask"],
+    "actors": ["actor_cases.py", "--impl", "oxidask"],
     "python-collections": ["array_collections.py", "--impl", "oxidask"],
 }
 
@@ -91,6 +93,12 @@ SUITES = {
         ("queue-put-get", 10_000, 500, [DASK_COORD]),
         ("queue-tasks", 10_000, 500, [DASK_COORD]),
         ("lock-roundtrip", 2_000, 200, [DASK_COORD]),
+    ],
+    # Dask's actors from Python (actor_cases.py), both sides on a LocalCluster of 2 worker
+    # processes; n = calls on one Counter actor.
+    "actors": [
+        ("actor-roundtrip", 2_000, 200, [DASK_ACTORS]),
+        ("actor-pipelined", 10_000, 500, [DASK_ACTORS]),
     ],
     # Dask's collections from Python, the same script with either import, threaded on both
     # sides; n = side of a square float64 array (array_collections.py).

@@ -91,3 +91,22 @@ def test_array_tutorial_matches_numpy(tmp_path):
     assert "threaded scheduler: mean/std/mask/map_blocks/matmul match NumPy" in lines
     assert "LocalCluster (2 worker processes): mean/std/mask/map_blocks/matmul match NumPy" in lines
     assert list(tmp_path.iterdir()) == []
+
+
+def test_actor_counter_example_calls_in_order_from_client_and_tasks(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "actor_counter.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout
+    assert "<Actor: Counter, key=Counter-" in lines
+    assert "answered in order: last 100, counter.n = 100" in lines
+    assert "20 tasks called it too: counter.n = 310" in lines
+    assert "withdrawal of 100 refused: Please deposit more money first." in lines
+    assert "deposit 100: balance 142.0" in lines and "withdrawal 100: balance 42.0" in lines
+    assert "2000 sequential calls: p50" in lines
+    assert list(tmp_path.iterdir()) == []
