@@ -221,6 +221,7 @@ def overlap(x, depth, boundary):
 
 
 def trim_internal(x, original, depth, boundary):
+    """``x`` (computed from ``original`` overlapped by ``depth``) with the overlap cut off."""
     b, value = _boundary(boundary)
     return Array(x._node.trim_overlap(original._node, _depth(depth, original.ndim), b, value),
                  label="trim")

@@ -257,6 +257,7 @@ class Array:
 
     @property
     def shape(self):
+        """The shape (``nan`` on axes of unknown length)."""
         if self._node is None:
             return tuple(
                 float("nan") if any(isinstance(x, float) and math.isnan(x) for x in c) else sum(c)
@@ -273,15 +274,18 @@ class Array:
 
     @property
     def ndim(self):
+        """The number of dimensions."""
         return len(self.chunks)
 
     @property
     def size(self):
+        """The number of elements (``nan`` if unknown)."""
         s = self.shape
         return math.prod(s) if s else 1
 
     @property
     def itemsize(self):
+        """Bytes per element."""
         return self.dtype.itemsize
 
     @property
@@ -296,10 +300,12 @@ class Array:
 
     @property
     def numblocks(self):
+        """Blocks per axis."""
         return tuple(len(c) for c in self.chunks)
 
     @property
     def npartitions(self):
+        """The number of blocks."""
         return math.prod(self.numblocks)
 
     @property
@@ -694,14 +700,17 @@ class Array:
         return Array(self._known().topk(int(k), int(axis)))
 
     def dot(self, other):
+        """NumPy's ``dot`` with ``other``."""
         return dot(self, other)
 
     def round(self, decimals=0):
+        """Rounded to ``decimals`` decimals."""
         from oxidask.array import routines
 
         return routines.round(self, decimals)
 
     def clip(self, min=None, max=None):
+        """Values limited to ``[min, max]``."""
         from oxidask.array import routines
 
         return routines.clip(self, min, max)
@@ -710,6 +719,7 @@ class Array:
 
     @property
     def T(self):
+        """The array with its axes reversed."""
         return self.transpose()
 
     def transpose(self, *axes):
@@ -724,6 +734,7 @@ class Array:
         return Array(node.transpose([int(a) for a in axes]))
 
     def swapaxes(self, axis1, axis2):
+        """Two axes exchanged."""
         from oxidask.array import routines
 
         return routines.swapaxes(self, axis1, axis2)
@@ -760,6 +771,7 @@ class Array:
     flatten = ravel
 
     def squeeze(self, axis=None):
+        """Length-1 axes removed."""
         from oxidask.array import routines
 
         return routines.squeeze(self, axis)
@@ -787,14 +799,17 @@ class Array:
 
     @property
     def blocks(self):
+        """Indexing by blocks: ``x.blocks[i, j]`` is the array of those blocks."""
         return _BlockView(self)
 
     def map_blocks(self, func, *args, **kwargs):
+        """``func`` on every block (see :func:`oxidask.array.map_blocks`)."""
         from oxidask.array.blockwise import map_blocks
 
         return map_blocks(func, self, *args, **kwargs)
 
     def map_overlap(self, func, depth, boundary=None, trim=True, **kwargs):
+        """``func`` on every block with its neighbours' edges (see :func:`oxidask.array.map_overlap`)."""
         from oxidask.array.blockwise import map_overlap
 
         return map_overlap(func, self, depth=depth, boundary=boundary, trim=trim, **kwargs)
@@ -1008,21 +1023,25 @@ def _like(a, dtype, chunks, shape):
 
 
 def ones_like(a, dtype=None, chunks=None, shape=None, **kwargs):
+    """An array of ones with the shape (and, unless given, dtype and chunks) of ``a``."""
     shape, dtype, chunks = _like(a, dtype, chunks, shape)
     return ones(shape, dtype=dtype, chunks=chunks)
 
 
 def zeros_like(a, dtype=None, chunks=None, shape=None, **kwargs):
+    """An array of zeros shaped like ``a``."""
     shape, dtype, chunks = _like(a, dtype, chunks, shape)
     return zeros(shape, dtype=dtype, chunks=chunks)
 
 
 def empty_like(a, dtype=None, chunks=None, shape=None, **kwargs):
+    """An array shaped like ``a`` (zeros here)."""
     shape, dtype, chunks = _like(a, dtype, chunks, shape)
     return empty(shape, dtype=dtype, chunks=chunks)
 
 
 def full_like(a, fill_value, dtype=None, chunks=None, shape=None, **kwargs):
+    """An array of ``fill_value`` shaped like ``a``."""
     shape, dtype, chunks = _like(a, dtype, chunks, shape)
     return full(shape, fill_value, dtype=dtype, chunks=chunks)
 

@@ -37,6 +37,7 @@ class RandomState:
         return (self._seed * 0x9E3779B97F4A7C15 + self._calls) % 2**64
 
     def seed(self, seed=None):
+        """Seeds the module's functions."""
         self.__init__(seed)
 
     def random_sample(self, size=None, chunks="auto", dtype=float):
@@ -97,26 +98,32 @@ def seed(seed=None):
 
 
 def random(size=None, chunks="auto", **kwargs):
+    """Uniform floats in ``[0, 1)`` of shape ``size``."""
     return _global.random_sample(size, chunks=chunks, **kwargs)
 
 
 def random_sample(size=None, chunks="auto", **kwargs):
+    """Uniform floats in ``[0, 1)`` of shape ``size``."""
     return _global.random_sample(size, chunks=chunks, **kwargs)
 
 
 def uniform(low=0.0, high=1.0, size=None, chunks="auto", **kwargs):
+    """Uniform floats in ``[low, high)``."""
     return _global.uniform(low, high, size, chunks=chunks, **kwargs)
 
 
 def normal(loc=0.0, scale=1.0, size=None, chunks="auto", **kwargs):
+    """Normally distributed floats."""
     return _global.normal(loc, scale, size, chunks=chunks, **kwargs)
 
 
 def standard_normal(size=None, chunks="auto", **kwargs):
+    """Normal floats with mean 0 and deviation 1."""
     return _global.standard_normal(size, chunks=chunks, **kwargs)
 
 
 def randint(low, high=None, size=None, chunks="auto", dtype=int, **kwargs):
+    """Integers in ``[low, high)``."""
     return _global.randint(low, high, size, chunks=chunks, dtype=dtype)
 
 

@@ -192,11 +192,13 @@ def expand_dims(a, axis):
 
 
 def atleast_1d(*arys):
+    """The arrays with at least one dimension."""
     out = [asarray(a) if asarray(a).ndim >= 1 else asarray(a)[None] for a in arys]
     return out[0] if len(out) == 1 else out
 
 
 def atleast_2d(*arys):
+    """The arrays with at least two dimensions."""
     out = []
     for a in arys:
         a = asarray(a)
@@ -251,10 +253,12 @@ def stack(seq, axis=0, allow_unknown_chunksizes=False):
 
 
 def vstack(tup, allow_unknown_chunksizes=False):
+    """Arrays stacked along the first axis (1-d arrays as rows)."""
     return concatenate(atleast_2d(*tup) if len(tup) > 1 else [atleast_2d(tup[0])], axis=0)
 
 
 def hstack(tup, allow_unknown_chunksizes=False):
+    """Arrays stacked along the second axis (1-d arrays joined)."""
     arrays = [asarray(a) for a in tup]
     if _b.all(a.ndim == 1 for a in arrays):
         return concatenate(arrays, axis=0)
@@ -262,6 +266,7 @@ def hstack(tup, allow_unknown_chunksizes=False):
 
 
 def dstack(tup, allow_unknown_chunksizes=False):
+    """Arrays stacked along the third axis."""
     return stack(tup, axis=-1) if _b.all(asarray(a).ndim == 2 for a in tup) else concatenate(tup, axis=2)
 
 
@@ -320,6 +325,7 @@ def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 
 def array_equal(a1, a2):
+    """Whether the arrays have the same shape and elements (computes)."""
     a1, a2 = asarray(a1), asarray(a2)
     if a1.shape != a2.shape:
         return False
@@ -401,10 +407,12 @@ def flip(m, axis=None):
 
 
 def flipud(m):
+    """Rows reversed."""
     return flip(m, 0)
 
 
 def fliplr(m):
+    """Columns reversed."""
     return flip(m, 1)
 
 
