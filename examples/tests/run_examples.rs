@@ -103,3 +103,18 @@ fn dataframe_example_walks_through_the_taxi_data() {
     assert!(out.contains("divisions known: true"), "{out}");
     assert!(out.trim_end().ends_with("done"), "{out}");
 }
+
+#[test]
+fn actor_counter_example_calls_actors_on_worker_processes() {
+    let out = run("actor_counter");
+    assert!(out.contains("answered in order: last total 100"), "{out}");
+    assert!(out.contains("20 tasks called it too: total 310"), "{out}");
+    assert!(out.contains("balance 42"), "{out}");
+    assert!(
+        out.contains("withdrawing 100: refused (Please deposit more money first.)"),
+        "{out}"
+    );
+    assert!(out.contains("deposit 100: balance 142"), "{out}");
+    assert!(out.contains("withdraw 100: balance 42"), "{out}");
+    assert!(out.contains("counter dropped: the worker freed it"), "{out}");
+}

@@ -164,9 +164,11 @@ fn spawn(
     let (tx, rx) = sync_channel::<Job>(ACTOR_QUEUE_LIMIT);
     let name = "oxidask-actor".to_string();
     let wk = WireKey::from(&key);
+    let thread_shared = shared.clone();
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
+            crate::execute::enter_actor_thread(thread_shared);
             while let Ok(job) = rx.recv() {
                 let Job {
                     name,

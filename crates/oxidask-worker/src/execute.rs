@@ -54,6 +54,18 @@ pub(crate) fn current_task() -> Option<(Arc<Shared>, Key)> {
     })
 }
 
+/// Makes this thread (an actor's) belong to the worker, running no task: [`current`] and
+/// `get_client()` work there, so an actor's methods can call other actors and submit tasks.
+pub(crate) fn enter_actor_thread(shared: Arc<Shared>) {
+    CURRENT.with(|c| {
+        *c.borrow_mut() = Some(Current {
+            shared,
+            seceded: false,
+            task: None,
+        })
+    });
+}
+
 /// Gives up this task's thread slot while it waits (Dask's `secede`): the worker starts
 /// another task in its place. Returns false if not on a worker thread or already seceded.
 pub fn secede() -> bool {

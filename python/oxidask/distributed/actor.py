@@ -86,6 +86,25 @@ class _ActorNew:
         return Actor(self.cls, address, key)
 
 
+_submitters = []
+
+
+def _note_submitter(client):
+    """Remembers (weakly) a client that submitted actors, for proxies to fall back on."""
+    import weakref
+
+    _submitters[:] = [r for r in _submitters if r() is not None and r() is not client]
+    _submitters.append(weakref.ref(client))
+
+
+def _live_submitter():
+    for r in reversed(_submitters):
+        c = r()
+        if c is not None and not c._core.closed:
+            return c
+    return None
+
+
 def _funcname(cls):
     return getattr(cls, "__name__", None) or type(cls).__name__
 
@@ -107,15 +126,22 @@ class Actor:
         if _oxidask.worker_context() is None:
             # In a client process the proxy holds the actor's future, as Dask's does: the
             # actor lives while a proxy or a future for it does.
-            from oxidask.distributed.client import _current_default
-
-            if _current_default() is not None:
+            try:
                 self._bind()
+            except ValueError:
+                pass  # no client in this process yet: bound on first use
 
     def _bind(self):
         from oxidask.distributed.client import get_client
 
-        client = get_client()
+        try:
+            client = get_client()
+        except ValueError:
+            # The default client closed: a live client that made actors (as Dask falls
+            # back to another live client).
+            client = _live_submitter()
+            if client is None:
+                raise
         if _oxidask.worker_context() is None:
             self._future = client._core.future(self._key, owner=client)
         self._client = client

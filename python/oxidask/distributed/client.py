@@ -282,9 +282,10 @@ class Client(CoordinationMixin):
         actor = bool(actor or actors)
         if actor:
             # A stateful object on one worker (see oxidask.distributed.actor): never pure.
-            from oxidask.distributed.actor import _ActorNew, _funcname
+            from oxidask.distributed.actor import _ActorNew, _funcname, _note_submitter
 
             func, pure = _ActorNew(func), False
+            _note_submitter(self)
             if key is None:
                 # 24 hex digits: the key's text is the engine's key (the proxy's key).
                 key = f"{_funcname(func.cls)}-{uuid.uuid4().hex[:24]}"
@@ -327,9 +328,10 @@ class Client(CoordinationMixin):
             raise TypeError("First input to map must be a callable function")
         actor = bool(actor or actors)
         if actor:
-            from oxidask.distributed.actor import _ActorNew, _funcname
+            from oxidask.distributed.actor import _ActorNew, _funcname, _note_submitter
 
             func, pure = _ActorNew(func), False
+            _note_submitter(self)
         if not iterables:
             raise TypeError("map needs at least one iterable")
         if any(isinstance(it, Future) for it in iterables):

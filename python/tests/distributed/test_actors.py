@@ -292,3 +292,17 @@ def test_killed_worker_loses_the_actor():
         # The other worker still serves new actors.
         other = client.submit(Counter, actor=True).result()
         assert other.increment().result() == 1
+
+
+class Forwarder:
+    def forward(self, counter, by):
+        # An actor calling another actor, from the actor's own thread on its worker.
+        return counter.increment(by).result()
+
+
+def test_actor_calls_another_actor(client):
+    counter = client.submit(Counter, actor=True).result()
+    forwarder = client.submit(Forwarder, actor=True).result()
+    assert forwarder.forward(counter, 5).result() == 5
+    assert forwarder.forward(counter, 2).result() == 7
+    assert counter.n == 7
