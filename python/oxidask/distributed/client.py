@@ -50,22 +50,25 @@ def _epoch(t):
     raise TypeError(f"expected seconds since the epoch or a datetime, got {type(t).__name__}")
 
 
-def _flatten(obj, out):
+def _flatten(obj, out, collections=False):
     """Futures anywhere in ``obj`` (lists, tuples, sets, dict values) appended to ``out``;
-    returns a function rebuilding ``obj`` from their results."""
+    returns a function rebuilding ``obj`` from their results. With ``collections``, the
+    futures behind collections' pieces too (for ``futures_of``)."""
     if isinstance(obj, Future):
         i = len(out)
         out.append(obj)
         return lambda values: values[i]
     t = type(obj)
     if t in (list, tuple, set, frozenset):
-        parts = [_flatten(x, out) for x in obj]
+        parts = [_flatten(x, out, collections) for x in obj]
         return lambda values: t(p(values) for p in parts)
     if t is dict:
-        parts = {k: _flatten(v, out) for k, v in obj.items()}
+        parts = {k: _flatten(v, out, collections) for k, v in obj.items()}
         return lambda values: {k: p(values) for k, p in parts.items()}
     if isinstance(obj, Delayed) and obj._futures is not None:
-        return _flatten(obj._futures, out)
+        return _flatten(obj._futures, out, collections)
+    if collections and _is_collection(obj):
+        _flatten(list(obj.__oxidask_collection__()[0]), out, collections)
     return lambda values: obj
 
 
@@ -377,11 +380,16 @@ class Client(CoordinationMixin):
         traverse=True,
         **kwargs,
     ):
-        """Starts computing lazy values on the cluster: a future for each (a list for a list),
-        or, with ``sync=True``, their results."""
-        single = isinstance(collections, Delayed)
-        items = [collections] if single else list(collections)
-        handles = [h for h in items if isinstance(h, Delayed)]
+        """Starts computing lazy values on the cluster: a future for each (a list for a list or
+        tuple, a dict for a dict), or, with ``sync=True``, their results.
+
+        Collections (bags, arrays, dataframes: anything with ``__oxidask_collection__``) give
+        one future of their finished value (a NumPy array, a list, a pandas frame), put
+        together on a worker from the collection's pieces. Other values come back as they are.
+        """
+        items, repack = _items(collections)
+        lazy = [_to_delayed(x) for x in items]
+        handles = [h for h in lazy if h is not None]
         futures = iter(
             self._core.compute(
                 handles,
@@ -392,35 +400,52 @@ class Client(CoordinationMixin):
                 priority=priority,
                 owner=self,
             )
+            if handles
+            else []
         )
-        out = [next(futures) if isinstance(h, Delayed) else h for h in items]
+        out = [next(futures) if h is not None else x for x, h in zip(items, lazy)]
         if sync:
             out = self.gather(out)
-        return out[0] if single else out
+        return repack(out)
 
     def persist(self, collections, optimize_graph=True, workers=None, resources=None, retries=None, priority=0, **kwargs):
         """Computes lazy values on the cluster and returns them backed by the results there
-        (same keys), for later work to start from."""
-        single = isinstance(collections, Delayed)
-        items = [collections] if single else list(collections)
-        handles = [h for h in items if isinstance(h, Delayed)]
-        futures = self._core.compute(
-            handles,
-            retries=retries,
-            resources=_resources(resources),
-            workers=_workers(workers),
-            priority=priority,
-            owner=self,
+        (same keys), for later work to start from: a ``Delayed`` or a collection (bag, array,
+        dataframe) for each, in the shape given (one value, a list or tuple, a dict).
+
+        The pieces stay on the workers, held by the returned values (``futures_of`` lists the
+        futures); graphs built on them refer to them by key, so they are neither recomputed
+        nor sent again, and dropping the last value using them releases them. Returns at once,
+        while the pieces compute."""
+        items, repack = _items(collections)
+        handles = []
+        for x in items:
+            if isinstance(x, Delayed):
+                handles.append(x)
+            elif _is_collection(x):
+                handles.extend(x.__oxidask_collection__()[0])
+        futures = iter(
+            self._core.compute(
+                handles,
+                retries=retries,
+                resources=_resources(resources),
+                workers=_workers(workers),
+                priority=priority,
+                owner=self,
+            )
+            if handles
+            else []
         )
-        it = iter(futures)
         out = []
-        for h in items:
-            if isinstance(h, Delayed):
-                f = next(it)
-                out.append(_oxidask.delayed_on_cluster(f, h))
+        for x in items:
+            if isinstance(x, Delayed):
+                out.append(_oxidask.delayed_on_cluster(next(futures), x))
+            elif _is_collection(x):
+                parts, _, rebuild = x.__oxidask_collection__()
+                out.append(rebuild([_oxidask.delayed_on_cluster(next(futures), h) for h in parts]))
             else:
-                out.append(h)
-        return out[0] if single else out
+                out.append(x)
+        return repack(out)
 
     def _compute_values(self, handles):
         futures = self._core.compute(handles, owner=self)
@@ -747,7 +772,51 @@ def progress(*futures, notebook=None, multi=True, complete=True, blocking=None, 
 
 
 def futures_of(obj):
-    """The futures in ``obj`` (lists, dicts, values persisted on a cluster)."""
+    """The futures in ``obj``, each once: futures themselves, and those holding the pieces
+    of values and collections persisted on a cluster (``Delayed``, bags, arrays,
+    dataframes), inside lists, tuples, sets and dicts (Dask's ``futures_of``).
+
+    >>> futures_of([1, 2])
+    []
+    """
     flat = []
-    _flatten(obj, flat)
-    return flat
+    _flatten(obj, flat, collections=True)
+    seen = set()
+    out = []
+    for f in flat:
+        if f.key not in seen:
+            seen.add(f.key)
+            out.append(f)
+    return out
+
+
+def _is_collection(x):
+    return not isinstance(x, type) and callable(getattr(x, "__oxidask_collection__", None))
+
+
+def _items(collections):
+    """The values of ``client.compute``/``persist``'s argument, and how to put results back
+    in its shape (one value, a list, tuple or set, or a dict)."""
+    if isinstance(collections, (list, tuple, set, frozenset)):
+        t = type(collections)
+        return list(collections), (list if t is set or t is frozenset else t)
+    if isinstance(collections, dict):
+        names = list(collections)
+        return list(collections.values()), lambda out: dict(zip(names, out))
+    return [collections], lambda out: out[0]
+
+
+def _to_delayed(x):
+    """The one lazy value whose result is ``x``'s computed value, or ``None`` if ``x`` is not
+    lazy: a collection's pieces put together by its ``finalize`` in one task."""
+    if isinstance(x, Delayed):
+        return x
+    if not _is_collection(x):
+        return None
+    own = getattr(x, "__oxidask_delayed__", None)
+    if callable(own):
+        return own()
+    from oxidask.delayed import delayed
+
+    parts, finalize, _ = x.__oxidask_collection__()
+    return delayed(finalize, pure=False)(list(parts), dask_key_name=f"finalize-{uuid.uuid4().hex}")
