@@ -30,6 +30,9 @@ DASK_ACTORS = ("dask", ["actor_cases.py", "--impl", "dask"])
 DASK_ARRAY_PY = ("dask", ["array_collections.py", "--impl", "dask"])
 # A reference that is ourselves in another configuration: (name, ["@ours", case]).
 NO_DASHBOARD = ("oxidask-no-dashboard", ["@ours", "dashboard-closed"])
+NO_NANNY = ("oxidask-no-nanny", ["@ours", "worker-startup-no-nanny"])
+DASK_WORKER = ("dask-worker", ["distributed_ref.py"])
+DASK_WORKER_NO_NANNY = ("dask-worker-no-nanny", ["distributed_ref.py", "--no-nanny"])
 PLAIN_MAP = ("oxidask-plain-tcp", ["@ours", "map"])
 PLAIN_ROUNDTRIP = ("oxidask-plain-tcp", ["@ours", "roundtrip"])
 
@@ -62,6 +65,9 @@ SUITES = {
     # Two worker processes of one thread each on loopback, both sides.
     "distributed": [
         ("startup", 2, 2, [DASK_DISTRIBUTED]),
+        # n worker start-ups, one at a time: spawn to registered, median; under the nanny
+        # (the default) against --no-nanny, ours and Dask's `dask worker`.
+        ("worker-startup", 7, 3, [DASK_WORKER, DASK_WORKER_NO_NANNY, NO_NANNY]),
         ("roundtrip", 1_000, 100, [DASK_DISTRIBUTED]),
         ("map", 100_000, 2_000, [DASK_DISTRIBUTED]),
         ("tree", 100_000, 2_000, [DASK_DISTRIBUTED]),

@@ -47,12 +47,52 @@ def tree_graph(n):
     return dsk, level[0]
 
 
+def worker_startup(n, nanny):
+    """`dask worker` started n times (with its nanny or --no-nanny): spawn to registered with
+    the scheduler, polled every millisecond; the median."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    dask_cmd = os.path.join(os.path.dirname(sys.executable), "dask")
+    times = []
+    with LocalCluster(
+        n_workers=0, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    ) as c, Client(c) as client:
+        for i in range(max(n, 1)):
+            args = [dask_cmd, "worker", c.scheduler_address, "--nthreads", "1",
+                    "--no-dashboard", "--name", f"s{i}"]
+            if not nanny:
+                args.append("--no-nanny")
+            start = time.perf_counter()
+            p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            while not client.scheduler_info()["workers"]:
+                if time.perf_counter() - start > 60:
+                    p.kill()
+                    raise SystemExit("the worker did not register within 60 s")
+                time.sleep(0.001)
+            times.append(time.perf_counter() - start)
+            p.send_signal(signal.SIGTERM)
+            p.wait()
+            while client.scheduler_info()["workers"]:
+                time.sleep(0.001)
+    times.sort()
+    print(json.dumps({"seconds": times[len(times) // 2], "check": len(times),
+                      "min_s": times[0], "max_s": times[-1]}))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("case")
     p.add_argument("--n", type=int, required=True)
+    p.add_argument("--no-nanny", action="store_true")
     a = p.parse_args()
     n = a.n
+    if a.case == "worker-startup":
+        worker_startup(n, nanny=not a.no_nanny)
+        return
     if a.case == "startup":
         start = time.perf_counter()
         with cluster() as c, Client(c) as client:

@@ -340,6 +340,9 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
     if case == "startup" {
         return startup();
     }
+    if let Some(rest) = case.strip_prefix("worker-startup") {
+        return worker_startup(n, rest != "-no-nanny");
+    }
     if case == "state-machine" {
         return state_machine(n);
     }
@@ -488,6 +491,60 @@ fn startup() -> Result<serde_json::Value, String> {
         "seconds": processes,
         "check": n,
         "in_process_s": in_process,
+    }))
+}
+
+/// The start-up cost of `oxidask worker` (this binary as the worker program) under its
+/// nanny, or with `--no-nanny`: `n` times, the time from spawning the command to the worker
+/// registered with the scheduler (polled every millisecond); the median, then each worker is
+/// stopped with SIGTERM and gone before the next starts.
+fn worker_startup(n: usize, nanny: bool) -> Result<serde_json::Value, String> {
+    let (scheduler, _) = SchedulerProc::start(false, None)?;
+    let client = Client::connect(&scheduler.address).map_err(err)?;
+    let exe = std::env::current_exe().map_err(err)?;
+    let workers = |client: &Client| client.summary().map(|s| s.workers.len()).map_err(err);
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n.max(1) {
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            "worker",
+            &scheduler.address,
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+        ])
+        .arg("--name")
+        .arg(format!("s{i}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if !nanny {
+            cmd.arg("--no-nanny");
+        }
+        let start = Instant::now();
+        let mut child = cmd.spawn().map_err(err)?;
+        while workers(&client)? == 0 {
+            if start.elapsed() > std::time::Duration::from_secs(60) {
+                let _ = child.kill();
+                return Err("the worker did not register within 60 s".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        times.push(start.elapsed().as_secs_f64());
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        while workers(&client)? != 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(json!({
+        "seconds": times[times.len() / 2],
+        "check": times.len(),
+        "min_s": times[0],
+        "max_s": times[times.len() - 1],
     }))
 }
 

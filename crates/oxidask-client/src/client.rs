@@ -479,6 +479,7 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
             | ToClient::Story { .. }
             | ToClient::TaskStream { .. }
             | ToClient::Logs { .. }
+            | ToClient::Restarted { .. }
             | ToClient::Gathered { .. }) => {
                 let request = match &reply {
                     ToClient::WhoHas { request, .. }
@@ -486,6 +487,7 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
                     | ToClient::Story { request, .. }
                     | ToClient::TaskStream { request, .. }
                     | ToClient::Logs { request, .. }
+                    | ToClient::Restarted { request, .. }
                     | ToClient::Gathered { request, .. } => *request,
                     _ => unreachable!(),
                 };
@@ -1328,6 +1330,42 @@ impl Client {
             _ => Err(scheduler_error(ClientError::Rejected(
                 "unexpected reply to story".into(),
             ))),
+        }
+    }
+
+    /// Restarts the cluster, as Dask's `Client.restart`: the scheduler forgets every task
+    /// (the futures of every client fail as cancelled), tells every worker to restart — each
+    /// worker process exits and its nanny starts a fresh one — and this returns once as many
+    /// workers as there were have joined again, or fails with
+    /// [`ClientError::RestartTimeout`] after `timeout`. Workers started with `--no-nanny`
+    /// just exit (something else must start them again).
+    ///
+    /// ```no_run
+    /// # let client = oxidask_client::Client::connect("tcp://127.0.0.1:8786").unwrap();
+    /// client.restart(std::time::Duration::from_secs(60)).unwrap();
+    /// ```
+    pub fn restart(&self, timeout: Duration) -> Result<(), Error> {
+        let n = match self.request(|request| ToScheduler::Restart { request })? {
+            ToClient::Restarted { workers, .. } => workers as usize,
+            _ => {
+                return Err(scheduler_error(ClientError::Rejected(
+                    "unexpected reply to restart".into(),
+                )))
+            }
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let back = self.summary()?.workers.len();
+            if back >= n {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(scheduler_error(ClientError::RestartTimeout(format!(
+                    "waited {:.1} s for {n} worker(s) to come back after restarting, but only {back} did; workers started with --no-nanny do not come back by themselves (start them again), or give restart a longer timeout",
+                    timeout.as_secs_f64()
+                ))));
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

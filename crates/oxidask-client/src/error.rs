@@ -49,6 +49,9 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+    /// Workers did not come back in time after `Client::restart` (Python: `TimeoutError`).
+    #[error("{0}")]
+    RestartTimeout(String),
     /// The task was running on workers that died, too many times (Dask's `KilledWorker`).
     #[error("{message}")]
     KilledWorker {

@@ -149,7 +149,7 @@ function workersTable(only) {
   for (const w of S.workers) {
     if (only && w.name !== only) continue;
     t.append(el("tr", { class: "worker", "data-name": w.name },
-      el("td", {}, el("a", { href: `/workers/${encodeURIComponent(w.name)}` }, w.name)),
+      el("td", {}, el("a", { href: `/workers/${encodeURIComponent(w.name)}` }, w.name), w.paused ? " (paused)" : ""),
       el("td", {}, w.address), el("td", { class: "num" }, w.nthreads),
       el("td", { class: "num" }, bytes(w.managed)), el("td", { class: "num" }, w.limit ? bytes(w.limit) : "—"),
       el("td", { class: "num" }, bytes(w.spilled)), el("td", { class: "num" }, w.cpu.toFixed(0)),

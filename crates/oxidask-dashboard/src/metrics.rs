@@ -33,9 +33,11 @@ pub fn render(view: &View) -> String {
         "gauge",
         "Workers connected, by how busy they are.",
     );
-    let (mut idle, mut partial, mut saturated) = (0, 0, 0);
+    let (mut idle, mut partial, mut saturated, mut paused) = (0, 0, 0, 0);
     for w in &s.workers {
-        if w.processing == 0 {
+        if w.paused {
+            paused += 1;
+        } else if w.processing == 0 {
             idle += 1;
         } else if w.processing >= w.nthreads {
             saturated += 1;
@@ -53,6 +55,11 @@ pub fn render(view: &View) -> String {
         "dask_scheduler_workers",
         &[("state", "saturated")],
         saturated as f64,
+    );
+    o.sample(
+        "dask_scheduler_workers",
+        &[("state", "paused_or_retiring")],
+        paused as f64,
     );
 
     o.family(

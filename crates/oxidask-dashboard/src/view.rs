@@ -159,7 +159,7 @@ impl View {
                     "limit": w.memory_limit, "managed": w.managed, "rss": w.rss,
                     "spilled": w.spilled, "cpu": w.cpu, "processing": w.processing,
                     "executing": w.executing, "keys": w.keys, "last_seen": w.last_seen,
-                    "resources": w.resources,
+                    "resources": w.resources, "paused": w.paused,
                 })
             })
             .collect();

@@ -182,6 +182,14 @@ pub enum ToScheduler {
         /// What to do.
         op: crate::coord::CoordOp,
     },
+    /// Restart the cluster (Dask's `Client.restart`): every task is forgotten (clients'
+    /// keys are cancelled) and every worker is told to restart ([`ToWorker::Restart`]; its
+    /// nanny starts a fresh process). Answered by [`ToClient::Restarted`] at once; the client
+    /// then waits for the workers to come back.
+    Restart {
+        /// Matches the reply.
+        request: u64,
+    },
 }
 
 /// What a record of the task stream shows.
@@ -386,6 +394,13 @@ pub enum ToClient {
         /// The answer.
         reply: crate::coord::CoordReply,
     },
+    /// Reply to [`ToScheduler::Restart`]: the tasks are forgotten and the workers told.
+    Restarted {
+        /// The request.
+        request: u64,
+        /// Workers that were connected (and were told to restart).
+        workers: u32,
+    },
 }
 
 /// Scheduler → worker.
@@ -418,6 +433,12 @@ pub enum ToWorker {
     },
     /// Finish and exit.
     Stop {
+        /// Why (shown by the worker).
+        reason: String,
+    },
+    /// Exit so that the nanny starts a fresh worker process (`Client::restart`); a worker
+    /// without a nanny just exits.
+    Restart {
         /// Why (shown by the worker).
         reason: String,
     },
@@ -500,6 +521,13 @@ pub enum FromWorker {
     Activity {
         /// What happened (bounded).
         activity: Vec<Activity>,
+    },
+    /// The worker paused (its process passed `distributed.worker.memory.pause` of its memory
+    /// limit: it starts no task and fetches no data) or resumed. The scheduler assigns a
+    /// paused worker nothing new (Dask's worker status `paused`).
+    Paused {
+        /// True when pausing, false when resuming.
+        paused: bool,
     },
 }
 

@@ -800,6 +800,17 @@ impl PyClient {
             .map_err(|e| to_pyerr(py, e))
     }
 
+    /// Restarts every worker and forgets every task (Dask's `Client.restart`); returns once
+    /// the workers are back (`TimeoutError` after `timeout` seconds).
+    #[pyo3(signature = (timeout = 60.0))]
+    fn restart(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let t = Duration::try_from_secs_f64(timeout).map_err(|_| {
+            PyValueError::new_err(format!("timeout must be ≥ 0 seconds, got {timeout}"))
+        })?;
+        py.detach(|| self.client.restart(t))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
     /// Where each future's result is held (the data addresses of the workers holding it).
     fn who_has(
         &self,

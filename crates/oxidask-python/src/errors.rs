@@ -59,6 +59,7 @@ pub fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
                         t.as_secs_f64()
                     ),
                 ),
+                ClientError::RestartTimeout(message) => raise(py, "TimeoutError", message),
                 // What cannot be pickled is a TypeError, as in Dask.
                 ClientError::Unportable(message) => PyTypeError::new_err(message),
                 other => raise(py, "ClusterError", other.to_string()),

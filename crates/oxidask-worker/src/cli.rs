@@ -46,6 +46,27 @@ pub struct WorkerArgs {
     /// Acknowledge tasks without running them (benchmarks of the scheduler alone).
     #[arg(long, hide = true)]
     pub zero_work: bool,
+    /// Run the worker in this process, without a nanny (by default a small supervisor
+    /// process runs it and restarts it when it crashes or passes its memory limit).
+    #[arg(long)]
+    pub no_nanny: bool,
+    /// Worker processes to start on this host, each under the nanny (`--memory-limit auto`
+    /// and the default thread count are divided among them; `--name NAME` becomes
+    /// `NAME-0`, `NAME-1`, ...).
+    #[arg(long, default_value_t = 1)]
+    pub nworkers: usize,
+    /// Close the worker after this long (`1 hour`, `30s`); default:
+    /// `distributed.worker.lifetime.duration` (none).
+    #[arg(long)]
+    pub lifetime: Option<String>,
+    /// Random amount by which lifetimes differ (`5 minutes`), so workers do not all close at
+    /// once; default: `distributed.worker.lifetime.stagger`.
+    #[arg(long)]
+    pub lifetime_stagger: Option<String>,
+    /// When the lifetime ends, have the nanny start a fresh worker
+    /// (`distributed.worker.lifetime.restart`).
+    #[arg(long)]
+    pub lifetime_restart: bool,
     /// TLS and authentication.
     #[command(flatten)]
     pub security: oxidask_protocol::transport::SecurityArgs,
@@ -54,7 +75,10 @@ pub struct WorkerArgs {
 /// Runs a worker from command-line arguments (without the program name and the `worker`
 /// word) until it stops.
 pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
-    let args = match WorkerArgs::try_parse_from(std::iter::once("worker".to_owned()).chain(args)) {
+    let raw: Vec<String> = args.into_iter().collect();
+    let args = match WorkerArgs::try_parse_from(
+        std::iter::once("worker".to_owned()).chain(raw.iter().cloned()),
+    ) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
@@ -65,6 +89,16 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
             };
         }
     };
+    if !args.no_nanny && std::env::var_os(crate::nanny::NANNY_ENV).is_none() {
+        match nanny_main(&raw, &args) {
+            Ok(Some(code)) => return ExitCode::from(code.clamp(0, 255) as u8),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("oxidask-worker: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     match run(args) {
         Ok(reason) => {
             eprintln!("oxidask-worker: {reason}");
@@ -75,6 +109,93 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `--nworkers` worker processes under the nanny; `None` if this process's command line
+/// cannot be told (then the worker runs in this process).
+fn nanny_main(raw: &[String], args: &WorkerArgs) -> Result<Option<i32>, String> {
+    if args.address.is_none() && std::env::var_os("OXIDASK_SCHEDULER_ADDRESS").is_none() {
+        return Err("no scheduler address: pass it (`worker tcp://host:8786`) or set OXIDASK_SCHEDULER_ADDRESS".into());
+    }
+    if args.nworkers == 0 {
+        return Err("--nworkers must be at least 1".into());
+    }
+    let limit = parse_memory(&args.memory_limit)?;
+    if let Some(l) = &args.lifetime {
+        parse_duration_arg("--lifetime", l)?;
+    }
+    if let Some(l) = &args.lifetime_stagger {
+        parse_duration_arg("--lifetime-stagger", l)?;
+    }
+    let Some((program, prefix)) = crate::nanny::own_command(raw) else {
+        eprintln!("oxidask-worker: cannot tell this process's command line to start workers under a nanny; running the worker in this process (as --no-nanny)");
+        return Ok(None);
+    };
+    let n = args.nworkers;
+    let base = crate::nanny::strip_nanny_options(raw);
+    let nthreads = (args.nthreads.is_none() && n > 1)
+        .then(|| (std::thread::available_parallelism().map_or(1, |c| c.get()) / n).max(1));
+    let workers = (0..n)
+        .map(|i| {
+            let mut a = base.clone();
+            a.extend(["--no-nanny".to_owned(), "--memory-limit".into()]);
+            a.push((limit / n as u64).to_string());
+            let name = args.name.as_ref().map(|name| {
+                if n > 1 {
+                    format!("{name}-{i}")
+                } else {
+                    name.clone()
+                }
+            });
+            if let Some(name) = &name {
+                a.extend(["--name".to_owned(), name.clone()]);
+            }
+            if let Some(t) = nthreads {
+                a.extend(["--nthreads".to_owned(), t.to_string()]);
+            }
+            crate::nanny::WorkerCommand {
+                program: program.clone(),
+                prefix: prefix.clone(),
+                args: a,
+                label: name.unwrap_or_else(|| format!("#{i}")),
+            }
+        })
+        .collect();
+    eprintln!(
+        "oxidask-nanny {}: supervising {n} worker process{}",
+        std::process::id(),
+        if n == 1 { "" } else { "es" }
+    );
+    Ok(Some(crate::nanny::supervise(workers)))
+}
+
+fn parse_duration_arg(flag: &str, text: &str) -> Result<std::time::Duration, String> {
+    oxidask_config::units::parse_duration(text).map_err(|e| {
+        format!("{flag} `{text}` {e}: give a duration such as `30s`, `10 minutes` or `1h`")
+    })
+}
+
+/// When this worker's lifetime ends: `lifetime` plus or minus a random part of `stagger`
+/// (`unit` in [0, 1) picks it), as Dask's `--lifetime-stagger`.
+fn lifetime_with_stagger(
+    lifetime: std::time::Duration,
+    stagger: std::time::Duration,
+    unit: f64,
+) -> std::time::Duration {
+    let offset = (unit * 2.0 - 1.0) * stagger.as_secs_f64();
+    std::time::Duration::from_secs_f64((lifetime.as_secs_f64() + offset).max(0.0))
+}
+
+/// A number in [0, 1) that differs between processes (for the lifetime stagger).
+fn process_unit() -> f64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut x = t ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn run(args: WorkerArgs) -> Result<String, String> {
@@ -100,9 +221,26 @@ fn run(args: WorkerArgs) -> Result<String, String> {
         oxidask_protocol::transport::Party::Worker,
     )
     .map_err(|e| e.to_string())?;
+    let lifetime = match &args.lifetime {
+        Some(l) => Some(parse_duration_arg("--lifetime", l)?),
+        None => cfg.duration("distributed.worker.lifetime.duration"),
+    };
+    let stagger = match &args.lifetime_stagger {
+        Some(l) => parse_duration_arg("--lifetime-stagger", l)?,
+        None => cfg
+            .duration("distributed.worker.lifetime.stagger")
+            .unwrap_or_default(),
+    };
+    let lifetime_restart =
+        args.lifetime_restart || cfg.bool("distributed.worker.lifetime.restart") == Some(true);
     let mut b = Worker::builder(address)
         .security(security)
-        .memory_target(cfg.fraction("distributed.worker.memory.target"))
+        .memory_thresholds(crate::memory::Thresholds::from_config(&cfg))
+        .memory_monitor_interval(
+            cfg.duration("distributed.worker.memory.monitor-interval")
+                .unwrap_or(std::time::Duration::from_millis(100)),
+        )
+        .exit_on_memory_terminate(true)
         .metrics_address(metrics)
         .memory_limit(memory_limit)
         .resources(resources)
@@ -128,9 +266,38 @@ fn run(args: WorkerArgs) -> Result<String, String> {
             .map(|l| format!("; metrics at {l}"))
             .unwrap_or_default()
     );
+    let lifetime_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(l) = lifetime {
+        let l = lifetime_with_stagger(l, stagger, process_unit());
+        let (w, over) = (w.clone(), lifetime_over.clone());
+        let _ = std::thread::Builder::new()
+            .name("oxidask-worker-lifetime".into())
+            .spawn(move || {
+                std::thread::sleep(l);
+                over.store(true, std::sync::atomic::Ordering::SeqCst);
+                eprintln!(
+                    "oxidask-worker {}: closing: its lifetime of {:.1} s is over{}",
+                    w.name(),
+                    l.as_secs_f64(),
+                    if lifetime_restart {
+                        "; its nanny starts a fresh worker"
+                    } else {
+                        ""
+                    }
+                );
+                w.stop();
+            });
+    }
     let reason = w.wait();
     // The signal thread holds the worker too: clean up here, not on the last drop.
     w.shutdown();
+    let over = lifetime_over.load(std::sync::atomic::Ordering::SeqCst);
+    let supervised = std::env::var_os(crate::nanny::NANNY_ENV).is_some();
+    if supervised && (w.restart_requested() || (over && lifetime_restart)) {
+        // The nanny starts a fresh worker on this code.
+        eprintln!("oxidask-worker: {reason}");
+        std::process::exit(crate::nanny::EXIT_RESTART);
+    }
     Ok(reason)
 }
 
@@ -337,6 +504,19 @@ mod tests {
         );
         assert_eq!(usable_memory("", Some("1073741824")), 1 << 30, "no meminfo");
         assert!(total_memory() > 0, "this machine reports its memory");
+    }
+
+    #[test]
+    fn lifetimes_are_staggered_within_the_stagger() {
+        let s = std::time::Duration::from_secs;
+        assert_eq!(lifetime_with_stagger(s(60), s(10), 0.0), s(50));
+        assert_eq!(lifetime_with_stagger(s(60), s(10), 0.5), s(60));
+        assert_eq!(lifetime_with_stagger(s(5), s(10), 0.0), s(0));
+        let u = process_unit();
+        assert!((0.0..1.0).contains(&u));
+        assert!(parse_duration_arg("--lifetime", "soon")
+            .unwrap_err()
+            .contains("--lifetime `soon`"));
     }
 
     #[test]

@@ -154,7 +154,7 @@ fn run(shared: Arc<Shared>, thread: u32) {
             st.threads -= 1;
             return;
         }
-        if st.active < shared.nthreads {
+        if st.active < shared.nthreads && !st.paused {
             if let Some(k) = st.pop_ready() {
                 st.active += 1;
                 let e = &st.tasks[&k];

@@ -20,7 +20,9 @@
 pub mod actor;
 mod cli;
 mod execute;
+pub mod memory;
 mod metrics;
+pub mod nanny;
 mod state;
 mod transfer;
 
@@ -67,6 +69,10 @@ pub(crate) struct Shared {
     log_lines: Mutex<Vec<String>>,
     /// The actors this worker holds (outside the data store: never spilled or sent).
     actors: actor::Actors,
+    /// Woken when the memory monitor resumes a paused worker (fetches wait on it).
+    resumed: Notify,
+    /// The scheduler asked for a restart (`ToWorker::Restart`).
+    restart_requested: std::sync::atomic::AtomicBool,
 }
 
 /// Log lines kept between heartbeats, at most.
@@ -122,6 +128,9 @@ pub struct WorkerBuilder {
     local_directory: Option<std::path::PathBuf>,
     security: Security,
     memory_target: Option<f64>,
+    memory_thresholds: memory::Thresholds,
+    memory_monitor_interval: Duration,
+    exit_on_memory_terminate: bool,
 }
 
 impl WorkerBuilder {
@@ -129,6 +138,31 @@ impl WorkerBuilder {
     /// spill to disk (`distributed.worker.memory.target`, default 0.6; `None`: never spill).
     pub fn memory_target(mut self, fraction: Option<f64>) -> Self {
         self.memory_target = fraction.map(|f| f.clamp(0.0, 1.0));
+        self.memory_thresholds.target = self.memory_target;
+        self
+    }
+
+    /// Dask's memory thresholds on the process's memory (spill, pause, terminate; default
+    /// 0.7, 0.8, 0.95 of the memory limit; see [`memory`]). The target set here replaces
+    /// [`WorkerBuilder::memory_target`]'s. Applied only with a memory limit.
+    pub fn memory_thresholds(mut self, thresholds: memory::Thresholds) -> Self {
+        self.memory_target = thresholds.target.map(|f| f.clamp(0.0, 1.0));
+        self.memory_thresholds = thresholds;
+        self
+    }
+
+    /// How often the process's memory is measured
+    /// (`distributed.worker.memory.monitor-interval`, default 100 ms).
+    pub fn memory_monitor_interval(mut self, every: Duration) -> Self {
+        self.memory_monitor_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Past the terminate threshold, exit the process with [`nanny::EXIT_MEMORY`] so that
+    /// its nanny restarts it (the `oxidask worker` command sets this). Default: only this
+    /// worker stops, the program goes on.
+    pub fn exit_on_memory_terminate(mut self, on: bool) -> Self {
+        self.exit_on_memory_terminate = on;
         self
     }
 
@@ -284,6 +318,8 @@ impl WorkerBuilder {
             next_thread: std::sync::atomic::AtomicU32::new(0),
             log_lines: Mutex::new(Vec::new()),
             actors: actor::Actors::default(),
+            resumed: Notify::new(),
+            restart_requested: std::sync::atomic::AtomicBool::new(false),
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let io_shared = shared.clone();
@@ -353,6 +389,17 @@ impl WorkerBuilder {
         }
         for _ in 0..self.nthreads {
             execute::spawn_executor(shared.clone());
+        }
+        if self.memory_limit > 0 {
+            memory::spawn_monitor(
+                shared.clone(),
+                memory::MonitorConfig {
+                    limit: self.memory_limit,
+                    thresholds: self.memory_thresholds,
+                    interval: self.memory_monitor_interval,
+                    exit_process: self.exit_on_memory_terminate,
+                },
+            )?;
         }
         Ok(Worker {
             shared,
@@ -574,6 +621,12 @@ fn handle(shared: &Arc<Shared>, msgs: Vec<ToWorker>) -> Option<String> {
                 ToWorker::Stop { reason } => {
                     stop = Some(format!("stopped by the scheduler: {reason}"))
                 }
+                ToWorker::Restart { reason } => {
+                    shared
+                        .restart_requested
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    stop = Some(format!("restarting: {reason}"))
+                }
             }
         }
     }
@@ -614,6 +667,9 @@ impl Worker {
             local_directory: None,
             security: Security::default(),
             memory_target: Some(0.6),
+            memory_thresholds: memory::Thresholds::default(),
+            memory_monitor_interval: Duration::from_millis(100),
+            exit_on_memory_terminate: false,
         }
     }
 
@@ -635,6 +691,20 @@ impl Worker {
     /// Bytes of results it holds in memory now.
     pub fn memory(&self) -> u64 {
         self.shared.lock().memory
+    }
+
+    /// Whether its memory monitor paused it (process memory past
+    /// `distributed.worker.memory.pause`).
+    pub fn paused(&self) -> bool {
+        self.shared.lock().paused
+    }
+
+    /// Whether the scheduler asked it to restart (`Client::restart`): it stopped, and the
+    /// `oxidask worker` command exits with [`nanny::EXIT_RESTART`].
+    pub fn restart_requested(&self) -> bool {
+        self.shared
+            .restart_requested
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Bytes of results spilled to disk: held there now, and ever.

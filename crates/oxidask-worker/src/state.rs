@@ -95,6 +95,8 @@ pub(crate) struct WorkerState {
     pub activity: Vec<Activity>,
     /// Counts since the start (for `/metrics`).
     pub totals: crate::metrics::Totals,
+    /// Paused by the memory monitor: no task starts, no fetch begins.
+    pub paused: bool,
 }
 
 /// Activity records kept between heartbeats, at most (older ones are dropped).
@@ -481,6 +483,69 @@ impl WorkerState {
         Some(Ok(v))
     }
 
+    /// Results in memory that could go to disk (not `keep`, with a codec).
+    fn spill_candidates(&self, keep: Option<Key>) -> Vec<crate::memory::SpillCandidate<Key>> {
+        self.data
+            .iter()
+            .filter(|(k, s)| {
+                Some(**k) != keep && matches!(&s.slot, Slot::Memory(v) if v.is_encodable())
+            })
+            .map(|(k, s)| crate::memory::SpillCandidate {
+                key: *k,
+                used: s.used,
+                wanted: s.readers > 0,
+                nbytes: s.nbytes,
+            })
+            .collect()
+    }
+
+    /// The memory monitor's spill, part 1 (under the lock): picks results worth `bytes`,
+    /// least recently used first, and names their files. The values are written outside the
+    /// lock, then [`WorkerState::spill_done`] moves each that did not change meanwhile.
+    pub fn spill_pick(&mut self, bytes: u64) -> Vec<SpillJob> {
+        let Some(dir) = self.spill.as_ref().map(|s| s.dir.clone()) else {
+            return Vec::new();
+        };
+        let picks = crate::memory::spill_order(self.spill_candidates(None), bytes);
+        let mut jobs = Vec::with_capacity(picks.len());
+        for k in picks {
+            let s = &self.data[&k];
+            let Slot::Memory(v) = &s.slot else { continue };
+            let spill = self.spill.as_mut().expect("checked");
+            spill.files += 1;
+            jobs.push(SpillJob {
+                key: k,
+                used: s.used,
+                value: v.clone(),
+                path: dir.join(format!("{}.spill", spill.files)),
+            });
+        }
+        jobs
+    }
+
+    /// The memory monitor's spill, part 2: `job`'s file is written; the value goes to disk
+    /// unless it was used, spilled or dropped while the file was written (then the file goes).
+    pub fn spill_done(&mut self, job: SpillJob) -> Option<u64> {
+        let unchanged = self
+            .data
+            .get(&job.key)
+            .is_some_and(|s| s.used == job.used && matches!(s.slot, Slot::Memory(_)));
+        if !unchanged {
+            let _ = std::fs::remove_file(&job.path);
+            return None;
+        }
+        let s = self.data.get_mut(&job.key).expect("checked");
+        s.slot = Slot::Disk {
+            path: job.path,
+            type_name: job.value.type_name().to_owned(),
+        };
+        let n = s.nbytes;
+        self.memory = self.memory.saturating_sub(n);
+        self.spilled_now += n;
+        self.spilled_total += n;
+        Some(n)
+    }
+
     /// Spills least recently used values (those no local task waits for first) until memory
     /// is back under the target; `keep` stays in memory.
     pub fn maybe_spill(&mut self, keep: Option<Key>) {
@@ -490,18 +555,12 @@ impl WorkerState {
         if self.memory <= target {
             return;
         }
-        let mut candidates: Vec<(bool, u64, Key)> = self
-            .data
-            .iter()
-            .filter(|(k, s)| {
-                Some(**k) != keep && matches!(&s.slot, Slot::Memory(v) if v.is_encodable())
-            })
-            .map(|(k, s)| (s.readers > 0, s.used, *k))
-            .collect();
-        candidates.sort_unstable();
+        let candidates = self.spill_candidates(keep);
+        let excess = self.memory - target;
+        let candidates = crate::memory::spill_order(candidates, excess);
         let started = now_us();
         let (mut written, mut count) = (0u64, 0u32);
-        for (_, _, k) in candidates {
+        for k in candidates {
             if self.memory <= target {
                 break;
             }
@@ -534,6 +593,26 @@ impl WorkerState {
         if count > 0 {
             self.record(ActivityKind::SpillOut, started, written, count);
         }
+    }
+}
+
+/// A value the memory monitor writes to disk outside the worker's lock.
+pub(crate) struct SpillJob {
+    pub key: Key,
+    /// Its use counter when picked (a later use cancels the move).
+    pub used: u64,
+    pub value: Value,
+    pub path: std::path::PathBuf,
+}
+
+impl SpillJob {
+    /// Encodes and writes the value's file (no lock held).
+    pub fn write(&self) -> Result<(), String> {
+        let parts = self.value.encode_parts().map_err(|e| e.to_string())?;
+        std::fs::write(&self.path, spill_file(&parts)).map_err(|e| {
+            let _ = std::fs::remove_file(&self.path);
+            format!("{}: {e}", self.path.display())
+        })
     }
 }
 

@@ -166,6 +166,14 @@ fn values_of(shared: &Shared, keys: Vec<WireKey>) -> DataResponse {
 /// Fetches dependencies, one request per holder for the keys it is first choice for, then
 /// each leftover key from its other holders; a key no holder has is reported missing.
 pub(crate) async fn fetch(shared: Arc<Shared>, orders: Vec<FetchOrder>) {
+    // A paused worker (memory) fetches nothing until it resumes.
+    loop {
+        let resumed = shared.resumed.notified();
+        if !shared.lock().paused {
+            break;
+        }
+        resumed.await;
+    }
     let mut by_addr: HashMap<String, Vec<FetchOrder>> = HashMap::new();
     let mut nowhere = Vec::new();
     for o in orders {

@@ -72,8 +72,8 @@ pub mod distributed {
     pub use oxidask_worker::actor::{Actor, ActorRef};
     pub use oxidask_worker::register_actor;
     pub use oxidask_worker::{
-        current as worker_context, main_with_args as worker_main, rejoin, run_if_worker, secede,
-        seceded, Worker, WorkerBuilder, WorkerContext,
+        current as worker_context, main_with_args as worker_main, memory as worker_memory, nanny,
+        rejoin, run_if_worker, secede, seceded, Worker, WorkerBuilder, WorkerContext,
     };
 }
 

@@ -551,8 +551,22 @@ class Client(CoordinationMixin):
         """Blocks until ``n_workers`` workers are connected."""
         self._core.wait_for_workers(n_workers, timeout=30.0 if timeout is None else float(timeout))
 
-    def restart(self, **kwargs):
-        raise NotImplementedError("restarting workers needs the nanny, which oxidask has not yet")
+    def restart(self, timeout=None, wait_for_workers=True):
+        """Restarts every worker and forgets every task, as Dask's ``Client.restart``.
+
+        The futures of every client become cancelled (``result()`` raises
+        ``CancelledError``); each worker process exits and its nanny starts a fresh one
+        (workers started with ``--no-nanny`` just exit). Returns once as many workers as there
+        were are back, or raises ``TimeoutError`` after ``timeout`` seconds (default 60); with
+        ``wait_for_workers=False`` it returns without waiting.
+        """
+        if not wait_for_workers:
+            try:
+                self._core.restart(timeout=0.0)
+            except TimeoutError:
+                pass
+            return
+        self._core.restart(timeout=60.0 if timeout is None else float(timeout))
 
     # -- lifetime -------------------------------------------------------------------------
 

@@ -77,7 +77,10 @@ def test_the_oxidask_command_runs_a_scheduler_and_python_workers(scheduler):
             assert client.gather(futures) == [x * 3 for x in range(20)]
             # A lambda travels by value: these workers do not import the test module.
             pid, argv = client.submit(lambda: (os.getpid(), sys.argv[:]), workers=["w1"]).result()
-            assert pid == workers[1].p.pid
+            # The worker runs under its nanny, the process `oxidask worker` started.
+            with open(f"/proc/{pid}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            assert parent == workers[1].p.pid
             info = client.scheduler_info()["workers"]
             assert sorted(w["name"] for w in info.values()) == ["w0", "w1"]
     finally:

@@ -34,6 +34,9 @@ const EXTRA_IDLE_CANDIDATES: usize = 8;
 impl SchedulerState {
     /// True if `w` should not be given more root tasks.
     pub(crate) fn saturated(&self, w: WorkerId) -> bool {
+        if self.paused.contains(&w) {
+            return true;
+        }
         let rec = self.worker(w);
         let threads = rec.info.nthreads.max(1) as f64;
         let n = rec.busy() as f64;
@@ -47,7 +50,7 @@ impl SchedulerState {
     /// Keeps the idle and unsaturated sets current after `w`'s assignments changed.
     pub(crate) fn update_worker_sets(&mut self, w: WorkerId) {
         let rec = self.worker(w);
-        let idle = rec.busy() < rec.info.nthreads.max(1) as usize;
+        let idle = rec.busy() < rec.info.nthreads.max(1) as usize && !self.paused.contains(&w);
         let saturated = self.saturated(w);
         if idle {
             self.idle.insert(w);
@@ -112,15 +115,23 @@ impl SchedulerState {
                 candidates.push(w);
             }
         }
-        candidates.retain(|&w| self.worker(w).could_run(task));
+        candidates.retain(|&w| self.worker(w).could_run(task) && !self.paused.contains(&w));
         if candidates.is_empty() {
-            candidates = self
+            let runnable: Vec<WorkerId> = self
                 .live_workers()
                 .filter(|(_, r)| r.could_run(task))
                 .map(|(w, _)| w)
                 .collect();
-            if candidates.is_empty() {
+            if runnable.is_empty() {
                 return Decision::NoWorker;
+            }
+            // Paused workers take nothing new: wait for one to resume (or another to join).
+            candidates = runnable
+                .into_iter()
+                .filter(|w| !self.paused.contains(w))
+                .collect();
+            if candidates.is_empty() {
+                return Decision::Queue;
             }
         }
         let best = candidates

@@ -104,6 +104,7 @@ impl SchedulerState {
             // The connection layer answers these; the core never sees them.
             ToScheduler::Gather { .. } => {}
             ToScheduler::Coord { request, op } => self.coord_message(c, request, op),
+            ToScheduler::Restart { request } => self.restart(c, request),
             ToScheduler::Logs { request, worker } => {
                 let lines = match worker {
                     None => self.log_source.as_ref().map(|f| f()).unwrap_or_default(),

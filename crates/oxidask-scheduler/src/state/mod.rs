@@ -16,6 +16,7 @@ mod index;
 mod log;
 pub mod observe;
 mod records;
+mod restart;
 mod tasks;
 mod validate;
 mod workers;
@@ -162,6 +163,7 @@ impl Event {
                 ToScheduler::Logs { .. } => "logs",
                 ToScheduler::Gather { .. } => "gather",
                 ToScheduler::Coord { .. } => "coordination",
+                ToScheduler::Restart { .. } => "restart",
             },
             Event::ClientLeft { .. } => "client-left",
             Event::WorkerJoined { .. } => "worker-joined",
@@ -174,6 +176,7 @@ impl Event {
                 FromWorker::Heartbeat { .. } => "heartbeat",
                 FromWorker::Activity { .. } => "activity",
                 FromWorker::LongRunning { .. } => "long-running",
+                FromWorker::Paused { .. } => "paused",
             },
             Event::WorkerLeft { .. } => "worker-left",
             Event::Tick => "tick",
@@ -238,6 +241,8 @@ pub struct SchedulerState {
     pub(crate) idle: BTreeSet<WorkerId>,
     /// Workers that may be given more root tasks.
     pub(crate) unsaturated: BTreeSet<WorkerId>,
+    /// Workers paused by their memory monitor (Dask's status `paused`): given nothing new.
+    pub(crate) paused: BTreeSet<WorkerId>,
     /// Average run time per key prefix (seconds).
     pub(crate) durations: FxHashMap<Prefix, f64>,
     pub(crate) type_names: Vec<String>,
@@ -279,6 +284,7 @@ impl SchedulerState {
             no_worker: std::collections::BTreeMap::new(),
             idle: BTreeSet::new(),
             unsaturated: BTreeSet::new(),
+            paused: BTreeSet::new(),
             durations: FxHashMap::default(),
             type_names: vec![String::new()],
             type_ids: FxHashMap::default(),

@@ -242,6 +242,8 @@ pub struct WorkerView {
     pub last_seen: f64,
     /// Resources it offers.
     pub resources: Vec<(String, f64)>,
+    /// Paused by its memory monitor (Dask's status `paused`): given no new tasks.
+    pub paused: bool,
 }
 
 /// One task in a [`GraphView`].
@@ -318,7 +320,7 @@ impl SchedulerState {
         }
     }
 
-    fn worker_view(&self, _w: WorkerId, r: &super::WorkerRec) -> WorkerView {
+    fn worker_view(&self, w: WorkerId, r: &super::WorkerRec) -> WorkerView {
         WorkerView {
             name: r.info.name.clone(),
             address: r.info.data_address.clone(),
@@ -336,6 +338,7 @@ impl SchedulerState {
                 .saturating_duration_since(r.last_seen)
                 .as_secs_f64(),
             resources: r.info.resources.clone(),
+            paused: self.paused.contains(&w),
         }
     }
 

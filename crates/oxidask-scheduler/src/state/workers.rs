@@ -121,6 +121,24 @@ impl SchedulerState {
                 self.obs.worker_logged(&name, logs);
             }
             FromWorker::Activity { activity } => self.worker_activity(w, activity),
+            FromWorker::Paused { paused } => self.worker_paused(w, paused),
+        }
+    }
+
+    /// Worker `w` paused (memory) or resumed: a paused worker is given nothing new, and its
+    /// queued work goes elsewhere as other workers ask for it; a resumed one is filled again.
+    fn worker_paused(&mut self, w: WorkerId, paused: bool) {
+        let changed = if paused {
+            self.paused.insert(w)
+        } else {
+            self.paused.remove(&w)
+        };
+        if !changed {
+            return;
+        }
+        self.update_worker_sets(w);
+        if !paused {
+            self.fill(w);
         }
     }
 
@@ -295,6 +313,7 @@ impl SchedulerState {
         self.worker_by_conn.remove(&rec.conn);
         self.idle.remove(&w);
         self.unsaturated.remove(&w);
+        self.paused.remove(&w);
         self.pending_free.remove(&w);
         if close {
             self.out.push(Effect::Close {

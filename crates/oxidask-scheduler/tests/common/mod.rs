@@ -117,7 +117,7 @@ impl Sim {
                         ToWorker::Store { values } => {
                             w.stores.extend(values.into_iter().map(|(k, _)| k))
                         }
-                        ToWorker::Stop { .. } => {}
+                        ToWorker::Stop { .. } | ToWorker::Restart { .. } => {}
                     }
                 }
                 Effect::ToClient { conn, msg } => {
