@@ -62,10 +62,11 @@ fn crawler_example_finds_every_page_at_every_pool_size() {
 }
 
 #[test]
-fn word_count_example_agrees_with_a_plain_loop() {
-    let out = run("word_count");
+fn bag_word_count_example_agrees_with_a_plain_loop() {
+    let out = run("bag_word_count");
     assert!(out.contains("parallel: 4999 distinct words"), "{out}");
     assert!(out.contains("w0 "), "{out}");
+    assert!(out.contains("cluster: 4999 distinct words"), "{out}");
 }
 
 #[test]

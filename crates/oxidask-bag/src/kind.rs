@@ -64,6 +64,12 @@ impl<T: Ordered> Ordered for Vec<T> {
     }
 }
 
+impl<T: Ordered> Ordered for std::cmp::Reverse<T> {
+    fn order(&self, other: &Self) -> Ordering {
+        other.0.order(&self.0)
+    }
+}
+
 impl<T: Ordered> Ordered for Option<T> {
     fn order(&self, other: &Self) -> Ordering {
         match (self, other) {

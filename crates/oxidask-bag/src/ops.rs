@@ -359,3 +359,9 @@ fn pluck(ctx: &Ctx, args: &mut Args) -> Fallible<Value> {
     }
     Ok(Value::new(out))
 }
+
+// Values the operations above exchange besides partitions.
+inventory::submit! { oxidask_core::codecs::TypeCodec::of::<Params>() }
+inventory::submit! { oxidask_core::codecs::TypeCodec::of::<Vec<Moments>>() }
+inventory::submit! { oxidask_core::codecs::TypeCodec::of::<u64>() }
+inventory::submit! { oxidask_core::codecs::TypeCodec::of::<f64>() }

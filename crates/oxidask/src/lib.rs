@@ -48,6 +48,11 @@ pub use oxidask_local::{default_threads, RunStats, Synchronous, Threaded};
 #[cfg(feature = "array")]
 pub use oxidask_array as array;
 
+/// Bags of records (Dask's `dask.bag`): `use oxidask::bag::Bag;`. Needs the `bag` feature
+/// (on by default).
+#[cfg(feature = "bag")]
+pub use oxidask_bag as bag;
+
 /// Partitioned dataframes on Polars (Dask's `dask.dataframe`): `use oxidask::dataframe as dd;`.
 /// Needs the `dataframe` feature.
 #[cfg(feature = "dataframe")]
