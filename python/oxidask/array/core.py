@@ -615,12 +615,28 @@ class Array:
     # ---- reductions
 
     def _reduce(self, kind, axis=None, keepdims=False, split_every=None, ddof=0, dtype=None):
+        if (self._node is None and not self._py_blocks and dtype is None
+                and kind in _LENGTH_FREE and _axes(axis, self.ndim) in (None, [0])
+                and not (kind in ("var", "std") and ddof > 0)):
+            # A whole reduction of engine blocks of unknown lengths needs no lengths: the
+            # kernels read each block's own shape (placeholder lengths only name the blocks).
+            if isinstance(split_every, dict):
+                split_every = max(split_every.values()) if split_every else None
+            node = ArrayNode.from_block_handles(
+                self._blocks, [[1] * len(self._blocks)], self._unknown_dtype.name
+            )
+            return Array(node.reduce(kind, None, bool(keepdims), split_every, int(ddof)))
         x = self if dtype is None else self.astype(dtype)
         node = x._known()
         axes = _axes(axis, self.ndim)
         if isinstance(split_every, dict):
             split_every = max(split_every.values()) if split_every else None
-        return Array(node.reduce(kind, axes, bool(keepdims), split_every, int(ddof)))
+        out = Array(node.reduce(kind, axes, bool(keepdims), split_every, int(ddof)))
+        if kind in ("var", "std") and ddof > 0:
+            n = math.prod(x.shape[a] for a in (range(x.ndim) if axes is None else axes))
+            if n - ddof < 0:
+                out = out * np.nan  # NumPy: NaN (with a warning) for ddof past the count
+        return out
 
     def sum(self, axis=None, dtype=None, keepdims=False, split_every=None, out=None):
         """Sum over ``axis`` (an int, a tuple, or ``None`` for all)."""
@@ -857,6 +873,11 @@ class _BlockView:
                     raise IndexError(f"block index {i} out of range for axis {a}")
                 slices.append(slice(int(bounds[i]), int(bounds[i + 1])))
         return x[tuple(slices)]
+
+
+# Reductions whose kernels never read a block's position (argmin/argmax do) and that are
+# defined on empty input (min/max are not): computable over blocks of unknown lengths.
+_LENGTH_FREE = {"sum", "prod", "any", "all", "nansum", "mean", "nanmean", "var", "std"}
 
 
 def _tup(t):

@@ -5,6 +5,7 @@ Tolerances are NumPy's own defaults of ``assert_allclose`` (rtol 1e-7) — block
 variances are pairwise/Chan-merged, as NumPy's are pairwise, so they agree to rounding."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -482,3 +483,31 @@ def test_npy_roundtrip(tmp_path, scheduler):
     out = tmp_path / "b.npy"
     (x * 2).to_npy(out)
     np.testing.assert_array_equal(np.load(out), A * 2)
+
+
+@pytest.mark.parametrize("chunks", [(6, 10), (4, 3), (1, 10)])
+def test_reductions_over_unknown_chunks_without_computing_lengths(chunks, scheduler):
+    x = da.from_array(A, chunks=chunks)
+    sel = A[A > 0.5]
+    for name in ["sum", "mean", "var", "std", "prod", "any", "all"]:
+        y = x[x > 0.5]
+        check(getattr(y, name)(), getattr(sel, name)(), scheduler)
+        assert y._node is None  # the lengths were not needed
+    check(da.nansum(x[x > 0.5]), np.nansum(sel), scheduler)
+    check(x[x > 0.5].sum(keepdims=True), sel.sum(keepdims=True), scheduler)
+    check(x[x > 0.5].std(ddof=1), sel.std(ddof=1), scheduler)
+    check(x[x > 0.5].max(), sel.max(), scheduler)
+    with np.errstate(all="ignore"):
+        empty = A[A > 100]
+        assert np.isnan(x[x > 100].mean().compute(scheduler=scheduler))
+        assert x[x > 100].sum().compute(scheduler=scheduler) == 0.0
+        assert np.isnan(x[x > 100].std(ddof=1).compute(scheduler=scheduler))
+        assert empty.size == 0
+
+
+def test_var_ddof_past_the_count_is_nan(scheduler):
+    x = da.ones((3, 2), chunks=1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        check(x.var(axis=1, ddof=3), np.ones((3, 2)).var(axis=1, ddof=3), scheduler)
+        check(x.std(ddof=7), np.ones((3, 2)).std(ddof=7), scheduler)
