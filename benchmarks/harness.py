@@ -28,6 +28,7 @@ DASK_PY = ("dask", ["python_cases.py", "--impl", "dask"])
 DASK_COORD = ("dask", ["coordination_cases.py", "--impl", "dask"])
 DASK_ACTORS = ("dask", ["actor_cases.py", "--impl", "dask"])
 DASK_ARRAY_PY = ("dask", ["array_collections.py", "--impl", "dask"])
+DASK_BAG = ("dask-bag-threaded", ["bag_ref.py"])
 # A reference that is ourselves in another configuration: (name, ["@ours", case]).
 NO_DASHBOARD = ("oxidask-no-dashboard", ["@ours", "dashboard-closed"])
 NO_NANNY = ("oxidask-no-nanny", ["@ours", "worker-startup-no-nanny"])
@@ -115,6 +116,12 @@ SUITES = {
         ("array-mask-sum", 6000, 1000, [DASK_ARRAY_PY]),
         ("array-map-blocks", 6000, 1000, [DASK_ARRAY_PY]),
         ("array-to-numpy", 6000, 1000, [DASK_ARRAY_PY]),
+    ],
+    # Dask's bag on generated files (oxidask-bench makes them under $OXIDASK_BENCH_DATA),
+    # threaded on both sides; n = megabytes of text / of JSON lines.
+    "bag": [
+        ("word-count", 200, 10, [DASK_BAG]),
+        ("json-records", 100, 5, [DASK_BAG]),
     ],
     # n = data scale per mille of the 84.4M-row 2019 taxi year (benchmarks/run makes the data).
     "dataframe": [

@@ -5,6 +5,7 @@
 //! The timed region includes building the graph, as the reference's does.
 
 mod array;
+mod bag;
 mod dataframe;
 mod distributed;
 mod tasks;
@@ -15,7 +16,8 @@ fn usage() -> ExitCode {
     eprintln!("usage: oxidask-bench SUITE CASE [--n N] [--threads T]\n  suites: tasks (independent | chain | tree | delayed-independent)
           array (ones-sum | ones-fancy | random-expr | random-std | matmul-sum | big-sum)
           distributed (map | tree | roundtrip | startup | scheduler-alone | big-graph)
-          dataframe (value-counts | groupby-mean | groupby-agg | filter-count | merge-count | set-index | read-csv)");
+          dataframe (value-counts | groupby-mean | groupby-agg | filter-count | merge-count | set-index | read-csv)
+          bag (word-count | json-records)");
     ExitCode::from(2)
 }
 
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         "array" => array::run(case, &opts),
         "distributed" => distributed::run(case, &opts),
         "dataframe" => dataframe::run(case, &opts),
+        "bag" => bag::run(case, &opts),
         _ => return usage(),
     };
     match result {
