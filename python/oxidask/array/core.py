@@ -715,6 +715,26 @@ class Array:
         smallest, smallest first)."""
         return Array(self._known().topk(int(k), int(axis)))
 
+    @property
+    def real(self):
+        """The real part (the array itself: its dtypes are real)."""
+        return self
+
+    @property
+    def imag(self):
+        """The imaginary part (zeros: its dtypes are real)."""
+        return zeros_like(self)
+
+    def conj(self):
+        """The complex conjugate (the array itself: its dtypes are real)."""
+        return self
+
+    def argtopk(self, k, axis=-1, split_every=None):
+        """Indices of the ``k`` largest elements along ``axis`` (see :func:`topk`)."""
+        from oxidask.array.routines import argtopk
+
+        return argtopk(self, k, axis=axis, split_every=split_every)
+
     def dot(self, other):
         """NumPy's ``dot`` with ``other``."""
         return dot(self, other)

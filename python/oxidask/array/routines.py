@@ -701,6 +701,202 @@ def tile(A, reps):
     return A
 
 
+def apply_along_axis(func1d, axis, arr, *args, dtype=None, shape=None, **kwargs):
+    """``func1d`` applied to 1-d slices along ``axis`` (NumPy's ``apply_along_axis``); the
+    axis is first made one block. ``shape``/``dtype`` of one result are found by calling the
+    function on ones unless given."""
+    from oxidask.array.blockwise import map_blocks
+
+    arr = asarray(arr)
+    ax = _axis(axis, arr.ndim)
+    if shape is None or dtype is None:
+        probe = np.asarray(func1d(np.ones(arr.shape[ax], dtype=arr.dtype), *args, **kwargs))
+        shape = probe.shape if shape is None else shape
+        dtype = probe.dtype if dtype is None else dtype
+    shape = tuple(shape)
+    x = arr.rechunk({ax: -1})
+    chunks = list(x.chunks[:ax]) + [(n,) for n in shape] + list(x.chunks[ax + 1:])
+    nd_out = arr.ndim - 1 + len(shape)
+
+    def apply(block):
+        return np.apply_along_axis(func1d, ax, block, *args, **kwargs)
+
+    kw = {}
+    if len(shape) == 0:
+        kw["drop_axis"] = ax
+    elif len(shape) > 1:
+        kw["new_axis"] = list(range(ax + 1, ax + len(shape)))
+    out = map_blocks(apply, x, dtype=dtype, chunks=tuple(chunks), **kw)
+    assert out.ndim == nd_out
+    return out
+
+
+def diag(v, k=0):
+    """A 1-d array's values on the ``k``-th diagonal of a square array, or a 2-d array's
+    ``k``-th diagonal (NumPy's ``diag``)."""
+    from oxidask.array.core import eye
+
+    v = asarray(v)
+    if v.ndim == 1:
+        n = v.shape[0] + _b.abs(k)
+        mask = eye(n, k=k, dtype=bool, chunks=n)
+        if k >= 0:
+            row = concatenate([_zeros_of(v, k), v]) if k else v
+        else:
+            row = concatenate([v, _zeros_of(v, -k)])
+        return where(mask, row[None, :], _zero_of(v))
+    if v.ndim == 2:
+        return diagonal(v, k)
+    raise ValueError("Input must be 1- or 2-d.")
+
+
+def _zeros_of(v, n):
+    from oxidask.array.core import zeros
+
+    return zeros((n,), dtype=v.dtype)
+
+
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    """The ``offset``-th diagonal of a 2-d array (NumPy's ``diagonal``)."""
+    from oxidask.array.core import eye
+
+    a = asarray(a)
+    if a.ndim != 2 or (axis1, axis2) not in ((0, 1), (-2, -1), (0, -1), (-2, 1)):
+        raise NotImplementedError("diagonal of 2-d arrays over their two axes")
+    n, m = a.shape
+    mask = eye(n, M=m, k=offset, dtype=bool, chunks=a.chunks)
+    sums = where(mask, a, _zero_of(a)).sum(axis=1)
+    lo, hi = _b.max(0, -offset), _b.max(0, _b.min(n, m - offset))
+    if hi <= lo:
+        return sums[0:0]
+    return sums[lo:hi].astype(a.dtype)
+
+
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None):
+    """Sum of the ``offset``-th diagonal."""
+    d = diagonal(a, offset, axis1, axis2)
+    return d.sum(dtype=dtype)
+
+
+def cov(m, y=None, rowvar=True, bias=False, ddof=None):
+    """Covariance matrix of variables (rows, or columns when ``rowvar=False``)."""
+    x = asarray(m)
+    if x.ndim == 1:
+        x = x[None, :]
+    if not rowvar:
+        x = x.T
+    if y is not None:
+        yy = asarray(y)
+        if yy.ndim == 1:
+            yy = yy[None, :]
+        if not rowvar:
+            yy = yy.T
+        x = concatenate([x, yy], axis=0)
+    if ddof is None:
+        ddof = 0 if bias else 1
+    x = x.astype(np.result_type(x.dtype, np.float64))
+    n = x.shape[1]
+    centred = x - x.mean(axis=1, keepdims=True)
+    c = (centred @ centred.T) / (n - ddof)
+    return c[0, 0] if c.shape == (1, 1) else c
+
+
+def corrcoef(x, y=None, rowvar=True):
+    """Pearson correlation coefficients."""
+    c = cov(x, y, rowvar)
+    if c.ndim == 0:
+        return c / c
+    d = diagonal(c)
+    s = np.sqrt(d)
+    out = c / s[:, None] / s[None, :]
+    return clip(out, -1, 1)
+
+
+def digitize(x, bins, right=False):
+    """Indices of the bins each value falls in (``bins`` a known 1-d sequence)."""
+    from oxidask.array.blockwise import map_blocks
+
+    bins = np.asarray(bins)
+    return map_blocks(np.digitize, asarray(x), bins, right=right, dtype=np.int64)
+
+
+def fromfunction(function, shape, *, dtype=float, chunks="auto", **kwargs):
+    """An array whose element at index ``i`` is ``function(*i)``, called block by block on
+    index arrays (NumPy's ``fromfunction``)."""
+    from oxidask.array.blockwise import map_blocks
+    from oxidask.array.core import normalize_chunks, zeros
+
+    shape = tuple(int(s) for s in shape)
+    norm = normalize_chunks(chunks, shape, dtype)
+    base = zeros(shape, dtype=dtype, chunks=norm)
+
+    def block(b, block_info=None):
+        loc = block_info[None]["array-location"]
+        idx = np.meshgrid(*[np.arange(lo, hi, dtype=dtype) for lo, hi in loc], indexing="ij")
+        return np.asarray(function(*idx, **kwargs), dtype=dtype)
+
+    return map_blocks(block, base, dtype=dtype)
+
+
+def argtopk(a, k, axis=-1, split_every=None):
+    """Indices of the ``k`` largest elements along ``axis`` (``k < 0``: of the ``-k``
+    smallest), ordered as :func:`topk` orders the values."""
+    from oxidask.array.blockwise import map_blocks
+
+    a = asarray(a)
+    ax = _axis(axis, a.ndim)
+    x = a.rechunk({ax: -1})
+    kk = int(k)
+
+    def pick(b):
+        if kk >= 0:
+            order = np.argsort(-b, axis=ax, kind="stable")[(slice(None),) * ax + (slice(0, kk),)]
+        else:
+            order = np.argsort(b, axis=ax, kind="stable")[(slice(None),) * ax + (slice(0, -kk),)]
+        return order.astype(np.int64)
+
+    chunks = list(x.chunks)
+    chunks[ax] = (_b.min(_b.abs(kk), a.shape[ax]),)
+    return map_blocks(pick, x, dtype=np.int64, chunks=tuple(chunks))
+
+
+def reduction(x, chunk, aggregate, axis=None, keepdims=False, dtype=None, split_every=None,
+              combine=None, name=None, concatenate=True, output_size=1, meta=None, **kwargs):
+    """A custom reduction (Dask's ``da.reduction``): ``chunk(block, axis=, keepdims=True)`` on
+    every block, the partials joined along the reduced axes, then ``aggregate(partials,
+    axis=, keepdims=)`` once (``combine`` is not used: one aggregation step)."""
+    from oxidask.array.blockwise import map_blocks
+    from oxidask.delayed import delayed
+
+    x = asarray(x)
+    axes = tuple(range(x.ndim)) if axis is None else tuple(
+        _axis(a, x.ndim) for a in (axis if isinstance(axis, (tuple, list)) else [axis])
+    )
+    if dtype is None:
+        raise ValueError("reduction needs dtype=")
+
+    def part(b):
+        return chunk(b, axis=axes, keepdims=True)
+
+    grid = x.numblocks
+    chunks = tuple(
+        (1,) * grid[i] if i in axes else x.chunks[i] for i in range(x.ndim)
+    )
+    partials = map_blocks(part, x, dtype=dtype, chunks=chunks)
+    merged = partials.rechunk({i: -1 for i in axes})
+
+    def agg(b):
+        return aggregate(b, axis=axes, keepdims=keepdims)
+
+    out_chunks = tuple(
+        c for i, c in enumerate(merged.chunks) if i not in axes or keepdims
+    )
+    out_chunks = tuple((1,) if i in axes else c for i, c in enumerate(merged.chunks)) \
+        if keepdims else out_chunks
+    kw = {} if keepdims else {"drop_axis": list(axes)}
+    return map_blocks(agg, merged, dtype=dtype, chunks=out_chunks if keepdims else None, **kw)
+
+
 def _unary_function(name):
     ufunc = getattr(np, name)
 
@@ -744,11 +940,13 @@ __all__ = [
     "amax",
     "amin",
     "any",
+    "apply_along_axis",
     "arccos",
     "arcsin",
     "arctan",
     "argmax",
     "argmin",
+    "argtopk",
     "argwhere",
     "around",
     "array_equal",
@@ -760,13 +958,18 @@ __all__ = [
     "ceil",
     "clip",
     "concatenate",
+    "corrcoef",
     "cos",
     "cosh",
     "count_nonzero",
+    "cov",
     "cumsum",
     "deg2rad",
     "degrees",
+    "diag",
+    "diagonal",
     "diff",
+    "digitize",
     "divide",
     "dot",
     "dstack",
@@ -784,6 +987,7 @@ __all__ = [
     "flipud",
     "floor",
     "floor_divide",
+    "fromfunction",
     "full_like",
     "greater",
     "greater_equal",
@@ -836,6 +1040,7 @@ __all__ = [
     "ravel",
     "rechunk",
     "reciprocal",
+    "reduction",
     "remainder",
     "repeat",
     "reshape",
@@ -858,6 +1063,7 @@ __all__ = [
     "tensordot",
     "tile",
     "topk",
+    "trace",
     "transpose",
     "tril",
     "triu",

@@ -151,3 +151,35 @@ def test_matrix_norms(ord, scheduler):
     same(np.linalg.norm(x, ord=ord), np.linalg.norm(B, ord=ord), scheduler)
     same(np.linalg.norm(x, ord=ord, axis=(1, 0), keepdims=True),
          np.linalg.norm(B, ord=ord, axis=(1, 0), keepdims=True), scheduler)
+
+
+@pytest.mark.parametrize("chunks", [(6, 10), (4, 3)])
+def test_linear_algebra_helpers(chunks, scheduler):
+    x = da.from_array(A, chunks=chunks)
+    for k in (0, 2, -1):
+        same(np.diag(x[0], k), np.diag(A[0], k), scheduler)
+        same(np.diag(x, k), np.diag(A, k), scheduler)
+        same(np.diagonal(x, k), np.diagonal(A, k), scheduler)
+        same(np.trace(x, k), np.trace(A, k), scheduler)
+    same(np.cov(x), np.cov(A), scheduler)
+    same(np.cov(x, rowvar=False), np.cov(A, rowvar=False), scheduler)
+    same(da.cov(x[0], x[1]), np.cov(A[0], A[1]), scheduler)
+    same(np.corrcoef(x), np.corrcoef(A), scheduler)
+
+
+@pytest.mark.parametrize("chunks", [(6, 10), (4, 3)])
+def test_python_function_helpers(chunks, scheduler):
+    x = da.from_array(A, chunks=chunks)
+    same(da.apply_along_axis(np.sort, 1, x), np.apply_along_axis(np.sort, 1, A), scheduler)
+    same(np.apply_along_axis(np.median, 0, x), np.apply_along_axis(np.median, 0, A), scheduler)
+    same(np.digitize(x, [-1, 0, 1]), np.digitize(A, [-1, 0, 1]), scheduler)
+    same(da.fromfunction(lambda i, j: i * 10 + j, (5, 7), chunks=3),
+         np.fromfunction(lambda i, j: i * 10 + j, (5, 7)), scheduler)
+    same(x.argtopk(3, axis=1), np.argsort(-A, axis=1)[:, :3], scheduler)
+    same(da.argtopk(x, -2, axis=0), np.argsort(A, axis=0)[:2], scheduler)
+    same(da.reduction(x, np.sum, np.sum, axis=0, dtype=float), A.sum(axis=0), scheduler)
+    same(da.reduction(x, np.max, np.max, axis=1, keepdims=True, dtype=float),
+         A.max(axis=1, keepdims=True), scheduler)
+    same(da.reduction(x, np.sum, np.sum, dtype=float), A.sum(), scheduler)
+    same(x.imag, A.imag, scheduler)
+    assert x.real is x and x.conj() is x
