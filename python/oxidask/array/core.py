@@ -828,10 +828,31 @@ class Array:
         return _getitem(self, index)
 
     def __setitem__(self, key, value):
-        raise TypeError(
-            "oxidask.array arrays are immutable; use da.where(mask, value, x) instead of "
-            "item assignment"
-        )
+        """``x[mask] = v`` or ``x[2:5, ::2] = v`` with a scalar (or broadcastable array) ``v``:
+        the array now stands for the result (its graph is replaced, as in Dask)."""
+        from oxidask.array.routines import where
+
+        if isinstance(key, Array) and key.dtype == np.bool_:
+            mask = key
+        elif isinstance(key, np.ndarray) and key.dtype == np.bool_:
+            mask = from_array(key, chunks=self.chunks if key.shape == self.shape else "auto")
+        else:
+            mask = _index_mask(self, key)
+        if isinstance(value, Array):
+            if value.shape != self.shape and mask.shape == self.shape and not isinstance(
+                key, Array
+            ):
+                raise NotImplementedError(
+                    "assigning an array into a slice; assign a scalar, or an array of the "
+                    "whole shape with a boolean mask"
+                )
+        elif np.ndim(value) != 0:
+            value = asarray(np.asarray(value))
+        out = where(mask, value, self)
+        if out.dtype != self.dtype:
+            out = out.astype(self.dtype)
+        self._node = out._known()
+        self._label = "setitem"
 
     @property
     def blocks(self):
@@ -857,6 +878,12 @@ class Array:
         arr[:] = handles
         return arr.reshape(self.numblocks)
 
+    def store(self, target, lock=True, compute=True, **kwargs):
+        """Writes the blocks into ``target`` (see :func:`oxidask.array.store`)."""
+        from oxidask.array.routines import store
+
+        return store(self, target, lock=lock, compute=compute, **kwargs)
+
     def to_zarr(self, url, component=None, overwrite=False, **kwargs):
         """Writes the array as a Zarr v3 directory (see :func:`to_zarr`)."""
         return to_zarr(self, url, component=component, overwrite=overwrite, **kwargs)
@@ -864,6 +891,37 @@ class Array:
     def to_npy(self, path):
         """Computes the array and writes it to ``path`` in NumPy's ``.npy`` format."""
         np.save(path, np.asarray(self.compute()))
+
+
+def _index_mask(x, key):
+    """A boolean array of ``x``'s shape, true where basic index ``key`` selects."""
+    x._require("item assignment")
+    probe = np.zeros(x.shape, dtype=bool)
+    try:
+        probe[key] = True  # checks the key as NumPy would (IndexError, …)
+    except (IndexError, ValueError, TypeError):
+        raise
+    # Per-axis selections, so the mask is an outer AND of 1-d masks (no big NumPy array).
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is None for k in key):
+        raise IndexError("None (newaxis) is not valid in an assignment index")
+    n_ell = sum(1 for k in key if k is Ellipsis)
+    if n_ell:
+        at = key.index(Ellipsis)
+        key = key[:at] + (slice(None),) * (x.ndim - len(key) + 1) + key[at + 1:]
+    key = key + (slice(None),) * (x.ndim - len(key))
+    mask = None
+    for ax, k in enumerate(key):
+        sel = np.zeros(x.shape[ax], dtype=bool)
+        sel[k] = True
+        shape = [1] * x.ndim
+        shape[ax] = x.shape[ax]
+        part = from_array(sel.reshape(shape), chunks=tuple(
+            x.chunks[a] if a == ax else (1,) for a in range(x.ndim)
+        ))
+        mask = part if mask is None else (mask & part)
+    return mask
 
 
 class _BlockView:

@@ -897,6 +897,107 @@ def reduction(x, chunk, aggregate, axis=None, keepdims=False, dtype=None, split_
     return map_blocks(agg, merged, dtype=dtype, chunks=out_chunks if keepdims else None, **kw)
 
 
+def pad(array, pad_width, mode="constant", **kwargs):
+    """The array padded on each axis (NumPy's ``pad``) with ``mode`` ``'constant'``
+    (``constant_values=``), ``'edge'``, ``'reflect'``, ``'symmetric'`` or ``'wrap'``."""
+    from oxidask.array.core import full
+
+    x = asarray(array)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (x.ndim, 2)) \
+        if np.ndim(pad_width) else np.full((x.ndim, 2), int(pad_width))
+    if (widths < 0).any():
+        raise ValueError("index can't contain negative values")
+    const = np.broadcast_to(np.asarray(kwargs.get("constant_values", 0)), (x.ndim, 2)) \
+        if np.ndim(kwargs.get("constant_values", 0)) else np.full(
+            (x.ndim, 2), kwargs.get("constant_values", 0))
+    for ax in range(x.ndim):
+        before, after = int(widths[ax][0]), int(widths[ax][1])
+        if not before and not after:
+            continue
+        n = x.shape[ax]
+
+        def take(sl):
+            index = [slice(None)] * x.ndim
+            index[ax] = sl
+            return x[tuple(index)]
+
+        def edge_part(w, first):
+            shape = list(x.shape)
+            shape[ax] = w
+            one = take(slice(0, 1) if first else slice(n - 1, n))
+            return broadcast_to(one, tuple(shape))
+
+        parts = []
+        for w, first in ((before, True), (after, False)):
+            if w == 0:
+                parts.append(None)
+                continue
+            if mode == "constant":
+                shape = list(x.shape)
+                shape[ax] = w
+                part = full(tuple(shape), const[ax][0 if first else 1], dtype=x.dtype)
+            elif mode == "edge":
+                part = edge_part(w, first)
+            elif mode in ("reflect", "symmetric"):
+                shift = 1 if mode == "reflect" else 0
+                if w > n - shift:
+                    raise NotImplementedError(f"pad {mode} wider than the axis")
+                if first:
+                    part = flip(take(slice(shift, shift + w)), ax)
+                else:
+                    part = take(slice(n - shift - w, n - shift))
+                    part = flip(part, ax)
+            elif mode == "wrap":
+                if w > n:
+                    raise NotImplementedError("pad wrap wider than the axis")
+                part = take(slice(n - w, n)) if first else take(slice(0, w))
+            else:
+                raise NotImplementedError(f"pad mode {mode!r}")
+            parts.append(part)
+        seq = [p for p in (parts[0], x, parts[1]) if p is not None]
+        x = concatenate(seq, axis=ax)
+    return x
+
+
+def store(sources, targets, lock=True, compute=True, return_stored=False, **kwargs):
+    """Writes arrays into array-likes supporting ``target[slices] = block`` (NumPy arrays,
+    memory maps, HDF5 datasets…), one task per block. The targets must be reachable from
+    where the tasks run (the local schedulers share them with the caller)."""
+    import threading
+
+    from oxidask import base
+    from oxidask.delayed import delayed
+
+    if isinstance(sources, Array):
+        sources, targets = [sources], [targets]
+    if len(sources) != len(targets):
+        raise ValueError(f"{len(sources)} sources and {len(targets)} targets")
+    guard = threading.Lock() if lock is True else lock
+
+    def put(target, index, block):
+        if guard:
+            with guard:
+                target[index] = block
+        else:
+            target[index] = block
+        return None
+
+    tasks = []
+    for src, tgt in zip(sources, targets):
+        src = asarray(src)
+        if tuple(np.shape(tgt)) != src.shape:
+            raise ValueError(f"target shape {np.shape(tgt)} differs from source {src.shape}")
+        blocks = src.to_delayed()
+        bounds = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in src.chunks]
+        for idx in np.ndindex(*src.numblocks):
+            index = tuple(slice(int(b[i]), int(b[i + 1])) for b, i in zip(bounds, idx))
+            tasks.append(delayed(put, pure=False)(tgt, index, blocks[idx]))
+    if compute:
+        base.compute(*tasks, **kwargs)
+        return None
+    return tasks
+
+
 def _unary_function(name):
     ufunc = getattr(np, name)
 
@@ -1031,6 +1132,7 @@ __all__ = [
     "not_equal",
     "ones_like",
     "outer",
+    "pad",
     "positive",
     "power",
     "prod",
@@ -1055,6 +1157,7 @@ __all__ = [
     "squeeze",
     "stack",
     "std",
+    "store",
     "subtract",
     "sum",
     "swapaxes",

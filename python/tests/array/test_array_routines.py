@@ -183,3 +183,43 @@ def test_python_function_helpers(chunks, scheduler):
     same(da.reduction(x, np.sum, np.sum, dtype=float), A.sum(), scheduler)
     same(x.imag, A.imag, scheduler)
     assert x.real is x and x.conj() is x
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "symmetric", "wrap"])
+@pytest.mark.parametrize("width", [2, ((1, 2), (3, 0))])
+def test_pad(mode, width, scheduler):
+    x = da.from_array(A, chunks=(4, 3))
+    same(np.pad(x, width, mode=mode), np.pad(A, width, mode=mode), scheduler)
+    if mode == "constant":
+        same(da.pad(x, width, constant_values=9.5), np.pad(A, width, constant_values=9.5),
+             scheduler)
+
+
+def test_item_assignment(scheduler):
+    x = da.from_array(A, chunks=(4, 3))
+    want = A.copy()
+    x[x > 0.5] = 0
+    want[want > 0.5] = 0
+    x[1:4, ::3] = 7
+    want[1:4, ::3] = 7
+    x[..., -1] = -1
+    want[..., -1] = -1
+    x[2] = np.arange(10.0)
+    want[2] = np.arange(10.0)
+    same(x, want, scheduler)
+    with pytest.raises(IndexError, match="out of bounds"):
+        x[9] = 1
+
+
+def test_store_into_numpy_targets(scheduler):
+    t1 = np.zeros((6, 10))
+    t2 = np.zeros((6, 10))
+    da.store([da.from_array(A, chunks=(4, 3)), da.from_array(A, chunks=2).map_blocks(np.cos)],
+             [t1, t2], scheduler=scheduler)
+    np.testing.assert_array_equal(t1, A)
+    np.testing.assert_allclose(t2, np.cos(A))
+    t3 = np.zeros((6, 10))
+    (da.from_array(A, chunks=5) * 2).store(t3, scheduler=scheduler)
+    np.testing.assert_array_equal(t3, A * 2)
+    with pytest.raises(ValueError, match="shape"):
+        da.store(da.ones(3), np.zeros(4))
