@@ -58,6 +58,25 @@ impl Actor for BankAccount {
 }
 register_actor!(BankAccount);
 
+/// An actor type this program forgot to register: submitting it fails with an error saying
+/// so (the task that would build it runs on a worker that does not know it).
+struct Unregistered;
+
+impl Actor for Unregistered {
+    const NAME: &'static str = "examples/unregistered";
+    type Init = ();
+    type Msg = ();
+    type Reply = ();
+
+    fn new(_: ()) -> Result<Self, String> {
+        Ok(Unregistered)
+    }
+
+    fn handle(&mut self, _: ()) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// A task that calls the counter from the worker it runs on (directly, not through the
 /// scheduler) and returns the total it saw.
 #[oxidask::task]
@@ -119,6 +138,14 @@ fn main() -> Result<(), oxidask::Error> {
     // ActorRef (as tasks make) does not keep it.
     let detached = ActorHandle::<Counter>::attach(&client, counter.actor_ref().clone())
         .expect("a counter's ref");
+    match client.submit_actor::<Unregistered>(()) {
+        Err(e) => {
+            assert!(e.to_string().contains("register_actor!"), "{e}");
+            println!("an unregistered actor type: refused ({e})");
+        }
+        Ok(_) => panic!("an unregistered actor type was built"),
+    }
+
     let n = 2_000;
     let mut lat: Vec<f64> = (0..n)
         .map(|_| {

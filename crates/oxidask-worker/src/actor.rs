@@ -346,7 +346,7 @@ pub fn actor_new(type_name: String, init: Vec<u8>) -> Result<ActorRef, String> {
         .find(|t| t.name == type_name)
         .ok_or_else(|| {
             format!(
-                "no actor type {type_name:?} is registered in this worker's program; register it with oxidask_worker::register_actor! and run workers of the same program"
+                "no actor type {type_name:?} is registered in this worker's program; register the type with register_actor!(Type) (oxidask::distributed) and run workers of the same program"
             )
         })?;
     let instance = (ty.make)(&init)?;
@@ -356,4 +356,58 @@ pub fn actor_new(type_name: String, init: Vec<u8>) -> Result<ActorRef, String> {
         key: placement.key.to_string(),
         address: placement.address,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    fn job(reply: std::sync::mpsc::Sender<ActorOutcome>) -> Job {
+        Job {
+            name: "increment".into(),
+            attribute: false,
+            args: Bytes::new(),
+            reply: Box::new(move |o| {
+                let _ = reply.send(o);
+            }),
+        }
+    }
+
+    #[test]
+    fn a_call_to_an_unknown_actor_is_answered_at_once() {
+        let actors = Actors::default();
+        let (tx, rx) = channel();
+        let k = Key::new("counter", oxidask_core::Token::from_u128(1));
+        actors.submit("w:1", WireKey::from(&k), job(tx));
+        match rx.try_recv().expect("an immediate answer") {
+            ActorOutcome::Error(e) => assert!(e.message.contains("is not on worker w:1"), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_refuses_calls_saying_what_to_do() {
+        let actors = Actors::default();
+        let k = Key::new("counter", oxidask_core::Token::from_u128(2));
+        // An actor busy with one call and one waiting: its queue holds one.
+        let (qtx, _qrx) = sync_channel::<Job>(1);
+        actors.slots().insert(k, qtx);
+        let (tx, rx) = channel();
+        actors.submit("w:1", WireKey::from(&k), job(tx.clone()));
+        assert!(rx.try_recv().is_err(), "the first call waits in the queue");
+        actors.submit("w:1", WireKey::from(&k), job(tx));
+        match rx.try_recv().expect("the second is refused at once") {
+            ActorOutcome::Error(e) => {
+                assert!(e.message.contains("takes no more"), "{e:?}");
+                assert!(e.message.contains("before making more calls"), "{e:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Freed: later calls say it is gone.
+        actors.free(&k);
+        let (tx, rx) = channel();
+        actors.submit("w:1", WireKey::from(&k), job(tx));
+        assert!(matches!(rx.try_recv(), Ok(ActorOutcome::Error(_))));
+    }
 }
