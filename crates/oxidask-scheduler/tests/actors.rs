@@ -112,3 +112,32 @@ fn releasing_an_actor_frees_it_on_its_worker() {
     assert_eq!(sim.state("counter"), None);
     assert!(!sim.workers[&1].holds.contains(&wk("counter")));
 }
+
+#[test]
+fn actors_spread_over_the_workers() {
+    let mut sim = Sim::new();
+    sim.add_worker(1, "w1", 2);
+    sim.add_worker(2, "w2", 2);
+    sim.add_client(100);
+    // A pool of actors made one after the other (the book's HashActorPool): each goes to the
+    // worker holding the fewest, even though both are idle.
+    let mut placed = Vec::new();
+    for i in 0..6 {
+        let name = format!("bank-{i}");
+        sim.submit_with(
+            100,
+            vec![task(&name, &[])],
+            &[name.as_str()],
+            actor_options(),
+        );
+        let w = if sim.assigned(1).contains(&wk(&name)) {
+            1
+        } else {
+            2
+        };
+        sim.finish(w, &name);
+        placed.push(w);
+    }
+    assert_eq!(placed.iter().filter(|&&w| w == 1).count(), 3, "{placed:?}");
+    assert_eq!(placed.iter().filter(|&&w| w == 2).count(), 3, "{placed:?}");
+}

@@ -8,6 +8,7 @@ arguments or results).
 
 import os
 import signal
+from collections import Counter as Counter_of
 import threading
 import time
 
@@ -130,6 +131,8 @@ def test_sketchy_bank_pool(client):
     # The book's hashing pool: several actors, each owning some of the accounts.
     actors = [f.result() for f in client.map(BankAccount, [0.0] * 4, actor=True)]
     assert len({a.key for a in actors}) == 4
+    # As in Dask, each actor goes to the worker holding the fewest: spread over both.
+    assert sorted(Counter_of(a._address for a in actors).values()) == [2, 2]
     for i, a in enumerate(actors):
         a.deposit(i + 1)
     assert [a.balance().result() for a in actors] == [1.0, 2.0, 3.0, 4.0]

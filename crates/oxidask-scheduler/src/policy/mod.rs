@@ -77,6 +77,16 @@ impl SchedulerState {
         rec.occupancy / rec.info.nthreads.max(1) as f64 + bytes as f64 / self.cfg.bandwidth
     }
 
+    /// Actors held by or being built on `w` (counted only when placing an actor).
+    fn actors_on(&self, w: WorkerId) -> usize {
+        let r = self.worker(w);
+        r.has_what
+            .iter()
+            .chain(r.processing.iter())
+            .filter(|&&t| self.task(t).actor)
+            .count()
+    }
+
     /// Where a ready task goes.
     pub(crate) fn decide(&self, t: TaskId) -> Decision {
         let task = self.task(t);
@@ -94,7 +104,13 @@ impl SchedulerState {
                     let (ra, rb) = (self.worker(a), self.worker(b));
                     let la = ra.occupancy / ra.info.nthreads.max(1) as f64;
                     let lb = rb.occupancy / rb.info.nthreads.max(1) as f64;
-                    la.total_cmp(&lb).then(ra.busy().cmp(&rb.busy()))
+                    // Actors go to the worker holding the fewest (as in Dask), so a pool of
+                    // them spreads over the cluster.
+                    let actors = |w| if task.actor { self.actors_on(w) } else { 0 };
+                    actors(a)
+                        .cmp(&actors(b))
+                        .then(la.total_cmp(&lb))
+                        .then(ra.busy().cmp(&rb.busy()))
                 });
             return match best {
                 Some(w) => Decision::Assign(w),
