@@ -309,3 +309,26 @@ def test_actor_calls_another_actor(client):
     assert forwarder.forward(counter, 5).result() == 5
     assert forwarder.forward(counter, 2).result() == 7
     assert counter.n == 7
+
+
+class Gate:
+    def pass_when_set(self, name):
+        from oxidask.distributed import Event
+
+        # Coordination objects work inside actors (the actor's thread has the worker's
+        # client).
+        return Event(name).wait(timeout=120)
+
+
+def test_result_timeout_and_done(client):
+    from oxidask.distributed import Event, TimeoutError
+
+    gate = client.submit(Gate, actor=True).result()
+    name = f"gate-{time.monotonic_ns()}"
+    f = gate.pass_when_set(name)
+    with pytest.raises(TimeoutError):
+        f.result(timeout=0.05)
+    assert not f.done()
+    Event(name, client=client).set()
+    assert f.result() is True
+    assert f.done()
