@@ -619,7 +619,11 @@ fn released_futures_are_forgotten_by_the_scheduler() {
 fn a_silent_worker_is_removed_after_its_heartbeat_timeout() {
     let mut cluster = Cluster::start(
         &["--heartbeat-timeout", "1.5"],
-        &[("w1", &["--nthreads", "1"]), ("w2", &["--nthreads", "1"])],
+        // Without nannies: the processes stopped below are the workers themselves.
+        &[
+            ("w1", &["--nthreads", "1", "--no-nanny"]),
+            ("w2", &["--nthreads", "1", "--no-nanny"]),
+        ],
     );
     let client = cluster.client();
     let pid = cluster.workers[1].1.child.id();

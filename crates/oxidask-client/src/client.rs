@@ -799,7 +799,13 @@ impl Client {
             for k in wanted {
                 st.keys
                     .entry(*k)
-                    .and_modify(|e| e.refs += 1)
+                    .and_modify(|e| {
+                        e.refs += 1;
+                        // Submitted again after a cancel or a restart: computed afresh.
+                        if e.status == KeyStatus::Cancelled {
+                            e.status = KeyStatus::Pending;
+                        }
+                    })
                     .or_insert(KeyEntry {
                         refs: 1,
                         status: KeyStatus::Pending,
