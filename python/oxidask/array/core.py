@@ -569,6 +569,12 @@ class Array:
 
     __hash__ = object.__hash__
 
+    def __reduce__(self):
+        raise TypeError(
+            "an oxidask.array Array cannot be pickled (its graph lives in this process); "
+            "compute it (or persist it on a cluster) first, or split it with to_delayed()"
+        )
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method != "__call__":
             raise NotImplementedError(

@@ -89,3 +89,10 @@ def test_task_failure_is_the_functions_exception(scheduler):
 
     with pytest.raises(ZeroDivisionError, match="in a block"):
         da.ones(4, chunks=2).map_blocks(bad, dtype=float).compute(scheduler=scheduler)
+
+
+def test_pickling_an_array_says_what_to_do():
+    import pickle
+
+    with pytest.raises(TypeError, match="compute it"):
+        pickle.dumps(da.ones(3))
