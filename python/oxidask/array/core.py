@@ -716,6 +716,12 @@ class Array:
             axis = 0
         return Array(x._known().cumsum(int(axis)))
 
+    def cumprod(self, axis=None, dtype=None, out=None):
+        """Cumulative product along ``axis`` (of the flattened array when ``None``)."""
+        from oxidask.array.routines import cumprod
+
+        return cumprod(self, axis=axis, dtype=dtype, out=out)
+
     def topk(self, k, axis=-1, split_every=None):
         """The ``k`` largest elements along ``axis``, largest first (``k < 0``: the ``-k``
         smallest, smallest first)."""

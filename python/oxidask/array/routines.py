@@ -998,6 +998,54 @@ def store(sources, targets, lock=True, compute=True, return_stored=False, **kwar
     return tasks
 
 
+def cumprod(x, axis=None, dtype=None, out=None):
+    """Cumulative product along ``axis`` (of the flattened array when ``None``): each block's
+    own running product, times the product of the blocks before it."""
+    from oxidask.array.blockwise import map_blocks
+
+    _no_out(out)
+    x = asarray(x)
+    if dtype is not None:
+        x = x.astype(dtype)
+    if axis is None:
+        x = x.ravel()
+        axis = 0
+    ax = _axis(axis, x.ndim)
+    rdt = np.cumprod(np.ones(1, dtype=x.dtype)).dtype
+    _dtype(rdt)
+    x = x.astype(rdt)
+    local = map_blocks(np.cumprod, x, axis=ax, dtype=rdt)
+    nb = len(x.chunks[ax])
+    if nb == 1:
+        return local
+    ends = np.cumsum(x.chunks[ax])
+
+    def along(a, sl):
+        index = [slice(None)] * a.ndim
+        index[ax] = sl
+        return a[tuple(index)]
+
+    # The running product at the end of every block but the last, then their running product.
+    lasts = concatenate([along(local, slice(int(e) - 1, int(e))) for e in ends[:-1]], axis=ax)
+    carry = map_blocks(np.cumprod, lasts.rechunk({ax: -1}), axis=ax, dtype=rdt)
+    pieces = [along(local, slice(0, int(ends[0])))]
+    for j in range(1, nb):
+        block = along(local, slice(int(ends[j - 1]), int(ends[j])))
+        pieces.append(block * along(carry, slice(j - 1, j)))
+    return concatenate(pieces, axis=ax)
+
+
+def nancumsum(x, axis=None, dtype=None, out=None):
+    """Cumulative sum treating NaN as zero."""
+    x = asarray(x)
+    return _nanfill(x, 0).cumsum(axis=axis, dtype=dtype, out=out)
+
+
+def nancumprod(x, axis=None, dtype=None, out=None):
+    """Cumulative product treating NaN as one."""
+    return cumprod(_nanfill(asarray(x), 1), axis=axis, dtype=dtype, out=out)
+
+
 def _unary_function(name):
     ufunc = getattr(np, name)
 
@@ -1064,6 +1112,7 @@ __all__ = [
     "cosh",
     "count_nonzero",
     "cov",
+    "cumprod",
     "cumsum",
     "deg2rad",
     "degrees",
@@ -1121,6 +1170,8 @@ __all__ = [
     "mod",
     "moveaxis",
     "multiply",
+    "nancumprod",
+    "nancumsum",
     "nanmax",
     "nanmean",
     "nanmin",

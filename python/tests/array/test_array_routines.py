@@ -223,3 +223,20 @@ def test_store_into_numpy_targets(scheduler):
     np.testing.assert_array_equal(t3, A * 2)
     with pytest.raises(ValueError, match="shape"):
         da.store(da.ones(3), np.zeros(4))
+
+
+@pytest.mark.parametrize("chunks", [(6, 10), (4, 3), (1, 1), ((1, 2, 3), (7, 3))])
+@pytest.mark.parametrize("axis", [None, 0, 1, -1])
+def test_cumprod(chunks, axis, scheduler):
+    data = np.random.default_rng(8).uniform(0.5, 1.5, size=(6, 10))
+    x = da.from_array(data, chunks=chunks)
+    same(x.cumprod(axis=axis), data.cumprod(axis=axis), scheduler)
+    same(np.cumprod(x, axis=axis), np.cumprod(data, axis=axis), scheduler)
+
+
+def test_integer_cumprod_and_nan_scans(scheduler):
+    ints = np.arange(1, 13).reshape(3, 4)
+    same(np.cumprod(da.from_array(ints, chunks=2), axis=1), ints.cumprod(axis=1), scheduler)
+    x = da.from_array(N, chunks=(4, 3))
+    same(np.nancumsum(x, axis=1), np.nancumsum(N, axis=1), scheduler)
+    same(np.nancumprod(x, axis=0), np.nancumprod(N, axis=0), scheduler)
