@@ -883,6 +883,14 @@ class Array:
 
         return map_overlap(func, self, depth=depth, boundary=boundary, trim=trim, **kwargs)
 
+    def __oxidask_delayed__(self):
+        """The lazy value a delayed call or ``client.submit`` receives for this array: the
+        whole NumPy array (as Dask computes a collection passed to a delayed function)."""
+        from oxidask.delayed import delayed
+
+        handles, finalize, _ = self.__oxidask_collection__()
+        return delayed(finalize, pure=True)(handles, dask_key_name=f"finalize-{self.name}")
+
     def to_delayed(self):
         """The blocks as ``Delayed`` NumPy arrays (an object array of the block grid)."""
         handles, _, _ = self.__oxidask_collection__()

@@ -238,3 +238,31 @@ def test_an_interrupted_compute_does_not_cancel_later_computes():
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.split() == ["interrupted", "next", "42"], r.stdout + r.stderr
+
+
+# -- pure calls on different blocks of one collection got one key -----------------------
+
+
+def test_pure_calls_on_different_blocks_of_one_collection_get_different_keys():
+    # Partitions of a bag share a name and differ by their block index only; a pure call's
+    # key ignored the index, so every partition's call was the first one's.
+    import oxidask.bag as db
+
+    parts = db.from_sequence([1, 2, 3, 4, 5, 6], npartitions=3).to_delayed()
+    totals = [delayed(sum, pure=True)(p) for p in parts]
+    assert len({t.key for t in totals}) == 3
+    assert oxidask.compute(*totals, scheduler="sync") == (3, 7, 11)
+
+
+# -- an array passed to a delayed function arrived as the lazy array --------------------
+
+
+def test_array_passed_to_a_delayed_function_arrives_computed():
+    import numpy as np
+
+    import oxidask.array as da
+
+    x = da.arange(10, chunks=3) * 2
+    seen = delayed(lambda a: (type(a).__name__, float(a.sum())))(x)
+    assert seen.compute(scheduler="sync") == ("ndarray", 90.0)
+    assert delayed(np.sum)(x).compute() == np.arange(10).sum() * 2
