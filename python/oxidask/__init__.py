@@ -28,7 +28,7 @@ from oxidask.delayed import delayed
 
 def __getattr__(name):
     # Collections imported on first use, so `import oxidask` stays light.
-    if name in ("array", "bag"):
+    if name in ("array", "bag", "dataframe"):
         import importlib
 
         return importlib.import_module(f"oxidask.{name}")

@@ -25,6 +25,8 @@ pub mod call;
 pub mod client;
 pub mod config;
 pub mod coord;
+#[cfg(feature = "dataframe")]
+pub mod dataframe;
 pub mod delayed;
 pub mod errors;
 pub mod gil;
@@ -75,6 +77,8 @@ fn _oxidask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     oxidask_core::codecs::register_foreign(call::PY_CALL, call::decode_py_call);
     m.add("__version__", VERSION)?;
     array::register(m)?;
+    #[cfg(feature = "dataframe")]
+    dataframe::register(m)?;
     actor::register(m)?;
     m.add_class::<call::Dep>()?;
     m.add_class::<delayed::PyDelayed>()?;

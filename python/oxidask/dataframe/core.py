@@ -1,0 +1,1091 @@
+"""Dask's DataFrame and Series over oxidask's Rust dataframes (Polars partitions).
+
+A :class:`DataFrame` is a handle on a lazy Rust plan (``FrameNode``) plus, for frames whose
+pandas index is made of columns (after ``set_index`` or a groupby), the names of those
+columns. A :class:`Series` is an expression over the frame it came from, so ``df.x + df.y``,
+``df[df.x > 1]`` and ``df.assign(z=df.x * 2)`` stay one Polars query per partition.
+Computing gives pandas objects: each partition is turned into pandas on the worker that
+holds it (Arrow IPC, read by pyarrow without a copy) and the pieces are concatenated.
+"""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from oxidask import base
+from oxidask._oxidask import FrameNode
+from oxidask.dataframe import _arrow
+
+_SEP = _arrow._SEP
+
+_BINOPS = {
+    "__add__": "add",
+    "__sub__": "sub",
+    "__mul__": "mul",
+    "__truediv__": "truediv",
+    "__floordiv__": "floordiv",
+    "__mod__": "mod",
+    "__pow__": "pow",
+    "__eq__": "eq",
+    "__ne__": "ne",
+    "__lt__": "lt",
+    "__le__": "le",
+    "__gt__": "gt",
+    "__ge__": "ge",
+    "__and__": "and",
+    "__or__": "or",
+    "__xor__": "xor",
+}
+_COUNTS = ("count", "nunique", "size")
+_REFLECTED = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor"}
+
+
+def _scalar_ok(x):
+    return x is None or isinstance(x, (numbers.Number, str, bool, np.generic))
+
+
+def _lit(x):
+    if isinstance(x, np.generic):
+        x = x.item()
+    return ("lit", x)
+
+
+def _is_numeric(dtype):
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+class _Collection:
+    """What frames, series and reduced values share: the collection protocol."""
+
+    def _handles(self):
+        raise NotImplementedError
+
+    def _finalize(self, parts):
+        raise NotImplementedError
+
+    def __oxidask_collection__(self):
+        handles = self._handles()
+        return handles, self._finalize, self._rebuild
+
+    def _rebuild(self, persisted):
+        return self
+
+    def compute(self, **kwargs):
+        """Computes the value: a pandas object (``scheduler=`` as in Dask)."""
+        return base.compute(self, **kwargs)[0]
+
+    def persist(self, **kwargs):
+        """The same collection backed by its computed partitions."""
+        return base.persist(self, **kwargs)[0]
+
+    def __dask_tokenize__(self):
+        return (type(self).__name__, tuple(self._node_for_keys().keys()))
+
+    @property
+    def dask(self):
+        """The task graph: keys to descriptions of their tasks."""
+        return dict(self._node_for_keys().graph_keys())
+
+    def __dask_graph__(self):
+        return self.dask
+
+    def __dask_keys__(self):
+        return self._node_for_keys().keys()
+
+
+def _concat(parts, index):
+    parts = list(parts)
+    if not parts:
+        return None
+    if len(parts) == 1:
+        out = parts[0]
+    else:
+        out = pd.concat(parts, ignore_index=not index)
+    if not index:
+        out = out.reset_index(drop=True)
+    return out
+
+
+class DataFrame(_Collection):
+    """A lazy, partitioned pandas-like DataFrame (Dask's ``dask.dataframe.DataFrame``).
+
+    >>> import pandas as pd
+    >>> import oxidask.dataframe as dd
+    >>> df = dd.from_pandas(pd.DataFrame({"x": [1, 2, 3], "y": [1.0, 2.0, 3.0]}), npartitions=2)
+    >>> df[df.x > 1].y.sum().compute()
+    np.float64(5.0)
+    """
+
+    def __init__(self, node, index=None):
+        self._node = node
+        self._index = list(index) if index else []
+        self._meta_cache = None
+
+    # ---- structure
+
+    def _wrap(self, node, index=None):
+        return DataFrame(node, self._index if index is None else index)
+
+    @property
+    def _meta(self):
+        """An empty pandas DataFrame with this frame's columns, dtypes and index."""
+        if self._meta_cache is None:
+            self._meta_cache = _arrow.ipc_to_pandas(self._node.meta_ipc(), _SEP.join(self._index))
+        return self._meta_cache
+
+    @property
+    def columns(self):
+        """The column names (a pandas Index)."""
+        return self._meta.columns
+
+    @property
+    def dtypes(self):
+        """The columns' pandas dtypes."""
+        return self._meta.dtypes
+
+    @property
+    def npartitions(self):
+        """The number of partitions."""
+        return self._node.npartitions
+
+    @property
+    def divisions(self):
+        """Index boundaries of the partitions (``npartitions + 1`` values, ``None`` when
+        unknown, as in Dask)."""
+        d = self._node.divisions
+        if d is None or self._node.index is None or self._index != [self._node.index]:
+            return (None,) * (self.npartitions + 1)
+        return tuple(d)
+
+    @property
+    def known_divisions(self):
+        """Whether the divisions are known."""
+        return self.divisions[0] is not None
+
+    @property
+    def index(self):
+        """The index as a lazy Series (only for frames indexed by a column)."""
+        if len(self._index) != 1:
+            raise NotImplementedError(
+                "oxidask.dataframe: .index is available on frames indexed by one column "
+                "(after set_index); use reset_index()/the column instead"
+            )
+        return Series(DataFrame(self._node), ("col", self._index[0]), self._index[0])
+
+    def _node_for_keys(self):
+        return self._node
+
+    def __repr__(self):
+        meta = self._meta
+        n = self.npartitions
+        cols = list(meta.columns)
+        header = [str(c) for c in cols]
+        types = [str(t) for t in meta.dtypes]
+        widths = [max(len(h), len(t), 3) for h, t in zip(header, types)]
+        label = "npartitions=" + str(n)
+        lw = max(len(label), 3)
+
+        def row(first, cells):
+            return first.ljust(lw) + "".join("  " + c.rjust(w) for c, w in zip(cells, widths))
+
+        lines = [
+            "Dask DataFrame Structure:",
+            row("", header),
+            row(label, [""] * len(cols)),
+            row("", types),
+            row("", ["..."] * len(cols)),
+            f"Dask Name: frame, {len(self.dask)} tasks",
+        ]
+        return "\n".join(lines)
+
+    def __len__(self):
+        return self._node.len()
+
+    def __iter__(self):
+        return iter(self.columns)
+
+    def __dir__(self):
+        return list(super().__dir__()) + [c for c in self.columns if str(c).isidentifier()]
+
+    # ---- protocol
+
+    def _handles(self):
+        return self._node.pandas_handles(_SEP.join(self._index))
+
+    def _finalize(self, parts):
+        out = _concat(parts, self._index)
+        return self._meta.copy() if out is None else out
+
+    def _rebuild(self, persisted):
+        meta = _arrow.pandas_to_ipc(self._meta)
+        return DataFrame(FrameNode.from_pandas_handles(persisted, meta), self._index)
+
+    # ---- columns and rows
+
+    def _check_columns(self, names):
+        cols = set(self._node.columns)
+        for n in names:
+            if n not in cols or n in self._index:
+                raise KeyError(n)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            self._check_columns([key])
+            return Series(self, ("col", key), key)
+        if isinstance(key, (list, pd.Index)):
+            key = list(key)
+            self._check_columns(key)
+            return self._wrap(self._node.columns_subset(self._index + key))
+        if isinstance(key, Series):
+            return self._wrap(self._node.filter(key._expr_over(self)))
+        if isinstance(key, slice):
+            raise NotImplementedError("oxidask.dataframe: row slices are not supported; use head()")
+        raise KeyError(key)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            cols = self._node.columns
+        except Exception:  # pragma: no cover
+            raise AttributeError(name) from None
+        if name in cols and name not in self._index:
+            return Series(self, ("col", name), name)
+        raise AttributeError(f"'DataFrame' object has no attribute {name!r}")
+
+    def __setitem__(self, key, value):
+        new = self.assign(**{key: value})
+        self._node = new._node
+        self._meta_cache = None
+
+    def _value_expr(self, value):
+        if isinstance(value, Series):
+            return value._expr_over(self)
+        if _scalar_ok(value):
+            return _lit(value)
+        raise TypeError(
+            f"cannot assign a {type(value).__name__}; assign a Series of this frame or a scalar"
+        )
+
+    def assign(self, **kwargs):
+        """Adds or replaces columns (Series of this frame, scalars or functions of the frame)."""
+        out = self
+        for name, value in kwargs.items():
+            if callable(value) and not isinstance(value, Series):
+                value = value(out)
+            out = out._wrap(out._node.with_columns([(name, out._value_expr(value))]))
+        return out
+
+    def rename(self, columns=None, **kwargs):
+        """Renames columns (``columns=`` a dict or a function)."""
+        if columns is None:
+            raise TypeError("rename takes columns= (a dict or a function)")
+        if callable(columns):
+            pairs = [(c, columns(c)) for c in self.columns]
+        else:
+            pairs = [(k, v) for k, v in columns.items() if k in set(self._node.columns)]
+        index = [dict(pairs).get(i, i) for i in self._index]
+        return DataFrame(self._node.rename(pairs), index)
+
+    def drop(self, labels=None, axis=0, columns=None):
+        """Drops columns (``columns=`` or ``axis=1``)."""
+        cols = columns if columns is not None else labels
+        if columns is None and axis not in (1, "columns"):
+            raise NotImplementedError("oxidask.dataframe drops columns only (axis=1)")
+        if isinstance(cols, str):
+            cols = [cols]
+        self._check_columns(cols)
+        return self._wrap(self._node.drop(list(cols)))
+
+    def astype(self, dtype):
+        """Casts columns: a dtype for every column or a dict of column to dtype."""
+        items = dtype.items() if isinstance(dtype, dict) else [(c, dtype) for c in self.columns]
+        exprs = []
+        for c, t in items:
+            self._check_columns([c])
+            exprs.append((c, ("cast", ("col", c), _dtype_name(t))))
+        return self._wrap(self._node.with_columns(exprs))
+
+    def fillna(self, value):
+        """Fills nulls/NaN with a scalar or a dict of column to scalar."""
+        items = value.items() if isinstance(value, dict) else [(c, value) for c in self.columns]
+        exprs = []
+        dtypes = self.dtypes
+        for c, v in items:
+            self._check_columns([c])
+            if not _scalar_ok(v):
+                raise TypeError("fillna takes a scalar or a dict of scalars")
+            if isinstance(v, str) and _is_numeric(dtypes[c]):
+                continue
+            exprs.append((c, _fill_nan(c, v, dtypes[c])))
+        return self._wrap(self._node.with_columns(exprs)) if exprs else self
+
+    def dropna(self, subset=None, how="any"):
+        """Drops rows with a missing value (in ``subset``)."""
+        if how != "any":
+            raise NotImplementedError("oxidask.dataframe dropna supports how='any'")
+        if isinstance(subset, str):
+            subset = [subset]
+        if subset is not None:
+            self._check_columns(subset)
+        cols = list(subset) if subset is not None else list(self.columns)
+        out = self._node.drop_nulls(cols)
+        # pandas treats NaN as missing too.
+        dtypes = self.dtypes
+        for c in cols:
+            if pd.api.types.is_float_dtype(dtypes[c]):
+                out = out.filter(("un", "not", ("isnan", ("col", c))))
+        return self._wrap(out)
+
+    def isin(self, values):
+        """Whether each value is in ``values`` (a list), column by column."""
+        return self._wrap(
+            self._node.with_columns(
+                [(c, ("isin", ("col", c), list(values))) for c in self.columns]
+            )
+        )
+
+    def head(self, n=5, npartitions=1, compute=True):
+        """The first ``n`` rows as a pandas DataFrame (reading only what is needed)."""
+        out = self._node.head(n, _SEP.join(self._index))
+        if not self._index:
+            out = out.reset_index(drop=True)
+        return out
+
+    def get_partition(self, n):
+        """The ``n``-th partition as a one-partition frame."""
+        return self._wrap(self._node.partitions([n]))
+
+    @property
+    def partitions(self):
+        """``df.partitions[i]`` / ``df.partitions[a:b]``: a frame of some partitions."""
+        frame = self
+
+        class _P:
+            def __getitem__(self, i):
+                idx = list(range(frame.npartitions))[i]
+                idx = [idx] if isinstance(idx, int) else idx
+                return frame._wrap(frame._node.partitions(idx))
+
+        return _P()
+
+    def reset_index(self, drop=False):
+        """The index columns back as columns (or dropped with ``drop=True``)."""
+        if not self._index:
+            return self
+        if drop:
+            return DataFrame(self._node.drop(self._index))
+        return DataFrame(self._node)
+
+    # ---- reductions
+
+    def _numeric(self):
+        return [c for c, t in self.dtypes.items() if _is_numeric(t) or pd.api.types.is_bool_dtype(t)]
+
+    def _reduce(self, kind, numeric_only=None):
+        cols = self._numeric() if kind in ("mean", "std", "var", "sum") else list(self.columns)
+        if numeric_only:
+            cols = self._numeric()
+        sub = self._node.columns_subset(cols)
+        if kind in ("mean", "std", "var"):
+            sub = sub.with_columns([(c, ("cast", ("col", c), "float64")) for c in cols])
+        out = sub.reduce(kind)
+        if kind in _COUNTS:
+            out = out.with_columns([(c, ("cast", ("col", c), "int64")) for c in cols])
+        return _Reduced(out, kind, cols)
+
+    def sum(self, numeric_only=None):
+        """Column sums (lazy; ``compute()`` gives a pandas Series)."""
+        return self._reduce("sum", numeric_only)
+
+    def mean(self, numeric_only=None):
+        """Column means of the numeric columns."""
+        return self._reduce("mean", numeric_only)
+
+    def count(self):
+        """Non-null values per column."""
+        return self._reduce("count")
+
+    def min(self, numeric_only=None):
+        """Column minima."""
+        return self._reduce("min", numeric_only)
+
+    def max(self, numeric_only=None):
+        """Column maxima."""
+        return self._reduce("max", numeric_only)
+
+    def std(self, ddof=1, numeric_only=None):
+        """Sample standard deviations of the numeric columns."""
+        if ddof != 1:
+            raise NotImplementedError("oxidask.dataframe std supports ddof=1")
+        return self._reduce("std", numeric_only)
+
+    def var(self, ddof=1, numeric_only=None):
+        """Sample variances of the numeric columns."""
+        if ddof != 1:
+            raise NotImplementedError("oxidask.dataframe var supports ddof=1")
+        return self._reduce("var", numeric_only)
+
+    def nunique(self):
+        """Distinct non-null values per column."""
+        return self._reduce("nunique")
+
+    def describe(self):
+        """Summary statistics, computed now (a lazy wrapper over the result)."""
+        return _Value(self._node.describe())
+
+    # ---- reshaping
+
+    def groupby(self, by, sort=None, dropna=None, **kwargs):
+        """Groups rows by one or more columns (Dask's ``groupby``)."""
+        from oxidask.dataframe.groupby import GroupBy
+
+        keys = [by] if isinstance(by, str) else list(by)
+        if isinstance(by, Series):
+            keys = [by._name]
+        self._check_columns(keys)
+        return GroupBy(self, keys)
+
+    def merge(self, right, how="inner", on=None, left_on=None, right_on=None, suffixes=None,
+              left_index=False, right_index=False):
+        """Joins with ``right`` on key columns (Dask's ``merge``)."""
+        if left_index or right_index:
+            left = self.reset_index() if left_index else self
+            rght = right.reset_index() if right_index else right
+            lo = self._index if left_index else (left_on or on)
+            ro = right._index if right_index else (right_on or on)
+            return left.merge(rght, how=how, left_on=lo, right_on=ro)
+        if on is None and left_on is None:
+            on = [c for c in self.columns if c in set(right.columns)]
+            if not on:
+                raise ValueError("no common columns to merge on; pass on= or left_on=/right_on=")
+        lo = left_on if left_on is not None else on
+        ro = right_on if right_on is not None else on
+        lo = [lo] if isinstance(lo, str) else list(lo)
+        ro = [ro] if isinstance(ro, str) else list(ro)
+        self._check_columns(lo)
+        right._check_columns(ro)
+        a = self.reset_index()
+        b = right.reset_index()
+        node = a._node.merge(b._node, lo, ro, how)
+        out = DataFrame(node)
+        # pandas suffixes clashing columns with _x/_y; the engine names the right one `_right`.
+        sx, sy = suffixes or ("_x", "_y")
+        clash = [c for c in a.columns if c in set(b.columns) and c not in lo]
+        if clash:
+            pairs = {}
+            for c in clash:
+                pairs[c] = c + sx
+                pairs[c + "_right"] = c + sy
+            out = out.rename(columns=pairs)
+        return out
+
+    def join(self, other, on=None, how="left", lsuffix="", rsuffix=""):
+        """Joins with ``other`` on its index (Dask's ``join``)."""
+        if not other._index:
+            raise ValueError("join needs the right frame indexed (set_index) by the join key")
+        left_on = on or self._index
+        return self.merge(other, how=how, left_on=left_on, right_index=True)
+
+    def set_index(self, other, divisions=None, sorted=False, npartitions=None, drop=True):
+        """Sorts by a column and makes it the index (divisions from sampled quantiles)."""
+        if not isinstance(other, str):
+            raise NotImplementedError("oxidask.dataframe set_index takes one column name")
+        self._check_columns([other])
+        node = self.reset_index()._node.set_index(other, list(divisions) if divisions else None)
+        return DataFrame(node, [other])
+
+    def sort_values(self, by, ascending=True, npartitions=None):
+        """Rows sorted by ``by`` (a column or list)."""
+        by = [by] if isinstance(by, str) else list(by)
+        self._check_columns(by)
+        if not isinstance(ascending, bool):
+            if len(set(ascending)) != 1:
+                raise NotImplementedError("oxidask.dataframe sorts all columns one way")
+            ascending = list(ascending)[0]
+        return self._wrap(self._node.sort_values(by, not ascending))
+
+    def repartition(self, npartitions=None, divisions=None, partition_size=None):
+        """The same rows in ``npartitions`` partitions."""
+        if npartitions is None:
+            raise NotImplementedError("oxidask.dataframe repartition takes npartitions=")
+        return self._wrap(self._node.repartition(int(npartitions)))
+
+    def drop_duplicates(self, subset=None, keep="first"):
+        """Distinct rows (of ``subset``)."""
+        if isinstance(subset, str):
+            subset = [subset]
+        if subset is not None:
+            self._check_columns(subset)
+        return self._wrap(self._node.drop_duplicates(list(subset) if subset else None))
+
+    # ---- Python functions
+
+    def map_partitions(self, func, *args, meta=None, **kwargs):
+        """Applies ``func`` (pandas DataFrame → pandas DataFrame or Series) to each partition
+        as Python tasks; ``meta`` (an empty pandas object, a dict of column to dtype, or a
+        ``(name, dtype)`` tuple) gives the result's columns, otherwise it is inferred by
+        running ``func`` on a small made-up frame."""
+        from oxidask.dataframe.io import _map_partitions
+
+        return _map_partitions(self, func, args, kwargs, meta)
+
+    def apply(self, func, axis=0, meta=None, args=(), **kwargs):
+        """Applies ``func`` to each row (``axis=1``), through ``map_partitions``."""
+        if axis not in (1, "columns"):
+            raise NotImplementedError("oxidask.dataframe apply supports axis=1")
+
+        def rows(part):
+            return part.apply(func, axis=1, args=args, **kwargs)
+
+        return self.map_partitions(rows, meta=meta)
+
+    def to_delayed(self):
+        """One Delayed per partition, each computing to a pandas DataFrame."""
+        return list(self._handles())
+
+    def to_parquet(self, path, **kwargs):
+        """Writes a Parquet file per partition in the directory ``path``."""
+        return self.reset_index()._node.to_parquet(str(path))
+
+    def to_csv(self, path, index=False, **kwargs):
+        """Writes a CSV file per partition in the directory ``path``."""
+        return self.reset_index()._node.to_csv(str(path))
+
+    def to_polars(self, **kwargs):
+        """The computed frame as a Polars DataFrame (needs polars installed)."""
+        import polars as pl
+
+        return pl.from_pandas(self.compute(**kwargs).reset_index(drop=not self._index))
+
+
+def _fill_nan(c, v, dtype):
+    if pd.api.types.is_float_dtype(dtype):
+        return ("fill", ("fillnan", ("col", c), _lit(v)), _lit(v))
+    return ("fill", ("col", c), _lit(v))
+
+
+def _dtype_name(t):
+    if t is str or t == "string":
+        return "str"
+    if t is float:
+        return "float64"
+    if t is int:
+        return "int64"
+    if t is bool:
+        return "bool"
+    try:
+        return str(np.dtype(t))
+    except TypeError:
+        return str(t)
+
+
+class Series(_Collection):
+    """A lazy column: an expression over the frame it came from (Dask's ``Series``)."""
+
+    def __init__(self, frame, expr, name):
+        self._frame = frame
+        self._expr = expr
+        self._name = name
+        self._dtype = None
+
+    @property
+    def name(self):
+        """The series' name."""
+        return None if self._name == "__series__" else self._name
+
+    def _node_for_keys(self):
+        return self._selected()
+
+    def _selected(self):
+        f = self._frame
+        cols = [(i, ("col", i)) for i in f._index] + [(self._name, self._expr)]
+        return f._node.select(cols)
+
+    def _expr_over(self, frame):
+        f = self._frame
+        if f is frame or f._node.keys() == frame._node.keys() or self._derived_from(frame):
+            return self._expr
+        raise ValueError(
+            "oxidask.dataframe combines series only with series of the frame they come from "
+            "(partitions have no index to align on); assign the columns to one frame first"
+        )
+
+    def _derived_from(self, frame):
+        # A filtered frame's series can filter/assign the frame it was filtered from? No:
+        # rows differ. Only the identical plan qualifies.
+        return False
+
+    def _with(self, expr, name=None):
+        return Series(self._frame, expr, self._name if name is None else name)
+
+    @property
+    def dtype(self):
+        """The pandas dtype."""
+        if self._dtype is None:
+            meta = _arrow.ipc_to_pandas(self._selected().meta_ipc(), "")
+            self._dtype = meta[self._name].dtype
+        return self._dtype
+
+    @property
+    def npartitions(self):
+        """The number of partitions."""
+        return self._frame.npartitions
+
+    @property
+    def divisions(self):
+        """Partition boundaries (unknown unless indexed)."""
+        return self._frame.divisions
+
+    @property
+    def _meta(self):
+        return pd.Series([], dtype=self.dtype, name=self.name)
+
+    def __repr__(self):
+        return (
+            "Dask Series Structure:\n"
+            f"npartitions={self.npartitions}\n    {self.dtype}\n    ...\n"
+            f"Name: {self.name}, dtype: {self.dtype}\n"
+            f"Dask Name: series, {len(self.dask)} tasks"
+        )
+
+    def __len__(self):
+        return self._frame._node.len()
+
+    def __bool__(self):
+        raise ValueError(
+            "The truth value of a Series is ambiguous; use a.any(), a.all() or compute() first"
+        )
+
+    # ---- protocol
+
+    def _handles(self):
+        return self._selected().pandas_handles(_SEP.join(self._frame._index))
+
+    def _finalize(self, parts):
+        out = _concat(parts, self._frame._index)
+        if out is None:
+            return self._meta
+        s = out[self._name]
+        s.name = self.name
+        return s
+
+    def _rebuild(self, persisted):
+        f = DataFrame(self._selected(), self._frame._index)
+        p = f._rebuild(persisted)
+        return Series(p, ("col", self._name), self._name)
+
+    def to_frame(self, name=None):
+        """A one-column DataFrame."""
+        n = name or self._name
+        return DataFrame(
+            self._frame._node.select(
+                [(i, ("col", i)) for i in self._frame._index] + [(n, self._expr)]
+            ),
+            self._frame._index,
+        )
+
+    # ---- operators
+
+    def _operand(self, other):
+        if isinstance(other, Series):
+            return other._expr_over(self._frame)
+        if _scalar_ok(other):
+            return _lit(other)
+        return NotImplemented
+
+    def _check_binop(self, op, other):
+        if op in ("and", "or", "xor", "eq", "ne"):
+            return
+        mine = self.dtype
+        theirs = other.dtype if isinstance(other, Series) else None
+        if pd.api.types.is_string_dtype(mine) or pd.api.types.is_object_dtype(mine):
+            other_str = isinstance(other, str) or (
+                theirs is not None and pd.api.types.is_string_dtype(theirs)
+            )
+            if op == "add" and other_str:
+                return
+            if op in ("lt", "le", "gt", "ge") and other_str:
+                return
+            raise TypeError(
+                f"unsupported operand for {op}: a {mine} column and "
+                f"{theirs if theirs is not None else type(other).__name__}"
+            )
+        if isinstance(other, str) and op not in ("eq", "ne"):
+            raise TypeError(f"unsupported operand for {op}: a {mine} column and 'str'")
+
+    def _binop(self, op, other, reflected=False):
+        e = self._operand(other)
+        if e is NotImplemented:
+            return NotImplemented
+        self._check_binop(op, other)
+        if reflected:
+            return self._with(("bin", op, e, self._expr))
+        return self._with(("bin", op, self._expr, e))
+
+    def __neg__(self):
+        return self._with(("un", "neg", self._expr))
+
+    def __invert__(self):
+        return self._with(("un", "not", self._expr))
+
+    def __abs__(self):
+        return self.abs()
+
+    def abs(self):
+        """Absolute values."""
+        return self._with(("un", "abs", self._expr))
+
+    # ---- element-wise methods
+
+    def isin(self, values):
+        """Whether each value is one of ``values``."""
+        return self._with(("isin", self._expr, list(values)))
+
+    def between(self, left, right, inclusive="both"):
+        """Whether each value lies between ``left`` and ``right``."""
+        return self._with(
+            ("between", self._expr, self._operand(left), self._operand(right), inclusive)
+        )
+
+    def isnull(self):
+        """Whether each value is missing (null or NaN)."""
+        e = ("un", "isnull", self._expr)
+        if pd.api.types.is_float_dtype(self.dtype):
+            e = ("bin", "or", e, ("isnan", self._expr))
+        return self._with(e)
+
+    isna = isnull
+
+    def notnull(self):
+        """Whether each value is present."""
+        return ~self.isnull()
+
+    notna = notnull
+
+    def fillna(self, value):
+        """Missing values replaced by ``value``."""
+        if isinstance(value, Series):
+            return self._with(("fill", self._expr, value._expr_over(self._frame)))
+        e = self._expr
+        if pd.api.types.is_float_dtype(self.dtype):
+            e = ("fillnan", e, _lit(value))
+        return self._with(("fill", e, _lit(value)))
+
+    def astype(self, dtype):
+        """Values cast to ``dtype``."""
+        return self._with(("cast", self._expr, _dtype_name(dtype)))
+
+    def rename(self, name):
+        """The series under another name."""
+        return self._with(self._expr, name)
+
+    @property
+    def dt(self):
+        """Datetime fields (``.dt.hour``, ``.dt.year``, …)."""
+        return _Dt(self)
+
+    @property
+    def str(self):
+        """String methods (``.str.lower()``, ``.str.contains(...)``, …)."""
+        return _Str(self)
+
+    # ---- reductions
+
+    def _reduce(self, kind):
+        e = self._expr
+        if kind in ("mean", "std", "var"):
+            if not (_is_numeric(self.dtype) or pd.api.types.is_bool_dtype(self.dtype)):
+                raise TypeError(f"cannot compute the {kind} of a {self.dtype} column")
+            e = ("cast", e, "float64")
+        if kind == "sum" and not (_is_numeric(self.dtype) or pd.api.types.is_bool_dtype(self.dtype)):
+            raise TypeError(f"cannot sum a {self.dtype} column in oxidask.dataframe")
+        node = self._frame._node.select([("v", e)]).agg([("v", kind, "v")])
+        if kind in _COUNTS:
+            node = node.with_columns([("v", ("cast", ("col", "v"), "int64"))])
+        return Scalar(node, "v")
+
+    def sum(self):
+        """The sum (a lazy Scalar)."""
+        return self._reduce("sum")
+
+    def mean(self):
+        """The mean."""
+        return self._reduce("mean")
+
+    def count(self):
+        """Non-null values."""
+        return self._reduce("count")
+
+    def min(self):
+        """The smallest value."""
+        return self._reduce("min")
+
+    def max(self):
+        """The largest value."""
+        return self._reduce("max")
+
+    def std(self, ddof=1):
+        """The sample standard deviation."""
+        return self._reduce("std")
+
+    def var(self, ddof=1):
+        """The sample variance."""
+        return self._reduce("var")
+
+    def nunique(self):
+        """Distinct non-null values."""
+        return self._reduce("nunique")
+
+    def any(self):
+        """Whether any value is true."""
+        return Scalar(self._frame._node.select([("v", ("cast", self._expr, "int64"))]).agg(
+            [("v", "max", "v")]), "v", post=lambda x: bool(x) if x is not None else False)
+
+    def all(self):
+        """Whether every value is true."""
+        return Scalar(self._frame._node.select([("v", ("cast", self._expr, "int64"))]).agg(
+            [("v", "min", "v")]), "v", post=lambda x: bool(x) if x is not None else True)
+
+    def value_counts(self, sort=True, ascending=False, dropna=True):
+        """Occurrences of each value, most frequent first (a lazy Series named ``count``)."""
+        name = self._name
+        node = self._frame._node.select([(name, self._expr)])
+        if dropna:
+            node = node.drop_nulls([name])
+        vc = node.value_counts(name)
+        vc = vc.with_columns([("count", ("cast", ("col", "count"), "int64"))])
+        counts = DataFrame(vc, [name])
+        s = Series(counts, ("col", "count"), "count")
+        s._post = lambda out: out.sort_values(ascending=ascending, kind="stable") if sort else out
+        return _PostSeries(s, s._post)
+
+    def unique(self):
+        """Distinct values."""
+        node = self._frame._node.select([(self._name, self._expr)]).drop_duplicates(None)
+        return Series(DataFrame(node), ("col", self._name), self._name)
+
+    def drop_duplicates(self):
+        """Distinct values."""
+        return self.unique()
+
+    def head(self, n=5, npartitions=1, compute=True):
+        """The first ``n`` values as a pandas Series."""
+        out = self.to_frame().head(n)
+        return out[self._name].rename(self.name)
+
+    def map_partitions(self, func, *args, meta=None, **kwargs):
+        """Applies ``func`` to each partition (a pandas Series) as Python tasks."""
+        name = self._name
+
+        def on_frame(part, *a, **k):
+            return func(part[name].rename(None if name == "__series__" else name), *a, **k)
+
+        return self.to_frame()._map(on_frame, args, kwargs, meta, series_meta=self._meta)
+
+    def apply(self, func, meta=None, args=(), **kwargs):
+        """Applies ``func`` to each value, through ``map_partitions``."""
+        return self.map_partitions(lambda s: s.apply(func, args=args, **kwargs), meta=meta)
+
+    def to_delayed(self):
+        """One Delayed per partition (of one-column pandas DataFrames)."""
+        return list(self._handles())
+
+    def groupby(self, by, **kwargs):
+        """Not supported on a Series: group the frame instead."""
+        raise NotImplementedError("oxidask.dataframe: use df.groupby(col)[name]")
+
+
+def _install_binops():
+    for dunder, op in _BINOPS.items():
+
+        def f(self, other, op=op):
+            return self._binop(op, other)
+
+        f.__name__ = dunder
+        setattr(Series, dunder, f)
+        if op in _REFLECTED:
+            rname = "__r" + dunder[2:]
+
+            def r(self, other, op=op):
+                return self._binop(op, other, reflected=True)
+
+            r.__name__ = rname
+            setattr(Series, rname, r)
+
+
+_install_binops()
+Series.__hash__ = object.__hash__
+
+
+def _map(self, func, args, kwargs, meta, series_meta=None):
+    from oxidask.dataframe.io import _map_partitions
+
+    return _map_partitions(self, func, args, kwargs, meta, series_meta=series_meta)
+
+
+DataFrame._map = _map
+
+
+class _PostSeries(Series):
+    """A series whose computed pandas value is post-processed (value_counts' order)."""
+
+    def __init__(self, inner, post):
+        super().__init__(inner._frame, inner._expr, inner._name)
+        self._post_fn = post
+
+    def _finalize(self, parts):
+        return self._post_fn(super()._finalize(parts))
+
+
+class _Dt:
+    def __init__(self, s):
+        self._s = s
+
+    def __getattr__(self, field):
+        if field in ("year", "month", "day", "hour", "minute", "second", "weekday",
+                     "dayofweek", "day_of_week", "quarter", "dayofyear", "day_of_year"):
+            return self._s._with(("dt", field, self._s._expr))
+        raise AttributeError(f"'.dt' has no attribute {field!r} in oxidask.dataframe")
+
+
+class _Str:
+    def __init__(self, s):
+        self._s = s
+        dtype = s.dtype
+        if not (pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)):
+            raise AttributeError("Can only use .str accessor with string values!")
+
+    def _f(self, name, *args):
+        return self._s._with(("str", name, self._s._expr) + args)
+
+    def lower(self):
+        """Lower-cased."""
+        return self._f("lower")
+
+    def upper(self):
+        """Upper-cased."""
+        return self._f("upper")
+
+    def len(self):
+        """Length in characters."""
+        return self._f("len")
+
+    def strip(self):
+        """Whitespace removed at both ends."""
+        return self._f("strip")
+
+    def lstrip(self):
+        """Whitespace removed at the start."""
+        return self._f("lstrip")
+
+    def rstrip(self):
+        """Whitespace removed at the end."""
+        return self._f("rstrip")
+
+    def contains(self, pat, regex=True, case=True):
+        """Whether each value contains ``pat`` (a regular expression unless ``regex=False``)."""
+        if not case:
+            return self._s._with(("str", "contains", ("str", "lower", self._s._expr),
+                                  pat.lower() if not regex else "(?i)" + pat))
+        return self._f("contains" if regex else "contains_literal", pat)
+
+    def startswith(self, pat):
+        """Whether each value starts with ``pat``."""
+        return self._f("startswith", pat)
+
+    def endswith(self, pat):
+        """Whether each value ends with ``pat``."""
+        return self._f("endswith", pat)
+
+    def replace(self, pat, repl, regex=False):
+        """``pat`` replaced by ``repl`` everywhere."""
+        import re
+
+        return self._f("replace", pat if regex else re.escape(pat), repl)
+
+
+class Scalar(_Collection):
+    """A lazy single value (Dask's ``Scalar``): ``compute()`` gives a NumPy/Python scalar."""
+
+    def __init__(self, node, column, post=None):
+        self._node = node
+        self._column = column
+        self._post = post
+
+    def _node_for_keys(self):
+        return self._node
+
+    def _handles(self):
+        return self._node.pandas_handles("")
+
+    def _finalize(self, parts):
+        out = _concat(parts, [])
+        v = out[self._column].iloc[0] if out is not None and len(out) else None
+        if v is not None and pd.isna(v):
+            v = np.nan
+        return self._post(v) if self._post else v
+
+    def __repr__(self):
+        return "dd.Scalar<reduction>"
+
+    def _binop(self, other, f):
+        from oxidask.delayed import delayed
+
+        return delayed(f)(self, other)
+
+    def __add__(self, o):
+        return self._binop(o, lambda a, b: a + b)
+
+    def __sub__(self, o):
+        return self._binop(o, lambda a, b: a - b)
+
+    def __mul__(self, o):
+        return self._binop(o, lambda a, b: a * b)
+
+    def __truediv__(self, o):
+        return self._binop(o, lambda a, b: a / b)
+
+
+class _Reduced(_Collection):
+    """A lazy per-column reduction of a frame: ``compute()`` gives a pandas Series indexed by
+    the column names."""
+
+    def __init__(self, node, kind, cols):
+        self._node = node
+        self._kind = kind
+        self._cols = cols
+
+    def _node_for_keys(self):
+        return self._node
+
+    def _handles(self):
+        return self._node.pandas_handles("")
+
+    def _finalize(self, parts):
+        out = _concat(parts, [])
+        if out is None or not len(out):
+            return pd.Series([], dtype="float64")
+        out = out.iloc[0]
+        out.name = None
+        return out
+
+    def __repr__(self):
+        return f"Dask Series Structure: {self._kind} of {len(self._cols)} columns"
+
+
+class _Value(_Collection):
+    """An already computed pandas value behind Dask's lazy interface (``describe``)."""
+
+    def __init__(self, value):
+        self._value = value
+
+    def compute(self, **kwargs):
+        """The value."""
+        return self._value
+
+    def __oxidask_collection__(self):
+        from oxidask._oxidask import delayed_value
+
+        return [delayed_value(self._value)], lambda v: v[0], lambda p: self
