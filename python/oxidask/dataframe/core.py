@@ -154,7 +154,8 @@ class DataFrame(_Collection):
         """Index boundaries of the partitions (``npartitions + 1`` values, ``None`` when
         unknown, as in Dask)."""
         d = self._node.divisions
-        if d is None or self._node.index is None or self._index != [self._node.index]:
+        if (d is None or len(d) != self.npartitions + 1 or self._node.index is None
+                or self._index != [self._node.index]):
             return (None,) * (self.npartitions + 1)
         return tuple(d)
 

@@ -157,7 +157,18 @@ def _map_partitions(frame, func, args, kwargs, meta, series_meta=None):
             raise ValueError("map_partitions functions must return pandas DataFrames or Series; "
                              "pass meta= for other results")
     meta = _meta_frame(meta)
-    f = delayed(func, pure=True)
+    if isinstance(meta, pd.Series):
+        name = meta.name
+
+        def run(part, *a, **k):
+            out = func(part, *a, **k)
+            # As Dask: a Series result takes the name meta gives.
+            return out.rename(name) if isinstance(out, pd.Series) else out
+
+        run.__name__ = getattr(func, "__name__", "map_partitions")
+        f = delayed(run, pure=False)
+    else:
+        f = delayed(func, pure=False)
     results = [f(h, *args, **kwargs) for h in frame._handles()]
     return _from_results(results, meta)
 
