@@ -432,9 +432,21 @@ class DataFrame(_Collection):
         """Distinct non-null values per column."""
         return self._reduce("nunique")
 
-    def describe(self):
-        """Summary statistics, computed now (a lazy wrapper over the result)."""
-        return _Value(self._node.describe())
+    def describe(self, percentiles=None):
+        """Summary statistics of the numeric columns: count, mean, std, min, the 25/50/75%
+        quantiles (approximate, from per-partition samples, as Dask's) and max. Computed
+        when called; ``compute()`` gives the pandas DataFrame."""
+        if percentiles is not None and list(percentiles) != [0.25, 0.5, 0.75]:
+            raise NotImplementedError("oxidask.dataframe describe gives the 25/50/75% quantiles")
+        out = self._node.describe()
+        if "statistic" in out.columns:
+            out = out.set_index("statistic")
+            out.index.name = None
+        return _Value(out)
+
+    def clear_divisions(self):
+        """The frame with unknown divisions (as Dask's)."""
+        return DataFrame(self._node, self._index) if not self._index else self.reset_index()
 
     # ---- reshaping
 
@@ -568,7 +580,9 @@ def _fill_nan(c, v, dtype):
 
 
 def _dtype_name(t):
-    if t is str or t == "string":
+    if isinstance(t, str) and t in ("str", "string", "object", "O"):
+        return "str"
+    if t is str or t is object:
         return "str"
     if t is float:
         return "float64"
