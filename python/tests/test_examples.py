@@ -110,3 +110,20 @@ def test_actor_counter_example_calls_in_order_from_client_and_tasks(tmp_path):
     assert "deposit 100: balance 142.0" in lines and "withdrawal 100: balance 42.0" in lines
     assert "2000 sequential calls: p50" in lines
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dataframe_taxi_example_matches_pandas(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "dataframe_taxi.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout
+    assert "Dask DataFrame Structure:" in lines and "npartitions=12" in lines
+    assert "Name: count, dtype: int64" in lines
+    assert "threaded scheduler: value_counts, filter/assign/groupby and dt.hour match pandas" in lines
+    assert "LocalCluster (2 worker processes): value_counts, filter/assign/groupby and dt.hour match pandas" in lines
+    assert list(tmp_path.iterdir()) == []
