@@ -8,6 +8,7 @@ Computing gives pandas objects: each partition is turned into pandas on the work
 holds it (Arrow IPC, read by pyarrow without a copy) and the pieces are concatenated.
 """
 
+import copy
 import numbers
 
 import numpy as np
@@ -66,7 +67,22 @@ class _Collection:
 
     def __oxidask_collection__(self):
         handles = self._handles()
-        return handles, self._finalize, self._rebuild
+        # The finalize function may run elsewhere (client.compute runs it on a worker): a
+        # copy without engine handles, its metadata computed now.
+        return handles, self._detached()._finalize, self._rebuild
+
+    def _prepare(self):
+        """Computes the metadata finalize needs (before detaching)."""
+
+    def _detached(self):
+        self._prepare()
+        c = copy.copy(self)
+        for k, v in list(vars(c).items()):
+            if isinstance(v, FrameNode) or k == "_keep":
+                setattr(c, k, None)
+            elif isinstance(v, _Collection):
+                setattr(c, k, v._detached())
+        return c
 
     def _rebuild(self, persisted):
         return self
@@ -117,15 +133,17 @@ class DataFrame(_Collection):
     np.float64(5.0)
     """
 
-    def __init__(self, node, index=None):
+    def __init__(self, node, index=None, keep=None):
         self._node = node
         self._index = list(index) if index else []
         self._meta_cache = None
+        # Cluster results (futures) a persisted frame reads: alive as long as the frame.
+        self._keep = keep
 
     # ---- structure
 
     def _wrap(self, node, index=None):
-        return DataFrame(node, self._index if index is None else index)
+        return DataFrame(node, self._index if index is None else index, self._keep)
 
     @property
     def _meta(self):
@@ -172,7 +190,8 @@ class DataFrame(_Collection):
                 "oxidask.dataframe: .index is available on frames indexed by one column "
                 "(after set_index); use reset_index()/the column instead"
             )
-        return Series(DataFrame(self._node), ("col", self._index[0]), self._index[0])
+        return Series(DataFrame(self._node, keep=self._keep), ("col", self._index[0]),
+                      self._index[0])
 
     def _node_for_keys(self):
         return self._node
@@ -214,13 +233,23 @@ class DataFrame(_Collection):
     def _handles(self):
         return self._node.pandas_handles(_SEP.join(self._index))
 
+    def _prepare(self):
+        self._meta
+
     def _finalize(self, parts):
         out = _concat(parts, self._index)
         return self._meta.copy() if out is None else out
 
     def _rebuild(self, persisted):
         meta = _arrow.pandas_to_ipc(self._meta)
-        return DataFrame(FrameNode.from_pandas_handles(persisted, meta), self._index)
+        try:
+            node = FrameNode.from_pandas_handles(persisted, meta)
+        except ValueError:
+            # Results held on a cluster: a task reading each names it in the graph.
+            from oxidask.delayed import delayed
+
+            node = FrameNode.from_pandas_handles([delayed(_same)(h) for h in persisted], meta)
+        return DataFrame(node, self._index, keep=list(persisted))
 
     # ---- columns and rows
 
@@ -376,8 +405,8 @@ class DataFrame(_Collection):
         if not self._index:
             return self
         if drop:
-            return DataFrame(self._node.drop(self._index))
-        return DataFrame(self._node)
+            return DataFrame(self._node.drop(self._index), keep=self._keep)
+        return DataFrame(self._node, keep=self._keep)
 
     # ---- reductions
 
@@ -394,7 +423,9 @@ class DataFrame(_Collection):
         out = sub.reduce(kind)
         if kind in _COUNTS:
             out = out.with_columns([(c, ("cast", ("col", c), "int64")) for c in cols])
-        return _Reduced(out, kind, cols)
+        r = _Reduced(out, kind, cols)
+        r._keep = self._keep
+        return r
 
     def sum(self, numeric_only=None):
         """Column sums (lazy; ``compute()`` gives a pandas Series)."""
@@ -573,6 +604,10 @@ class DataFrame(_Collection):
         return pl.from_pandas(self.compute(**kwargs).reset_index(drop=not self._index))
 
 
+def _same(x):
+    return x
+
+
 def _fill_nan(c, v, dtype):
     if pd.api.types.is_float_dtype(dtype):
         return ("fill", ("fillnan", ("col", c), _lit(v)), _lit(v))
@@ -678,6 +713,9 @@ class Series(_Collection):
     def _handles(self):
         return self._selected().pandas_handles(_SEP.join(self._frame._index))
 
+    def _prepare(self):
+        self.dtype
+
     def _finalize(self, parts):
         out = _concat(parts, self._frame._index)
         if out is None:
@@ -687,7 +725,7 @@ class Series(_Collection):
         return s
 
     def _rebuild(self, persisted):
-        f = DataFrame(self._selected(), self._frame._index)
+        f = DataFrame(self._selected(), self._frame._index, self._frame._keep)
         p = f._rebuild(persisted)
         return Series(p, ("col", self._name), self._name)
 
@@ -699,6 +737,7 @@ class Series(_Collection):
                 [(i, ("col", i)) for i in self._frame._index] + [(n, self._expr)]
             ),
             self._frame._index,
+            self._frame._keep,
         )
 
     # ---- operators
@@ -819,7 +858,9 @@ class Series(_Collection):
         node = self._frame._node.select([("v", e)]).agg([("v", kind, "v")])
         if kind in _COUNTS:
             node = node.with_columns([("v", ("cast", ("col", "v"), "int64"))])
-        return Scalar(node, "v")
+        sc = Scalar(node, "v")
+        sc._keep = self._frame._keep
+        return sc
 
     def sum(self):
         """The sum (a lazy Scalar)."""
@@ -871,7 +912,7 @@ class Series(_Collection):
             node = node.drop_nulls([name])
         vc = node.value_counts(name)
         vc = vc.with_columns([("count", ("cast", ("col", "count"), "int64"))])
-        counts = DataFrame(vc, [name])
+        counts = DataFrame(vc, [name], keep=self._frame._keep)
         s = Series(counts, ("col", "count"), "count")
         s._post = lambda out: out.sort_values(ascending=ascending, kind="stable") if sort else out
         return _PostSeries(s, s._post)
@@ -879,7 +920,7 @@ class Series(_Collection):
     def unique(self):
         """Distinct values."""
         node = self._frame._node.select([(self._name, self._expr)]).drop_duplicates(None)
-        return Series(DataFrame(node), ("col", self._name), self._name)
+        return Series(DataFrame(node, keep=self._frame._keep), ("col", self._name), self._name)
 
     def drop_duplicates(self):
         """Distinct values."""

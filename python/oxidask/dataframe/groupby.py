@@ -34,6 +34,9 @@ class _GroupResult(_Collection):
     def _handles(self):
         return self._frame._handles()
 
+    def _prepare(self):
+        self._frame._meta
+
     def _finalize(self, parts):
         out = _concat(parts, self._keys)
         if out is None:
@@ -108,7 +111,7 @@ class GroupBy:
                   if f in ("count", "size", "nunique")]
         if counts:
             node = node.with_columns(counts)
-        frame = DataFrame(node, self._keys)
+        frame = DataFrame(node, self._keys, keep=self._frame._keep)
         return _GroupResult(frame, self._keys, labels,
                             squeeze=None if squeeze is None else "__agg0")
 

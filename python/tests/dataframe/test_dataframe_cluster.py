@@ -31,3 +31,21 @@ def test_persist_and_compute_many_on_cluster(client, pdf):
     p = df.assign(z=df.x * 2)
     got = p.compute()
     assert got.z.tolist() == (pdf.x * 2).tolist()
+
+
+def test_persist_on_cluster_keeps_partitions_there(client, pdf):
+    df = dd.from_pandas(pdf, npartitions=3)
+    p = df[df.x > 10].persist()
+    assert p.npartitions == 3
+    want = pdf[pdf.x > 10]
+    assert p.x.sum().compute() == want.x.sum()
+    got = p.groupby("k").x.max().compute().sort_index()
+    pdt.assert_series_equal(got, want.groupby("k").x.max())
+
+
+def test_client_compute_gives_a_future_of_the_pandas_value(client, pdf):
+    df = dd.from_pandas(pdf, npartitions=3)
+    assert client.compute(df.x.sum()).result() == pdf.x.sum()
+    fut = client.compute(df[df.g == 2])
+    pdt.assert_frame_equal(fut.result().reset_index(drop=True),
+                           pdf[pdf.g == 2].reset_index(drop=True), check_dtype=False)
