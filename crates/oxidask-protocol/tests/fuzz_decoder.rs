@@ -202,17 +202,23 @@ fn corpus(target: Target) -> Vec<Vec<u8>> {
                 }]),
             },
         ])],
-        Target::ToWorker => vec![batch_input(&[ToWorker::Compute {
-            task,
-            who_has: vec![(key(1), vec!["127.0.0.1:1".into()])],
-            priority: (0, 4),
-        }])],
+        Target::ToWorker => vec![batch_input(&[
+            ToWorker::Compute {
+                task,
+                who_has: vec![(key(1), vec!["127.0.0.1:1".into()])],
+                priority: (0, 4),
+            },
+            ToWorker::Restart {
+                reason: "restart".into(),
+            },
+        ])],
         Target::FromWorker => vec![batch_input(&[
             FromWorker::Erred {
                 key: key(4),
                 error: WireError::invalid("boom"),
             },
             FromWorker::LongRunning { key: key(5) },
+            FromWorker::Paused { paused: true },
         ])],
         Target::DataRequest => vec![batch_input(&[
             DataRequest::Get {
