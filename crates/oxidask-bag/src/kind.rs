@@ -586,7 +586,9 @@ pub(crate) fn merge_moments(ms: impl IntoIterator<Item = Moments>) -> Moments {
 /// `register_records!(T)` gives `T` the operations every [`Data`] type supports; add `hash`
 /// for types with `Hash + Eq` (native hashing in `distinct` and `frequencies`), `ord` for
 /// types that also implement [`Ordered`] (`topk`, `min`, `max`), `sortable` for ordered types
-/// without `Hash` (records holding floats).
+/// without `Hash` (records holding floats). Steps that make new record types need those
+/// registered too for their later steps to run on workers: `frequencies` over `T` gives
+/// `(T, u64)` records (`register_records!(hash (T, u64))`).
 ///
 /// ```
 /// use oxidask_bag::{register_records, kind};

@@ -54,12 +54,16 @@
 //! way, each bad line's message naming its file and line number.
 
 mod bag;
+#[cfg(feature = "dataframe")]
+mod frame;
 mod json;
 pub mod kind;
 mod ops;
 mod text;
 
 pub use bag::{Bag, DEFAULT_SPLIT_EVERY};
+#[cfg(feature = "dataframe")]
+pub use frame::from_dataframe;
 pub use json::Json;
 pub use kind::{Numeric, Ordered};
 pub use text::{read_json, read_text, Compression, IntoPaths, TextReader};
