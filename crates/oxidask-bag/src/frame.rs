@@ -5,7 +5,7 @@ use oxidask_core::op::{Args, Input, OpDef, OpRegistration, TaskFailure};
 use oxidask_core::task::{Arg, Op, Task, TaskSpec};
 use oxidask_core::tokenize::Tokenizer;
 use oxidask_core::{Collection, Delayed, Graph, Key, Value};
-use oxidask_dataframe::polars::prelude::{self as pl, AnyValue, DataType, NamedFrom};
+use oxidask_dataframe::polars::prelude::{self as pl, AnyValue, DataType};
 use oxidask_dataframe::{DataFrame, Partition};
 use smallvec::smallvec;
 
