@@ -240,7 +240,7 @@ fn run(args: WorkerArgs) -> Result<String, String> {
             cfg.duration("distributed.worker.memory.monitor-interval")
                 .unwrap_or(std::time::Duration::from_millis(100)),
         )
-        .exit_on_memory_terminate(true)
+        .owns_process(true)
         .metrics_address(metrics)
         .memory_limit(memory_limit)
         .resources(resources)

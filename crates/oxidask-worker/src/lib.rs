@@ -158,10 +158,13 @@ impl WorkerBuilder {
         self
     }
 
-    /// Past the terminate threshold, exit the process with [`nanny::EXIT_MEMORY`] so that
-    /// its nanny restarts it (the `oxidask worker` command sets this). Default: only this
-    /// worker stops, the program goes on.
-    pub fn exit_on_memory_terminate(mut self, on: bool) -> Self {
+    /// The worker has its process to itself (the `oxidask worker` command sets this): with a
+    /// memory limit, it watches the process's resident memory against the spill, pause and
+    /// terminate thresholds, and past terminate exits the process with
+    /// [`nanny::EXIT_MEMORY`] so that its nanny restarts it. Default: off — a worker inside
+    /// another program (a `LocalCluster` in one process, tests) cannot tell its share of the
+    /// process's memory, so only the target applies, to its results.
+    pub fn owns_process(mut self, on: bool) -> Self {
         self.exit_on_memory_terminate = on;
         self
     }
@@ -390,7 +393,7 @@ impl WorkerBuilder {
         for _ in 0..self.nthreads {
             execute::spawn_executor(shared.clone());
         }
-        if self.memory_limit > 0 {
+        if self.memory_limit > 0 && self.exit_on_memory_terminate {
             memory::spawn_monitor(
                 shared.clone(),
                 memory::MonitorConfig {
