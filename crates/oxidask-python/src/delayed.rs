@@ -170,6 +170,11 @@ impl Packer {
             t.write_bytes(b"k");
             t.write_str(key.prefix_str());
             t.write_token(key.token());
+            // Blocks of one collection may share a prefix and token and differ by index only.
+            t.write_u64(key.index().len() as u64);
+            for i in key.index() {
+                t.write_u64(u64::from(*i));
+            }
         }
     }
 
