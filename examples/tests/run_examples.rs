@@ -117,7 +117,10 @@ fn actor_counter_example_calls_actors_on_worker_processes() {
     );
     assert!(out.contains("deposit 100: balance 142"), "{out}");
     assert!(out.contains("withdraw 100: balance 42"), "{out}");
-    assert!(out.contains("counter dropped: the worker freed it"), "{out}");
+    assert!(
+        out.contains("counter dropped: the worker freed it"),
+        "{out}"
+    );
     assert!(
         out.contains("an unregistered actor type: refused") && out.contains("is registered"),
         "{out}"

@@ -57,8 +57,8 @@ pub use block::{Block, Chunk};
 pub use blockwise::{blockwise, ApplySpec, Boundary, OverlapPlan};
 pub use chunks::{Auto, ChunkBytes, ChunkSpec, Chunks, IntoChunks, IntoShape, DEFAULT_CHUNK_BYTES};
 pub use creation::{
-    arange, eye, from_array, from_block_delayed, from_blocks, from_delayed, from_vec, full, linspace, ones, zeros, BlockPos,
-    Creation, Distribution,
+    arange, eye, from_array, from_block_delayed, from_blocks, from_delayed, from_vec, full,
+    linspace, ones, zeros, BlockPos, Creation, Distribution,
 };
 pub use element::{DType, Element, Float, Number};
 pub use elementwise::{where_, where_scalar};

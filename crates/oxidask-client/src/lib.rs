@@ -34,10 +34,10 @@ mod report;
 
 pub use actor::{ActorCall, ActorCaller, ActorError, ActorHandle, ActorReply};
 pub use client::{get_client, Client, ClientBuilder, DoneAndNotDone, DoneCallback, ReturnWhen};
+pub use cluster::{LocalCluster, LocalClusterBuilder, SPAWNED_ENV};
 pub use coord::{
     coord_error, CoordError, Event, Lock, Pub, Queue, Semaphore, Stored, Sub, Variable,
 };
-pub use cluster::{LocalCluster, LocalClusterBuilder, SPAWNED_ENV};
 pub use error::ClientError;
 pub use future::{as_completed, AsCompleted, Future, Status};
 pub use oxidask_dashboard::report::{Report, ReportWorker};

@@ -43,10 +43,10 @@ use tokio::io::{BufReader, BufWriter};
 use tokio::sync::Notify;
 
 pub use actor::{ActorInstance, ActorPlacement};
-#[doc(hidden)]
-pub use oxidask_core::__private::inventory as __private_inventory;
 pub use cli::{main_with_args, run_if_worker, WorkerArgs};
 pub use execute::{current, rejoin, secede, seceded, WorkerContext};
+#[doc(hidden)]
+pub use oxidask_core::__private::inventory as __private_inventory;
 
 use state::WorkerState;
 
