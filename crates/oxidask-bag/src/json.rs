@@ -17,7 +17,9 @@ use oxidask_core::Data;
 /// let j: Json = r#"{"name": "Alice", "age": 31}"#.parse().unwrap();
 /// assert_eq!(j["name"], "Alice");
 /// assert_eq!(j.get("age").and_then(|a| a.as_i64()), Some(31));
-/// assert_eq!(j.to_string(), r#"{"age":31,"name":"Alice"}"#);
+/// // Written as compact JSON text (key order follows serde_json's features).
+/// assert_eq!(j.to_string().parse::<Json>().unwrap(), j);
+/// assert_eq!(Json::new(serde_json::json!([1, "a"])).to_string(), r#"[1,"a"]"#);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Json(pub serde_json::Value);
