@@ -1,6 +1,6 @@
 """read_parquet / read_csv of ``s3://`` paths against a real S3 endpoint: moto's server on
 loopback (from ``$OXIDASK_MOTO_PYTHON`` or ``~/.cache/oxidask-moto-venv``, which ``.ci/run``
-installs; skipped with the reason when neither has moto). Keys come from the environment of the
+installs; failing with the reason when neither has moto). Keys come from the environment of the
 process that reads, as on a cluster; keys in ``storage_options`` are refused."""
 
 import io
@@ -30,7 +30,7 @@ def _moto_python():
 def moto():
     py = _moto_python()
     if py is None:
-        pytest.skip("moto's S3 server is not installed (set OXIDASK_MOTO_PYTHON)")
+        pytest.fail("moto's S3 server is not installed (set OXIDASK_MOTO_PYTHON)")
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
