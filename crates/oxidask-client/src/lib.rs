@@ -30,7 +30,6 @@ mod cluster;
 mod coord;
 mod error;
 mod future;
-mod persist;
 mod report;
 
 pub use actor::{ActorCall, ActorCaller, ActorError, ActorHandle, ActorReply};
@@ -45,8 +44,5 @@ pub use oxidask_dashboard::report::{Report, ReportWorker};
 pub use oxidask_protocol::transport::{
     Party, Security, SecurityError, TemporaryCa, TlsCredentials, TlsFiles, TlsVersions, TOKEN_ENV,
 };
-pub use oxidask_protocol::{
-    ActivityKind, ClusterSummary, StreamRecord, SubmitOptions, WorkerSummary,
-};
-pub use persist::futures_of;
+pub use oxidask_protocol::{ClusterSummary, SubmitOptions, WorkerSummary};
 pub use report::{write_report, PerformanceReport};
