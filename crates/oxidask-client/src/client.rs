@@ -507,14 +507,29 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
 /// A client that `compute()` may use without keeping it alive.
 struct DefaultClient(Weak<Inner>);
 
-impl Compute for DefaultClient {
-    fn compute(&self, graph: Graph, outputs: &[Key]) -> Result<Vec<Value>, Error> {
+impl DefaultClient {
+    fn client(&self) -> Result<Client, Error> {
         match self.0.upgrade() {
-            Some(inner) => Client { inner }.compute_graph(graph, outputs),
+            Some(inner) => Ok(Client { inner }),
             None => Err(scheduler_error(ClientError::Lost(
                 "the default client was closed; connect a new one".into(),
             ))),
         }
+    }
+}
+
+impl Compute for DefaultClient {
+    fn compute(&self, graph: Graph, outputs: &[Key]) -> Result<Vec<Value>, Error> {
+        self.client()?.compute_graph(graph, outputs)
+    }
+
+    fn persist(&self, graph: Graph, outputs: &[Key]) -> Result<Vec<Value>, Error> {
+        self.client()?.persist_graph(graph, outputs)
+    }
+
+    fn resolve_remote(&self, graph: Graph) -> Result<Graph, Error> {
+        // Resolved when sent (`send_graph`): this cluster's pieces by key, others fetched.
+        Ok(graph)
     }
 
     fn name(&self) -> &'static str {
@@ -525,6 +540,15 @@ impl Compute for DefaultClient {
 impl Compute for Client {
     fn compute(&self, graph: Graph, outputs: &[Key]) -> Result<Vec<Value>, Error> {
         self.compute_graph(graph, outputs)
+    }
+
+    fn persist(&self, graph: Graph, outputs: &[Key]) -> Result<Vec<Value>, Error> {
+        self.persist_graph(graph, outputs)
+    }
+
+    fn resolve_remote(&self, graph: Graph) -> Result<Graph, Error> {
+        // Resolved when sent (`send_graph`): this cluster's pieces by key, others fetched.
+        Ok(graph)
     }
 
     fn name(&self) -> &'static str {
@@ -749,6 +773,9 @@ impl Client {
         wanted: &[Key],
         options: SubmitOptions,
     ) -> Result<(), Error> {
+        // Pieces of collections persisted on this cluster are referenced by key.
+        let resolved = crate::persist::resolve_in_place(self, graph)?;
+        let graph = resolved.as_ref().unwrap_or(graph);
         let in_graph: Vec<Key> = wanted
             .iter()
             .filter(|k| graph.contains(k))
@@ -767,6 +794,9 @@ impl Client {
             let pos = plan.graph_position(i);
             let key = graph.key_at(pos);
             let task = graph.task_at(pos);
+            if oxidask_core::remote::is_held_in_place(key, task, self.address()) {
+                continue; // the scheduler has it
+            }
             let spec = match spec_to_wire(key, task.spec()) {
                 Ok(s) => s,
                 Err(e) => {
@@ -946,12 +976,6 @@ impl Client {
             }
         }
         Ok(futures)
-    }
-
-    /// Computes `d` on the cluster and keeps the result there (Dask's `client.persist`); the
-    /// future can be passed to later tasks.
-    pub fn persist<T: Data + Clone>(&self, d: &Delayed<T>) -> Result<Future<T>, Error> {
-        self.submit(d)
     }
 
     /// Runs a graph and returns the values of `outputs` (the `Compute` implementation).

@@ -30,6 +30,7 @@ mod cluster;
 mod coord;
 mod error;
 mod future;
+mod persist;
 mod report;
 
 pub use actor::{ActorCall, ActorCaller, ActorError, ActorHandle, ActorReply};
@@ -44,5 +45,8 @@ pub use oxidask_dashboard::report::{Report, ReportWorker};
 pub use oxidask_protocol::transport::{
     Party, Security, SecurityError, TemporaryCa, TlsCredentials, TlsFiles, TlsVersions, TOKEN_ENV,
 };
-pub use oxidask_protocol::{ClusterSummary, SubmitOptions, WorkerSummary};
+pub use oxidask_protocol::{
+    ActivityKind, ClusterSummary, StreamRecord, SubmitOptions, WorkerSummary,
+};
+pub use persist::futures_of;
 pub use report::{write_report, PerformanceReport};

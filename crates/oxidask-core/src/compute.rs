@@ -27,6 +27,22 @@ pub trait Compute: Send + Sync {
 
     /// A short name for messages (`threaded`, `synchronous`, `distributed`).
     fn name(&self) -> &'static str;
+
+    /// Runs what `outputs` need and returns one value per output standing for its result,
+    /// for [`Collection::persist`]. The local schedulers return the results themselves (the
+    /// default); a distributed client keeps them on its cluster and returns
+    /// [`RemoteValue`](crate::remote::RemoteValue)s holding their keys alive.
+    fn persist(&self, graph: Graph, outputs: &[Key]) -> Result<Vec<Value>, Error> {
+        self.compute(graph, outputs)
+    }
+
+    /// Prepares a graph that may hold results kept by a scheduler elsewhere
+    /// ([`RemoteValue`](crate::remote::RemoteValue)s, from a collection persisted on a
+    /// cluster): by default they are fetched; a scheduler that reaches them in place (the
+    /// client of that cluster) keeps them.
+    fn resolve_remote(&self, graph: Graph) -> Result<Graph, Error> {
+        crate::remote::fetch_remote(graph)
+    }
 }
 
 /// A lazily described result: Dask's collection protocol.
@@ -68,19 +84,26 @@ pub trait Collection {
 
     /// Computes the result on `scheduler`.
     fn compute_with(&self, scheduler: &dyn Compute) -> Result<Self::Output, Error> {
-        let values = scheduler.compute(self.graph(), &self.keys())?;
+        let graph = scheduler.resolve_remote(self.graph())?;
+        let values = scheduler.compute(graph, &self.keys())?;
         self.finalize(values)
     }
 
     /// Computes the pieces and returns the collection backed by them, so later work starts
     /// from the results instead of recomputing them.
+    ///
+    /// On the local schedulers the pieces are held in memory; on a distributed client they
+    /// stay on the workers, and the collection holds their keys alive there (later graphs
+    /// refer to them by key, so nothing is recomputed or sent back; dropping the last
+    /// collection using them releases them).
     fn persist(&self) -> Result<Self::Persisted, Error> {
         self.persist_with(&*current_scheduler()?)
     }
 
     /// [`Collection::persist`] on `scheduler`.
     fn persist_with(&self, scheduler: &dyn Compute) -> Result<Self::Persisted, Error> {
-        let values = scheduler.compute(self.graph(), &self.keys())?;
+        let graph = scheduler.resolve_remote(self.graph())?;
+        let values = scheduler.persist(graph, &self.keys())?;
         Ok(self.rebuild(values))
     }
 

@@ -41,6 +41,7 @@ pub mod graph;
 pub mod key;
 pub mod op;
 pub mod reference;
+pub mod remote;
 pub mod task;
 pub mod tokenize;
 pub mod value;

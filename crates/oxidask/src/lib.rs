@@ -38,7 +38,7 @@
 
 pub use oxidask_core::{
     codec, collect, compute, data, delayed, error, exec, graph, lazy, map2, map3, op, persist,
-    reference, task, tokenize, Arg, Collection, Compute, Data, Delayed, DotOptions, Error, Graph,
+    reference, remote, task, tokenize, Arg, Collection, Compute, Data, Delayed, DotOptions, Error, Graph,
     GraphError, IntoArg, IntoDelayed, Key, MaybeDelayed, OpDef, Plan, PlanOptions, Task, TaskError,
     TaskFailure, TaskSpec, Token, Value, VisualizeError,
 };
