@@ -38,9 +38,9 @@
 
 pub use oxidask_core::{
     codec, collect, compute, data, delayed, error, exec, graph, lazy, map2, map3, op, persist,
-    reference, remote, task, tokenize, Arg, Collection, Compute, Data, Delayed, DotOptions, Error, Graph,
-    GraphError, IntoArg, IntoDelayed, Key, MaybeDelayed, OpDef, Plan, PlanOptions, Task, TaskError,
-    TaskFailure, TaskSpec, Token, Value, VisualizeError,
+    reference, remote, task, tokenize, Arg, Collection, Compute, Data, Delayed, DotOptions, Error,
+    Graph, GraphError, IntoArg, IntoDelayed, Key, MaybeDelayed, OpDef, Plan, PlanOptions, Task,
+    TaskError, TaskFailure, TaskSpec, Token, Value, VisualizeError,
 };
 pub use oxidask_local::{default_threads, RunStats, Synchronous, Threaded};
 
