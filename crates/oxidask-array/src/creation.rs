@@ -455,51 +455,15 @@ pub fn from_blocks<T: Element>(blocks: Vec<ArrayD<T>>, chunks: Chunks) -> Array<
 /// e.g. selected by a mask; handles with their type erased), row-major over the grid `chunks`
 /// describes. The blocks are used as they are: each must have the shape and dtype declared.
 pub fn from_block_delayed<T: Element>(blocks: Vec<Delayed<()>>, chunks: Chunks) -> Array<T> {
-    if blocks.len() != chunks.nblocks() {
-        return Array::error(ArrayError::Shapes {
-            op: "from_delayed",
-            detail: format!(
-                "{} delayed blocks for a grid of {:?} blocks",
-                blocks.len(),
-                chunks.grid()
-            ),
-        });
-    }
-    let shape: Vec<usize> = chunks.0.iter().map(|a| a.iter().sum()).collect();
-    let mut t = Tokenizer::new();
-    t.write_str("from_block_delayed");
-    for b in &blocks {
-        t.write_token(b.key().token());
-        t.write_str(b.key().prefix_str());
-    }
-    t.write_data(&chunks);
-    let token = t.finish();
-    let grid = chunks.grid();
-    let mut graph = oxidask_core::Graph::new();
-    for b in &blocks {
-        oxidask_core::Collection::build_graph(b, &mut graph);
-    }
-    let mut tasks: Vec<(oxidask_core::Key, Task)> =
-        graph.iter().map(|(k, t)| (*k, t.clone())).collect();
-    let mut outputs = Vec::with_capacity(blocks.len());
-    for (idx, b) in chunks.indices().zip(&blocks) {
-        let key = crate::array::block_key("blocks", token, &idx, &grid);
-        tasks.push((key, Task::alias(b.key())));
-        outputs.push(key);
-    }
-    let layer = Arc::new(Layer {
-        tasks,
-        outputs,
-        deps: Vec::new(),
-    });
-    Array::from_node(Node::new(
+    let keys = blocks.iter().map(|b| b.key()).collect();
+    delayed_blocks(
+        "from_block_delayed",
         "blocks",
-        shape,
+        &blocks,
+        keys,
         chunks,
-        T::DTYPE,
-        token,
-        Source::Layer(layer),
-    ))
+        |_, _, _, key| Task::alias(key),
+    )
 }
 
 /// An array whose blocks are delayed results of the given shapes (Dask's `from_delayed` and
@@ -507,51 +471,72 @@ pub fn from_block_delayed<T: Element>(blocks: Vec<Delayed<()>>, chunks: Chunks) 
 ///
 /// A block of another shape or dtype than declared fails the tasks that read it.
 pub fn from_delayed<T: Element>(blocks: Vec<Delayed<ArrayD<T>>>, chunks: Chunks) -> Array<T> {
-    if blocks.len() != chunks.nblocks() {
+    let keys = blocks.iter().map(|b| b.key()).collect();
+    delayed_blocks(
+        "from_delayed",
+        "from-delayed",
+        &blocks,
+        keys,
+        chunks,
+        |chunks, shape, idx, key| {
+            let expect = Value::new(BlockPos {
+                shape: chunks.block_shape(idx),
+                offset: chunks.block_offset(idx),
+                total: shape.to_vec(),
+            });
+            Task::call(
+                ops::wrap_block::op(),
+                [
+                    Arg::Value(Value::new(T::DTYPE)),
+                    Arg::Value(expect),
+                    Arg::Key(key),
+                ],
+            )
+        },
+    )
+}
+
+/// The layer of an array made of delayed values, one per block of `chunks` in row-major order
+/// (`keys[i]` is `blocks[i]`'s key): the blocks' own graphs, then a task per block made by
+/// `block_task(chunks, shape, block index, delayed key)`, named `name` and tokenized as `op`.
+fn delayed_blocks<T: Element, C: oxidask_core::Collection>(
+    op: &'static str,
+    name: &'static str,
+    blocks: &[C],
+    keys: Vec<oxidask_core::Key>,
+    chunks: Chunks,
+    block_task: impl Fn(&Chunks, &[usize], &[usize], oxidask_core::Key) -> Task,
+) -> Array<T> {
+    if keys.len() != chunks.nblocks() {
         return Array::error(ArrayError::Shapes {
             op: "from_delayed",
             detail: format!(
                 "{} delayed blocks for a grid of {:?} blocks",
-                blocks.len(),
+                keys.len(),
                 chunks.grid()
             ),
         });
     }
     let shape: Vec<usize> = chunks.0.iter().map(|a| a.iter().sum()).collect();
     let mut t = Tokenizer::new();
-    t.write_str("from_delayed");
-    for b in &blocks {
-        t.write_token(b.key().token());
-        t.write_str(b.key().prefix_str());
+    t.write_str(op);
+    for k in &keys {
+        t.write_token(k.token());
+        t.write_str(k.prefix_str());
     }
     t.write_data(&chunks);
     let token = t.finish();
     let grid = chunks.grid();
     let mut graph = oxidask_core::Graph::new();
-    for b in &blocks {
-        oxidask_core::Collection::build_graph(b, &mut graph);
+    for b in blocks {
+        b.build_graph(&mut graph);
     }
     let mut tasks: Vec<(oxidask_core::Key, Task)> =
         graph.iter().map(|(k, t)| (*k, t.clone())).collect();
-    let mut outputs = Vec::with_capacity(blocks.len());
-    for (idx, b) in chunks.indices().zip(&blocks) {
-        let key = crate::array::block_key("from-delayed", token, &idx, &grid);
-        let expect = Value::new(BlockPos {
-            shape: chunks.block_shape(&idx),
-            offset: chunks.block_offset(&idx),
-            total: shape.clone(),
-        });
-        tasks.push((
-            key,
-            Task::call(
-                ops::wrap_block::op(),
-                [
-                    Arg::Value(Value::new(T::DTYPE)),
-                    Arg::Value(expect),
-                    Arg::Key(b.key()),
-                ],
-            ),
-        ));
+    let mut outputs = Vec::with_capacity(keys.len());
+    for (idx, k) in chunks.indices().zip(keys) {
+        let key = crate::array::block_key(name, token, &idx, &grid);
+        tasks.push((key, block_task(&chunks, &shape, &idx, k)));
         outputs.push(key);
     }
     let layer = Arc::new(Layer {
@@ -560,7 +545,7 @@ pub fn from_delayed<T: Element>(blocks: Vec<Delayed<ArrayD<T>>>, chunks: Chunks)
         deps: Vec::new(),
     });
     Array::from_node(Node::new(
-        "from-delayed",
+        name,
         shape,
         chunks,
         T::DTYPE,
