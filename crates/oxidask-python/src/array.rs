@@ -408,7 +408,10 @@ fn slice_elem(start: isize, stop: isize, step: isize) -> SliceInfoElem {
 /// The handle of every task of `graph` that `outputs` need, each reading its inputs' handles.
 /// Keys the graph lacks are results held on a cluster (a persisted array's blocks), read as
 /// they are.
-fn handles(graph: &oxidask_core::Graph, outputs: &[Key]) -> PyResult<FxHashMap<Key, Delayed<()>>> {
+pub(crate) fn handles(
+    graph: &oxidask_core::Graph,
+    outputs: &[Key],
+) -> PyResult<FxHashMap<Key, Delayed<()>>> {
     let mut made: FxHashMap<Key, Delayed<()>> = FxHashMap::default();
     // Iterative post-order: dependencies before their readers, no recursion.
     let mut stack: Vec<(Key, bool)> = outputs.iter().rev().map(|k| (*k, false)).collect();
@@ -435,7 +438,7 @@ fn handles(graph: &oxidask_core::Graph, outputs: &[Key]) -> PyResult<FxHashMap<K
     for k in outputs {
         if !made.contains_key(k) {
             return Err(PyValueError::new_err(format!(
-                "block {k} is not in the array's graph"
+                "{k} is not in the collection's graph"
             )));
         }
     }

@@ -431,36 +431,8 @@ pub struct PyFrameNode {
 
 fn handles_of(df: &DataFrame) -> PyResult<Vec<Delayed<()>>> {
     let keys = df.keys();
-    let graph = df.graph();
-    let mut made: rustc_hash::FxHashMap<Key, Delayed<()>> = Default::default();
-    let mut stack: Vec<(Key, bool)> = keys.iter().rev().map(|k| (*k, false)).collect();
-    while let Some((k, expanded)) = stack.pop() {
-        if made.contains_key(&k) {
-            continue;
-        }
-        let Some(task) = graph.get(&k) else {
-            continue;
-        };
-        let deps = task.dependencies();
-        if !expanded {
-            stack.push((k, true));
-            for d in deps.iter().rev() {
-                if !made.contains_key(d) && graph.contains(d) {
-                    stack.push((*d, false));
-                }
-            }
-            continue;
-        }
-        let inputs: Vec<Delayed<()>> = deps.iter().filter_map(|d| made.get(d).cloned()).collect();
-        made.insert(k, Delayed::from_task(k, task.clone(), inputs));
-    }
-    keys.iter()
-        .map(|k| {
-            made.get(k)
-                .cloned()
-                .ok_or_else(|| PyValueError::new_err(format!("partition {k} is not in the graph")))
-        })
-        .collect()
+    let made = crate::array::handles(&df.graph(), &keys)?;
+    Ok(keys.iter().map(|k| made[k].clone()).collect())
 }
 
 fn pandas_handle(d: &Delayed<()>, index: &str) -> PyDelayed {
