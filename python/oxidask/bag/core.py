@@ -842,10 +842,10 @@ class Bag:
                             storage_options=storage_options, last_endline=last_endline, **kwargs)
 
     def to_dataframe(self, meta=None, columns=None, optimize_graph=True):
-        """Not available yet: Dask returns a ``dask.dataframe.DataFrame`` here, and oxidask
-        has no Python dataframe collection yet."""
+        """Not available yet: Dask returns a ``dask.dataframe.DataFrame`` here; building an
+        ``oxidask.dataframe`` from a bag's partitions is not wired up yet."""
         raise NotImplementedError(
-            "Bag.to_dataframe needs oxidask.dataframe, which does not exist yet; meanwhile use "
+            "Bag.to_dataframe is not wired to oxidask.dataframe yet; meanwhile use "
             "pandas on the computed records (pandas.DataFrame(bag.compute())) or per partition "
             "(bag.map_partitions(pandas.DataFrame).to_delayed())"
         )
