@@ -468,18 +468,21 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 #[pymethods]
 impl PyFrameNode {
-    /// Reads Parquet files (globs, directories, lists, `s3://`).
+    /// Reads Parquet files (globs, directories, lists, `s3://`): a partition per file, or
+    /// per `split_row_groups` row groups of local files.
     #[staticmethod]
-    #[pyo3(signature = (paths, columns = None, endpoint = None, region = None))]
+    #[pyo3(signature = (paths, columns = None, endpoint = None, region = None, split_row_groups = None))]
     fn read_parquet(
         py: Python<'_>,
         paths: Vec<String>,
         columns: Option<Vec<String>>,
         endpoint: Option<String>,
         region: Option<String>,
+        split_row_groups: Option<usize>,
     ) -> PyResult<PyFrameNode> {
         let mut o = ParquetOptions {
             columns,
+            split_row_groups,
             ..Default::default()
         };
         if let Some(e) = endpoint {

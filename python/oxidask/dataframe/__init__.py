@@ -14,6 +14,7 @@ partition where possible); ``compute()`` returns pandas objects::
 Partitions reach pandas through Arrow IPC and pyarrow (a requirement of this module).
 """
 
+from oxidask.dataframe.aggregation import Aggregation
 from oxidask.dataframe.core import DataFrame, Scalar, Series
 from oxidask.dataframe.groupby import GroupBy
 from oxidask.dataframe.io import (
@@ -24,6 +25,7 @@ from oxidask.dataframe.io import (
     read_csv,
     read_parquet,
 )
+from oxidask.dataframe.sql import read_sql, read_sql_query, read_sql_table, to_sql
 
 
 def compute(*args, **kwargs):
@@ -34,6 +36,7 @@ def compute(*args, **kwargs):
 
 
 __all__ = [
+    "Aggregation",
     "DataFrame",
     "GroupBy",
     "Scalar",
@@ -45,4 +48,8 @@ __all__ = [
     "from_pandas",
     "read_csv",
     "read_parquet",
+    "read_sql",
+    "read_sql_query",
+    "read_sql_table",
+    "to_sql",
 ]

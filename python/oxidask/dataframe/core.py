@@ -485,6 +485,12 @@ class DataFrame(_Collection):
         """Groups rows by one or more columns (Dask's ``groupby``)."""
         from oxidask.dataframe.groupby import GroupBy
 
+        if callable(by) and not isinstance(by, Series):
+            # A function of the index labels (as Dask's and pandas'), as a hidden column.
+            from oxidask.dataframe.aggregation import add_function_key
+
+            frame, key = add_function_key(self, by)
+            return GroupBy(frame, [key])
         keys = [by] if isinstance(by, str) else list(by)
         if isinstance(by, Series):
             keys = [by._name]
@@ -537,7 +543,10 @@ class DataFrame(_Collection):
         if not isinstance(other, str):
             raise NotImplementedError("oxidask.dataframe set_index takes one column name")
         self._check_columns([other])
-        node = self.reset_index()._node.set_index(other, list(divisions) if divisions else None)
+        if divisions is not None:
+            divisions = _physical_divisions(list(divisions), self.dtypes[other], other)
+        # As pandas: the new index replaces the old one (its columns are dropped).
+        node = self.reset_index(drop=True)._node.set_index(other, divisions)
         return DataFrame(node, [other])
 
     def sort_values(self, by, ascending=True, npartitions=None):
@@ -551,9 +560,21 @@ class DataFrame(_Collection):
         return self._wrap(self._node.sort_values(by, not ascending))
 
     def repartition(self, npartitions=None, divisions=None, partition_size=None):
-        """The same rows in ``npartitions`` partitions."""
-        if npartitions is None:
-            raise NotImplementedError("oxidask.dataframe repartition takes npartitions=")
+        """The same rows in ``npartitions`` partitions, cut at new ``divisions`` of the index,
+        or in partitions of about ``partition_size`` bytes (``"100MB"``; measuring the sizes
+        computes the frame, as in Dask)."""
+        given = [x is not None for x in (npartitions, divisions, partition_size)]
+        if sum(given) != 1:
+            raise ValueError("repartition takes one of npartitions=, divisions= or partition_size=")
+        if partition_size is not None:
+            from oxidask.dataframe.repartition import by_size
+
+            return by_size(self, partition_size)
+        if divisions is not None:
+            if len(self._index) != 1:
+                raise ValueError("repartition(divisions=) needs a frame indexed by one column "
+                                 "(set_index first)")
+            return self.reset_index().set_index(self._index[0], divisions=divisions)
         return self._wrap(self._node.repartition(int(npartitions)))
 
     def drop_duplicates(self, subset=None, keep="first"):
@@ -585,6 +606,20 @@ class DataFrame(_Collection):
 
         return self.map_partitions(rows, meta=meta)
 
+    def map_overlap(self, func, before, after, *args, meta=None, **kwargs):
+        """``func`` over each partition joined with the last ``before`` rows (or a time span
+        over a datetime index) of the previous partition and the first ``after`` of the next;
+        the borrowed rows are cut from the result (Dask's ``map_overlap``)."""
+        from oxidask.dataframe.rolling import map_overlap
+
+        return map_overlap(self, func, before, after, args, kwargs, meta)
+
+    def rolling(self, window, min_periods=None, center=False, win_type=None, axis=0):
+        """Moving windows of ``window`` rows or a time span (``"5D"``) over a sorted index."""
+        from oxidask.dataframe.rolling import Rolling
+
+        return Rolling(self, window, min_periods, center, win_type, axis)
+
     def to_delayed(self):
         """One Delayed per partition, each computing to a pandas DataFrame."""
         return list(self._handles())
@@ -597,6 +632,14 @@ class DataFrame(_Collection):
         """Writes a CSV file per partition in the directory ``path``."""
         return self.reset_index()._node.to_csv(str(path))
 
+    def to_sql(self, name, uri, if_exists="fail", index=True, compute=True, **kwargs):
+        """Writes the rows into the SQL table ``name`` at the SQLAlchemy URI ``uri``, a
+        partition at a time (Dask's ``to_sql``)."""
+        from oxidask.dataframe.sql import to_sql
+
+        return to_sql(self, name, uri, if_exists=if_exists, index=index, compute=compute,
+                      **kwargs)
+
     def to_polars(self, **kwargs):
         """The computed frame as a Polars DataFrame (needs polars installed)."""
         import polars as pl
@@ -606,6 +649,32 @@ class DataFrame(_Collection):
 
 def _same(x):
     return x
+
+
+def _physical_divisions(divisions, dtype, column):
+    """User divisions as the numbers the engine compares keys with (datetimes as counts of
+    the column's time unit)."""
+    if len(divisions) < 2:
+        raise ValueError("divisions needs at least two values (the first and last bounds)")
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        unit = np.datetime_data(np.dtype(getattr(dtype, "base", dtype)))[0]
+        try:
+            out = [float(np.datetime64(pd.Timestamp(d).tz_localize(None), unit).astype(np.int64))
+                   for d in divisions]
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"divisions for the datetime column {column!r} must be timestamps: {e}"
+            ) from None
+    else:
+        try:
+            out = [float(d) for d in divisions]
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"divisions for column {column!r} ({dtype}) must be numbers, got {divisions[:3]!r}"
+            ) from None
+    if any(b < a for a, b in zip(out, out[1:])):
+        raise ValueError("divisions must be sorted")
+    return out
 
 
 def _fill_nan(c, v, dtype):
@@ -943,6 +1012,19 @@ class Series(_Collection):
     def apply(self, func, meta=None, args=(), **kwargs):
         """Applies ``func`` to each value, through ``map_partitions``."""
         return self.map_partitions(lambda s: s.apply(func, args=args, **kwargs), meta=meta)
+
+    def map_overlap(self, func, before, after, *args, meta=None, **kwargs):
+        """``func`` over each partition (a pandas Series) with rows borrowed from its
+        neighbours, as ``DataFrame.map_overlap``."""
+        from oxidask.dataframe.rolling import map_overlap
+
+        return map_overlap(self, func, before, after, args, kwargs, meta)
+
+    def rolling(self, window, min_periods=None, center=False, win_type=None, axis=0):
+        """Moving windows of ``window`` rows or a time span over a sorted index."""
+        from oxidask.dataframe.rolling import Rolling
+
+        return Rolling(self, window, min_periods, center, win_type, axis)
 
     def to_delayed(self):
         """One Delayed per partition (of one-column pandas DataFrames)."""

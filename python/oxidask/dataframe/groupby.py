@@ -2,6 +2,12 @@
 
 import pandas as pd
 
+from oxidask.dataframe.aggregation import (
+    as_aggregation,
+    custom_groupby_agg,
+    is_custom,
+    result_index_name,
+)
 from oxidask.dataframe.core import DataFrame, Series, _Collection, _concat, _SEP
 
 _FUNCS = ("sum", "mean", "count", "size", "min", "max", "std", "var", "nunique", "first", "last")
@@ -41,6 +47,9 @@ class _GroupResult(_Collection):
         out = _concat(parts, self._keys)
         if out is None:
             out = self._frame._meta
+        name = result_index_name(self._keys)
+        if name is not False:
+            out.index.name = name
         if self._squeeze is not None:
             s = out[self._squeeze]
             s.name = self._columns[self._squeeze]
@@ -169,10 +178,12 @@ class GroupBy:
         r = self._run([(self._keys[0], "size", None)], squeeze=True, split_out=split_out)
         return r
 
-    def agg(self, arg=None, split_out=None, **named):
+    def agg(self, arg=None, split_out=None, split_every=None, **named):
         """Aggregations in pandas' forms: a function name, a list of them (columns
         ``(column, function)``), a dict of column to function(s), or named aggregations
-        ``name=(column, function)``."""
+        ``name=(column, function)``; any of them may be a ``dd.Aggregation``."""
+        if is_custom(arg):
+            return self._custom(arg, split_every)
         if named:
             specs = []
             for label, spec in named.items():
@@ -199,3 +210,37 @@ class GroupBy:
         raise TypeError("agg takes a function name, a list, a dict or name=(column, function)")
 
     aggregate = agg
+
+    def _custom(self, arg, split_every):
+        """``agg`` with ``dd.Aggregation``s: Python tasks over pandas partitions."""
+
+        def one(f):
+            a = as_aggregation(f)
+            if a is None:
+                raise NotImplementedError(
+                    f"groupby aggregations mixing dd.Aggregation with {f!r} are not supported"
+                )
+            return a
+
+        squeeze = False
+        if isinstance(arg, dict):
+            multi = any(isinstance(v, list) for v in arg.values())
+            specs = []
+            for c, fs in arg.items():
+                self._frame._check_columns([c])
+                for f in (fs if isinstance(fs, list) else [fs]):
+                    a = one(f)
+                    specs.append((c, a, (c, a.__name__) if multi else c))
+        elif isinstance(arg, (list, tuple)):
+            aggs = [one(f) for f in arg]
+            if self._column is not None:
+                specs = [(self._column, a, a.__name__) for a in aggs]
+            else:
+                specs = [(c, a, (c, a.__name__)) for c in self._values() for a in aggs]
+        else:
+            a = one(arg)
+            if self._column is not None:
+                specs, squeeze = [(self._column, a, self._column)], True
+            else:
+                specs = [(c, a, c) for c in self._values()]
+        return custom_groupby_agg(self._frame, self._keys, specs, squeeze, split_every)

@@ -37,14 +37,28 @@ def _storage(storage_options):
     return endpoint, region
 
 
-def read_parquet(path, columns=None, storage_options=None, **kwargs):
+def read_parquet(path, columns=None, storage_options=None, split_row_groups="infer", **kwargs):
     """Reads Parquet files (a path, glob, directory, list, or ``s3://`` URL) lazily, a
-    partition per file or row-group range; ``columns=`` reads only those."""
+    partition per file; ``columns=`` reads only those. ``split_row_groups=N`` (or ``True``
+    for one) makes a partition of every ``N`` row groups of local files instead (Dask's
+    option; ``"infer"``/``"adaptive"``/``False``: a partition per file)."""
     endpoint, region = _storage(storage_options)
     if isinstance(columns, str):
         columns = [columns]
+    if split_row_groups is True:
+        per = 1
+    elif split_row_groups in (False, None, "infer", "adaptive"):
+        per = None
+    elif isinstance(split_row_groups, int) and split_row_groups > 0:
+        per = split_row_groups
+    else:
+        raise ValueError(
+            f"split_row_groups must be a positive integer, True, False, 'infer' or 'adaptive'; "
+            f"got {split_row_groups!r}"
+        )
     return DataFrame(
-        FrameNode.read_parquet(_paths(path), list(columns) if columns else None, endpoint, region)
+        FrameNode.read_parquet(_paths(path), list(columns) if columns else None, endpoint, region,
+                               per)
     )
 
 
@@ -119,23 +133,25 @@ def _meta_frame(meta):
 def _nonempty(meta):
     """A two-row pandas frame of made-up values with ``meta``'s dtypes (to infer a function's
     output, as Dask's ``meta_nonempty``)."""
-    cols = {}
-    for c, t in meta.dtypes.items():
+    def values(t, increasing=False):
         if pd.api.types.is_bool_dtype(t):
-            v = [True, False]
-        elif pd.api.types.is_integer_dtype(t):
-            v = [1, 1]
-        elif pd.api.types.is_float_dtype(t):
-            v = [1.0, 1.0]
-        elif pd.api.types.is_datetime64_any_dtype(t):
-            v = [pd.Timestamp("2000-01-01"), pd.Timestamp("2000-01-01")]
-        else:
-            v = ["foo", "foo"]
-        cols[c] = pd.Series(v, dtype=t)
+            return [False, True]
+        if pd.api.types.is_integer_dtype(t):
+            return [1, 2] if increasing else [1, 1]
+        if pd.api.types.is_float_dtype(t):
+            return [1.0, 2.0] if increasing else [1.0, 1.0]
+        if pd.api.types.is_datetime64_any_dtype(t):
+            return [pd.Timestamp("2000-01-01"), pd.Timestamp("2000-01-02" if increasing else "2000-01-01")]
+        return ["foo", "goo"] if increasing else ["foo", "foo"]
+
+    cols = {c: pd.Series(values(t), dtype=t) for c, t in meta.dtypes.items()}
     out = pd.DataFrame(cols)
-    if meta.index.name is not None or isinstance(meta.index, pd.MultiIndex):
-        out.index = pd.Index([meta.index.dtype.type(1) if False else 1, 1], name=meta.index.name) \
-            if not isinstance(meta.index, pd.MultiIndex) else out.index
+    idx = meta.index
+    if isinstance(idx, pd.MultiIndex):
+        out.index = pd.MultiIndex.from_arrays(
+            [pd.Index(values(lv.dtype, True), dtype=lv.dtype) for lv in idx.levels], names=idx.names)
+    elif idx.name is not None or not isinstance(idx, pd.RangeIndex):
+        out.index = pd.Index(values(idx.dtype, True), dtype=idx.dtype, name=idx.name)
     return out
 
 
