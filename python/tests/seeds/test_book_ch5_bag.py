@@ -11,12 +11,13 @@ Tests and the document lines they come from:
 - test_figure_3_2_visualize               L1489-1498  dask.visualize(words_bag.frequencies())
 - test_example_5_1_preprocessing_json     L3153-3177  read_text(urls, linedelimiter="NODELIM"),
                                                       map(json.loads(...)["results"]).flatten()
+- test_example_5_2_pdfs_through_fsspec     L3159-3185  fsspec's url_to_fs/expand_path, PyPDF2,
+                                                      from_sequence(files).map(load_file)
 - test_example_5_3_custom_load_function   L3210-3218  from_sequence(range(20), npartitions=5)
 
 Skipped on purpose:
-- Examples 5-2, 5-4 and 5-5 (L3187-3311) list files with fsspec (and read PDFs with PyPDF2),
-  neither of which the test environment has; 5-4 and 5-5 also iterate a Delayed of unknown
-  length (`dirs += dir_list`), which raises TypeError in Dask as well.
+- Examples 5-4 and 5-5 (L3211-3311) iterate a Delayed of unknown length
+  (`dirs += dir_list`), which raises TypeError in Dask as well.
 
 Changes beyond the imports:
 - Example 2-6 crawls two GitHub pages from the internet; here `crawl` is Example 2-4's crawler
@@ -28,6 +29,8 @@ Changes beyond the imports:
 - Example 5-1's last line `bag.Bag.to_dataframe(cleaned_records)` needs a dataframe collection,
   which oxidask does not have yet (issue 14): the test checks that it says so
   (NotImplementedError) and checks the cleaned records instead.
+- Example 5-2 reads PDFs the test writes into a temporary directory (one of them broken, to
+  see the example's error path), through fsspec's local filesystem (`file://`).
 - Results are kept in variables to assert on, against plain-Python oracles.
 - The chapter-2 examples run on the `client` fixture (a LocalCluster of two worker processes), as
   the book keeps its Client for the chapter; the chapter-5 ones on the default local scheduler.
@@ -221,3 +224,71 @@ def test_example_5_3_custom_load_function():
     expected = [w for x in range(20) for w in ["Timbit", "Is", "Awesome"][0: x % 4]]
     assert raw_data.compute() == expected
     assert dict(raw_data.frequencies().compute()) == dict(Counter(expected))
+
+
+def _pdf(text):
+    """A one-page PDF showing ``text`` (hand-written objects and cross-reference table)."""
+    content = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, obj in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_example_5_2_pdfs_through_fsspec(tmp_path):
+    import fsspec
+    from oxidask import bag
+
+    texts = {f"report-{i}.pdf": f"Timbit report {i}" for i in range(6)}
+    (tmp_path / "nested").mkdir()
+    for i, (name, text) in enumerate(texts.items()):
+        where = tmp_path / "nested" if i % 2 else tmp_path
+        (where / name).write_bytes(_pdf(text))
+    (tmp_path / "broken.pdf").write_bytes(b"not a pdf at all")
+
+    # --- 002:L3159-3185, as written
+    def discover_files(path: str):
+        (fs, fspath) = fsspec.core.url_to_fs(path)
+        return (fs, fs.expand_path(fspath, recursive="true"))
+
+
+    def load_file(fs, file):
+        """Load (and initially process) the data."""
+        from PyPDF2 import PdfReader
+        try:
+            file_contents = fs.open(file)
+            pdf = PdfReader(file_contents)
+            return (file, pdf.pages[0].extract_text())
+        except Exception as e:
+            return (file, e)
+
+
+    def load_data(path: str):
+        (fs, files) = discover_files(path)
+        bag_filenames = bag.from_sequence(files)
+        contents = bag_filenames.map(lambda f: load_file(fs, f))
+        return contents
+    # ---
+    contents = load_data(f"file://{tmp_path}").compute()
+    by_name = {f.rsplit("/", 1)[-1]: v for f, v in contents}
+    # expand_path lists directories too; PyPDF2 fails on them and on the broken file.
+    for name, text in texts.items():
+        assert by_name[name] == text
+    assert isinstance(by_name["broken.pdf"], Exception)
+    assert isinstance(by_name["nested"], Exception)
