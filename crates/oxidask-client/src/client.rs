@@ -480,6 +480,9 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
             | ToClient::TaskStream { .. }
             | ToClient::Logs { .. }
             | ToClient::Restarted { .. }
+            | ToClient::Retired { .. }
+            | ToClient::AdaptiveTarget { .. }
+            | ToClient::Moved { .. }
             | ToClient::Gathered { .. }) => {
                 let request = match &reply {
                     ToClient::WhoHas { request, .. }
@@ -488,6 +491,9 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
                     | ToClient::TaskStream { request, .. }
                     | ToClient::Logs { request, .. }
                     | ToClient::Restarted { request, .. }
+                    | ToClient::Retired { request, .. }
+                    | ToClient::AdaptiveTarget { request, .. }
+                    | ToClient::Moved { request, .. }
                     | ToClient::Gathered { request, .. } => *request,
                     _ => unreachable!(),
                 };
@@ -713,7 +719,7 @@ impl Client {
     }
 
     /// Sends a request and waits for its reply.
-    fn request(&self, make: impl FnOnce(u64) -> ToScheduler) -> Result<ToClient, Error> {
+    pub(crate) fn request(&self, make: impl FnOnce(u64) -> ToScheduler) -> Result<ToClient, Error> {
         let id = self.shared().next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         self.shared().lock().replies.insert(id, tx);

@@ -30,6 +30,7 @@ mod cluster;
 mod coord;
 mod error;
 mod future;
+mod lifecycle;
 mod persist;
 mod report;
 
@@ -41,6 +42,7 @@ pub use coord::{
 };
 pub use error::ClientError;
 pub use future::{as_completed, AsCompleted, Future, Status};
+pub use lifecycle::{AdaptiveTarget, Retire};
 pub use oxidask_dashboard::report::{Report, ReportWorker};
 pub use oxidask_protocol::transport::{
     Party, Security, SecurityError, TemporaryCa, TlsCredentials, TlsFiles, TlsVersions, TOKEN_ENV,

@@ -190,6 +190,44 @@ pub enum ToScheduler {
         /// Matches the reply.
         request: u64,
     },
+    /// Retire workers gracefully (Dask's `retire_workers`): they get no new tasks, every
+    /// result only they hold is copied to another worker first, then each is told to stop
+    /// (its nanny does not restart it). Answered by [`ToClient::Retired`] once done.
+    RetireWorkers {
+        /// Matches the reply.
+        request: u64,
+        /// Workers by name or data address; empty: the scheduler picks `n` (idle workers
+        /// holding the least data first, Dask's `workers_to_close`).
+        workers: Vec<String>,
+        /// How many to pick when `workers` is empty.
+        n: u32,
+    },
+    /// How many workers the current load needs (Dask's `Scheduler.adaptive_target`), and
+    /// which to close first if fewer. Answered by [`ToClient::AdaptiveTarget`].
+    AdaptiveTarget {
+        /// Matches the reply.
+        request: u64,
+        /// The wanted time to finish the queued and running work, microseconds.
+        target_duration_us: u64,
+    },
+    /// Copy these results onto `n` workers (0: every worker); extra copies are dropped
+    /// (Dask's `replicate`). Answered by [`ToClient::Moved`] once the copies exist.
+    Replicate {
+        /// Matches the reply.
+        request: u64,
+        /// The keys (in memory).
+        keys: Vec<WireKey>,
+        /// Copies wanted.
+        n: u32,
+    },
+    /// Move results between workers so each holds about the same bytes, keeping recipients
+    /// under their memory target (Dask's `rebalance`). Answered by [`ToClient::Moved`].
+    Rebalance {
+        /// Matches the reply.
+        request: u64,
+        /// Only these keys may move; empty: any result.
+        keys: Vec<WireKey>,
+    },
 }
 
 /// What a record of the task stream shows.
@@ -401,6 +439,36 @@ pub enum ToClient {
         /// Workers that were connected (and were told to restart).
         workers: u32,
     },
+    /// Reply to [`ToScheduler::RetireWorkers`]: the workers retired (as they were just
+    /// before), and why any asked for could not be.
+    Retired {
+        /// The request.
+        request: u64,
+        /// The retired workers.
+        workers: Vec<WorkerSummary>,
+        /// Set when a worker could not be retired (it keeps running), saying why.
+        error: Option<String>,
+    },
+    /// Reply to [`ToScheduler::AdaptiveTarget`].
+    AdaptiveTarget {
+        /// The request.
+        request: u64,
+        /// Workers wanted.
+        target: u32,
+        /// Data addresses of the workers to retire to get there (empty unless fewer are
+        /// wanted than connected).
+        workers_to_close: Vec<String>,
+    },
+    /// Reply to [`ToScheduler::Replicate`] and [`ToScheduler::Rebalance`]: the copies were
+    /// made (or why not).
+    Moved {
+        /// The request.
+        request: u64,
+        /// Copies made.
+        copies: u64,
+        /// Set when some could not be made, saying why.
+        error: Option<String>,
+    },
 }
 
 /// Scheduler → worker.
@@ -441,6 +509,12 @@ pub enum ToWorker {
     Restart {
         /// Why (shown by the worker).
         reason: String,
+    },
+    /// Fetch these results from the peers holding them and keep them (a replica: for a
+    /// retiring worker, `replicate` or `rebalance`). Answered by [`FromWorker::Acquired`].
+    Acquire {
+        /// Keys and the data addresses holding them.
+        who_has: Vec<(WireKey, Vec<String>)>,
     },
 }
 
@@ -528,6 +602,22 @@ pub enum FromWorker {
     Paused {
         /// True when pausing, false when resuming.
         paused: bool,
+    },
+    /// Reply to [`ToWorker::Acquire`].
+    Acquired {
+        /// Held now: key, type name, size.
+        keys: Vec<(WireKey, String, u64)>,
+        /// No holder had them (or they could not be read).
+        missing: Vec<WireKey>,
+    },
+    /// The worker wants to leave (it got SIGTERM): retire it gracefully, then tell it to
+    /// stop.
+    Retire,
+    /// Sent right after joining by a worker that reconnected: the results it still holds.
+    /// The scheduler keeps those of keys in memory (another replica) and frees the rest.
+    Holding {
+        /// Key, type name, size.
+        keys: Vec<(WireKey, String, u64)>,
     },
 }
 

@@ -566,6 +566,7 @@ async fn run(stream: Stream, shared: Arc<Shared>, heartbeat: Duration) -> String
 /// Applies a batch of scheduler messages; `Some(reason)` if told to stop.
 fn handle(shared: &Arc<Shared>, msgs: Vec<ToWorker>) -> Option<String> {
     let mut fetches = Vec::new();
+    let mut acquires = Vec::new();
     let mut stop = None;
     let mut new_ready = false;
     {
@@ -624,6 +625,7 @@ fn handle(shared: &Arc<Shared>, msgs: Vec<ToWorker>) -> Option<String> {
                 ToWorker::Stop { reason } => {
                     stop = Some(format!("stopped by the scheduler: {reason}"))
                 }
+                ToWorker::Acquire { who_has } => acquires.extend(who_has),
                 ToWorker::Restart { reason } => {
                     shared
                         .restart_requested
@@ -639,6 +641,9 @@ fn handle(shared: &Arc<Shared>, msgs: Vec<ToWorker>) -> Option<String> {
     shared.wake_writer();
     if !fetches.is_empty() {
         tokio::spawn(transfer::fetch(shared.clone(), fetches));
+    }
+    if !acquires.is_empty() {
+        tokio::spawn(transfer::acquire(shared.clone(), acquires));
     }
     stop
 }

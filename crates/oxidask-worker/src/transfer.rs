@@ -283,3 +283,66 @@ async fn fetch_one(shared: &Shared, k: Key, wk: WireKey, addrs: Vec<String>) {
     }
     shared.lock().fetch_failed(k, &wk, tried);
 }
+
+/// Fetches results the scheduler asked this worker to hold (a copy for a retiring worker,
+/// `replicate`, `rebalance`), from the first holder that has each, and reports what arrived.
+pub(crate) async fn acquire(shared: Arc<Shared>, who_has: Vec<(WireKey, Vec<String>)>) {
+    let mut by_addr: HashMap<String, Vec<(WireKey, Vec<String>)>> = HashMap::new();
+    let mut missing = Vec::new();
+    for (wk, addrs) in who_has {
+        match addrs.first() {
+            Some(a) => by_addr.entry(a.clone()).or_default().push((wk, addrs)),
+            None => missing.push(wk),
+        }
+    }
+    let mut got = Vec::new();
+    for (addr, group) in by_addr {
+        let started = crate::state::now_us();
+        let keys: Vec<WireKey> = group.iter().map(|(k, _)| *k).collect();
+        let mut answers: HashMap<WireKey, Fetched> = shared
+            .pool
+            .get(&addr, keys)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        for (wk, addrs) in group {
+            let mut value = match answers.remove(&wk) {
+                Some(Fetched::Value(v)) => v.to_value().ok(),
+                _ => None,
+            };
+            for other in addrs.iter().skip(1) {
+                if value.is_some() {
+                    break;
+                }
+                if let Ok(a) = shared.pool.get(other, vec![wk]).await {
+                    if let Some((_, Fetched::Value(v))) = a.into_iter().next() {
+                        value = v.to_value().ok();
+                    }
+                }
+            }
+            match (value, wk.to_key()) {
+                (Some(v), Ok(k)) => {
+                    let nbytes = v.nbytes() as u64;
+                    let type_name = v.type_name().to_owned();
+                    let mut st = shared.lock();
+                    st.record(oxidask_protocol::ActivityKind::Transfer, started, nbytes, 1);
+                    st.store(k, v, true);
+                    got.push((wk, type_name, nbytes));
+                }
+                _ => missing.push(wk),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        shared.log(format!(
+            "could not fetch {} result(s) the scheduler asked this worker to hold",
+            missing.len()
+        ));
+    }
+    shared
+        .lock()
+        .outbox
+        .push(oxidask_protocol::FromWorker::Acquired { keys: got, missing });
+    shared.wake_writer();
+}

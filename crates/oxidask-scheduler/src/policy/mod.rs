@@ -34,7 +34,7 @@ const EXTRA_IDLE_CANDIDATES: usize = 8;
 impl SchedulerState {
     /// True if `w` should not be given more root tasks.
     pub(crate) fn saturated(&self, w: WorkerId) -> bool {
-        if self.paused.contains(&w) {
+        if self.closed_to_work(w) {
             return true;
         }
         let rec = self.worker(w);
@@ -50,7 +50,7 @@ impl SchedulerState {
     /// Keeps the idle and unsaturated sets current after `w`'s assignments changed.
     pub(crate) fn update_worker_sets(&mut self, w: WorkerId) {
         let rec = self.worker(w);
-        let idle = rec.busy() < rec.info.nthreads.max(1) as usize && !self.paused.contains(&w);
+        let idle = rec.busy() < rec.info.nthreads.max(1) as usize && !self.closed_to_work(w);
         let saturated = self.saturated(w);
         if idle {
             self.idle.insert(w);
@@ -131,7 +131,7 @@ impl SchedulerState {
                 candidates.push(w);
             }
         }
-        candidates.retain(|&w| self.worker(w).could_run(task) && !self.paused.contains(&w));
+        candidates.retain(|&w| self.worker(w).could_run(task) && !self.closed_to_work(w));
         if candidates.is_empty() {
             let runnable: Vec<WorkerId> = self
                 .live_workers()
@@ -144,7 +144,7 @@ impl SchedulerState {
             // Paused workers take nothing new: wait for one to resume (or another to join).
             candidates = runnable
                 .into_iter()
-                .filter(|w| !self.paused.contains(w))
+                .filter(|w| !self.closed_to_work(*w))
                 .collect();
             if candidates.is_empty() {
                 return Decision::Queue;

@@ -105,6 +105,17 @@ impl SchedulerState {
             ToScheduler::Gather { .. } => {}
             ToScheduler::Coord { request, op } => self.coord_message(c, request, op),
             ToScheduler::Restart { request } => self.restart(c, request),
+            ToScheduler::RetireWorkers {
+                request,
+                workers,
+                n,
+            } => self.retire_workers(super::lifecycle::Requester::Client(c, request), workers, n),
+            ToScheduler::AdaptiveTarget {
+                request,
+                target_duration_us,
+            } => self.adaptive_reply(c, request, target_duration_us),
+            ToScheduler::Replicate { request, keys, n } => self.replicate(c, request, keys, n),
+            ToScheduler::Rebalance { request, keys } => self.rebalance(c, request, keys),
             ToScheduler::Logs { request, worker } => {
                 let lines = match worker {
                     None => self.log_source.as_ref().map(|f| f()).unwrap_or_default(),

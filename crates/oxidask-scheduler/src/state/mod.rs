@@ -13,6 +13,7 @@
 mod clients;
 mod coord;
 mod index;
+mod lifecycle;
 mod log;
 pub mod observe;
 mod records;
@@ -29,6 +30,7 @@ use oxidask_protocol::{FromWorker, ToClient, ToScheduler, ToWorker, WireKey, Wor
 use rustc_hash::FxHashMap;
 
 pub use coord::{Coord, CoordLimits};
+pub use lifecycle::Recommendation;
 pub use log::{Stimulus, Transition, TransitionLog};
 pub use records::{
     ClientId, ClientRec, Constraints, TState, TaskId, TaskList, TaskRec, WorkerId, WorkerMetrics,
@@ -59,6 +61,10 @@ pub struct Config {
     pub no_worker_timeout: Duration,
     /// Transitions kept for `story`.
     pub log_capacity: usize,
+    /// The fraction of the workers' memory limits that results may fill before the adaptive
+    /// target asks for more workers, and that `rebalance` fills a recipient to at most
+    /// (`distributed.worker.memory.target`, default 0.6).
+    pub memory_target_fraction: f64,
 }
 
 impl Default for Config {
@@ -73,6 +79,7 @@ impl Default for Config {
             heartbeat_timeout: Duration::from_secs(30),
             no_worker_timeout: Duration::from_secs(5),
             log_capacity: 200_000,
+            memory_target_fraction: 0.6,
         }
     }
 }
@@ -94,6 +101,9 @@ impl Config {
             no_worker_timeout: cfg
                 .duration("distributed.scheduler.no-workers-timeout")
                 .unwrap_or(Duration::from_secs(u32::MAX as u64)),
+            memory_target_fraction: cfg
+                .fraction("distributed.worker.memory.target")
+                .unwrap_or(d.memory_target_fraction),
             ..d
         }
     }
@@ -164,6 +174,10 @@ impl Event {
                 ToScheduler::Gather { .. } => "gather",
                 ToScheduler::Coord { .. } => "coordination",
                 ToScheduler::Restart { .. } => "restart",
+                ToScheduler::RetireWorkers { .. } => "retire-workers",
+                ToScheduler::AdaptiveTarget { .. } => "adaptive-target",
+                ToScheduler::Replicate { .. } => "replicate",
+                ToScheduler::Rebalance { .. } => "rebalance",
             },
             Event::ClientLeft { .. } => "client-left",
             Event::WorkerJoined { .. } => "worker-joined",
@@ -177,6 +191,9 @@ impl Event {
                 FromWorker::Activity { .. } => "activity",
                 FromWorker::LongRunning { .. } => "long-running",
                 FromWorker::Paused { .. } => "paused",
+                FromWorker::Acquired { .. } => "acquired",
+                FromWorker::Retire => "worker-retires",
+                FromWorker::Holding { .. } => "worker-holds",
             },
             Event::WorkerLeft { .. } => "worker-left",
             Event::Tick => "tick",
@@ -265,6 +282,8 @@ pub struct SchedulerState {
     pub(crate) log_source: Option<crate::server::LogSource>,
     /// Variables, queues, locks and the other coordination objects.
     pub(crate) coord: coord::Coord,
+    /// Retirements and data moves in progress.
+    pub(crate) life: lifecycle::Lifecycle,
 }
 
 impl SchedulerState {
@@ -303,6 +322,7 @@ impl SchedulerState {
             obs: observe::Observations::default(),
             log_source: None,
             coord: coord::Coord::default(),
+            life: lifecycle::Lifecycle::default(),
         }
     }
 
@@ -346,6 +366,10 @@ impl SchedulerState {
             }
         }
         self.process_releases();
+        if !self.life.is_idle() {
+            self.advance_lifecycle();
+            self.process_releases();
+        }
         self.flush_frees();
         out.append(&mut self.out);
     }

@@ -153,7 +153,7 @@ impl SchedulerState {
                     r.info.name
                 ));
             }
-            let idle = r.busy() < r.info.nthreads.max(1) as usize && !self.paused.contains(&w);
+            let idle = r.busy() < r.info.nthreads.max(1) as usize && !self.closed_to_work(w);
             if idle != self.idle.contains(&w) {
                 return Err(format!(
                     "worker {} idle set membership is stale",

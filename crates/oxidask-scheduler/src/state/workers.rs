@@ -122,6 +122,12 @@ impl SchedulerState {
             }
             FromWorker::Activity { activity } => self.worker_activity(w, activity),
             FromWorker::Paused { paused } => self.worker_paused(w, paused),
+            FromWorker::Acquired { keys, missing } => self.acquired(w, keys, missing),
+            FromWorker::Retire => {
+                let name = self.worker(w).info.name.clone();
+                self.retire_workers(super::lifecycle::Requester::Worker, vec![name], 0)
+            }
+            FromWorker::Holding { keys } => self.holding(w, keys),
         }
     }
 
@@ -307,6 +313,7 @@ impl SchedulerState {
     /// Removes a worker: reschedules its tasks, recomputes results only it held, and blames
     /// tasks that keep dying with their workers.
     pub(crate) fn remove_worker(&mut self, w: WorkerId, reason: &str, close: bool) {
+        self.lifecycle_worker_removed(w, reason);
         let rec = self.workers[w.0 as usize]
             .take()
             .expect("removing a live worker");

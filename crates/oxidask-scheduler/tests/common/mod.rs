@@ -54,6 +54,10 @@ pub struct SimWorker {
     pub steals: Vec<WireKey>,
     pub stores: Vec<WireKey>,
     pub computes: usize,
+    /// Keys it was told to fetch and hold, with where from (not yet answered).
+    pub acquires: Vec<(WireKey, Vec<String>)>,
+    /// Told to stop or restart.
+    pub stopped: bool,
 }
 
 /// A client's view.
@@ -117,7 +121,8 @@ impl Sim {
                         ToWorker::Store { values } => {
                             w.stores.extend(values.into_iter().map(|(k, _)| k))
                         }
-                        ToWorker::Stop { .. } | ToWorker::Restart { .. } => {}
+                        ToWorker::Stop { .. } | ToWorker::Restart { .. } => w.stopped = true,
+                        ToWorker::Acquire { who_has } => w.acquires.extend(who_has),
                     }
                 }
                 Effect::ToClient { conn, msg } => {
@@ -236,6 +241,24 @@ impl Sim {
                     causes: vec!["the cause".into()],
                     detail: None,
                 },
+            },
+        });
+    }
+
+    /// Worker `conn` fetches everything it was told to acquire (each succeeds).
+    pub fn acquire_all(&mut self, conn: u64) {
+        let w = self.workers.get_mut(&conn).expect("live worker");
+        let got: Vec<(WireKey, String, u64)> = w
+            .acquires
+            .drain(..)
+            .map(|(k, _)| (k, "i64".to_owned(), 8))
+            .collect();
+        w.holds.extend(got.iter().map(|(k, _, _)| *k));
+        self.step(Event::FromWorker {
+            conn,
+            msg: FromWorker::Acquired {
+                keys: got,
+                missing: Vec::new(),
             },
         });
     }
