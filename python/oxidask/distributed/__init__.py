@@ -28,6 +28,7 @@ from oxidask.distributed.lock import Lock
 from oxidask.distributed.pubsub import Pub, Sub
 from oxidask.distributed.queues import Queue
 from oxidask.distributed.semaphore import Semaphore
+from oxidask.distributed.ssh import SSHCluster
 from oxidask.distributed.variable import Variable
 from oxidask.distributed.diagnostics import MemorySampler, get_task_stream, performance_report
 from oxidask.distributed.security import Security
@@ -49,6 +50,7 @@ __all__ = [
     "Lock",
     "MemorySampler",
     "Pub",
+    "SSHCluster",
     "Queue",
     "Security",
     "Semaphore",
