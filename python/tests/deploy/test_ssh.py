@@ -144,3 +144,35 @@ def test_bad_arguments_fail_before_anything_starts():
         SSHCluster(["a"], connect_options={"client_keys": ["/nonexistent/key"]})
     with pytest.raises(ValueError, match="worker_class"):
         SSHCluster(["a"], worker_class="dask_cuda.CUDAWorker")
+
+
+def test_a_crash_of_the_python_process_leaves_nothing_running(connect_options, tmp_path):
+    """SIGKILL to the process that made the cluster: its ssh clients see EOF, the remote
+    wrappers stop the scheduler and the workers."""
+    import signal
+    import sys
+    import time
+
+    port = _free_port()
+    script = tmp_path / "make_cluster.py"
+    script.write_text(
+        "import sys, time\n"
+        "from oxidask.distributed import SSHCluster\n"
+        f"c = SSHCluster(['127.0.0.1'] * 2, connect_options={connect_options!r},\n"
+        f"               scheduler_options={{'port': {port}, 'dashboard_address': None}},\n"
+        "               worker_options={'nthreads': 1, 'memory_limit': '1GiB'})\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        assert len([p for p in _processes_mentioning(port) if "-m oxidask" in p and "sh -c" not in p]) == 3
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # The stop is asynchronous here (nobody waits for it): poll until it is done.
+    deadline = time.monotonic() + 60
+    while _processes_mentioning(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_mentioning(port) == []
