@@ -150,6 +150,22 @@ def test_tls_without_certificates_is_a_clear_error(helm, tmp_path):
     assert "tls.enabled needs tls.existingSecret, or tls.ca, tls.cert and tls.key" in out.stderr
 
 
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"tsl": {"enabled": True}}, "additional properties 'tsl' not allowed"),
+        ({"worker": {"replicas": "many"}}, "at '/worker/replicas': got string, want integer"),
+        ({"scheduler": {"serviceType": "Ingress"}}, "/scheduler/serviceType"),
+    ],
+)
+def test_values_schema_names_a_mistyped_value(helm, tmp_path, values, message):
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    out = subprocess.run([helm, "template", "rel", str(CHART), "-f", str(path)], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert message in out.stderr, out.stderr
+
+
 def test_existing_secrets_are_referenced_not_created(helm, tmp_path):
     objects = render(
         helm,
