@@ -18,10 +18,14 @@ PORT="${OXIDASK_SSH_PORT:-2222}"
 if ! command -v ssh >/dev/null || ! [ -x /usr/sbin/sshd ]; then
     export DEBIAN_FRONTEND=noninteractive
     # Installing the package must not start the system's own sshd on port 22.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    made_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
     apt-get update -qq
     apt-get install -y -qq openssh-server openssh-client >/dev/null
-    rm -f /usr/sbin/policy-rc.d
+    [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 mkdir -p "$DIR" /run/sshd
