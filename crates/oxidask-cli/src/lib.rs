@@ -271,12 +271,13 @@ fn scheduler_main(args: Vec<String>) -> ExitCode {
         builder = builder.dashboard_link(b.link());
     }
     let scheduler = match builder.start() {
-        Ok(s) => s,
+        Ok(s) => std::sync::Arc::new(s),
         Err(e) => {
             eprintln!("oxidask-scheduler: {e}");
             return ExitCode::FAILURE;
         }
     };
+    scheduler.shut_down_on_signals();
     let dashboard = match bound.map(|b| b.serve(&scheduler)).transpose() {
         Ok(d) => d,
         Err(e) => {

@@ -316,3 +316,42 @@ fn adaptive_target_asks_for_more_workers_under_memory_pressure() {
     let rec = sim.s.adaptive_target(std::time::Duration::from_secs(5));
     assert_eq!(rec.target, 4);
 }
+
+#[test]
+fn a_reconnected_worker_reporting_its_results_becomes_a_holder_again() {
+    let mut sim = two_workers_data_on_first(&["a-0", "b-0"]);
+    sim.client_msg(
+        10,
+        ToScheduler::Replicate {
+            request: 1,
+            keys: vec![wk("a-0")],
+            n: 0,
+        },
+    );
+    sim.acquire_all(2);
+    // w1's connection drops: a-0 survives on w2, b-0 is lost and recomputed on w2.
+    sim.kill_worker(1);
+    assert_eq!(sim.assigned(2), vec![wk("b-0")]);
+    // w1 comes back (new connection) holding both, and an unknown key.
+    sim.add_worker(3, "w1", 1);
+    sim.workers.get_mut(&3).unwrap().holds.insert(wk("zzz-0"));
+    sim.step(Event::FromWorker {
+        conn: 3,
+        msg: FromWorker::Holding {
+            keys: vec![
+                (wk("a-0"), "i64".into(), 8),
+                (wk("b-0"), "i64".into(), 8),
+                (wk("zzz-0"), "i64".into(), 8),
+            ],
+        },
+    });
+    let mut holders = sim.s.who_has(&key("a-0"));
+    holders.sort();
+    assert_eq!(holders, vec!["w1", "w2"]);
+    // b-0 was being recomputed: the reported copy is taken and the computation dropped.
+    assert_eq!(sim.state("b-0"), Some(TState::Memory));
+    assert_eq!(sim.s.who_has(&key("b-0")), vec!["w1".to_owned()]);
+    assert!(sim.assigned(2).is_empty());
+    // The unknown key is freed on the worker.
+    assert!(!sim.workers[&3].holds.contains(&wk("zzz-0")));
+}

@@ -67,6 +67,10 @@ pub struct WorkerArgs {
     /// (`distributed.worker.lifetime.restart`).
     #[arg(long)]
     pub lifetime_restart: bool,
+    /// How long to keep trying to reach the scheduler, at start and after losing it, before
+    /// exiting with code 1 (`60s`, `5 minutes`; Dask's `--death-timeout`). Default: 30 s.
+    #[arg(long)]
+    pub death_timeout: Option<String>,
     /// TLS and authentication.
     #[command(flatten)]
     pub security: oxidask_protocol::transport::SecurityArgs,
@@ -233,6 +237,11 @@ fn run(args: WorkerArgs) -> Result<String, String> {
     };
     let lifetime_restart =
         args.lifetime_restart || cfg.bool("distributed.worker.lifetime.restart") == Some(true);
+    let death_timeout = args
+        .death_timeout
+        .as_deref()
+        .map(|d| parse_duration_arg("--death-timeout", d))
+        .transpose()?;
     let mut b = Worker::builder(address)
         .security(security)
         .memory_thresholds(crate::memory::Thresholds::from_config(&cfg))
@@ -249,6 +258,9 @@ fn run(args: WorkerArgs) -> Result<String, String> {
         .zero_work(args.zero_work);
     if let Some(n) = args.nthreads {
         b = b.nthreads(n);
+    }
+    if let Some(d) = death_timeout {
+        b = b.death_timeout(d);
     }
     if let Some(d) = args.local_directory {
         b = b.local_directory(d);
@@ -291,6 +303,9 @@ fn run(args: WorkerArgs) -> Result<String, String> {
     let reason = w.wait();
     // The signal thread holds the worker too: clean up here, not on the last drop.
     w.shutdown();
+    if w.lost_scheduler() {
+        return Err(reason);
+    }
     let over = lifetime_over.load(std::sync::atomic::Ordering::SeqCst);
     let supervised = std::env::var_os(crate::nanny::NANNY_ENV).is_some();
     if supervised && (w.restart_requested() || (over && lifetime_restart)) {
@@ -306,8 +321,9 @@ fn run(args: WorkerArgs) -> Result<String, String> {
 #[cfg(not(unix))]
 fn stop_on_signals(_w: std::sync::Arc<Worker>) {}
 
-/// SIGTERM or SIGINT stops the worker cleanly (its spill directory removed, the scheduler told
-/// by the closed connection); a second one exits at once.
+/// SIGTERM or SIGINT retires the worker gracefully (Dask's `close_gracefully`): the scheduler
+/// copies the results only it holds to other workers, then tells it to stop; it exits 0 and
+/// its spill directory is removed. A second signal exits at once.
 #[cfg(unix)]
 fn stop_on_signals(w: std::sync::Arc<Worker>) {
     let spawned = std::thread::Builder::new()
@@ -331,8 +347,11 @@ fn stop_on_signals(w: std::sync::Arc<Worker>) {
                     _ = term.recv() => {}
                     _ = int.recv() => {}
                 }
-                eprintln!("oxidask-worker {}: stopping (signal)", w.name());
-                w.stop();
+                eprintln!(
+                    "oxidask-worker {}: closing gracefully (signal): asking the scheduler to move its results to other workers; a second signal exits at once",
+                    w.name()
+                );
+                w.retire();
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = int.recv() => {}

@@ -73,6 +73,14 @@ pub(crate) struct Shared {
     resumed: Notify,
     /// The scheduler asked for a restart (`ToWorker::Restart`).
     restart_requested: std::sync::atomic::AtomicBool,
+    /// The worker asked to be retired (SIGTERM): it leaves once the scheduler says so, and
+    /// does not reconnect if the connection drops meanwhile.
+    retiring: std::sync::atomic::AtomicBool,
+    /// It gave up on its scheduler (unreachable for longer than the death timeout).
+    lost_scheduler: std::sync::atomic::AtomicBool,
+    /// The worker has its process to itself (`oxidask worker`): lifecycle lines also go to
+    /// stderr.
+    owns_process: bool,
 }
 
 /// Log lines kept between heartbeats, at most.
@@ -91,6 +99,15 @@ impl Shared {
     /// `tracing` event unless quiet).
     pub(crate) fn log(&self, msg: impl AsRef<str>) {
         self.log_at(tracing::Level::INFO, msg);
+    }
+
+    /// Logs a lifecycle line (connecting, reconnecting, retiring): also on stderr when the
+    /// worker has its process to itself.
+    pub(crate) fn say(&self, level: tracing::Level, msg: impl AsRef<str>) {
+        if self.owns_process {
+            eprintln!("oxidask-worker {}: {}", self.name, msg.as_ref());
+        }
+        self.log_at(level, msg);
     }
 
     /// Logs a line at a level of its own (`WARN` for failures).
@@ -222,10 +239,20 @@ impl WorkerBuilder {
         self
     }
 
-    /// How long to keep trying to reach the scheduler at start (default 30 s).
+    /// How long to keep trying to reach the scheduler — at start, and again after losing
+    /// it — before giving up (Dask's `death_timeout`, the `--death-timeout` flag; default
+    /// 30 s). Attempts are logged and retried with a doubling delay (0.1 s up to 5 s). A
+    /// worker that loses its scheduler reconnects (to a scheduler restarted at the same
+    /// address), registers again and reports the results it holds; one that gives up stops
+    /// ([`Worker::lost_scheduler`]; the `oxidask worker` command exits with code 1).
     pub fn connect_timeout(mut self, t: Duration) -> Self {
         self.connect_timeout = t;
         self
+    }
+
+    /// Same as [`WorkerBuilder::connect_timeout`], by Dask's name.
+    pub fn death_timeout(self, t: Duration) -> Self {
+        self.connect_timeout(t)
     }
 
     /// Acknowledge tasks without running them (for measuring the scheduler alone).
@@ -323,6 +350,9 @@ impl WorkerBuilder {
             actors: actor::Actors::default(),
             resumed: Notify::new(),
             restart_requested: std::sync::atomic::AtomicBool::new(false),
+            retiring: std::sync::atomic::AtomicBool::new(false),
+            lost_scheduler: std::sync::atomic::AtomicBool::new(false),
+            owns_process: self.exit_on_memory_terminate,
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let io_shared = shared.clone();
@@ -341,7 +371,9 @@ impl WorkerBuilder {
                 let task_shared = io_shared.clone();
                 let reason = rt.block_on(async move {
                     let io_shared = task_shared;
-                    let stream = match connect(&security, &scheduler, info, connect_timeout).await {
+                    let logger = io_shared.clone();
+                    let log = move |m: String| logger.say(tracing::Level::WARN, m);
+                    let stream = match connect(&security, &scheduler, info.clone(), connect_timeout, &log).await {
                         Ok(s) => {
                             let _ = ready_tx.send(Ok(()));
                             s
@@ -363,7 +395,50 @@ impl WorkerBuilder {
                             .expect("a listener registered with tokio");
                         tokio::spawn(metrics::serve(l, io_shared.clone()))
                     });
-                    let reason = run(stream, io_shared.clone(), heartbeat).await;
+                    let mut stream = stream;
+                    let reason = loop {
+                        let (reason, lost) = run(stream, io_shared.clone(), heartbeat).await;
+                        let retiring = io_shared
+                            .retiring
+                            .load(std::sync::atomic::Ordering::SeqCst);
+                        if !lost || retiring {
+                            break reason;
+                        }
+                        io_shared.say(
+                            tracing::Level::WARN,
+                            format!(
+                                "{reason}; reconnecting (giving up after {:.1} s)",
+                                connect_timeout.as_secs_f64()
+                            ),
+                        );
+                        let reconnect = tokio::select! {
+                            r = connect(&security, &scheduler, info.clone(), connect_timeout, &log) => r,
+                            _ = io_shared.stop.notified() => break "stopped".to_owned(),
+                        };
+                        match reconnect {
+                            Ok(s) => {
+                                stream = s;
+                                let held = io_shared.lock().reset_for_new_scheduler();
+                                io_shared.say(tracing::Level::INFO, format!(
+                                    "registered again with the scheduler at {}; it holds {} result(s)",
+                                    io_shared.scheduler,
+                                    held.len()
+                                ));
+                                if !held.is_empty() {
+                                    io_shared
+                                        .lock()
+                                        .outbox
+                                        .push(FromWorker::Holding { keys: held });
+                                }
+                            }
+                            Err(e) => {
+                                io_shared
+                                    .lost_scheduler
+                                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                                break format!("{reason}, and {e}");
+                            }
+                        }
+                    };
                     server.abort();
                     if let Some(m) = metrics {
                         m.abort();
@@ -461,9 +536,14 @@ async fn connect(
     scheduler: &str,
     info: WorkerInfo,
     timeout: Duration,
+    log: &(dyn Fn(String) + Sync),
 ) -> Result<Stream, String> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let start = tokio::time::Instant::now();
+    let deadline = start + timeout;
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0u32;
     loop {
+        attempt += 1;
         let last = match security.connect(scheduler).await {
             // Refused by TLS or the token: trying again will not help.
             Err(ProtocolError::Refused(why)) => {
@@ -481,17 +561,27 @@ async fn connect(
             }
             Err(e) => e.to_string(),
         };
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return Err(format!(
-                "cannot reach the scheduler at {scheduler} ({last}); start it with `oxidask scheduler` or check the address"
+                "cannot reach the scheduler at {scheduler} after {attempt} attempt(s) in {:.1} s ({last}); start it with `oxidask scheduler`, check the address, or give a longer --death-timeout",
+                now.saturating_duration_since(start).as_secs_f64()
             ));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let wait = delay.min(deadline.saturating_duration_since(now));
+        log(format!(
+            "cannot reach the scheduler at {scheduler} (attempt {attempt}: {last}); retrying in {:.1} s, giving up after {:.1} s",
+            wait.as_secs_f64(),
+            timeout.as_secs_f64()
+        ));
+        tokio::time::sleep(wait).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 
-/// Serves the scheduler connection until it closes; returns why.
-async fn run(stream: Stream, shared: Arc<Shared>, heartbeat: Duration) -> String {
+/// Serves the scheduler connection until it closes; returns why, and whether the scheduler
+/// was lost (rather than the worker told or asked to stop).
+async fn run(stream: Stream, shared: Arc<Shared>, heartbeat: Duration) -> (String, bool) {
     shared.log(format!(
         "registered with the scheduler at {}; serving data at {} with {} threads",
         shared.scheduler, shared.data_address, shared.nthreads
@@ -543,19 +633,25 @@ async fn run(stream: Stream, shared: Arc<Shared>, heartbeat: Duration) -> String
     });
     let mut rd = BufReader::with_capacity(1 << 16, rd);
     let limits = Limits::default();
+    // What was queued for a scheduler that went away goes (it is about the old one).
+    shared
+        .lock()
+        .outbox
+        .retain(|m| matches!(m, FromWorker::Holding { .. }));
+    shared.wake_writer();
     let reason = loop {
         let frame = tokio::select! {
             f = read_frame::<_, ToWorker>(&mut rd, &limits) => f,
-            _ = shared.stop.notified() => break "stopped".to_owned(),
+            _ = shared.stop.notified() => break ("stopped".to_owned(), false),
         };
         match frame {
             Ok(Some(msgs)) => {
                 if let Some(reason) = handle(&shared, msgs) {
-                    break reason;
+                    break (reason, false);
                 }
             }
-            Ok(None) => break "the scheduler closed the connection".to_owned(),
-            Err(e) => break format!("lost the scheduler: {e}"),
+            Ok(None) => break ("the scheduler closed the connection".to_owned(), true),
+            Err(e) => break (format!("lost the scheduler: {e}"), true),
         }
     };
     writer.abort();
@@ -737,6 +833,29 @@ impl Worker {
     /// Asks the worker to stop and returns at once; [`Worker::wait`] returns once it has.
     pub fn stop(&self) {
         self.shared.stop.notify_one();
+    }
+
+    /// Asks the scheduler to retire this worker gracefully (what SIGTERM does): it is given
+    /// no new task, the results only it holds are copied to other workers, then the scheduler
+    /// tells it to stop. Returns at once; [`Worker::wait`] returns once it has stopped.
+    pub fn retire(&self) {
+        self.shared
+            .retiring
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared.say(
+            tracing::Level::INFO,
+            "asking the scheduler to retire this worker",
+        );
+        self.shared.lock().outbox.push(FromWorker::Retire);
+        self.shared.wake_writer();
+    }
+
+    /// Whether it gave up on its scheduler: unreachable for longer than its death timeout
+    /// ([`WorkerBuilder::death_timeout`]).
+    pub fn lost_scheduler(&self) -> bool {
+        self.shared
+            .lost_scheduler
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops the worker (running tasks finish on their threads; their results are dropped).

@@ -409,6 +409,34 @@ impl WorkerState {
         }
     }
 
+    /// The worker registered with a (restarted) scheduler that knows none of its tasks:
+    /// tasks not started are dropped, running ones' results will be discarded, and the
+    /// results it holds are returned (key, type name, size) to report to the scheduler.
+    pub fn reset_for_new_scheduler(&mut self) -> Vec<(WireKey, String, u64)> {
+        let keys: Vec<Key> = self.tasks.keys().copied().collect();
+        for k in keys {
+            match self.tasks.get(&k).map(|e| e.phase) {
+                Some(Phase::Executing) => {
+                    if let Some(e) = self.tasks.get_mut(&k) {
+                        e.cancelled = true;
+                    }
+                }
+                Some(_) => self.drop_task(k),
+                None => {}
+            }
+        }
+        self.fetching.clear();
+        self.ready.clear();
+        let mut held: Vec<(WireKey, String, u64)> = self
+            .data
+            .iter()
+            .filter(|(_, s)| s.owned)
+            .map(|(k, s)| (WireKey::from(k), s.type_name().to_owned(), s.nbytes))
+            .collect();
+        held.sort_by_key(|(k, _, _)| *k);
+        held
+    }
+
     /// The scheduler asks for a task back; true if it had not started.
     pub fn steal(&mut self, key: Key) -> bool {
         match self.tasks.get(&key).map(|e| e.phase) {

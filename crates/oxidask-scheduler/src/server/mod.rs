@@ -258,7 +258,12 @@ impl SchedulerBuilder {
                         .expect("a listener registered with tokio");
                     tokio::select! {
                         _ = conn::accept_loop(listener, security, io_tx, io_shared) => {}
-                        _ = stop_rx => {}
+                        _ = stop_rx => {
+                            // Let the writers send what the core queued last (workers told
+                            // to stop, clients told the scheduler is going) before the
+                            // runtime drops them.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
                     }
                 });
             })?;
@@ -362,6 +367,54 @@ impl Scheduler {
             .unwrap_or_else(|p| p.into_inner())
             .send(Inbound::Shutdown);
         self.wait();
+    }
+}
+
+impl Scheduler {
+    /// SIGTERM or SIGINT shuts the scheduler down cleanly (what `oxidask scheduler` does):
+    /// workers are told to stop, clients' connections close, and [`Scheduler::wait`]
+    /// returns. A second signal exits the process at once with code 1.
+    pub fn shut_down_on_signals(self: &Arc<Self>) {
+        #[cfg(unix)]
+        {
+            let scheduler = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("oxidask-scheduler-signals".into())
+                .spawn(move || {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    rt.block_on(async move {
+                        use tokio::signal::unix::{signal, SignalKind};
+                        let (Ok(mut term), Ok(mut int)) = (
+                            signal(SignalKind::terminate()),
+                            signal(SignalKind::interrupt()),
+                        ) else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = term.recv() => {}
+                            _ = int.recv() => {}
+                        }
+                        eprintln!(
+                            "oxidask-scheduler: shutting down (signal): telling the workers to stop"
+                        );
+                        let s = scheduler.clone();
+                        std::thread::spawn(move || s.shutdown());
+                        tokio::select! {
+                            _ = term.recv() => {}
+                            _ = int.recv() => {}
+                        }
+                        std::process::exit(1);
+                    });
+                });
+            if let Err(e) = spawned {
+                eprintln!("oxidask-scheduler: signals will stop the process abruptly ({e})");
+            }
+        }
     }
 }
 
