@@ -18,6 +18,9 @@ pub enum Retire {
     /// This many, picked by the scheduler: idle workers holding the least data only they
     /// hold first (Dask's `workers_to_close`).
     Count(usize),
+    /// What Dask's `retire_workers()` without arguments retires: idle workers, least data
+    /// first, while those left keep memory limits of twice the data the cluster holds.
+    Idle,
 }
 
 /// The scheduler's recommendation for the cluster's size (Dask's
@@ -59,6 +62,7 @@ impl Client {
             }
             Retire::Count(0) => return Ok(Vec::new()),
             Retire::Count(n) => (Vec::new(), n.min(u32::MAX as usize) as u32),
+            Retire::Idle => (Vec::new(), 0),
         };
         match self.request(|request| ToScheduler::RetireWorkers {
             request,
@@ -82,12 +86,12 @@ impl Client {
         which: Retire,
     ) -> Result<(Vec<oxidask_protocol::WorkerSummary>, Option<String>), Error> {
         let (workers, n) = match which {
+            Retire::Workers(w) if w.is_empty() => return Ok((Vec::new(), None)),
+            Retire::Count(0) => return Ok((Vec::new(), None)),
             Retire::Workers(w) => (w, 0),
             Retire::Count(n) => (Vec::new(), n.min(u32::MAX as usize) as u32),
+            Retire::Idle => (Vec::new(), 0),
         };
-        if workers.is_empty() && n == 0 {
-            return Ok((Vec::new(), None));
-        }
         match self.request(|request| ToScheduler::RetireWorkers {
             request,
             workers,

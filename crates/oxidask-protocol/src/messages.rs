@@ -199,7 +199,9 @@ pub enum ToScheduler {
         /// Workers by name or data address; empty: the scheduler picks `n` (idle workers
         /// holding the least data first, Dask's `workers_to_close`).
         workers: Vec<String>,
-        /// How many to pick when `workers` is empty.
+        /// How many to pick when `workers` is empty; 0 with no `workers`: what Dask's
+        /// `retire_workers()` without arguments retires (idle workers, while those left
+        /// have memory limits of twice the data held).
         n: u32,
     },
     /// How many workers the current load needs (Dask's `Scheduler.adaptive_target`), and

@@ -355,3 +355,17 @@ fn a_reconnected_worker_reporting_its_results_becomes_a_holder_again() {
     // The unknown key is freed on the worker.
     assert!(!sim.workers[&3].holds.contains(&wk("zzz-0")));
 }
+
+#[test]
+fn retire_without_arguments_retires_idle_workers_the_data_can_spare() {
+    let mut sim = two_workers_data_on_first(&["a-0"]);
+    sim.add_worker(3, "w3", 1);
+    retire(&mut sim, 10, 1, &[], 0);
+    // Without memory limits each remaining worker counts as unlimited: both idle workers
+    // without data go; w1, holding the only copy of a-0, stays (the last worker is kept
+    // while it holds data).
+    let (mut names, error) = retired(&sim, 10, 1).expect("nothing to move");
+    names.sort();
+    assert_eq!(error, None);
+    assert_eq!(names, vec!["w2", "w3"]);
+}

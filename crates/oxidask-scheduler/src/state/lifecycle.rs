@@ -147,7 +147,9 @@ impl SchedulerState {
         let mut workers = Vec::new();
         let mut outcomes = FxHashMap::default();
         let mut unknown = Vec::new();
-        if names.is_empty() {
+        if names.is_empty() && n == 0 {
+            workers = self.workers_to_close(None, Some(2.0));
+        } else if names.is_empty() {
             workers = self.workers_to_close(Some(n as usize), None);
         } else {
             for name in names {
