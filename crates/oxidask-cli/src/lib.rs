@@ -8,6 +8,8 @@
 //! - `oxidask worker tcp://HOST:PORT [--nthreads N --memory-limit 4GiB --resources GPU=2
 //!   --name NAME]`: runs a worker of that scheduler (the address may also come from
 //!   `OXIDASK_SCHEDULER_ADDRESS`).
+//! - `oxidask gateway --tokens-file FILE [--address 127.0.0.1:8000]`: runs a multi-tenant
+//!   gateway that starts, scales and stops clusters for its users (see `oxidask_gateway`).
 //! - `oxidask config [--defaults]`: prints the effective configuration (files < `OXIDASK_*`
 //!   variables), a `key: value   # source` line per key, or the built-in defaults; a bad
 //!   configuration is an error saying what to fix.
@@ -93,6 +95,14 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run a multi-tenant gateway that starts, scales and stops clusters for its users over
+    /// a REST API: `oxidask gateway --tokens-file tokens.txt` (see `oxidask gateway --help`).
+    #[command(disable_help_flag = true)]
+    Gateway {
+        /// The gateway's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run a worker: `oxidask worker tcp://HOST:PORT [--nthreads N] [--memory-limit 4GiB]
     /// [--resources GPU=2] [--name NAME]` (see `oxidask worker --help`).
     #[command(disable_help_flag = true)]
@@ -125,6 +135,10 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
         Command::Scheduler { args } => {
             oxidask_dashboard::logging::init();
             return scheduler_main(args);
+        }
+        Command::Gateway { args } => {
+            oxidask_dashboard::logging::init();
+            return oxidask_gateway::gateway_main(args);
         }
         Command::Config { defaults } => {
             let env = oxidask_config::Environment::from_process();
@@ -164,7 +178,10 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
                 },
             ),
         },
-        Command::Worker { .. } | Command::Scheduler { .. } | Command::Config { .. } => {
+        Command::Worker { .. }
+        | Command::Scheduler { .. }
+        | Command::Config { .. }
+        | Command::Gateway { .. } => {
             unreachable!("handled above")
         }
         Command::Load {

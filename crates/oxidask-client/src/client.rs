@@ -177,9 +177,19 @@ pub struct ClientBuilder {
     set_as_default: bool,
     security: Option<Security>,
     direct_to_workers: Option<bool>,
+    control: bool,
 }
 
 impl ClientBuilder {
+    /// A control connection (for a gateway or an operator's tool): it may ask the scheduler
+    /// about the cluster and manage its workers (summary, adaptive recommendations, retiring)
+    /// but not submit tasks or data, and the scheduler admits it whatever programs the cluster
+    /// runs, without tying the cluster to this program's operations.
+    pub fn control(mut self, on: bool) -> Self {
+        self.control = on;
+        self
+    }
+
     /// How results are gathered, as Dask's `direct_to_workers`: `Some(true)` only from the
     /// workers' data ports, `Some(false)` only through the scheduler's connection (for a
     /// client that reaches nothing but the scheduler's port, e.g. over an SSH tunnel),
@@ -279,6 +289,7 @@ impl ClientBuilder {
         let task_shared = shared.clone();
         let task_stop = stop.clone();
         let name = self.name.clone();
+        let control = self.control;
         let thread_addr = addr.clone();
         let thread = std::thread::Builder::new()
             .name("oxidask-client".into())
@@ -296,7 +307,7 @@ impl ClientBuilder {
                 let handle = rt.handle().clone();
                 rt.block_on(async move {
                     let (stream, dashboard) =
-                        match connect(&security, &thread_addr, name, timeout).await {
+                        match connect(&security, &thread_addr, name, control, timeout).await {
                             Ok(s) => s,
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e));
@@ -348,6 +359,7 @@ async fn connect(
     security: &Security,
     addr: &str,
     name: String,
+    control: bool,
     timeout: Duration,
 ) -> Result<(Stream, String), String> {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -356,7 +368,12 @@ async fn connect(
             // Refused by TLS or the token: trying again will not help.
             Err(ProtocolError::Refused(why)) => return Err(why),
             Ok(mut s) => {
-                return handshake_connect(&mut s, hello(Role::Client { name }))
+                let ours = if control {
+                    oxidask_protocol::Hello::control(name)
+                } else {
+                    hello(Role::Client { name })
+                };
+                return handshake_connect(&mut s, ours)
                     .await
                     .map(|w| (s, w.dashboard))
                     .map_err(|e| e.to_string());
@@ -628,6 +645,7 @@ impl Client {
             set_as_default: true,
             security: None,
             direct_to_workers: None,
+            control: false,
         }
     }
 

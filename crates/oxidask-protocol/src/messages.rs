@@ -51,6 +51,30 @@ pub struct Hello {
     pub role: Role,
 }
 
+/// The registry fingerprint of a control connection: a client that manages a cluster (a
+/// gateway, an operator's tool) rather than computing on it. The scheduler admits it whatever
+/// programs the cluster runs, it fixes nothing for later participants, and tasks or data it
+/// submits are refused.
+pub const CONTROL_REGISTRY: u128 = 0;
+
+impl Hello {
+    /// The hello of a control connection named `name` (see [`CONTROL_REGISTRY`]).
+    pub fn control(name: String) -> Hello {
+        Hello {
+            protocol: crate::PROTOCOL_VERSION,
+            build: crate::build_id(),
+            registry: CONTROL_REGISTRY,
+            runtime: Vec::new(),
+            role: Role::Client { name },
+        }
+    }
+
+    /// Whether this is a control connection's hello.
+    pub fn is_control(&self) -> bool {
+        self.registry == CONTROL_REGISTRY && matches!(self.role, Role::Client { .. })
+    }
+}
+
 /// The answer to a [`Hello`].
 #[derive(Clone, Debug, PartialEq, oxidask_core::Data)]
 #[data(crate = oxidask_core)]

@@ -65,6 +65,10 @@ impl Shared {
         if theirs.protocol != PROTOCOL_VERSION {
             return oxidask_protocol::compatibility(&ours, theirs);
         }
+        if theirs.is_control() {
+            // Manages the cluster, computes nothing: pins nothing (see `serve`).
+            return None;
+        }
         if matches!(theirs.role, Role::Peer) {
             return Some(
                 "this is a scheduler: it does not serve data; fetch data from a worker's data address".into(),
@@ -163,8 +167,11 @@ async fn serve(
     }
     reply_hello(&mut stream, conn, refusal, &shared.dashboard).await?;
     debug_assert!(admitted);
+    let pinned = !theirs.is_control();
     let result = run_connection(stream, conn, tx, theirs, &who, shared).await;
-    shared.leave();
+    if pinned {
+        shared.leave();
+    }
     result
 }
 
@@ -180,6 +187,7 @@ async fn run_connection(
     let (out_tx, out_rx) = unbounded_channel();
     let backlog = Arc::new(Backlog::new());
     let is_worker = matches!(theirs.role, Role::Worker(_));
+    let control = theirs.is_control();
     let data_address = match &theirs.role {
         Role::Worker(info) => Some(info.data_address.clone()),
         _ => None,
@@ -214,6 +222,13 @@ async fn run_connection(
                 keys,
             } => {
                 gather_for_client(shared, replies.clone(), request, worker, keys);
+                None
+            }
+            ToScheduler::UpdateGraph { .. } | ToScheduler::Scatter { .. } if control => {
+                // A control connection's programs were never checked against the cluster's.
+                shared.log(format!(
+                    "{who} is a control connection: its tasks and data are refused"
+                ));
                 None
             }
             msg => Some(Event::FromClient { conn, msg }),
