@@ -16,6 +16,9 @@ def main(argv=None):
                 sys.path.insert(0, p)
     # Ctrl-C and SIGTERM stop the process at once, as they stop the Rust binary.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # Processes this one starts (a gateway's clusters) run as `python -m oxidask` too, so
+    # their workers run Python tasks.
+    os.environ.setdefault("OXIDASK_SELF_COMMAND", f"{sys.executable} -m oxidask")
     from oxidask import _oxidask
 
     return _oxidask.cli_main(["oxidask"] + argv[1:])
