@@ -828,6 +828,100 @@ impl PyClient {
             .collect())
     }
 
+    /// Retires workers gracefully (Dask's `Client.retire_workers`): `workers` by name or
+    /// address, or else `n` picked by the scheduler. Their unique results move to other
+    /// workers first. Returns one dict per retired worker (name, address, nthreads,
+    /// memory_limit); raises `RuntimeError` naming any worker that could not be retired.
+    #[pyo3(signature = (workers = None, n = None))]
+    fn retire_workers<'py>(
+        &self,
+        py: Python<'py>,
+        workers: Option<Vec<String>>,
+        n: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let which = match (workers, n) {
+            (Some(w), _) => oxidask_client::Retire::Workers(w),
+            (None, Some(n)) => oxidask_client::Retire::Count(n),
+            (None, None) => oxidask_client::Retire::Idle,
+        };
+        let scheme = scheme_of(self.client.address());
+        let (retired, error) = py
+            .detach(|| self.client.retire_workers_detailed(which))
+            .map_err(|e| to_pyerr(py, e))?;
+        if let Some(e) = error {
+            let done: Vec<&str> = retired.iter().map(|w| w.name.as_str()).collect();
+            let also = if done.is_empty() {
+                String::new()
+            } else {
+                format!(" (retired: {})", done.join(", "))
+            };
+            return Err(PyRuntimeError::new_err(format!("{e}{also}")));
+        }
+        let out = PyList::empty(py);
+        for w in &retired {
+            let d = PyDict::new(py);
+            d.set_item("name", &w.name)?;
+            d.set_item("address", with_scheme(&w.address, scheme))?;
+            d.set_item("nthreads", w.nthreads)?;
+            d.set_item("memory_limit", w.memory_limit)?;
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    /// The workers the current load needs to finish in about `target_duration` seconds, and
+    /// which to retire first when fewer are needed (Dask's `Scheduler.adaptive_target`).
+    fn adaptive_target<'py>(
+        &self,
+        py: Python<'py>,
+        target_duration: f64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let t = Duration::try_from_secs_f64(target_duration)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "target_duration must be > 0 seconds, got {target_duration}"
+                ))
+            })?;
+        let scheme = scheme_of(self.client.address());
+        let rec = py
+            .detach(|| self.client.adaptive_target(t))
+            .map_err(|e| to_pyerr(py, e))?;
+        let d = PyDict::new(py);
+        d.set_item("target", rec.target)?;
+        let close: Vec<String> = rec
+            .workers_to_close
+            .iter()
+            .map(|a| with_scheme(a, scheme))
+            .collect();
+        d.set_item("workers_to_close", close)?;
+        Ok(d)
+    }
+
+    /// Copies each future's result onto `n` workers (`None`: every worker), dropping extra
+    /// copies (Dask's `Client.replicate`).
+    #[pyo3(signature = (futures, n = None))]
+    fn replicate(
+        &self,
+        py: Python<'_>,
+        futures: Vec<Bound<'_, PyFuture>>,
+        n: Option<usize>,
+    ) -> PyResult<()> {
+        let keys: Vec<Key> = futures.iter().map(|f| f.get().key()).collect();
+        py.detach(|| self.client.replicate(&keys, n))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Moves results so each worker holds about the same bytes (Dask's `Client.rebalance`);
+    /// `futures`: only these may move (`None`: any).
+    #[pyo3(signature = (futures = None))]
+    fn rebalance(&self, py: Python<'_>, futures: Option<Vec<Bound<'_, PyFuture>>>) -> PyResult<()> {
+        let keys: Option<Vec<Key>> = futures.map(|fs| fs.iter().map(|f| f.get().key()).collect());
+        py.detach(|| self.client.rebalance(keys.as_deref()))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
     /// A future for a key the cluster holds (Dask's `Future(key, client)`).
     #[pyo3(signature = (key, owner = None))]
     fn future(&self, key: String, owner: Option<Py<PyAny>>) -> PyFuture {

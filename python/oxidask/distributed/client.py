@@ -551,6 +551,101 @@ class Client(CoordinationMixin):
         """Blocks until ``n_workers`` workers are connected."""
         self._core.wait_for_workers(n_workers, timeout=30.0 if timeout is None else float(timeout))
 
+    def retire_workers(self, workers=None, close_workers=True, n=None, **kwargs):
+        """Retires workers gracefully, as Dask's ``Client.retire_workers``.
+
+        ``workers`` (names or addresses) — or else ``n`` workers the scheduler picks (idle
+        ones holding the least data first), or with neither, the idle workers the cluster's
+        data can spare — are given no new task; every result only they hold is copied to
+        another worker; then each is told to stop (an ``oxidask worker`` process exits and its
+        nanny does not restart it). Returns ``{address: {"name", "nthreads",
+        "memory_limit"}}`` of the retired workers. Raises ``RuntimeError`` naming any worker
+        that could not be retired (no other worker to take its data, an unknown name); those
+        keep running.
+
+        >>> client.retire_workers(workers=["worker-1"])  # doctest: +SKIP
+        {'tcp://127.0.0.1:40123': {'name': 'worker-1', 'nthreads': 2, 'memory_limit': ...}}
+        """
+        if not close_workers:
+            raise ValueError(
+                "retire_workers(close_workers=False) is not supported: retired workers always "
+                "stop; use replicate()/rebalance() to move data without retiring"
+            )
+        unknown = set(kwargs) - {"remove", "names"}
+        if unknown:
+            raise TypeError(f"retire_workers() got unexpected keyword arguments {sorted(unknown)}")
+        if kwargs.get("names") is not None:
+            workers = list(kwargs["names"])
+        if isinstance(workers, str):
+            workers = [workers]
+        if workers is not None:
+            workers = [str(w) for w in workers]
+            if not workers:
+                return {}
+        if n is not None and (not isinstance(n, int) or n < 0):
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        retired = self._core.retire_workers(workers=workers, n=n)
+        return {
+            w["address"]: {
+                "name": w["name"],
+                "nthreads": w["nthreads"],
+                "memory_limit": w["memory_limit"],
+            }
+            for w in retired
+        }
+
+    def adaptive_target(self, target_duration="5s"):
+        """How many workers the current work needs, and which could close (an oxidask
+        extension exposing Dask's ``Scheduler.adaptive_target`` and ``workers_to_close``).
+
+        The target is the queued and running work (per-task-prefix duration estimates)
+        divided by ``target_duration``, scaled to the workers' threads and capped by the
+        number of tasks; more workers when results fill more than
+        ``distributed.worker.memory.target`` of the memory limits. When fewer workers are
+        wanted than are connected, ``workers_to_close`` lists the idle ones to retire first.
+
+        >>> client.adaptive_target("5s")  # doctest: +SKIP
+        {'target': 1, 'workers_to_close': ['tcp://127.0.0.1:40123']}
+        """
+        from oxidask.utils import parse_timedelta
+
+        seconds = parse_timedelta(target_duration)
+        if seconds is None or seconds <= 0:
+            raise ValueError(f"target_duration must be a positive duration, got {target_duration!r}")
+        return dict(self._core.adaptive_target(seconds))
+
+    def replicate(self, futures, n=None, workers=None, branching_factor=2, **kwargs):
+        """Copies futures' results onto ``n`` workers (default: every worker), as Dask's
+        ``Client.replicate``; copies beyond ``n`` are dropped. Returns once the copies exist.
+
+        >>> x = client.scatter(1)  # doctest: +SKIP
+        >>> client.replicate([x], n=2)  # doctest: +SKIP
+        >>> len(client.who_has([x])[x.key])  # doctest: +SKIP
+        2
+        """
+        if workers is not None:
+            raise NotImplementedError("replicate(workers=...) is not supported; pass n")
+        if n is not None and (not isinstance(n, int) or n < 1):
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        flat = []
+        _flatten(futures, flat)
+        self._core.replicate(flat, n=n)
+
+    def rebalance(self, futures=None, workers=None, **kwargs):
+        """Moves results between workers so each holds about the same bytes, never filling
+        a worker past its memory target, as Dask's ``Client.rebalance``; ``futures``: only
+        these may move (default: any result).
+
+        >>> client.rebalance()  # doctest: +SKIP
+        """
+        if workers is not None:
+            raise NotImplementedError("rebalance(workers=...) is not supported")
+        flat = None
+        if futures is not None:
+            flat = []
+            _flatten(futures, flat)
+        self._core.rebalance(flat)
+
     def restart(self, timeout=None, wait_for_workers=True):
         """Restarts every worker and forgets every task, as Dask's ``Client.restart``.
 
