@@ -127,3 +127,21 @@ def test_dataframe_taxi_example_matches_pandas(tmp_path):
     assert "threaded scheduler: value_counts, filter/assign/groupby and dt.hour match pandas" in lines
     assert "LocalCluster (2 worker processes): value_counts, filter/assign/groupby and dt.hour match pandas" in lines
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gateway_example_scales_a_users_cluster_and_keeps_others_out(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "gateway_cluster.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout
+    assert "sum of squares: 20540" in lines
+    peak = int(lines.split("workers asked for at the peak: ")[1].split()[0])
+    assert 2 <= peak <= 3  # 8 s of work over a 5 s target, at most the adapt maximum
+    assert "bob sees 0 clusters" in lines and "bob cannot connect: not found" in lines
+    assert "alice's clusters after shutdown: 0" in lines
+    assert list(tmp_path.iterdir()) == []
