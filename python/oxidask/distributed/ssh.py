@@ -401,8 +401,9 @@ class SSHCluster:
         return {w.name: w.host for w in self._workers}
 
     def scale(self, n=0, **kwargs):
-        """Runs ``n`` worker processes: stops the newest ones, or starts more on the worker
-        hosts in turn (``hosts[1:]``, round robin).
+        """Runs ``n`` worker processes: stops the newest ones (SIGTERM: each worker retires
+        gracefully, the results only it holds moved to the others first), or starts more on
+        the worker hosts in turn (``hosts[1:]``, round robin).
 
         >>> cluster.scale(4)                               # doctest: +SKIP
         """

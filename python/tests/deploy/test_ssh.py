@@ -91,9 +91,17 @@ def test_scale_down_and_up(connect_options):
         cluster.scale(2)
         client.wait_for_workers(2, timeout=30)
         assert sorted(cluster.workers) == ["0", "1"]
+        # Results held only by worker "1", which scale(1) stops: SIGTERM retires it
+        # gracefully, so they move to worker "0" first.
+        held = client.map(lambda x: x * 7, range(20), workers=["1"])
+        client.gather(held)
+        addresses = {w["name"]: a for a, w in client.scheduler_info()["workers"].items()}
+        assert {a for addrs in client.who_has(held).values() for a in addrs} == {addresses["1"]}
         cluster.scale(1)
         assert list(cluster.workers) == ["0"]
         assert not [p for p in _processes_mentioning(port) if "--name 1" in p]
+        assert {a for addrs in client.who_has(held).values() for a in addrs} == {addresses["0"]}
+        assert client.gather(held) == [x * 7 for x in range(20)]
         assert client.submit(sum, [1, 2, 3]).result() == 6
     assert _processes_mentioning(port) == []
 
