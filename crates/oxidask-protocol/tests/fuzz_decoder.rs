@@ -182,6 +182,18 @@ fn corpus(target: Target) -> Vec<Vec<u8>> {
                     timeout_ms: Some(5),
                 },
             }]),
+            batch_input(&[
+                ToScheduler::RetireWorkers {
+                    request: 4,
+                    workers: vec!["w1".into(), "127.0.0.1:2".into()],
+                    n: 1,
+                },
+                ToScheduler::Replicate {
+                    request: 5,
+                    keys: vec![key(1)],
+                    n: 2,
+                },
+            ]),
         ],
         Target::ToClient => vec![batch_input(&[
             ToClient::KeyInMemory {
@@ -201,6 +213,16 @@ fn corpus(target: Target) -> Vec<Vec<u8>> {
                     msg: value().bytes,
                 }]),
             },
+            ToClient::AdaptiveTarget {
+                request: 3,
+                target: 2,
+                workers_to_close: vec!["127.0.0.1:1".into()],
+            },
+            ToClient::Moved {
+                request: 4,
+                copies: 1,
+                error: Some("lost".into()),
+            },
         ])],
         Target::ToWorker => vec![batch_input(&[
             ToWorker::Compute {
@@ -211,6 +233,9 @@ fn corpus(target: Target) -> Vec<Vec<u8>> {
             ToWorker::Restart {
                 reason: "restart".into(),
             },
+            ToWorker::Acquire {
+                who_has: vec![(key(2), vec!["127.0.0.1:1".into()])],
+            },
         ])],
         Target::FromWorker => vec![batch_input(&[
             FromWorker::Erred {
@@ -219,6 +244,14 @@ fn corpus(target: Target) -> Vec<Vec<u8>> {
             },
             FromWorker::LongRunning { key: key(5) },
             FromWorker::Paused { paused: true },
+            FromWorker::Acquired {
+                keys: vec![(key(2), "i64".into(), 8)],
+                missing: vec![key(3)],
+            },
+            FromWorker::Retire,
+            FromWorker::Holding {
+                keys: vec![(key(4), "i64".into(), 8)],
+            },
         ])],
         Target::DataRequest => vec![batch_input(&[
             DataRequest::Get {
