@@ -104,7 +104,8 @@ impl Shared {
     /// Logs a lifecycle line (connecting, reconnecting, retiring): also on stderr when the
     /// worker has its process to itself.
     pub(crate) fn say(&self, level: tracing::Level, msg: impl AsRef<str>) {
-        if self.owns_process {
+        // A process with a `tracing` subscriber shows the line through it already.
+        if self.owns_process && !tracing::dispatcher::has_been_set() {
             eprintln!("oxidask-worker {}: {}", self.name, msg.as_ref());
         }
         self.log_at(level, msg);
