@@ -244,6 +244,9 @@ pub struct WorkerView {
     pub resources: Vec<(String, f64)>,
     /// Paused by its memory monitor (Dask's status `paused`): given no new tasks.
     pub paused: bool,
+    /// Retiring (Dask's status `closing_gracefully`): given no new tasks while the results
+    /// only it holds are copied to other workers.
+    pub retiring: bool,
 }
 
 /// One task in a [`GraphView`].
@@ -339,6 +342,7 @@ impl SchedulerState {
                 .as_secs_f64(),
             resources: r.info.resources.clone(),
             paused: self.paused.contains(&w),
+            retiring: self.life.retiring.contains_key(&w),
         }
     }
 
