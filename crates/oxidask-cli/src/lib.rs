@@ -236,6 +236,29 @@ fn config_text(
     Ok(text)
 }
 
+/// The dashboard link clients are told: `link` with the host of `--contact-address`, when
+/// the scheduler has one (the address it listens on is not the one they reach).
+fn contact_link(link: &str, contact: Option<&str>) -> String {
+    let host = contact.map(|c| {
+        let hp = oxidask_protocol::strip_any_scheme(c);
+        if hp.parse::<std::net::Ipv6Addr>().is_ok() {
+            return hp.to_owned();
+        }
+        oxidask_protocol::split_host_port(hp)
+            .map_or(hp, |(h, _)| h)
+            .to_owned()
+    });
+    let port = link
+        .strip_prefix("http://")
+        .and_then(|r| r.split('/').next())
+        .and_then(oxidask_protocol::split_host_port)
+        .and_then(|(_, p)| p.parse::<u16>().ok());
+    match (host, port) {
+        (Some(h), Some(p)) => format!("http://{}/status", oxidask_protocol::join_host_port(&h, p)),
+        _ => link.to_owned(),
+    }
+}
+
 /// `oxidask scheduler [options]`: a scheduler and its dashboard, until stopped.
 fn scheduler_main(args: Vec<String>) -> ExitCode {
     use oxidask_scheduler::cli::SchedulerArgs;
@@ -261,7 +284,11 @@ fn scheduler_main(args: Vec<String>) -> ExitCode {
         .map_err(|e| e.to_string())?;
         Ok((oxidask_scheduler::Config::from_config(&cfg), security))
     });
-    let (config, security) = match configured {
+    let configured = configured.and_then(|c| {
+        args.contact_address(args.port)?;
+        Ok((c, args.listen_address()?))
+    });
+    let ((config, security), listen) = match configured {
         Ok(c) => c,
         Err(e) => {
             eprintln!("oxidask-scheduler: {e}");
@@ -279,13 +306,13 @@ fn scheduler_main(args: Vec<String>) -> ExitCode {
         None => None,
     };
     let mut builder = oxidask::distributed::Scheduler::builder()
-        .address(oxidask_protocol::join_host_port(&args.host, args.port))
+        .address(listen)
         .security(security)
         .config(config)
         .quiet(args.quiet)
         .log_source(std::sync::Arc::new(oxidask_dashboard::logging::recent));
     if let Some(b) = &bound {
-        builder = builder.dashboard_link(b.link());
+        builder = builder.dashboard_link(contact_link(b.link(), args.contact_address.as_deref()));
     }
     let scheduler = match builder.start() {
         Ok(s) => std::sync::Arc::new(s),
@@ -303,6 +330,17 @@ fn scheduler_main(args: Vec<String>) -> ExitCode {
         }
     };
     eprintln!("oxidask-scheduler: listening at {}", scheduler.url());
+    match args.contact_address(scheduler.address().port()) {
+        Ok(Some(contact)) => eprintln!(
+            "oxidask-scheduler: contact address {}",
+            oxidask_protocol::with_scheme(&contact, oxidask_protocol::scheme_of(&scheduler.url()))
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("oxidask-scheduler: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if let Some(d) = &dashboard {
         eprintln!("oxidask-scheduler: dashboard at {}", d.link());
     }
@@ -351,6 +389,20 @@ mod tests {
             e.to_string(),
             "`num-workers` is -2 in environment variable OXIDASK_NUM_WORKERS, which is negative; \
              expected a whole number ≥ 1, or null"
+        );
+    }
+
+    #[test]
+    fn the_dashboard_link_takes_the_contact_host() {
+        let link = "http://127.0.0.1:8787/status";
+        assert_eq!(contact_link(link, None), link);
+        assert_eq!(
+            contact_link(link, Some("tcp://sched.example:8786")),
+            "http://sched.example:8787/status"
+        );
+        assert_eq!(
+            contact_link(link, Some("fd00::1")),
+            "http://[fd00::1]:8787/status"
         );
     }
 

@@ -885,6 +885,13 @@ fn a_tls_cluster_with_a_token_computes_and_refuses_strangers() {
         tunnelled.gather(&futures).unwrap(),
         (101..=150).collect::<Vec<i64>>()
     );
+    // And keeps its connection afterwards (the scheduler once miscounted its replies to
+    // gathers and closed the client at the next message).
+    let more = tunnelled.map(200..210i64, inc).unwrap();
+    assert_eq!(
+        tunnelled.gather(&more).unwrap(),
+        (201..=210).collect::<Vec<i64>>()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

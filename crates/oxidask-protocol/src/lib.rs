@@ -16,6 +16,7 @@ pub mod coord;
 pub mod frame;
 pub mod fuzz;
 pub mod messages;
+pub mod netif;
 pub mod peer;
 pub mod prometheus;
 pub mod transport;

@@ -65,6 +65,11 @@ pub const MAX_TOKEN: usize = 4096;
 /// Default time a peer has for the TLS handshake and the preamble.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long opening a TCP connection may take (`distributed.comm.timeouts.connect`, 30 s as
+/// Dask's): an address that drops packets (a worker's private address seen from a client
+/// behind a tunnel) fails after this, not after the kernel's two minutes.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Why credentials could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
@@ -265,6 +270,7 @@ pub struct Security {
     token: Option<Arc<str>>,
     require_encryption: bool,
     handshake_timeout: Duration,
+    connect_timeout: Duration,
 }
 
 impl Default for Security {
@@ -274,6 +280,7 @@ impl Default for Security {
             token: None,
             require_encryption: false,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
@@ -285,6 +292,7 @@ impl fmt::Debug for Security {
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("require_encryption", &self.require_encryption)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
@@ -421,6 +429,13 @@ impl Security {
         self
     }
 
+    /// How long opening a TCP connection may take before it fails with a timed-out I/O
+    /// error (`distributed.comm.timeouts.connect`, default 30 s).
+    pub fn connect_timeout(mut self, t: Duration) -> Security {
+        self.connect_timeout = t;
+        self
+    }
+
     /// Whether connections use TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
@@ -495,7 +510,20 @@ impl Security {
     /// this side's scheme), completes TLS and the preamble.
     pub async fn connect(&self, address: &str) -> Result<Stream, ProtocolError> {
         let (tls, host_port) = self.route(address)?;
-        let tcp = TcpStream::connect(host_port).await?;
+        let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(host_port))
+            .await
+        {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(ProtocolError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "could not connect to {address} within {:?} (distributed.comm.timeouts.connect); is it reachable from here?",
+                        self.connect_timeout
+                    ),
+                )))
+            }
+        };
         tcp.set_nodelay(true)?;
         match tokio::time::timeout(self.handshake_timeout, self.connect_over(tcp, tls, host_port))
             .await
@@ -1077,6 +1105,9 @@ impl Security {
         }
         if let Some(t) = cfg.duration("distributed.comm.timeouts.handshake") {
             s = s.handshake_timeout(t);
+        }
+        if let Some(t) = cfg.duration("distributed.comm.timeouts.connect") {
+            s = s.connect_timeout(t);
         }
         Ok(s.require_encryption(
             cfg.bool("distributed.comm.require-encryption")

@@ -9,12 +9,21 @@ use crate::Config;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "scheduler", about = "Run an oxidask scheduler")]
 pub struct SchedulerArgs {
-    /// The interface to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
+    /// The address to listen on (default `127.0.0.1`; `0.0.0.0` is every interface).
+    #[arg(long)]
+    pub host: Option<String>,
     /// The port to listen on.
     #[arg(long, default_value_t = 8786)]
     pub port: u16,
+    /// Listen on this network interface's IPv4 address (`eth0`, `ib0`), instead of `--host`.
+    #[arg(long, value_name = "NAME")]
+    pub interface: Option<String>,
+    /// The address clients and workers reach the scheduler at when it differs from where it
+    /// listens (a container's published port, NAT, a tunnel): `tcp://HOST:PORT`, or `HOST`
+    /// for the listening port. It is printed as the scheduler's address and its host is the
+    /// dashboard link's.
+    #[arg(long, value_name = "ADDRESS")]
+    pub contact_address: Option<String>,
     /// How long a silent worker is kept before it is removed (`30s`, `5 minutes`;
     /// `distributed.scheduler.worker-ttl`, default 5 minutes).
     #[arg(long, value_name = "DURATION")]
@@ -88,16 +97,40 @@ impl SchedulerArgs {
         SchedulerArgs::try_parse_from(std::iter::once("scheduler".to_owned()).chain(args))
     }
 
+    /// Where the scheduler listens (`host:port`): `--interface`'s address or `--host`, and
+    /// `--port`; an error for an unknown interface or both options given.
+    pub fn listen_address(&self) -> Result<String, String> {
+        let (host, port) = oxidask_protocol::netif::listen_host_port(
+            self.host.as_deref(),
+            self.interface.as_deref(),
+            None,
+            "127.0.0.1",
+            self.port,
+        )?;
+        Ok(oxidask_protocol::join_host_port(&host, port))
+    }
+
+    /// The `host:port` clients and workers are told (`--contact-address`), if given;
+    /// `listening_port` fills in a missing port.
+    pub fn contact_address(&self, listening_port: u16) -> Result<Option<String>, String> {
+        self.contact_address
+            .as_deref()
+            .map(|c| oxidask_protocol::netif::contact_host_port(c, listening_port))
+            .transpose()
+    }
+
     /// Where the dashboard listens, if it does.
     pub fn dashboard(&self) -> Option<String> {
         if self.no_dashboard {
             return None;
         }
-        Some(
-            self.dashboard_address
-                .clone()
-                .unwrap_or_else(|| oxidask_protocol::join_host_port(&self.host, 8787)),
-        )
+        Some(self.dashboard_address.clone().unwrap_or_else(|| {
+            let listen = self
+                .listen_address()
+                .unwrap_or_else(|_| "127.0.0.1:0".into());
+            let host = oxidask_protocol::split_host_port(&listen).map_or("127.0.0.1", |(h, _)| h);
+            oxidask_protocol::join_host_port(host, 8787)
+        }))
     }
 }
 
@@ -117,6 +150,16 @@ mod tests {
         assert!(a.config().unwrap_err().contains("--no-worker-timeout"));
         let a = SchedulerArgs::try_parse_from(["scheduler", "--port", "0"]).unwrap();
         assert_eq!(a.config().unwrap().allowed_failures, 3);
+        let a = SchedulerArgs::try_parse_from(["scheduler", "--interface", "lo"]).unwrap();
+        assert_eq!(a.listen_address().unwrap(), "127.0.0.1:8786");
+        assert_eq!(a.dashboard().unwrap(), "127.0.0.1:8787");
+        let a = SchedulerArgs::try_parse_from(["scheduler", "--interface", "nosuch9"]).unwrap();
+        assert!(a
+            .listen_address()
+            .unwrap_err()
+            .contains("its interfaces are"));
+        let a = SchedulerArgs::try_parse_from(["scheduler", "--contact-address", "sched"]).unwrap();
+        assert_eq!(a.contact_address(8786).unwrap().unwrap(), "sched:8786");
         let a = SchedulerArgs::try_parse_from(["scheduler", "--heartbeat-timeout", "2s"]).unwrap();
         assert_eq!(
             a.config().unwrap().heartbeat_timeout,

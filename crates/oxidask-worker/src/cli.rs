@@ -30,9 +30,23 @@ pub struct WorkerArgs {
     /// A unique name (default: the data address).
     #[arg(long)]
     pub name: Option<String>,
-    /// The interface for the data port.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
+    /// The address the data port listens on and, unless `--contact-address` says otherwise,
+    /// the one peers are told (default `127.0.0.1`; with `0.0.0.0` it advertises the address
+    /// of the interface that routes to the scheduler).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Listen on this network interface's IPv4 address (`eth0`, `ib0`), instead of `--host`.
+    #[arg(long, value_name = "NAME")]
+    pub interface: Option<String>,
+    /// Where the data port listens, with its port: `tcp://0.0.0.0:9000` (instead of `--host`
+    /// and a free port).
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen_address: Option<String>,
+    /// The address the scheduler, peers and clients are told to reach this worker at, when it
+    /// differs from where it listens (a container's published port, NAT): `tcp://HOST:PORT`,
+    /// or `HOST` for the listening port.
+    #[arg(long, value_name = "ADDRESS")]
+    pub contact_address: Option<String>,
     /// Where to serve this worker's `/metrics` and `/health` (default: the `--host`
     /// interface, a free port).
     #[arg(long)]
@@ -125,6 +139,19 @@ fn nanny_main(raw: &[String], args: &WorkerArgs) -> Result<Option<i32>, String> 
         return Err("--nworkers must be at least 1".into());
     }
     let limit = parse_memory(&args.memory_limit)?;
+    let (_, port) = listen(args)?;
+    if args.nworkers > 1 {
+        let fixed_contact = match &args.contact_address {
+            Some(c) => oxidask_protocol::netif::contact_host_port(c, 0)?.ends_with(":0"),
+            None => true,
+        };
+        if port != 0 || !fixed_contact {
+            return Err(format!(
+                "--nworkers {} processes cannot share one port: drop the port from --listen-address/--contact-address (or run one worker per port)",
+                args.nworkers
+            ));
+        }
+    }
     if let Some(l) = &args.lifetime {
         parse_duration_arg("--lifetime", l)?;
     }
@@ -173,6 +200,22 @@ fn nanny_main(raw: &[String], args: &WorkerArgs) -> Result<Option<i32>, String> 
     Ok(Some(crate::nanny::supervise(workers)))
 }
 
+/// Where the data port listens (`host`, `port`; port 0: a free one), from `--listen-address`,
+/// `--interface` or `--host`; the contact address checked too.
+fn listen(args: &WorkerArgs) -> Result<(String, u16), String> {
+    let (host, port) = oxidask_protocol::netif::listen_host_port(
+        args.host.as_deref(),
+        args.interface.as_deref(),
+        args.listen_address.as_deref(),
+        "127.0.0.1",
+        0,
+    )?;
+    if let Some(c) = &args.contact_address {
+        oxidask_protocol::netif::contact_host_port(c, port.max(1))?;
+    }
+    Ok((host, port))
+}
+
 fn parse_duration_arg(flag: &str, text: &str) -> Result<std::time::Duration, String> {
     oxidask_config::units::parse_duration(text).map_err(|e| {
         format!("{flag} `{text}` {e}: give a duration such as `30s`, `10 minutes` or `1h`")
@@ -203,8 +246,10 @@ fn process_unit() -> f64 {
 }
 
 fn run(args: WorkerArgs) -> Result<String, String> {
+    let (host, port) = listen(&args)?;
     let address = args
         .address
+        .clone()
         .or_else(|| std::env::var("OXIDASK_SCHEDULER_ADDRESS").ok())
         .ok_or("no scheduler address: pass it (`worker tcp://host:8786`) or set OXIDASK_SCHEDULER_ADDRESS")?;
     let memory_limit = parse_memory(&args.memory_limit)?;
@@ -212,7 +257,7 @@ fn run(args: WorkerArgs) -> Result<String, String> {
     let metrics = (!args.no_dashboard).then(|| {
         args.dashboard_address
             .clone()
-            .unwrap_or_else(|| oxidask_protocol::join_host_port(&args.host, 0))
+            .unwrap_or_else(|| oxidask_protocol::join_host_port(&host, 0))
     });
     // The command line is the top layer of the process's configuration.
     let mut flags = oxidask_config::Flags::new();
@@ -253,7 +298,9 @@ fn run(args: WorkerArgs) -> Result<String, String> {
         .metrics_address(metrics)
         .memory_limit(memory_limit)
         .resources(resources)
-        .host(args.host)
+        .host(host)
+        .port(port)
+        .contact_address(args.contact_address.clone())
         .heartbeat(std::time::Duration::from_millis(args.heartbeat_ms.max(10)))
         .zero_work(args.zero_work);
     if let Some(n) = args.nthreads {

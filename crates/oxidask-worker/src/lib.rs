@@ -135,6 +135,8 @@ pub struct WorkerBuilder {
     scheduler: String,
     name: Option<String>,
     host: String,
+    port: u16,
+    contact_address: Option<String>,
     nthreads: usize,
     memory_limit: u64,
     resources: Vec<(String, f64)>,
@@ -204,6 +206,20 @@ impl WorkerBuilder {
     /// The interface its data port listens on (default `127.0.0.1`).
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = host.into();
+        self
+    }
+
+    /// The port its data port listens on (default 0: a free one).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The address it tells the scheduler, peers and clients to reach it at, when that is not
+    /// where it listens (NAT, a container's published port): `tcp://HOST:PORT`, or `HOST` for
+    /// the listening port (Dask's `contact_address`). Default: the listening address.
+    pub fn contact_address(mut self, address: Option<String>) -> Self {
+        self.contact_address = address;
         self
     }
 
@@ -278,17 +294,21 @@ impl WorkerBuilder {
     /// Starts the worker; returns once the scheduler has accepted it.
     pub fn start(self) -> io::Result<Worker> {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        let listener = std::net::TcpListener::bind((host, 0)).map_err(|e| {
+        let listener = std::net::TcpListener::bind((host, self.port)).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot open the data port on {host}: {e}; give --host an address of this machine"),
             )
         })?;
         listener.set_nonblocking(true)?;
-        let data_address = oxidask_protocol::join_host_port(
-            &advertised_host(host, &self.scheduler)?,
-            listener.local_addr()?.port(),
-        );
+        let port = listener.local_addr()?.port();
+        let data_address = match &self.contact_address {
+            Some(c) => oxidask_protocol::netif::contact_host_port(c, port)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            None => {
+                oxidask_protocol::join_host_port(&advertised_host(host, &self.scheduler)?, port)
+            }
+        };
         let name = self.name.clone().unwrap_or_else(|| data_address.clone());
         let metrics_listener = match &self.metrics_address {
             Some(a) => {
@@ -761,6 +781,8 @@ impl Worker {
             scheduler: scheduler.into(),
             name: None,
             host: "127.0.0.1".into(),
+            port: 0,
+            contact_address: None,
             nthreads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_limit: 0,
             resources: Vec::new(),

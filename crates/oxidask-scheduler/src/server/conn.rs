@@ -196,6 +196,7 @@ async fn run_connection(
         shared.lock_workers().insert(a.clone());
     }
     let replies = out_tx.clone();
+    let reply_backlog = backlog.clone();
     let event = match theirs.role {
         Role::Client { name } => Event::ClientJoined { conn, name },
         Role::Worker(info) => Event::WorkerJoined { conn, info },
@@ -221,7 +222,14 @@ async fn run_connection(
                 worker,
                 keys,
             } => {
-                gather_for_client(shared, replies.clone(), request, worker, keys);
+                gather_for_client(
+                    shared,
+                    replies.clone(),
+                    reply_backlog.clone(),
+                    request,
+                    worker,
+                    keys,
+                );
                 None
             }
             ToScheduler::UpdateGraph { .. } | ToScheduler::Scatter { .. } if control => {
@@ -298,6 +306,7 @@ impl Shared {
 fn gather_for_client(
     shared: &Shared,
     replies: tokio::sync::mpsc::UnboundedSender<Outbound>,
+    backlog: Arc<Backlog>,
     request: u64,
     worker: String,
     keys: Vec<oxidask_protocol::WireKey>,
@@ -321,6 +330,9 @@ fn gather_for_client(
                 ),
             }
         };
+        // Counted as queued, as the core's messages are: the writer uncounts it when sent
+        // (uncounted, the count wrapped below zero and the core closed the client).
+        backlog.outbound.fetch_add(1, Ordering::Relaxed);
         let _ = replies.send(Outbound::Client(vec![ToClient::Gathered {
             request,
             values,
