@@ -750,6 +750,13 @@ enum Op {
     Tick,
     Steal(usize, bool),
     LongRunning(usize),
+    /// Client 100 retires a worker.
+    Retire(usize),
+    /// A worker answers what it was told to acquire (all arrive, or none).
+    Acquire(usize, bool),
+    /// Client 100 replicates a key onto n workers (0: all).
+    Replicate(usize, u32),
+    Rebalance,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -762,6 +769,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Tick),
         1 => (0usize..64, any::<bool>()).prop_map(|(i, b)| Op::Steal(i, b)),
         1 => (0usize..64).prop_map(Op::LongRunning),
+        1 => (0usize..4).prop_map(Op::Retire),
+        2 => (0usize..4, any::<bool>()).prop_map(|(i, ok)| Op::Acquire(i, ok)),
+        1 => (0usize..64, 0u32..3).prop_map(|(i, n)| Op::Replicate(i, n)),
+        1 => Just(Op::Rebalance),
     ]
 }
 
@@ -793,39 +804,72 @@ proptest! {
     /// client still wants ends in memory or erred.
     #[test]
     fn random_events_keep_the_invariants(graph in dag(), ops in prop::collection::vec(op(), 0..120)) {
+        random_walk(graph, ops)?;
+    }
+}
+
+fn random_walk(graph: Vec<Vec<usize>>, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    {
         let mut sim = Sim::new();
         sim.add_worker(1, "w1", 2);
         sim.add_worker(2, "w2", 1);
         sim.add_client(100);
         sim.add_client(200);
         let names: Vec<String> = (0..graph.len()).map(|i| format!("t-{i}")).collect();
-        let tasks: Vec<WireTask> = graph.iter().enumerate().map(|(i, ds)| {
-            let deps: Vec<&str> = ds.iter().map(|&d| names[d].as_str()).collect();
-            task(&names[i], &deps)
-        }).collect();
+        let tasks: Vec<WireTask> = graph
+            .iter()
+            .enumerate()
+            .map(|(i, ds)| {
+                let deps: Vec<&str> = ds.iter().map(|&d| names[d].as_str()).collect();
+                task(&names[i], &deps)
+            })
+            .collect();
         // Client 100 wants the sinks and a few others; client 200 shares some.
         let wanted: Vec<&str> = names.iter().step_by(3).map(|s| s.as_str()).collect();
         sim.submit(100, tasks.clone(), &wanted);
-        let wanted2: Vec<&str> = names.iter().skip(1).step_by(4).map(|s| s.as_str()).collect();
+        let wanted2: Vec<&str> = names
+            .iter()
+            .skip(1)
+            .step_by(4)
+            .map(|s| s.as_str())
+            .collect();
         sim.submit(200, tasks, &wanted2);
         let mut next_worker = 3u64;
         let mut released = std::collections::BTreeSet::new();
         for op in ops {
             match op {
                 Op::Finish(i) | Op::Fail(i) => {
-                    let all: Vec<(u64, WireKey)> = sim.workers.iter()
+                    let all: Vec<(u64, WireKey)> = sim
+                        .workers
+                        .iter()
                         .flat_map(|(c, w)| w.assigned.iter().map(move |k| (*c, *k)))
                         .collect();
-                    if all.is_empty() { continue; }
+                    if all.is_empty() {
+                        continue;
+                    }
                     let (c, k) = all[i % all.len()];
                     if matches!(op, Op::Finish(_)) {
                         sim.finish_key(c, k);
                     } else {
-                        sim.workers.get_mut(&c).unwrap().assigned.retain(|a| *a != k);
-                        sim.step(Event::FromWorker { conn: c, msg: FromWorker::Erred {
-                            key: k,
-                            error: WireError { key: Some(k), op: "t".into(), kind: oxidask_protocol::ErrorKind::Task, message: "x".into(), causes: vec![], detail: None },
-                        }});
+                        sim.workers
+                            .get_mut(&c)
+                            .unwrap()
+                            .assigned
+                            .retain(|a| *a != k);
+                        sim.step(Event::FromWorker {
+                            conn: c,
+                            msg: FromWorker::Erred {
+                                key: k,
+                                error: WireError {
+                                    key: Some(k),
+                                    op: "t".into(),
+                                    kind: oxidask_protocol::ErrorKind::Task,
+                                    message: "x".into(),
+                                    causes: vec![],
+                                    detail: None,
+                                },
+                            },
+                        });
                     }
                 }
                 Op::Kill(i) => {
@@ -846,50 +890,162 @@ proptest! {
                 }
                 Op::Tick => sim.step(Event::Tick),
                 Op::LongRunning(i) => {
-                    let all: Vec<(u64, WireKey)> = sim.workers.iter()
+                    let all: Vec<(u64, WireKey)> = sim
+                        .workers
+                        .iter()
                         .flat_map(|(c, w)| w.assigned.iter().map(move |k| (*c, *k)))
                         .collect();
-                    if all.is_empty() { continue; }
+                    if all.is_empty() {
+                        continue;
+                    }
                     let (c, k) = all[i % all.len()];
-                    sim.step(Event::FromWorker { conn: c, msg: FromWorker::LongRunning { key: k } });
+                    sim.step(Event::FromWorker {
+                        conn: c,
+                        msg: FromWorker::LongRunning { key: k },
+                    });
                 }
                 Op::Steal(i, given_back) => {
-                    let all: Vec<(u64, WireKey)> = sim.workers.iter()
+                    let all: Vec<(u64, WireKey)> = sim
+                        .workers
+                        .iter()
                         .flat_map(|(c, w)| w.steals.iter().map(move |k| (*c, *k)))
                         .collect();
-                    if all.is_empty() { continue; }
+                    if all.is_empty() {
+                        continue;
+                    }
                     let (c, k) = all[i % all.len()];
                     let w = sim.workers.get_mut(&c).unwrap();
                     w.steals.retain(|s| *s != k);
-                    if given_back { w.assigned.retain(|a| *a != k); }
-                    sim.step(Event::FromWorker { conn: c, msg: FromWorker::StealResponse { key: k, given_back } });
+                    if given_back {
+                        w.assigned.retain(|a| *a != k);
+                    }
+                    sim.step(Event::FromWorker {
+                        conn: c,
+                        msg: FromWorker::StealResponse { key: k, given_back },
+                    });
                 }
+                Op::Retire(i) => {
+                    if sim.workers.len() < 2 {
+                        continue;
+                    }
+                    let c = *sim.workers.keys().nth(i % sim.workers.len()).unwrap();
+                    sim.client_msg(
+                        100,
+                        ToScheduler::RetireWorkers {
+                            request: 1,
+                            workers: vec![format!("w{c}")],
+                            n: 0,
+                        },
+                    );
+                }
+                Op::Acquire(i, ok) => {
+                    if sim.workers.is_empty() {
+                        continue;
+                    }
+                    let c = *sim.workers.keys().nth(i % sim.workers.len()).unwrap();
+                    if ok {
+                        sim.acquire_all(c);
+                    } else {
+                        let asked: Vec<WireKey> = sim
+                            .workers
+                            .get_mut(&c)
+                            .unwrap()
+                            .acquires
+                            .drain(..)
+                            .map(|(k, _)| k)
+                            .collect();
+                        sim.step(Event::FromWorker {
+                            conn: c,
+                            msg: FromWorker::Acquired {
+                                keys: vec![],
+                                missing: asked,
+                            },
+                        });
+                    }
+                }
+                Op::Replicate(i, n) => {
+                    let k = wk(&names[i % names.len()]);
+                    sim.client_msg(
+                        100,
+                        ToScheduler::Replicate {
+                            request: 2,
+                            keys: vec![k],
+                            n,
+                        },
+                    );
+                }
+                Op::Rebalance => sim.client_msg(
+                    100,
+                    ToScheduler::Rebalance {
+                        request: 3,
+                        keys: vec![],
+                    },
+                ),
+            }
+            // Retired workers are gone (the server closes their connections).
+            for (c, _) in std::mem::take(&mut sim.closed) {
+                sim.workers.remove(&c);
+            }
+        }
+        // Answer outstanding copies.
+        let copying: Vec<u64> = sim
+            .workers
+            .iter()
+            .filter(|(_, w)| !w.acquires.is_empty())
+            .map(|(c, _)| *c)
+            .collect();
+        for c in copying {
+            if sim.workers.contains_key(&c) {
+                sim.acquire_all(c);
+            }
+            for (c, _) in std::mem::take(&mut sim.closed) {
+                sim.workers.remove(&c);
             }
         }
         // Answer outstanding steals, then run everything to completion.
-        let pending: Vec<(u64, WireKey)> = sim.workers.iter()
-            .flat_map(|(c, w)| w.steals.iter().map(move |k| (*c, *k))).collect();
+        let pending: Vec<(u64, WireKey)> = sim
+            .workers
+            .iter()
+            .flat_map(|(c, w)| w.steals.iter().map(move |k| (*c, *k)))
+            .collect();
         for (c, k) in pending {
-            sim.step(Event::FromWorker { conn: c, msg: FromWorker::StealResponse { key: k, given_back: false } });
+            sim.step(Event::FromWorker {
+                conn: c,
+                msg: FromWorker::StealResponse {
+                    key: k,
+                    given_back: false,
+                },
+            });
         }
         sim.drain();
         for (client, wanted) in [(100u64, &wanted), (200, &wanted2)] {
             for k in wanted.iter() {
                 let k = wk(k);
-                if client == 100 && released.contains(&k) { continue; }
+                if client == 100 && released.contains(&k) {
+                    continue;
+                }
                 let c = &sim.clients[&client];
-                prop_assert!(c.in_memory.contains(&k) || c.erred.contains_key(&k),
-                    "client {} never heard about {}", client, k);
+                prop_assert!(
+                    c.in_memory.contains(&k) || c.erred.contains_key(&k),
+                    "client {} never heard about {}",
+                    client,
+                    k
+                );
             }
         }
         // Release everything: nothing may remain.
         sim.step(Event::ClientLeft { conn: 100 });
         sim.step(Event::ClientLeft { conn: 200 });
         prop_assert_eq!(sim.s.n_tasks(), 0);
+        // Workers retired meanwhile stopped (holding whatever they held).
+        for (c, _) in std::mem::take(&mut sim.closed) {
+            sim.workers.remove(&c);
+        }
         for w in sim.workers.values() {
             prop_assert!(w.holds.is_empty(), "worker still holds {:?}", w.holds);
         }
     }
+    Ok(())
 }
 
 #[test]

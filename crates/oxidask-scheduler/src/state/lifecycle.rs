@@ -400,11 +400,22 @@ impl SchedulerState {
                 self.free_on(r, wk);
                 continue;
             };
-            if self.task(t).state != TState::Memory {
-                self.free_on(r, wk);
-                continue;
+            match self.task(t).state {
+                TState::Memory => {}
+                // Being computed on `r` meanwhile (it was released and submitted again): the
+                // copy is its result (freeing the key would cancel the computation).
+                TState::Processing(p) if p == r => {
+                    self.unassign(t, r);
+                    let type_id = self.type_id(type_name);
+                    self.put_in_memory(t, r, type_id, nbytes);
+                    self.fill(r);
+                    continue;
+                }
+                _ => {
+                    self.free_on(r, wk);
+                    continue;
+                }
             }
-            let _ = self.type_id(type_name);
             self.add_replica(t, r, nbytes.max(self.task(t).nbytes));
             if let Some(tr) = transfer {
                 if let Some(op) = tr.op.and_then(|id| self.life.ops.get_mut(&id)) {
@@ -715,7 +726,9 @@ impl SchedulerState {
                 }
                 TState::Processing(p) => {
                     self.unassign(t, p);
-                    self.free_on(p, wk);
+                    if p != w {
+                        self.free_on(p, wk);
+                    }
                     let type_id = self.type_id(type_name);
                     self.put_in_memory(t, w, type_id, nbytes);
                     self.fill(p);

@@ -95,12 +95,18 @@ impl Sim {
     }
 
     pub fn step(&mut self, e: Event) {
+        if std::env::var_os("SIM_TRACE").is_some() {
+            eprintln!("{e:?}");
+        }
         let effects = self.s.handle(e, self.now);
         if let Err(m) = self.s.validate() {
             panic!("invariant broken: {m}");
         }
         self.effects += effects.len();
         for eff in effects {
+            if std::env::var_os("SIM_TRACE").is_some() {
+                eprintln!("  {eff:?}");
+            }
             match eff {
                 Effect::ToWorker { conn, msg } => {
                     let w = self.workers.entry(conn).or_default();
