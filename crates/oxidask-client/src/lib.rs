@@ -25,6 +25,7 @@
 #![allow(clippy::result_large_err)]
 
 mod actor;
+mod adaptive;
 mod client;
 mod cluster;
 mod coord;
@@ -36,7 +37,8 @@ mod report;
 
 pub use actor::{ActorCall, ActorCaller, ActorError, ActorHandle, ActorReply};
 pub use client::{get_client, Client, ClientBuilder, DoneAndNotDone, DoneCallback, ReturnWhen};
-pub use cluster::{LocalCluster, LocalClusterBuilder, SPAWNED_ENV};
+pub use adaptive::{Adaptive, AdaptiveCore, AdaptiveOptions, Decision};
+pub use cluster::{Cluster, LocalCluster, LocalClusterBuilder, WorkersGuard, SPAWNED_ENV};
 pub use coord::{
     coord_error, CoordError, Event, Lock, Pub, Queue, Semaphore, Stored, Sub, Variable,
 };
