@@ -12,8 +12,8 @@ use crate::Worker;
 pub struct WorkerArgs {
     /// The scheduler (`tcp://host:port`); default: $OXIDASK_SCHEDULER_ADDRESS.
     pub address: Option<String>,
-    /// Threads running tasks (default: the number of cores, or the container's CPU quota if
-    /// smaller).
+    /// Threads running tasks (default: the number of cores, or the container's CPU quota
+    /// rounded up if smaller, as Dask).
     #[arg(long)]
     pub nthreads: Option<usize>,
     /// Memory limit: bytes or with a unit (`4GiB`, `512MB`), `auto` (this machine's memory,
@@ -164,8 +164,7 @@ fn nanny_main(raw: &[String], args: &WorkerArgs) -> Result<Option<i32>, String> 
     };
     let n = args.nworkers;
     let base = crate::nanny::strip_nanny_options(raw);
-    let nthreads = (args.nthreads.is_none() && n > 1)
-        .then(|| (std::thread::available_parallelism().map_or(1, |c| c.get()) / n).max(1));
+    let nthreads = (args.nthreads.is_none() && n > 1).then(|| (cpu_count() / n).max(1));
     let workers = (0..n)
         .map(|i| {
             let mut a = base.clone();
@@ -466,6 +465,68 @@ pub fn total_memory() -> u64 {
     )
 }
 
+/// The cores this process may use, as Dask's `distributed.system.cpu_count`: the CPUs it may
+/// run on (its affinity), or its container's CPU quota rounded up when smaller (cgroup v2
+/// `cpu.max`, v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`: half a CPU is 1, 1.5 CPUs are 2).
+/// Without a container quota, the standard library's count (which also sees the quota of a
+/// nested cgroup, rounded down).
+pub fn cpu_count() -> usize {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let v1 = ["cpu", "cpu,cpuacct", "cpuacct,cpu"].iter().find_map(|d| {
+        Some((
+            read(&format!("/sys/fs/cgroup/{d}/cpu.cfs_quota_us"))?,
+            read(&format!("/sys/fs/cgroup/{d}/cpu.cfs_period_us"))?,
+        ))
+    });
+    let allowed = read("/proc/self/status").and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .and_then(|l| count_cpu_list(l.trim()))
+    });
+    let std_count = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus(
+        allowed,
+        cgroup_cpu_quota(read("/sys/fs/cgroup/cpu.max").as_deref(), v1),
+        std_count,
+    )
+}
+
+/// The cores from the affinity count, a container's quota (in CPUs) and the standard
+/// library's count.
+fn cpus(allowed: Option<usize>, quota: Option<f64>, std_count: usize) -> usize {
+    match quota {
+        Some(q) => allowed.unwrap_or(std_count).min(q.ceil() as usize).max(1),
+        None => std_count.max(1),
+    }
+}
+
+/// A cgroup's CPU quota in CPUs, from v2's `cpu.max` (`150000 100000`, `max 100000`) or v1's
+/// quota and period (`-1`: none).
+fn cgroup_cpu_quota(v2: Option<&str>, v1: Option<(String, String)>) -> Option<f64> {
+    let ratio = |q: &str, p: &str| {
+        let (q, p) = (q.trim().parse::<f64>().ok()?, p.trim().parse::<f64>().ok()?);
+        (q > 0.0 && p > 0.0).then_some(q / p)
+    };
+    match v2 {
+        Some(text) => {
+            let mut f = text.split_whitespace();
+            ratio(f.next()?, f.next()?)
+        }
+        None => v1.and_then(|(q, p)| ratio(&q, &p)),
+    }
+}
+
+/// The number of CPUs in a list such as `0-3,8,10-11`.
+fn count_cpu_list(list: &str) -> Option<usize> {
+    list.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('-') {
+            Some((a, b)) => Some(b.parse::<usize>().ok()?.checked_sub(a.parse().ok()?)? + 1),
+            None => p.parse::<usize>().ok().map(|_| 1),
+        })
+        .sum()
+}
+
 /// The smaller of `MemTotal` in `meminfo` and the cgroup limit `cgroup` (`max` or a byte
 /// count; v1's "unlimited" is a huge count, larger than any machine).
 fn usable_memory(meminfo: &str, cgroup: Option<&str>) -> u64 {
@@ -570,6 +631,27 @@ mod tests {
         );
         assert_eq!(usable_memory("", Some("1073741824")), 1 << 30, "no meminfo");
         assert!(total_memory() > 0, "this machine reports its memory");
+    }
+
+    #[test]
+    fn cpus_are_the_affinity_or_the_container_quota_rounded_up() {
+        assert_eq!(count_cpu_list("0-3,8,10-11"), Some(7));
+        assert_eq!(count_cpu_list("0"), Some(1));
+        assert_eq!(count_cpu_list("3-1"), None);
+        let v1 = |q: &str| Some((q.to_owned(), "100000\n".to_owned()));
+        assert_eq!(cgroup_cpu_quota(Some("50000 100000\n"), None), Some(0.5));
+        assert_eq!(cgroup_cpu_quota(Some("max 100000\n"), v1("50000")), None);
+        assert_eq!(cgroup_cpu_quota(None, v1("150000\n")), Some(1.5));
+        assert_eq!(cgroup_cpu_quota(None, v1("-1\n")), None);
+        assert_eq!(cpus(Some(8), Some(0.5), 1), 1, "half a CPU: one thread");
+        assert_eq!(cpus(Some(8), Some(1.5), 1), 2, "rounded up, as Dask");
+        assert_eq!(cpus(Some(2), Some(4.0), 2), 2, "the affinity when smaller");
+        assert_eq!(
+            cpus(Some(8), None, 3),
+            3,
+            "no container quota: the standard count"
+        );
+        assert!(cpu_count() >= 1);
     }
 
     #[test]

@@ -43,7 +43,7 @@ use tokio::io::{BufReader, BufWriter};
 use tokio::sync::Notify;
 
 pub use actor::{ActorInstance, ActorPlacement};
-pub use cli::{main_with_args, run_if_worker, WorkerArgs};
+pub use cli::{cpu_count, main_with_args, run_if_worker, WorkerArgs};
 pub use execute::{current, rejoin, secede, seceded, WorkerContext};
 #[doc(hidden)]
 pub use oxidask_core::__private::inventory as __private_inventory;
@@ -223,7 +223,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// Threads running tasks (default: the number of cores).
+    /// Threads running tasks (default: [`cpu_count`], the cores or the container's CPU quota
+    /// rounded up).
     pub fn nthreads(mut self, n: usize) -> Self {
         self.nthreads = n.max(1);
         self
@@ -783,7 +784,7 @@ impl Worker {
             host: "127.0.0.1".into(),
             port: 0,
             contact_address: None,
-            nthreads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            nthreads: cli::cpu_count(),
             memory_limit: 0,
             resources: Vec::new(),
             heartbeat: Duration::from_secs(1),

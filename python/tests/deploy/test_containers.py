@@ -92,6 +92,27 @@ def test_image_runs_as_an_unprivileged_user_with_python_and_the_binary(image):
     assert out == ["10001", "oxidask", oxidask.__version__, "oxidask"], out
 
 
+def test_a_worker_of_one_and_a_half_cpus_runs_two_threads_as_dask(image):
+    """Dask rounds a CPU quota up (1.5 CPUs: 2 threads); the memory limit is the cgroup's."""
+    env, tag = image
+    assert os.cpu_count() >= 2, "this check needs a machine of at least 2 cores"
+    script = (
+        "oxidask scheduler --port 8786 --no-dashboard >/tmp/s.log 2>&1 & "
+        "oxidask worker tcp://127.0.0.1:8786 --no-dashboard >/tmp/w.log 2>&1 & "
+        "until python -c 'import socket; socket.create_connection((\"127.0.0.1\", 8786))' "
+        "2>/dev/null; do sleep 0.1; done; "
+        "python -c 'from oxidask.distributed import Client; c = Client(\"tcp://127.0.0.1:8786\"); "
+        "c.wait_for_workers(1, timeout=60); "
+        "print([(w[\"nthreads\"], w[\"memory_limit\"]) for w in c.scheduler_info()[\"workers\"].values()])'"
+    )
+    out = _run(
+        [DOCKER, "run", "--rm", "--cpus", "1.5", "--memory", "512m", "--entrypoint", "sh", tag,
+         "-c", script],
+        env,
+    ).stdout
+    assert out.strip().splitlines()[-1] == f"[(2, {512 << 20})]", out
+
+
 def test_compose_stack_four_limited_workers_and_a_client(image):
     env, tag = image
     project = f"oxidasktest{os.getpid()}"
