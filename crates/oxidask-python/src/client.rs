@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use oxidask_client::{
-    Client, ClientError, Future, LocalCluster, ReturnWhen, Security, SubmitOptions, TemporaryCa,
-    TlsCredentials,
+    Client, ClientError, Cluster, Future, LocalCluster, ReturnWhen, Security, SubmitOptions,
+    TemporaryCa, TlsCredentials,
 };
 use oxidask_core::{Error, Graph, Key, Value};
 use oxidask_protocol::{scheme_of, with_scheme};
@@ -932,7 +932,7 @@ impl PyClient {
 /// A scheduler and workers on this machine (the engine under `oxidask.distributed.LocalCluster`).
 #[pyclass(frozen, module = "oxidask._oxidask", name = "LocalClusterCore")]
 pub struct PyLocalCluster {
-    inner: Mutex<Option<LocalCluster>>,
+    inner: Mutex<Option<std::sync::Arc<LocalCluster>>>,
     address: String,
     dashboard: Option<String>,
 }
@@ -942,7 +942,7 @@ impl PyLocalCluster {
     /// Starts a scheduler in this process and `n_workers` workers: processes started with
     /// `worker_command` (`[python, "-m", "oxidask"]`), or threads of this process.
     #[new]
-    #[pyo3(signature = (n_workers, threads_per_worker, memory_limit = 0, worker_command = None, env = Vec::new(), port = 0, quiet = true, dashboard_address = None, security = None))]
+    #[pyo3(signature = (n_workers, threads_per_worker, memory_limit = 0, worker_command = None, env = Vec::new(), port = 0, quiet = true, dashboard_address = None, security = None, host = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -955,6 +955,7 @@ impl PyLocalCluster {
         quiet: bool,
         dashboard_address: Option<String>,
         security: Option<&Bound<'_, PyDict>>,
+        host: Option<String>,
     ) -> PyResult<Self> {
         let mut b = LocalCluster::builder()
             .security(security_from(security)?)
@@ -964,6 +965,9 @@ impl PyLocalCluster {
             .port(port)
             .quiet(quiet)
             .dashboard_address(dashboard_address);
+        if let Some(h) = host {
+            b = b.host(h);
+        }
         if let Some(cmd) = worker_command {
             let Some((program, args)) = cmd.split_first() else {
                 return Err(PyValueError::new_err("worker_command is empty"));
@@ -974,7 +978,7 @@ impl PyLocalCluster {
         let address = cluster.address();
         let dashboard = cluster.dashboard_link().map(str::to_owned);
         Ok(PyLocalCluster {
-            inner: Mutex::new(Some(cluster)),
+            inner: Mutex::new(Some(std::sync::Arc::new(cluster))),
             address,
             dashboard,
         })
@@ -1006,7 +1010,7 @@ impl PyLocalCluster {
     fn close(&self, py: Python<'_>) {
         let c = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(c) = c {
-            py.detach(|| c.close());
+            py.detach(|| Cluster::close(&*c));
         }
     }
 
@@ -1017,6 +1021,90 @@ impl PyLocalCluster {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_none()
+    }
+
+    /// Names of the workers asked for (connected or starting).
+    fn plan(&self) -> Vec<String> {
+        self.with_cluster(Cluster::plan).unwrap_or_default()
+    }
+
+    /// Asks for `n` workers: starts more, or retires the surplus gracefully.
+    fn scale(&self, py: Python<'_>, n: usize) -> PyResult<()> {
+        let c = self.shared()?;
+        py.detach(|| Cluster::scale(&*c, n))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Retires these workers (names) gracefully and stops them.
+    fn scale_down(&self, py: Python<'_>, names: Vec<String>) -> PyResult<()> {
+        let c = self.shared()?;
+        py.detach(|| Cluster::scale_down(&*c, &names))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// The cluster's event log (workers started, retired, exited).
+    fn logs(&self) -> Vec<String> {
+        self.with_cluster(Cluster::logs).unwrap_or_default()
+    }
+}
+
+impl PyLocalCluster {
+    fn with_cluster<T>(&self, f: impl FnOnce(&LocalCluster) -> T) -> Option<T> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| f(c))
+    }
+
+    /// The running cluster (shared, so scaling runs without holding the lock).
+    fn shared(&self) -> PyResult<std::sync::Arc<LocalCluster>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| PyValueError::new_err("the LocalCluster is closed"))
+    }
+}
+
+/// The hysteresis of adaptive scaling (the Rust `AdaptiveCore`): `recommend(target, plan,
+/// observed, to_close)` returns `("same", None)`, `("up", n)` or `("down", [names])`.
+#[pyclass(module = "oxidask._oxidask", name = "AdaptiveCore")]
+pub struct PyAdaptiveCore {
+    core: oxidask_client::AdaptiveCore,
+}
+
+#[pymethods]
+impl PyAdaptiveCore {
+    /// A core keeping between `minimum` and `maximum` workers, retiring a worker once named
+    /// `wait_count` rounds in a row.
+    #[new]
+    fn new(minimum: usize, maximum: usize, wait_count: usize) -> PyResult<Self> {
+        oxidask_client::AdaptiveCore::new(minimum, maximum, wait_count)
+            .map(|core| PyAdaptiveCore { core })
+            .map_err(PyValueError::new_err)
+    }
+
+    /// One round (see the Rust `AdaptiveCore::recommend`).
+    fn recommend<'py>(
+        &mut self,
+        py: Python<'py>,
+        target: usize,
+        plan: Vec<String>,
+        observed: Vec<String>,
+        to_close: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        use pyo3::IntoPyObjectExt;
+        match self.core.recommend(target, &plan, &observed, &to_close) {
+            oxidask_client::Decision::Same => ("same", py.None()).into_bound_py_any(py),
+            oxidask_client::Decision::Up(n) => ("up", n).into_bound_py_any(py),
+            oxidask_client::Decision::Down(names) => ("down", names).into_bound_py_any(py),
+        }
+    }
+
+    /// `target` clamped to `[minimum, maximum]`.
+    fn clamp(&self, target: usize) -> usize {
+        self.core.clamp(target)
     }
 }
 

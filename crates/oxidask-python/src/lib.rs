@@ -86,6 +86,7 @@ fn _oxidask(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyFuture>()?;
     m.add_class::<client::PyClient>()?;
     m.add_class::<client::PyLocalCluster>()?;
+    m.add_class::<client::PyAdaptiveCore>()?;
     m.add_class::<report::PyRecording>()?;
     m.add_class::<report::PyRun>()?;
     m.add_function(wrap_pyfunction!(delayed::delayed_value, m)?)?;
