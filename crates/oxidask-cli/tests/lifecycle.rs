@@ -331,6 +331,13 @@ fn death_timeout_exits_non_zero_after_logged_attempts() {
     assert_eq!(w.wait_exit(LONG), Some(1), "{}", w.log());
     assert!(w.count("retrying in") >= 2, "{}", w.log());
     assert!(w.count("--death-timeout") >= 1, "{}", w.log());
+    // Without the flag: `distributed.comm.timeouts.connect`.
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["worker", &format!("tcp://127.0.0.1:{port}"), "--no-nanny"])
+        .env("OXIDASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "500ms");
+    let mut w = Proc::spawn(cmd);
+    assert_eq!(w.wait_exit(LONG), Some(1), "{}", w.log());
+    assert!(w.log().contains("giving up after 0.5 s"), "{}", w.log());
 }
 
 fn a_worker_reconnects_to_a_restarted_scheduler_and_sigterm_stops_both() {

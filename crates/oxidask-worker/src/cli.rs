@@ -82,7 +82,8 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub lifetime_restart: bool,
     /// How long to keep trying to reach the scheduler, at start and after losing it, before
-    /// exiting with code 1 (`60s`, `5 minutes`; Dask's `--death-timeout`). Default: 30 s.
+    /// exiting with code 1 (`60s`, `5 minutes`; Dask's `--death-timeout`). Default:
+    /// `distributed.comm.timeouts.connect` (30 s).
     #[arg(long)]
     pub death_timeout: Option<String>,
     /// TLS and authentication.
@@ -285,7 +286,8 @@ fn run(args: WorkerArgs) -> Result<String, String> {
         .death_timeout
         .as_deref()
         .map(|d| parse_duration_arg("--death-timeout", d))
-        .transpose()?;
+        .transpose()?
+        .or_else(|| cfg.duration("distributed.comm.timeouts.connect"));
     let mut b = Worker::builder(address)
         .security(security)
         .memory_thresholds(crate::memory::Thresholds::from_config(&cfg))
