@@ -336,7 +336,7 @@ fn run(args: WorkerArgs) -> Result<String, String> {
                 std::thread::sleep(l);
                 over.store(true, std::sync::atomic::Ordering::SeqCst);
                 eprintln!(
-                    "oxidask-worker {}: closing: its lifetime of {:.1} s is over{}",
+                    "oxidask-worker {}: closing gracefully: its lifetime of {:.1} s is over (its results move to other workers){}",
                     w.name(),
                     l.as_secs_f64(),
                     if lifetime_restart {
@@ -345,7 +345,7 @@ fn run(args: WorkerArgs) -> Result<String, String> {
                         ""
                     }
                 );
-                w.stop();
+                w.retire();
             });
     }
     let reason = w.wait();
