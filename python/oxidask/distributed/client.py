@@ -548,8 +548,19 @@ class Client(CoordinationMixin):
     ncores = nthreads
 
     def wait_for_workers(self, n_workers=0, timeout=None):
-        """Blocks until ``n_workers`` workers are connected."""
-        self._core.wait_for_workers(n_workers, timeout=30.0 if timeout is None else float(timeout))
+        """Blocks until ``n_workers`` workers are connected, as Dask's
+        ``Client.wait_for_workers``: ``TimeoutError`` after ``timeout`` (seconds or a string
+        such as ``"30s"``; default: wait as long as it takes).
+
+        >>> client.wait_for_workers(2, timeout="60s")  # doctest: +SKIP
+        """
+        from oxidask.utils import parse_timedelta
+
+        if not isinstance(n_workers, int) or n_workers < 0:
+            raise ValueError(f"n_workers must be a non-negative integer, got {n_workers!r}")
+        seconds = parse_timedelta(timeout)
+        # "As long as it takes": ten years.
+        self._core.wait_for_workers(n_workers, timeout=3.15e8 if seconds is None else seconds)
 
     def retire_workers(self, workers=None, close_workers=True, n=None, **kwargs):
         """Retires workers gracefully, as Dask's ``Client.retire_workers``.

@@ -108,8 +108,10 @@ def test_retire_replicate_rebalance_wait_for_workers_and_adaptive_target(schedul
     with Client(scheduler) as client:
         workers = [_worker(scheduler, n) for n in ("a", "b", "c")]
         try:
-            client.wait_for_workers(3, timeout=60)
+            client.wait_for_workers(3)
             assert len(client.scheduler_info()["workers"]) == 3
+            with pytest.raises(TimeoutError):
+                client.wait_for_workers(4, timeout="200ms")
             futures = [client.submit(lambda i: bytes(50_000) + bytes([i]), i, workers=["a"]) for i in range(6)]
             wait(futures)
             names = _addresses(client)
