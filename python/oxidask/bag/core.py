@@ -842,13 +842,59 @@ class Bag:
                             storage_options=storage_options, last_endline=last_endline, **kwargs)
 
     def to_dataframe(self, meta=None, columns=None, optimize_graph=True):
-        """Not available yet: Dask returns a ``dask.dataframe.DataFrame`` here; building an
-        ``oxidask.dataframe`` from a bag's partitions is not wired up yet."""
-        raise NotImplementedError(
-            "Bag.to_dataframe is not wired to oxidask.dataframe yet; meanwhile use "
-            "pandas on the computed records (pandas.DataFrame(bag.compute())) or per partition "
-            "(bag.map_partitions(pandas.DataFrame).to_delayed())"
-        )
+        """An ``oxidask.dataframe.DataFrame`` of the records (dicts, or tuples/lists with
+        ``columns=`` naming their fields), a partition per bag partition, as Dask's.
+
+        Without ``meta`` the columns and dtypes come from the first record (computed now,
+        as Dask does); ``meta`` (an empty pandas DataFrame, a dict of column to dtype or a
+        list of ``(column, dtype)`` pairs) gives them instead, and cannot go with
+        ``columns``. Every partition is cast to those dtypes.
+
+        >>> import oxidask.bag as db
+        >>> b = db.from_sequence([{"x": 1, "y": "a"}, {"x": 2, "y": "b"}], npartitions=2)
+        >>> b.to_dataframe().x.sum().compute()
+        np.int64(3)
+        """
+        import pandas as pd
+
+        from oxidask.dataframe.io import _from_results, _meta_frame
+
+        if meta is None:
+            head = self.take(1, warn=False)
+            if len(head) == 0:
+                raise ValueError(
+                    "Bag.to_dataframe failed to infer the columns (the first partition is "
+                    "empty); pass them with meta="
+                )
+            meta = pd.DataFrame(list(head), columns=columns).iloc[:0]
+        elif columns is not None:
+            raise ValueError("Can't specify both `meta` and `columns`")
+        else:
+            meta = _meta_frame(meta)
+            if not isinstance(meta, pd.DataFrame):
+                raise TypeError("Bag.to_dataframe meta= must describe a DataFrame (not a Series)")
+        cols = [str(c) for c in meta.columns]
+        meta.columns = cols
+        dtypes = {c: t for c, t in meta.dtypes.items()}
+        name = f"to_dataframe-{tokenize(self, cols, repr(dtypes))}"
+        f = _task_fn(partial(_records_frame, cols, dtypes))
+        parts = [f(p, dask_key_name=(name, i)) for i, p in enumerate(self._parts)]
+        return _from_results(parts, meta)
+
+
+def _records_frame(columns, dtypes, seq):
+    """A bag partition's records as a pandas DataFrame with ``columns`` and ``dtypes``."""
+    import pandas as pd
+
+    seq = seq if isinstance(seq, list) else list(seq)
+    out = pd.DataFrame(seq, columns=list(columns)) if seq else pd.DataFrame(columns=columns)
+    try:
+        return out.astype(dtypes, copy=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"Bag.to_dataframe: a partition's records do not fit the dtypes {dict(dtypes)} "
+            f"({e}); pass meta= with dtypes that fit every record"
+        ) from None
 
 
 # -- functions over bags ----------------------------------------------------------------

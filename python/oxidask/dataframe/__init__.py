@@ -22,7 +22,9 @@ from oxidask.dataframe.io import (
     from_delayed,
     from_dict,
     from_pandas,
+    from_polars,
     read_csv,
+    read_json,
     read_parquet,
 )
 from oxidask.dataframe.sql import read_sql, read_sql_query, read_sql_table, to_sql
@@ -46,7 +48,9 @@ __all__ = [
     "from_delayed",
     "from_dict",
     "from_pandas",
+    "from_polars",
     "read_csv",
+    "read_json",
     "read_parquet",
     "read_sql",
     "read_sql_query",

@@ -87,9 +87,21 @@ class _Collection:
     def _rebuild(self, persisted):
         return self
 
-    def compute(self, **kwargs):
-        """Computes the value: a pandas object (``scheduler=`` as in Dask)."""
-        return base.compute(self, **kwargs)[0]
+    def compute(self, engine="pandas", **kwargs):
+        """Computes the value: a pandas object (``scheduler=`` as in Dask), or with
+        ``engine="polars"`` a Polars DataFrame (an index becomes leading columns) or Series
+        (scalars stay scalars).
+
+        >>> import pandas as pd
+        >>> import oxidask.dataframe as dd
+        >>> df = dd.from_pandas(pd.DataFrame({"x": [1, 2]}), npartitions=2)
+        >>> df.compute(engine="polars").shape
+        (2, 1)
+        """
+        if engine not in ("pandas", "polars"):
+            raise ValueError(f"compute engine must be 'pandas' or 'polars', got {engine!r}")
+        out = base.compute(self, **kwargs)[0]
+        return _to_polars(out) if engine == "polars" else out
 
     def persist(self, **kwargs):
         """The same collection backed by its computed partitions."""
@@ -108,6 +120,21 @@ class _Collection:
 
     def __dask_keys__(self):
         return self._node_for_keys().keys()
+
+
+def _to_polars(out):
+    """A computed pandas value as Polars (frames keep a non-default index as columns)."""
+    if not isinstance(out, (pd.DataFrame, pd.Series)):
+        return out
+    try:
+        import polars as pl
+    except ImportError:
+        raise ImportError("compute(engine='polars') needs polars: pip install polars") from None
+    if isinstance(out, pd.Series):
+        return pl.from_pandas(out.reset_index(drop=True))
+    if not (isinstance(out.index, pd.RangeIndex) and out.index.name is None):
+        out = out.reset_index()
+    return pl.from_pandas(out)
 
 
 def _concat(parts, index):
@@ -641,10 +668,15 @@ class DataFrame(_Collection):
                       **kwargs)
 
     def to_polars(self, **kwargs):
-        """The computed frame as a Polars DataFrame (needs polars installed)."""
-        import polars as pl
+        """The computed frame as a Polars DataFrame (needs polars installed), the same as
+        ``compute(engine="polars")``: an index (after ``set_index``) becomes leading columns.
 
-        return pl.from_pandas(self.compute(**kwargs).reset_index(drop=not self._index))
+        >>> import pandas as pd
+        >>> import oxidask.dataframe as dd
+        >>> dd.from_pandas(pd.DataFrame({"x": [1, 2]})).to_polars()["x"].to_list()
+        [1, 2]
+        """
+        return self.compute(engine="polars", **kwargs)
 
 
 def _same(x):
@@ -1077,23 +1109,139 @@ class _PostSeries(Series):
         return self._post_fn(super()._finalize(parts))
 
 
-class _Dt:
+def _listify(s):
+    """List values computed through Arrow (NumPy arrays) back to Python lists, missing ones
+    to NaN, as pandas' ``str.split`` gives them."""
+    return s.map(lambda v: list(v) if isinstance(v, np.ndarray) else
+                 (np.nan if v is None else v))
+
+
+class _Accessor:
+    """What ``.dt`` and ``.str`` share: pandas' accessor method run on each partition (a
+    Python task) for what the engine has no expression for."""
+
+    _kind = ""
+
     def __init__(self, s):
         self._s = s
+
+    def _pandas(self, method, *args, meta=None, attr=False, **kwargs):
+        kind = self._kind
+        name = self._s.name
+
+        def run(part):
+            acc = getattr(part, kind)
+            out = getattr(acc, method)
+            return out if attr else out(*args, **kwargs)
+
+        run.__name__ = f"{kind}-{method}"
+        if meta is None:
+            sample = pd.Series(self._sample(), name=name)
+            try:
+                meta = run(sample).iloc[:0]
+            except Exception as e:  # pragma: no cover - pandas rejects the arguments
+                raise type(e)(f".{kind}.{method}: {e}") from None
+        return self._s.map_partitions(run, meta=meta)
+
+
+class _Dt(_Accessor):
+    """Datetime fields and methods of a datetime Series (pandas' ``.dt``): the fields the
+    engine computes (``year``, ``month``, ``day``, ``hour``, ``minute``, ``second``,
+    ``dayofweek``/``weekday``, ``quarter``, ``dayofyear``) are Polars expressions; the rest
+    (``date``, ``time``, ``microsecond``, ``days_in_month``, ``is_month_start``…,
+    ``strftime``, ``floor``/``ceil``/``round``, ``normalize``, ``day_name``,
+    ``month_name``) run pandas on each partition.
+
+    >>> import pandas as pd
+    >>> import oxidask.dataframe as dd
+    >>> s = dd.from_pandas(pd.Series(pd.to_datetime(["2024-01-01 10:30"]), name="t"))
+    >>> s.dt.hour.compute().tolist(), s.dt.strftime("%d/%m").compute().tolist()
+    ([10], ['01/01'])
+    """
+
+    _kind = "dt"
+    _ENGINE = ("year", "month", "day", "hour", "minute", "second", "weekday", "dayofweek",
+               "day_of_week", "quarter", "dayofyear", "day_of_year")
+    _PANDAS = ("date", "time", "microsecond", "nanosecond", "days_in_month", "daysinmonth",
+               "is_month_start", "is_month_end", "is_quarter_start", "is_quarter_end",
+               "is_year_start", "is_year_end", "is_leap_year")
+
+    def __init__(self, s):
+        if not pd.api.types.is_datetime64_any_dtype(s.dtype):
+            raise AttributeError("Can only use .dt accessor with datetimelike values")
+        super().__init__(s)
+
+    def _sample(self):
+        return pd.Series([pd.Timestamp("2000-01-01 10:20:30.5"), pd.Timestamp("2001-02-28 23:59:01")],
+                         dtype=self._s.dtype)
 
     def __getattr__(self, field):
-        if field in ("year", "month", "day", "hour", "minute", "second", "weekday",
-                     "dayofweek", "day_of_week", "quarter", "dayofyear", "day_of_year"):
+        if field in self._ENGINE:
             return self._s._with(("dt", field, self._s._expr))
+        if field in ("date", "time"):
+            import pyarrow as pa
+
+            t = pa.date32() if field == "date" else pa.time64("us")
+            # Python date/time objects cross as Arrow dates/times (object dtype in pandas).
+            meta = pd.Series([], dtype=pd.ArrowDtype(t), name=self._s.name)
+            return self._pandas(field, attr=True, meta=meta)
+        if field in self._PANDAS:
+            return self._pandas(field, attr=True)
         raise AttributeError(f"'.dt' has no attribute {field!r} in oxidask.dataframe")
 
+    def strftime(self, date_format):
+        """The values formatted with ``date_format`` (``"%Y-%m-%d"``), as strings."""
+        return self._pandas("strftime", date_format)
 
-class _Str:
+    def floor(self, freq):
+        """The values rounded down to ``freq`` (``"h"``, ``"15min"``, ``"D"``)."""
+        return self._pandas("floor", freq)
+
+    def ceil(self, freq):
+        """The values rounded up to ``freq``."""
+        return self._pandas("ceil", freq)
+
+    def round(self, freq):
+        """The values rounded to the nearest ``freq``."""
+        return self._pandas("round", freq)
+
+    def normalize(self):
+        """The values at midnight."""
+        return self._pandas("normalize")
+
+    def day_name(self):
+        """The names of the days (``"Monday"``…)."""
+        return self._pandas("day_name")
+
+    def month_name(self):
+        """The names of the months (``"January"``…)."""
+        return self._pandas("month_name")
+
+
+class _Str(_Accessor):
+    """String methods of a string Series (pandas' ``.str``): ``lower``, ``upper``, ``len``,
+    ``strip``/``lstrip``/``rstrip``, ``contains``, ``startswith``, ``endswith`` and literal
+    ``replace`` are Polars expressions; ``split``/``rsplit``, ``slice``, ``get``, regular
+    expression ``replace``, ``cat`` with other series and pandas' other common methods run
+    pandas on each partition.
+
+    >>> import pandas as pd
+    >>> import oxidask.dataframe as dd
+    >>> s = dd.from_pandas(pd.Series(["a b", "c d e"], name="s"), npartitions=2)
+    >>> s.str.split().compute().tolist()
+    [['a', 'b'], ['c', 'd', 'e']]
+    """
+
+    _kind = "str"
+
     def __init__(self, s):
-        self._s = s
         dtype = s.dtype
         if not (pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)):
             raise AttributeError("Can only use .str accessor with string values!")
+        super().__init__(s)
+
+    def _sample(self):
+        return pd.Series(["a b,c", "d e"], dtype=self._s.dtype)
 
     def _f(self, name, *args):
         return self._s._with(("str", name, self._s._expr) + args)
@@ -1110,38 +1258,136 @@ class _Str:
         """Length in characters."""
         return self._f("len")
 
-    def strip(self):
-        """Whitespace removed at both ends."""
-        return self._f("strip")
+    def strip(self, to_strip=None):
+        """Whitespace (or the characters of ``to_strip``) removed at both ends."""
+        return self._f("strip") if to_strip is None else self._pandas("strip", to_strip)
 
-    def lstrip(self):
-        """Whitespace removed at the start."""
-        return self._f("lstrip")
+    def lstrip(self, to_strip=None):
+        """Whitespace (or the characters of ``to_strip``) removed at the start."""
+        return self._f("lstrip") if to_strip is None else self._pandas("lstrip", to_strip)
 
-    def rstrip(self):
-        """Whitespace removed at the end."""
-        return self._f("rstrip")
+    def rstrip(self, to_strip=None):
+        """Whitespace (or the characters of ``to_strip``) removed at the end."""
+        return self._f("rstrip") if to_strip is None else self._pandas("rstrip", to_strip)
 
-    def contains(self, pat, regex=True, case=True):
+    def contains(self, pat, case=True, flags=0, na=None, regex=True):
         """Whether each value contains ``pat`` (a regular expression unless ``regex=False``)."""
+        if flags or na is not None:
+            return self._pandas("contains", pat, case=case, flags=flags, na=na, regex=regex)
         if not case:
-            return self._s._with(("str", "contains", ("str", "lower", self._s._expr),
-                                  pat.lower() if not regex else "(?i)" + pat))
+            if regex:
+                return self._f("contains", "(?i)" + pat)
+            return self._s._with(("str", "contains_literal", ("str", "lower", self._s._expr),
+                                  pat.lower()))
         return self._f("contains" if regex else "contains_literal", pat)
 
     def startswith(self, pat):
-        """Whether each value starts with ``pat``."""
+        """Whether each value starts with ``pat`` (a string or a tuple of strings)."""
+        if isinstance(pat, tuple):
+            return self._pandas("startswith", pat)
         return self._f("startswith", pat)
 
     def endswith(self, pat):
-        """Whether each value ends with ``pat``."""
+        """Whether each value ends with ``pat`` (a string or a tuple of strings)."""
+        if isinstance(pat, tuple):
+            return self._pandas("endswith", pat)
         return self._f("endswith", pat)
 
-    def replace(self, pat, repl, regex=False):
-        """``pat`` replaced by ``repl`` everywhere."""
-        import re
+    def replace(self, pat, repl, n=-1, case=None, flags=0, regex=False):
+        """``pat`` replaced by ``repl`` (``n`` times, all by default): a literal string by
+        default, a regular expression with ``regex=True`` (pandas' semantics)."""
+        if regex or n != -1 or case is not None or flags or callable(repl):
+            return self._pandas("replace", pat, repl, n=n, case=case, flags=flags, regex=regex)
+        return self._f("replace", pat, repl)
 
-        return self._f("replace", pat if regex else re.escape(pat), repl)
+    def _split(self, method, pat, n, expand, regex):
+        kw = {"pat": pat, "n": n, "expand": expand}
+        if regex is not None:
+            kw["regex"] = regex
+        if not expand:
+            import pyarrow as pa
+
+            meta = pd.Series([], dtype=pd.ArrowDtype(pa.list_(pa.string())), name=self._s.name)
+            out = self._pandas(method, meta=meta, **kw)
+            return _PostSeries(out, _listify)
+        if n is None or n < 0:
+            raise NotImplementedError(
+                f"To use the expand parameter you must specify the number of expected "
+                f"splits with the n= parameter (as Dask). Usually n splits result in "
+                f"n+1 output columns."
+            )
+        cols = list(range(n + 1))
+        name = self._s._name
+
+        def run(part):
+            s = part[name]
+            return getattr(s.str, method)(**kw).reindex(columns=cols)
+
+        run.__name__ = f"str-{method}"
+        meta = pd.DataFrame({str(c): pd.Series([], dtype=self._s.dtype) for c in cols})
+        return self._s.to_frame()._map(run, (), {}, meta)
+
+    def split(self, pat=None, n=-1, expand=False, regex=None):
+        """Values split at ``pat`` (whitespace by default) at most ``n`` times: lists
+        (``expand=False``, as pandas), or with ``expand=True`` (needs ``n``, as Dask) a
+        DataFrame of ``n + 1`` columns named ``"0"``…``str(n)`` (oxidask frames name their
+        columns with strings)."""
+        return self._split("split", pat, n, expand, regex)
+
+    def rsplit(self, pat=None, n=-1, expand=False):
+        """As :meth:`split`, from the right."""
+        return self._split("rsplit", pat, n, expand, None)
+
+    def slice(self, start=None, stop=None, step=None):
+        """Characters ``start:stop:step`` of each value."""
+        return self._pandas("slice", start, stop, step)
+
+    def get(self, i):
+        """Element ``i`` of each value (a character of strings, an item of lists)."""
+        return self._pandas("get", i)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return self.slice(key.start, key.stop, key.step)
+        return self.get(key)
+
+    def cat(self, others=None, sep=None, na_rep=None):
+        """The values concatenated element-wise with ``others`` (a Series of the same frame
+        or a list of them), joined by ``sep``; missing if any part is (``na_rep=None``).
+        Without ``others`` pandas gives one string: compute first, as in Dask."""
+        if others is None:
+            raise NotImplementedError(
+                "oxidask.dataframe str.cat needs others= (series to join with); for one "
+                "string of all values use .compute().str.cat()"
+            )
+        if na_rep is not None:
+            raise NotImplementedError("oxidask.dataframe str.cat supports na_rep=None")
+        others = [others] if isinstance(others, Series) else list(others)
+        out = self._s
+        for o in others:
+            if not isinstance(o, Series):
+                raise TypeError("str.cat others= takes Series of the same frame")
+            out = out + sep + o if sep else out + o
+        return out
+
+    def __getattr__(self, method):
+        if method in ("title", "capitalize", "swapcase", "casefold", "isalpha", "isdigit",
+                      "isalnum", "isnumeric", "isspace", "islower", "isupper", "istitle",
+                      "isdecimal", "zfill", "pad", "center", "ljust", "rjust", "find",
+                      "rfind", "count", "match", "fullmatch", "repeat", "removeprefix",
+                      "removesuffix", "extract", "normalize", "wrap"):
+            def f(*args, **kwargs):
+                if method == "extract" and kwargs.get("expand", True):
+                    raise NotImplementedError(
+                        "oxidask.dataframe str.extract supports expand=False")
+                out = self._pandas(method, *args, **kwargs)
+                return out
+            f.__name__ = method
+            f.__doc__ = f"pandas' ``Series.str.{method}`` on each partition."
+            return f
+        if method.startswith("_"):
+            raise AttributeError(method)
+        raise AttributeError(f"'.str' has no attribute {method!r} in oxidask.dataframe")
 
 
 class Scalar(_Collection):

@@ -112,6 +112,46 @@ def from_pandas(data, npartitions=None, chunksize=None, sort=True):
     return DataFrame(node, index)
 
 
+def from_polars(df, npartitions=None, chunksize=None, sort=True):
+    """A dataframe of ``npartitions`` row ranges (or ranges of ``chunksize`` rows) of a
+    Polars DataFrame (or Series), handed to the engine through Arrow without pandas. Polars
+    frames have no index, so the result has none (``sort`` is accepted for symmetry with
+    :func:`from_pandas`). ``compute(engine="polars")`` or ``to_polars()`` gives Polars back.
+
+    >>> import polars as pl
+    >>> import oxidask.dataframe as dd
+    >>> df = dd.from_polars(pl.DataFrame({"x": [1, 2, 3]}), npartitions=2)
+    >>> df.x.sum().compute()
+    np.int64(6)
+    """
+    try:
+        import polars as pl
+    except ImportError:
+        raise ImportError("from_polars needs polars: pip install polars") from None
+    if isinstance(df, pl.Series):
+        name = df.name or "__series__"
+        frame = from_polars(df.to_frame(name), npartitions=npartitions, chunksize=chunksize)
+        return Series(frame, ("col", name), name if df.name else "__series__")
+    if isinstance(df, pl.LazyFrame):
+        df = df.collect()
+    if not isinstance(df, pl.DataFrame):
+        raise TypeError(f"from_polars takes a Polars DataFrame or Series, got {type(df).__name__}")
+    if npartitions is not None and chunksize is not None:
+        raise ValueError("from_polars takes npartitions= or chunksize=, not both")
+    if npartitions is None:
+        npartitions = 1 if chunksize is None else max(1, -(-df.height // int(chunksize)))
+    if int(npartitions) < 1:
+        raise ValueError(f"npartitions must be at least 1, got {npartitions!r}")
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    return DataFrame(FrameNode.from_ipc(sink.getvalue(), int(npartitions)))
+
+
 def from_dict(data, npartitions, orient="columns", dtype=None, columns=None):
     """A dataframe from a dict of columns (``pd.DataFrame.from_dict``) in ``npartitions``."""
     return from_pandas(pd.DataFrame.from_dict(data, orient=orient, dtype=dtype, columns=columns),
@@ -218,3 +258,246 @@ def concat(dfs):
     """Frames concatenated along rows (same columns)."""
     dfs = list(dfs)
     return DataFrame(FrameNode.concat([d.reset_index()._node for d in dfs]), dfs[0]._index)
+
+
+# ---- JSON
+
+_GLOB_CHARS = set("*?[")
+_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
+
+
+def _json_fs(path, endpoint, region):
+    """The pyarrow filesystem and in-filesystem path of a local path or an ``s3://`` URL
+    (S3 keys come from the environment of the process that reads)."""
+    import pyarrow.fs as pafs
+
+    if path.startswith("s3://"):
+        kw = {}
+        if endpoint:
+            from urllib.parse import urlparse
+
+            u = urlparse(endpoint)
+            if u.scheme:
+                kw["scheme"] = u.scheme
+                kw["endpoint_override"] = u.netloc
+            else:
+                kw["endpoint_override"] = endpoint
+        if region:
+            kw["region"] = region
+        return pafs.S3FileSystem(**kw), path[len("s3://"):]
+    return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def _json_expand(paths, endpoint, region):
+    """The files of paths, globs and directories, with their sizes (sorted per pattern, as
+    Dask's ``read_bytes``)."""
+    import fnmatch
+
+    import pyarrow.fs as pafs
+
+    out = []
+    for p in paths:
+        fs, fp = _json_fs(p, endpoint, region)
+        prefix = "s3://" if p.startswith("s3://") else ""
+        if any(c in _GLOB_CHARS for c in fp):
+            parts = fp.split("/")
+            k = next(i for i, s in enumerate(parts) if any(c in _GLOB_CHARS for c in s))
+            base = "/".join(parts[:k]) or "/"
+            infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+            found = sorted(i.path for i in infos
+                           if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, fp))
+            if not found:
+                raise FileNotFoundError(f"read_json: no files match {p!r}")
+            out.extend((prefix + f, fs.get_file_info(f).size) for f in found)
+            continue
+        info = fs.get_file_info(fp)
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"read_json: no such file {p!r}")
+        if info.type == pafs.FileType.Directory:
+            infos = fs.get_file_info(pafs.FileSelector(fp, recursive=True))
+            out.extend((prefix + i.path, i.size) for i in sorted(infos, key=lambda i: i.path)
+                       if i.type == pafs.FileType.File)
+        else:
+            out.append((p if prefix else fp, info.size))
+    if not out:
+        raise FileNotFoundError(f"read_json: no files in {paths!r}")
+    return out
+
+
+def _json_compression(path, compression):
+    if compression == "infer":
+        return _COMPRESSIONS.get(os.path.splitext(path)[1].lower())
+    if compression in (None, "gzip", "bz2", "xz"):
+        return compression
+    raise ValueError(
+        f"read_json compression={compression!r} is not supported; use 'infer', None, "
+        "'gzip', 'bz2' or 'xz'"
+    )
+
+
+def _decompress(data, compression):
+    if compression == "gzip":
+        import gzip
+
+        return gzip.decompress(data)
+    if compression == "bz2":
+        import bz2
+
+        return bz2.decompress(data)
+    if compression == "xz":
+        import lzma
+
+        return lzma.decompress(data)
+    return data
+
+
+def _line_start(f, pos, size):
+    """The offset of the first line starting at or after ``pos`` (the byte after the first
+    newline at ``pos - 1`` or later; 0 for 0, ``size`` at the end), as Dask's ``read_block``
+    cuts blocks, so every line belongs to exactly one block."""
+    if pos <= 0:
+        return 0
+    if pos >= size:
+        return size
+    at = pos - 1
+    while at < size:
+        chunk = f.read_at(min(1 << 16, size - at), at)
+        i = chunk.find(b"\n")
+        if i >= 0:
+            return at + i + 1
+        at += len(chunk)
+    return size
+
+
+def _json_block(path, start, length, size, orient, lines, compression, endpoint, region,
+                kwargs, dtypes):
+    """One partition: the JSON of ``path`` (the lines of the block ``[start, start+length)``
+    when ``length`` is given) as a pandas DataFrame with ``dtypes`` (when known)."""
+    import io as _io
+
+    fs, fp = _json_fs(path, endpoint, region)
+    with fs.open_input_file(fp) as f:
+        if length is None:
+            begin = 0
+            data = _decompress(f.read(), compression)
+        else:
+            begin = _line_start(f, start, size)
+            end = _line_start(f, start + length, size)
+            data = f.read_at(end - begin, begin) if end > begin else b""
+    if not data.strip():
+        if dtypes is None:
+            return pd.DataFrame()
+        return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in dtypes.items()})
+    try:
+        out = pd.read_json(_io.BytesIO(data), orient=orient, lines=lines, **kwargs)
+    except ValueError as e:
+        raise ValueError(_json_error(path, fs, fp, begin, data, lines, e)) from None
+    if dtypes is not None:
+        if list(out.columns) != list(dtypes):
+            missing = [c for c in dtypes if c not in out.columns]
+            extra = [c for c in out.columns if c not in dtypes]
+            raise ValueError(
+                f"read_json: {path} has columns {list(out.columns)}, not the expected "
+                f"{list(dtypes)} (missing {missing}, unexpected {extra}); pass meta= with "
+                "all the columns"
+            )
+        try:
+            out = out.astype(dtypes)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"read_json: the values of {path} do not fit the dtypes {dict(dtypes)} of the "
+                f"first partition ({e}); pass meta= with dtypes that fit every file"
+            ) from None
+    return out
+
+
+def _json_error(path, fs, fp, begin, data, lines, err):
+    """A message naming the file (and, for JSON lines, the first malformed line)."""
+    import json
+
+    if not lines:
+        return f"read_json: malformed JSON in {path}: {err}"
+    for i, line in enumerate(data.split(b"\n")):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError as e:
+            before = 0
+            if begin:
+                with fs.open_input_file(fp) as f:
+                    before = f.read_at(begin, 0).count(b"\n")
+            return f"read_json: malformed JSON in {path} at line {before + i + 1}: {e}"
+    return f"read_json: could not read {path}: {err}"
+
+
+def read_json(url_path, orient="records", lines=None, blocksize=None, compression="infer",
+              storage_options=None, meta=None, **kwargs):
+    """Reads JSON files lazily into a dataframe (Dask's ``read_json``), with pandas'
+    ``read_json`` in a task per partition.
+
+    ``url_path`` is a path, a glob, a directory, a list of them or ``s3://`` URLs (with
+    ``storage_options={"endpoint_url": ..., "region": ...}``; keys come from each reading
+    process's environment, as for :func:`read_csv`). ``lines`` defaults to
+    ``orient == "records"`` (JSON lines). A partition per file, or with ``blocksize=`` (bytes
+    or ``"64MB"``; JSON lines only, uncompressed) a partition per block, cut at line
+    boundaries. ``compression`` is ``"infer"`` (from ``.gz``/``.bz2``/``.xz``), ``None``,
+    ``"gzip"``, ``"bz2"`` or ``"xz"``. ``meta`` gives the columns and dtypes (otherwise the
+    first partition is read now); every partition is cast to them. Other keywords go to
+    ``pandas.read_json``. A malformed line raises ``ValueError`` naming the file and line.
+
+    >>> import os, tempfile
+    >>> import oxidask.dataframe as dd
+    >>> d = tempfile.mkdtemp()
+    >>> with open(os.path.join(d, "a.json"), "w") as f:
+    ...     _ = f.write('{"x": 1, "y": "a"}\\n{"x": 2, "y": "b"}\\n')
+    >>> dd.read_json(os.path.join(d, "*.json")).x.sum().compute()
+    np.int64(3)
+    """
+    from oxidask.delayed import delayed
+
+    if lines is None:
+        lines = orient == "records"
+    if orient not in ("records", "split", "index", "columns", "values", "table"):
+        raise ValueError(f"read_json orient={orient!r} is not one of pandas' orients")
+    if lines and orient != "records":
+        raise ValueError("read_json lines=True needs orient='records' (as pandas)")
+    if blocksize is not None:
+        if isinstance(blocksize, str):
+            from oxidask.utils import parse_bytes
+
+            blocksize = parse_bytes(blocksize)
+        if not lines:
+            raise ValueError("read_json blocksize= needs line-delimited JSON "
+                             "(orient='records', lines=True)")
+        if not isinstance(blocksize, int) or blocksize <= 0:
+            raise ValueError(f"read_json blocksize must be a positive number of bytes, "
+                             f"got {blocksize!r}")
+    endpoint, region = _storage(storage_options)
+    files = _json_expand(_paths(url_path), endpoint, region)
+    blocks = []
+    for path, size in files:
+        comp = _json_compression(path, compression)
+        if blocksize is not None and comp is not None:
+            raise ValueError(
+                f"read_json cannot cut the compressed file {path} into blocks; "
+                "pass blocksize=None (a partition per file)"
+            )
+        if blocksize is None:
+            blocks.append((path, 0, None, size, comp))
+        else:
+            starts = range(0, max(size, 1), blocksize)
+            blocks.extend((path, s, blocksize, size, comp) for s in starts)
+    dtypes = None
+    if meta is not None:
+        meta = _meta_frame(meta)
+        dtypes = meta.dtypes.to_dict()
+    else:
+        p, s, n, size, comp = blocks[0]
+        first = _json_block(p, s, n, size, orient, lines, comp, endpoint, region, kwargs, None)
+        meta = first.iloc[:0]
+        dtypes = meta.dtypes.to_dict()
+    read = delayed(_json_block, pure=True)
+    parts = [read(p, s, n, size, orient, lines, comp, endpoint, region, kwargs, dtypes)
+             for p, s, n, size, comp in blocks]
+    return _from_results(parts, meta)
