@@ -36,8 +36,8 @@ mod persist;
 mod report;
 
 pub use actor::{ActorCall, ActorCaller, ActorError, ActorHandle, ActorReply};
-pub use client::{get_client, Client, ClientBuilder, DoneAndNotDone, DoneCallback, ReturnWhen};
 pub use adaptive::{Adaptive, AdaptiveCore, AdaptiveOptions, Decision};
+pub use client::{get_client, Client, ClientBuilder, DoneAndNotDone, DoneCallback, ReturnWhen};
 pub use cluster::{Cluster, LocalCluster, LocalClusterBuilder, WorkersGuard, SPAWNED_ENV};
 pub use coord::{
     coord_error, CoordError, Event, Lock, Pub, Queue, Semaphore, Stored, Sub, Variable,
