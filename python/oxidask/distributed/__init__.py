@@ -23,6 +23,7 @@ from oxidask.distributed.client import (
     wait,
 )
 from oxidask.distributed.cluster import LocalCluster
+from oxidask.distributed.deploy import Adaptive, Cluster
 from oxidask.distributed.event import Event
 from oxidask.distributed.lock import Lock
 from oxidask.distributed.pubsub import Pub, Sub
@@ -38,11 +39,13 @@ from oxidask.exceptions import CancelledError, KilledWorker, TimeoutError
 __all__ = [
     "ALL_COMPLETED",
     "Actor",
+    "Adaptive",
     "ActorFuture",
     "BaseActorFuture",
     "CancelledError",
     "Event",
     "Client",
+    "Cluster",
     "FIRST_COMPLETED",
     "Future",
     "KilledWorker",

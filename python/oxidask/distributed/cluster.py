@@ -4,6 +4,7 @@ import os
 import sys
 
 from oxidask._oxidask import LocalClusterCore
+from oxidask.distributed.deploy.cluster import Cluster
 from oxidask.utils import parse_bytes
 
 def _total_memory():
@@ -46,7 +47,7 @@ def _processes_and_threads(n):
     return p, n // p
 
 
-class LocalCluster:
+class LocalCluster(Cluster):
     """A scheduler (in this process) and workers on this machine.
 
     Workers are processes running ``python -m oxidask worker`` (``processes=True``, the
@@ -57,9 +58,14 @@ class LocalCluster:
     ``security=True``) makes every connection TLS, as in Dask; clients made with
     ``Client(cluster)`` use the cluster's credentials.
 
+    ``scale(n)`` starts worker processes (or threads) or retires the surplus gracefully
+    (results they hold move to the others first); ``adapt(minimum=, maximum=)`` sizes the
+    cluster to its work (see :class:`~oxidask.distributed.deploy.Cluster`).
+
     >>> from oxidask.distributed import Client, LocalCluster
     >>> cluster = LocalCluster(n_workers=2, threads_per_worker=1)
     >>> client = Client(cluster)
+    >>> cluster.scale(3)
     """
 
     def __init__(
@@ -118,6 +124,7 @@ class LocalCluster:
             quiet=bool(silence_logs),
             dashboard_address=dashboard_address,
             security=None if self.security is None else self.security._core("cluster"),
+            host=host,
         )
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
@@ -137,20 +144,53 @@ class LocalCluster:
 
     @property
     def status(self):
+        """``"running"`` or ``"closed"``."""
         return "closed" if self._core.closed else "running"
+
+    @property
+    def _closed(self):
+        return self._core.closed
+
+    @property
+    def _worker_threads(self):
+        return self.threads_per_worker
+
+    @property
+    def _worker_memory(self):
+        return self.memory_limit
 
     def worker_pids(self):
         """Process ids of the worker processes (empty with ``processes=False``)."""
         return self._core.worker_pids()
 
-    def scale(self, n=0, **kwargs):
-        raise NotImplementedError("scaling a LocalCluster is not available in oxidask yet")
+    @property
+    def plan(self):
+        """Names of the workers asked for (``worker-0``, ...; connected or starting)."""
+        return list(self._core.plan())
 
-    def adapt(self, **kwargs):
-        raise NotImplementedError("adaptive scaling is not available in oxidask yet")
+    def _scale_to_jobs(self, n):
+        self._core.scale(int(n))
+
+    def scale_down(self, workers):
+        """Retires these workers (names) gracefully and stops them.
+
+        >>> cluster.scale_down(["worker-1"])  # doctest: +SKIP
+        """
+        names = [str(w) for w in workers]
+        if names:
+            self._core.scale_down(names)
+
+    def _events(self):
+        return list(self._core.logs())
+
+    def _close(self):
+        self._core.close()
 
     def close(self, timeout=None):
-        """Stops the workers and the scheduler."""
+        """Stops adaptive scaling, the workers and the scheduler."""
+        if self._adaptive is not None:
+            self._adaptive.stop()
+            self._adaptive = None
         self._core.close()
 
     def __enter__(self):
@@ -162,7 +202,8 @@ class LocalCluster:
 
     def __repr__(self):
         kind = "processes" if self.processes else "threads"
+        n = 0 if self._core.closed else len(self.plan)
         return (
-            f"LocalCluster({self.scheduler_address!r}, workers={self.n_workers}, "
-            f"threads={self.n_workers * self.threads_per_worker}, {kind}, status={self.status})"
+            f"LocalCluster({self.scheduler_address!r}, workers={n}, "
+            f"threads={n * self.threads_per_worker}, {kind}, status={self.status})"
         )
