@@ -804,6 +804,16 @@ class Series(_Collection):
     def __len__(self):
         return self._frame._node.len()
 
+    def __getitem__(self, key):
+        """``s[mask]``: the values where ``mask`` (a boolean Series of the same frame) is
+        true."""
+        if isinstance(key, Series):
+            f = self._frame
+            return Series(f._wrap(f._node.filter(key._expr_over(f))), self._expr, self._name)
+        raise NotImplementedError(
+            "oxidask.dataframe Series take boolean masks (s[s > 0]); use head() or loc on pandas"
+        )
+
     def __bool__(self):
         raise ValueError(
             "The truth value of a Series is ambiguous; use a.any(), a.all() or compute() first"
@@ -1138,9 +1148,16 @@ class _Accessor:
         if meta is None:
             sample = pd.Series(self._sample(), name=name)
             try:
-                meta = run(sample).iloc[:0]
+                out = run(sample)
             except Exception as e:  # pragma: no cover - pandas rejects the arguments
                 raise type(e)(f".{kind}.{method}: {e}") from None
+            meta = out.iloc[:0]
+            if pd.api.types.is_object_dtype(meta.dtype):
+                # An empty object column says nothing of its values: their Arrow type.
+                import pyarrow as pa
+
+                t = pa.array(out, from_pandas=True).type
+                meta = pd.Series([], dtype=pd.ArrowDtype(t), name=meta.name)
         return self._s.map_partitions(run, meta=meta)
 
 
@@ -1241,7 +1258,14 @@ class _Str(_Accessor):
         super().__init__(s)
 
     def _sample(self):
+        if isinstance(self._s.dtype, pd.ArrowDtype):
+            # Lists (from split): pandas' .str works on them as Python lists.
+            return pd.Series([["a", "b"], ["c"]], dtype=object)
         return pd.Series(["a b,c", "d e"], dtype=self._s.dtype)
+
+    def _bool(self, e):
+        # pandas' str dtype answers False for missing values in these tests.
+        return self._s._with(("fill", e, ("lit", False)))
 
     def _f(self, name, *args):
         return self._s._with(("str", name, self._s._expr) + args)
@@ -1276,22 +1300,23 @@ class _Str(_Accessor):
             return self._pandas("contains", pat, case=case, flags=flags, na=na, regex=regex)
         if not case:
             if regex:
-                return self._f("contains", "(?i)" + pat)
-            return self._s._with(("str", "contains_literal", ("str", "lower", self._s._expr),
-                                  pat.lower()))
-        return self._f("contains" if regex else "contains_literal", pat)
+                return self._bool(("str", "contains", self._s._expr, "(?i)" + pat))
+            return self._bool(("str", "contains_literal", ("str", "lower", self._s._expr),
+                               pat.lower()))
+        return self._bool(("str", "contains" if regex else "contains_literal", self._s._expr,
+                           pat))
 
     def startswith(self, pat):
         """Whether each value starts with ``pat`` (a string or a tuple of strings)."""
         if isinstance(pat, tuple):
             return self._pandas("startswith", pat)
-        return self._f("startswith", pat)
+        return self._bool(("str", "startswith", self._s._expr, pat))
 
     def endswith(self, pat):
         """Whether each value ends with ``pat`` (a string or a tuple of strings)."""
         if isinstance(pat, tuple):
             return self._pandas("endswith", pat)
-        return self._f("endswith", pat)
+        return self._bool(("str", "endswith", self._s._expr, pat))
 
     def replace(self, pat, repl, n=-1, case=None, flags=0, regex=False):
         """``pat`` replaced by ``repl`` (``n`` times, all by default): a literal string by
