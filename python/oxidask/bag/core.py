@@ -889,7 +889,7 @@ def _records_frame(columns, dtypes, seq):
     seq = seq if isinstance(seq, list) else list(seq)
     out = pd.DataFrame(seq, columns=list(columns)) if seq else pd.DataFrame(columns=columns)
     try:
-        return out.astype(dtypes, copy=False)
+        return out.astype(dtypes)
     except (TypeError, ValueError) as e:
         raise ValueError(
             f"Bag.to_dataframe: a partition's records do not fit the dtypes {dict(dtypes)} "

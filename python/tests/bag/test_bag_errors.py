@@ -74,8 +74,8 @@ def test_misuse_is_refused_early():
         a.take(1, npartitions=3)
     with pytest.raises(TypeError, match="Delayed"):
         db.from_delayed([[1, 2]])
-    with pytest.raises(NotImplementedError, match="oxidask.dataframe"):
-        a.to_dataframe()
+    with pytest.raises(ValueError, match="both `meta` and `columns`"):
+        a.to_dataframe(meta={"x": "int64"}, columns=["x"])
     with pytest.raises(NotImplementedError, match="Shuffle must be"):
         a.groupby(lambda x: x, shuffle="p2p")
 

@@ -26,9 +26,8 @@ Changes beyond the imports:
   `beautifulsoup4` (the book installs them in Example 2-1); skipped with a reason without them.
 - Example 5-1 reads ten pages of the FDA recall API; here the same URL shapes point at a local
   http.server that answers like the API (a "meta" field and a "results" list).
-- Example 5-1's last line `bag.Bag.to_dataframe(cleaned_records)` needs a dataframe collection,
-  which oxidask does not have yet (issue 14): the test checks that it says so
-  (NotImplementedError) and checks the cleaned records instead.
+- Example 5-1's last line `bag.Bag.to_dataframe(cleaned_records)` gives an oxidask.dataframe,
+  checked against pandas' DataFrame of the same records.
 - Example 5-2 reads PDFs the test writes into a temporary directory (one of them broken, to
   see the example's error path), through fsspec's local filesystem (`file://`).
 - Results are kept in variables to assert on, against plain-Python oracles.
@@ -198,9 +197,14 @@ def test_example_5_1_preprocessing_json(fda_api):
 
     cleaned_records = raw_json.map(clean_records).flatten()
     # And now we can convert it to a DataFrame
-    with pytest.raises(NotImplementedError, match="oxidask.dataframe"):
-        df = bag.Bag.to_dataframe(cleaned_records)
+    df = bag.Bag.to_dataframe(cleaned_records)
     # ---
+
+    import pandas as pd
+    import pandas.testing as pdt
+
+    assert df.npartitions == cleaned_records.npartitions
+    pdt.assert_frame_equal(df.compute(), pd.DataFrame([_fda_record(i) for i in range(1000)]))
 
     assert raw_json.npartitions == 10  # one record (a whole response) per URL
     records = cleaned_records.compute()
