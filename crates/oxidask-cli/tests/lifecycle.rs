@@ -385,6 +385,29 @@ fn a_worker_reconnects_to_a_restarted_scheduler_and_sigterm_stops_both() {
     assert_eq!(w.wait_exit(LONG), Some(0), "{}", w.log());
 }
 
+fn sigterm_while_the_scheduler_is_gone_stops_at_once() {
+    let (mut s, address) = scheduler(0);
+    let mut w = worker(
+        &address,
+        &["--name", "g", "--no-nanny", "--death-timeout", "60s"],
+    );
+    Client::connect(&address)
+        .unwrap()
+        .wait_for_workers(1, LONG)
+        .unwrap();
+    s.signal("KILL");
+    let _ = s.wait_exit(LONG);
+    w.wait_for_line("reconnecting", LONG);
+    w.signal("TERM");
+    // Exit 0 (stopped), not 1 (gave up after the death timeout).
+    assert_eq!(w.wait_exit(LONG), Some(0), "{}", w.log());
+    assert!(
+        w.log().contains("not connected to a scheduler"),
+        "{}",
+        w.log()
+    );
+}
+
 type Test = (&'static str, fn());
 
 const TESTS: &[Test] = &[
@@ -407,6 +430,10 @@ const TESTS: &[Test] = &[
     (
         "a_worker_reconnects_to_a_restarted_scheduler_and_sigterm_stops_both",
         a_worker_reconnects_to_a_restarted_scheduler_and_sigterm_stops_both,
+    ),
+    (
+        "sigterm_while_the_scheduler_is_gone_stops_at_once",
+        sigterm_while_the_scheduler_is_gone_stops_at_once,
     ),
 ];
 

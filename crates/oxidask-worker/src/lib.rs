@@ -78,6 +78,8 @@ pub(crate) struct Shared {
     retiring: std::sync::atomic::AtomicBool,
     /// It gave up on its scheduler (unreachable for longer than the death timeout).
     lost_scheduler: std::sync::atomic::AtomicBool,
+    /// It lost its scheduler and is trying to reach it again.
+    reconnecting: std::sync::atomic::AtomicBool,
     /// The worker has its process to itself (`oxidask worker`): lifecycle lines also go to
     /// stderr.
     owns_process: bool,
@@ -374,6 +376,7 @@ impl WorkerBuilder {
             restart_requested: std::sync::atomic::AtomicBool::new(false),
             retiring: std::sync::atomic::AtomicBool::new(false),
             lost_scheduler: std::sync::atomic::AtomicBool::new(false),
+            reconnecting: std::sync::atomic::AtomicBool::new(false),
             owns_process: self.exit_on_memory_terminate,
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -433,12 +436,18 @@ impl WorkerBuilder {
                                 connect_timeout.as_secs_f64()
                             ),
                         );
+                        io_shared
+                            .reconnecting
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
                         let reconnect = tokio::select! {
                             r = connect(&security, &scheduler, info.clone(), connect_timeout, &log) => r,
                             _ = io_shared.stop.notified() => break "stopped".to_owned(),
                         };
                         match reconnect {
                             Ok(s) => {
+                                io_shared
+                                    .reconnecting
+                                    .store(false, std::sync::atomic::Ordering::SeqCst);
                                 stream = s;
                                 let held = io_shared.lock().reset_for_new_scheduler();
                                 io_shared.say(tracing::Level::INFO, format!(
@@ -659,7 +668,7 @@ async fn run(stream: Stream, shared: Arc<Shared>, heartbeat: Duration) -> (Strin
     shared
         .lock()
         .outbox
-        .retain(|m| matches!(m, FromWorker::Holding { .. }));
+        .retain(|m| matches!(m, FromWorker::Holding { .. } | FromWorker::Retire));
     shared.wake_writer();
     let reason = loop {
         let frame = tokio::select! {
@@ -866,6 +875,19 @@ impl Worker {
         self.shared
             .retiring
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        if self
+            .shared
+            .reconnecting
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            // No scheduler to move its results: stop now rather than wait for one.
+            self.shared.say(
+                tracing::Level::INFO,
+                "stopping: not connected to a scheduler that could move its results",
+            );
+            self.stop();
+            return;
+        }
         self.shared.say(
             tracing::Level::INFO,
             "asking the scheduler to retire this worker",
