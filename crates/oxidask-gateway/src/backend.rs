@@ -227,14 +227,14 @@ impl ClusterProcesses {
             .map_err(|e| format!("cannot reach the scheduler of {}: {e}", self.name))
     }
 
-    /// Starts or retires workers until `n` run; `prefer` names data addresses or worker names
-    /// to retire first (the scheduler's recommendation).
-    pub fn set_workers(
-        &mut self,
-        n: usize,
-        client: Option<&Client>,
-        prefer: &[String],
-    ) -> Result<(), String> {
+    /// The names of the worker processes alive, oldest first.
+    pub fn worker_names(&mut self) -> Vec<String> {
+        self.workers();
+        self.workers.iter().map(|w| w.name.clone()).collect()
+    }
+
+    /// Starts workers, or retires the newest, until `n` run.
+    pub fn set_workers(&mut self, n: usize, client: Option<&Client>) -> Result<(), String> {
         let have = self.workers();
         if n > have {
             for _ in have..n {
@@ -242,66 +242,50 @@ impl ClusterProcesses {
             }
             return Ok(());
         }
-        if n == have {
+        let newest: Vec<String> = self
+            .workers
+            .iter()
+            .rev()
+            .take(have - n)
+            .map(|w| w.name.clone())
+            .collect();
+        self.retire(&newest, client)
+    }
+
+    /// Retires the workers named `names` through the scheduler (their results move to the
+    /// others) and waits for their processes to exit. Without a scheduler connection, or if
+    /// the scheduler cannot retire them (no other worker can take their data), they keep
+    /// running and the error says why.
+    pub fn retire(&mut self, names: &[String], client: Option<&Client>) -> Result<(), String> {
+        if names.is_empty() {
             return Ok(());
         }
-        let mut chosen: Vec<String> = Vec::new();
-        if let Some(c) = client {
-            // Recommended workers are data addresses: find their names.
-            if let Ok(summary) = c.summary() {
-                for p in prefer {
-                    if let Some(w) = summary
-                        .workers
-                        .iter()
-                        .find(|w| &w.address == p || &w.name == p)
-                    {
-                        if self.workers.iter().any(|x| x.name == w.name)
-                            && !chosen.contains(&w.name)
-                        {
-                            chosen.push(w.name.clone());
-                        }
-                    }
-                }
-            }
-        }
-        for w in self.workers.iter().rev() {
-            if chosen.len() >= have - n {
+        let client = client.ok_or("no connection to the scheduler to retire workers through")?;
+        client
+            .retire_workers(Retire::Workers(names.to_vec()))
+            .map_err(|e| format!("retiring {names:?}: {e}"))?;
+        // Retired workers exit by themselves (code 0; their nannies with them).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let gone = self
+                .workers
+                .iter_mut()
+                .filter(|w| names.contains(&w.name))
+                .all(|w| matches!(w.child.try_wait(), Ok(Some(_))));
+            if gone || Instant::now() >= deadline {
                 break;
             }
-            if !chosen.contains(&w.name) {
-                chosen.push(w.name.clone());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for w in self.workers.iter_mut().filter(|w| names.contains(&w.name)) {
+            if matches!(w.child.try_wait(), Ok(None)) {
+                // Retired (its data moved) but still running: stop it.
+                let _ = w.child.kill();
+                let _ = w.child.wait();
             }
         }
-        chosen.truncate(have - n);
-        let retired = match client {
-            Some(c) => c
-                .retire_workers(Retire::Workers(chosen.clone()))
-                .map_err(|e| format!("retiring {chosen:?}: {e}")),
-            None => Err("no connection to the scheduler".to_owned()),
-        };
-        // Retired workers exit by themselves; ones that could not be retired keep running.
-        if retired.is_ok() {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                let gone = self
-                    .workers
-                    .iter_mut()
-                    .filter(|w| chosen.contains(&w.name))
-                    .all(|w| matches!(w.child.try_wait(), Ok(Some(_))));
-                if gone {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            for w in self.workers.iter_mut().filter(|w| chosen.contains(&w.name)) {
-                if matches!(w.child.try_wait(), Ok(None)) {
-                    let _ = w.child.kill();
-                    let _ = w.child.wait();
-                }
-            }
-            self.workers();
-        }
-        retired.map(|_| ())
+        self.workers();
+        Ok(())
     }
 
     fn spawn_worker(&mut self) -> Result<(), String> {

@@ -26,7 +26,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use oxidask_client::Client;
+use oxidask_client::{AdaptiveCore, Client, Decision};
 use serde_json::{json, Value};
 
 use crate::auth::Authenticator;
@@ -168,14 +168,19 @@ impl Gateway {
     }
 
     /// One pass of the reconciling loop: failed schedulers noticed, adaptive recommendations
-    /// taken (with hysteresis), worker counts made to match.
-    fn reconcile(&self, clients: &mut HashMap<String, Client>, lower: &mut HashMap<String, u32>) {
+    /// taken (with the hysteresis of [`AdaptiveCore`]), worker counts made to match.
+    fn reconcile(
+        &self,
+        clients: &mut HashMap<String, Client>,
+        cores: &mut HashMap<String, (AdaptRange, AdaptiveCore)>,
+    ) {
         let wanted: Vec<(String, usize, Option<AdaptRange>)> = lock(&self.registry)
             .all()
             .filter(|c| c.status == Status::Running)
             .map(|c| (c.name.clone(), c.workers, c.adapt))
             .collect();
         clients.retain(|n, _| wanted.iter().any(|(w, _, _)| w == n));
+        cores.retain(|n, _| wanted.iter().any(|(w, _, a)| w == n && a.is_some()));
         for (name, mut n, adapt) in wanted {
             let Some(procs) = lock(&self.processes).get(&name).cloned() else {
                 continue;
@@ -196,31 +201,64 @@ impl Gateway {
                 }
             }
             let client = clients.get(&name);
-            let mut prefer = Vec::new();
             if let (Some(range), Some(c)) = (adapt, client) {
-                if let Ok(rec) = c.adaptive_target(self.adapt.target_duration) {
-                    let have = p.workers();
-                    let target = rec.target.clamp(range.minimum, range.maximum);
-                    let decided = if target >= have {
-                        lower.remove(&name);
-                        target
-                    } else {
-                        let seen = lower.entry(name.clone()).or_insert(0);
-                        *seen += 1;
-                        if *seen >= self.adapt.wait_count {
-                            lower.remove(&name);
-                            prefer = rec.workers_to_close;
-                            target
-                        } else {
-                            have
-                        }
-                    };
+                if let Some(decided) = self.adapt_round(&name, range, c, &mut p, cores) {
                     lock(&self.registry).set_adaptive_workers(&name, decided);
-                    n = decided.clamp(range.minimum, range.maximum);
+                    n = decided;
                 }
             }
-            if let Err(e) = p.set_workers(n, client, &prefer) {
+            if let Err(e) = p.set_workers(n, client) {
                 tracing::warn!(cluster = %name, "scaling to {n} workers: {e}");
+            }
+        }
+    }
+
+    /// One round of adaptive scaling for cluster `name`: the scheduler's recommendation through
+    /// the hysteresis; retires the workers it settles on. Returns the workers wanted now.
+    fn adapt_round(
+        &self,
+        name: &str,
+        range: AdaptRange,
+        client: &Client,
+        p: &mut ClusterProcesses,
+        cores: &mut HashMap<String, (AdaptRange, AdaptiveCore)>,
+    ) -> Option<usize> {
+        let wait = self.adapt.wait_count as usize;
+        let fresh = || {
+            let core = AdaptiveCore::new(range.minimum, range.maximum, wait)
+                .expect("the registry checked minimum <= maximum");
+            (range, core)
+        };
+        let entry = cores.entry(name.to_owned()).or_insert_with(fresh);
+        if entry.0 != range {
+            *entry = fresh();
+        }
+        let core = &mut entry.1;
+        let rec = client.adaptive_target(self.adapt.target_duration).ok()?;
+        let summary = client.summary().ok()?;
+        let plan = p.worker_names();
+        let observed: Vec<String> = summary
+            .workers
+            .iter()
+            .filter(|w| plan.contains(&w.name))
+            .map(|w| w.name.clone())
+            .collect();
+        // The scheduler names data addresses; the processes are known by name.
+        let to_close: Vec<String> = rec
+            .workers_to_close
+            .iter()
+            .filter_map(|a| summary.workers.iter().find(|w| &w.address == a))
+            .map(|w| w.name.clone())
+            .collect();
+        match core.recommend(rec.target, &plan, &observed, &to_close) {
+            Decision::Same => Some(plan.len().clamp(range.minimum, range.maximum)),
+            Decision::Up(k) => Some(k),
+            Decision::Down(names) => {
+                if let Err(e) = p.retire(&names, Some(client)) {
+                    tracing::warn!(cluster = %name, "adaptive scale-down: {e}");
+                    return Some(plan.len());
+                }
+                Some(plan.len().saturating_sub(names.len()))
             }
         }
     }
@@ -228,9 +266,9 @@ impl Gateway {
     /// Runs the reconciling loop until the process exits.
     fn run_loop(self: Arc<Self>) {
         let mut clients = HashMap::new();
-        let mut lower = HashMap::new();
+        let mut cores = HashMap::new();
         while !self.closed.load(Ordering::SeqCst) {
-            self.reconcile(&mut clients, &mut lower);
+            self.reconcile(&mut clients, &mut cores);
             let (m, c) = &self.poke;
             let mut poked = lock(m);
             if !*poked {
