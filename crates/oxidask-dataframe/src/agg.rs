@@ -87,7 +87,9 @@ pub struct Agg {
 }
 
 impl Agg {
-    /// `func` of `column`, named `column` in the result (as pandas names single aggregations).
+    /// `func` of `column`, named `column` in the result (as pandas names single aggregations);
+    /// several aggregations of one column in one call are named `{column}_{function}`
+    /// (`x_mean`, `x_std`) unless aliased.
     pub fn new(column: impl Into<String>, func: AggFn) -> Agg {
         let column = column.into();
         Agg {
@@ -135,6 +137,29 @@ pub fn var(column: impl Into<String>) -> Agg {
     Agg::new(column, AggFn::Var(1))
 }
 
+/// Result names: an aggregation keeps its column's name (as pandas names one aggregation per
+/// column), but when several aggregations of one call take the same column under that default
+/// name, each is named `{column}_{function}` (`total_amount_mean`, `total_amount_std`) — the
+/// name the Python layer's `reset_index` gives Dask's `(column, function)` column labels.
+/// An explicit [`Agg::alias`] other than the column's name is kept as it is.
+pub(crate) fn default_names(aggs: &[Agg]) -> Vec<Agg> {
+    aggs.iter()
+        .map(|a| {
+            let shared = a.alias == a.column
+                && aggs
+                    .iter()
+                    .filter(|b| b.column == a.column && b.alias == b.column)
+                    .count()
+                    > 1;
+            if shared {
+                a.clone().alias(format!("{}_{}", a.column, a.func.name()))
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
 /// The three steps of a set of aggregations grouped by `keys`.
 pub(crate) struct AggPlan {
     pub chunk: Vec<FrameOp>,
@@ -157,6 +182,17 @@ fn group(keys: &[String], aggs: Vec<Expr>) -> FrameOp {
 /// Plans `aggs` grouped by `keys` (none: the whole frame to one row) over frames of `schema`.
 /// The result is sorted by the keys, as Dask's `groupby(sort=True)`.
 pub(crate) fn plan(schema: &Schema, keys: &[String], aggs: &[Agg]) -> Result<AggPlan, FrameError> {
+    let aggs = &default_names(aggs);
+    let mut seen: Vec<&str> = keys.iter().map(String::as_str).collect();
+    for a in aggs {
+        if seen.contains(&a.alias.as_str()) {
+            return Err(FrameError::Invalid(format!(
+                "two result columns are named `{}` (a key, or another aggregation); give one of the aggregations another name with .alias(..)",
+                a.alias
+            )));
+        }
+        seen.push(a.alias.as_str());
+    }
     for c in keys.iter().chain(aggs.iter().map(|a| &a.column)) {
         if schema.get(c.as_str()).is_none() {
             return Err(FrameError::UnknownColumn {

@@ -126,7 +126,7 @@ impl DataFrame {
     /// Whether divisions along an index are known (after [`DataFrame::set_index`]); frames
     /// read from files have unknown divisions, as Dask's.
     pub fn known_divisions(&self) -> bool {
-        self.divisions().is_some()
+        self.index().is_some()
     }
 
     /// `Ok` if the frame is valid; otherwise the error that made it invalid (an unknown column,
@@ -768,7 +768,7 @@ impl DataFrame {
                         }],
                     )
                     .map_err(Error::from)?;
-                Ok((sorted, interior))
+                Ok((sorted, crate::plan::Bounds::Numbers(interior)))
             }),
             None => crate::shuffle::sort_values(&reordered, &by, false, self.npartitions().max(1)),
         };
@@ -793,7 +793,23 @@ impl DataFrame {
         self.inner
             .as_ref()
             .ok()
-            .and_then(|n| n.index.as_ref().map(|i| i.1.clone()))
+            .and_then(|n| match n.index.as_ref() {
+                Some((_, crate::plan::Bounds::Numbers(b))) => Some(b.clone()),
+                _ => None,
+            })
+    }
+
+    /// The partition boundaries along a string index ([`DataFrame::set_index`] on a string
+    /// column): `npartitions - 1` interior bounds, partition `j` holding
+    /// `[bounds[j-1], bounds[j])` in byte-wise order. `None` for other indexes.
+    pub fn string_divisions(&self) -> Option<Vec<String>> {
+        self.inner
+            .as_ref()
+            .ok()
+            .and_then(|n| match n.index.as_ref() {
+                Some((_, crate::plan::Bounds::Strings(b))) => Some(b.clone()),
+                _ => None,
+            })
     }
 
     /// The same rows in partitions of about `bytes` each (Dask's `partition_size`): sizes are
@@ -871,9 +887,9 @@ impl DataFrame {
     /// `set_index` takes them). Needs known divisions ([`DataFrame::set_index`]).
     pub fn repartition_divisions(&self, divisions: Vec<f64>) -> DataFrame {
         self.then(|n| {
-            let Some((column, _)) = &n.index else {
+            let Some((column, crate::plan::Bounds::Numbers(_))) = &n.index else {
                 return Err(FrameError::Invalid(
-                    "repartition by divisions needs known divisions: call set_index first".into(),
+                    "repartition by divisions needs known numeric divisions: call set_index on a numeric or datetime column first".into(),
                 ));
             };
             if divisions.len() < 2 || divisions.windows(2).any(|w| w[0] > w[1]) {
@@ -893,7 +909,7 @@ impl DataFrame {
                 },
                 interior.len() + 1,
             );
-            Ok(moved.with_index(column, interior))
+            Ok(moved.with_index(column, crate::plan::Bounds::Numbers(interior)))
         })
     }
 

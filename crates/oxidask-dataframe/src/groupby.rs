@@ -42,6 +42,10 @@ impl GroupBy {
     }
 
     /// Several aggregations at once: `[agg::mean("fare"), agg::max("fare").alias("top")]`.
+    /// All of them run as one Polars group-by per partition and one per combine step.
+    /// Result columns keep the column's name, except that several aggregations of one column
+    /// are named `{column}_{function}` (`[agg::mean("x"), agg::std("x")]` gives `x_mean`,
+    /// `x_std`) unless aliased.
     pub fn agg(&self, aggs: impl IntoIterator<Item = Agg>) -> DataFrame {
         let aggs: Vec<Agg> = aggs.into_iter().collect();
         if self.split_out > 1 && !self.keys.is_empty() {

@@ -182,6 +182,13 @@ pub(crate) enum Kind {
     },
 }
 
+/// An index's interior partition bounds: numbers (datetimes as timestamps) or strings.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Bounds {
+    Numbers(Vec<f64>),
+    Strings(Vec<String>),
+}
+
 /// A dataframe without its public face: schema, partition count, how partitions come about.
 pub(crate) struct Node {
     pub name: &'static str,
@@ -190,7 +197,7 @@ pub(crate) struct Node {
     pub npartitions: usize,
     pub kind: Kind,
     /// The index column and its interior partition bounds, after `set_index`.
-    pub index: Option<(String, Vec<f64>)>,
+    pub index: Option<(String, Bounds)>,
     layer: OnceLock<Arc<Layer>>,
 }
 
@@ -214,7 +221,7 @@ impl Node {
     }
 
     /// The node marked as indexed by `column` with these partition bounds.
-    pub(crate) fn with_index(self: Arc<Node>, column: &str, bounds: Vec<f64>) -> Arc<Node> {
+    pub(crate) fn with_index(self: Arc<Node>, column: &str, bounds: Bounds) -> Arc<Node> {
         let node = Arc::try_unwrap(self).unwrap_or_else(|shared| Node {
             name: shared.name,
             token: shared.token,

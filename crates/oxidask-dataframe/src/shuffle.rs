@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::FrameError;
 use crate::frame::DataFrame;
 use crate::partition::{Partition, Plan};
-use crate::plan::{apply_task, FrameOp, Kind, Layer, Node};
+use crate::plan::{apply_task, Bounds, FrameOp, Kind, Layer, Node};
 
 /// How a shuffle assigns rows to `m` partitions.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -35,6 +35,13 @@ pub enum SplitBy {
     Range {
         column: String,
         bounds: Vec<f64>,
+        descending: bool,
+    },
+    /// Ranges of one string column (byte-wise order, as Polars sorts strings): partition `j`
+    /// holds values in `[bounds[j-1], bounds[j])`; nulls go last; `descending` reverses.
+    StrRange {
+        column: String,
+        bounds: Vec<String>,
         descending: bool,
     },
 }
@@ -56,6 +63,19 @@ impl SplitBy {
                 }
                 let idx = if *descending { lit(m - 1) - idx } else { idx };
                 // Every partition sorts nulls last, so they belong to the last partition.
+                when(x.is_null()).then(lit(m - 1)).otherwise(idx)
+            }
+            SplitBy::StrRange {
+                column,
+                bounds,
+                descending,
+            } => {
+                let x = col(column.as_str());
+                let mut idx = lit(0u32);
+                for b in bounds {
+                    idx = idx + x.clone().gt_eq(lit(b.as_str())).cast(DataType::UInt32);
+                }
+                let idx = if *descending { lit(m - 1) - idx } else { idx };
                 when(x.is_null()).then(lit(m - 1)).otherwise(idx)
             }
         }
@@ -472,15 +492,18 @@ pub(crate) fn sort_values(
     by: &[String],
     descending: bool,
     m: usize,
-) -> Result<(Arc<Node>, Vec<f64>), oxidask_core::Error> {
+) -> Result<(Arc<Node>, Bounds), oxidask_core::Error> {
     use oxidask_core::Collection;
     let n = frame.node()?;
     let first = by
         .first()
         .ok_or_else(|| FrameError::Invalid("sort needs at least one column".into()))?;
-    // Ranges are cut on numbers (datetimes as timestamps); other types (strings) are sorted
-    // in one partition.
+    // Ranges are cut on numbers (datetimes as timestamps) or on strings; other types
+    // (lists, structs...) are sorted in one partition.
     let d = n.schema.get(first.as_str()).expect("checked by the caller");
+    if d == &DataType::String {
+        return sort_strings(n, by, descending, m);
+    }
     let m = if d.is_primitive_numeric() || d.is_temporal() || d.is_bool() {
         m
     } else {
@@ -525,7 +548,7 @@ pub(crate) fn sort_values(
                 }],
             )
             .map_err(oxidask_core::Error::from)?;
-        return Ok((sorted, bounds));
+        return Ok((sorted, Bounds::Numbers(bounds)));
     }
     // Weighted points of the global distribution: each partition's quantiles carry its count.
     let mut points: Vec<(f64, f64)> = Vec::new();
@@ -582,7 +605,87 @@ pub(crate) fn sort_values(
             }],
         )
         .map_err(oxidask_core::Error::from)?;
-    Ok((sorted, bounds))
+    Ok((sorted, Bounds::Numbers(bounds)))
+}
+
+/// [`sort_values`] on a string column: each partition sends about 100 of its values, evenly
+/// spaced by rank and weighted by the rows each stands for (computed now); the weighted
+/// sample's quantiles cut `m` ranges of strings, rows move to their range, each partition is
+/// sorted. Strings are never left in one partition (a bug: they were).
+fn sort_strings(
+    n: &Arc<Node>,
+    by: &[String],
+    descending: bool,
+    m: usize,
+) -> Result<(Arc<Node>, Bounds), oxidask_core::Error> {
+    use oxidask_core::Collection;
+    const STEPS: i64 = 100;
+    let c = by[0].as_str();
+    // The partition's non-null values sorted; rank r (1-based) of n is kept when
+    // r·100 mod n < 100: about 100 evenly spaced values (all of them when n ≤ 100); each
+    // stands for n / kept rows.
+    let sorted = col(c).drop_nulls().sort(SortOptions::default());
+    let count = sorted.clone().len().cast(DataType::Int64);
+    let rank = sorted.clone().cum_count(false).cast(DataType::Int64);
+    let keep = (rank * lit(STEPS) % count.clone()).lt(lit(STEPS));
+    let sample = DataFrame::from_result(n.with_ops(
+        "divisions-sample",
+        vec![FrameOp::Select(vec![
+            sorted.filter(keep.clone()).alias("v"),
+            (count.cast(DataType::Float64)
+                / keep.cast(DataType::Float64).sum().cast(DataType::Float64))
+            .alias("w"),
+        ])],
+    ))
+    .compute()?;
+    let err = |e| FrameError::polars("divisions", e);
+    let values = sample
+        .column("v")
+        .and_then(|c| c.str().cloned())
+        .map_err(err)?;
+    let weights = sample
+        .column("w")
+        .and_then(|c| c.f64().cloned())
+        .map_err(err)?;
+    let mut points: Vec<(&str, f64)> = values
+        .iter()
+        .zip(weights.iter())
+        .filter_map(|(v, w)| Some((v?, w.unwrap_or(0.0))))
+        .collect();
+    points.sort_by(|a, b| a.0.cmp(b.0));
+    let total: f64 = points.iter().map(|p| p.1).sum();
+    let mut bounds: Vec<String> = Vec::with_capacity(m.saturating_sub(1));
+    let (mut acc, mut next) = (0.0, 1);
+    for (v, w) in &points {
+        // A bound is the first value of the range above it.
+        while next < m && acc >= total * next as f64 / m as f64 {
+            if bounds.last().is_none_or(|b| b.as_str() < *v) {
+                bounds.push((*v).to_owned());
+            }
+            next += 1;
+        }
+        acc += w;
+    }
+    let moved = shuffle_by(
+        n,
+        SplitBy::StrRange {
+            column: c.to_owned(),
+            bounds: bounds.clone(),
+            descending,
+        },
+        bounds.len() + 1,
+    );
+    let sorted = moved
+        .with_ops(
+            "sort-values",
+            vec![FrameOp::Sort {
+                by: by.to_vec(),
+                descending: vec![descending; by.len()],
+                nulls_last: true,
+            }],
+        )
+        .map_err(oxidask_core::Error::from)?;
+    Ok((sorted, Bounds::Strings(bounds)))
 }
 
 /// The type both `a` and `b` convert to without loss, as Polars decides it (the type of a

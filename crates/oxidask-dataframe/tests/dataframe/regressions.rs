@@ -277,3 +277,147 @@ fn sums_of_strings_parsed_them_as_numbers() {
     let err = df.column("s").mean().compute().unwrap_err().to_string();
     assert!(err.contains("`s`") && err.contains("numbers"), "{err}");
 }
+
+#[test]
+fn mean_and_std_of_one_column_failed_with_a_duplicate_column_name() {
+    let data = pl::df!(
+        "k" => [1i64, 2, 1, 2, 3, 1, 3, 2],
+        "x" => [1.0f64, 4.0, 2.5, 8.0, -1.0, 7.0, 3.0, 0.5],
+        "y" => [1i64, 2, 3, 4, 5, 6, 7, 8]
+    )
+    .unwrap();
+    for nparts in [1, 3, 5] {
+        let df = dd::from_polars(data.clone(), nparts);
+        // Two aggregations of `x` under default names: `x_mean` and `x_std`; `y` alone keeps
+        // its name; an alias is kept.
+        let got = df
+            .groupby(["k"])
+            .agg([
+                agg::mean("x"),
+                agg::std("x"),
+                agg::sum("y"),
+                agg::max("x").alias("top"),
+            ])
+            .compute()
+            .unwrap();
+        let want = data
+            .clone()
+            .lazy()
+            .group_by([pl::col("k")])
+            .agg([
+                pl::col("x").mean().alias("x_mean"),
+                pl::col("x").std(1).alias("x_std"),
+                pl::col("y").sum().alias("y"),
+                pl::col("x").max().alias("top"),
+            ])
+            .sort(["k"], Default::default())
+            .collect()
+            .unwrap();
+        assert_frames_eq(&got, &want, &format!("groupby, {nparts} partitions"));
+        // The same naming without keys.
+        let got = df.agg([agg::mean("x"), agg::std("x")]).compute().unwrap();
+        let want = data
+            .clone()
+            .lazy()
+            .select([
+                pl::col("x").mean().alias("x_mean"),
+                pl::col("x").std(1).alias("x_std"),
+            ])
+            .collect()
+            .unwrap();
+        assert_frames_eq(&got, &want, &format!("agg, {nparts} partitions"));
+        // The shuffle path (split_out) names them alike.
+        let got = df
+            .groupby(["k"])
+            .split_out(2)
+            .agg([agg::mean("x"), agg::std("x")])
+            .compute()
+            .unwrap();
+        let got = got.sort(["k"], Default::default()).unwrap();
+        assert_eq!(got.get_column_names(), ["k", "x_mean", "x_std"]);
+    }
+    // Two explicit aliases that clash are a clear error, not Polars' message.
+    let err = dd::from_polars(data, 2)
+        .groupby(["k"])
+        .agg([agg::mean("x").alias("m"), agg::std("x").alias("m")])
+        .compute()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`m`") && err.contains(".alias"), "{err}");
+}
+
+#[test]
+fn a_string_set_index_key_ended_up_in_one_partition() {
+    // 2000 zone names in scrambled order, some nulls, over 4 partitions.
+    let keys: Vec<Option<String>> = (0..2000u64)
+        .map(|i| {
+            let j = (i * 7919) % 2000;
+            (j % 97 != 0).then(|| format!("zone-{:05}", j * 13 % 2003))
+        })
+        .collect();
+    let vals: Vec<i64> = (0..2000).collect();
+    let data = pl::DataFrame::new_infer_height(vec![
+        pl::Column::new("v".into(), vals),
+        pl::Column::new("k".into(), keys),
+    ])
+    .unwrap();
+    let df = dd::from_polars(data.clone(), 4);
+    let indexed = df.set_index("k", None);
+    assert_eq!(indexed.index().as_deref(), Some("k"));
+    assert!(indexed.known_divisions());
+    let bounds = indexed.string_divisions().expect("string divisions");
+    assert_eq!(indexed.divisions(), None);
+    assert_eq!(bounds.len() + 1, indexed.npartitions());
+    assert!(indexed.npartitions() >= 3, "{bounds:?}");
+    assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{bounds:?}");
+    let parts = indexed.partition_values().unwrap();
+    let non_null = data.column("k").unwrap().len() - data.column("k").unwrap().null_count();
+    for (j, p) in parts.iter().enumerate() {
+        // No partition holds most of the rows (quantiles of a sample: about a quarter each).
+        assert!(
+            p.height() < non_null / 2,
+            "partition {j}: {} rows",
+            p.height()
+        );
+        let k = p.column("k").unwrap().str().unwrap().clone();
+        for v in k.iter().flatten() {
+            if j > 0 {
+                assert!(v >= bounds[j - 1].as_str(), "{v} in partition {j}");
+            }
+            if j < bounds.len() {
+                assert!(v < bounds[j].as_str(), "{v} in partition {j}");
+            }
+        }
+    }
+    // Concatenated, the partitions are the frame sorted by the key, nulls last (the oracle).
+    let got = indexed.compute().unwrap();
+    let want = data
+        .lazy()
+        .select([pl::col("k"), pl::col("v")])
+        .sort(
+            ["k"],
+            pl::SortMultipleOptions::default()
+                .with_nulls_last(true)
+                .with_maintain_order(true),
+        )
+        .collect()
+        .unwrap();
+    assert_frames_eq(
+        &got.select(["k"]).unwrap(),
+        &want.select(["k"]).unwrap(),
+        "keys in order",
+    );
+    assert_frames_eq(
+        &crate::common::sorted(&got),
+        &crate::common::sorted(&want),
+        "rows",
+    );
+    // sort_values on a string column, descending, spreads over partitions too.
+    let desc = df.sort_values(&["k"], true);
+    assert!(desc.npartitions() >= 3);
+    let got = desc.compute().unwrap();
+    let k: Vec<Option<&str>> = got.column("k").unwrap().str().unwrap().iter().collect();
+    let non_null_keys: Vec<&str> = k.iter().flatten().copied().collect();
+    assert!(non_null_keys.windows(2).all(|w| w[0] >= w[1]));
+    assert_eq!(non_null_keys.len(), non_null);
+}
