@@ -199,10 +199,24 @@ class DataFrame(_Collection):
         """Index boundaries of the partitions (``npartitions + 1`` values, ``None`` when
         unknown, as in Dask)."""
         d = self._node.divisions
-        if (d is None or len(d) != self.npartitions + 1 or self._node.index is None
+        n = self.npartitions
+        if (d is None or len(d) not in (n + 1, n - 1) or self._node.index is None
                 or self._index != [self._node.index]):
-            return (None,) * (self.npartitions + 1)
-        return tuple(d)
+            return (None,) * (n + 1)
+        d = list(d)
+        if len(d) == n - 1:
+            # The engine keeps the cut points between partitions; the outer bounds are the
+            # ones set_index was given, or the index's minimum and maximum (computed once).
+            outer = getattr(self, "_outer", None)
+            if outer is None:
+                col = self._index[0]
+                lo_hi = self._node.select([("lo", ("col", col)), ("hi", ("col", col))]).agg(
+                    [("lo", "min", "lo"), ("hi", "max", "hi")])
+                row = DataFrame(lo_hi).compute().iloc[0]
+                outer = (row["lo"], row["hi"])
+                self._outer = outer
+            d = [outer[0]] + d + [outer[1]]
+        return tuple(_logical(v, self._meta.index.dtype) for v in d)
 
     @property
     def known_divisions(self):
@@ -532,7 +546,7 @@ class DataFrame(_Collection):
             rght = right.reset_index() if right_index else right
             lo = self._index if left_index else (left_on or on)
             ro = right._index if right_index else (right_on or on)
-            return left.merge(rght, how=how, left_on=lo, right_on=ro)
+            return left.merge(rght, how=how, left_on=lo, right_on=ro, suffixes=suffixes)
         if on is None and left_on is None:
             on = [c for c in self.columns if c in set(right.columns)]
             if not on:
@@ -556,14 +570,41 @@ class DataFrame(_Collection):
                 pairs[c] = c + sx
                 pairs[c + "_right"] = c + sy
             out = out.rename(columns=pairs)
+        # pandas' column order (how="right" puts the keys elsewhere in the engine's result).
+        try:
+            order = list(pd.merge(a._meta, b._meta, how=how, left_on=lo, right_on=ro,
+                                  suffixes=(sx, sy)).columns)
+        except Exception:  # pragma: no cover - pandas refuses what the engine did
+            order = None
+        if order and list(out.columns) != order and sorted(out.columns) == sorted(order):
+            out = out[order]
         return out
 
     def join(self, other, on=None, how="left", lsuffix="", rsuffix=""):
-        """Joins with ``other`` on its index (Dask's ``join``)."""
+        """Joins with ``other`` on its index (Dask's ``join``): on this frame's index too
+        (both indexed, the result keeps the index), or on this frame's columns ``on``.
+        Clashing columns need ``lsuffix``/``rsuffix``, as in pandas.
+
+        >>> import pandas as pd
+        >>> import oxidask.dataframe as dd
+        >>> a = dd.from_pandas(pd.DataFrame({"k": [1, 2], "x": [3, 4]})).set_index("k")
+        >>> b = dd.from_pandas(pd.DataFrame({"k": [1, 2], "y": [5, 6]})).set_index("k")
+        >>> a.join(b).compute().y.tolist()
+        [5, 6]
+        """
         if not other._index:
             raise ValueError("join needs the right frame indexed (set_index) by the join key")
-        left_on = on or self._index
-        return self.merge(other, how=how, left_on=left_on, right_index=True)
+        clash = [c for c in self.columns if c in set(other.columns)]
+        if clash and not (lsuffix or rsuffix):
+            raise ValueError(f"columns overlap but no suffix specified: {clash}")
+        suffixes = (lsuffix, rsuffix)
+        if on is None:
+            if not self._index:
+                raise ValueError("join needs this frame indexed (set_index) or on= columns")
+            out = self.merge(other, how=how, left_index=True, right_index=True,
+                             suffixes=suffixes)
+            return DataFrame(out._node, self._index)
+        return self.merge(other, how=how, left_on=on, right_index=True, suffixes=suffixes)
 
     def set_index(self, other, divisions=None, sorted=False, npartitions=None, drop=True):
         """Sorts by a column and makes it the index (divisions from sampled quantiles)."""
@@ -574,7 +615,11 @@ class DataFrame(_Collection):
             divisions = _physical_divisions(list(divisions), self.dtypes[other], other)
         # As pandas: the new index replaces the old one (its columns are dropped).
         node = self.reset_index(drop=True)._node.set_index(other, divisions)
-        return DataFrame(node, [other])
+        out = DataFrame(node, [other])
+        if divisions is not None and node.divisions is not None and len(
+                node.divisions) == len(divisions) - 2:
+            out._outer = (divisions[0], divisions[-1])
+        return out
 
     def sort_values(self, by, ascending=True, npartitions=None):
         """Rows sorted by ``by`` (a column or list)."""
@@ -655,9 +700,64 @@ class DataFrame(_Collection):
         """Writes a Parquet file per partition in the directory ``path``."""
         return self.reset_index()._node.to_parquet(str(path))
 
-    def to_csv(self, path, index=False, **kwargs):
-        """Writes a CSV file per partition in the directory ``path``."""
-        return self.reset_index()._node.to_csv(str(path))
+    def to_csv(self, filename, single_file=False, name_function=None, index=False, **kwargs):
+        """Writes a CSV file per partition (the index's columns included) and returns their
+        names, as Dask: ``filename`` is a directory (``part.0.csv``, ``part.1.csv``…), or a
+        local path with ``*`` replaced by ``name_function(i)`` (``str(i)`` by default); with
+        ``single_file=True`` one file ``filename`` holds every partition in order.
+
+        >>> import os, tempfile
+        >>> import pandas as pd
+        >>> import oxidask.dataframe as dd
+        >>> d = tempfile.mkdtemp()
+        >>> df = dd.from_pandas(pd.DataFrame({"x": [1, 2, 3]}), npartitions=2)
+        >>> [os.path.basename(f) for f in df.to_csv(os.path.join(d, "out-*.csv"))]
+        ['out-0.csv', 'out-1.csv']
+        """
+        import glob
+        import os
+        import shutil
+        import tempfile
+
+        filename = os.fspath(filename)
+        node = self.reset_index()._node
+        if not single_file and "*" not in filename:
+            node.to_csv(filename)
+            if filename.startswith("s3://"):
+                return [f"{filename.rstrip('/')}/part.{i}.csv" for i in range(self.npartitions)]
+            return [os.path.join(filename, f"part.{i}.csv") for i in range(self.npartitions)]
+        if filename.startswith("s3://"):
+            raise NotImplementedError(
+                "oxidask.dataframe to_csv writes s3:// directories (part.N.csv); "
+                "'*' names and single_file=True are for local paths"
+            )
+        if single_file and "*" in filename:
+            raise ValueError("to_csv single_file=True takes a file name without '*'")
+        target = os.path.dirname(os.path.abspath(filename))
+        os.makedirs(target, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".oxidask-csv-", dir=target)
+        try:
+            node.to_csv(tmp)
+            parts = [os.path.join(tmp, f"part.{i}.csv") for i in range(self.npartitions)]
+            parts = [p for p in parts if os.path.exists(p)] or sorted(
+                glob.glob(os.path.join(tmp, "*.csv")))
+            if single_file:
+                with open(filename, "wb") as out:
+                    for i, p in enumerate(parts):
+                        with open(p, "rb") as f:
+                            if i:
+                                f.readline()  # the header, written once
+                            shutil.copyfileobj(f, out)
+                return [filename]
+            names = []
+            for i, p in enumerate(parts):
+                label = name_function(i) if name_function is not None else str(i)
+                dest = filename.replace("*", str(label))
+                os.replace(p, dest)
+                names.append(dest)
+            return names
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def to_sql(self, name, uri, if_exists="fail", index=True, compute=True, **kwargs):
         """Writes the rows into the SQL table ``name`` at the SQLAlchemy URI ``uri``, a
@@ -681,6 +781,18 @@ class DataFrame(_Collection):
 
 def _same(x):
     return x
+
+
+def _logical(v, dtype):
+    """A division the engine keeps (a number) as a value of the index's dtype."""
+    if isinstance(v, (pd.Timestamp, np.datetime64)) or v is None:
+        return pd.Timestamp(v) if v is not None else None
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        unit = np.datetime_data(np.dtype(getattr(dtype, "base", dtype)))[0]
+        return pd.Timestamp(np.datetime64(int(v), unit))
+    if pd.api.types.is_integer_dtype(dtype) and float(v).is_integer():
+        return int(v)
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _physical_divisions(divisions, dtype, column):
