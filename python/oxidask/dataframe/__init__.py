@@ -12,6 +12,9 @@ partition where possible); ``compute()`` returns pandas objects::
     [4, 2]
 
 Partitions reach pandas through Arrow IPC and pyarrow (a requirement of this module).
+Polars users pass Polars in with :func:`from_polars` and get Polars out with
+``compute(engine="polars")`` (or ``DataFrame.to_polars()``). :func:`read_json` reads JSON
+(lines) files, local or ``s3://``, with pandas in a task per file or block.
 """
 
 from oxidask.dataframe.aggregation import Aggregation

@@ -149,3 +149,11 @@ def test_errors(tmp_path):
     (tmp_path / "b.json").write_text('{"c": 1}\n')
     with pytest.raises(ValueError, match="columns"):
         dd.read_json(str(tmp_path / "*.json")).compute()
+
+
+def test_on_a_cluster(jdir, client):
+    d, frames = jdir
+    files = sorted(str(p) for p in d.glob("*.json"))
+    df = dd.read_json(str(d / "*.json"), blocksize=400)
+    pdt.assert_frame_equal(df.compute(), _oracle(files, lines=True))
+    assert df.id.sum().compute() == sum(f.id.sum() for f in frames)
