@@ -305,6 +305,87 @@ fn adaptive_scaling_keeps_results() {
     cluster.shutdown().unwrap();
 }
 
+/// A running single-node SLURM (`.ci/setup-slurm.sh` starts one when `sinfo` cannot reach
+/// any): the test fails, never skips, when none can be had.
+fn ensure_slurm() {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("idle"))
+        .unwrap_or(false);
+    if !up {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/setup-slurm.sh");
+        let status = Command::new("bash")
+            .arg(script)
+            .status()
+            .expect("run setup-slurm.sh");
+        assert!(status.success(), "no SLURM: .ci/setup-slurm.sh failed");
+    }
+}
+
+/// Jobs in SLURM's queue whose name starts with `prefix`, with their states.
+fn jobs_named(prefix: &str) -> Vec<(String, String)> {
+    let out = Command::new("squeue")
+        .args(["-h", "-o", "%j %T"])
+        .output()
+        .expect("squeue");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(n, _)| n.starts_with(prefix))
+        .map(|(n, s)| (n.to_owned(), s.to_owned()))
+        .collect()
+}
+
+fn slurm_backend_runs_workers_as_jobs() {
+    ensure_slurm();
+    let gw = GatewayProcess::start(&[
+        "--worker-backend",
+        "slurm",
+        "--slurm-walltime",
+        "00:10:00",
+        "--slurm-directive=--comment=oxidask-gateway-test",
+    ]);
+    let alice = gw.as_user(Auth::Bearer(ALICE.into()));
+    let cluster = alice
+        .new_cluster(&json!({"worker_threads": 1, "worker_memory": "256MiB"}))
+        .unwrap();
+    cluster.scale(2).unwrap();
+    let client = cluster.client().unwrap();
+    client
+        .wait_for_workers(2, Duration::from_secs(120))
+        .unwrap();
+    let jobs = jobs_named(&cluster.name);
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert!(jobs.iter().all(|(_, s)| s == "RUNNING"), "{jobs:?}");
+    let kept: Vec<_> = (0..20).map(|i| client.submit(&inc(i)).unwrap()).collect();
+    let sum = client.submit(&total(&kept)).unwrap();
+    assert_eq!(sum.result().unwrap(), (1..=20).sum::<i64>());
+    // Scaling down retires a worker (its results move) and its job ends.
+    cluster.scale(1).unwrap();
+    wait_until("one worker job is left", Duration::from_secs(60), || {
+        jobs_named(&cluster.name)
+            .iter()
+            .filter(|(_, s)| s == "RUNNING" || s == "PENDING")
+            .count()
+            == 1
+    });
+    let values: Vec<i64> = kept.iter().map(|f| f.result().unwrap()).collect();
+    assert_eq!(values, (1..=20).collect::<Vec<_>>());
+    assert!(cluster.logs().unwrap().iter().any(|l| l.contains("-w")));
+    drop(client);
+    cluster.shutdown().unwrap();
+    wait_until(
+        "no job of the cluster is left",
+        Duration::from_secs(60),
+        || {
+            jobs_named(&cluster.name)
+                .iter()
+                .all(|(_, s)| s != "RUNNING" && s != "PENDING")
+        },
+    );
+}
+
 type Test = (&'static str, fn());
 
 const TESTS: &[Test] = &[
@@ -312,6 +393,10 @@ const TESTS: &[Test] = &[
     (
         "adaptive_scaling_keeps_results",
         adaptive_scaling_keeps_results,
+    ),
+    (
+        "slurm_backend_runs_workers_as_jobs",
+        slurm_backend_runs_workers_as_jobs,
     ),
 ];
 

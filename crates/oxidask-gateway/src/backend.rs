@@ -30,15 +30,106 @@ pub struct Launcher {
     pub worker_command: Vec<String>,
     /// The interface schedulers and workers listen on.
     pub host: String,
-    /// Where clusters keep their token files and spill directories.
+    /// Where clusters keep their token files and spill directories (for SLURM workers: a
+    /// directory the compute nodes see at the same path).
     pub work_dir: PathBuf,
+    /// Where workers run.
+    pub workers: WorkerBackend,
 }
 
-/// A worker process of a cluster.
+/// Where a cluster's workers run.
+#[derive(Debug, Clone, Default)]
+pub enum WorkerBackend {
+    /// Processes on the gateway's host.
+    #[default]
+    Local,
+    /// One SLURM job per worker (`sbatch`), cancelled with `scancel`.
+    Slurm(SlurmOptions),
+}
+
+/// How worker jobs are submitted to SLURM (as dask-jobqueue's `SLURMCluster` options).
+#[derive(Debug, Clone, Default)]
+pub struct SlurmOptions {
+    /// `#SBATCH --partition`.
+    pub partition: Option<String>,
+    /// `#SBATCH --account`.
+    pub account: Option<String>,
+    /// `#SBATCH --time` (`HH:MM:SS`).
+    pub walltime: Option<String>,
+    /// More `#SBATCH` lines (`--qos=low`, `--constraint=cpu`).
+    pub directives: Vec<String>,
+}
+
+/// A worker: a local process or a SLURM job.
+#[derive(Debug)]
+enum Handle {
+    Process(Child),
+    Job(String),
+}
+
+/// A worker of a cluster.
 #[derive(Debug)]
 struct WorkerProcess {
     name: String,
-    child: Child,
+    handle: Handle,
+    exited: bool,
+}
+
+impl WorkerProcess {
+    fn kill(&mut self) {
+        match &mut self.handle {
+            Handle::Process(c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            Handle::Job(id) => {
+                let _ = Command::new("scancel").arg(id.as_str()).status();
+            }
+        }
+        self.exited = true;
+    }
+}
+
+/// Marks the workers whose process exited or whose job ended.
+fn poll_exits(workers: &mut [WorkerProcess]) {
+    let mut jobs = Vec::new();
+    for w in workers.iter_mut().filter(|w| !w.exited) {
+        match &mut w.handle {
+            Handle::Process(c) => w.exited = matches!(c.try_wait(), Ok(Some(_))),
+            Handle::Job(id) => jobs.push(id.clone()),
+        }
+    }
+    if jobs.is_empty() {
+        return;
+    }
+    // One squeue for every job: those it lists as queued or running are alive.
+    let out = Command::new("squeue")
+        .args(["-h", "-o", "%i %T", "-j", &jobs.join(",")])
+        .stderr(Stdio::null())
+        .output();
+    let Ok(out) = out else { return };
+    if !out.status.success() && !out.stdout.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let alive: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            let (id, state) = l.trim().split_once(' ')?;
+            matches!(
+                state,
+                "PENDING" | "RUNNING" | "CONFIGURING" | "SUSPENDED" | "REQUEUED" | "RESIZING"
+            )
+            .then_some(id)
+        })
+        .collect();
+    for w in workers.iter_mut() {
+        if let Handle::Job(id) = &w.handle {
+            if !w.exited && !alive.contains(&id.as_str()) {
+                w.exited = true;
+            }
+        }
+    }
 }
 
 /// The processes of one running cluster.
@@ -202,10 +293,10 @@ impl ClusterProcesses {
         self.dashboard.as_deref()
     }
 
-    /// Worker processes alive (started and not yet exited).
+    /// Workers alive (processes not exited, jobs queued or running).
     pub fn workers(&mut self) -> usize {
-        self.workers
-            .retain_mut(|w| !matches!(w.child.try_wait(), Ok(Some(_))));
+        poll_exits(&mut self.workers);
+        self.workers.retain(|w| !w.exited);
         self.workers.len()
     }
 
@@ -264,82 +355,201 @@ impl ClusterProcesses {
         client
             .retire_workers(Retire::Workers(names.to_vec()))
             .map_err(|e| format!("retiring {names:?}: {e}"))?;
-        // Retired workers exit by themselves (code 0; their nannies with them).
+        // Retired workers exit by themselves (code 0; their nannies, or their jobs, with them).
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            poll_exits(&mut self.workers);
             let gone = self
                 .workers
-                .iter_mut()
+                .iter()
                 .filter(|w| names.contains(&w.name))
-                .all(|w| matches!(w.child.try_wait(), Ok(Some(_))));
+                .all(|w| w.exited);
             if gone || Instant::now() >= deadline {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(100));
         }
         for w in self.workers.iter_mut().filter(|w| names.contains(&w.name)) {
-            if matches!(w.child.try_wait(), Ok(None)) {
+            if !w.exited {
                 // Retired (its data moved) but still running: stop it.
-                let _ = w.child.kill();
-                let _ = w.child.wait();
+                w.kill();
             }
         }
         self.workers();
         Ok(())
     }
 
+    fn worker_args(&self, name: &str) -> Vec<String> {
+        let mut a = vec![
+            "worker".to_owned(),
+            self.address.clone(),
+            "--name".into(),
+            name.to_owned(),
+            "--host".into(),
+            self.launcher.host.clone(),
+            "--no-dashboard".into(),
+            "--nthreads".into(),
+            self.options.worker_threads.to_string(),
+            "--memory-limit".into(),
+            self.options.worker_memory.to_string(),
+            "--local-directory".into(),
+        ];
+        a.push(self.dir.to_string_lossy().into_owned());
+        a.push("--auth-token-file".into());
+        a.push(self.token_file.to_string_lossy().into_owned());
+        a
+    }
+
     fn spawn_worker(&mut self) -> Result<(), String> {
         self.next_worker += 1;
         let name = format!("{}-w{}", self.name, self.next_worker);
-        let mut cmd = self.launcher.command("worker");
-        cmd.arg(&self.address)
-            .args([
-                "--name",
-                &name,
-                "--host",
-                &self.launcher.host,
-                "--no-dashboard",
-            ])
-            .arg("--nthreads")
-            .arg(self.options.worker_threads.to_string())
-            .arg("--memory-limit")
-            .arg(self.options.worker_memory.to_string())
-            .arg("--local-directory")
-            .arg(&self.dir)
-            .arg("--auth-token-file")
-            .arg(&self.token_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot run {:?}: {e}", self.launcher.worker_command))?;
-        if let Some(err) = child.stderr.take() {
-            keep_lines(err, format!("{name}: "), self.logs.clone(), None);
-        }
-        self.workers.push(WorkerProcess { name, child });
+        let handle = match &self.launcher.workers {
+            WorkerBackend::Local => {
+                let mut cmd = Command::new(&self.launcher.worker_command[0]);
+                cmd.args(&self.launcher.worker_command[1..])
+                    .args(self.worker_args(&name))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
+                let mut child = cmd
+                    .spawn()
+                    .map_err(|e| format!("cannot run {:?}: {e}", self.launcher.worker_command))?;
+                if let Some(err) = child.stderr.take() {
+                    keep_lines(err, format!("{name}: "), self.logs.clone(), None);
+                }
+                Handle::Process(child)
+            }
+            WorkerBackend::Slurm(o) => Handle::Job(self.submit_job(&name, o)?),
+        };
+        self.workers.push(WorkerProcess {
+            name,
+            handle,
+            exited: false,
+        });
         Ok(())
+    }
+
+    /// The job script of worker `name` (shown by [`ClusterProcesses::job_script`]).
+    fn job_script_for(&self, name: &str, o: &SlurmOptions) -> String {
+        let mut s = String::from("#!/usr/bin/env bash\n");
+        let memory_mb = self.options.worker_memory.div_ceil(1 << 20);
+        s += &format!("#SBATCH --job-name={name}\n");
+        s += "#SBATCH --ntasks=1\n";
+        s += &format!("#SBATCH --cpus-per-task={}\n", self.options.worker_threads);
+        if memory_mb > 0 {
+            s += &format!("#SBATCH --mem={memory_mb}M\n");
+        }
+        if let Some(p) = &o.partition {
+            s += &format!("#SBATCH --partition={p}\n");
+        }
+        if let Some(a) = &o.account {
+            s += &format!("#SBATCH --account={a}\n");
+        }
+        if let Some(t) = &o.walltime {
+            s += &format!("#SBATCH --time={t}\n");
+        }
+        s += &format!(
+            "#SBATCH --output={}\n",
+            self.dir.join(format!("{name}.log")).display()
+        );
+        for d in &o.directives {
+            s += &format!("#SBATCH {d}\n");
+        }
+        let words: Vec<String> = self
+            .launcher
+            .worker_command
+            .iter()
+            .cloned()
+            .chain(self.worker_args(name))
+            .map(|w| shell_quote(&w))
+            .collect();
+        s += &format!("exec {}\n", words.join(" "));
+        s
+    }
+
+    fn submit_job(&self, name: &str, o: &SlurmOptions) -> Result<String, String> {
+        let script = self.dir.join(format!("{name}.sh"));
+        std::fs::write(&script, self.job_script_for(name, o))
+            .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+        let out = Command::new("sbatch")
+            .arg("--parsable")
+            .arg(&script)
+            .output()
+            .map_err(|e| format!("cannot run sbatch (is SLURM installed?): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "sbatch refused the job of {name}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let id = text.trim().split(';').next().unwrap_or("").to_owned();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit() || c == '_') {
+            return Err(format!("sbatch answered {text:?}, not a job id"));
+        }
+        Ok(id)
+    }
+
+    /// The job script workers are submitted with (SLURM backend), as dask-jobqueue's
+    /// `job_script()`.
+    pub fn job_script(&self) -> Option<String> {
+        match &self.launcher.workers {
+            WorkerBackend::Slurm(o) => Some(self.job_script_for(&format!("{}-wN", self.name), o)),
+            WorkerBackend::Local => None,
+        }
+    }
+
+    /// SLURM job ids of the workers (empty for local workers).
+    pub fn job_ids(&self) -> Vec<String> {
+        self.workers
+            .iter()
+            .filter_map(|w| match &w.handle {
+                Handle::Job(id) if !w.exited => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The newest log lines of the scheduler and workers.
     pub fn logs(&self) -> Vec<String> {
-        self.logs
+        let mut out: Vec<String> = self
+            .logs
             .lock()
             .map(|l| l.iter().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // SLURM workers write to their job's output file.
+        for w in &self.workers {
+            if let Handle::Job(_) = w.handle {
+                let path = self.dir.join(format!("{}.log", w.name));
+                if let Ok(text) = std::fs::read_to_string(path) {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = &lines[lines.len().saturating_sub(200)..];
+                    out.extend(tail.iter().map(|l| format!("{}: {l}", w.name)));
+                }
+            }
+        }
+        out
     }
 
     /// Stops every process (workers first) and removes the cluster's directory.
     pub fn stop(&mut self) {
         for w in &mut self.workers {
-            let _ = w.child.kill();
-        }
-        for w in &mut self.workers {
-            let _ = w.child.wait();
+            w.kill();
         }
         self.workers.clear();
         let _ = self.scheduler.kill();
         let _ = self.scheduler.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `w` quoted for a POSIX shell.
+fn shell_quote(w: &str) -> String {
+    if !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c))
+    {
+        return w.to_owned();
+    }
+    format!("'{}'", w.replace('\'', "'\\''"))
 }

@@ -114,6 +114,22 @@ pub struct GatewayArgs {
     /// Memory limit per worker (`16GiB`; 0: no limit).
     #[arg(long, default_value = "16GiB")]
     pub max_worker_memory: String,
+    /// Where workers run: `local` (processes on this host) or `slurm` (a job per worker,
+    /// submitted with `sbatch`; `--work-dir` must be on a file system the nodes share).
+    #[arg(long, default_value = "local", value_parser = ["local", "slurm"])]
+    pub worker_backend: String,
+    /// SLURM partition of worker jobs.
+    #[arg(long)]
+    pub slurm_partition: Option<String>,
+    /// SLURM account of worker jobs.
+    #[arg(long)]
+    pub slurm_account: Option<String>,
+    /// Wall-clock limit of worker jobs (`HH:MM:SS`).
+    #[arg(long)]
+    pub slurm_walltime: Option<String>,
+    /// Another `#SBATCH` line for worker jobs (repeatable): `--slurm-directive=--qos=low`.
+    #[arg(long = "slurm-directive", allow_hyphen_values = true)]
+    pub slurm_directives: Vec<String>,
     /// Seconds between adaptive-scaling decisions.
     #[arg(long, default_value_t = 1.0)]
     pub adapt_interval: f64,
@@ -178,11 +194,21 @@ impl GatewayArgs {
             .ok()
             .filter(|d| !d.is_zero())
             .ok_or("--adapt-interval must be a positive number of seconds")?;
+        let workers = match self.worker_backend.as_str() {
+            "slurm" => backend::WorkerBackend::Slurm(backend::SlurmOptions {
+                partition: self.slurm_partition.clone(),
+                account: self.slurm_account.clone(),
+                walltime: self.slurm_walltime.clone(),
+                directives: self.slurm_directives.clone(),
+            }),
+            _ => backend::WorkerBackend::Local,
+        };
         let launcher = backend::Launcher {
             command,
             worker_command,
             host: self.cluster_host.clone(),
             work_dir,
+            workers,
         };
         let adapt = AdaptSettings {
             interval,
