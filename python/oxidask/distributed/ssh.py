@@ -30,6 +30,9 @@ import sys
 import threading
 import time
 
+from oxidask.distributed.deploy.cluster import Cluster
+from oxidask.utils import parse_bytes
+
 # Runs on the remote host under `sh -c`, with the command as "$@". Prints our marker line
 # with the process id, then waits for EOF on the SSH channel (fd 3) to stop the command.
 _WRAPPER = r"""
@@ -246,7 +249,7 @@ class _Remote:
         self._reader.join(5)
 
 
-class SSHCluster:
+class SSHCluster(Cluster):
     """A scheduler and workers started over SSH, as Dask's ``SSHCluster``.
 
     ``hosts[0]`` runs the scheduler and every other host one worker process (repeat a host to
@@ -263,7 +266,10 @@ class SSHCluster:
     hosts (default: this one's path; a list gives one per host).
 
     ``close()`` stops every remote process and returns when they are gone; ``get_logs()``
-    returns what each printed.
+    returns what each printed. The rest is the :class:`~oxidask.distributed.Cluster`
+    interface: ``scale(n)`` (or ``jobs=``, ``cores=``, ``memory=``), ``adapt()``,
+    ``scale_down(names)``; a job is one ``oxidask worker`` process (its nanny and
+    ``n_workers`` workers), named ``0``, ``1``, ...
 
     >>> from oxidask.distributed import Client, SSHCluster
     >>> cluster = SSHCluster(
@@ -336,13 +342,17 @@ class SSHCluster:
         _cli_flags(self.worker_options, "worker_options")
         self.timeout = float(timeout)
         self.security = None
-        self.scheduler_address = None
-        self.dashboard_link = None
+        self._workers_per_job = int(self.worker_options.get("nworkers", 1))
+        self._worker_threads = int(self.worker_options.get("nthreads") or 1)
+        memory = self.worker_options.get("memory_limit")
+        self._worker_memory = 0 if memory in (None, "auto", 0, "0") else parse_bytes(memory)
+        self._scheduler_address = None
+        self._dashboard_link = None
         self._scheduler = None
         self._workers = []
         self._names = itertools.count()
         self._closed_log = collections.OrderedDict()
-        self._events = []
+        self._event_log = []
         self._closed = False
         try:
             self._start_scheduler()
@@ -352,7 +362,7 @@ class SSHCluster:
             raise
 
     def _event(self, text):
-        self._events.append(f"{time.strftime('%H:%M:%S')} {text}")
+        self._event_log.append(f"{time.strftime('%H:%M:%S')} {text}")
 
     def _start_scheduler(self):
         opts = dict(self.scheduler_options)
@@ -364,10 +374,10 @@ class SSHCluster:
         self._event(f"starting the scheduler on {self.hosts[0]}: {shlex.join(command)}")
         self._scheduler = _Remote(self.hosts[0], self._connect[0], command, "Scheduler")
         (m,) = self._scheduler.wait_for(_SCHEDULER_LINE, 1, self.timeout)
-        self.scheduler_address = m.group(1)
+        self._scheduler_address = m.group(1)
         if not opts.get("no_dashboard"):
             (d,) = self._scheduler.wait_for(_DASHBOARD_LINE, 1, self.timeout)
-            self.dashboard_link = d.group(1)
+            self._dashboard_link = d.group(1)
         self._event(f"scheduler at {self.scheduler_address}")
 
     def _start_workers(self, placements):
@@ -391,44 +401,64 @@ class SSHCluster:
             self._event(f"worker {w.name} on {w.host} connected")
 
     @property
-    def status(self):
-        """``running`` or ``closed``."""
-        return "closed" if self._closed else "running"
+    def scheduler_address(self):
+        """The scheduler's address, as it reported it (``tcp://host:port``)."""
+        return self._scheduler_address
+
+    @property
+    def dashboard_link(self):
+        """The scheduler's dashboard (``http://host:8787/status``), or ``None`` without one."""
+        return self._dashboard_link
+
+    @property
+    def plan(self):
+        """Names of the running worker processes (jobs), oldest first."""
+        return [w.name for w in self._workers]
 
     @property
     def workers(self):
         """The running worker processes: ``{name: host}``."""
         return {w.name: w.host for w in self._workers}
 
-    def scale(self, n=0, **kwargs):
-        """Runs ``n`` worker processes: stops the newest ones (SIGTERM: each worker retires
-        gracefully, the results only it holds moved to the others first), or starts more on
-        the worker hosts in turn (``hosts[1:]``, round robin).
-
-        >>> cluster.scale(4)                               # doctest: +SKIP
-        """
-        if kwargs:
-            raise TypeError(f"SSHCluster.scale got unexpected arguments: {sorted(kwargs)}")
-        n = int(n)
-        if n < 0:
-            raise ValueError(f"SSHCluster.scale: n must be >= 0, got {n}")
-        if self._closed:
-            raise RuntimeError("SSHCluster.scale: the cluster is closed")
+    def _scale_to_jobs(self, n):
+        """Stops the newest worker processes (SIGTERM: each worker retires gracefully, the
+        results only it holds moved to the others first), or starts more on the worker hosts
+        in turn (``hosts[1:]``, round robin)."""
         if n < len(self._workers):
             stop, self._workers = self._workers[n:], self._workers[:n]
-            self._stop(stop)
+            self._stop(stop[::-1])
         elif n > len(self._workers):
             slots = [(h, i + 1) for i, h in enumerate(self.hosts[1:])] or [(self.hosts[0], 0)]
             have = len(self._workers)
             self._start_workers([slots[(have + k) % len(slots)] for k in range(n - have)])
+
+    def scale_down(self, workers):
+        """Stops these worker processes (by job name, or a worker name ``N-i`` of job ``N``);
+        each worker retires gracefully first.
+
+        >>> cluster.scale_down(["1"])                      # doctest: +SKIP
+        """
+        jobs = {self._job_of(str(w)) for w in workers} - {None}
+        stop = [w for w in self._workers if w.name in jobs]
+        self._workers = [w for w in self._workers if w.name not in jobs]
+        self._stop(stop)
 
     def _stop(self, remotes, timeout=30):
         for r in remotes:
             r.begin_close()
         for r in remotes:
             r.finish_close(timeout)
-            self._closed_log[r.name] = r.log
+            if r is not self._scheduler:
+                self._closed_log[r.name] = r.log
             self._event(f"{r.name} on {r.host} stopped")
+
+    def _events(self):
+        return list(self._event_log)
+
+    def _job_logs(self):
+        logs = dict(self._closed_log)
+        logs.update((w.name, w.log) for w in self._workers)
+        return logs
 
     def get_logs(self, cluster=True, scheduler=True, workers=True):
         """What the processes printed, as Dask's: ``{"Cluster": ..., "Scheduler": ...,
@@ -436,43 +466,21 @@ class SSHCluster:
 
         >>> print(cluster.get_logs()["Scheduler"])         # doctest: +SKIP
         """
-        logs = {}
-        if cluster:
-            logs["Cluster"] = "\n".join(self._events)
+        logs = super().get_logs(cluster=cluster, scheduler=False, workers=workers)
         if scheduler and self._scheduler is not None:
             logs["Scheduler"] = self._scheduler.log
-        if workers:
-            logs.update(self._closed_log)
-            logs.update((w.name, w.log) for w in self._workers)
         return logs
 
     def close(self, timeout=30):
-        """Stops the workers, then the scheduler, and waits until every remote process and
-        ``ssh`` client is gone (past ``timeout`` seconds each, the connection is cut, which
-        stops the remote side too)."""
-        if self._closed:
-            return
-        self._closed = True
+        """Stops adaptive scaling, the workers, then the scheduler, and waits until every
+        remote process and ``ssh`` client is gone (past ``timeout`` seconds each, the
+        connection is cut, which stops the remote side too)."""
+        self._close_timeout = timeout
+        super().close()
+
+    def _close(self):
+        timeout = getattr(self, "_close_timeout", 30)
         workers, self._workers = self._workers, []
         self._stop(workers, timeout)
         if self._scheduler is not None:
             self._stop([self._scheduler], timeout)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        try:
-            self.close(timeout=5)
-        except Exception:
-            pass
-
-    def __repr__(self):
-        return (
-            f"SSHCluster({self.scheduler_address!r}, workers={len(self._workers)}, "
-            f"status={self.status})"
-        )

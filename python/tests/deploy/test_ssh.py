@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from oxidask.distributed import Client, SSHCluster
+from oxidask.distributed import Client, Cluster, SSHCluster
 
 ROOT = Path(__file__).resolve().parents[3]
 SSH_DIR = Path(os.environ.get("OXIDASK_SSH_DIR", Path.home() / ".cache" / "oxidask-ssh"))
@@ -88,6 +88,8 @@ def test_scale_down_and_up(connect_options):
         scheduler_options={"port": port, "dashboard_address": None},
         worker_options={"nthreads": 1, "memory_limit": "1GiB"},
     ) as cluster, Client(cluster) as client:
+        assert isinstance(cluster, Cluster)
+        assert cluster.plan == ["0"]
         cluster.scale(2)
         client.wait_for_workers(2, timeout=30)
         assert sorted(cluster.workers) == ["0", "1"]
@@ -183,4 +185,25 @@ def test_a_crash_of_the_python_process_leaves_nothing_running(connect_options, t
     deadline = time.monotonic() + 60
     while _processes_mentioning(port) and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert _processes_mentioning(port) == []
+
+
+def test_adapt_and_scale_down_by_name(connect_options):
+    """The Cluster interface's adapt() grows an SSHCluster to its minimum through
+    _scale_to_jobs; scale_down takes a job's name."""
+    port = _free_port()
+    with SSHCluster(
+        ["127.0.0.1", "127.0.0.1"],
+        connect_options=connect_options,
+        scheduler_options={"port": port, "dashboard_address": None},
+        worker_options={"nthreads": 1, "memory_limit": "1GiB"},
+    ) as cluster, Client(cluster) as client:
+        adaptive = cluster.adapt(minimum=3, maximum=3, interval="100ms")
+        client.wait_for_workers(3, timeout=60)
+        adaptive.stop()
+        assert cluster.plan == ["0", "1", "2"]
+        cluster.scale_down(["1"])
+        assert cluster.plan == ["0", "2"]
+        assert sorted(w["name"] for w in client.scheduler_info()["workers"].values()) == ["0", "2"]
+        assert client.submit(sum, [4, 5]).result() == 9
     assert _processes_mentioning(port) == []
