@@ -21,6 +21,9 @@ import re
 import time
 import uuid
 
+from oxidask.distributed.deploy.cluster import Cluster
+from oxidask.utils import parse_bytes
+
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CLUSTER_LABEL = "oxidask.io/cluster"
 
@@ -198,7 +201,7 @@ class _KubernetesApi:
         return self._call("read logs", self.core.read_namespaced_pod_log, name, self.namespace)
 
 
-class KubeCluster:
+class KubeCluster(Cluster):
     """An oxidask cluster on Kubernetes: a scheduler pod behind a Service and ``n_workers``
     worker pods, made through the Kubernetes API (as dask-kubernetes' ``KubeCluster``).
 
@@ -207,7 +210,10 @@ class KubeCluster:
     import. ``scheduler_address`` is the Service's in-cluster name (for clients in the
     cluster); with ``scheduler_service_type="LoadBalancer"`` it is the load balancer's address,
     else use ``kubectl port-forward svc/<name>-scheduler 8786`` from outside. ``scale(n)``
-    makes or deletes worker pods; ``close()`` deletes everything the cluster made.
+    makes or deletes worker pods; ``close()`` deletes everything the cluster made. It is an
+    :class:`~oxidask.distributed.Cluster`: a job is one worker pod (``scale(cores=)``,
+    ``adapt()``, ``scale_down(pod names)``); a deleted pod's worker gets SIGTERM and retires
+    gracefully.
 
     >>> from oxidask.distributed import Client
     >>> from oxidask.distributed.kubernetes import KubeCluster
@@ -247,15 +253,21 @@ class KubeCluster:
         self.env = env
         self.worker_args = list(worker_args)
         self.timeout = float(resource_timeout)
+        # For scale(cores=, memory=): one pod's CPU and memory limits (Kubernetes quantities).
+        limits = (resources or {}).get("limits", {})
+        cpu, memory = str(limits.get("cpu", "")), str(limits.get("memory", ""))
+        self._worker_threads = int(cpu) if cpu.isdigit() else 1
+        self._worker_memory = parse_bytes(memory + "B" if memory.endswith("i") else memory) if memory else 0
         self.security = None
         self._closed = False
+        self._scheduler_address = None
         self._api = _KubernetesApi(namespace, config_file, context)
         self.namespace = self._api.namespace
         self._selector = f"{CLUSTER_LABEL}={name}"
         try:
             self._api.create_service(scheduler_service(name, service_type=scheduler_service_type))
             self._api.create_pod(scheduler_pod(name, image, resources=resources, env=env))
-            self.scheduler_address = self._wait_for_address(scheduler_service_type)
+            self._scheduler_address = self._wait_for_address(scheduler_service_type)
             self._internal_address = f"tcp://{name}-scheduler.{self.namespace}:8786"
             self.scale(n_workers)
         except BaseException:
@@ -298,9 +310,15 @@ class KubeCluster:
         return f"http://{host}:8787/status"
 
     @property
-    def status(self):
-        """``running`` or ``closed``."""
-        return "closed" if self._closed else "running"
+    def scheduler_address(self):
+        """Where clients reach the scheduler (the Service's in-cluster name, or the load
+        balancer's address)."""
+        return self._scheduler_address
+
+    @property
+    def plan(self):
+        """Names of the worker pods pending or running, oldest first."""
+        return [p.metadata.name for p in self._worker_pods()]
 
     def _worker_pods(self):
         pods = self._api.pods(f"{self._selector},app.kubernetes.io/component=worker")
@@ -309,15 +327,9 @@ class KubeCluster:
             key=lambda p: p.metadata.creation_timestamp or 0,
         )
 
-    def scale(self, n=0):
+    def _scale_to_jobs(self, n):
         """Makes or deletes worker pods until ``n`` are pending or running (the newest go
-        first).
-
-        >>> cluster.scale(10)                              # doctest: +SKIP
-        """
-        n = int(n)
-        if n < 0:
-            raise ValueError(f"KubeCluster.scale: n must be >= 0, got {n}")
+        first)."""
         pods = self._worker_pods()
         for p in pods[n:][::-1]:
             self._api.delete_pod(p.metadata.name)
@@ -327,8 +339,19 @@ class KubeCluster:
                 worker_pod(self.name, name, self.image, self._internal_address, self.resources, self.env, self.worker_args)
             )
 
-    def get_logs(self, scheduler=True, workers=True):
-        """Each pod's log: ``{"Scheduler": ..., worker pod name: ...}``."""
+    def scale_down(self, workers):
+        """Deletes these worker pods (by pod name, or a worker name ``POD-i``).
+
+        >>> cluster.scale_down(["demo-worker-1a2b3c4d"])   # doctest: +SKIP
+        """
+        for job in {self._job_of(str(w)) for w in workers} - {None}:
+            self._api.delete_pod(job)
+
+    def get_logs(self, cluster=True, scheduler=True, workers=True):
+        """Each pod's log: ``{"Scheduler": ..., worker pod name: ...}``.
+
+        >>> cluster.get_logs()["Scheduler"]                # doctest: +SKIP
+        """
         logs = {}
         if scheduler:
             logs["Scheduler"] = self._api.logs(f"{self.name}-scheduler")
@@ -337,20 +360,10 @@ class KubeCluster:
                 logs[p.metadata.name] = self._api.logs(p.metadata.name)
         return logs
 
-    def close(self, timeout=None):
+    def _close(self):
         """Deletes every pod and Service of this cluster."""
-        if self._closed:
-            return
-        self._closed = True
         if getattr(self, "_api", None) is not None:
             self._api.delete_all(self._selector)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def __repr__(self):
         return f"KubeCluster({self.name!r}, namespace={self.namespace!r}, status={self.status})"

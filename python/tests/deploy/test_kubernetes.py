@@ -8,6 +8,7 @@ import pytest
 import kubernetes_validate
 from kubernetes import client
 
+from oxidask.distributed import Cluster
 from oxidask.distributed.kubernetes import KubeCluster, scheduler_pod, scheduler_service, worker_pod
 
 VERSIONS = ["1.29.0", "1.37.0"]
@@ -78,6 +79,7 @@ def test_no_configuration_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_bad_names_are_refused_before_any_call():
+    assert issubclass(KubeCluster, Cluster)
     with pytest.raises(ValueError, match="DNS label"):
         KubeCluster(name="Not_A_Label")
     with pytest.raises(ValueError, match="scheduler_service_type"):
