@@ -352,14 +352,14 @@ def _decompress(data, compression):
 
 
 def _line_start(f, pos, size):
-    """The offset of the first line starting at or after ``pos`` (the byte after the first
-    newline at ``pos - 1`` or later; 0 for 0, ``size`` at the end), as Dask's ``read_block``
-    cuts blocks, so every line belongs to exactly one block."""
+    """Where a block cut at ``pos`` starts: the byte after the first newline at ``pos`` or
+    later (0 for 0, ``size`` at the end), as Dask's ``read_block`` cuts blocks, so every line
+    belongs to exactly one block."""
     if pos <= 0:
         return 0
     if pos >= size:
         return size
-    at = pos - 1
+    at = pos
     while at < size:
         chunk = f.read_at(min(1 << 16, size - at), at)
         i = chunk.find(b"\n")
@@ -440,8 +440,8 @@ def read_json(url_path, orient="records", lines=None, blocksize=None, compressio
     ``storage_options={"endpoint_url": ..., "region": ...}``; keys come from each reading
     process's environment, as for :func:`read_csv`). ``lines`` defaults to
     ``orient == "records"`` (JSON lines). A partition per file, or with ``blocksize=`` (bytes
-    or ``"64MB"``; JSON lines only, uncompressed) a partition per block, cut at line
-    boundaries. ``compression`` is ``"infer"`` (from ``.gz``/``.bz2``/``.xz``), ``None``,
+    or ``"64MB"``; JSON lines only, uncompressed) ``max(1, size // blocksize)`` partitions
+    per file (as Dask), cut at line boundaries. ``compression`` is ``"infer"`` (from ``.gz``/``.bz2``/``.xz``), ``None``,
     ``"gzip"``, ``"bz2"`` or ``"xz"``. ``meta`` gives the columns and dtypes (otherwise the
     first partition is read now); every partition is cast to them. Other keywords go to
     ``pandas.read_json``. A malformed line raises ``ValueError`` naming the file and line.
@@ -486,8 +486,16 @@ def read_json(url_path, orient="records", lines=None, blocksize=None, compressio
         if blocksize is None:
             blocks.append((path, 0, None, size, comp))
         else:
-            starts = range(0, max(size, 1), blocksize)
-            blocks.extend((path, s, blocksize, size, comp) for s in starts)
+            # As Dask's read_bytes: max(1, size // blocksize) blocks of equal length, so the
+            # last one is not a small remainder.
+            step = size / (size // blocksize) if size % blocksize and size > blocksize \
+                else blocksize
+            cuts, place = [0], 0
+            while size - place > 2 * step - 1:
+                place += step
+                cuts.append(int(place))
+            cuts.append(size)
+            blocks.extend((path, a, b - a, size, comp) for a, b in zip(cuts, cuts[1:]))
     dtypes = None
     if meta is not None:
         meta = _meta_frame(meta)

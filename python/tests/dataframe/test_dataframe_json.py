@@ -4,13 +4,13 @@ other orients, ``meta=``, and the errors (a malformed line names its file and li
 
 import gzip
 import json
-import math
 import os
 
 import numpy as np
 import pandas as pd
 import pandas.testing as pdt
 import pytest
+from fsspec.utils import read_block
 
 import oxidask.dataframe as dd
 
@@ -63,12 +63,26 @@ def test_blocksize_cuts_at_line_boundaries(jdir, blocksize):
     files = sorted(str(p) for p in d.glob("*.json"))
     df = dd.read_json(files, blocksize=blocksize)
     bs = 2000 if blocksize == "2kB" else blocksize
-    assert df.npartitions == sum(math.ceil(os.path.getsize(f) / bs) for f in files)
+    # As Dask's read_bytes: max(1, size // blocksize) blocks per file.
+    assert df.npartitions == sum(max(1, os.path.getsize(f) // bs) for f in files)
     got = df.compute()
     pdt.assert_frame_equal(got, _oracle(files, lines=True))
-    # Every partition holds whole lines: their lengths add up and none is cut in two.
-    lens = [len(p.compute()) for p in df.to_delayed()]
-    assert sum(lens) == 116
+    # Every partition holds the lines Dask's block would: fsspec's read_block (what Dask's
+    # read_bytes uses) over Dask's offsets is the oracle.
+    want = []
+    for f in files:
+        size = os.path.getsize(f)
+        step = size / (size // bs) if size % bs and size > bs else bs
+        offs, place = [0], 0
+        while size - place > 2 * step - 1:
+            place += step
+            offs.append(int(place))
+        ends = offs[1:] + [size]
+        with open(f, "rb") as fh:
+            for a, b in zip(offs, ends):
+                want.append(read_block(fh, a, b - a, b"\n").count(b"\n"))
+    assert [len(p.compute()) for p in df.to_delayed()] == want
+    assert sum(want) == 116
 
 
 def test_gzip_inferred_and_explicit(tmp_path):
