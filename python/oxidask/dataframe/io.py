@@ -370,7 +370,7 @@ def _line_start(f, pos, size):
 
 
 def _json_block(path, start, length, size, orient, lines, compression, endpoint, region,
-                kwargs, dtypes):
+                kwargs, dtypes, path_column=None):
     """One partition: the JSON of ``path`` (the lines of the block ``[start, start+length)``
     when ``length`` is given) as a pandas DataFrame with ``dtypes`` (when known)."""
     import io as _io
@@ -392,6 +392,8 @@ def _json_block(path, start, length, size, orient, lines, compression, endpoint,
         out = pd.read_json(_io.BytesIO(data), orient=orient, lines=lines, **kwargs)
     except ValueError as e:
         raise ValueError(_json_error(path, fs, fp, begin, data, lines, e)) from None
+    if path_column is not None:
+        out[path_column] = pd.Series([path] * len(out), index=out.index, dtype="str")
     if dtypes is not None:
         if list(out.columns) != list(dtypes):
             missing = [c for c in dtypes if c not in out.columns]
@@ -432,7 +434,7 @@ def _json_error(path, fs, fp, begin, data, lines, err):
 
 
 def read_json(url_path, orient="records", lines=None, blocksize=None, compression="infer",
-              storage_options=None, meta=None, **kwargs):
+              storage_options=None, meta=None, include_path_column=False, **kwargs):
     """Reads JSON files lazily into a dataframe (Dask's ``read_json``), with pandas'
     ``read_json`` in a task per partition.
 
@@ -443,8 +445,9 @@ def read_json(url_path, orient="records", lines=None, blocksize=None, compressio
     or ``"64MB"``; JSON lines only, uncompressed) ``max(1, size // blocksize)`` partitions
     per file (as Dask), cut at line boundaries. ``compression`` is ``"infer"`` (from ``.gz``/``.bz2``/``.xz``), ``None``,
     ``"gzip"``, ``"bz2"`` or ``"xz"``. ``meta`` gives the columns and dtypes (otherwise the
-    first partition is read now); every partition is cast to them. Other keywords go to
-    ``pandas.read_json``. A malformed line raises ``ValueError`` naming the file and line.
+    first partition is read now); every partition is cast to them.
+    ``include_path_column=True`` (or a column name) adds a ``"path"`` column naming each row's
+    file (strings; Dask makes it categorical). Other keywords go to ``pandas.read_json``. A malformed line raises ``ValueError`` naming the file and line.
 
     >>> import os, tempfile
     >>> import oxidask.dataframe as dd
@@ -496,16 +499,23 @@ def read_json(url_path, orient="records", lines=None, blocksize=None, compressio
                 cuts.append(int(place))
             cuts.append(size)
             blocks.extend((path, a, b - a, size, comp) for a, b in zip(cuts, cuts[1:]))
+    path_column = None
+    if include_path_column:
+        path_column = "path" if include_path_column is True else str(include_path_column)
     dtypes = None
     if meta is not None:
         meta = _meta_frame(meta)
+        if path_column is not None and path_column not in meta.columns:
+            meta = meta.assign(**{path_column: pd.Series([], dtype="str")})
         dtypes = meta.dtypes.to_dict()
     else:
         p, s, n, size, comp = blocks[0]
-        first = _json_block(p, s, n, size, orient, lines, comp, endpoint, region, kwargs, None)
+        first = _json_block(p, s, n, size, orient, lines, comp, endpoint, region, kwargs, None,
+                            path_column)
         meta = first.iloc[:0]
         dtypes = meta.dtypes.to_dict()
     read = delayed(_json_block, pure=True)
-    parts = [read(p, s, n, size, orient, lines, comp, endpoint, region, kwargs, dtypes)
+    parts = [read(p, s, n, size, orient, lines, comp, endpoint, region, kwargs, dtypes,
+                  path_column)
              for p, s, n, size, comp in blocks]
     return _from_results(parts, meta)

@@ -171,3 +171,17 @@ def test_on_a_cluster(jdir, client):
     df = dd.read_json(str(d / "*.json"), blocksize=400)
     pdt.assert_frame_equal(df.compute(), _oracle(files, lines=True))
     assert df.id.sum().compute() == sum(f.id.sum() for f in frames)
+
+
+def test_include_path_column(jdir):
+    d, frames = jdir
+    files = sorted(str(p) for p in d.glob("*.json"))
+    got = dd.read_json(files, include_path_column=True, blocksize=500).compute()
+    want = pd.concat([pd.read_json(f, lines=True).assign(path=f) for f in files],
+                     ignore_index=True)
+    want["path"] = want["path"].astype("str")
+    pdt.assert_frame_equal(got, want)
+    named = dd.read_json(files[0], include_path_column="src",
+                         meta={"id": "int64", "name": "str", "y": "float64", "flag": "bool"})
+    assert list(named.columns) == ["id", "name", "y", "flag", "src"]
+    assert named.src.compute().unique().tolist() == [files[0]]
