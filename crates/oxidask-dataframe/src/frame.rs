@@ -123,6 +123,16 @@ impl DataFrame {
             .collect()
     }
 
+    /// The plan as the optimizer leaves it, one node a line with its inputs indented below
+    /// it: what each step is, its partitions and columns, and for reads the columns read
+    /// from the files (projection pushdown) — Dask's `explain()`.
+    pub fn explain(&self) -> String {
+        match &self.inner {
+            Ok(n) => crate::optimize::explain(&n.optimized()),
+            Err(e) => format!("invalid frame: {e}"),
+        }
+    }
+
     /// Whether divisions along an index are known (after [`DataFrame::set_index`]); frames
     /// read from files have unknown divisions, as Dask's.
     pub fn known_divisions(&self) -> bool {
@@ -932,14 +942,14 @@ impl Collection for DataFrame {
 
     fn keys(&self) -> Vec<Key> {
         match &self.inner {
-            Ok(n) => n.layer().outputs.clone(),
+            Ok(n) => n.optimized_layer().outputs.clone(),
             Err(_) => Vec::new(),
         }
     }
 
     fn build_graph(&self, graph: &mut Graph) {
         if let Ok(n) = &self.inner {
-            add_layer(graph, &n.layer());
+            add_layer(graph, &n.optimized_layer());
         }
     }
 

@@ -47,6 +47,7 @@ mod frame;
 mod groupby;
 mod hll;
 pub mod ops;
+mod optimize;
 mod partition;
 mod plan;
 mod quantile;

@@ -199,6 +199,7 @@ pub(crate) struct Node {
     /// The index column and its interior partition bounds, after `set_index`.
     pub index: Option<(String, Bounds)>,
     layer: OnceLock<Arc<Layer>>,
+    optimized: OnceLock<Arc<Node>>,
 }
 
 impl Node {
@@ -217,6 +218,7 @@ impl Node {
             kind,
             index: None,
             layer: OnceLock::new(),
+            optimized: OnceLock::new(),
         })
     }
 
@@ -233,6 +235,7 @@ impl Node {
             },
             index: None,
             layer: OnceLock::new(),
+            optimized: OnceLock::new(),
         });
         Arc::new(Node {
             index: Some((column.to_owned(), bounds)),
@@ -298,7 +301,20 @@ impl Node {
         })
     }
 
-    /// The tasks computing this node's partitions.
+    /// This node's plan after the optimizer (projection and predicate pushdown), with the
+    /// same output keys.
+    pub(crate) fn optimized(self: &Arc<Node>) -> Arc<Node> {
+        self.optimized
+            .get_or_init(|| crate::optimize::optimize(self))
+            .clone()
+    }
+
+    /// The tasks computing this node's partitions, from the optimized plan.
+    pub(crate) fn optimized_layer(self: &Arc<Node>) -> Arc<Layer> {
+        self.optimized().layer()
+    }
+
+    /// The tasks computing this node's partitions (the plan as written).
     pub(crate) fn layer(&self) -> Arc<Layer> {
         self.layer
             .get_or_init(|| Arc::new(self.build(&[], self.name, self.token)))

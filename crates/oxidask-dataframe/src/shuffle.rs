@@ -291,6 +291,15 @@ fn join_lazy(spec: &JoinSpec, left: LazyFrame, right: LazyFrame) -> LazyFrame {
     )
 }
 
+/// The columns a join produces from its sides' schemas.
+pub(crate) fn join_schema(spec: &JoinSpec) -> PolarsResult<SchemaRef> {
+    crate::blocking::collect_schema(join_lazy(
+        spec,
+        polars::prelude::DataFrame::empty_with_schema(&spec.left_schema).lazy(),
+        polars::prelude::DataFrame::empty_with_schema(&spec.right_schema).lazy(),
+    ))
+}
+
 /// Which side, if any, is broadcast to every partition of the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JoinMode {
@@ -370,12 +379,7 @@ pub(crate) fn merge(
             left_schema: l.schema.clone(),
             right_schema: r.schema.clone(),
         };
-        let schema = crate::blocking::collect_schema(join_lazy(
-            &spec,
-            polars::prelude::DataFrame::empty_with_schema(&l.schema).lazy(),
-            polars::prelude::DataFrame::empty_with_schema(&r.schema).lazy(),
-        ))
-        .map_err(|e| FrameError::polars("merge", e))?;
+        let schema = join_schema(&spec).map_err(|e| FrameError::polars("merge", e))?;
         // Both sides indexed by their keys with the same divisions: already co-partitioned.
         let aligned = match (&l.index, &r.index) {
             (Some((lc, lb)), Some((rc, rb))) => {

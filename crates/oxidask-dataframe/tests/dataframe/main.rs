@@ -10,5 +10,6 @@ mod common;
 mod distributed;
 mod frame;
 mod io;
+mod optimize;
 mod regressions;
 mod s3;

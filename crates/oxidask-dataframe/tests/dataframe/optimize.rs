@@ -1,0 +1,287 @@
+//! The optimizer: which columns reads take after projection pushdown (from `explain()`), where
+//! filters land after predicate pushdown, and results against Polars run directly on the same
+//! data.
+
+use oxidask_core::Collection;
+use oxidask_dataframe::polars::prelude::{self as pl, ChunkAgg, IntoLazy};
+use oxidask_dataframe::{self as dd, agg, col, lit};
+
+use crate::common::{assert_frames_eq, sorted};
+
+fn write_parquet(df: &pl::DataFrame, path: &std::path::Path) {
+    let mut f = std::fs::File::create(path).unwrap();
+    pl::ParquetWriter::new(&mut f)
+        .finish(&mut df.clone())
+        .unwrap();
+}
+
+/// Trips in three Parquet files and a zone table in one; the frames they hold.
+fn taxi(dir: &std::path::Path) -> (pl::DataFrame, pl::DataFrame) {
+    let mut all: Option<pl::DataFrame> = None;
+    for f in 0..3u64 {
+        let n = 400;
+        let loc: Vec<i64> = (0..n).map(|i| ((i * 37 + f * 11) % 23) as i64).collect();
+        let fare: Vec<f64> = (0..n).map(|i| ((i * 13 + f) % 50) as f64 * 1.5).collect();
+        let tip: Vec<f64> = (0..n).map(|i| (i % 7) as f64).collect();
+        let pax: Vec<i64> = (0..n).map(|i| (i % 4) as i64).collect();
+        let x: Vec<i64> = (0..n).map(|i| i as i64).collect();
+        let df = pl::df!(
+            "PULocationID" => loc, "fare" => fare, "tip" => tip,
+            "passenger_count" => pax, "x" => x
+        )
+        .unwrap();
+        write_parquet(&df, &dir.join(format!("trips-{f}.parquet")));
+        all = Some(match all {
+            None => df,
+            Some(mut a) => {
+                a.vstack_mut(&df).unwrap();
+                a
+            }
+        });
+    }
+    let ids: Vec<i64> = (0..20).collect();
+    let boroughs: Vec<&str> = (0..20)
+        .map(|i| ["Queens", "Bronx", "Manhattan", "Brooklyn"][i % 4])
+        .collect();
+    let zones: Vec<String> = (0..20).map(|i| format!("zone {i}")).collect();
+    let xs: Vec<i64> = (0..20).map(|i| i * 100).collect();
+    let z = pl::df!(
+        "LocationID" => ids, "Borough" => boroughs, "Zone" => zones, "x" => xs
+    )
+    .unwrap();
+    write_parquet(&z, &dir.join("zones.parquet"));
+    (all.unwrap(), z)
+}
+
+/// The `reads columns [...]` of each read in the plan, in plan order.
+fn reads(plan: &str) -> Vec<String> {
+    plan.lines()
+        .filter_map(|l| {
+            let at = l.find("reads columns ")? + "reads columns ".len();
+            let rest = &l[at..];
+            let end = rest.find(']').map_or(rest.len(), |e| e + 1);
+            Some(rest[..end].to_owned())
+        })
+        .collect()
+}
+
+fn value_counts_oracle(joined: pl::LazyFrame, column: &str) -> pl::DataFrame {
+    joined
+        .group_by([pl::col(column)])
+        .agg([pl::len().cast(pl::DataType::UInt32).alias("count")])
+        .collect()
+        .unwrap()
+}
+
+fn counts_sorted(df: &pl::DataFrame) -> pl::DataFrame {
+    sorted(&df.clone().lazy().collect().unwrap())
+}
+
+#[test]
+fn a_merge_then_value_counts_reads_only_the_keys_and_the_counted_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trips, zones) = taxi(dir.path());
+    let t = dd::read_parquet(
+        ["0", "1", "2"]
+            .map(|i| format!("{}/trips-{i}.parquet", dir.path().display()))
+            .to_vec(),
+    );
+    let z = dd::read_parquet(format!("{}/zones.parquet", dir.path().display()));
+    for (z, how) in [(z.clone(), "broadcast"), (z.repartition(2), "shuffle")] {
+        let merged = t.merge(&z, &["PULocationID"], &["LocationID"], dd::How::Inner);
+        let counts = merged.column("Borough").value_counts();
+        let plan = counts.explain();
+        assert_eq!(
+            reads(&plan),
+            ["[PULocationID]", "[Borough, LocationID]"],
+            "{how}:\n{plan}"
+        );
+        let got = counts.compute().unwrap();
+        let want = value_counts_oracle(
+            trips.clone().lazy().join(
+                zones.clone().lazy(),
+                [pl::col("PULocationID")],
+                [pl::col("LocationID")],
+                pl::JoinArgs::new(pl::JoinType::Inner),
+            ),
+            "Borough",
+        );
+        assert_frames_eq(&counts_sorted(&got), &counts_sorted(&want), how);
+    }
+}
+
+#[test]
+fn filters_after_a_merge_move_to_the_side_they_concern() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trips, zones) = taxi(dir.path());
+    let t = dd::read_parquet(format!("{}/trips-*.parquet", dir.path().display()));
+    let z = dd::read_parquet(format!("{}/zones.parquet", dir.path().display())).repartition(2);
+    let join = |how: pl::JoinType| {
+        trips.clone().lazy().join(
+            zones.clone().lazy(),
+            [pl::col("PULocationID")],
+            [pl::col("LocationID")],
+            pl::JoinArgs::new(how).with_suffix(Some("_right".into())),
+        )
+    };
+    // A trips column: the filter runs in the trips read, before the shuffle.
+    let merged = t.merge(&z, &["PULocationID"], &["LocationID"], dd::How::Inner);
+    let q = merged
+        .filter(col("fare").gt(lit(30.0)))
+        .column("Borough")
+        .value_counts();
+    let plan = q.explain();
+    let trips_read = plan
+        .lines()
+        .find(|l| l.contains("reads columns [PULocationID, fare]"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(trips_read.contains("filter"), "{plan}");
+    assert_eq!(
+        reads(&plan),
+        ["[PULocationID, fare]", "[Borough, LocationID]"],
+        "{plan}"
+    );
+    let want = value_counts_oracle(
+        join(pl::JoinType::Inner).filter(pl::col("fare").gt(pl::lit(30.0))),
+        "Borough",
+    );
+    assert_frames_eq(
+        &counts_sorted(&q.compute().unwrap()),
+        &counts_sorted(&want),
+        "left filter",
+    );
+    // A zones column: into the zones read.
+    let q = merged
+        .filter(col("Borough").eq(lit("Queens")))
+        .groupby(["PULocationID"])
+        .agg([
+            agg::mean("fare"),
+            agg::std("fare"),
+            agg::size("fare").alias("n"),
+        ]);
+    let plan = q.explain();
+    let zones_read = plan
+        .lines()
+        .find(|l| l.contains("reads columns [Borough, LocationID]"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(zones_read.contains("filter"), "{plan}");
+    assert_eq!(
+        reads(&plan),
+        ["[PULocationID, fare]", "[Borough, LocationID]"],
+        "{plan}"
+    );
+    let want = join(pl::JoinType::Inner)
+        .filter(pl::col("Borough").eq(pl::lit("Queens")))
+        .group_by([pl::col("PULocationID")])
+        .agg([
+            pl::col("fare").mean().alias("fare_mean"),
+            pl::col("fare").std(1).alias("fare_std"),
+            pl::len().alias("n"),
+        ])
+        .sort(["PULocationID"], Default::default())
+        .collect()
+        .unwrap();
+    let got = q.compute().unwrap();
+    let got = got
+        .lazy()
+        .with_column(pl::col("n").cast(pl::DataType::UInt32))
+        .collect()
+        .unwrap();
+    assert_frames_eq(&got, &want, "right filter");
+    // A left join keeps unmatched trips: a zones filter must stay above the join.
+    let left = t.merge(&z, &["PULocationID"], &["LocationID"], dd::How::Left);
+    let q = left.filter(col("Zone").is_null().or(col("Borough").eq(lit("Bronx"))));
+    let got = q.compute().unwrap();
+    let want = join(pl::JoinType::Left)
+        .filter(
+            pl::col("Zone")
+                .is_null()
+                .or(pl::col("Borough").eq(pl::lit("Bronx"))),
+        )
+        .collect()
+        .unwrap();
+    assert_frames_eq(&sorted(&got), &sorted(&want), "left join, right filter");
+}
+
+#[test]
+fn projection_keeps_a_clashing_column_so_its_suffix_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trips, zones) = taxi(dir.path());
+    let t = dd::read_parquet(format!("{}/trips-*.parquet", dir.path().display()));
+    let z = dd::read_parquet(format!("{}/zones.parquet", dir.path().display()));
+    // Only `x_right` (the zones' `x`) is used: the trips' `x` must still be read, or the
+    // zones' column would come out as `x`.
+    let merged = t.merge(&z, &["PULocationID"], &["LocationID"], dd::How::Inner);
+    let q = merged.select([col("x_right")]);
+    let plan = q.explain();
+    assert_eq!(
+        reads(&plan),
+        ["[PULocationID, x]", "[LocationID, x]"],
+        "{plan}"
+    );
+    let got = q.compute().unwrap();
+    let want = trips
+        .lazy()
+        .join(
+            zones.lazy(),
+            [pl::col("PULocationID")],
+            [pl::col("LocationID")],
+            pl::JoinArgs::new(pl::JoinType::Inner).with_suffix(Some("_right".into())),
+        )
+        .select([pl::col("x_right")])
+        .collect()
+        .unwrap();
+    assert_frames_eq(&sorted(&got), &sorted(&want), "x_right");
+}
+
+#[test]
+fn projection_passes_through_concat_sort_and_set_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trips, _) = taxi(dir.path());
+    let a = dd::read_parquet(format!("{}/trips-0.parquet", dir.path().display()));
+    let b = dd::read_parquet(format!("{}/trips-1.parquet", dir.path().display()));
+    let both = dd::DataFrame::concat(&[a.clone(), b]);
+    let q = both.groupby(["passenger_count"]).agg([agg::sum("tip")]);
+    let plan = q.explain();
+    assert_eq!(
+        reads(&plan),
+        ["[passenger_count, tip]", "[passenger_count, tip]"],
+        "{plan}"
+    );
+    let first_two = trips.slice(0, 800);
+    let want = first_two
+        .clone()
+        .lazy()
+        .group_by([pl::col("passenger_count")])
+        .agg([pl::col("tip").sum()])
+        .sort(["passenger_count"], Default::default())
+        .collect()
+        .unwrap();
+    assert_frames_eq(&q.compute().unwrap(), &want, "concat groupby");
+    // sort_values then one column: the sort key and that column move, nothing else.
+    let s = a.sort_values(&["fare"], false).column("tip").sum();
+    let plan = s.to_frame().explain();
+    assert!(reads(&plan).iter().all(|r| r == "[fare, tip]"), "{plan}");
+    let want: f64 = trips
+        .slice(0, 400)
+        .column("tip")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .sum()
+        .unwrap();
+    assert_eq!(s.compute_f64().unwrap(), want);
+    // set_index on a string key, then a sum: the key and the summed column.
+    let keyed = both.with_columns([col("x").cast(dd::DataType::String).alias("key")]);
+    let s = keyed.set_index("key", None).column("fare").sum();
+    let plan = s.to_frame().explain();
+    assert!(!plan.contains("passenger_count"), "{plan}");
+    let want: f64 = first_two
+        .column("fare")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .sum()
+        .unwrap();
+    assert!((s.compute_f64().unwrap() - want).abs() < 1e-9 * want);
+}
