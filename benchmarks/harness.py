@@ -29,6 +29,7 @@ DASK_COORD = ("dask", ["coordination_cases.py", "--impl", "dask"])
 DASK_ACTORS = ("dask", ["actor_cases.py", "--impl", "dask"])
 DASK_ARRAY_PY = ("dask", ["array_collections.py", "--impl", "dask"])
 DASK_BAG = ("dask-bag-threaded", ["bag_ref.py"])
+DASK_ADAPT = ("dask-localcluster-adapt", ["adapt_cases.py", "--impl", "dask"])
 # A reference that is ourselves in another configuration: (name, ["@ours", case]).
 NO_DASHBOARD = ("oxidask-no-dashboard", ["@ours", "dashboard-closed"])
 NO_NANNY = ("oxidask-no-nanny", ["@ours", "worker-startup-no-nanny"])
@@ -43,7 +44,11 @@ PYTHON_OURS = {
     "coordination": ["coordination_cases.py", "--impl", "oxidask"],
     "actors": ["actor_cases.py", "--impl", "oxidask"],
     "python-collections": ["array_collections.py", "--impl", "oxidask"],
+    "adapt": ["adapt_cases.py", "--impl", "oxidask"],
 }
+
+# Suites whose runs are long (a fixed timeline): one run each unless --reps says otherwise.
+SUITE_REPS = {"adapt": 1}
 
 # suite -> [(case, full size, quick size, [references])]
 SUITES = {
@@ -117,6 +122,12 @@ SUITES = {
         ("array-map-blocks", 6000, 1000, [DASK_ARRAY_PY]),
         ("array-to-numpy", 6000, 1000, [DASK_ARRAY_PY]),
     ],
+    # Adaptive scaling under bursts (adapt_cases.py): LocalCluster(n_workers=0).adapt(1..4) on
+    # both sides, idle 5 s, n tasks of 0.1 s, idle 15 s, a smaller burst, idle until scaled
+    # down; n = tasks in the first burst. `adapt_cases.py timeline` prints workers per second.
+    "adapt": [
+        ("bursty", 200, 100, [DASK_ADAPT]),
+    ],
     # Dask's bag on generated files (oxidask-bench makes them under $OXIDASK_BENCH_DATA),
     # threaded on both sides; n = megabytes of text / of JSON lines.
     "bag": [
@@ -137,7 +148,9 @@ SUITES = {
 
 # Extra numeric fields a side may report (medians are printed as ours_X / reference_X).
 EXTRA_FIELDS = ["p50_ms", "p99_ms", "tasks_per_s", "in_process_s", "scheduler_peak_mib",
-                "scheduler_bytes_per_task", "scheduler_cpu_s", "tasks_per_scheduler_cpu_s"]
+                "scheduler_bytes_per_task", "scheduler_cpu_s", "tasks_per_scheduler_cpu_s",
+                "first_scale_up_s", "peak_workers", "burst1_s", "burst2_s", "scale_down_s",
+                "worker_seconds"]
 
 
 def run_json(cmd, timeout):
@@ -167,12 +180,14 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--ours", required=True, help="path of the oxidask-bench binary")
     p.add_argument("--python", default=sys.executable)
+    p.add_argument("--ours-python", default=None,
+                   help="interpreter of a Python 'ours' side (default: --python)")
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--case", action="append", help="only these cases")
     p.add_argument("--timeout", type=int, default=1800)
     a = p.parse_args()
     # Quick mode is a smoke test: two runs each keep it under a minute.
-    reps = a.reps or (2 if a.quick else 3)
+    reps = a.reps or SUITE_REPS.get(a.suite) or (2 if a.quick else 3)
     failed = False
     for case, full_n, quick_n, refs in SUITES[a.suite]:
         if a.case and case not in a.case:
@@ -180,7 +195,8 @@ def main():
         n = quick_n if a.quick else full_n
         if a.suite in PYTHON_OURS:
             script, *extra = PYTHON_OURS[a.suite]
-            ours_cmd = [a.python, os.path.join(HERE, "reference", script), case, "--n", str(n)] + extra
+            ours_cmd = [a.ours_python or a.python, os.path.join(HERE, "reference", script), case,
+                        "--n", str(n)] + extra
         else:
             ours_cmd = [a.ours, a.suite, case, "--n", str(n)]
         ref_cmds = [
