@@ -30,6 +30,8 @@ DASK_ACTORS = ("dask", ["actor_cases.py", "--impl", "dask"])
 DASK_ARRAY_PY = ("dask", ["array_collections.py", "--impl", "dask"])
 DASK_BAG = ("dask-bag-threaded", ["bag_ref.py"])
 DASK_ADAPT = ("dask-localcluster-adapt", ["adapt_cases.py", "--impl", "dask"])
+# A reference that is our Python package in another deployment (run by --ours-python).
+GATEWAY_ADAPT = ("oxidask-gateway-adapt", ["@ours-python", "adapt_cases.py", "--impl", "oxidask-gateway"])
 # A reference that is ourselves in another configuration: (name, ["@ours", case]).
 NO_DASHBOARD = ("oxidask-no-dashboard", ["@ours", "dashboard-closed"])
 NO_NANNY = ("oxidask-no-nanny", ["@ours", "worker-startup-no-nanny"])
@@ -124,9 +126,10 @@ SUITES = {
     ],
     # Adaptive scaling under bursts (adapt_cases.py): LocalCluster(n_workers=0).adapt(1..4) on
     # both sides, idle 5 s, n tasks of 0.1 s, idle 15 s, a smaller burst, idle until scaled
-    # down; n = tasks in the first burst. `adapt_cases.py timeline` prints workers per second.
+    # down; n = tasks in the first burst; also on a cluster of `oxidask gateway`.
+    # `adapt_cases.py timeline` prints workers per second.
     "adapt": [
-        ("bursty", 200, 100, [DASK_ADAPT]),
+        ("bursty", 200, 100, [DASK_ADAPT, GATEWAY_ADAPT]),
     ],
     # Dask's bag on generated files (oxidask-bench makes them under $OXIDASK_BENCH_DATA),
     # threaded on both sides; n = megabytes of text / of JSON lines.
@@ -201,6 +204,8 @@ def main():
             ours_cmd = [a.ours, a.suite, case, "--n", str(n)]
         ref_cmds = [
             (name, [a.ours, a.suite, extra[0], "--n", str(n)]) if script == "@ours" else
+            (name, [a.ours_python or a.python, os.path.join(HERE, "reference", extra[0]), case,
+                    "--n", str(n)] + extra[1:]) if script == "@ours-python" else
             (name, [a.python, os.path.join(HERE, "reference", script), case, "--n", str(n)] + extra)
             for name, (script, *extra) in refs
         ]

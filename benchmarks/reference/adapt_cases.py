@@ -24,6 +24,9 @@ and writes the whole run, samples included, to $OXIDASK_BENCH_DATA/adapt-<impl>.
 `adapt_cases.py timeline` renders the two files as the markdown timeline (workers per second)
 of BENCHMARKS.md.
 
+`--impl oxidask-gateway` runs the same workload on a cluster of an `oxidask gateway` started
+by the script (the gateway adapts it from the scheduler's adaptive_target, as LocalCluster does).
+
 Prints one JSON line: {"seconds", "check", extra fields}.
 """
 
@@ -43,12 +46,81 @@ SCALE_DOWN_LIMIT = 40.0
 SAMPLE_EVERY = 0.25
 
 
-def load(impl):
+def local_cluster(impl):
+    """LocalCluster(n_workers=0).adapt(minimum, maximum) as a user writes it; (client,
+    sampling client, close)."""
     if impl == "dask":
         from distributed import Client, LocalCluster
     else:
         from oxidask.distributed import Client, LocalCluster
-    return Client, LocalCluster
+    cluster = LocalCluster(
+        n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    cluster.adapt(minimum=MINIMUM, maximum=MAXIMUM)
+    client = Client(cluster)
+    sampler_client = Client(cluster.scheduler_address, set_as_default=False)
+
+    def close():
+        sampler_client.close()
+        client.close()
+        cluster.close()
+
+    return client, sampler_client, close
+
+
+def gateway_cluster(impl):
+    """An `oxidask gateway` (local worker processes, its default adapt interval 1 s and
+    wait count 3) started here; a cluster of 1-thread workers adapting between minimum and
+    maximum, as examples/python/gateway_cluster.py does; (client, sampling client, close)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from oxidask.distributed import Client
+    from oxidask.gateway import BearerAuth, Gateway
+
+    workdir = tempfile.TemporaryDirectory()
+    token = "bench-0123456789abcdef"
+    tokens = Path(workdir.name) / "tokens"
+    tokens.write_text(f"bench {token}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oxidask", "gateway", "--address", "127.0.0.1:0",
+         "--tokens-file", str(tokens), "--work-dir", str(Path(workdir.name) / "clusters")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    found = []
+    ready = threading.Event()
+
+    def read():
+        for line in proc.stderr:
+            if "listening at" in line and not found:
+                found.append(line.rsplit(" ", 1)[1].strip())
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(60):
+        proc.kill()
+        raise RuntimeError("the gateway did not start")
+    gateway = Gateway(address=found[0], auth=BearerAuth(token))
+    cluster = gateway.new_cluster(worker_threads=1)
+    cluster.adapt(minimum=MINIMUM, maximum=MAXIMUM)
+    client = cluster.get_client()
+    sampler_client = Client(cluster.scheduler_address, security=cluster.security,
+                            set_as_default=False)
+
+    def close():
+        sampler_client.close()
+        client.close()
+        cluster.shutdown()
+        gateway.close()
+        proc.terminate()
+        proc.wait(30)
+        workdir.cleanup()
+
+    return client, sampler_client, close
+
+
+IMPLS = {"dask": local_cluster, "oxidask": local_cluster, "oxidask-gateway": gateway_cluster}
 
 
 def work(i):
@@ -112,13 +184,7 @@ def settled_at_minimum(samples, since):
 
 
 def case_bursty(impl, n):
-    Client, LocalCluster = load(impl)
-    cluster = LocalCluster(
-        n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None
-    )
-    cluster.adapt(minimum=MINIMUM, maximum=MAXIMUM)
-    client = Client(cluster)
-    sampler_client = Client(cluster.scheduler_address, set_as_default=False)
+    client, sampler_client, close = IMPLS[impl](impl)
     t0 = time.perf_counter()
     sampler = Sampler(sampler_client, t0)
     sampler.start()
@@ -139,9 +205,7 @@ def case_bursty(impl, n):
     finally:
         sampler.stopped.set()
         sampler.join()
-        sampler_client.close()
-        client.close()
-        cluster.close()
+        close()
     samples = sampler.samples
     expected = sum(i * i for i in range(n + n2))
     down_at = settled_at_minimum(samples, d2)
@@ -185,14 +249,14 @@ CASES = {"bursty": case_bursty}
 
 def timeline(paths):
     """Markdown: one row per second, each side's workers (the most seen in that second) and
-    what the workload was doing."""
+    the burst running then, if any."""
     runs = []
     for p in paths:
         with open(p) as f:
             runs.append(json.load(f))
     last = max(int(r["samples"][-1][0]) for r in runs)
-    head = "| t (s) | " + " | ".join(f"{r['impl']} workers | {r['impl']} phase" for r in runs) + " |"
-    lines = [head, "|" + "---|" * (1 + 2 * len(runs))]
+    head = "| t (s) | " + " | ".join(f"{r['impl']} workers" for r in runs) + " |"
+    lines = [head, "|" + "---|" * (1 + len(runs))]
 
     def phase(r, sec):
         (s1, d1), (s2, d2) = r["events"]["burst1"], r["events"]["burst2"]
@@ -206,10 +270,11 @@ def timeline(paths):
         for r in runs:
             ks = [k for t, k in r["samples"] if sec <= t < sec + 1]
             if not ks:
-                cells += ["", ""]
+                cells.append("")
                 continue
             k = max(ks)
-            cells += [f"{k} {'#' * k}", phase(r, sec)]
+            doing = phase(r, sec)
+            cells.append(f"{'#' * k} {k}" + ("" if doing == "idle" else f" ({doing})"))
         lines.append(f"| {sec} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -217,13 +282,17 @@ def timeline(paths):
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "timeline":
         data = os.environ.get("OXIDASK_BENCH_DATA", os.path.join(os.path.dirname(__file__), "..", "data"))
-        paths = sys.argv[2:] or [os.path.join(data, f"adapt-{i}.json") for i in ("oxidask", "dask")]
+        paths = sys.argv[2:] or [
+            os.path.join(data, f"adapt-{i}.json")
+            for i in ("oxidask", "dask", "oxidask-gateway")
+            if os.path.exists(os.path.join(data, f"adapt-{i}.json"))
+        ]
         print(timeline(paths))
         return 0
     p = argparse.ArgumentParser()
     p.add_argument("case", choices=sorted(CASES))
     p.add_argument("--n", type=int, required=True)
-    p.add_argument("--impl", choices=["dask", "oxidask"], required=True)
+    p.add_argument("--impl", choices=sorted(IMPLS), required=True)
     a = p.parse_args()
     out = CASES[a.case](a.impl, a.n)
     print(json.dumps(out), flush=True)
