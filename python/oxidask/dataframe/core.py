@@ -541,6 +541,11 @@ class DataFrame(_Collection):
     def merge(self, right, how="inner", on=None, left_on=None, right_on=None, suffixes=None,
               left_index=False, right_index=False):
         """Joins with ``right`` on key columns (Dask's ``merge``)."""
+        if isinstance(right, pd.DataFrame):
+            # As Dask: an in-memory pandas frame joins as a one-partition frame.
+            from oxidask.dataframe.io import from_pandas
+
+            right = from_pandas(right, npartitions=1)
         if left_index or right_index:
             left = self.reset_index() if left_index else self
             rght = right.reset_index() if right_index else right
