@@ -144,6 +144,8 @@ SUITES = {
         ("groupby-agg", 1000, 10, [DASK_DF, POLARS]),
         ("filter-count", 1000, 10, [DASK_DF, POLARS]),
         ("merge-count", 1000, 10, [DASK_DF, POLARS]),
+        # The same merge written without selecting the column first (projection pushdown).
+        ("merge-count-all", 1000, 10, [DASK_DF, POLARS]),
         ("set-index", 1000, 10, [DASK_DF, POLARS]),
         ("read-csv", 1000, 10, [DASK_DF, POLARS]),
     ],

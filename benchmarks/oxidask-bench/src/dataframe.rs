@@ -106,10 +106,16 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
                 .map_err(err)?;
             json!(n)
         }
-        "merge-count" => {
+        "merge-count" | "merge-count-all" => {
             let zones = dd::read_parquet(format!("{d}/zones.parquet"));
-            let r = dd::read_parquet(pq.as_str())
-                .columns_subset(["PULocationID"])
+            let trips = dd::read_parquet(pq.as_str());
+            // `merge-count-all`: no column selection first (the optimizer prunes the read).
+            let trips = if case == "merge-count" {
+                trips.columns_subset(["PULocationID"])
+            } else {
+                trips
+            };
+            let r = trips
                 .merge(&zones, &["PULocationID"], &["LocationID"], How::Inner)
                 .column("Borough")
                 .value_counts()

@@ -199,7 +199,9 @@ pub(crate) struct Node {
     /// The index column and its interior partition bounds, after `set_index`.
     pub index: Option<(String, Bounds)>,
     layer: OnceLock<Arc<Layer>>,
-    optimized: OnceLock<Arc<Node>>,
+    /// The optimized plan, `None` when it is this node itself (kept out, or the node would
+    /// hold itself and never be freed).
+    optimized: OnceLock<Option<Arc<Node>>>,
 }
 
 impl Node {
@@ -302,11 +304,20 @@ impl Node {
     }
 
     /// This node's plan after the optimizer (projection and predicate pushdown), with the
-    /// same output keys.
+    /// same output keys; the plan as written when `OXIDASK_DATAFRAME_OPTIMIZE=0` (for
+    /// comparisons and as an escape hatch, as Dask's `optimize_graph=False`).
     pub(crate) fn optimized(self: &Arc<Node>) -> Arc<Node> {
+        // Not cached when off: a node holding itself would never be freed.
+        if std::env::var("OXIDASK_DATAFRAME_OPTIMIZE").is_ok_and(|v| v == "0") {
+            return self.clone();
+        }
         self.optimized
-            .get_or_init(|| crate::optimize::optimize(self))
+            .get_or_init(|| {
+                let o = crate::optimize::optimize(self);
+                (!Arc::ptr_eq(&o, self)).then_some(o)
+            })
             .clone()
+            .unwrap_or_else(|| self.clone())
     }
 
     /// The tasks computing this node's partitions, from the optimized plan.
