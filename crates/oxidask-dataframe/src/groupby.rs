@@ -41,6 +41,30 @@ impl GroupBy {
         self
     }
 
+    /// Chooses `split_out` from the partition count as Dask does when it lowers a groupby
+    /// aggregation: one output partition per 15 input partitions for one key, per
+    /// `10 / (keys - 1)` for several (so many partitions, likely many groups, spread the
+    /// result). With few partitions this stays 1: one sorted partition.
+    pub fn split_out_auto(self) -> GroupBy {
+        let n = self.frame.npartitions() as f64;
+        let k = self.keys.len().max(1) as f64;
+        let m = if k <= 1.0 {
+            (n / 15.0).ceil()
+        } else {
+            (n / (10.0 / (k - 1.0))).ceil()
+        };
+        self.split_out(m.max(1.0) as usize)
+    }
+
+    /// The number of output partitions aggregations will have.
+    pub fn output_partitions(&self) -> usize {
+        if self.keys.is_empty() {
+            1
+        } else {
+            self.split_out
+        }
+    }
+
     /// Several aggregations at once: `[agg::mean("fare"), agg::max("fare").alias("top")]`.
     /// All of them run as one Polars group-by per partition and one per combine step.
     /// Result columns keep the column's name, except that several aggregations of one column

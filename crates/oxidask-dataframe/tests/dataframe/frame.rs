@@ -895,3 +895,38 @@ fn repartition_by_size_and_by_divisions_keep_rows_in_order() {
         .to_string();
     assert!(err.contains("set_index"), "{err}");
 }
+
+#[test]
+fn split_out_auto_spreads_many_partitions_as_dask_lowers_it() {
+    let keys: Vec<i64> = (0..3000).map(|i| (i * 7) % 1000).collect();
+    let vals: Vec<f64> = (0..3000).map(|i| i as f64 * 0.5).collect();
+    let data = pl::df!("k" => keys.clone(), "j" => keys.iter().map(|k| k % 3).collect::<Vec<i64>>(), "v" => vals).unwrap();
+    // 40 partitions, one key: ceil(40 / 15) = 3; two keys: ceil(40 / 10) = 4; 12 partitions,
+    // one key: 1 (one sorted partition).
+    let df = dd::from_polars(data.clone(), 40);
+    assert_eq!(df.groupby(["k"]).split_out_auto().output_partitions(), 3);
+    assert_eq!(
+        df.groupby(["k", "j"]).split_out_auto().output_partitions(),
+        4
+    );
+    let few = dd::from_polars(data.clone(), 12);
+    assert_eq!(few.groupby(["k"]).split_out_auto().output_partitions(), 1);
+    let got = df
+        .groupby(["k"])
+        .split_out_auto()
+        .agg([agg::sum("v"), agg::mean("v").alias("m")]);
+    assert_eq!(got.npartitions(), 3);
+    let got = got
+        .compute()
+        .unwrap()
+        .sort(["k"], Default::default())
+        .unwrap();
+    let want = data
+        .lazy()
+        .group_by([pl::col("k")])
+        .agg([pl::col("v").sum(), pl::col("v").mean().alias("m")])
+        .sort(["k"], Default::default())
+        .collect()
+        .unwrap();
+    assert_frames_eq(&got, &want, "split_out_auto");
+}
