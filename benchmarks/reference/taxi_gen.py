@@ -100,6 +100,10 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")
     p.add_argument("--scale", type=float, default=1.0)
+    # As other generators write the files: rows in random time order (a fixed seed), and
+    # other row-group sizes (0: the Parquet writer's default).
+    p.add_argument("--random-order", action="store_true")
+    p.add_argument("--row-group-size", type=int, default=1_000_000)
     a = p.parse_args()
     os.makedirs(os.path.join(a.out, "parquet"), exist_ok=True)
     os.makedirs(os.path.join(a.out, "csv"), exist_ok=True)
@@ -107,9 +111,11 @@ def main():
     for m, rows in enumerate(MONTH_ROWS, start=1):
         n = max(1, int(rows * a.scale))
         df = month(m, n, seed=2019_00 + m)
+        if a.random_order:
+            df = df.sample(fraction=1.0, shuffle=True, seed=2019_00 + m)
         name = f"yellow_tripdata_2019-{m:02d}"
         df.write_parquet(os.path.join(a.out, "parquet", name + ".parquet"),
-                         row_group_size=1_000_000)
+                         row_group_size=a.row_group_size or None)
         if m <= 2:
             df.write_csv(os.path.join(a.out, "csv", name + ".csv"))
         print(f"{name}: {n} rows", flush=True)
