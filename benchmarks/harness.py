@@ -28,6 +28,9 @@ DASK_PY = ("dask", ["python_cases.py", "--impl", "dask"])
 DASK_COORD = ("dask", ["coordination_cases.py", "--impl", "dask"])
 DASK_ACTORS = ("dask", ["actor_cases.py", "--impl", "dask"])
 DASK_ARRAY_PY = ("dask", ["array_collections.py", "--impl", "dask"])
+DASK_DF_PY = ("dask", ["dataframe_collections.py", "--impl", "dask"])
+PANDAS_DF_PY = ("pandas", ["dataframe_collections.py", "--impl", "pandas"])
+POLARS_DF_PY = ("polars-lazy", ["dataframe_collections.py", "--impl", "polars"])
 DASK_BAG = ("dask-bag-threaded", ["bag_ref.py"])
 DASK_ADAPT = ("dask-localcluster-adapt", ["adapt_cases.py", "--impl", "dask"])
 # A reference that is our Python package in another deployment (run by --ours-python).
@@ -39,6 +42,9 @@ DASK_WORKER = ("dask-worker", ["distributed_ref.py"])
 DASK_WORKER_NO_NANNY = ("dask-worker-no-nanny", ["distributed_ref.py", "--no-nanny"])
 PLAIN_MAP = ("oxidask-plain-tcp", ["@ours", "map"])
 PLAIN_ROUNDTRIP = ("oxidask-plain-tcp", ["@ours", "roundtrip"])
+# The same query through the Rust API (oxidask-bench SUITE CASE): ["@ours", suite, case].
+def RUST_API(suite, case):
+    return ("oxidask-rust-api", ["@ours", suite, case])
 
 # Suites whose "ours" side is a Python script (the oxidask package) rather than oxidask-bench.
 PYTHON_OURS = {
@@ -47,6 +53,11 @@ PYTHON_OURS = {
     "actors": ["actor_cases.py", "--impl", "oxidask"],
     "python-collections": ["array_collections.py", "--impl", "oxidask"],
     "adapt": ["adapt_cases.py", "--impl", "oxidask"],
+}
+
+# Cases of those suites whose "ours" script is another: case prefix -> script and arguments.
+PYTHON_OURS_BY_PREFIX = {
+    "dataframe-": ["dataframe_collections.py", "--impl", "oxidask"],
 }
 
 # Suites whose runs are long (a fixed timeline): one run each unless --reps says otherwise.
@@ -115,14 +126,27 @@ SUITES = {
         ("actor-pipelined", 10_000, 500, [DASK_ACTORS]),
     ],
     # Dask's collections from Python, the same script with either import, threaded on both
-    # sides; n = side of a square float64 array (array_collections.py).
+    # sides, and the same query through the Rust API (oxidask-bench) as a reference: its
+    # "ratio" is Rust time / Python time (target ≥ 0.91, Python within 10% of Rust).
+    # Array cases: n = side of a square float64 array (array_collections.py; the Rust side is
+    # oxidask-bench `collections`).
     "python-collections": [
-        ("array-expr-mean", 6000, 1000, [DASK_ARRAY_PY]),
-        ("array-std", 6000, 1000, [DASK_ARRAY_PY]),
-        ("array-matmul", 4000, 800, [DASK_ARRAY_PY]),
-        ("array-mask-sum", 6000, 1000, [DASK_ARRAY_PY]),
-        ("array-map-blocks", 6000, 1000, [DASK_ARRAY_PY]),
-        ("array-to-numpy", 6000, 1000, [DASK_ARRAY_PY]),
+        ("array-expr-mean", 6000, 1000, [DASK_ARRAY_PY, RUST_API("collections", "array-expr-mean")]),
+        ("array-std", 6000, 1000, [DASK_ARRAY_PY, RUST_API("collections", "array-std")]),
+        ("array-matmul", 4000, 800, [DASK_ARRAY_PY, RUST_API("collections", "array-matmul")]),
+        ("array-mask-sum", 6000, 1000, [DASK_ARRAY_PY, RUST_API("collections", "array-mask-sum")]),
+        ("array-map-blocks", 6000, 1000, [DASK_ARRAY_PY, RUST_API("collections", "array-map-blocks")]),
+        ("array-to-numpy", 6000, 1000, [DASK_ARRAY_PY, RUST_API("collections", "array-to-numpy")]),
+        # Dataframe cases: n = taxi data scale per mille (dataframe_collections.py; the Rust side
+        # is the `dataframe` suite's same query; the merge is `merge-count-all`, no column
+        # selected by hand). `dataframe_collections.py CASE --impl pandas` runs eager pandas
+        # (not in the suite: the full year needs ~10 GB in pandas).
+        ("dataframe-value-counts", 1000, 10, [DASK_DF_PY, POLARS_DF_PY, RUST_API("dataframe", "value-counts")]),
+        ("dataframe-groupby-mean", 1000, 10, [DASK_DF_PY, POLARS_DF_PY, RUST_API("dataframe", "groupby-mean")]),
+        ("dataframe-groupby-agg", 1000, 10, [DASK_DF_PY, POLARS_DF_PY, RUST_API("dataframe", "groupby-agg")]),
+        ("dataframe-filter-count", 1000, 10, [DASK_DF_PY, POLARS_DF_PY, RUST_API("dataframe", "filter-count")]),
+        ("dataframe-merge-count", 1000, 10, [DASK_DF_PY, POLARS_DF_PY, RUST_API("dataframe", "merge-count-all")]),
+        ("dataframe-set-index", 1000, 10, [DASK_DF_PY, POLARS_DF_PY, RUST_API("dataframe", "set-index")]),
     ],
     # Adaptive scaling under bursts (adapt_cases.py): LocalCluster(n_workers=0).adapt(1..4) on
     # both sides, idle 5 s, n tasks of 0.1 s, idle 15 s, a smaller burst, idle until scaled
@@ -199,13 +223,15 @@ def main():
             continue
         n = quick_n if a.quick else full_n
         if a.suite in PYTHON_OURS:
-            script, *extra = PYTHON_OURS[a.suite]
+            script, *extra = next((v for k, v in PYTHON_OURS_BY_PREFIX.items()
+                                   if case.startswith(k)), PYTHON_OURS[a.suite])
             ours_cmd = [a.ours_python or a.python, os.path.join(HERE, "reference", script), case,
                         "--n", str(n)] + extra
         else:
             ours_cmd = [a.ours, a.suite, case, "--n", str(n)]
         ref_cmds = [
-            (name, [a.ours, a.suite, extra[0], "--n", str(n)]) if script == "@ours" else
+            (name, [a.ours] + ([a.suite] + extra if len(extra) == 1 else extra) + ["--n", str(n)])
+            if script == "@ours" else
             (name, [a.ours_python or a.python, os.path.join(HERE, "reference", extra[0]), case,
                     "--n", str(n)] + extra[1:]) if script == "@ours-python" else
             (name, [a.python, os.path.join(HERE, "reference", script), case, "--n", str(n)] + extra)

@@ -6,6 +6,7 @@
 
 mod array;
 mod bag;
+mod collections;
 mod dataframe;
 mod distributed;
 mod tasks;
@@ -17,7 +18,8 @@ fn usage() -> ExitCode {
           array (ones-sum | ones-fancy | random-expr | random-std | matmul-sum | big-sum)
           distributed (map | tree | roundtrip | startup | scheduler-alone | big-graph)
           dataframe (value-counts | groupby-mean | groupby-agg | filter-count | merge-count | set-index | read-csv)
-          bag (word-count | json-records)");
+          bag (word-count | json-records)
+          collections (array-expr-mean | array-std | array-matmul | array-mask-sum | array-map-blocks | array-to-numpy)");
     ExitCode::from(2)
 }
 
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         "distributed" => distributed::run(case, &opts),
         "dataframe" => dataframe::run(case, &opts),
         "bag" => bag::run(case, &opts),
+        "collections" => collections::run(case, &opts),
         _ => return usage(),
     };
     match result {
