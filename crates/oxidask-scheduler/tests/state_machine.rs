@@ -217,6 +217,48 @@ fn a_task_that_keeps_killing_workers_is_blamed_after_the_allowed_failures() {
 }
 
 #[test]
+fn churn_blamed_an_innocent_queued_task() {
+    // Under churn (a worker SIGKILLed every 200 ms) a task assigned to worker after worker
+    // but queued behind others there was failed with KilledWorker. Only the tasks a worker
+    // could have been running (its first `nthreads` by priority) count a death against them.
+    let mut sim = Sim::with_config(Config {
+        allowed_failures: 1,
+        worker_saturation: 100.0,
+        max_assigned_per_thread: 100,
+        ..Config::default()
+    });
+    sim.add_client(100);
+    let names: Vec<String> = (0..4).map(|i| format!("d-{i}")).collect();
+    let tasks: Vec<_> = names.iter().map(|n| task(n, &[])).collect();
+    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+    sim.submit(100, tasks, &wanted);
+    for i in 0..2u64 {
+        sim.add_worker(10 + i, &format!("w{i}"), 1);
+        for n in &names {
+            assert!(matches!(sim.state(n), Some(TState::Processing(_))), "{n}");
+        }
+        // Four tasks processing on a one-thread worker: at most one was running.
+        sim.kill_worker(10 + i);
+    }
+    let erred = names
+        .iter()
+        .filter(|n| sim.state(n) == Some(TState::Erred))
+        .count();
+    assert!(
+        erred <= 1,
+        "{erred} tasks blamed for two deaths of one-thread workers"
+    );
+    sim.add_worker(20, "w-last", 1);
+    sim.drain();
+    let done = names
+        .iter()
+        .filter(|n| sim.state(n) == Some(TState::Memory))
+        .count();
+    assert_eq!(done + erred, 4);
+    assert!(done >= 3);
+}
+
+#[test]
 fn retries_rerun_a_failing_task_then_report_its_error() {
     let mut sim = Sim::new();
     sim.add_worker(1, "w1", 1);

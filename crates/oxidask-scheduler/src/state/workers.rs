@@ -373,12 +373,18 @@ impl SchedulerState {
             }
         }
         let allowed_failures = self.cfg.allowed_failures;
+        // Evidence against a task: only the tasks the worker could have been running (its
+        // first `nthreads` by priority) are suspected. The rest were queued behind them or
+        // waiting for inputs: a death under churn is no evidence against them.
+        let mut running = (rec.info.nthreads as usize).max(1);
         for t in processing {
             if self.task(t).state != TState::Processing(w) {
                 continue;
             }
+            let suspect = running > 0;
+            running = running.saturating_sub(1);
             let task = self.task_mut(t);
-            task.suspicious += 1;
+            task.suspicious += u16::from(suspect);
             task.stealing = None;
             task.cost = 0.0;
             if task.suspicious > allowed_failures {
