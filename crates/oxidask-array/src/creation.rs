@@ -354,12 +354,18 @@ pub fn from_array<T: Element>(data: ArrayD<T>, chunks: impl IntoChunks) -> Array
         let key = crate::array::block_key(node_name, token, &idx, &grid);
         let off = chunks.block_offset(&idx);
         let sh = chunks.block_shape(&idx);
-        let ranges: Vec<(isize, isize, isize)> = off
+        // Only this block's elements are copied (copying `data` for every block made
+        // from_array quadratic in the number of blocks).
+        let info: Vec<ndarray::SliceInfoElem> = off
             .iter()
             .zip(&sh)
-            .map(|(&o, &s)| (o as isize, (o + s) as isize, 1))
+            .map(|(&o, &s)| ndarray::SliceInfoElem::Slice {
+                start: o as isize,
+                end: Some((o + s) as isize),
+                step: 1,
+            })
             .collect();
-        let part = Chunk::Dense(data.clone()).slice(&ranges);
+        let part = Chunk::Dense(data.slice(info.as_slice()).to_owned());
         tasks.push((key, Task::value(Value::new(T::wrap(part)))));
         outputs.push(key);
     }
