@@ -1229,3 +1229,261 @@ __all__ = [
     "where",
     "zeros_like",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# order statistics, counting and einsum (NumPy per block in Python tasks)
+
+
+def _whole_axes(a, axes):
+    """``a`` with the axes in ``axes`` made one block each (the others keep their blocks)."""
+    return a.rechunk({ax: -1 for ax in axes}) if axes else a
+
+
+def _along_axes(func, name, a, axis, keepdims, **kwargs):
+    """``func(block, axis=, keepdims=)`` on ``a`` with the reduced axes whole (Dask's
+    approach for ``median``): one task per block of the other axes."""
+    from oxidask.array import _pyblocks
+    from oxidask.delayed import delayed
+
+    a = asarray(a)
+    if axis is None:
+        x = a.ravel().rechunk(-1)
+        axes = (0,)
+    else:
+        axes = tuple(sorted({_axis(ax, a.ndim) for ax in
+                             (axis if isinstance(axis, (tuple, list)) else [axis])}))
+        x = _whole_axes(a, axes)
+    with np.errstate(all="ignore"):
+        meta = func(np.ones((1,) * x.ndim, x.dtype), axis=axes, **kwargs)
+    dt = np.asarray(meta).dtype
+    _dtype(dt)
+    grid = x.to_delayed()
+    handles = []
+    for idx in np.ndindex(*x.numblocks):
+        handles.append(delayed(_reduce_block, pure=True, name=name)(
+            func, axes, kwargs, grid[idx]))
+    chunks = tuple((1,) if i in axes else c for i, c in enumerate(x.chunks))
+    out = _pyblocks.from_tasks(handles, chunks, dt, name)
+    if axis is None:
+        out = out.reshape(()) if not keepdims else out.reshape((1,) * a.ndim)
+    elif not keepdims:
+        out = out[tuple(0 if i in axes else slice(None) for i in range(x.ndim))]
+    return out
+
+
+def _reduce_block(func, axes, kwargs, block):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN, as NumPy
+        return np.asarray(func(block, axis=axes, keepdims=True, **kwargs))
+
+
+def median(a, axis=None, keepdims=False, out=None, overwrite_input=False):
+    """The median along ``axis`` (NumPy's ``median``), as Dask computes it: the axes reduced
+    are made one block each, then NumPy's median runs on every block. ``axis=None`` takes the
+    median of all elements in one task (Dask refuses it; NumPy users expect it).
+
+    >>> import numpy as np, oxidask.array as da
+    >>> x = da.from_array(np.array([[1.0, 5.0, 2.0], [4.0, 3.0, 6.0]]), chunks=1)
+    >>> da.median(x, axis=1).compute()
+    array([2., 4.])
+    """
+    _no_out(out)
+    return _along_axes(np.median, "median", a, axis, keepdims)
+
+
+def nanmedian(a, axis=None, keepdims=False, out=None, overwrite_input=False):
+    """The median along ``axis`` ignoring NaN (NumPy's ``nanmedian``; NaN for all-NaN
+    slices), computed as :func:`median` is.
+
+    >>> import numpy as np, oxidask.array as da
+    >>> x = da.from_array(np.array([[1.0, np.nan, 2.0], [4.0, 3.0, np.nan]]), chunks=1)
+    >>> da.nanmedian(x, axis=1).compute()
+    array([1.5, 3.5])
+    """
+    _no_out(out)
+    return _along_axes(np.nanmedian, "nanmedian", a, axis, keepdims)
+
+
+def _percentile_block(q, method, block):
+    return np.asarray(np.percentile(block, q, method=method)).reshape(-1)
+
+
+def percentile(a, q, method="linear", internal_method="default", **kwargs):
+    """The ``q``-th percentiles of a 1-d array (Dask's ``percentile``; a 1-d result of
+    ``len(q)`` values, also for one ``q``), with NumPy's ``method`` names.
+
+    Exact, unlike Dask's default (which merges per-block percentiles approximately): the
+    array is made one block and NumPy's ``percentile`` runs once, so the result equals
+    NumPy's to the bit. ``internal_method`` is accepted for Dask's signature and ignored.
+
+    >>> import numpy as np, oxidask.array as da
+    >>> x = da.from_array(np.arange(101.0), chunks=25)
+    >>> da.percentile(x, [10, 50, 95]).compute()
+    array([10., 50., 95.])
+    """
+    from oxidask.array import _pyblocks
+    from oxidask.delayed import delayed
+
+    if "interpolation" in kwargs:
+        method = kwargs.pop("interpolation")
+    if kwargs:
+        raise TypeError(f"percentile() got unexpected keyword arguments {sorted(kwargs)}")
+    a = asarray(a)
+    if a.ndim != 1:
+        raise NotImplementedError(
+            f"Percentiles only implemented for 1-d arrays (got shape {a.shape}); "
+            "ravel() it, or use median along an axis"
+        )
+    qs = np.atleast_1d(np.asarray(q, dtype=float))
+    if qs.ndim != 1:
+        raise ValueError(f"q must be a scalar or a 1-d sequence, got shape {qs.shape}")
+    if ((qs < 0) | (qs > 100)).any() or np.isnan(qs).any():
+        raise ValueError("Percentiles must be in the range [0, 100]")
+    if a.shape[0] == 0:
+        raise IndexError("cannot do a non-empty take from an empty axes.")
+    dt = np.percentile(np.ones(1, a.dtype), qs, method=method).dtype  # checks method too
+    _dtype(dt)
+    one = a.rechunk(-1).to_delayed()[0]
+    h = delayed(_percentile_block, pure=True, name="percentile")(qs, method, one)
+    return _pyblocks.from_tasks([h], ((len(qs),),), dt, "percentile")
+
+
+def _bincount_block(minlength, x, *w):
+    return np.bincount(x, weights=w[0] if w else None, minlength=minlength)
+
+
+def _bincount_merge(minlength, *parts):
+    n = _b.max([len(p) for p in parts] + [minlength])
+    if minlength and n > minlength:
+        raise ValueError(
+            f"bincount: the values reach {n - 1}, beyond minlength={minlength} that fixed the "
+            "result's length; give a larger minlength, or minlength=0 (length unknown until "
+            "computed)"
+        )
+    out = np.zeros(n, dtype=parts[0].dtype if parts else np.int64)
+    for p in parts:
+        out[: len(p)] += p
+    return out
+
+
+def bincount(x, weights=None, minlength=0, split_every=None):
+    """Occurrences of each non-negative integer in ``x`` (NumPy's ``bincount``): one
+    ``np.bincount`` per block, then a sum. With ``minlength`` the result has that length
+    (as in Dask; values reaching past it raise when computed); without, its length is
+    unknown (``nan``) until computed, as in Dask.
+
+    >>> import numpy as np, oxidask.array as da
+    >>> x = da.from_array(np.array([0, 1, 1, 3, 1]), chunks=2)
+    >>> da.bincount(x, minlength=4).compute()
+    array([1, 3, 0, 1])
+    """
+    from oxidask.array import _pyblocks
+    from oxidask.delayed import delayed
+
+    x = asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"object too deep for desired array (bincount of shape {x.shape})")
+    if x.dtype.kind not in "iub":
+        raise TypeError(
+            f"Cannot cast array data from dtype('{x.dtype}') to dtype('int64') according to "
+            "the rule 'safe'"
+        )
+    minlength = int(minlength)
+    if minlength < 0:
+        raise ValueError("'minlength' must not be negative")
+    blocks = list(x.to_delayed())
+    if weights is not None:
+        w = asarray(weights)
+        if w.shape != x.shape:
+            raise ValueError(
+                f"The weights and list don't have the same length (shapes {w.shape} and "
+                f"{x.shape})"
+            )
+        wblocks = list(w.rechunk(x.chunks).to_delayed())
+        dt = np.bincount(np.zeros(1, np.int64), weights=np.ones(1, w.dtype)).dtype
+    else:
+        wblocks = None
+        dt = np.dtype(np.int64)
+    parts = [delayed(_bincount_block, pure=True, name="bincount-chunk")(
+        minlength, b, *([wblocks[i]] if wblocks else [])) for i, b in enumerate(blocks)]
+    merged = delayed(_bincount_merge, pure=True, name="bincount")(minlength, *parts)
+    if minlength:
+        return _pyblocks.from_tasks([merged], ((minlength,),), dt, "bincount")
+    return _unknown_from_python([merged], dt, "bincount")
+
+
+def _einsum_block(spec, ncontract, *blocks):
+    out = np.asarray(np.einsum(spec, *blocks))
+    return out.reshape(out.shape + (1,) * ncontract)
+
+
+def einsum(subscripts, *operands, dtype=None, optimize=False, split_every=None, **kwargs):
+    """Einstein summation (NumPy's ``einsum``), as Dask builds it: the operands' blocks are
+    aligned per index, every combination of blocks runs ``np.einsum`` in one task, and the
+    partial results along the contracted indices are summed by the engine's tree reduction.
+    Explicit (``'ij,jk->ik'``) and implicit (``'ij,jk'``) forms; no ellipsis.
+
+    >>> import numpy as np, oxidask.array as da
+    >>> a = da.from_array(np.arange(6.0).reshape(2, 3), chunks=1)
+    >>> da.einsum("ij,ij->i", a, a).compute()
+    array([ 5., 50.])
+    """
+    from oxidask.array import _pyblocks
+    from oxidask.delayed import delayed
+
+    if not isinstance(subscripts, str):
+        raise TypeError("einsum: the subscripts must be a string (the sublist form is not "
+                        "supported by oxidask.array)")
+    if kwargs.get("out") is not None:
+        _no_out(kwargs["out"])
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise NotImplementedError("einsum with an ellipsis ('...') is not supported by "
+                                  "oxidask.array; name every axis")
+    arrays = [asarray(o) for o in operands]
+    lhs, _, rhs = spec.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(arrays):
+        raise ValueError(
+            f"einsum: {len(terms)} operand subscripts ({lhs!r}) for {len(arrays)} operands"
+        )
+    # NumPy's own checks of the subscripts and shapes (zero-stride stand-ins: no data).
+    stand_ins = [np.broadcast_to(np.zeros((), a.dtype), a.shape) for a in arrays]
+    np.einsum_path(spec, *stand_ins, optimize=False)
+    if "->" not in spec:
+        letters = "".join(terms)
+        rhs = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    dt = np.dtype(dtype) if dtype is not None else np.result_type(*[a.dtype for a in arrays])
+    _dtype(dt)
+    arrays = [a.astype(dt) for a in arrays]
+    # One blocking per index: the first operand's, the others rechunked to it.
+    chunks_of = {}
+    for term, a in zip(terms, arrays):
+        for c, ch in zip(term, a.chunks):
+            chunks_of.setdefault(c, ch)
+    arrays = [a.rechunk(tuple(chunks_of[c] for c in term)) for term, a in zip(terms, arrays)]
+    contracted = [c for c in dict.fromkeys("".join(terms)) if c not in rhs]
+    grids = [a.to_delayed() for a in arrays]
+    letters = list(rhs) + contracted
+    sizes = [len(chunks_of[c]) for c in letters]
+    block_spec = f"{lhs}->{rhs}"
+    handles = []
+    for combo in np.ndindex(*sizes):
+        at = dict(zip(letters, combo))
+        blocks = [g[tuple(at[c] for c in term)] for term, g in zip(terms, grids)]
+        handles.append(delayed(_einsum_block, pure=True, name="einsum")(
+            block_spec, len(contracted), *blocks))
+    chunks = tuple(chunks_of[c] for c in rhs) + tuple((1,) * len(chunks_of[c])
+                                                      for c in contracted)
+    out = _pyblocks.from_tasks(handles, chunks, dt, "einsum")
+    if contracted:
+        axes = tuple(range(len(rhs), len(letters)))
+        out = out.any(axis=axes) if dt == np.bool_ else \
+            out.sum(axis=axes, dtype=dt, split_every=split_every)
+    return out
+
+
+__all__ += ["bincount", "einsum", "median", "nanmedian", "percentile"]
