@@ -14,7 +14,7 @@ Supported dtypes: float64, float32, int64, int32, uint8 and bool. NumPy ufuncs
 NumPy's protocols; what the engine cannot compute raises ``NotImplementedError`` naming it.
 """
 
-from oxidask.array import linalg, random
+from oxidask.array import fft, linalg, random
 from oxidask.array.blockwise import map_blocks, map_overlap, overlap
 from oxidask.array.core import (
     Array,

@@ -47,8 +47,8 @@ def blocks_of(x):
     return x.to_delayed()
 
 
-def _cast(block, dtype):
-    return np.asarray(block).astype(dtype, copy=False)
+def _cast(block, to):
+    return np.asarray(block).astype(to, copy=False)
 
 
 def _rechunk_block(dtype, shape, pieces_at, *pieces):
@@ -200,7 +200,7 @@ class PyArray(Array):
             )
         if dt.name not in SUPPORTED and dt.kind != "c":
             _dtype(dt)
-        return map_py(_cast, self, dt, "astype", dtype=dt)
+        return map_py(_cast, self, dt, "astype", to=dt)
 
     def rechunk(self, chunks="auto", threshold=None, block_size_limit=None, balance=False):
         """The same values in other blocks."""
@@ -267,11 +267,29 @@ def _ufunc_block(ufunc, kwargs, layout, *blocks):
     return ufunc(*args, **kwargs)
 
 
+def is_complex(ufunc, ops):
+    """Whether ``ufunc(*ops)`` involves complex numbers (a :class:`PyArray` operand or a
+    complex result): then :func:`elementwise` computes it, not the engine."""
+    if any(isinstance(o, PyArray) for o in ops):
+        return True
+    metas = [np.ones((1,) * o.ndim, o.dtype) if isinstance(o, Array) else o for o in ops]
+    try:
+        with np.errstate(all="ignore"):
+            return np.asarray(ufunc(*metas)).dtype.kind == "c"
+    except TypeError:
+        return False  # the engine's path reports unsupported types
+
+
+def elementwise(ufunc, ops):
+    """``ufunc(*ops)`` one Python task per block (complex operands or results)."""
+    return _elementwise(ufunc, ops, {})
+
+
 def _elementwise(ufunc, inputs, kwargs):
     """``ufunc(*inputs)`` one task per block; array operands of one shape (broadcasting of
     other shapes is not supported on complex arrays)."""
     arrays = [a for a in inputs if isinstance(a, Array)]
-    ref = next(a for a in inputs if isinstance(a, PyArray))
+    ref = next((a for a in inputs if isinstance(a, PyArray)), arrays[0])
     for a in arrays:
         if a.shape != ref.shape:
             raise NotImplementedError(

@@ -598,7 +598,9 @@ class Array:
 
         impl = _ARRAY_FUNCTIONS.get(func)
         if impl is None:
-            ns = da.linalg if (getattr(func, "__module__", "") or "").endswith("linalg") else da
+            module = getattr(func, "__module__", "") or ""
+            ns = da.linalg if module.endswith("linalg") else da.fft if module.endswith("fft") \
+                else da
             impl = getattr(ns, func.__name__, None)
         if impl is None or not callable(impl):
             return NotImplemented
@@ -1360,6 +1362,10 @@ def elemwise(ufunc, *args):
     ops = [_operand(a) for a in args]
     if any(o is NotImplemented for o in ops):
         return NotImplemented
+    from oxidask.array import _pyblocks
+
+    if _pyblocks.is_complex(ufunc, ops):  # complex results: NumPy per block (see _pyblocks)
+        return _pyblocks.elementwise(ufunc, ops)
     name = ufunc.__name__
     arrays = [o for o in ops if isinstance(o, Array)]
     for i, a in enumerate(arrays):
