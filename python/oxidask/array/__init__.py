@@ -9,7 +9,8 @@ workers run them), ``compute()`` returns ``numpy.ndarray``\\ s::
     >>> y.shape
     (1000,)
 
-Supported dtypes: float64, float32, int64, int32, uint8 and bool. NumPy ufuncs
+Supported dtypes: float64, float32, int64, int32, uint8 and bool (complex results of
+``da.fft`` and of complex arithmetic keep NumPy blocks in Python tasks). NumPy ufuncs
 (``np.sqrt(x)``) and functions (``np.sum(x)``, ``np.concatenate``) work on arrays through
 NumPy's protocols; what the engine cannot compute raises ``NotImplementedError`` naming it.
 """

@@ -11,7 +11,6 @@ step checks it when the graph runs).
 """
 
 import itertools
-import math
 
 import numpy as np
 
@@ -40,11 +39,6 @@ def from_tasks(handles, chunks, dtype, label):
         return Array(_numpy_blocks_node(list(handles), [list(c) for c in chunks], dt.name),
                      label=label)
     return PyArray(list(handles), chunks, dt, label)
-
-
-def blocks_of(x):
-    """The blocks of ``x`` as an object array of ``Delayed`` NumPy arrays (the block grid)."""
-    return x.to_delayed()
 
 
 def _cast(block, to):
@@ -319,8 +313,3 @@ def _elementwise(ufunc, inputs, kwargs):
         out.append(delayed(_ufunc_block, pure=True)(ufunc, kwargs, layout,
                                                     *[g[idx] for g in grids]))
     return from_tasks(out, ref.chunks, dtype, ufunc.__name__)
-
-
-def nbytes(shape, dtype):
-    """Bytes of an array of ``shape`` and ``dtype``."""
-    return math.prod(shape) * np.dtype(dtype).itemsize

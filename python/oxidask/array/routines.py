@@ -1273,11 +1273,15 @@ def _along_axes(func, name, a, axis, keepdims, **kwargs):
 
 
 def _reduce_block(func, axes, kwargs, block):
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN, as NumPy
-        return np.asarray(func(block, axis=axes, keepdims=True, **kwargs))
+    if func is np.nanmedian and block.dtype.kind == "f":
+        # All-NaN slices give NaN, as in NumPy, without its warning from a worker thread
+        # (warnings filters are not thread-safe): they are filled, then set to NaN.
+        empty = np.isnan(block).all(axis=axes, keepdims=True)
+        if empty.any():
+            out = np.asarray(func(np.where(empty, 0, block), axis=axes, keepdims=True))
+            out[empty] = np.nan
+            return out
+    return np.asarray(func(block, axis=axes, keepdims=True, **kwargs))
 
 
 def median(a, axis=None, keepdims=False, out=None, overwrite_input=False):
