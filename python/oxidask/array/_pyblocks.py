@@ -107,8 +107,8 @@ class PyArray(Array):
 
     It computes, persists and gives its blocks (``to_delayed``) like any array; it supports
     ``real``, ``imag``, ``conj()``, ``abs()``, ``astype``, elementwise arithmetic and NumPy
-    ufuncs (one Python task per block), ``rechunk``, ``map_blocks`` and the ``fft``
-    functions. Other operations raise ``NotImplementedError`` saying to take ``.real``,
+    ufuncs (one Python task per block), basic indexing (slices, integers, ``None``,
+    ``...``), ``rechunk``, ``map_blocks`` and the ``fft`` functions. Other operations raise ``NotImplementedError`` saying to take ``.real``,
     ``.imag`` or ``abs()`` first.
 
     >>> import numpy as np, oxidask.array as da
@@ -225,8 +225,16 @@ class PyArray(Array):
 
         impl = getattr(fft, func.__name__, None) if "fft" in (func.__module__ or "") else None
         if impl is None:
-            return NotImplemented
+            raise NotImplementedError(
+                f"np.{func.__name__} on {self.dtype} arrays is not supported by oxidask.array; "
+                "take .real, .imag or abs() first"
+            )
         return impl(*args, **kwargs)
+
+    def __getitem__(self, index):
+        """Basic indexing: slices with positive steps, integers, ``None`` and ``...``; each
+        output block is a piece of one block."""
+        return _getitem(self, index)
 
     def __abs__(self):
         return _elementwise(np.absolute, (self,), {})
@@ -236,6 +244,96 @@ class PyArray(Array):
 
     def __pos__(self):
         return self
+
+
+def _index_block(index, block):
+    return block[index]
+
+
+def _getitem(x, index):
+    if not isinstance(index, tuple):
+        index = (index,)
+    if sum(v is Ellipsis for v in index) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    real = sum(v is not None and v is not Ellipsis for v in index)
+    if real > x.ndim:
+        raise IndexError(
+            f"too many indices for array: array is {x.ndim}-dimensional, but {real} were indexed"
+        )
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (x.ndim - real) + index[at + 1:]
+    else:
+        index = index + (slice(None),) * (x.ndim - real)
+    # Per input axis: for every block, its local index (or None: no element) and out length.
+    per_axis, out_axes = [], []
+    axis = 0
+    for v in index:
+        if v is None:
+            out_axes.append(("new", None))
+            continue
+        n = x.shape[axis]
+        starts = bounds(x.chunks)[axis]
+        parts = []
+        if isinstance(v, slice):
+            start, stop, step = v.indices(n)
+            if step < 0:
+                raise NotImplementedError("negative steps on complex arrays")
+            count = len(range(start, stop, step))
+            for b0, b1 in zip(starts[:-1], starts[1:]):
+                first = max(0, -(-(int(b0) - start) // step))
+                last = min(count - 1, (int(b1) - 1 - start) // step)
+                if first > last:
+                    parts.append(None)
+                    continue
+                lo = start + first * step - int(b0)
+                parts.append((slice(lo, lo + (last - first) * step + 1, step), last - first + 1))
+            out_axes.append(("axis", axis))
+        else:
+            try:
+                i = int(np.asarray(v).item()) if np.ndim(v) == 0 and not isinstance(
+                    v, (float, bool)) else None
+            except (TypeError, ValueError):
+                i = None
+            if i is None or isinstance(v, (np.ndarray, list, Array)):
+                raise NotImplementedError(
+                    "complex arrays take slices, integers, None and ... as indices"
+                )
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
+            i %= n
+            for b0, b1 in zip(starts[:-1], starts[1:]):
+                parts.append((i - int(b0), 0) if b0 <= i < b1 else None)
+        per_axis.append(parts)
+        axis += 1
+    grid = x.to_delayed()
+    kept = [[b for b, p in enumerate(parts) if p is not None] for parts in per_axis]
+    handles = []
+    for idx in itertools.product(*kept):
+        local = []
+        it = iter(idx)
+        ax = 0
+        for v in index:
+            if v is None:
+                local.append(None)
+                continue
+            b = next(it)
+            local.append(per_axis[ax][b][0])
+            ax += 1
+        handles.append(delayed(_index_block, pure=True, name="getitem")(tuple(local), grid[idx]))
+    chunks = []
+    for kind, ax in out_axes:
+        if kind == "new":
+            chunks.append((1,))
+        else:
+            lengths = tuple(per_axis[ax][b][1] for b in kept[ax])
+            chunks.append(lengths or (0,))
+    # Output block order: C order over the kept blocks of the non-integer axes.
+    if any(len(c) == 1 and c == (0,) for c in chunks):
+        return from_tasks([delayed(np.zeros, pure=True)(tuple(sum(c) for c in chunks),
+                                                        x.dtype)],
+                          tuple((sum(c),) for c in chunks), x.dtype, "getitem")
+    return from_tasks(handles, tuple(chunks), x.dtype, "getitem")
 
 
 def _binop(ufunc, reflected=False):

@@ -358,3 +358,24 @@ def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+INDICES = [np.s_[:, :5], np.s_[2], np.s_[1:6:2, ::3], np.s_[..., 4], np.s_[None, 2:4],
+           np.s_[-1, -2], np.s_[5:5], np.s_[:, 9:], np.s_[3:, None, 1:8:4]]
+
+
+@pytest.mark.parametrize("chunks", [(3, 4), (7, 10), (1, 3)])
+def test_complex_basic_indexing(chunks, scheduler):
+    a = RNG.normal(size=(7, 10))
+    want = np.fft.fft(a)
+    z = da.fft.fft(da.from_array(a, chunks=(chunks[0], 10))).rechunk(chunks)
+    for index in INDICES:
+        got = z[index]
+        assert got.shape == want[index].shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got.compute(scheduler=scheduler), want[index])
+    with pytest.raises(IndexError, match="out of bounds"):
+        z[7]
+    with pytest.raises(NotImplementedError, match="slices, integers"):
+        z[[0, 1]]
+    with pytest.raises(NotImplementedError, match=r"np.sum on complex128"):
+        np.sum(z)
