@@ -16,6 +16,7 @@ import oxidask.array as da
 N = 120_000
 Z = 5.0  # standard errors allowed: a two-sided normal tail of 6e-7 per check
 EULER = 0.5772156649015329
+EPS = np.finfo(np.float64).eps
 
 
 def moments_of_pmf(k, pmf):
@@ -260,3 +261,19 @@ def test_docstrings_and_signatures():
         for f in (getattr(da.random, name), getattr(da.random.RandomState, name)):
             assert f.__doc__ and "size" in str(inspect.signature(f))
     assert "chunks" in str(inspect.signature(da.random.beta))
+
+
+def test_seed_book_example_beta_times_arccos(scheduler):
+    # The seeds' performance-report example (Example 12-9/12-10), at the small size.
+    da.random.seed(12)
+    gnarl = da.random.beta(1, 2, size=(100, 100, 10), chunks=(100, 100, 5))
+    x = da.random.random((100, 100, 10), chunks=(100, 100, 5))
+    y = (da.arccos(x) * gnarl).sum(axis=(1, 2))
+    assert y.shape == (100,) and y.dtype == np.float64
+    yv, gv, xv = da.compute(y, gnarl, x, scheduler=scheduler)
+    terms = np.arccos(xv) * gv
+    # The same blocks summed by the engine: within the rounding of 1000-term sums.
+    assert (np.abs(yv - terms.sum(axis=(1, 2))) <= 1000 * EPS * terms.sum(axis=(1, 2))).all()
+    # E[arccos U] = 1, E[Beta(1,2)] = 1/3; E[arccos(U)^2] = pi - 2, E[B^2] = 1/6.
+    var = (math.pi - 2) / 6 - 1 / 9
+    assert abs(terms.mean() - 1 / 3) <= Z * math.sqrt(var / terms.size)
