@@ -246,23 +246,32 @@ class RandomState:
             getattr(probe, name)(*local, size=None if arrays else 0)
         chunks = normalize_chunks(chunks, shape, dt)
         entropy = self._entropy()
+        # Array parameters keep their own shapes (left-padded with length-1 axes): a block
+        # gets the piece of them it broadcasts against, NumPy broadcasts inside the task.
+        nd = len(shape)
         layout, per_block = [], []
         for p in params:
-            if isinstance(p, Array):
-                from oxidask.array.routines import broadcast_to
-
-                full = broadcast_to(p.astype(np.float64) if p.dtype.kind == "b" else p, shape)
-                per_block.append(("blocks", full.rechunk(chunks).to_delayed()))
-                layout.append((True, None))
-            elif np.ndim(p) > 0:
-                per_block.append(("numpy", np.broadcast_to(np.asarray(p), shape)))
+            if isinstance(p, Array) or np.ndim(p) > 0:
+                pshape = (1,) * (nd - len(_shape(p))) + _shape(p)
+                whole = [n == 1 and m != 1 for n, m in zip(pshape, shape)]
+                if isinstance(p, Array):
+                    p = p.reshape(pshape) if p.shape != pshape else p
+                    p = p.rechunk(tuple((1,) if w else c for w, c in zip(whole, chunks)))
+                    per_block.append(("blocks", p.to_delayed(), whole))
+                else:
+                    per_block.append(("numpy", np.asarray(p).reshape(pshape), whole))
                 layout.append((True, None))
             else:
                 layout.append((False, p.item() if isinstance(p, np.generic) else p))
         handles = []
         for flat, (idx, sl) in enumerate(_pyblocks.block_slices(chunks)):
-            block_args = [g[idx] if kind == "blocks" else np.ascontiguousarray(g[sl])
-                          for kind, g in per_block]
+            block_args = []
+            for kind, g, whole in per_block:
+                if kind == "blocks":
+                    block_args.append(g[tuple(0 if w else i for w, i in zip(whole, idx))])
+                else:
+                    part = tuple(slice(None) if w else t for w, t in zip(whole, sl))
+                    block_args.append(np.ascontiguousarray(g[part]))
             bshape = tuple(s.stop - s.start for s in sl)
             handles.append(delayed(_draw, pure=True, name=name)(
                 self._family, entropy, flat, name, dt, bshape, layout, *block_args))
