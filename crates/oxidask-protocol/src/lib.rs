@@ -19,6 +19,7 @@ pub mod messages;
 pub mod netif;
 pub mod peer;
 pub mod prometheus;
+pub mod signals;
 pub mod transport;
 pub mod wire;
 

@@ -364,52 +364,17 @@ fn run(args: WorkerArgs) -> Result<String, String> {
     Ok(reason)
 }
 
-/// SIGTERM or SIGINT stops the worker cleanly (its spill directory removed, the scheduler told
-/// by the closed connection); a second one exits at once.
-#[cfg(not(unix))]
-fn stop_on_signals(_w: std::sync::Arc<Worker>) {}
-
 /// SIGTERM or SIGINT retires the worker gracefully (Dask's `close_gracefully`): the scheduler
 /// copies the results only it holds to other workers, then tells it to stop; it exits 0 and
 /// its spill directory is removed. A second signal exits at once.
-#[cfg(unix)]
 fn stop_on_signals(w: std::sync::Arc<Worker>) {
-    let spawned = std::thread::Builder::new()
-        .name("oxidask-worker-signals".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut term), Ok(mut int)) = (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                ) else {
-                    return;
-                };
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-                eprintln!(
-                    "oxidask-worker {}: closing gracefully (signal): asking the scheduler to move its results to other workers; a second signal exits at once",
-                    w.name()
-                );
-                w.retire();
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-                std::process::exit(1);
-            });
-        });
-    if let Err(e) = spawned {
-        eprintln!("oxidask-worker: signals will stop the process abruptly ({e})");
-    }
+    oxidask_protocol::signals::on_termination("oxidask-worker", move || {
+        eprintln!(
+            "oxidask-worker {}: closing gracefully (signal): asking the scheduler to move its results to other workers; a second signal exits at once",
+            w.name()
+        );
+        w.retire();
+    });
 }
 
 /// If this process was started as `PROGRAM worker ...`, runs the worker and exits; otherwise

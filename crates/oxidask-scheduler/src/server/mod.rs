@@ -375,46 +375,11 @@ impl Scheduler {
     /// workers are told to stop, clients' connections close, and [`Scheduler::wait`]
     /// returns. A second signal exits the process at once with code 1.
     pub fn shut_down_on_signals(self: &Arc<Self>) {
-        #[cfg(unix)]
-        {
-            let scheduler = self.clone();
-            let spawned = std::thread::Builder::new()
-                .name("oxidask-scheduler-signals".into())
-                .spawn(move || {
-                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    else {
-                        return;
-                    };
-                    rt.block_on(async move {
-                        use tokio::signal::unix::{signal, SignalKind};
-                        let (Ok(mut term), Ok(mut int)) = (
-                            signal(SignalKind::terminate()),
-                            signal(SignalKind::interrupt()),
-                        ) else {
-                            return;
-                        };
-                        tokio::select! {
-                            _ = term.recv() => {}
-                            _ = int.recv() => {}
-                        }
-                        eprintln!(
-                            "oxidask-scheduler: shutting down (signal): telling the workers to stop"
-                        );
-                        let s = scheduler.clone();
-                        std::thread::spawn(move || s.shutdown());
-                        tokio::select! {
-                            _ = term.recv() => {}
-                            _ = int.recv() => {}
-                        }
-                        std::process::exit(1);
-                    });
-                });
-            if let Err(e) = spawned {
-                eprintln!("oxidask-scheduler: signals will stop the process abruptly ({e})");
-            }
-        }
+        let scheduler = self.clone();
+        oxidask_protocol::signals::on_termination("oxidask-scheduler", move || {
+            eprintln!("oxidask-scheduler: shutting down (signal): telling the workers to stop");
+            scheduler.shutdown();
+        });
     }
 }
 
