@@ -1559,6 +1559,10 @@ def matmul(a, b):
             f"matmul: Input operand 1 has a mismatch in its core dimension 0 (size {kb} is "
             f"different from {ka}); shapes {a.shape} and {b.shape}"
         )
+    if a.ndim == 1 or b.ndim == 1:
+        # A 1-d operand gains a unit axis and loses it again (NumPy's rule); that is exactly
+        # `dot`, which contracts a 1-d side's only axis.
+        return dot(a, b)
     return Array(a.astype(dt)._node.matmul(b.astype(dt)._node))
 
 

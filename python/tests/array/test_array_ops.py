@@ -303,6 +303,21 @@ def test_matmul_dot_transpose(chunks, scheduler):
 
 
 @pytest.mark.parametrize("chunks", CHUNKINGS_2D)
+def test_matmul_with_a_1d_operand_regression(chunks, scheduler):
+    # `matrix @ vector` raised "not aligned": NumPy gives a 1-d operand a unit axis and drops it.
+    x = da.from_array(A, chunks=chunks)
+    v = da.from_array(A[0], chunks=3)
+    w = da.from_array(A[:, 1], chunks=4)
+    check(x @ v, A @ A[0], scheduler)
+    check(w @ x, A[:, 1] @ A, scheduler)
+    check(v @ v, A[0] @ A[0], scheduler)
+    check(x @ A[0], A @ A[0], scheduler)
+    check(da.matmul(A[:, 1], x), np.matmul(A[:, 1], A), scheduler)
+    with pytest.raises(ValueError, match="mismatch in its core dimension"):
+        x @ w
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS_2D)
 def test_reshape_and_rechunk(chunks, scheduler):
     x = da.from_array(A, chunks=chunks)
     check(x.reshape(60), A.reshape(60), scheduler, rtol=0)
