@@ -211,12 +211,22 @@ pub static SCHEMA: &[KeySpec] = &[
     .ours(),
     KeySpec::new(
         "dataframe.shuffle.method",
-        Kind::Choice(&[("tasks", "tasks")]),
+        Kind::Choice(&[("tasks", "tasks"), ("p2p", "p2p")]),
         "null",
-        "How shuffles move rows: tasks (a task per input and output partition); null: the \
-         best available, today tasks. Dask's p2p and disk are not implemented.",
+        "How shuffles move rows: tasks (a task per input and output partition) or p2p (a \
+         transfer task per input, a barrier, an unpack task per output; shards move between \
+         workers' shuffle services); null: p2p on a distributed cluster for shuffles of \
+         at least 256 input x output pairs, tasks otherwise. Dask's disk is not implemented.",
     )
     .nullable(),
+    KeySpec::new(
+        "distributed.p2p.memory-budget",
+        Size,
+        "256MiB",
+        "Bytes of P2P shuffle shards a worker holds in memory; past it shards are appended \
+         to files in the worker's temporary directory.",
+    )
+    .ours(),
     // The distributed scheduler.
     KeySpec::new(
         "distributed.scheduler.allowed-failures",

@@ -42,6 +42,7 @@ pub mod key;
 pub mod op;
 pub mod reference;
 pub mod remote;
+pub mod shuffle;
 pub mod task;
 pub mod tokenize;
 pub mod value;

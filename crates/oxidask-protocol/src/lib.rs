@@ -34,7 +34,7 @@ pub use wire::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The protocol version; peers with another version are refused.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// `tcp://host:port`, `tls://host:port` or `host:port` → `host:port`.
 pub fn strip_scheme(address: &str) -> &str {

@@ -671,6 +671,16 @@ pub enum DataRequest {
         /// The arguments, encoded by the actor's runtime (pickled for Python).
         args: crate::frame::Payload,
     },
+    /// Take (send, then drop) the shards of one output partition of a P2P shuffle that
+    /// this worker holds for `inputs`. Answered by [`DataResponse::Shards`].
+    ShuffleTake {
+        /// The shuffle (its barrier's token).
+        shuffle: (u64, u64),
+        /// The output partition.
+        output: u32,
+        /// The input partitions whose shards are wanted from this worker.
+        inputs: Vec<u32>,
+    },
 }
 
 /// Worker data port → peer.
@@ -688,6 +698,15 @@ pub enum DataResponse {
         call: u64,
         /// What came of it.
         outcome: ActorOutcome,
+    },
+    /// Reply to [`DataRequest::ShuffleTake`]: the shards held (input, bytes; an input whose
+    /// shard for that output had no rows is absent) and the inputs this worker knows
+    /// nothing of (their shards were lost: the shuffle must run again).
+    Shards {
+        /// Input partition and shard bytes.
+        shards: Vec<(u32, crate::frame::Payload)>,
+        /// Inputs whose shards are not here.
+        missing: Vec<u32>,
     },
 }
 

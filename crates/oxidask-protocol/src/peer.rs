@@ -26,6 +26,11 @@ impl PeerPool {
         }
     }
 
+    /// The security its connections use.
+    pub fn security(&self) -> &Security {
+        &self.security
+    }
+
     async fn take(&self, addr: &str) -> Result<Stream, ProtocolError> {
         if let Some(s) = self
             .idle
@@ -69,5 +74,38 @@ impl PeerPool {
             }
         }
         Ok(out)
+    }
+
+    /// Takes the shards of output `output` of P2P shuffle `shuffle` that `addr` holds for
+    /// `inputs`: the shards (input, bytes) and the inputs it does not have.
+    pub async fn shuffle_take(
+        &self,
+        addr: &str,
+        shuffle: (u64, u64),
+        output: u32,
+        inputs: Vec<u32>,
+    ) -> Result<(Vec<(u32, bytes::Bytes)>, Vec<u32>), ProtocolError> {
+        let mut s = self.take(addr).await?;
+        write_frame(
+            &mut s,
+            &[DataRequest::ShuffleTake {
+                shuffle,
+                output,
+                inputs,
+            }],
+        )
+        .await?;
+        let reply: Vec<DataResponse> = read_frame(&mut s, &Limits::default())
+            .await?
+            .ok_or(ProtocolError::Closed)?;
+        self.give_back(addr, s);
+        for r in reply {
+            if let DataResponse::Shards { shards, missing } = r {
+                return Ok((shards.into_iter().map(|(i, p)| (i, p.0)).collect(), missing));
+            }
+        }
+        Err(ProtocolError::Unexpected(format!(
+            "{addr} answered a shuffle take without shards"
+        )))
     }
 }

@@ -264,24 +264,35 @@ fn corpus(target: Target) -> Vec<Vec<u8>> {
                 attribute: false,
                 args: value().bytes,
             },
-        ])],
-        Target::DataResponse => vec![batch_input(&[
-            DataResponse::Values {
-                values: vec![
-                    (key(5), Fetched::Value(value())),
-                    (key(6), Fetched::Missing),
-                    (key(7), Fetched::Unsendable("cannot pickle".into())),
-                ],
-            },
-            DataResponse::Actor {
-                call: 3,
-                outcome: ActorOutcome::Value(value().bytes),
-            },
-            DataResponse::Actor {
-                call: 4,
-                outcome: ActorOutcome::Error(WireError::invalid("no actor")),
+            DataRequest::ShuffleTake {
+                shuffle: (1, 2),
+                output: 3,
+                inputs: vec![0, 4],
             },
         ])],
+        Target::DataResponse => vec![
+            batch_input(&[
+                DataResponse::Values {
+                    values: vec![
+                        (key(5), Fetched::Value(value())),
+                        (key(6), Fetched::Missing),
+                        (key(7), Fetched::Unsendable("cannot pickle".into())),
+                    ],
+                },
+                DataResponse::Actor {
+                    call: 3,
+                    outcome: ActorOutcome::Value(value().bytes),
+                },
+                DataResponse::Actor {
+                    call: 4,
+                    outcome: ActorOutcome::Error(WireError::invalid("no actor")),
+                },
+            ]),
+            batch_input(&[DataResponse::Shards {
+                shards: vec![(0, value().bytes)],
+                missing: vec![4],
+            }]),
+        ],
         Target::Hello => vec![batch_input(&[hello(Role::Client { name: "c".into() })])],
         Target::HelloReply => vec![batch_input(&[HelloReply::Welcome {
             id: 7,

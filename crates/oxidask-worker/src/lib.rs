@@ -23,6 +23,7 @@ mod execute;
 pub mod memory;
 mod metrics;
 pub mod nanny;
+pub mod shuffle;
 mod state;
 mod transfer;
 
@@ -478,6 +479,7 @@ impl WorkerBuilder {
                 });
                 io_shared.lock().stopping = true;
                 io_shared.actors.clear();
+                shuffle::worker_stopped(&io_shared);
                 io_shared.cv.notify_all();
                 *exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
             })?;

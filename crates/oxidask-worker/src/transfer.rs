@@ -98,6 +98,11 @@ async fn serve_peer(mut stream: Stream, shared: &Shared) -> Result<(), ProtocolE
         for req in reqs {
             match req {
                 DataRequest::Get { keys } => replies.push(values_of(shared, keys)),
+                DataRequest::ShuffleTake {
+                    shuffle,
+                    output,
+                    inputs,
+                } => replies.push(crate::shuffle::serve_take(shared, shuffle, output, inputs)),
                 DataRequest::Actor {
                     call,
                     key,

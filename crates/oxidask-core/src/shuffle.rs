@@ -1,0 +1,99 @@
+//! The seam between collections that shuffle and the runtime that moves their shards (Dask's
+//! P2P shuffle).
+//!
+//! A P2P shuffle is three kinds of tasks: a *transfer* per input partition hands the
+//! [`ShuffleService`] of the process it runs in one shard per output partition ([`put`]), a
+//! *barrier* gathers where every input's shards are ([`ShardHolder`]s), and an *unpack* per
+//! output partition collects that output's shards from their holders ([`take`]). The shards
+//! are opaque bytes here (a dataframe's are Arrow IPC files): the collection splits and
+//! decodes, the service stores, spills and moves.
+//!
+//! A worker provides the service of the worker running the current task (registered with
+//! [`ShuffleProvider`]); elsewhere [`current_service`] is `None` and the collection uses an
+//! in-process store. This module only names the contract: it does no I/O.
+//!
+//! [`put`]: ShuffleService::put
+//! [`take`]: ShuffleService::take
+
+use std::sync::Arc;
+
+/// Starts every error a service returns when shards it was asked for are gone (their holder
+/// left or restarted, or an earlier attempt of the same unpack took them). The distributed
+/// scheduler restarts the shuffle on such an error instead of failing the task.
+pub const SHARDS_LOST: &str = "p2p shuffle shards lost";
+
+/// Which shuffle: the token of its barrier (equal graphs, equal shuffles).
+pub type ShuffleId = (u64, u64);
+
+/// Where the shards of some input partitions of one shuffle are held.
+#[derive(Clone, Debug, PartialEq, Eq, crate::Data)]
+#[data(crate = crate)]
+pub struct ShardHolder {
+    /// The data address of the holding worker; empty for this process's in-process store.
+    pub address: String,
+    /// The input partitions whose shards it holds.
+    pub inputs: Vec<u32>,
+}
+
+/// One shard: the output partition it belongs to and its bytes.
+pub type Shard = (u32, bytes::Bytes);
+
+/// Stores and moves the shards of P2P shuffles for the process (a worker) that runs their
+/// tasks.
+pub trait ShuffleService: Send + Sync {
+    /// Stores the shards input partition `input` of shuffle `id` produced (an output with no
+    /// rows may be left out), replacing what an earlier run of the same input stored here.
+    /// Returns where they are held.
+    fn put(&self, id: ShuffleId, input: u32, shards: Vec<Shard>) -> Result<ShardHolder, String>;
+
+    /// Takes output partition `output`'s shards from every holder (each asked for the inputs
+    /// it holds), as `(input, bytes)` pairs. Taken shards are dropped by their holder.
+    /// Errors starting with [`SHARDS_LOST`] mean a holder no longer has them.
+    fn take(
+        &self,
+        id: ShuffleId,
+        output: u32,
+        holders: &[ShardHolder],
+    ) -> Result<Vec<Shard>, String>;
+}
+
+/// A runtime that can provide a [`ShuffleService`] to the task running on the current thread
+/// (the worker crate registers one with `inventory`).
+pub struct ShuffleProvider {
+    /// The service of the worker running the current task, if this thread runs one.
+    pub current: fn() -> Option<Arc<dyn ShuffleService>>,
+}
+
+inventory::collect!(ShuffleProvider);
+
+/// The shuffle service of the worker running the current task, if any.
+pub fn current_service() -> Option<Arc<dyn ShuffleService>> {
+    inventory::iter::<ShuffleProvider>
+        .into_iter()
+        .find_map(|p| (p.current)())
+}
+
+/// Groups holders by address (one request per holder), inputs sorted.
+///
+/// ```
+/// use oxidask_core::shuffle::{group_holders, ShardHolder};
+/// let h = |a: &str, i: u32| ShardHolder { address: a.into(), inputs: vec![i] };
+/// let g = group_holders([h("b", 2), h("a", 1), h("b", 0)]);
+/// assert_eq!(g, vec![
+///     ShardHolder { address: "a".into(), inputs: vec![1] },
+///     ShardHolder { address: "b".into(), inputs: vec![0, 2] },
+/// ]);
+/// ```
+pub fn group_holders(holders: impl IntoIterator<Item = ShardHolder>) -> Vec<ShardHolder> {
+    let mut by: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+    for h in holders {
+        by.entry(h.address).or_default().extend(h.inputs);
+    }
+    by.into_iter()
+        .map(|(address, mut inputs)| {
+            inputs.sort_unstable();
+            inputs.dedup();
+            ShardHolder { address, inputs }
+        })
+        .collect()
+}
