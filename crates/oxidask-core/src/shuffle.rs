@@ -22,6 +22,11 @@ use std::sync::Arc;
 /// scheduler restarts the shuffle on such an error instead of failing the task.
 pub const SHARDS_LOST: &str = "p2p shuffle shards lost";
 
+/// How the key prefix of a P2P shuffle's barrier task ends (`shuffle-p2p-barrier`): the
+/// distributed scheduler finds a shuffle's transfer tasks (the barrier's dependencies) from
+/// an unpack task (a dependent) this way.
+pub const BARRIER_SUFFIX: &str = "-p2p-barrier";
+
 /// Which shuffle: the token of its barrier (equal graphs, equal shuffles).
 pub type ShuffleId = (u64, u64);
 

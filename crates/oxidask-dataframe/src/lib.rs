@@ -48,6 +48,7 @@ mod groupby;
 mod hll;
 pub mod ops;
 mod optimize;
+mod p2p;
 mod partition;
 mod plan;
 mod quantile;
@@ -63,6 +64,7 @@ pub use credentials::{Credentials, StaticCredentials};
 pub use error::FrameError;
 pub use frame::{from_delayed, from_polars, null_of, DataFrame, Predicate};
 pub use groupby::GroupBy;
+pub use p2p::{with_shuffle_method, ShuffleMethod, P2P_FROM_PAIRS};
 pub use partition::{Partition, Plan};
 pub use read::{
     read_csv, read_csv_with, read_json, read_json_with, read_parquet, read_parquet_with,

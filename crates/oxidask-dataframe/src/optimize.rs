@@ -229,7 +229,7 @@ fn child_needs<'a>(n: &'a Node, need: &Need) -> Vec<(&'a Arc<Node>, Need)> {
         Kind::Reduce { input, chunk, .. } => {
             vec![(input, within(ops_need(chunk, &None), &input.schema))]
         }
-        Kind::Shuffle { input, by } => {
+        Kind::Shuffle { input, by, .. } => {
             let keys = match by {
                 SplitBy::Hash(on) => on.clone(),
                 SplitBy::Range { column, .. } | SplitBy::StrRange { column, .. } => {
@@ -439,7 +439,7 @@ fn rewrite(
                 )
             }
         }
-        Kind::Shuffle { input, by } => {
+        Kind::Shuffle { input, by, method } => {
             let new_in = rewrite(input, needs, memo, false);
             if Arc::ptr_eq(&new_in, input) {
                 n.clone()
@@ -452,6 +452,7 @@ fn rewrite(
                     Kind::Shuffle {
                         input: new_in,
                         by: by.clone(),
+                        method: *method,
                     },
                 )
             }
@@ -642,9 +643,12 @@ fn push_filters(input: Arc<Node>, ops: &[FrameOp]) -> (Arc<Node>, Vec<FrameOp>) 
 fn filtered(n: &Arc<Node>, e: &Expr) -> Arc<Node> {
     let op = vec![FrameOp::Filter(e.clone())];
     match &n.kind {
-        Kind::Shuffle { input, by } => {
-            crate::shuffle::shuffle_by(&filtered(input, e), by.clone(), n.npartitions)
-        }
+        Kind::Shuffle { input, by, method } => crate::shuffle::shuffle_by_method(
+            &filtered(input, e),
+            by.clone(),
+            n.npartitions,
+            *method,
+        ),
         Kind::Repartition { input } => crate::plan::repartition(&filtered(input, e), n.npartitions),
         _ => n
             .with_ops("pushed-filter", op)

@@ -158,6 +158,8 @@ pub(crate) enum Kind {
     Shuffle {
         input: Arc<Node>,
         by: crate::shuffle::SplitBy,
+        /// Fixed when the shuffle is made (`p2p::choose`).
+        method: crate::p2p::ShuffleMethod,
     },
     /// A join of two nodes.
     Join {
@@ -515,8 +517,8 @@ impl Node {
                     deps: partials.deps,
                 }
             }
-            Kind::Shuffle { input, by } => {
-                crate::shuffle::shuffle_layer(input, by, self.npartitions, name, token)
+            Kind::Shuffle { input, by, method } => {
+                crate::shuffle::shuffle_layer(input, by, self.npartitions, *method, name, token)
             }
             Kind::Join {
                 left,

@@ -1,9 +1,10 @@
 //! Hash shuffles and joins.
 //!
-//! A shuffle moves every row to the output partition its key hashes to: each input partition
-//! is split into `m` pieces (one task), each piece is picked out (a task per input and output,
-//! so on a cluster an output partition fetches only its pieces), and each output partition
-//! concatenates its pieces. Joins run partition-wise on co-partitioned inputs, or broadcast a
+//! A shuffle moves every row to the output partition its key hashes to. A task shuffle
+//! splits each input partition into `m` pieces (one task), picks each piece out (a task per
+//! input and output, so on a cluster an output partition fetches only its pieces), and
+//! concatenates each output partition's pieces; a P2P shuffle (`p2p.rs`) does the same with
+//! O(n + m) tasks through the workers' shuffle services. Joins run partition-wise on co-partitioned inputs, or broadcast a
 //! one-partition side to every partition of the other.
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::FrameError;
 use crate::frame::DataFrame;
+use crate::p2p::ShuffleMethod;
 use crate::partition::{Partition, Plan};
 use crate::plan::{apply_task, Bounds, FrameOp, Kind, Layer, Node};
 
@@ -160,13 +162,29 @@ pub(crate) fn shuffle(input: &Arc<Node>, on: &[String], m: usize) -> Arc<Node> {
     shuffle_by(input, SplitBy::Hash(on.to_vec()), m)
 }
 
-/// The node with its rows moved to partitions by `by`.
+/// The node with its rows moved to partitions by `by`, by the method chosen now
+/// ([`crate::p2p::choose`]).
 pub(crate) fn shuffle_by(input: &Arc<Node>, by: SplitBy, m: usize) -> Arc<Node> {
+    let method = crate::p2p::choose(input.npartitions, m);
+    shuffle_by_method(input, by, m, method)
+}
+
+/// The node with its rows moved to partitions by `by`, by `method`.
+pub(crate) fn shuffle_by_method(
+    input: &Arc<Node>,
+    by: SplitBy,
+    m: usize,
+    method: ShuffleMethod,
+) -> Arc<Node> {
     let mut t = Tokenizer::new();
     t.write_str("shuffle");
     t.write_token(input.token);
     t.write_data(&Plan(by.clone()));
     t.write_u64(m as u64);
+    if method == ShuffleMethod::P2P {
+        // Distinct keys: a P2P shuffle and a task shuffle of one frame may meet on a cluster.
+        t.write_str("p2p");
+    }
     Node::new(
         "shuffle",
         t.finish(),
@@ -175,6 +193,7 @@ pub(crate) fn shuffle_by(input: &Arc<Node>, by: SplitBy, m: usize) -> Arc<Node> 
         Kind::Shuffle {
             input: input.clone(),
             by,
+            method,
         },
     )
 }
@@ -184,9 +203,13 @@ pub(crate) fn shuffle_layer(
     input: &Node,
     by: &SplitBy,
     m: usize,
+    method: ShuffleMethod,
     name: &str,
     token: oxidask_core::Token,
 ) -> Layer {
+    if method == ShuffleMethod::P2P {
+        return crate::p2p::p2p_layer(input, by, m, name, token);
+    }
     let inner = input.layer();
     let spec = Value::new(Plan(SplitSpec {
         by: by.clone(),

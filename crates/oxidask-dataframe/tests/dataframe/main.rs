@@ -11,5 +11,6 @@ mod distributed;
 mod frame;
 mod io;
 mod optimize;
+mod p2p;
 mod regressions;
 mod s3;
