@@ -21,4 +21,4 @@ pub(crate) mod policy;
 pub mod server;
 pub mod state;
 
-pub use state::{Config, CoordLimits, Effect, Event, SchedulerState, TState};
+pub use state::{Config, CoordLimits, Effect, Event, SchedulerState, TState, P2P_MAX_RESTARTS};

@@ -18,6 +18,7 @@ mod log;
 pub mod observe;
 mod records;
 mod restart;
+mod shuffle;
 mod tasks;
 mod validate;
 mod workers;
@@ -36,6 +37,7 @@ pub use records::{
     ClientId, ClientRec, Constraints, TState, TaskId, TaskList, TaskRec, WorkerId, WorkerMetrics,
     WorkerRec,
 };
+pub use shuffle::MAX_RESTARTS as P2P_MAX_RESTARTS;
 
 /// Tunables of the scheduler's policies.
 #[derive(Clone, Debug)]
@@ -284,6 +286,8 @@ pub struct SchedulerState {
     pub(crate) coord: coord::Coord,
     /// Retirements and data moves in progress.
     pub(crate) life: lifecycle::Lifecycle,
+    /// P2P shuffle restarts (`shuffle.rs`).
+    pub(crate) shuffles: shuffle::Shuffles,
 }
 
 impl SchedulerState {
@@ -323,6 +327,7 @@ impl SchedulerState {
             log_source: None,
             coord: coord::Coord::default(),
             life: lifecycle::Lifecycle::default(),
+            shuffles: shuffle::Shuffles::default(),
         }
     }
 

@@ -212,6 +212,10 @@ impl SchedulerState {
             return;
         }
         self.unassign(t, w);
+        if self.shuffle_shards_lost(t, &error) {
+            self.fill(w);
+            return;
+        }
         if self.task(t).retries_left > 0 {
             self.task_mut(t).retries_left -= 1;
             self.set_state(t, TState::Released);
