@@ -316,7 +316,7 @@ impl WorkerShuffle {
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(200 << attempt));
+                std::thread::sleep(Duration::from_millis(100 << attempt));
             }
             match rt.block_on(pool.shuffle_take(&holder.address, id, output, holder.inputs.clone()))
             {
