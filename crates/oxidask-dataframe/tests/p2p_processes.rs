@@ -22,9 +22,47 @@ use common::{assert_frames_eq, sample, sorted};
 
 fn main() {
     oxidask_worker::run_if_worker();
+    if let Ok(spec) = std::env::var("OXIDASK_P2P_MEASURE") {
+        return measure(&spec);
+    }
     spills_past_a_tiny_memory_budget();
     survives_a_worker_killed_mid_shuffle();
     println!("p2p_processes: 2 tests passed");
+}
+
+/// `OXIDASK_P2P_MEASURE=ROWS,PARTITIONS`: times a shuffle of PARTITIONS into PARTITIONS
+/// partitions, P2P and tasks, on 2 worker processes of 2 threads, input and output held by
+/// the workers (best of 3; a measurement, not a test).
+fn measure(spec: &str) {
+    let nums: Vec<usize> = spec.split(',').map(|s| s.trim().parse().unwrap()).collect();
+    let (rows, n) = (nums[0], nums[1]);
+    let cluster = LocalCluster::builder()
+        .processes(true)
+        .workers(2)
+        .threads_per_worker(2)
+        .start()
+        .unwrap();
+    let client = cluster.client().unwrap();
+    with_scheduler(Arc::new(client), || {
+        // The input held by the workers; the output persisted there (not gathered).
+        let df = dd::from_polars(sample(rows, 3), n).persist().unwrap();
+        assert_eq!(df.len().unwrap(), rows);
+        for method in [ShuffleMethod::P2P, ShuffleMethod::Tasks] {
+            let s = shuffled(&df, method, n);
+            let tasks = s.graph().len() - df.graph().len();
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                // Persisted, then counted (waits for every partition).
+                let out = s.persist().unwrap();
+                assert_eq!(out.len().unwrap(), rows);
+                best = best.min(t.elapsed().as_secs_f64());
+                drop(out);
+            }
+            println!("{method:?}: {n}->{n} partitions, {rows} rows: {tasks} shuffle tasks, best of 3 {best:.3} s");
+        }
+    });
+    cluster.close();
 }
 
 fn shuffled(df: &DataFrame, method: ShuffleMethod, m: usize) -> DataFrame {
