@@ -64,7 +64,7 @@ pub use credentials::{Credentials, StaticCredentials};
 pub use error::FrameError;
 pub use frame::{from_delayed, from_polars, null_of, DataFrame, Predicate};
 pub use groupby::GroupBy;
-pub use p2p::{with_shuffle_method, ShuffleMethod, P2P_FROM_PAIRS};
+pub use p2p::{local_shuffle_spilled_bytes, with_shuffle_method, ShuffleMethod, P2P_FROM_PAIRS};
 pub use partition::{Partition, Plan};
 pub use read::{
     read_csv, read_csv_with, read_json, read_json_with, read_parquet, read_parquet_with,

@@ -13,20 +13,20 @@
 //! [`SHARDS_LOST`](oxidask_core::shuffle::SHARDS_LOST) and the distributed scheduler
 //! restarts the shuffle: the transfers and the barrier run again (Dask restarts a shuffle
 //! when a participant leaves). Outside a worker (the local schedulers) shards live in an
-//! in-process store.
+//! in-process store that spills to disk past `distributed.p2p.memory-budget` too.
 
 // An operation's argument is the type of the task result it reads (`&Vec<ShardHolder>`).
 #![allow(clippy::ptr_arg)]
 
 use std::cell::Cell;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use oxidask_core::shuffle::{
     group_holders, ShardHolder, ShuffleId, ShuffleService, BARRIER_SUFFIX, SHARDS_LOST,
 };
 use oxidask_core::{Arg, Key, Task, Token, Value};
+use oxidask_local::shards::ShardStore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::FrameError;
@@ -186,10 +186,8 @@ pub(crate) fn p2p_layer(input: &Node, by: &SplitBy, m: usize, name: &str, token:
 
 /// The service of the worker running this task, or this process's in-process store.
 fn service() -> Arc<dyn ShuffleService> {
-    oxidask_core::shuffle::current_service().unwrap_or_else(|| {
-        static LOCAL: OnceLock<Arc<LocalShuffle>> = OnceLock::new();
-        LOCAL.get_or_init(Default::default).clone() as Arc<dyn ShuffleService>
-    })
+    oxidask_core::shuffle::current_service()
+        .unwrap_or_else(|| local().clone() as Arc<dyn ShuffleService>)
 }
 
 /// Splits a partition and hands its shards to the shuffle service (a P2P shuffle's
@@ -253,15 +251,49 @@ pub fn p2p_unpack(
     crate::ops::concat_parts(&refs).map(Partition)
 }
 
-/// The shuffle service of a process that is not a worker (the local schedulers): shards in
-/// memory, taken once.
-#[derive(Default)]
+/// The shuffle service of a process that is not a worker (the local schedulers): one
+/// [`ShardStore`] in memory up to `distributed.p2p.memory-budget` (read at every transfer),
+/// spilling to the temporary directory past it.
 struct LocalShuffle {
-    runs: Mutex<HashMap<ShuffleId, InputShards>>,
+    store: ShardStore,
 }
 
-/// Input → output → shard.
-type InputShards = HashMap<u32, HashMap<u32, Bytes>>;
+impl Default for LocalShuffle {
+    fn default() -> LocalShuffle {
+        let base = oxidask_config::global()
+            .ok()
+            .and_then(|c| c.path("temporary-directory").map(std::path::PathBuf::from))
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!("oxidask-p2p-{}-local", std::process::id()));
+        LocalShuffle {
+            store: ShardStore::new(configured_budget(), dir),
+        }
+    }
+}
+
+/// `distributed.p2p.memory-budget` (256 MiB unless set).
+fn configured_budget() -> u64 {
+    oxidask_config::global()
+        .ok()
+        .and_then(|c| c.size("distributed.p2p.memory-budget"))
+        .unwrap_or(256 << 20)
+}
+
+fn local() -> &'static Arc<LocalShuffle> {
+    static LOCAL: OnceLock<Arc<LocalShuffle>> = OnceLock::new();
+    LOCAL.get_or_init(Default::default)
+}
+
+/// Bytes of shuffle shards this process's in-process store (P2P shuffles on the local
+/// schedulers) has written to disk so far.
+///
+/// ```
+/// let spilled = oxidask_dataframe::local_shuffle_spilled_bytes();
+/// println!("{spilled} bytes of shuffle shards went to disk");
+/// ```
+pub fn local_shuffle_spilled_bytes() -> u64 {
+    local().store.spilled_total()
+}
 
 impl ShuffleService for LocalShuffle {
     fn put(
@@ -270,10 +302,13 @@ impl ShuffleService for LocalShuffle {
         input: u32,
         shards: Vec<(u32, Bytes)>,
     ) -> Result<ShardHolder, String> {
-        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        runs.entry(id)
-            .or_default()
-            .insert(input, shards.into_iter().collect());
+        self.store.set_budget(configured_budget());
+        self.store.put(id, input, shards).map_err(|e| {
+            format!(
+                "p2p shuffle: cannot spill shards to {}: {e}",
+                self.store.dir().display()
+            )
+        })?;
         Ok(ShardHolder {
             address: String::new(),
             inputs: vec![input],
@@ -286,38 +321,20 @@ impl ShuffleService for LocalShuffle {
         output: u32,
         holders: &[ShardHolder],
     ) -> Result<Vec<(u32, Bytes)>, String> {
-        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::new();
-        let run = runs.get_mut(&id);
-        let Some(run) = run else {
-            return Err(format!(
-                "{SHARDS_LOST}: shuffle {id:?} has no shards in this process"
-            ));
-        };
-        let mut inputs: Vec<u32> = holders
+        let inputs: Vec<u32> = holders
             .iter()
             .flat_map(|h| h.inputs.iter().copied())
             .collect();
-        inputs.sort_unstable();
-        for i in inputs {
-            let shard = run
-                .get_mut(&i)
-                .and_then(|m| m.remove(&output))
-                .ok_or_else(|| {
-                    format!(
-                        "{SHARDS_LOST}: no shard of input {i} for output {output} (taken already?)"
-                    )
-                })?;
-            if run.get(&i).is_some_and(|m| m.is_empty()) {
-                run.remove(&i);
-            }
-            if !shard.is_empty() {
-                out.push((i, shard));
-            }
+        let taken = self
+            .store
+            .take(id, output, &inputs)
+            .map_err(|e| format!("p2p shuffle: cannot read spilled shards: {e}"))?;
+        if !taken.missing.is_empty() {
+            return Err(format!(
+                "{SHARDS_LOST}: no shards of inputs {:?} for output {output} in this process (taken already?)",
+                taken.missing
+            ));
         }
-        if run.is_empty() {
-            runs.remove(&id);
-        }
-        Ok(out)
+        Ok(taken.shards)
     }
 }

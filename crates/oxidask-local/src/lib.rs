@@ -19,6 +19,7 @@
 //! ```
 
 mod drop_later;
+pub mod shards;
 mod idle;
 mod stats;
 mod sync;

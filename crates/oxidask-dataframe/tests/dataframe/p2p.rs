@@ -162,3 +162,21 @@ fn p2p_on_a_cluster_equals_the_task_shuffle_with_o_n_plus_m_tasks() {
         dd::from_polars(sample(1, 1), 64).graph().len() + 64 + 64 * 64 + 64
     );
 }
+
+#[test]
+fn p2p_on_the_threaded_scheduler_spills_past_its_memory_budget() {
+    // 16 KiB for the whole process: most shards go to disk.
+    let _budget = oxidask_config::set("distributed.p2p.memory-budget", "16KiB").unwrap();
+    let data = sample(20_000, 23);
+    let df = dd::from_polars(data.clone(), 16);
+    let before = dd::local_shuffle_spilled_bytes();
+    let p2p = with_shuffle_method(ShuffleMethod::P2P, || df.shuffle(["k", "s"], 16));
+    let tasks = with_shuffle_method(ShuffleMethod::Tasks, || df.shuffle(["k", "s"], 16));
+    let got = p2p.compute().unwrap();
+    assert!(
+        dd::local_shuffle_spilled_bytes() > before,
+        "the in-process store spilled"
+    );
+    assert_frames_eq(&got, &tasks.compute().unwrap(), "spilled p2p vs tasks");
+    assert_frames_eq(&sorted(&got), &sorted(&data), "spilled p2p vs the input");
+}
