@@ -752,13 +752,15 @@ impl PyFrameNode {
         checked(self.df.drop_duplicates(s.as_deref()))
     }
 
-    /// A join with `right`.
+    /// A join with `right` (shuffled by `shuffle_method`, "tasks" or "p2p", when given).
+    #[pyo3(signature = (right, left_on, right_on, how, shuffle_method = None))]
     fn merge(
         &self,
         right: &PyFrameNode,
         left_on: Vec<String>,
         right_on: Vec<String>,
         how: &str,
+        shuffle_method: Option<&str>,
     ) -> PyResult<PyFrameNode> {
         let how = match how {
             "inner" => odf::How::Inner,
@@ -771,33 +773,54 @@ impl PyFrameNode {
                 )))
             }
         };
-        checked(
+        checked(with_method(shuffle_method, || {
             self.df
-                .merge(&right.df, &strs(&left_on), &strs(&right_on), how),
-        )
+                .merge(&right.df, &strs(&left_on), &strs(&right_on), how)
+        })?)
+    }
+
+    /// Rows hash-shuffled by `on` into `npartitions` partitions.
+    #[pyo3(signature = (on, npartitions, shuffle_method = None))]
+    fn shuffle(
+        &self,
+        on: Vec<String>,
+        npartitions: usize,
+        shuffle_method: Option<&str>,
+    ) -> PyResult<PyFrameNode> {
+        checked(with_method(shuffle_method, || {
+            self.df.shuffle(&on, npartitions)
+        })?)
     }
 
     /// Rows sorted by `by`.
+    #[pyo3(signature = (by, descending, shuffle_method = None))]
     fn sort_values(
         &self,
         py: Python<'_>,
         by: Vec<String>,
         descending: bool,
+        shuffle_method: Option<&str>,
     ) -> PyResult<PyFrameNode> {
         let df = self.df.clone();
-        checked(py.detach(|| df.sort_values(&strs(&by), descending)))
+        let by = strs(&by);
+        checked(with_method(shuffle_method, || {
+            py.detach(|| df.sort_values(&by, descending))
+        })?)
     }
 
     /// Sorted by `column`, which becomes the index.
-    #[pyo3(signature = (column, divisions = None))]
+    #[pyo3(signature = (column, divisions = None, shuffle_method = None))]
     fn set_index(
         &self,
         py: Python<'_>,
         column: &str,
         divisions: Option<Vec<f64>>,
+        shuffle_method: Option<&str>,
     ) -> PyResult<PyFrameNode> {
         let df = self.df.clone();
-        checked(py.detach(|| df.set_index(column, divisions)))
+        checked(with_method(shuffle_method, || {
+            py.detach(|| df.set_index(column, divisions))
+        })?)
     }
 
     /// The same rows in `npartitions` partitions.
@@ -833,4 +856,17 @@ impl PyFrameNode {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyFrameNode>()?;
     Ok(())
+}
+
+/// Runs `f` with shuffles made by `method` ("tasks" or "p2p") when given.
+fn with_method<R>(method: Option<&str>, f: impl FnOnce() -> R) -> PyResult<R> {
+    match method {
+        None => Ok(f()),
+        Some(m) => {
+            let m: odf::ShuffleMethod = m
+                .parse()
+                .map_err(|e: FrameError| PyValueError::new_err(e.to_string()))?;
+            Ok(odf::with_shuffle_method(m, f))
+        }
+    }
 }

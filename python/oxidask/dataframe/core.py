@@ -539,8 +539,9 @@ class DataFrame(_Collection):
         return GroupBy(self, keys)
 
     def merge(self, right, how="inner", on=None, left_on=None, right_on=None, suffixes=None,
-              left_index=False, right_index=False):
-        """Joins with ``right`` on key columns (Dask's ``merge``)."""
+              left_index=False, right_index=False, shuffle_method=None):
+        """Joins with ``right`` on key columns (Dask's ``merge``); sides that must be
+        shuffled move by ``shuffle_method`` (see :meth:`shuffle`)."""
         if isinstance(right, pd.DataFrame):
             # As Dask: an in-memory pandas frame joins as a one-partition frame.
             from oxidask.dataframe.io import from_pandas
@@ -551,7 +552,8 @@ class DataFrame(_Collection):
             rght = right.reset_index() if right_index else right
             lo = self._index if left_index else (left_on or on)
             ro = right._index if right_index else (right_on or on)
-            return left.merge(rght, how=how, left_on=lo, right_on=ro, suffixes=suffixes)
+            return left.merge(rght, how=how, left_on=lo, right_on=ro, suffixes=suffixes,
+                              shuffle_method=shuffle_method)
         if on is None and left_on is None:
             on = [c for c in self.columns if c in set(right.columns)]
             if not on:
@@ -564,7 +566,7 @@ class DataFrame(_Collection):
         right._check_columns(ro)
         a = self.reset_index()
         b = right.reset_index()
-        node = a._node.merge(b._node, lo, ro, how)
+        node = a._node.merge(b._node, lo, ro, how, shuffle_method)
         out = DataFrame(node)
         # pandas suffixes clashing columns with _x/_y; the engine names the right one `_right`.
         sx, sy = suffixes or ("_x", "_y")
@@ -611,30 +613,57 @@ class DataFrame(_Collection):
             return DataFrame(out._node, self._index)
         return self.merge(other, how=how, left_on=on, right_index=True, suffixes=suffixes)
 
-    def set_index(self, other, divisions=None, sorted=False, npartitions=None, drop=True):
-        """Sorts by a column and makes it the index (divisions from sampled quantiles)."""
+    def set_index(self, other, divisions=None, sorted=False, npartitions=None, drop=True,
+                  shuffle_method=None):
+        """Sorts by a column and makes it the index (divisions from sampled quantiles); rows
+        move by ``shuffle_method`` (see :meth:`shuffle`)."""
         if not isinstance(other, str):
             raise NotImplementedError("oxidask.dataframe set_index takes one column name")
         self._check_columns([other])
         if divisions is not None:
             divisions = _physical_divisions(list(divisions), self.dtypes[other], other)
         # As pandas: the new index replaces the old one (its columns are dropped).
-        node = self.reset_index(drop=True)._node.set_index(other, divisions)
+        node = self.reset_index(drop=True)._node.set_index(other, divisions, shuffle_method)
         out = DataFrame(node, [other])
         if divisions is not None and node.divisions is not None and len(
                 node.divisions) == len(divisions) - 2:
             out._outer = (divisions[0], divisions[-1])
         return out
 
-    def sort_values(self, by, ascending=True, npartitions=None):
-        """Rows sorted by ``by`` (a column or list)."""
+    def shuffle(self, on, ignore_index=False, npartitions=None, shuffle_method=None):
+        """Moves rows so that equal values of ``on`` (a column or list of columns) share a
+        partition (Dask's ``shuffle``): a hash shuffle into ``npartitions`` partitions (default:
+        as many as now). ``shuffle_method`` is ``"tasks"`` (a task per input and output
+        partition) or ``"p2p"`` (a task per partition; the workers move the rows, spilling
+        past ``distributed.p2p.memory-budget``); default: ``dataframe.shuffle.method``, else
+        p2p on a cluster for shuffles of at least 256 input x output pairs. The index is kept
+        (``ignore_index`` is accepted for Dask's signature).
+
+        >>> import pandas as pd
+        >>> import oxidask.dataframe as dd
+        >>> df = dd.from_pandas(pd.DataFrame({"k": [1, 2, 1, 2], "x": [1, 2, 3, 4]}),
+        ...                     npartitions=2)
+        >>> s = df.shuffle("k", shuffle_method="p2p")
+        >>> sorted(s.compute()["x"].tolist())
+        [1, 2, 3, 4]
+        """
+        on = [on] if isinstance(on, str) else list(on)
+        self._check_columns(on)
+        n = self.npartitions if npartitions is None else int(npartitions)
+        if n < 1:
+            raise ValueError(f"npartitions must be at least 1, got {npartitions}")
+        return self._wrap(self._node.shuffle(on, n, shuffle_method))
+
+    def sort_values(self, by, ascending=True, npartitions=None, shuffle_method=None):
+        """Rows sorted by ``by`` (a column or list); rows move by ``shuffle_method`` (see
+        :meth:`shuffle`)."""
         by = [by] if isinstance(by, str) else list(by)
         self._check_columns(by)
         if not isinstance(ascending, bool):
             if len(set(ascending)) != 1:
                 raise NotImplementedError("oxidask.dataframe sorts all columns one way")
             ascending = list(ascending)[0]
-        return self._wrap(self._node.sort_values(by, not ascending))
+        return self._wrap(self._node.sort_values(by, not ascending, shuffle_method))
 
     def repartition(self, npartitions=None, divisions=None, partition_size=None):
         """The same rows in ``npartitions`` partitions, cut at new ``divisions`` of the index,

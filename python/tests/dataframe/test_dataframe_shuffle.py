@@ -1,0 +1,60 @@
+"""``df.shuffle(on, shuffle_method=...)`` and the ``shuffle_method`` of sort_values, set_index
+and merge (Dask's keyword): p2p and tasks agree with each other and with pandas, on the local
+schedulers (in-process shard store) and on a LocalCluster of two worker processes (the
+workers' shuffle services)."""
+
+import pandas as pd
+import pandas.testing as pdt
+import pytest
+
+import oxidask.dataframe as dd
+
+
+def _rows(df):
+    """Rows in a canonical order (shuffles do not keep row order)."""
+    return df.sort_values(list(df.columns)).reset_index(drop=True)
+
+
+def _check_shuffles(pdf, nparts, scheduler=None):
+    df = dd.from_pandas(pdf, npartitions=nparts)
+    kw = {} if scheduler is None else {"scheduler": scheduler}
+    for on in ["k", ["g", "k"]]:
+        p2p = df.shuffle(on, npartitions=5, shuffle_method="p2p")
+        tasks = df.shuffle(on, npartitions=5, shuffle_method="tasks")
+        assert p2p.npartitions == 5
+        got = p2p.compute(**kw)
+        # Same partitions, same rows in the same order as the task shuffle.
+        pdt.assert_frame_equal(got, tasks.compute(**kw))
+        pdt.assert_frame_equal(_rows(got), _rows(pdf), check_dtype=False)
+        # Equal keys share a partition.
+        keys = [on] if isinstance(on, str) else on
+        owners = {}
+        for i in range(p2p.npartitions):
+            part = p2p.get_partition(i).compute(**kw)
+            for key in part[keys].drop_duplicates().itertuples(index=False):
+                assert owners.setdefault(tuple(key), i) == i
+    for col in ["x", "t", "k"]:
+        got = df.sort_values(col, shuffle_method="p2p").compute(**kw)
+        assert got[col].tolist() == pdf.sort_values(col)[col].tolist()
+    got = df.set_index("x", shuffle_method="p2p").compute(**kw)
+    assert got.index.tolist() == sorted(pdf.x.tolist())
+    right = dd.from_pandas(pd.DataFrame({"g": range(5), "name": list("abcde")}), npartitions=2)
+    got = df.merge(right, on="g", shuffle_method="p2p").compute(**kw)
+    want = pdf.merge(pd.DataFrame({"g": range(5), "name": list("abcde")}), on="g")
+    pdt.assert_frame_equal(_rows(got), _rows(want), check_dtype=False)
+
+
+def test_p2p_and_tasks_agree_with_pandas_locally(pdf, npartitions, scheduler):
+    _check_shuffles(pdf, npartitions, scheduler)
+
+
+def test_p2p_on_a_cluster(client, pdf):
+    _check_shuffles(pdf, 6)
+
+
+def test_unknown_shuffle_method_is_a_value_error(pdf):
+    df = dd.from_pandas(pdf, npartitions=2)
+    with pytest.raises(ValueError, match="disk"):
+        df.shuffle("k", shuffle_method="disk")
+    with pytest.raises(KeyError):
+        df.shuffle("nope")
