@@ -9,6 +9,8 @@ use oxidask_core::exec::{execute, DepValues};
 use oxidask_core::{Key, Task, Value};
 use oxidask_protocol::{frame::decode_detached, spec_from_wire, FromWorker, WireError, WireSpec};
 
+use crate::state::{Event, Execution};
+
 use crate::Shared;
 
 /// The worker an executor thread belongs to, whether its task seceded, and the task.
@@ -155,37 +157,17 @@ fn run(shared: Arc<Shared>, thread: u32) {
             return;
         }
         if st.active < shared.nthreads && !st.paused {
-            if let Some(k) = st.pop_ready() {
+            // A slot is free: ask for work (spilled inputs are read back on this thread,
+            // without the lock, before their task runs).
+            let effects = st.handle(Event::ThreadFree, crate::state::now_us());
+            if !effects.is_empty() {
                 st.active += 1;
-                let e = &st.tasks[&k];
-                let spec = e.spec.clone();
-                let dep_keys = e.deps.clone();
-                let mut deps: Vec<(Key, Value)> = Vec::with_capacity(dep_keys.len());
-                let mut unreadable = None;
-                for d in dep_keys {
-                    match st.value(&d) {
-                        Some(Ok(v)) => deps.push((d, v)),
-                        Some(Err(e)) => unreadable = Some(e),
-                        None => {}
-                    }
-                }
-                if let Some(e) = unreadable {
-                    shared.log_at(
-                        tracing::Level::WARN,
-                        format!("task {k} cannot run: a dependency is unreadable: {e}"),
-                    );
+                let work = shared.carry_out(st, effects);
+                let Some(Execution { key: k, spec, deps }) = work else {
+                    st = shared.lock();
                     st.active -= 1;
-                    st.fail(
-                        k,
-                        WireError {
-                            key: Some((&k).into()),
-                            ..WireError::invalid(e)
-                        },
-                    );
-                    shared.wake_writer();
                     continue;
-                }
-                drop(st);
+                };
                 let start = Instant::now();
                 let start_us = crate::state::now_us();
                 set_task(Some(k));
@@ -196,27 +178,29 @@ fn run(shared: Arc<Shared>, thread: u32) {
                 };
                 set_task(None);
                 let us = start.elapsed().as_micros() as u64;
-                st = shared.lock();
-                st.active -= 1;
-                match result {
-                    Ok(v) => st.finish(
-                        k,
-                        v,
-                        crate::state::Run {
+                let event = match result {
+                    Ok(value) => Event::TaskFinished {
+                        key: k,
+                        value,
+                        run: crate::state::Run {
                             start_us,
                             duration_us: us,
                             thread,
                         },
-                    ),
-                    Err(e) => {
+                    },
+                    Err(error) => {
                         shared.log_at(
                             tracing::Level::WARN,
-                            format!("task {k} failed: {}", e.message),
+                            format!("task {k} failed: {}", error.message),
                         );
-                        st.fail(k, e)
+                        Event::TaskFailed { key: k, error }
                     }
-                }
-                shared.wake_writer();
+                };
+                st = shared.lock();
+                st.active -= 1;
+                let effects = st.handle(event, crate::state::now_us());
+                shared.carry_out(st, effects);
+                st = shared.lock();
                 if st.threads > shared.nthreads && st.idle_threads >= shared.nthreads {
                     st.threads -= 1;
                     return;

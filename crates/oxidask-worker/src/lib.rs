@@ -23,7 +23,11 @@ mod execute;
 pub mod memory;
 mod metrics;
 pub mod nanny;
+mod shell;
 pub mod shuffle;
+#[cfg(test)]
+mod simulate;
+mod spillfile;
 mod state;
 mod transfer;
 
@@ -84,6 +88,8 @@ pub(crate) struct Shared {
     /// The worker has its process to itself (`oxidask worker`): lifecycle lines also go to
     /// stderr.
     owns_process: bool,
+    /// The I/O runtime, for fetches ordered from other threads (a resume).
+    runtime: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 /// Log lines kept between heartbeats, at most.
@@ -353,6 +359,7 @@ impl WorkerBuilder {
                 dir: dir.clone(),
                 target: (self.memory_limit as f64 * target) as u64,
                 files: 0,
+                compress: true,
             });
             Some(dir)
         } else {
@@ -379,6 +386,7 @@ impl WorkerBuilder {
             lost_scheduler: std::sync::atomic::AtomicBool::new(false),
             reconnecting: std::sync::atomic::AtomicBool::new(false),
             owns_process: self.exit_on_memory_terminate,
+            runtime: std::sync::OnceLock::new(),
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let io_shared = shared.clone();
@@ -395,6 +403,7 @@ impl WorkerBuilder {
                     .build()
                     .expect("a tokio runtime");
                 let task_shared = io_shared.clone();
+                let _ = io_shared.runtime.set(rt.handle().clone());
                 let reason = rt.block_on(async move {
                     let io_shared = task_shared;
                     let logger = io_shared.clone();
@@ -450,18 +459,17 @@ impl WorkerBuilder {
                                     .reconnecting
                                     .store(false, std::sync::atomic::Ordering::SeqCst);
                                 stream = s;
-                                let held = io_shared.lock().reset_for_new_scheduler();
+                                let mut st = io_shared.lock();
+                                let effects = st.handle(state::Event::NewScheduler, state::now_us());
+                                let held = effects.iter().map(|e| match e {
+                                    state::Effect::Send(FromWorker::Holding { keys }) => keys.len(),
+                                    _ => 0,
+                                }).sum::<usize>();
                                 io_shared.say(tracing::Level::INFO, format!(
-                                    "registered again with the scheduler at {}; it holds {} result(s)",
+                                    "registered again with the scheduler at {}; it holds {held} result(s)",
                                     io_shared.scheduler,
-                                    held.len()
                                 ));
-                                if !held.is_empty() {
-                                    io_shared
-                                        .lock()
-                                        .outbox
-                                        .push(FromWorker::Holding { keys: held });
-                                }
+                                io_shared.carry_out(st, effects);
                             }
                             Err(e) => {
                                 io_shared
@@ -694,83 +702,76 @@ async fn run(stream: Stream, shared: Arc<Shared>, heartbeat: Duration) -> (Strin
 
 /// Applies a batch of scheduler messages; `Some(reason)` if told to stop.
 fn handle(shared: &Arc<Shared>, msgs: Vec<ToWorker>) -> Option<String> {
-    let mut fetches = Vec::new();
+    use state::Event;
     let mut acquires = Vec::new();
     let mut stop = None;
-    let mut new_ready = false;
-    {
-        let mut st = shared.lock();
-        for m in msgs {
-            match m {
-                ToWorker::Compute {
-                    task,
+    let mut events = Vec::with_capacity(msgs.len());
+    for m in msgs {
+        match m {
+            ToWorker::Compute {
+                task,
+                who_has,
+                priority,
+            } => {
+                let Ok(key) = task.key.to_key() else { continue };
+                let deps: Vec<(Key, WireKey)> = task
+                    .deps
+                    .into_iter()
+                    .filter_map(|d| d.to_key().ok().map(|k| (k, d)))
+                    .collect();
+                let who_has: FxHashMap<Key, Vec<String>> = who_has
+                    .into_iter()
+                    .filter_map(|(k, a)| k.to_key().ok().map(|k| (k, a)))
+                    .collect();
+                events.push(Event::Compute {
+                    key,
+                    wire_key: task.key,
+                    spec: task.spec,
+                    deps,
                     who_has,
                     priority,
-                } => {
-                    let Ok(key) = task.key.to_key() else { continue };
-                    let deps: Vec<(Key, WireKey)> = task
-                        .deps
-                        .into_iter()
-                        .filter_map(|d| d.to_key().ok().map(|k| (k, d)))
-                        .collect();
-                    let who: FxHashMap<Key, Vec<String>> = who_has
-                        .into_iter()
-                        .filter_map(|(k, a)| k.to_key().ok().map(|k| (k, a)))
-                        .collect();
-                    let before = st.ready.len();
-                    fetches.extend(st.add_task(key, task.key, task.spec, deps, &who, priority));
-                    new_ready |= st.ready.len() > before;
+                });
+            }
+            ToWorker::Free { keys } => {
+                for k in keys {
+                    if let Ok(key) = k.to_key() {
+                        shared.actors.free(&key);
+                        events.push(Event::Free { key });
+                    }
                 }
-                ToWorker::Free { keys } => {
-                    for k in keys {
-                        if let Ok(k) = k.to_key() {
-                            st.free(k);
-                            shared.actors.free(&k);
+            }
+            ToWorker::Steal { key } => events.push(Event::Steal { wire_key: key }),
+            ToWorker::Store { values } => {
+                let mut decoded = Vec::with_capacity(values.len());
+                for (wk, wv) in values {
+                    match (wk.to_key(), wv.to_value()) {
+                        (Ok(k), Ok(v)) => decoded.push((wk, k, v)),
+                        (_, Err(e)) | (Err(e), _) => {
+                            shared.log(format!("cannot store scattered {wk}: {e}"));
                         }
                     }
                 }
-                ToWorker::Steal { key } => {
-                    let given_back = key.to_key().is_ok_and(|k| st.steal(k));
-                    st.outbox
-                        .push(FromWorker::StealResponse { key, given_back });
-                }
-                ToWorker::Store { values } => {
-                    let mut stored = Vec::with_capacity(values.len());
-                    for (wk, wv) in values {
-                        match (wk.to_key(), wv.to_value()) {
-                            (Ok(k), Ok(v)) => {
-                                let nbytes = v.nbytes() as u64;
-                                let type_name = v.type_name().to_owned();
-                                st.store(k, v, true);
-                                stored.push((wk, type_name, nbytes));
-                            }
-                            (_, Err(e)) | (Err(e), _) => {
-                                shared.log(format!("cannot store scattered {wk}: {e}"));
-                            }
-                        }
-                    }
-                    st.outbox.push(FromWorker::Stored { keys: stored });
-                }
-                ToWorker::Stop { reason } => {
-                    stop = Some(format!("stopped by the scheduler: {reason}"))
-                }
-                ToWorker::Acquire { who_has } => acquires.extend(who_has),
-                ToWorker::Restart { reason } => {
-                    shared
-                        .restart_requested
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
-                    stop = Some(format!("restarting: {reason}"))
-                }
+                events.push(Event::Store { values: decoded });
+            }
+            ToWorker::Stop { reason } => stop = Some(format!("stopped by the scheduler: {reason}")),
+            ToWorker::Acquire { who_has } => acquires.extend(who_has),
+            ToWorker::Restart { reason } => {
+                shared
+                    .restart_requested
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                stop = Some(format!("restarting: {reason}"))
             }
         }
     }
-    if new_ready {
-        shared.cv.notify_all();
+    // One lock for the batch; its effects are carried out after it is released.
+    let mut st = shared.lock();
+    let now = state::now_us();
+    let mut effects = Vec::new();
+    for e in events {
+        effects.extend(st.handle(e, now));
     }
+    shared.carry_out(st, effects);
     shared.wake_writer();
-    if !fetches.is_empty() {
-        tokio::spawn(transfer::fetch(shared.clone(), fetches));
-    }
     if !acquires.is_empty() {
         tokio::spawn(transfer::acquire(shared.clone(), acquires));
     }

@@ -257,19 +257,13 @@ pub(crate) fn spawn_monitor(
         .map(|_| ())
 }
 
-fn monitor(shared: &crate::Shared, cfg: MonitorConfig) {
+fn monitor(shared: &std::sync::Arc<crate::Shared>, cfg: MonitorConfig) {
+    use crate::state::{Effect, Event};
     let start = std::time::Instant::now();
-    let mut manager = MemoryManager::new(cfg.limit, cfg.thresholds);
+    shared.lock().monitor = Some(MemoryManager::new(cfg.limit, cfg.thresholds));
     loop {
         std::thread::sleep(cfg.interval);
         let rss = crate::cli::resident_bytes();
-        let managed = {
-            let st = shared.lock();
-            if st.stopping {
-                return;
-            }
-            st.memory
-        };
         let describe = || {
             format!(
                 "process memory {} is {:.0}% of the {} limit",
@@ -278,39 +272,36 @@ fn monitor(shared: &crate::Shared, cfg: MonitorConfig) {
                 human(cfg.limit)
             )
         };
-        for action in manager.observe(rss, managed, start.elapsed()) {
-            match action {
-                MemoryAction::Spill { bytes } => spill(shared, bytes),
-                MemoryAction::Pause | MemoryAction::Resume => {
-                    let paused = action == MemoryAction::Pause;
-                    {
-                        let mut st = shared.lock();
-                        st.paused = paused;
-                        st.outbox
-                            .push(oxidask_protocol::FromWorker::Paused { paused });
-                    }
-                    shared.wake_writer();
-                    if paused {
-                        shared.log_at(
-                            tracing::Level::WARN,
-                            format!(
-                                "pausing: {}; no task starts and no data is fetched until it is back under distributed.worker.memory.pause",
-                                describe()
-                            ),
-                        );
-                    } else {
-                        shared.cv.notify_all();
-                        shared.resumed.notify_waiters();
-                        shared.log(format!("resuming: {}", describe()));
-                    }
-                }
-                MemoryAction::Terminate => {
-                    let why = format!("{}, past distributed.worker.memory.terminate", describe());
-                    terminate(shared, &cfg, &why);
-                    return;
-                }
-                MemoryAction::Warn(w) => shared.log_at(tracing::Level::WARN, w),
+        let mut st = shared.lock();
+        if st.stopping {
+            return;
+        }
+        let event = Event::MemorySample {
+            rss,
+            at: start.elapsed(),
+        };
+        let effects = st.handle(event, crate::state::now_us());
+        let mut terminating = false;
+        for e in &effects {
+            match e {
+                Effect::Paused(true) => shared.log_at(
+                    tracing::Level::WARN,
+                    format!(
+                        "pausing: {}; no task starts and no data is fetched until it is back under distributed.worker.memory.pause",
+                        describe()
+                    ),
+                ),
+                Effect::Paused(false) => shared.log(format!("resuming: {}", describe())),
+                Effect::Terminate => terminating = true,
+                _ => {}
             }
+        }
+        // Spill files are written on this thread, without the lock.
+        shared.carry_out(st, effects);
+        if terminating {
+            let why = format!("{}, past distributed.worker.memory.terminate", describe());
+            terminate(shared, &cfg, &why);
+            return;
         }
     }
 }
@@ -340,37 +331,6 @@ fn terminate(shared: &crate::Shared, cfg: &MonitorConfig, why: &str) {
     }
     shared.log_at(tracing::Level::WARN, format!("stopping: {why}"));
     shared.stop.notify_one();
-}
-
-/// Spills `bytes` of results, least recently used first, writing files without the lock.
-fn spill(shared: &crate::Shared, bytes: u64) {
-    let jobs = shared.lock().spill_pick(bytes);
-    if jobs.is_empty() {
-        return;
-    }
-    let started = crate::state::now_us();
-    let (mut written, mut count) = (0u64, 0u32);
-    for job in jobs {
-        if let Err(e) = job.write() {
-            shared.log_at(
-                tracing::Level::WARN,
-                format!("cannot spill to disk ({e}); results stay in memory"),
-            );
-            break;
-        }
-        if let Some(n) = shared.lock().spill_done(job) {
-            written += n;
-            count += 1;
-        }
-    }
-    if count > 0 {
-        shared.lock().record(
-            oxidask_protocol::ActivityKind::SpillOut,
-            started,
-            written,
-            count,
-        );
-    }
 }
 
 #[cfg(test)]

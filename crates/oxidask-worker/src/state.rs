@@ -1,22 +1,52 @@
-//! The worker's bookkeeping: tasks it was given, results it holds, dependencies it fetches.
+//! The worker's bookkeeping as a pure reactor: tasks it was given, results it holds (in memory
+//! or spilled), dependencies it fetches, memory decisions.
 //!
-//! One mutex guards it; executor threads and the network tasks take it briefly. Every change
-//! that the scheduler must hear about is pushed to the outbox, sent in batches by the writer.
+//! [`WorkerState::handle`] is the only way it changes: an [`Event`] (a scheduler message, a
+//! finished task, a fetch's or a disk operation's outcome, a memory sample) goes in, the
+//! [`Effect`]s to carry out come back. Nothing here reads a clock (events carry the time),
+//! touches a file or a socket, or starts a thread: the shell (`shell.rs`, `execute.rs`,
+//! `transfer.rs`, `memory.rs`) does, and feeds the outcomes back as events. One mutex guards
+//! the state; since files are written and read outside it, executor threads, heartbeats and
+//! the data port never wait on a disk.
+//!
+//! # Invariants (checked by [`WorkerState::validate`] after every step of the simulation)
+//! - `memory` is the sum of the sizes of results in memory, `spilled_now` of those on disk,
+//!   `writing` of those whose spill file is being written;
+//! - a result's `readers` is the number of tasks here that list it among their dependencies
+//!   and are not fetching it; its `pins`, the number of such tasks an executor claimed
+//!   (unspilling their inputs, ready to run with them, running): a pinned result never spills;
+//! - a task fetching a dependency is in that fetch's waiting list, one unspilling a
+//!   dependency in that read's list; `missing` and the unspilling count match those lists;
+//! - `executing` counts tasks in [`Phase::Executing`]; while `paused`, no `Execute`,
+//!   `ReadSpill` or `Fetch` effect is emitted.
+//!
+//! Spilling: results past the memory target (and what the memory monitor asks for) go to disk
+//! least recently used first, those no local task waits for before those one does
+//! ([`crate::memory::spill_order`]). The file is written outside the lock (`WriteSpill`); the
+//! result moves to disk when `SpillWritten` says so, unless it was used meanwhile. A task
+//! whose inputs are on disk is *unspilling*: an executor thread reads them (`ReadSpill`,
+//! outside the lock) and the task becomes ready again when every read is back.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use oxidask_core::{Key, Value};
-use oxidask_protocol::{Activity, ActivityKind, FromWorker, Payload, WireKey};
+use oxidask_protocol::{Activity, ActivityKind, FromWorker, Payload, WireError, WireKey};
 use rustc_hash::FxHashMap;
+
+use crate::memory::{MemoryAction, MemoryManager, SpillCandidate};
 
 /// Where a task is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
-    /// Fetching dependencies.
+    /// Fetching dependencies (`missing` of them).
     Fetching,
     /// In the ready heap.
     Ready,
+    /// Claimed by an executor; waiting for `reads` of its inputs to come back from disk.
+    Unspilling { reads: u32 },
     /// On an executor thread.
     Executing,
 }
@@ -28,6 +58,8 @@ pub(crate) struct TaskEntry {
     pub missing: usize,
     pub phase: Phase,
     pub priority: (i64, u64),
+    /// Its inputs are pinned in memory (an executor claimed it).
+    pub pinned: bool,
     /// Freed by the scheduler while executing: discard the result.
     pub cancelled: bool,
 }
@@ -36,17 +68,21 @@ pub(crate) struct TaskEntry {
 pub(crate) enum Slot {
     Memory(Value),
     Disk {
-        path: std::path::PathBuf,
+        path: PathBuf,
         type_name: String,
+        /// A `ReadSpill` of it is under way.
+        reading: bool,
     },
 }
 
 /// Spilling: values beyond `target` bytes in memory go to files in `dir`, least recently
 /// used first (Dask's `distributed.worker.memory.target`, 60% of the memory limit).
 pub(crate) struct Spill {
-    pub dir: std::path::PathBuf,
+    pub dir: PathBuf,
     pub target: u64,
     pub files: u64,
+    /// Compress spill files when it pays (`spillfile.rs`).
+    pub compress: bool,
 }
 
 pub(crate) struct Stored {
@@ -58,51 +94,21 @@ pub(crate) struct Stored {
     pub owned: bool,
     /// Local tasks (waiting, ready or running) that read it.
     pub readers: u32,
+    /// Local tasks claimed by an executor that read it: it stays in memory.
+    pub pins: u32,
+    /// Its spill file is being written (`used` when it was picked).
+    pub writing: Option<u64>,
 }
 
-/// A dependency being fetched: the tasks waiting for it and where it may be.
 /// Ready tasks: lowest (priority, arrival) first.
 pub(crate) type ReadyHeap = BinaryHeap<Reverse<((i64, u64), u64, Key)>>;
 
+/// A dependency being fetched: the tasks waiting for it.
 pub(crate) struct Fetch {
     pub waiting: Vec<Key>,
 }
 
-#[derive(Default)]
-pub(crate) struct WorkerState {
-    pub tasks: FxHashMap<Key, TaskEntry>,
-    pub data: FxHashMap<Key, Stored>,
-    pub ready: ReadyHeap,
-    pub fetching: FxHashMap<Key, Fetch>,
-    pub seq: u64,
-    pub memory: u64,
-    pub executing: u32,
-    pub outbox: Vec<FromWorker>,
-    /// Tasks running on executor threads that hold a thread slot (not seceded).
-    pub active: usize,
-    /// Executor threads waiting for work.
-    pub idle_threads: usize,
-    /// Executor threads alive.
-    pub threads: usize,
-    /// Set when the worker stops.
-    pub stopping: bool,
-    /// Where values spill when memory passes its target (none without a memory limit).
-    pub spill: Option<Spill>,
-    /// Bytes on disk now, and ever spilled.
-    pub spilled_now: u64,
-    pub spilled_total: u64,
-    /// Transfers and spills since the last heartbeat (for the task stream).
-    pub activity: Vec<Activity>,
-    /// Counts since the start (for `/metrics`).
-    pub totals: crate::metrics::Totals,
-    /// Paused by the memory monitor: no task starts, no fetch begins.
-    pub paused: bool,
-}
-
-/// Activity records kept between heartbeats, at most (older ones are dropped).
-const ACTIVITY_CAP: usize = 1_000;
-
-/// Microseconds since the Unix epoch: the task stream's clock.
+/// Microseconds since the Unix epoch: the task stream's clock (read by the shell only).
 pub(crate) fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -117,6 +123,182 @@ pub(crate) struct Run {
     pub thread: u32,
 }
 
+/// A fetch the network side must start: `key` from `addresses`.
+pub(crate) type FetchOrder = (Key, WireKey, Vec<String>);
+
+/// A value to write to its spill file outside the lock.
+pub(crate) struct SpillJob {
+    pub key: Key,
+    /// Its use counter when picked (a later use cancels the move).
+    pub used: u64,
+    pub value: Value,
+    pub path: PathBuf,
+    pub compress: bool,
+}
+
+impl SpillJob {
+    /// Encodes and writes the value's file (no lock held); its size on disk.
+    pub fn write(&self) -> Result<u64, String> {
+        let parts = self.value.encode_parts().map_err(|e| e.to_string())?;
+        let (file, _) = crate::spillfile::encode(&parts, self.compress);
+        std::fs::write(&self.path, &file).map_err(|e| {
+            let _ = std::fs::remove_file(&self.path);
+            format!("{}: {e}", self.path.display())
+        })?;
+        Ok(file.len() as u64)
+    }
+}
+
+/// Reads a spill file back (no lock held).
+pub(crate) fn read_spill(path: &std::path::Path, type_name: &str) -> Result<Value, String> {
+    std::fs::read(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|b| crate::spillfile::decode(type_name, bytes::Bytes::from(b)))
+}
+
+/// A task an executor thread runs with its inputs.
+pub(crate) struct Execution {
+    pub key: Key,
+    pub spec: Payload,
+    pub deps: Vec<(Key, Value)>,
+}
+
+/// What happened: everything that changes the worker's state.
+pub(crate) enum Event {
+    /// The scheduler assigns a task (`who_has`: where its missing inputs are).
+    Compute {
+        key: Key,
+        wire_key: WireKey,
+        spec: Payload,
+        deps: Vec<(Key, WireKey)>,
+        who_has: FxHashMap<Key, Vec<String>>,
+        priority: (i64, u64),
+    },
+    /// The scheduler releases `key` (a task here, a result held here, or both).
+    Free { key: Key },
+    /// The scheduler asks for a task back.
+    Steal { wire_key: WireKey },
+    /// Values the scheduler (a client's scatter) gives this worker to hold.
+    Store { values: Vec<(WireKey, Key, Value)> },
+    /// A result the scheduler asked this worker to hold arrived (`acquire`).
+    Acquired { key: Key, value: Value },
+    /// A dependency arrived from a peer.
+    Fetched { key: Key, value: Value },
+    /// No holder had the dependency.
+    FetchFailed {
+        key: Key,
+        wire_key: WireKey,
+        tried: Vec<String>,
+    },
+    /// The dependency exists but cannot be used here: its waiting tasks fail with `why`.
+    FetchUnusable {
+        key: Key,
+        wire_key: WireKey,
+        why: String,
+    },
+    /// An executor thread has a free slot and asks for work.
+    ThreadFree,
+    /// A task ran to a result.
+    TaskFinished { key: Key, value: Value, run: Run },
+    /// A task failed.
+    TaskFailed { key: Key, error: WireError },
+    /// A `WriteSpill` ended (`Ok(bytes on disk)`), having started at `started_us`.
+    SpillWritten {
+        key: Key,
+        used: u64,
+        path: PathBuf,
+        outcome: Result<u64, String>,
+        started_us: u64,
+    },
+    /// A `ReadSpill` ended, having started at `started_us`.
+    UnspillRead {
+        key: Key,
+        path: PathBuf,
+        outcome: Result<Value, String>,
+        started_us: u64,
+    },
+    /// The memory monitor measured the process's resident memory (`at`: since it started).
+    MemorySample { rss: u64, at: Duration },
+    /// The worker registered with a (restarted) scheduler that knows none of its tasks.
+    NewScheduler,
+}
+
+/// What the shell must do.
+pub(crate) enum Effect {
+    /// Queue this message for the scheduler.
+    Send(FromWorker),
+    /// Fetch a dependency from its holders.
+    Fetch(FetchOrder),
+    /// Run this task (only ever returned for a [`Event::ThreadFree`]).
+    Execute(Execution),
+    /// Write this value's spill file, then report [`Event::SpillWritten`].
+    WriteSpill(SpillJob),
+    /// Read this spill file, then report [`Event::UnspillRead`] (only ever returned for a
+    /// [`Event::ThreadFree`]: the executor thread that asked reads it).
+    ReadSpill {
+        key: Key,
+        path: PathBuf,
+        type_name: String,
+    },
+    /// Delete a spill file nothing refers to any more.
+    RemoveFile(PathBuf),
+    /// Tasks became ready: wake executor threads.
+    WakeExecutors,
+    /// The memory monitor paused (true) or resumed (false) the worker.
+    Paused(bool),
+    /// The process is past the terminate threshold.
+    Terminate,
+    /// Log this line (`warn`: at WARN level).
+    Log { warn: bool, line: String },
+}
+
+#[derive(Default)]
+pub(crate) struct WorkerState {
+    pub tasks: FxHashMap<Key, TaskEntry>,
+    pub data: FxHashMap<Key, Stored>,
+    pub ready: ReadyHeap,
+    pub fetching: FxHashMap<Key, Fetch>,
+    /// Spilled results being read back, and the claimed tasks waiting for them.
+    pub unspilling: FxHashMap<Key, Vec<Key>>,
+    pub seq: u64,
+    pub memory: u64,
+    /// Bytes of in-memory results whose spill file is being written.
+    pub writing: u64,
+    pub executing: u32,
+    pub outbox: Vec<FromWorker>,
+    /// The shell's executor-thread accounting (not the reactor's): tasks running that hold a
+    /// thread slot (not seceded), threads waiting for work, threads alive.
+    pub active: usize,
+    pub idle_threads: usize,
+    pub threads: usize,
+    /// Set when the worker stops.
+    pub stopping: bool,
+    /// Where values spill when memory passes its target (none without a memory limit).
+    pub spill: Option<Spill>,
+    /// Bytes on disk now (as held in memory), and ever spilled.
+    pub spilled_now: u64,
+    pub spilled_total: u64,
+    /// Bytes of spill files on disk now.
+    pub spilled_file_bytes: u64,
+    /// Transfers and spills since the last heartbeat (for the task stream).
+    pub activity: Vec<Activity>,
+    /// Counts since the start (for `/metrics`).
+    pub totals: crate::metrics::Totals,
+    /// Paused by the memory monitor: no task starts, no fetch begins.
+    pub paused: bool,
+    /// Fetches held back while paused.
+    pub deferred: Vec<FetchOrder>,
+    /// The memory monitor's decisions (a worker that owns its process, with a limit).
+    pub monitor: Option<MemoryManager>,
+    /// The time of the event being handled (µs since the epoch).
+    now: u64,
+    /// Effects of the event being handled.
+    effects: Vec<Effect>,
+}
+
+/// Activity records kept between heartbeats, at most (older ones are dropped).
+const ACTIVITY_CAP: usize = 1_000;
+
 impl Stored {
     /// The held value's type name.
     pub fn type_name(&self) -> &str {
@@ -127,16 +309,99 @@ impl Stored {
     }
 }
 
-/// A fetch the network side must start: `key` from `addresses`.
-pub(crate) type FetchOrder = (Key, WireKey, Vec<String>);
+/// What the data port serves for a key: a value, a file to read, or nothing.
+pub(crate) enum Served {
+    Value(Value),
+    File { path: PathBuf, type_name: String },
+    Missing,
+}
 
 impl WorkerState {
+    /// The only way the state changes (besides the shell's thread counts): applies `event`
+    /// at `now_us` (µs since the epoch) and returns what to do. No I/O, no clock.
+    pub fn handle(&mut self, event: Event, now_us: u64) -> Vec<Effect> {
+        self.now = now_us.max(self.now);
+        match event {
+            Event::Compute {
+                key,
+                wire_key,
+                spec,
+                deps,
+                who_has,
+                priority,
+            } => self.add_task(key, wire_key, spec, deps, &who_has, priority),
+            Event::Free { key } => self.free(key),
+            Event::Steal { wire_key } => {
+                let given_back = wire_key.to_key().is_ok_and(|k| self.steal(k));
+                self.send(FromWorker::StealResponse {
+                    key: wire_key,
+                    given_back,
+                });
+            }
+            Event::Store { values } => {
+                let mut stored = Vec::with_capacity(values.len());
+                for (wk, k, v) in values {
+                    stored.push((wk, v.type_name().to_owned(), v.nbytes() as u64));
+                    self.store(k, v, true);
+                }
+                self.send(FromWorker::Stored { keys: stored });
+            }
+            Event::Acquired { key, value } => self.store(key, value, true),
+            Event::Fetched { key, value } => self.fetched(key, value),
+            Event::FetchFailed {
+                key,
+                wire_key,
+                tried,
+            } => self.drop_waiting(key, |wk| FromWorker::MissingData {
+                key: wk,
+                missing: wire_key,
+                tried: tried.clone(),
+            }),
+            Event::FetchUnusable { key, wire_key, why } => {
+                self.drop_waiting(key, |wk| FromWorker::Erred {
+                    key: wk,
+                    error: WireError {
+                        key: Some(wk),
+                        op: String::new(),
+                        kind: oxidask_protocol::ErrorKind::Unavailable,
+                        message: format!("{wk} could not run: {why}"),
+                        causes: vec![format!("dependency {wire_key}")],
+                        detail: None,
+                    },
+                })
+            }
+            Event::ThreadFree => self.next_task(),
+            Event::TaskFinished { key, value, run } => self.finish(key, value, run),
+            Event::TaskFailed { key, error } => self.fail(key, error),
+            Event::SpillWritten {
+                key,
+                used,
+                path,
+                outcome,
+                started_us,
+            } => self.spill_written(key, used, path, outcome, started_us),
+            Event::UnspillRead {
+                key,
+                path,
+                outcome,
+                started_us,
+            } => self.unspill_read(key, path, outcome, started_us),
+            Event::MemorySample { rss, at } => self.memory_sample(rss, at),
+            Event::NewScheduler => self.reset_for_new_scheduler(),
+        }
+        std::mem::take(&mut self.effects)
+    }
+
+    fn send(&mut self, msg: FromWorker) {
+        self.effects.push(Effect::Send(msg));
+    }
+
     /// Records a transfer or a spill for the next heartbeat (or the next result, if sooner).
-    pub fn record(&mut self, kind: ActivityKind, start_us: u64, nbytes: u64, count: u32) {
+    pub fn record(&mut self, kind: ActivityKind, start_us: u64, stop_us: u64, nbytes: u64, n: u32) {
         if self.activity.len() >= ACTIVITY_CAP {
             self.activity.remove(0);
         }
-        let stop_us = now_us().max(start_us);
+        let stop_us = stop_us.max(start_us);
         self.totals
             .add(kind, nbytes, (stop_us - start_us) as f64 / 1e6);
         self.activity.push(Activity {
@@ -144,12 +409,11 @@ impl WorkerState {
             start_us,
             stop_us,
             nbytes,
-            count,
+            count: n,
         });
     }
 
-    /// A new task; returns the fetches to start.
-    pub fn add_task(
+    fn add_task(
         &mut self,
         key: Key,
         wire_key: WireKey,
@@ -157,24 +421,23 @@ impl WorkerState {
         deps: Vec<(Key, WireKey)>,
         who_has: &FxHashMap<Key, Vec<String>>,
         priority: (i64, u64),
-    ) -> Vec<FetchOrder> {
+    ) {
         if self.tasks.contains_key(&key) {
-            return Vec::new();
+            return;
         }
-        if self.data.get(&key).is_some_and(|s| s.owned) {
+        if let Some(s) = self.data.get(&key).filter(|s| s.owned) {
             // Already computed here (a repeated assignment): report it again.
-            let s = &self.data[&key];
-            self.outbox.push(FromWorker::Finished {
+            let msg = FromWorker::Finished {
                 key: wire_key,
                 type_name: s.type_name().to_owned(),
                 nbytes: s.nbytes,
                 duration_us: 0,
-                start_us: now_us(),
+                start_us: self.now,
                 thread: 0,
-            });
-            return Vec::new();
+            };
+            self.send(msg);
+            return;
         }
-        let mut fetches = Vec::new();
         let mut missing = 0;
         let mut dep_keys = Vec::with_capacity(deps.len());
         for (d, wd) in deps {
@@ -188,8 +451,12 @@ impl WorkerState {
                 Some(f) => f.waiting.push(key),
                 None => {
                     self.fetching.insert(d, Fetch { waiting: vec![key] });
-                    let addrs = who_has.get(&d).cloned().unwrap_or_default();
-                    fetches.push((d, wd, addrs));
+                    let order = (d, wd, who_has.get(&d).cloned().unwrap_or_default());
+                    if self.paused {
+                        self.deferred.push(order);
+                    } else {
+                        self.effects.push(Effect::Fetch(order));
+                    }
                 }
             }
         }
@@ -207,22 +474,24 @@ impl WorkerState {
                 missing,
                 phase,
                 priority,
+                pinned: false,
                 cancelled: false,
             },
         );
         if missing == 0 {
             self.push_ready(key, priority);
         }
-        fetches
     }
 
     fn push_ready(&mut self, key: Key, priority: (i64, u64)) {
         self.seq += 1;
         self.ready.push(Reverse((priority, self.seq, key)));
+        if !matches!(self.effects.last(), Some(Effect::WakeExecutors)) {
+            self.effects.push(Effect::WakeExecutors);
+        }
     }
 
-    /// A fetched dependency arrived.
-    pub fn fetched(&mut self, key: Key, value: Value) {
+    fn fetched(&mut self, key: Key, value: Value) {
         let Some(f) = self.fetching.remove(&key) else {
             return;
         };
@@ -253,22 +522,14 @@ impl WorkerState {
         }
     }
 
-    /// A dependency could not be fetched from any of `tried`: its waiting tasks are dropped
-    /// and the scheduler is told.
-    pub fn fetch_failed(&mut self, key: Key, wire_key: &WireKey, tried: Vec<String>) {
-        self.drop_waiting(key, |wk| FromWorker::MissingData {
-            key: wk,
-            missing: *wire_key,
-            tried: tried.clone(),
-        });
-    }
-
     /// Drops the tasks still fetching `key` and reports each with `report(its key)`.
     fn drop_waiting(&mut self, key: Key, mut report: impl FnMut(WireKey) -> FromWorker) {
-        let Some(f) = self.fetching.remove(&key) else {
+        // The entry stays while its tasks go, so that they are not taken for readers of
+        // `key` (which may be held meanwhile, scattered here).
+        let Some(waiting) = self.fetching.get(&key).map(|f| f.waiting.clone()) else {
             return;
         };
-        for t in f.waiting {
+        for t in waiting {
             let Some(e) = self.tasks.get(&t) else {
                 continue;
             };
@@ -277,74 +538,124 @@ impl WorkerState {
             }
             let wk = e.wire_key;
             self.drop_task(t);
-            self.outbox.push(report(wk));
+            self.send(report(wk));
         }
+        self.fetching.remove(&key);
     }
 
-    /// A dependency arrived (or exists) but cannot be used: the tasks waiting for it fail
-    /// with `why` rather than asking for it again.
-    pub fn fetch_error(&mut self, key: Key, wire_key: &WireKey, why: String) {
-        self.drop_waiting(key, |wk| FromWorker::Erred {
-            key: wk,
-            error: oxidask_protocol::WireError {
-                key: Some(wk),
-                op: String::new(),
-                kind: oxidask_protocol::ErrorKind::Unavailable,
-                message: format!("{wk} could not run: {why}"),
-                causes: vec![format!("dependency {wire_key}")],
-                detail: None,
-            },
-        });
-    }
-
-    /// Removes a task that has not started, releasing what it read.
-    pub fn drop_task(&mut self, t: Key) {
+    /// Removes a task that is not running, releasing what it read.
+    fn drop_task(&mut self, t: Key) {
         let Some(e) = self.tasks.remove(&t) else {
             return;
         };
-        for d in e.deps {
-            if let Some(f) = self.fetching.get_mut(&d) {
-                f.waiting.retain(|x| *x != t);
-                continue;
-            }
-            self.release_reader(d);
-        }
+        self.release_inputs(t, &e);
     }
 
-    /// One reader of `d` is done.
-    pub fn release_reader(&mut self, d: Key) {
-        if let Some(s) = self.data.get_mut(&d) {
-            s.readers = s.readers.saturating_sub(1);
-            if s.readers == 0 && !s.owned {
-                self.remove_value(d);
+    /// A task left (dropped, finished, failed): its inputs lose a reader (and a pin).
+    fn release_inputs(&mut self, t: Key, e: &TaskEntry) {
+        for &d in &e.deps {
+            if e.phase == Phase::Fetching {
+                if let Some(f) = self.fetching.get_mut(&d) {
+                    if f.waiting.contains(&t) {
+                        f.waiting.retain(|x| *x != t);
+                        continue;
+                    }
+                }
             }
-        }
-    }
-
-    /// The next ready task, highest priority first, skipping entries of dropped tasks.
-    pub fn pop_ready(&mut self) -> Option<Key> {
-        while let Some(Reverse((_, _, k))) = self.ready.pop() {
-            if let Some(e) = self.tasks.get_mut(&k) {
-                if e.phase == Phase::Ready {
-                    e.phase = Phase::Executing;
-                    self.executing += 1;
-                    return Some(k);
+            if let Some(w) = self.unspilling.get_mut(&d) {
+                w.retain(|x| *x != t);
+            }
+            if let Some(s) = self.data.get_mut(&d) {
+                if e.pinned {
+                    s.pins -= 1;
+                }
+                s.readers = s.readers.saturating_sub(1);
+                if s.readers == 0 && !s.owned {
+                    self.remove_value(d);
                 }
             }
         }
-        None
     }
 
-    /// Stores a result computed here.
-    pub fn finish(&mut self, key: Key, value: Value, run: Run) {
+    /// An executor asks for work: the most urgent ready task, with its inputs if they are all
+    /// in memory; otherwise the task waits for the reads of its spilled inputs, which this
+    /// executor makes. Nothing while paused.
+    fn next_task(&mut self) {
+        if self.paused || self.stopping {
+            return;
+        }
+        while let Some(Reverse((_, _, k))) = self.ready.pop() {
+            let Some(e) = self.tasks.get_mut(&k) else {
+                continue;
+            };
+            if e.phase != Phase::Ready {
+                continue;
+            }
+            let pin = !e.pinned;
+            e.pinned = true;
+            let deps = e.deps.clone();
+            let mut reads = Vec::new();
+            let mut values = Vec::with_capacity(deps.len());
+            self.seq += 1;
+            for &d in &deps {
+                let s = self
+                    .data
+                    .get_mut(&d)
+                    .expect("a ready task's inputs are held");
+                if pin {
+                    s.pins += 1;
+                }
+                match &mut s.slot {
+                    Slot::Memory(v) => {
+                        s.used = self.seq;
+                        values.push((d, v.clone()));
+                    }
+                    Slot::Disk {
+                        path,
+                        type_name,
+                        reading,
+                    } => {
+                        if !*reading {
+                            *reading = true;
+                            reads.push(Effect::ReadSpill {
+                                key: d,
+                                path: path.clone(),
+                                type_name: type_name.clone(),
+                            });
+                        }
+                        self.unspilling.entry(d).or_default().push(k);
+                    }
+                }
+            }
+            let e = self.tasks.get_mut(&k).expect("checked");
+            let waiting = deps
+                .iter()
+                .filter(|d| self.unspilling.get(d).is_some_and(|w| w.contains(&k)))
+                .count() as u32;
+            if waiting > 0 {
+                e.phase = Phase::Unspilling { reads: waiting };
+                self.effects.extend(reads);
+                return;
+            }
+            e.phase = Phase::Executing;
+            self.executing += 1;
+            let exe = Execution {
+                key: k,
+                spec: e.spec.clone(),
+                deps: values,
+            };
+            self.effects.push(Effect::Execute(exe));
+            return;
+        }
+    }
+
+    fn finish(&mut self, key: Key, value: Value, run: Run) {
         self.totals.finished += 1;
-        self.executing = self.executing.saturating_sub(1);
         let Some(e) = self.tasks.remove(&key) else {
             return;
         };
-        for &d in &e.deps {
-            self.release_reader(d);
-        }
+        self.executing -= 1;
+        self.release_inputs(key, &e);
         if e.cancelled {
             return;
         }
@@ -354,9 +665,9 @@ impl WorkerState {
         // What fed the task (transfers, reads from disk) goes first.
         if !self.activity.is_empty() {
             let activity = std::mem::take(&mut self.activity);
-            self.outbox.push(FromWorker::Activity { activity });
+            self.send(FromWorker::Activity { activity });
         }
-        self.outbox.push(FromWorker::Finished {
+        self.send(FromWorker::Finished {
             key: e.wire_key,
             type_name,
             nbytes,
@@ -366,18 +677,17 @@ impl WorkerState {
         });
     }
 
-    /// A task failed.
-    pub fn fail(&mut self, key: Key, error: oxidask_protocol::WireError) {
+    fn fail(&mut self, key: Key, error: WireError) {
         self.totals.failed += 1;
-        self.executing = self.executing.saturating_sub(1);
         let Some(e) = self.tasks.remove(&key) else {
             return;
         };
-        for &d in &e.deps {
-            self.release_reader(d);
+        if e.phase == Phase::Executing {
+            self.executing -= 1;
         }
+        self.release_inputs(key, &e);
         if !e.cancelled {
-            self.outbox.push(FromWorker::Erred {
+            self.send(FromWorker::Erred {
                 key: e.wire_key,
                 error,
             });
@@ -385,7 +695,7 @@ impl WorkerState {
     }
 
     /// Holds `value` under `key`; `owned` if the scheduler counts this worker as its holder.
-    pub fn store(&mut self, key: Key, value: Value, owned: bool) {
+    fn store(&mut self, key: Key, value: Value, owned: bool) {
         let nbytes = value.nbytes() as u64;
         match self.data.get_mut(&key) {
             Some(s) => s.owned |= owned,
@@ -393,8 +703,7 @@ impl WorkerState {
         }
     }
 
-    /// The scheduler says: drop these.
-    pub fn free(&mut self, key: Key) {
+    fn free(&mut self, key: Key) {
         if let Some(e) = self.tasks.get_mut(&key) {
             match e.phase {
                 Phase::Executing => e.cancelled = true,
@@ -409,10 +718,9 @@ impl WorkerState {
         }
     }
 
-    /// The worker registered with a (restarted) scheduler that knows none of its tasks:
-    /// tasks not started are dropped, running ones' results will be discarded, and the
-    /// results it holds are returned (key, type name, size) to report to the scheduler.
-    pub fn reset_for_new_scheduler(&mut self) -> Vec<(WireKey, String, u64)> {
+    /// Tasks not started are dropped, running ones' results will be discarded, and the
+    /// results it holds are reported (key, type name, size).
+    fn reset_for_new_scheduler(&mut self) {
         let keys: Vec<Key> = self.tasks.keys().copied().collect();
         for k in keys {
             match self.tasks.get(&k).map(|e| e.phase) {
@@ -425,8 +733,10 @@ impl WorkerState {
                 None => {}
             }
         }
+        // Fetches under way may still arrive: nothing waits for them now.
         self.fetching.clear();
         self.ready.clear();
+        self.deferred.clear();
         let mut held: Vec<(WireKey, String, u64)> = self
             .data
             .iter()
@@ -434,11 +744,13 @@ impl WorkerState {
             .map(|(k, s)| (WireKey::from(k), s.type_name().to_owned(), s.nbytes))
             .collect();
         held.sort_by_key(|(k, _, _)| *k);
-        held
+        if !held.is_empty() {
+            self.send(FromWorker::Holding { keys: held });
+        }
     }
 
-    /// The scheduler asks for a task back; true if it had not started.
-    pub fn steal(&mut self, key: Key) -> bool {
+    /// True if the task had not started (it is dropped).
+    fn steal(&mut self, key: Key) -> bool {
         match self.tasks.get(&key).map(|e| e.phase) {
             Some(Phase::Executing) => false,
             Some(_) => {
@@ -461,6 +773,8 @@ impl WorkerState {
                 nbytes,
                 owned,
                 readers,
+                pins: 0,
+                writing: None,
             },
         );
         self.maybe_spill(Some(key));
@@ -468,57 +782,54 @@ impl WorkerState {
 
     /// Forgets a value, in memory or on disk.
     fn remove_value(&mut self, key: Key) {
-        if let Some(s) = self.data.remove(&key) {
-            match s.slot {
-                Slot::Memory(_) => self.memory = self.memory.saturating_sub(s.nbytes),
-                Slot::Disk { path, .. } => {
-                    let _ = std::fs::remove_file(path);
-                    self.spilled_now = self.spilled_now.saturating_sub(s.nbytes);
-                }
+        let Some(s) = self.data.remove(&key) else {
+            return;
+        };
+        if s.writing.is_some() {
+            self.writing -= s.nbytes;
+        }
+        match s.slot {
+            Slot::Memory(_) => self.memory -= s.nbytes,
+            Slot::Disk { path, .. } => {
+                self.unspilling.remove(&key);
+                self.spilled_now -= s.nbytes;
+                self.effects.push(Effect::RemoveFile(path));
             }
         }
     }
 
-    /// The value of `key`, read back from disk if it was spilled (then it is in memory again).
-    pub fn value(&mut self, key: &Key) -> Option<Result<Value, String>> {
+    /// What the data port sends for `key` (a use, for least-recently-used spilling): a
+    /// spilled value is read by the data port outside the lock and stays on disk.
+    pub fn serve(&mut self, key: &Key) -> Served {
         self.seq += 1;
         let seq = self.seq;
-        let s = self.data.get_mut(key)?;
+        let Some(s) = self.data.get_mut(key) else {
+            return Served::Missing;
+        };
         s.used = seq;
-        let (path, type_name) = match &s.slot {
-            Slot::Memory(v) => return Some(Ok(v.clone())),
-            Slot::Disk { path, type_name } => (path.clone(), type_name.clone()),
-        };
-        let started = now_us();
-        let loaded = std::fs::read(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|bytes| read_spilled(&type_name, bytes::Bytes::from(bytes)));
-        let v = match loaded {
-            Ok(v) => v,
-            Err(e) => {
-                return Some(Err(format!(
-                    "the spilled value of {key} could not be read back: {e}"
-                )))
-            }
-        };
-        let _ = std::fs::remove_file(&path);
-        s.slot = Slot::Memory(v.clone());
-        let nbytes = s.nbytes;
-        self.spilled_now = self.spilled_now.saturating_sub(nbytes);
-        self.memory += nbytes;
-        self.record(ActivityKind::SpillIn, started, nbytes, 1);
-        self.maybe_spill(Some(*key));
-        Some(Ok(v))
+        match &s.slot {
+            Slot::Memory(v) => Served::Value(v.clone()),
+            Slot::Disk {
+                path, type_name, ..
+            } => Served::File {
+                path: path.clone(),
+                type_name: type_name.clone(),
+            },
+        }
     }
 
-    /// Results in memory that could go to disk (not `keep`, with a codec).
-    fn spill_candidates(&self, keep: Option<Key>) -> Vec<crate::memory::SpillCandidate<Key>> {
+    /// Results in memory that could go to disk: not `keep`, not pinned, not being written,
+    /// with a codec.
+    pub fn spill_candidates(&self, keep: Option<Key>) -> Vec<SpillCandidate<Key>> {
         self.data
             .iter()
             .filter(|(k, s)| {
-                Some(**k) != keep && matches!(&s.slot, Slot::Memory(v) if v.is_encodable())
+                Some(**k) != keep
+                    && s.pins == 0
+                    && s.writing.is_none()
+                    && matches!(&s.slot, Slot::Memory(v) if v.is_encodable())
             })
-            .map(|(k, s)| crate::memory::SpillCandidate {
+            .map(|(k, s)| SpillCandidate {
                 key: *k,
                 used: s.used,
                 wanted: s.readers > 0,
@@ -527,183 +838,337 @@ impl WorkerState {
             .collect()
     }
 
-    /// The memory monitor's spill, part 1 (under the lock): picks results worth `bytes`,
-    /// least recently used first, and names their files. The values are written outside the
-    /// lock, then [`WorkerState::spill_done`] moves each that did not change meanwhile.
-    pub fn spill_pick(&mut self, bytes: u64) -> Vec<SpillJob> {
+    /// Starts writing results worth `bytes` to disk, least recently used first.
+    fn spill_bytes(&mut self, bytes: u64, keep: Option<Key>) {
         let Some(dir) = self.spill.as_ref().map(|s| s.dir.clone()) else {
-            return Vec::new();
+            return;
         };
-        let picks = crate::memory::spill_order(self.spill_candidates(None), bytes);
-        let mut jobs = Vec::with_capacity(picks.len());
+        let picks = crate::memory::spill_order(self.spill_candidates(keep), bytes);
         for k in picks {
-            let s = &self.data[&k];
-            let Slot::Memory(v) = &s.slot else { continue };
             let spill = self.spill.as_mut().expect("checked");
             spill.files += 1;
-            jobs.push(SpillJob {
-                key: k,
-                used: s.used,
-                value: v.clone(),
-                path: dir.join(format!("{}.spill", spill.files)),
-            });
-        }
-        jobs
-    }
-
-    /// The memory monitor's spill, part 2: `job`'s file is written; the value goes to disk
-    /// unless it was used, spilled or dropped while the file was written (then the file goes).
-    pub fn spill_done(&mut self, job: SpillJob) -> Option<u64> {
-        let unchanged = self
-            .data
-            .get(&job.key)
-            .is_some_and(|s| s.used == job.used && matches!(s.slot, Slot::Memory(_)));
-        if !unchanged {
-            let _ = std::fs::remove_file(&job.path);
-            return None;
-        }
-        let s = self.data.get_mut(&job.key).expect("checked");
-        s.slot = Slot::Disk {
-            path: job.path,
-            type_name: job.value.type_name().to_owned(),
-        };
-        let n = s.nbytes;
-        self.memory = self.memory.saturating_sub(n);
-        self.spilled_now += n;
-        self.spilled_total += n;
-        Some(n)
-    }
-
-    /// Spills least recently used values (those no local task waits for first) until memory
-    /// is back under the target; `keep` stays in memory.
-    pub fn maybe_spill(&mut self, keep: Option<Key>) {
-        let Some(target) = self.spill.as_ref().map(|s| s.target) else {
-            return;
-        };
-        if self.memory <= target {
-            return;
-        }
-        let candidates = self.spill_candidates(keep);
-        let excess = self.memory - target;
-        let candidates = crate::memory::spill_order(candidates, excess);
-        let started = now_us();
-        let (mut written, mut count) = (0u64, 0u32);
-        for k in candidates {
-            if self.memory <= target {
-                break;
-            }
-            let Some(spill) = self.spill.as_mut() else {
-                return;
-            };
-            let s = self.data.get_mut(&k).expect("listed");
+            let path = dir.join(format!("{}.spill", spill.files));
+            let compress = spill.compress;
+            let s = self.data.get_mut(&k).expect("a candidate");
             let Slot::Memory(v) = &s.slot else {
                 continue;
             };
-            let Ok(parts) = v.encode_parts() else {
-                continue;
+            s.writing = Some(s.used);
+            self.writing += s.nbytes;
+            let job = SpillJob {
+                key: k,
+                used: s.used,
+                value: v.clone(),
+                path,
+                compress,
             };
-            let buf = spill_file(&parts);
-            spill.files += 1;
-            let path = spill.dir.join(format!("{}.spill", spill.files));
-            if std::fs::write(&path, &buf).is_err() {
-                // A full or missing disk: keep values in memory rather than lose them.
-                let _ = std::fs::remove_file(&path);
+            self.effects.push(Effect::WriteSpill(job));
+        }
+    }
+
+    /// Spills least recently used values (those no local task waits for first) until memory,
+    /// less what is being written, is back under the target; `keep` stays in memory.
+    fn maybe_spill(&mut self, keep: Option<Key>) {
+        let Some(target) = self.spill.as_ref().map(|s| s.target) else {
+            return;
+        };
+        let staying = self.memory - self.writing;
+        if staying > target {
+            self.spill_bytes(staying - target, keep);
+        }
+    }
+
+    fn spill_written(
+        &mut self,
+        key: Key,
+        used: u64,
+        path: PathBuf,
+        outcome: Result<u64, String>,
+        started_us: u64,
+    ) {
+        let s = self
+            .data
+            .get_mut(&key)
+            .filter(|s| s.writing == Some(used) && matches!(s.slot, Slot::Memory(_)));
+        let Some(s) = s else {
+            // Dropped meanwhile (the file is of no use).
+            if outcome.is_ok() {
+                self.effects.push(Effect::RemoveFile(path));
+            }
+            return;
+        };
+        s.writing = None;
+        self.writing -= s.nbytes;
+        let file_bytes = match outcome {
+            Ok(n) => n,
+            Err(e) => {
+                // A full or missing disk: the value stays in memory rather than be lost.
+                self.effects.push(Effect::Log {
+                    warn: true,
+                    line: format!("cannot spill to disk ({e}); results stay in memory"),
+                });
                 return;
             }
-            let type_name = v.type_name().to_owned();
-            s.slot = Slot::Disk { path, type_name };
-            self.memory = self.memory.saturating_sub(s.nbytes);
-            self.spilled_now += s.nbytes;
-            self.spilled_total += s.nbytes;
-            written += s.nbytes;
-            count += 1;
+        };
+        if s.used != used || s.pins > 0 {
+            // Used while its file was written: it stays in memory.
+            self.effects.push(Effect::RemoveFile(path));
+            return;
         }
-        if count > 0 {
-            self.record(ActivityKind::SpillOut, started, written, count);
+        let Slot::Memory(v) = &s.slot else {
+            unreachable!("checked")
+        };
+        let type_name = v.type_name().to_owned();
+        s.slot = Slot::Disk {
+            path,
+            type_name,
+            reading: false,
+        };
+        let n = s.nbytes;
+        self.memory -= n;
+        self.spilled_now += n;
+        self.spilled_total += n;
+        self.spilled_file_bytes += file_bytes;
+        self.record(ActivityKind::SpillOut, started_us, self.now, n, 1);
+    }
+
+    fn unspill_read(
+        &mut self,
+        key: Key,
+        path: PathBuf,
+        outcome: Result<Value, String>,
+        started_us: u64,
+    ) {
+        let current = self.data.get(&key).is_some_and(
+            |s| matches!(&s.slot, Slot::Disk { path: p, reading: true, .. } if *p == path),
+        );
+        if !current {
+            // Forgotten meanwhile (its file was removed then).
+            return;
+        }
+        let waiting = self.unspilling.remove(&key).unwrap_or_default();
+        let s = self.data.get_mut(&key).expect("checked");
+        let v = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                if let Slot::Disk { reading, .. } = &mut s.slot {
+                    *reading = false;
+                }
+                let why = format!("the spilled value of {key} could not be read back: {e}");
+                self.effects.push(Effect::Log {
+                    warn: true,
+                    line: why.clone(),
+                });
+                for t in waiting {
+                    self.fail_unspilling(t, &why);
+                }
+                return;
+            }
+        };
+        let n = s.nbytes;
+        s.slot = Slot::Memory(v);
+        self.seq += 1;
+        s.used = self.seq;
+        self.spilled_now -= n;
+        self.memory += n;
+        self.effects.push(Effect::RemoveFile(path));
+        self.record(ActivityKind::SpillIn, started_us, self.now, n, 1);
+        for t in waiting {
+            let Some(e) = self.tasks.get_mut(&t) else {
+                continue;
+            };
+            if let Phase::Unspilling { reads } = &mut e.phase {
+                *reads -= 1;
+                if *reads == 0 {
+                    e.phase = Phase::Ready;
+                    let p = e.priority;
+                    self.push_ready(t, p);
+                }
+            }
+        }
+        self.maybe_spill(Some(key));
+    }
+
+    /// A claimed task cannot run: one of its inputs is unreadable.
+    fn fail_unspilling(&mut self, t: Key, why: &str) {
+        let Some(e) = self.tasks.remove(&t) else {
+            return;
+        };
+        self.totals.failed += 1;
+        self.release_inputs(t, &e);
+        self.effects.push(Effect::Log {
+            warn: true,
+            line: format!("task {t} cannot run: a dependency is unreadable: {why}"),
+        });
+        let wk = e.wire_key;
+        self.send(FromWorker::Erred {
+            key: wk,
+            error: WireError {
+                key: Some(wk),
+                ..WireError::invalid(why.to_owned())
+            },
+        });
+    }
+
+    fn memory_sample(&mut self, rss: u64, at: Duration) {
+        let Some(monitor) = self.monitor.as_mut() else {
+            return;
+        };
+        for action in monitor.observe(rss, self.memory - self.writing, at) {
+            match action {
+                // Files being written count towards what to take out of memory.
+                MemoryAction::Spill { bytes } => {
+                    self.spill_bytes(bytes.saturating_sub(self.writing), None)
+                }
+                MemoryAction::Pause | MemoryAction::Resume => {
+                    let paused = action == MemoryAction::Pause;
+                    self.paused = paused;
+                    self.send(FromWorker::Paused { paused });
+                    self.effects.push(Effect::Paused(paused));
+                    if !paused {
+                        // (One may have been answered meanwhile by an earlier fetch.)
+                        for order in std::mem::take(&mut self.deferred) {
+                            if self.fetching.contains_key(&order.0) {
+                                self.effects.push(Effect::Fetch(order));
+                            }
+                        }
+                        self.effects.push(Effect::WakeExecutors);
+                    }
+                }
+                MemoryAction::Terminate => self.effects.push(Effect::Terminate),
+                MemoryAction::Warn(line) => self.effects.push(Effect::Log { warn: true, line }),
+            }
         }
     }
-}
 
-/// A value the memory monitor writes to disk outside the worker's lock.
-pub(crate) struct SpillJob {
-    pub key: Key,
-    /// Its use counter when picked (a later use cancels the move).
-    pub used: u64,
-    pub value: Value,
-    pub path: std::path::PathBuf,
-}
-
-impl SpillJob {
-    /// Encodes and writes the value's file (no lock held).
-    pub fn write(&self) -> Result<(), String> {
-        let parts = self.value.encode_parts().map_err(|e| e.to_string())?;
-        std::fs::write(&self.path, spill_file(&parts)).map_err(|e| {
-            let _ = std::fs::remove_file(&self.path);
-            format!("{}: {e}", self.path.display())
-        })
-    }
-}
-
-/// A spill file: `u32 n_buffers | u64 head_len | n × u64 buffer_len | head | buffers`.
-fn spill_file(parts: &oxidask_core::Encoded) -> Vec<u8> {
-    let mut out = Vec::with_capacity(12 + 8 * parts.buffers.len() + parts.len());
-    out.extend_from_slice(&(parts.buffers.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(parts.head.len() as u64).to_le_bytes());
-    for b in &parts.buffers {
-        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-    }
-    out.extend_from_slice(&parts.head);
-    for b in &parts.buffers {
-        out.extend_from_slice(b);
-    }
-    out
-}
-
-/// Decodes what [`spill_file`] wrote; buffers are slices of the file's bytes.
-fn read_spilled(type_name: &str, file: bytes::Bytes) -> Result<Value, String> {
-    let bad = || "the spill file is truncated or corrupt".to_owned();
-    let u64_at = |at: usize| -> Result<usize, String> {
-        file.get(at..at + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
-            .ok_or_else(bad)
-    };
-    let n = file
-        .get(..4)
-        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
-        .ok_or_else(bad)?;
-    let head_len = u64_at(4)?;
-    let mut at = 12 + 8 * n;
-    let head = file
-        .get(at..at.checked_add(head_len).ok_or_else(bad)?)
-        .ok_or_else(bad)?;
-    at += head_len;
-    let mut buffers = Vec::with_capacity(n.min(1024));
-    for i in 0..n {
-        let len = u64_at(12 + 8 * i)?;
-        let end = at
-            .checked_add(len)
-            .filter(|&e| e <= file.len())
-            .ok_or_else(bad)?;
-        buffers.push(file.slice(at..end));
-        at = end;
-    }
-    oxidask_core::codecs::decode_parts(type_name, head, buffers).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod spill_format_tests {
-    use super::*;
-
-    #[test]
-    fn spill_files_round_trip_and_refuse_truncation() {
-        let v = Value::new(vec![1.5f64, 2.5]);
-        let file = spill_file(&v.encode_parts().unwrap());
-        let back = read_spilled(v.type_name(), bytes::Bytes::from(file.clone())).unwrap();
-        assert_eq!(back.downcast_ref::<Vec<f64>>(), Some(&vec![1.5, 2.5]));
-        for cut in 0..file.len() {
-            assert!(
-                read_spilled(v.type_name(), bytes::Bytes::copy_from_slice(&file[..cut])).is_err()
-            );
+    /// Checks the invariants in the module documentation; `Err` names the first broken one.
+    #[cfg(test)]
+    pub fn validate(&self) -> Result<(), String> {
+        let (mut memory, mut disk, mut writing) = (0u64, 0u64, 0u64);
+        let mut readers: FxHashMap<Key, u32> = FxHashMap::default();
+        let mut pins: FxHashMap<Key, u32> = FxHashMap::default();
+        let mut executing = 0;
+        for (k, s) in &self.data {
+            match &s.slot {
+                Slot::Memory(v) => {
+                    memory += s.nbytes;
+                    if v.nbytes() as u64 != s.nbytes {
+                        return Err(format!(
+                            "{k}: {} bytes counted for {}",
+                            s.nbytes,
+                            v.nbytes()
+                        ));
+                    }
+                }
+                Slot::Disk { reading, .. } => {
+                    disk += s.nbytes;
+                    if *reading != self.unspilling.contains_key(k) {
+                        return Err(format!("{k}: read flag and unspilling list disagree"));
+                    }
+                    if s.writing.is_some() {
+                        return Err(format!("{k} is on disk and being written"));
+                    }
+                }
+            }
+            if s.writing.is_some() {
+                writing += s.nbytes;
+            }
+            if s.readers == 0 && !s.owned {
+                return Err(format!("{k} is held for nothing"));
+            }
         }
+        for (t, e) in &self.tasks {
+            let mut fetching = 0;
+            let mut reads = 0;
+            for d in &e.deps {
+                let waits = self.fetching.get(d).is_some_and(|f| f.waiting.contains(t));
+                if waits {
+                    fetching += 1;
+                    if e.phase != Phase::Fetching {
+                        return Err(format!("{t} ({:?}) is in the fetch of {d}", e.phase));
+                    }
+                    continue;
+                }
+                if !self.data.contains_key(d) {
+                    return Err(format!("{t} ({:?}) has no input {d}", e.phase));
+                }
+                *readers.entry(*d).or_default() += 1;
+                if e.pinned {
+                    *pins.entry(*d).or_default() += 1;
+                }
+                if self.unspilling.get(d).is_some_and(|w| w.contains(t)) {
+                    reads += 1;
+                }
+            }
+            let ok = match e.phase {
+                Phase::Fetching => fetching == e.missing && fetching > 0 && !e.pinned,
+                Phase::Ready => fetching == 0 && reads == 0,
+                Phase::Unspilling { reads: r } => fetching == 0 && r == reads && r > 0 && e.pinned,
+                Phase::Executing => {
+                    executing += 1;
+                    fetching == 0 && reads == 0 && e.pinned
+                }
+            };
+            if !ok {
+                return Err(format!(
+                    "{t} is {:?} with {fetching} fetching and {reads} unspilling inputs (missing {}, pinned {})",
+                    e.phase, e.missing, e.pinned
+                ));
+            }
+            if e.phase == Phase::Ready && !self.ready.iter().any(|Reverse((_, _, k))| k == t) {
+                return Err(format!("{t} is ready but not in the ready heap"));
+            }
+            if e.cancelled && e.phase != Phase::Executing {
+                return Err(format!("{t} is cancelled but not running"));
+            }
+        }
+        for (k, s) in &self.data {
+            let r = readers.get(k).copied().unwrap_or(0);
+            let p = pins.get(k).copied().unwrap_or(0);
+            if s.readers != r || s.pins != p {
+                return Err(format!(
+                    "{k}: {} readers and {} pins counted, {r} and {p} found",
+                    s.readers, s.pins
+                ));
+            }
+        }
+        for (d, f) in &self.fetching {
+            for t in &f.waiting {
+                if !self.tasks.get(t).is_some_and(|e| e.deps.contains(d)) {
+                    return Err(format!(
+                        "the fetch of {d} waits for {t}, which does not read it"
+                    ));
+                }
+            }
+        }
+        for (d, w) in &self.unspilling {
+            for t in w {
+                let ok = self
+                    .tasks
+                    .get(t)
+                    .is_some_and(|e| matches!(e.phase, Phase::Unspilling { .. }));
+                if !ok {
+                    return Err(format!(
+                        "the read of {d} waits for {t}, which is not unspilling"
+                    ));
+                }
+            }
+        }
+        if (memory, disk, writing) != (self.memory, self.spilled_now, self.writing) {
+            return Err(format!(
+                "counted memory/disk/writing {}/{}/{}, found {memory}/{disk}/{writing}",
+                self.memory, self.spilled_now, self.writing
+            ));
+        }
+        if executing != self.executing {
+            return Err(format!(
+                "{} executing counted, {executing} found",
+                self.executing
+            ));
+        }
+        if !self.paused && !self.deferred.is_empty() {
+            return Err("fetches deferred while not paused".into());
+        }
+        Ok(())
     }
 }

@@ -15,7 +15,7 @@ use oxidask_protocol::{
 use tokio::io::{BufReader, BufWriter};
 use tokio::net::TcpListener;
 
-use crate::state::FetchOrder;
+use crate::state::{Event, FetchOrder};
 use crate::Shared;
 
 /// How long a peer has to say hello after the transport handshake.
@@ -133,27 +133,30 @@ async fn serve_peer(mut stream: Stream, shared: &Shared) -> Result<(), ProtocolE
     Ok(())
 }
 
-/// What this worker has for `keys`, encoded for the wire.
+/// What this worker has for `keys`, encoded for the wire. Spilled values are read from their
+/// files without the worker's lock (and stay on disk).
 fn values_of(shared: &Shared, keys: Vec<WireKey>) -> DataResponse {
-    let values: Vec<(WireKey, Option<oxidask_core::Value>)> = {
+    use crate::state::Served;
+    let served: Vec<(WireKey, Served)> = {
         let mut st = shared.lock();
         keys.into_iter()
             .map(|wk| {
-                let v = match wk.to_key().ok().and_then(|k| st.value(&k)) {
-                    Some(Ok(v)) => Some(v),
-                    Some(Err(e)) => {
-                        shared.log(e);
-                        None
-                    }
-                    None => None,
+                let s = match wk.to_key() {
+                    Ok(k) => st.serve(&k),
+                    Err(_) => Served::Missing,
                 };
-                (wk, v)
+                (wk, s)
             })
             .collect()
     };
-    let values = values
+    let values = served
         .into_iter()
-        .map(|(wk, v)| {
+        .map(|(wk, s)| {
+            let v = match s {
+                Served::Value(v) => Some(v),
+                Served::Missing => None,
+                Served::File { path, type_name } => read_served(shared, &wk, &path, &type_name),
+            };
             let fetched = match v.map(|v| WireValue::from_value(&v)) {
                 Some(Ok(wv)) => Fetched::Value(wv),
                 Some(Err(e)) => {
@@ -166,6 +169,46 @@ fn values_of(shared: &Shared, keys: Vec<WireKey>) -> DataResponse {
         })
         .collect();
     DataResponse::Values { values }
+}
+
+/// A spilled value a peer asked for, read from its file; if the file went meanwhile (read
+/// back by a task, or the value freed), whatever the worker holds now.
+fn read_served(
+    shared: &Shared,
+    wk: &WireKey,
+    path: &std::path::Path,
+    type_name: &str,
+) -> Option<oxidask_core::Value> {
+    let started = crate::state::now_us();
+    match crate::state::read_spill(path, type_name) {
+        Ok(v) => {
+            let nbytes = v.nbytes() as u64;
+            shared.lock().record(
+                oxidask_protocol::ActivityKind::SpillIn,
+                started,
+                crate::state::now_us(),
+                nbytes,
+                1,
+            );
+            Some(v)
+        }
+        Err(e) => {
+            let again = wk.to_key().ok().map(|k| shared.lock().serve(&k));
+            match again {
+                Some(crate::state::Served::Value(v)) => Some(v),
+                Some(crate::state::Served::File { path: p, .. }) if p == path => {
+                    shared.log(format!(
+                        "the spilled value of {wk} could not be read back: {e}"
+                    ));
+                    None
+                }
+                Some(crate::state::Served::File { path, type_name }) => {
+                    crate::state::read_spill(&path, &type_name).ok()
+                }
+                _ => None,
+            }
+        }
+    }
 }
 
 /// Fetches dependencies, one request per holder for the keys it is first choice for, then
@@ -187,11 +230,12 @@ pub(crate) async fn fetch(shared: Arc<Shared>, orders: Vec<FetchOrder>) {
             None => nowhere.push(o),
         }
     }
-    {
-        let mut st = shared.lock();
-        for (k, wk, _) in nowhere {
-            st.fetch_failed(k, &wk, Vec::new());
-        }
+    for (key, wire_key, _) in nowhere {
+        shared.apply(Event::FetchFailed {
+            key,
+            wire_key,
+            tried: Vec::new(),
+        });
     }
     let mut tasks = Vec::new();
     for (addr, group) in by_addr {
@@ -247,6 +291,7 @@ async fn fetch_group(shared: Arc<Shared>, addr: String, group: Vec<FetchOrder>) 
         shared.lock().record(
             oxidask_protocol::ActivityKind::Transfer,
             started,
+            crate::state::now_us(),
             bytes,
             got.len() as u32,
         );
@@ -255,8 +300,16 @@ async fn fetch_group(shared: Arc<Shared>, addr: String, group: Vec<FetchOrder>) 
     let mut leftovers = Vec::new();
     for (k, wk, addrs) in group {
         match outcome(&wk, got.remove(&wk)) {
-            Outcome::Got(v) => shared.lock().fetched(k, v),
-            Outcome::Fail(why) => shared.lock().fetch_error(k, &wk, why),
+            Outcome::Got(value) => {
+                shared.apply(Event::Fetched { key: k, value });
+            }
+            Outcome::Fail(why) => {
+                shared.apply(Event::FetchUnusable {
+                    key: k,
+                    wire_key: wk,
+                    why,
+                });
+            }
             Outcome::TryElsewhere => leftovers.push((k, wk, addrs)),
         }
     }
@@ -268,25 +321,33 @@ async fn fetch_group(shared: Arc<Shared>, addr: String, group: Vec<FetchOrder>) 
     }
 }
 
-async fn fetch_one(shared: &Shared, k: Key, wk: WireKey, addrs: Vec<String>) {
+async fn fetch_one(shared: &Arc<Shared>, k: Key, wk: WireKey, addrs: Vec<String>) {
     let mut tried = vec![addrs[0].clone()];
     for addr in addrs.iter().skip(1) {
         tried.push(addr.clone());
         if let Ok(got) = shared.pool.get(addr, vec![wk]).await {
             match outcome(&wk, got.into_iter().next().map(|(_, f)| f)) {
-                Outcome::Got(v) => {
-                    shared.lock().fetched(k, v);
+                Outcome::Got(value) => {
+                    shared.apply(Event::Fetched { key: k, value });
                     return;
                 }
                 Outcome::Fail(why) => {
-                    shared.lock().fetch_error(k, &wk, why);
+                    shared.apply(Event::FetchUnusable {
+                        key: k,
+                        wire_key: wk,
+                        why,
+                    });
                     return;
                 }
                 Outcome::TryElsewhere => {}
             }
         }
     }
-    shared.lock().fetch_failed(k, &wk, tried);
+    shared.apply(Event::FetchFailed {
+        key: k,
+        wire_key: wk,
+        tried,
+    });
 }
 
 /// Fetches results the scheduler asked this worker to hold (a copy for a retiring worker,
@@ -327,12 +388,17 @@ pub(crate) async fn acquire(shared: Arc<Shared>, who_has: Vec<(WireKey, Vec<Stri
                 }
             }
             match (value, wk.to_key()) {
-                (Some(v), Ok(k)) => {
-                    let nbytes = v.nbytes() as u64;
-                    let type_name = v.type_name().to_owned();
-                    let mut st = shared.lock();
-                    st.record(oxidask_protocol::ActivityKind::Transfer, started, nbytes, 1);
-                    st.store(k, v, true);
+                (Some(value), Ok(key)) => {
+                    let nbytes = value.nbytes() as u64;
+                    let type_name = value.type_name().to_owned();
+                    shared.lock().record(
+                        oxidask_protocol::ActivityKind::Transfer,
+                        started,
+                        crate::state::now_us(),
+                        nbytes,
+                        1,
+                    );
+                    shared.apply(Event::Acquired { key, value });
                     got.push((wk, type_name, nbytes));
                 }
                 _ => missing.push(wk),
