@@ -122,6 +122,26 @@ class _Collection:
         return self._node_for_keys().keys()
 
 
+def _shuffle_method(shuffle_method, n_in, n_out):
+    """The method a shuffle of ``n_in`` partitions into ``n_out`` uses: ``shuffle_method``
+    when given; else, unless ``dataframe.shuffle.method`` says, ``"p2p"`` when it would run on
+    a cluster (a default ``Client``) and has at least 256 input x output pairs (the engine's
+    rule, as Dask defaults to p2p on a cluster); ``None`` leaves the choice to the engine."""
+    if shuffle_method is not None:
+        return shuffle_method
+    from oxidask import config
+
+    if config.get("dataframe.shuffle.method", None) is not None:
+        return None
+    if n_in < 2 or n_out < 2 or n_in * n_out < 256:
+        return None
+    try:
+        on_cluster = base.get_scheduler()[0] == "client"
+    except ValueError:
+        on_cluster = False
+    return "p2p" if on_cluster else None
+
+
 def _to_polars(out):
     """A computed pandas value as Polars (frames keep a non-default index as columns)."""
     if not isinstance(out, (pd.DataFrame, pd.Series)):
@@ -566,7 +586,8 @@ class DataFrame(_Collection):
         right._check_columns(ro)
         a = self.reset_index()
         b = right.reset_index()
-        node = a._node.merge(b._node, lo, ro, how, shuffle_method)
+        n = max(a.npartitions, b.npartitions)
+        node = a._node.merge(b._node, lo, ro, how, _shuffle_method(shuffle_method, n, n))
         out = DataFrame(node)
         # pandas suffixes clashing columns with _x/_y; the engine names the right one `_right`.
         sx, sy = suffixes or ("_x", "_y")
@@ -623,7 +644,8 @@ class DataFrame(_Collection):
         if divisions is not None:
             divisions = _physical_divisions(list(divisions), self.dtypes[other], other)
         # As pandas: the new index replaces the old one (its columns are dropped).
-        node = self.reset_index(drop=True)._node.set_index(other, divisions, shuffle_method)
+        method = _shuffle_method(shuffle_method, self.npartitions, self.npartitions)
+        node = self.reset_index(drop=True)._node.set_index(other, divisions, method)
         out = DataFrame(node, [other])
         if divisions is not None and node.divisions is not None and len(
                 node.divisions) == len(divisions) - 2:
@@ -652,7 +674,8 @@ class DataFrame(_Collection):
         n = self.npartitions if npartitions is None else int(npartitions)
         if n < 1:
             raise ValueError(f"npartitions must be at least 1, got {npartitions}")
-        return self._wrap(self._node.shuffle(on, n, shuffle_method))
+        method = _shuffle_method(shuffle_method, self.npartitions, n)
+        return self._wrap(self._node.shuffle(on, n, method))
 
     def sort_values(self, by, ascending=True, npartitions=None, shuffle_method=None):
         """Rows sorted by ``by`` (a column or list); rows move by ``shuffle_method`` (see
@@ -663,7 +686,8 @@ class DataFrame(_Collection):
             if len(set(ascending)) != 1:
                 raise NotImplementedError("oxidask.dataframe sorts all columns one way")
             ascending = list(ascending)[0]
-        return self._wrap(self._node.sort_values(by, not ascending, shuffle_method))
+        method = _shuffle_method(shuffle_method, self.npartitions, self.npartitions)
+        return self._wrap(self._node.sort_values(by, not ascending, method))
 
     def repartition(self, npartitions=None, divisions=None, partition_size=None):
         """The same rows in ``npartitions`` partitions, cut at new ``divisions`` of the index,

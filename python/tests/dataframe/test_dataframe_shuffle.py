@@ -58,3 +58,21 @@ def test_unknown_shuffle_method_is_a_value_error(pdf):
         df.shuffle("k", shuffle_method="disk")
     with pytest.raises(KeyError):
         df.shuffle("nope")
+
+
+def test_p2p_is_the_default_on_a_cluster_for_large_shuffles(client, pdf):
+    import oxidask
+
+    df = dd.from_pandas(pdf, npartitions=20)
+    base = len(df.dask)
+    # 20 x 20 pairs on a cluster: p2p (20 transfers, a barrier, 20 unpacks).
+    s = df.shuffle("k", npartitions=20)
+    assert len(s.dask) - base == 20 + 1 + 20
+    pdt.assert_frame_equal(_rows(s.compute()), _rows(pdf), check_dtype=False)
+    # Small shuffles, or the threaded scheduler: a split and a pick per pair.
+    assert len(df.shuffle("k", npartitions=5).dask) - base == 20 + 20 * 5 + 5
+    with oxidask.config.set(scheduler="threads"):
+        assert len(df.shuffle("k", npartitions=20).dask) - base == 20 + 400 + 20
+    # The configuration decides when set.
+    with oxidask.config.set({"dataframe.shuffle.method": "tasks"}):
+        assert len(df.shuffle("k", npartitions=20).dask) - base == 20 + 400 + 20
