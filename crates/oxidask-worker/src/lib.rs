@@ -25,8 +25,6 @@ mod metrics;
 pub mod nanny;
 mod shell;
 pub mod shuffle;
-#[cfg(test)]
-mod simulate;
 mod spillfile;
 mod state;
 mod transfer;
@@ -851,6 +849,12 @@ impl Worker {
     pub fn spilled(&self) -> (u64, u64) {
         let st = self.shared.lock();
         (st.spilled_now, st.spilled_total)
+    }
+
+    /// Bytes its spill files take on disk now: less than [`Worker::spilled`]'s first number
+    /// when compression paid (spill files are zstd-compressed when a sample shrinks by 10%).
+    pub fn spill_file_bytes(&self) -> u64 {
+        self.shared.lock().spilled_file_bytes
     }
 
     /// Blocks until the worker stops; returns why.

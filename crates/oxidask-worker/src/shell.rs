@@ -45,26 +45,15 @@ impl Shared {
         }
         let mut run = None;
         let mut fetches = Vec::new();
+        let (mut removes, mut writes) = (Vec::new(), Vec::new());
         for e in rest {
             match e {
                 Effect::Send(_) => unreachable!("queued above"),
                 Effect::Execute(x) => run = Some(x),
                 Effect::Fetch(order) => fetches.push(order),
                 Effect::WakeExecutors => self.cv.notify_all(),
-                Effect::RemoveFile(path) => self.disk(move |_| {
-                    let _ = std::fs::remove_file(path);
-                }),
-                Effect::WriteSpill(job) => self.disk(move |shared| {
-                    let started_us = now_us();
-                    let outcome = job.write();
-                    shared.apply(Event::SpillWritten {
-                        key: job.key,
-                        used: job.used,
-                        path: job.path,
-                        outcome,
-                        started_us,
-                    });
-                }),
+                Effect::RemoveFile(path) => removes.push(path),
+                Effect::WriteSpill(job) => writes.push(job),
                 // Only an executor's `ThreadFree` returns these: that thread reads.
                 Effect::ReadSpill {
                     key,
@@ -91,6 +80,28 @@ impl Shared {
                 Effect::Log { warn: true, line } => self.log_at(tracing::Level::WARN, line),
                 Effect::Log { warn: false, line } => self.log(line),
             }
+        }
+        if !removes.is_empty() {
+            self.disk(move |_| {
+                for path in removes {
+                    let _ = std::fs::remove_file(path);
+                }
+            });
+        }
+        if !writes.is_empty() {
+            self.disk(move |shared| {
+                for job in writes {
+                    let started_us = now_us();
+                    let outcome = job.write();
+                    shared.apply(Event::SpillWritten {
+                        key: job.key,
+                        used: job.used,
+                        path: job.path,
+                        outcome,
+                        started_us,
+                    });
+                }
+            });
         }
         if !fetches.is_empty() {
             match tokio::runtime::Handle::try_current()
