@@ -10,6 +10,9 @@
 //! exists nowhere else it is told to stop and removed (tasks it was still running are
 //! rescheduled without blame). If no other worker is left to take its data, the retirement
 //! fails and the worker stays (a worker that asked to leave itself, on SIGTERM, leaves anyway).
+//! A worker that asked to leave itself is never blamed for leaving: whether its retirement
+//! finished, was given up, or it disconnected before the end, the tasks it was running are
+//! rescheduled without counting a death against them.
 
 use std::collections::BTreeMap;
 
@@ -312,10 +315,7 @@ impl SchedulerState {
     /// leaves anyway and its unique results are recomputed).
     fn abort_retirement(&mut self, w: WorkerId, why: String) {
         self.life.retiring.remove(&w);
-        let self_requested = self.life.ops.values().any(|op| {
-            matches!(op.requester, Requester::Worker)
-                && matches!(&op.kind, OpKind::Retire { workers, .. } if workers.contains(&w))
-        });
+        let self_requested = self.leaving_voluntarily(w);
         self.record_outcome(w, Err(why.clone()));
         if self_requested {
             self.remove_worker(
@@ -327,6 +327,16 @@ impl SchedulerState {
             self.update_worker_sets(w);
             self.fill(w);
         }
+    }
+
+    /// Whether `w` asked to retire itself (SIGTERM) and that retirement is not over: its
+    /// leaving now, through the retirement or not, is voluntary and no evidence against the
+    /// tasks it was running.
+    pub(crate) fn leaving_voluntarily(&self, w: WorkerId) -> bool {
+        self.life.ops.values().any(|op| {
+            matches!(op.requester, Requester::Worker)
+                && matches!(&op.kind, OpKind::Retire { workers, .. } if workers.contains(&w))
+        })
     }
 
     fn record_outcome(&mut self, w: WorkerId, outcome: Result<WorkerSummary, String>) {

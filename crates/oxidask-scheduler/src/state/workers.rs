@@ -315,8 +315,10 @@ impl SchedulerState {
     }
 
     /// Removes a worker: reschedules its tasks, recomputes results only it held, and blames
-    /// tasks that keep dying with their workers.
+    /// tasks that keep dying with their workers (not when the worker asked to leave itself,
+    /// nor tasks queued behind the `nthreads` it could have been running).
     pub(crate) fn remove_worker(&mut self, w: WorkerId, reason: &str, close: bool) {
+        let voluntary = self.leaving_voluntarily(w);
         self.lifecycle_worker_removed(w, reason);
         let rec = self.workers[w.0 as usize]
             .take()
@@ -378,9 +380,16 @@ impl SchedulerState {
         }
         let allowed_failures = self.cfg.allowed_failures;
         // Evidence against a task: only the tasks the worker could have been running (its
-        // first `nthreads` by priority) are suspected. The rest were queued behind them or
-        // waiting for inputs: a death under churn is no evidence against them.
-        let mut running = (rec.info.nthreads as usize).max(1);
+        // first `nthreads` by priority, executing or still fetching inputs: the scheduler
+        // cannot tell, and Dask counts every processing task) are suspected. The rest were
+        // queued behind them: a death under churn is no evidence against them. A worker that
+        // asked to leave itself (retiring on SIGTERM, its retirement finished, given up or
+        // cut short) did not die: nothing is suspected.
+        let mut running = if voluntary {
+            0
+        } else {
+            (rec.info.nthreads as usize).max(1)
+        };
         for t in processing {
             if self.task(t).state != TState::Processing(w) {
                 continue;
