@@ -221,7 +221,7 @@ impl Sim {
         match r {
             0..=17 => self.compute(),
             18..=25 => {
-                let k = key(self.rng.below(KEYS as u64) as u128);
+                let k = self.some_key();
                 if self.running.contains(&k) {
                     self.cancelled.insert(k);
                     self.count("free while running");
@@ -229,7 +229,10 @@ impl Sim {
                 self.step(Event::Free { key: k });
             }
             26..=29 => {
-                let k = key(self.rng.below(KEYS as u64) as u128);
+                let k = self.some_key();
+                if self.running.contains(&k) {
+                    self.count("steal while running");
+                }
                 let wire_key = WireKey::from(&k);
                 self.step(Event::Steal { wire_key });
             }
@@ -314,7 +317,7 @@ impl Sim {
                 // Process memory: managed bytes plus unmanaged noise, crossing thresholds.
                 self.at += Duration::from_millis(100);
                 let managed = self.st.memory;
-                let unmanaged = self.rng.below(LIMIT * 9 / 10);
+                let unmanaged = self.rng.below(LIMIT * 3 / 4);
                 let rss = (managed + unmanaged).min(LIMIT * 94 / 100);
                 let at = self.at;
                 self.step(Event::MemorySample { rss, at });
@@ -347,6 +350,15 @@ impl Sim {
                     self.step(Event::NewScheduler);
                 }
             }
+        }
+    }
+
+    /// Any key, or one running now (to race frees and steals with execution).
+    fn some_key(&mut self) -> Key {
+        if !self.running.is_empty() && self.rng.chance(30) {
+            self.running[self.rng.below(self.running.len() as u64) as usize]
+        } else {
+            key(self.rng.below(KEYS as u64) as u128)
         }
     }
 
@@ -471,6 +483,7 @@ fn random_walks_keep_every_invariant() {
             *totals.entry(k).or_default() += v;
         }
     }
+    eprintln!("simulation: {totals:?}");
     // The walk reached what it is meant to test.
     for what in [
         "execute",
@@ -478,6 +491,7 @@ fn random_walks_keep_every_invariant() {
         "read",
         "spill picks checked",
         "free while running",
+        "steal while running",
         "paused samples",
     ] {
         assert!(
@@ -623,5 +637,75 @@ fn a_task_freed_while_running_reports_nothing() {
     );
     assert!(fx.is_empty());
     assert!(st.data.is_empty() && st.tasks.is_empty() && st.executing == 0);
+    st.validate().unwrap();
+}
+
+#[test]
+fn paused_workers_defer_fetches_and_start_nothing_until_they_resume() {
+    let mut st = spilling(u64::MAX);
+    st.monitor = Some(MemoryManager::new(1000, Thresholds::default()));
+    let (a, t, u) = (key(0), key(1), key(2));
+    let sample = |st: &mut WorkerState, rss: u64, s: u64| {
+        st.handle(
+            Event::MemorySample {
+                rss,
+                at: Duration::from_secs(s),
+            },
+            s,
+        )
+    };
+    let fx = sample(&mut st, 850, 1);
+    assert!(fx.iter().any(|e| matches!(e, Effect::Paused(true))));
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::Send(FromWorker::Paused { paused: true }))));
+    // A task needing a fetch, and one ready to run: neither goes anywhere while paused.
+    let mut needs_a = compute(t, &[a]);
+    if let Event::Compute { who_has, .. } = &mut needs_a {
+        who_has.insert(a, vec!["peer:1".into()]);
+    }
+    assert!(st.handle(needs_a, 2).is_empty());
+    st.handle(compute(u, &[]), 3);
+    assert!(st.handle(Event::ThreadFree, 4).is_empty());
+    st.validate().unwrap();
+    // Back at the pause threshold: resumed, the fetch goes out, the ready task runs.
+    let fx = sample(&mut st, 800, 5);
+    assert!(fx.iter().any(|e| matches!(e, Effect::Paused(false))));
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::Fetch((k, _, addrs)) if *k == a && addrs == &["peer:1"])));
+    assert!(matches!(&st.handle(Event::ThreadFree, 6)[..], [Effect::Execute(x)] if x.key == u));
+    st.validate().unwrap();
+    // Past terminate: the shell is told to end the process, once.
+    assert!(sample(&mut st, 960, 7)
+        .iter()
+        .any(|e| matches!(e, Effect::Terminate)));
+    assert!(sample(&mut st, 990, 8).is_empty());
+}
+
+#[test]
+fn a_steal_gives_back_only_what_has_not_started() {
+    let mut st = WorkerState::default();
+    let (t, u) = (key(0), key(1));
+    st.handle(compute(t, &[]), 1);
+    st.handle(compute(u, &[]), 2);
+    let running = match &st.handle(Event::ThreadFree, 3)[..] {
+        [Effect::Execute(x)] => x.key,
+        _ => panic!("expected a task to run"),
+    };
+    let waiting = if running == t { u } else { t };
+    let answer = |st: &mut WorkerState, k: Key| match &st.handle(
+        Event::Steal {
+            wire_key: WireKey::from(&k),
+        },
+        4,
+    )[..]
+    {
+        [Effect::Send(FromWorker::StealResponse { given_back, .. })] => *given_back,
+        _ => panic!("expected a steal response"),
+    };
+    assert!(!answer(&mut st, running));
+    assert!(answer(&mut st, waiting));
+    assert!(!st.tasks.contains_key(&waiting) && st.tasks.contains_key(&running));
     st.validate().unwrap();
 }
