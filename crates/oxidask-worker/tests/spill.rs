@@ -105,3 +105,84 @@ fn noise_values(i: i64) -> Vec<u64> {
         })
         .collect()
 }
+
+/// `n` incompressible integers (a xorshift stream).
+#[oxidask_core::task(crate = oxidask_core)]
+fn noise_of(i: i64, n: i64) -> Vec<u64> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (i as u64 + 1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        })
+        .collect()
+}
+
+/// While a worker spills and reads back, another thread takes the worker's lock over and over
+/// (as heartbeats, executors and the data port do) and notes its longest wait. The results
+/// come back exact. `OXIDASK_SPILL_MEASURE=RESULTS,MIB` sets the size (default 12 results of
+/// 1 MiB) and prints the waits.
+#[test]
+fn the_worker_lock_stays_available_while_spilling() {
+    let (count, mib) = std::env::var("OXIDASK_SPILL_MEASURE")
+        .ok()
+        .and_then(|s| {
+            let (a, b) = s.split_once(',')?;
+            Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?))
+        })
+        .unwrap_or((12, 1));
+    let n = mib * (1 << 20) / 8;
+    // Room for four results before spilling starts.
+    let limit = (mib as u64) << 20 << 2;
+    let cluster = LocalCluster::builder()
+        .workers(1)
+        .threads_per_worker(2)
+        .memory_limit(limit * 10 / 6)
+        .start()
+        .unwrap();
+    let client = Client::builder()
+        .address(cluster.address())
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (waits, results) = std::thread::scope(|s| {
+        let prober = s.spawn(|| {
+            let mut waits = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let _ = cluster.workers()[0].memory();
+                waits.push(t.elapsed());
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            waits
+        });
+        let started = Instant::now();
+        let futures = client.map(0..count, |i| noise_of(i, n)).unwrap();
+        let values: Vec<Vec<u64>> = client.gather(&futures).unwrap();
+        let elapsed = started.elapsed();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (prober.join().unwrap(), (values, elapsed))
+    });
+    let (values, elapsed) = results;
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(v.len() as i64, n);
+        assert_eq!(v[..64], noise_values(i as i64)[..64], "result {i}");
+    }
+    let (_, ever) = cluster.workers()[0].spilled();
+    assert!(ever > 0, "nothing spilled");
+    let mut sorted = waits.clone();
+    sorted.sort();
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q) as usize];
+    eprintln!(
+        "{count} x {mib} MiB: {:.1} MiB spilled in {:.2} s; {} lock waits: median {:?}, p99 {:?}, max {:?}",
+        ever as f64 / (1 << 20) as f64,
+        elapsed.as_secs_f64(),
+        sorted.len(),
+        at(0.5),
+        at(0.99),
+        sorted.last().unwrap()
+    );
+}
