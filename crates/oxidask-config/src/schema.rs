@@ -263,6 +263,17 @@ pub static SCHEMA: &[KeySpec] = &[
          (Dask's default is null; oxidask's scheduler has always used 5s).",
     )
     .nullable(),
+    KeySpec::new(
+        "distributed.scheduler.journal",
+        Path,
+        "null",
+        "Directory where the scheduler journals the graphs it was given, so that after a \
+         crash (even SIGKILL) a scheduler started with the same journal resumes them: \
+         reconnecting workers report what they hold and only the rest is computed; null: no \
+         journal.",
+    )
+    .nullable()
+    .ours(),
     // Workers.
     KeySpec::new(
         "distributed.worker.memory.target",

@@ -36,6 +36,13 @@ pub struct SchedulerArgs {
     /// (`distributed.scheduler.allowed-failures`, default 3).
     #[arg(long)]
     pub allowed_failures: Option<u16>,
+    /// Journal the graphs, clients' futures and errors in this directory (created if
+    /// missing), so that a scheduler restarted with the same `--journal` (and port) after a
+    /// crash, even SIGKILL, resumes them: workers and clients reconnect, workers report the
+    /// results they hold, and only what was lost is computed
+    /// (`distributed.scheduler.journal`; default: no journal).
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<String>,
     /// Do not log connections to stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -73,6 +80,12 @@ impl SchedulerArgs {
             "--allowed-failures",
             "distributed.scheduler.allowed-failures",
             self.allowed_failures.map(i64::from),
+        )
+        .map_err(e)?;
+        f.set_some(
+            "--journal",
+            "distributed.scheduler.journal",
+            self.journal.as_deref(),
         )
         .map_err(e)?;
         self.security

@@ -17,6 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+pub mod journal;
 pub(crate) mod policy;
 pub mod server;
 pub mod state;

@@ -9,6 +9,7 @@
 
 mod conn;
 mod log;
+mod restore;
 
 use std::io;
 use std::net::SocketAddr;
@@ -235,8 +236,32 @@ impl SchedulerBuilder {
         })?;
         std_listener.set_nonblocking(true)?;
         let address = std_listener.local_addr()?;
-        let (tx, rx) = mpsc::channel::<Inbound>();
         let log = SchedulerLog::new(self.quiet);
+        let opened = match &self.config.journal {
+            Some(dir) => Some(
+                crate::journal::Journal::open(dir, self.config.clone(), Instant::now())
+                    .map_err(|e| io::Error::other(e.to_string()))?,
+            ),
+            None => None,
+        };
+        if let Some(o) = &opened {
+            if let Some((at, n)) = o.torn {
+                tracing::warn!(
+                    "the scheduler journal {} ended in a torn record (byte {at}, {n} bytes: the scheduler died while writing it); it was dropped",
+                    o.journal.path().display()
+                );
+            }
+            log.log(format!(
+                "journal {}: {} records replayed, {} tasks, {} clients restored; waiting up to {} s for workers [{}]",
+                o.journal.path().display(),
+                o.records,
+                o.state.n_tasks(),
+                o.replayed.clients.len(),
+                restore::WORKER_WAIT.as_secs(),
+                o.replayed.workers.join(", ")
+            ));
+        }
+        let (tx, rx) = mpsc::channel::<Inbound>();
         let shared = Arc::new(conn::Shared::new(
             log.clone(),
             self.dashboard.clone(),
@@ -273,6 +298,7 @@ impl SchedulerBuilder {
             log: log.clone(),
             publish_every: self.publish_every,
             log_source: self.log_source.unwrap_or_else(|| log.source()),
+            opened,
         };
         let core = std::thread::Builder::new()
             .name("oxidask-scheduler-core".into())
@@ -418,6 +444,7 @@ struct CoreConfig {
     log: Arc<SchedulerLog>,
     publish_every: Duration,
     log_source: LogSource,
+    opened: Option<crate::journal::Opened>,
 }
 
 /// Watchers and the core's own accounting for them.
@@ -483,8 +510,25 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
         log,
         publish_every,
         log_source,
+        opened,
     } = cfg;
-    let mut state = SchedulerState::new(config, Instant::now());
+    // With a journal: the replayed state, workers' events held back until the workers the
+    // journal named are back, restored clients kept for a while (server/restore.rs).
+    let (mut state, mut journal, mut gate, mut restored) = match opened {
+        Some(o) => {
+            let gate = restore::Gate::new(&o.replayed.workers, Instant::now());
+            let restored: Vec<u64> = o.replayed.clients.iter().map(|(c, _)| *c).collect();
+            (o.state, Some(o.journal), gate, restored)
+        }
+        None => (
+            SchedulerState::new(config, Instant::now()),
+            None,
+            None,
+            Vec::new(),
+        ),
+    };
+    let restored_until = Instant::now() + restore::CLIENT_GRACE;
+    let mut pending: std::collections::VecDeque<Inbound> = Default::default();
     state.set_log_source(log_source);
     let mut writers: Writers = FxHashMap::default();
     let mut effects = Vec::new();
@@ -496,15 +540,49 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
         let timeout = next_tick
             .min(next_publish)
             .saturating_duration_since(Instant::now());
-        let first = match rx.recv_timeout(timeout) {
-            Ok(m) => Some(m),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        let first = match pending.pop_front() {
+            Some(m) => Some(m),
+            None => match rx.recv_timeout(timeout) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
         };
         let now = Instant::now();
         let mut handled = 0;
         let mut next = first;
-        while let Some(msg) = next {
+        let mut resumed = false;
+        loop {
+            if gate.as_ref().is_some_and(|g| g.ready(now)) {
+                let g = gate.take().expect("a gate");
+                let missing = g.missing();
+                log.log(format!(
+                    "journal: resuming with the workers that came back{}",
+                    if missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (not back: {})", missing.join(", "))
+                    }
+                ));
+                pending.extend(g.held);
+                resumed = true;
+            }
+            let Some(mut msg) = next.take().or_else(|| pending.pop_front()) else {
+                break;
+            };
+            if let Some(g) = gate.as_mut() {
+                match g.intercept(msg) {
+                    Some(m) => msg = m,
+                    None => {
+                        next = if handled < MAX_BATCH {
+                            rx.try_recv().ok()
+                        } else {
+                            None
+                        };
+                        continue;
+                    }
+                }
+            }
             match msg {
                 Inbound::Open {
                     conn,
@@ -514,14 +592,14 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
                 } => {
                     let is_worker = matches!(event, Event::WorkerJoined { .. });
                     writers.insert(conn, (tx, is_worker, backlog));
-                    state.handle_into(event, now, &mut effects);
+                    restore::feed(&mut state, &mut journal, event, now, &mut effects);
                 }
                 Inbound::Event(e) => {
                     let closing = match &e {
                         Event::ClientLeft { conn } | Event::WorkerLeft { conn, .. } => Some(*conn),
                         _ => None,
                     };
-                    state.handle_into(e, now, &mut effects);
+                    restore::feed(&mut state, &mut journal, e, now, &mut effects);
                     if let Some(c) = closing {
                         writers.remove(&c);
                     }
@@ -529,7 +607,7 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
                 Inbound::Events(es, backlog) => {
                     watchers.stats.events += (es.len() as u64).saturating_sub(1);
                     for e in es {
-                        state.handle_into(e, now, &mut effects);
+                        restore::feed(&mut state, &mut journal, e, now, &mut effects);
                     }
                     backlog.inbound.add_permits(1);
                 }
@@ -550,6 +628,29 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
         if now >= next_tick {
             state.handle_into(Event::Tick, now, &mut effects);
             next_tick = now + tick;
+            if !restored.is_empty() && now >= restored_until {
+                for conn in std::mem::take(&mut restored) {
+                    restore::feed(
+                        &mut state,
+                        &mut journal,
+                        Event::ClientLeft { conn },
+                        now,
+                        &mut effects,
+                    );
+                }
+            }
+        }
+        if resumed {
+            restore::drop_cancelled_computes(&mut effects);
+        }
+        if let Some(j) = journal.as_mut() {
+            j.flush();
+            if j.wants_compaction() {
+                if let Err(e) = j.compact(&state) {
+                    tracing::error!("{e}: journalling stops");
+                    journal = None;
+                }
+            }
         }
         dispatch(&mut effects, &writers, &log);
         if handled > 0 {

@@ -743,6 +743,9 @@ impl SchedulerState {
                     self.put_in_memory(t, w, type_id, nbytes);
                     self.fill(p);
                 }
+                TState::Waiting if self.task(t).storing == 0 => {
+                    self.take_held_waiting(t, w, type_name, nbytes)
+                }
                 _ => self.free_on(w, wk),
             }
         }

@@ -18,6 +18,7 @@ mod log;
 pub mod observe;
 mod records;
 mod restart;
+mod restore;
 mod shuffle;
 mod tasks;
 mod validate;
@@ -37,6 +38,7 @@ pub use records::{
     ClientId, ClientRec, Constraints, TState, TaskId, TaskList, TaskRec, WorkerId, WorkerMetrics,
     WorkerRec,
 };
+pub use restore::LiveGraph;
 pub use shuffle::MAX_RESTARTS as P2P_MAX_RESTARTS;
 
 /// Tunables of the scheduler's policies.
@@ -67,6 +69,10 @@ pub struct Config {
     /// target asks for more workers, and that `rebalance` fills a recipient to at most
     /// (`distributed.worker.memory.target`, default 0.6).
     pub memory_target_fraction: f64,
+    /// Where the network shell journals the graph state so a restarted scheduler resumes
+    /// (`distributed.scheduler.journal`, `--journal DIR`; see [`crate::journal`]); the state
+    /// machine itself never reads it. `None`: no journal.
+    pub journal: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -82,6 +88,7 @@ impl Default for Config {
             no_worker_timeout: Duration::from_secs(5),
             log_capacity: 200_000,
             memory_target_fraction: 0.6,
+            journal: None,
         }
     }
 }
@@ -106,6 +113,9 @@ impl Config {
             memory_target_fraction: cfg
                 .fraction("distributed.worker.memory.target")
                 .unwrap_or(d.memory_target_fraction),
+            journal: cfg
+                .path("distributed.scheduler.journal")
+                .map(std::path::Path::to_path_buf),
             ..d
         }
     }
