@@ -51,7 +51,7 @@ pub(crate) async fn serve_data(listener: TcpListener, security: Security, shared
     }
 }
 
-async fn serve_peer(mut stream: Stream, shared: &Shared) -> Result<(), ProtocolError> {
+async fn serve_peer(mut stream: Stream, shared: &Arc<Shared>) -> Result<(), ProtocolError> {
     tokio::time::timeout(
         HELLO_TIMEOUT,
         handshake_accept(&mut stream, &hello(Role::Peer), 0),
@@ -97,7 +97,7 @@ async fn serve_peer(mut stream: Stream, shared: &Shared) -> Result<(), ProtocolE
         let mut replies = Vec::with_capacity(reqs.len());
         for req in reqs {
             match req {
-                DataRequest::Get { keys } => replies.push(values_of(shared, keys)),
+                DataRequest::Get { keys } => replies.push(values_of(shared, keys).await),
                 DataRequest::ShuffleTake {
                     shuffle,
                     output,
@@ -134,8 +134,9 @@ async fn serve_peer(mut stream: Stream, shared: &Shared) -> Result<(), ProtocolE
 }
 
 /// What this worker has for `keys`, encoded for the wire. Spilled values are read from their
-/// files without the worker's lock (and stay on disk).
-fn values_of(shared: &Shared, keys: Vec<WireKey>) -> DataResponse {
+/// files without the worker's lock, on the blocking pool (the I/O runtime's thread keeps
+/// serving), and stay on disk.
+async fn values_of(shared: &Arc<Shared>, keys: Vec<WireKey>) -> DataResponse {
     use crate::state::Served;
     let served: Vec<(WireKey, Served)> = {
         let mut st = shared.lock();
@@ -149,25 +150,29 @@ fn values_of(shared: &Shared, keys: Vec<WireKey>) -> DataResponse {
             })
             .collect()
     };
-    let values = served
-        .into_iter()
-        .map(|(wk, s)| {
-            let v = match s {
-                Served::Value(v) => Some(v),
-                Served::Missing => None,
-                Served::File { path, type_name } => read_served(shared, &wk, &path, &type_name),
-            };
-            let fetched = match v.map(|v| WireValue::from_value(&v)) {
-                Some(Ok(wv)) => Fetched::Value(wv),
-                Some(Err(e)) => {
-                    shared.log(format!("cannot send {wk}: {e}"));
-                    Fetched::Unsendable(e.message)
-                }
-                None => Fetched::Missing,
-            };
-            (wk, fetched)
-        })
-        .collect();
+    let mut values = Vec::with_capacity(served.len());
+    for (wk, s) in served {
+        let v = match s {
+            Served::Value(v) => Some(v),
+            Served::Missing => None,
+            Served::File { path, type_name } => {
+                let shared = shared.clone();
+                tokio::task::spawn_blocking(move || read_served(&shared, &wk, &path, &type_name))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        };
+        let fetched = match v.map(|v| WireValue::from_value(&v)) {
+            Some(Ok(wv)) => Fetched::Value(wv),
+            Some(Err(e)) => {
+                shared.log(format!("cannot send {wk}: {e}"));
+                Fetched::Unsendable(e.message)
+            }
+            None => Fetched::Missing,
+        };
+        values.push((wk, fetched));
+    }
     DataResponse::Values { values }
 }
 

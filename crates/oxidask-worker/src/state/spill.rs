@@ -200,11 +200,14 @@ impl WorkerState {
         let file_bytes = match outcome {
             Ok(n) => n,
             Err(e) => {
-                // A full or missing disk: the value stays in memory rather than be lost.
-                self.effects.push(Effect::Log {
-                    warn: true,
-                    line: format!("cannot spill to disk ({e}); results stay in memory"),
-                });
+                // A full or missing disk: the value stays in memory rather than be lost (a
+                // stopping worker's directory is gone: nothing to say).
+                if !self.stopping {
+                    self.effects.push(Effect::Log {
+                        warn: true,
+                        line: format!("cannot spill to disk ({e}); results stay in memory"),
+                    });
+                }
                 return;
             }
         };
