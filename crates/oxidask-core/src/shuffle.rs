@@ -38,6 +38,11 @@ pub struct ShardHolder {
     pub address: String,
     /// The input partitions whose shards it holds.
     pub inputs: Vec<u32>,
+    /// One per input, in the same order: the stamp of the `put` that stored its shards (a
+    /// run id). A `take` naming another stamp finds them missing, so an unpack task of a
+    /// restarted shuffle's earlier run can never take (and so steal) the shards a later run
+    /// stored for the same input, nor read shards an earlier run left.
+    pub stamps: Vec<u64>,
 }
 
 /// One shard: the output partition it belongs to and its bytes.
@@ -48,11 +53,12 @@ pub type Shard = (u32, bytes::Bytes);
 pub trait ShuffleService: Send + Sync {
     /// Stores the shards input partition `input` of shuffle `id` produced (an output with no
     /// rows may be left out), replacing what an earlier run of the same input stored here.
-    /// Returns where they are held.
+    /// Returns where they are held, with a stamp no earlier `put` of this service returned.
     fn put(&self, id: ShuffleId, input: u32, shards: Vec<Shard>) -> Result<ShardHolder, String>;
 
     /// Takes output partition `output`'s shards from every holder (each asked for the inputs
-    /// it holds), as `(input, bytes)` pairs. Taken shards are dropped by their holder.
+    /// it holds, with their stamps), as `(input, bytes)` pairs in input order. Taken shards
+    /// are dropped by their holder; a shard stored under another stamp is not taken.
     /// Errors starting with [`SHARDS_LOST`] mean a holder no longer has them.
     fn take(
         &self,
@@ -78,27 +84,32 @@ pub fn current_service() -> Option<Arc<dyn ShuffleService>> {
         .find_map(|p| (p.current)())
 }
 
-/// Groups holders by address (one request per holder), inputs sorted.
+/// Groups holders by address (one request per holder), inputs sorted with their stamps.
+/// An input named twice keeps its first stamp.
 ///
 /// ```
 /// use oxidask_core::shuffle::{group_holders, ShardHolder};
-/// let h = |a: &str, i: u32| ShardHolder { address: a.into(), inputs: vec![i] };
+/// let h = |a: &str, i: u32| ShardHolder { address: a.into(), inputs: vec![i], stamps: vec![10 + i as u64] };
 /// let g = group_holders([h("b", 2), h("a", 1), h("b", 0)]);
 /// assert_eq!(g, vec![
-///     ShardHolder { address: "a".into(), inputs: vec![1] },
-///     ShardHolder { address: "b".into(), inputs: vec![0, 2] },
+///     ShardHolder { address: "a".into(), inputs: vec![1], stamps: vec![11] },
+///     ShardHolder { address: "b".into(), inputs: vec![0, 2], stamps: vec![10, 12] },
 /// ]);
 /// ```
 pub fn group_holders(holders: impl IntoIterator<Item = ShardHolder>) -> Vec<ShardHolder> {
-    let mut by: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+    let mut by: std::collections::BTreeMap<String, std::collections::BTreeMap<u32, u64>> =
+        Default::default();
     for h in holders {
-        by.entry(h.address).or_default().extend(h.inputs);
+        let m = by.entry(h.address).or_default();
+        for (k, i) in h.inputs.into_iter().enumerate() {
+            m.entry(i).or_insert(h.stamps.get(k).copied().unwrap_or(0));
+        }
     }
     by.into_iter()
-        .map(|(address, mut inputs)| {
-            inputs.sort_unstable();
-            inputs.dedup();
-            ShardHolder { address, inputs }
+        .map(|(address, m)| ShardHolder {
+            address,
+            inputs: m.keys().copied().collect(),
+            stamps: m.values().copied().collect(),
         })
         .collect()
 }

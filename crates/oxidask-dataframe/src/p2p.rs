@@ -303,15 +303,16 @@ impl ShuffleService for LocalShuffle {
         shards: Vec<(u32, Bytes)>,
     ) -> Result<ShardHolder, String> {
         self.store.set_budget(configured_budget());
-        self.store.put(id, input, shards).map_err(|e| {
+        let put = self.store.put(id, input, shards).map_err(|e| {
             format!(
-                "p2p shuffle: cannot spill shards to {}: {e}",
+                "p2p shuffle: cannot spill shards to {}: {e} (free disk space there, set temporary-directory elsewhere, or raise distributed.p2p.memory-budget)",
                 self.store.dir().display()
             )
         })?;
         Ok(ShardHolder {
             address: String::new(),
             inputs: vec![input],
+            stamps: vec![put.stamp],
         })
     }
 
@@ -325,9 +326,13 @@ impl ShuffleService for LocalShuffle {
             .iter()
             .flat_map(|h| h.inputs.iter().copied())
             .collect();
+        let stamps: Vec<u64> = holders
+            .iter()
+            .flat_map(|h| h.stamps.iter().copied())
+            .collect();
         let taken = self
             .store
-            .take(id, output, &inputs)
+            .take(id, output, &inputs, &stamps)
             .map_err(|e| format!("p2p shuffle: cannot read spilled shards: {e}"))?;
         if !taken.missing.is_empty() {
             return Err(format!(

@@ -680,6 +680,10 @@ pub enum DataRequest {
         output: u32,
         /// The input partitions whose shards are wanted from this worker.
         inputs: Vec<u32>,
+        /// One per input: the stamp the worker gave when it stored that input's shards (the
+        /// run of the shuffle the asking unpack belongs to); shards stored under another
+        /// stamp are answered missing and left in place.
+        stamps: Vec<u64>,
     },
 }
 

@@ -77,13 +77,15 @@ impl PeerPool {
     }
 
     /// Takes the shards of output `output` of P2P shuffle `shuffle` that `addr` holds for
-    /// `inputs`: the shards (input, bytes) and the inputs it does not have.
+    /// `inputs` (stored under `stamps`, one per input): the shards (input, bytes) and the
+    /// inputs it does not have.
     pub async fn shuffle_take(
         &self,
         addr: &str,
         shuffle: (u64, u64),
         output: u32,
         inputs: Vec<u32>,
+        stamps: Vec<u64>,
     ) -> Result<(Vec<(u32, bytes::Bytes)>, Vec<u32>), ProtocolError> {
         let mut s = self.take(addr).await?;
         write_frame(
@@ -92,6 +94,7 @@ impl PeerPool {
                 shuffle,
                 output,
                 inputs,
+                stamps,
             }],
         )
         .await?;

@@ -268,6 +268,7 @@ fn corpus(target: Target) -> Vec<Vec<u8>> {
                 shuffle: (1, 2),
                 output: 3,
                 inputs: vec![0, 4],
+                stamps: vec![7, 9],
             },
         ])],
         Target::DataResponse => vec![

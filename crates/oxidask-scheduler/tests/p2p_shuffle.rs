@@ -182,3 +182,46 @@ fn other_errors_of_an_unpack_task_stand() {
     }
     assert_eq!(state(&sim, barrier()), Some(TState::Released));
 }
+
+/// Regression: when a shuffle was released only the barrier's holders were told to free it,
+/// so a worker that ran transfers but never held the barrier kept the shards of outputs never
+/// asked for (or left by a restart) until it stopped. Now every worker is told.
+#[test]
+fn a_released_shuffle_tells_every_worker_to_free_its_barrier() {
+    let mut sim = shuffle_sim();
+    run_all_but(&mut sim, k("s", 1));
+    // A worker that holds nothing of the shuffle (as one that ran only transfers).
+    sim.add_worker(3, "w3", 1);
+    let on = where_assigned(&sim, k("s", 1)).expect("unpack 1 assigned");
+    assert_ne!(on, 3);
+    sim.workers.get_mut(&on).unwrap().assigned.clear();
+    // The last unpack finishes: nothing needs the barrier any more.
+    let effects = sim.s.handle(
+        Event::FromWorker {
+            conn: on,
+            msg: FromWorker::Finished {
+                key: k("s", 1),
+                type_name: "i64".into(),
+                nbytes: 8,
+                duration_us: 1000,
+                start_us: 0,
+                thread: 0,
+            },
+        },
+        sim.now,
+    );
+    sim.s.validate().unwrap();
+    assert_eq!(state(&sim, barrier()), Some(TState::Released));
+    let mut told: Vec<u64> = effects
+        .iter()
+        .filter_map(|e| match e {
+            oxidask_scheduler::Effect::ToWorker {
+                conn,
+                msg: ToWorker::Free { keys },
+            } if keys.contains(&barrier()) => Some(*conn),
+            _ => None,
+        })
+        .collect();
+    told.sort_unstable();
+    assert_eq!(told, vec![1, 2, 3], "every worker frees the barrier");
+}

@@ -363,6 +363,7 @@ impl WorkerBuilder {
         } else {
             None
         };
+        shuffle::worker_started(&data_address, self.memory_limit);
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             cv: Condvar::new(),
@@ -734,6 +735,7 @@ fn handle(shared: &Arc<Shared>, msgs: Vec<ToWorker>) -> Option<String> {
                 for k in keys {
                     if let Ok(key) = k.to_key() {
                         shared.actors.free(&key);
+                        shuffle::key_freed(shared, &key);
                         events.push(Event::Free { key });
                     }
                 }

@@ -98,10 +98,26 @@ pub(crate) fn render(shared: &Shared) -> String {
         &[("type", "managed")],
         s.managed as f64,
     );
+    let (shards_memory, shards_disk) = crate::shuffle::shard_bytes(shared);
     o.sample(
         "dask_worker_memory_bytes",
         &[("type", "unmanaged")],
-        rss.saturating_sub(s.managed) as f64,
+        rss.saturating_sub(s.managed + shards_memory) as f64,
+    );
+    o.family(
+        "dask_worker_p2p_shards_bytes",
+        "gauge",
+        "P2P shuffle shards held for unpack tasks: in memory (out of unmanaged above) and in spill files.",
+    );
+    o.sample(
+        "dask_worker_p2p_shards_bytes",
+        &[("type", "memory")],
+        shards_memory as f64,
+    );
+    o.sample(
+        "dask_worker_p2p_shards_bytes",
+        &[("type", "disk")],
+        shards_disk as f64,
     );
     o.sample(
         "dask_worker_memory_bytes",

@@ -102,7 +102,10 @@ async fn serve_peer(mut stream: Stream, shared: &Arc<Shared>) -> Result<(), Prot
                     shuffle,
                     output,
                     inputs,
-                } => replies.push(crate::shuffle::serve_take(shared, shuffle, output, inputs)),
+                    stamps,
+                } => replies.push(crate::shuffle::serve_take(
+                    shared, shuffle, output, inputs, stamps,
+                )),
                 DataRequest::Actor {
                     call,
                     key,

@@ -13,6 +13,12 @@
 //! and unpacks on their way are sent back to wait for the new barrier. Unpacks already in
 //! memory keep their results. After [`MAX_RESTARTS`] restarts of one shuffle the error fails
 //! the unpack as any task error does.
+//!
+//! Workers drop a run's shards when told to free its barrier (its value names the run's
+//! stamps): a restart frees every copy, and when nothing needs the shuffle any more
+//! ([`SchedulerState::shuffle_released`]) every worker is told, not only the barrier's
+//! holders, so the shards of outputs never asked for, or left by a worker's earlier run, go
+//! from the workers that ran transfers too.
 
 use oxidask_core::shuffle::{BARRIER_SUFFIX, SHARDS_LOST};
 use oxidask_core::Key;
@@ -76,6 +82,27 @@ impl SchedulerState {
             self.release_queue.push(t);
         }
         true
+    }
+
+    /// `t` was released with its result's copies freed on `freed`: if it is a P2P shuffle's
+    /// barrier, every other worker is told to free it too (a worker that ran transfers but
+    /// never held the barrier then drops the shuffle's shards; nothing of the shuffle is on
+    /// its way, so no later run's shards are there yet).
+    pub(crate) fn shuffle_released(&mut self, t: TaskId, freed: &[super::WorkerId]) {
+        let key = self.task(t).key;
+        if !key.prefix_str().ends_with(BARRIER_SUFFIX) {
+            return;
+        }
+        self.shuffles.restarts.remove(&key);
+        let others: Vec<_> = self
+            .live_workers()
+            .map(|(w, _)| w)
+            .filter(|w| !freed.contains(w))
+            .collect();
+        let wk = WireKey::from(&key);
+        for w in others {
+            self.free_on(w, wk);
+        }
     }
 
     /// Forgets every worker's copy of `t`'s result (telling them to drop it).

@@ -31,6 +31,7 @@ impl SchedulerState {
             waiting_on: 0,
             storing: 0,
             suspicious: 0,
+            lineage: 0.0,
             retries_left: retries,
             who_has: SmallVec::new(),
             wanted_by: SmallVec::new(),
@@ -418,13 +419,14 @@ impl SchedulerState {
                     let holders = std::mem::take(&mut rec.who_has);
                     let nbytes = rec.nbytes;
                     let key = WireKey::from(&rec.key);
-                    for w in holders {
+                    for &w in &holders {
                         let worker = self.worker_mut(w);
                         if worker.has_what.remove(&t) {
                             worker.nbytes = worker.nbytes.saturating_sub(nbytes);
                         }
                         self.free_on(w, key);
                     }
+                    self.shuffle_released(t, &holders);
                     self.set_state(t, TState::Released);
                 }
                 s if s.is_active() => {
