@@ -3,9 +3,10 @@
 //! [`MemoryManager::observe`] is pure: given the process's resident memory, the bytes of
 //! results held in memory ("managed" memory) and the time, it says what to do
 //! ([`MemoryAction`]s). The worker samples `/proc/self/statm` every
-//! `distributed.worker.memory.monitor-interval` on a thread of its own and carries the actions
-//! out (spilling, pausing the executor and fetches, exiting); [`spill_order`] picks which
-//! results go to disk. Nothing here reads a clock or touches a file, so the thresholds, the
+//! `distributed.worker.memory.monitor-interval` on a thread of its own; each sample is an event
+//! of the worker's state (which holds the manager and turns its actions into effects: spill
+//! files to write, pause, resume, exit), and the thread carries the effects out — writing spill
+//! files without the worker's lock; [`spill_order`] picks which results go to disk. Nothing here reads a clock or touches a file, so the thresholds, the
 //! hysteresis and the pick order are tested with synthetic series.
 //!
 //! The thresholds are fractions of the memory limit (Dask's keys and defaults):

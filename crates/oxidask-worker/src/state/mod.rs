@@ -26,6 +26,9 @@
 //! result moves to disk when `SpillWritten` says so, unless it was used meanwhile. A task
 //! whose inputs are on disk is *unspilling*: an executor thread reads them (`ReadSpill`,
 //! outside the lock) and the task becomes ready again when every read is back.
+//!
+//! Files: this one holds the types and the task transitions, `spill.rs` spilling, unspilling
+//! and memory samples, `validate.rs` the invariants, `simulate.rs` the simulation (tests).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
