@@ -42,6 +42,8 @@ DASK_WORKER = ("dask-worker", ["distributed_ref.py"])
 DASK_WORKER_NO_NANNY = ("dask-worker-no-nanny", ["distributed_ref.py", "--no-nanny"])
 PLAIN_MAP = ("oxidask-plain-tcp", ["@ours", "map"])
 PLAIN_ROUNDTRIP = ("oxidask-plain-tcp", ["@ours", "roundtrip"])
+# The churn case's clean run (no worker killed), against the same under churn (churn.py).
+CLEAN_CHURN = ("oxidask-clean", ["churn.py", "--mode", "clean"])
 # The same query through the Rust API (oxidask-bench SUITE CASE): ["@ours", suite, case].
 def RUST_API(suite, case):
     return ("oxidask-rust-api", ["@ours", suite, case])
@@ -53,6 +55,11 @@ PYTHON_OURS = {
     "actors": ["actor_cases.py", "--impl", "oxidask"],
     "python-collections": ["array_collections.py", "--impl", "oxidask"],
     "adapt": ["adapt_cases.py", "--impl", "oxidask"],
+}
+
+# Cases of other suites whose "ours" side is a script too: (suite, case) -> script and arguments.
+OURS_BY_CASE = {
+    ("distributed", "churn"): ["churn.py", "--mode", "churn"],
 }
 
 # Cases of those suites whose "ours" script is another: case prefix -> script and arguments.
@@ -102,6 +109,10 @@ SUITES = {
         # the same over plain TCP (target: within 10%).
         ("map-tls", 100_000, 2_000, [PLAIN_MAP]),
         ("roundtrip-tls", 1_000, 100, [PLAIN_ROUNDTRIP]),
+        # Churn: n = leaves of a tree reduction (~2n tasks) submitted with a 2n/5-task map,
+        # a worker SIGKILLed and a fresh one started every 3 s, against the clean run
+        # (target: ratio >= 0.5, churn within 2x clean). Results checked exactly.
+        ("churn", 50_000, 2_000, [CLEAN_CHURN]),
     ],
     # The Python package against Dask, the same script with either import (python_cases.py).
     "python": [
@@ -179,7 +190,7 @@ SUITES = {
 EXTRA_FIELDS = ["p50_ms", "p99_ms", "tasks_per_s", "in_process_s", "scheduler_peak_mib",
                 "scheduler_bytes_per_task", "scheduler_cpu_s", "tasks_per_scheduler_cpu_s",
                 "first_scale_up_s", "peak_workers", "burst1_s", "burst2_s", "scale_down_s",
-                "worker_seconds"]
+                "worker_seconds", "kills", "task_runs", "redone"]
 
 
 def run_json(cmd, timeout):
@@ -222,7 +233,11 @@ def main():
         if a.case and case not in a.case:
             continue
         n = quick_n if a.quick else full_n
-        if a.suite in PYTHON_OURS:
+        if (a.suite, case) in OURS_BY_CASE:
+            script, *extra = OURS_BY_CASE[(a.suite, case)]
+            ours_cmd = [a.python, os.path.join(HERE, "reference", script), case,
+                        "--n", str(n)] + extra
+        elif a.suite in PYTHON_OURS:
             script, *extra = next((v for k, v in PYTHON_OURS_BY_PREFIX.items()
                                    if case.startswith(k)), PYTHON_OURS[a.suite])
             ours_cmd = [a.ours_python or a.python, os.path.join(HERE, "reference", script), case,

@@ -9,7 +9,11 @@
 //!   map), a worker killed every 3 s, timed clean and then under churn; prints one
 //!   `churn-bench {json}` line. `OXIDASK_CHURN_LEAVES`, `OXIDASK_CHURN_MAP`,
 //!   `OXIDASK_CHURN_TASK_US` (each task's work, a sleep; 500 by default) and
-//!   `OXIDASK_CHURN_EVERY_MS` override the sizes, the work and the kill interval.
+//!   `OXIDASK_CHURN_EVERY_MS` override the sizes, the work and the kill interval;
+//!   `OXIDASK_CHURN_MODE=clean|churn` runs one of the two (`both` by default);
+//!   `OXIDASK_CHURN_LIMIT_S` is the time allowed (1800 s; the test: 300 s). Each run prints
+//!   a `churn-bench {json}` line (seconds, kills, `task_runs`: task runs reported finished,
+//!   which past the graph's own tasks is work redone); `both` adds a `churn-bench-summary`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -204,6 +208,8 @@ fn tree(leaves: i64, micros: u64) -> Delayed<i64> {
 struct Run {
     seconds: f64,
     kills: usize,
+    /// Task runs reported finished (each task once in a clean run).
+    executed: usize,
 }
 
 /// Submits the tree and the map together on a fresh cluster, with a worker killed every
@@ -216,6 +222,36 @@ fn run(leaves: i64, map: i64, micros: u64, every: Option<Duration>) -> Run {
         let (c, s) = (cluster.clone(), stop.clone());
         std::thread::spawn(move || killer(c, every, s))
     });
+    // Every task run reported finished is one compute record of the task stream: past the
+    // graph's own tasks, the work redone because results (or running tasks) were lost. The
+    // stream is a bounded ring: it is read as it goes.
+    let counter = {
+        let (c, s) = (client.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut cursor, mut computes) = (0, 0);
+            loop {
+                let last = s.load(Ordering::SeqCst);
+                if last {
+                    // Workers report activity in batches: let the last ones arrive.
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                while let Ok((records, next)) = c.task_stream(cursor) {
+                    if records.is_empty() {
+                        break;
+                    }
+                    computes += records
+                        .iter()
+                        .filter(|r| matches!(r.kind, oxidask_protocol::ActivityKind::Compute))
+                        .count();
+                    cursor = next;
+                }
+                if last {
+                    return computes;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
     let start = Instant::now();
     let z = tree(leaves, micros);
     let total = client.submit(&z).expect("submit the tree");
@@ -226,6 +262,7 @@ fn run(leaves: i64, map: i64, micros: u64, every: Option<Duration>) -> Run {
     let got_total = total.result();
     let seconds = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::SeqCst);
+    let executed = counter.join().unwrap();
     let kills = killer.map_or(0, |k| k.join().unwrap());
     let got_total =
         got_total.unwrap_or_else(|e| panic!("the tree failed after {kills} kills: {e}"));
@@ -234,7 +271,11 @@ fn run(leaves: i64, map: i64, micros: u64, every: Option<Duration>) -> Run {
     assert_eq!(got_total, (1..=leaves).sum::<i64>(), "the tree's sum");
     let want: Vec<i64> = (0..map).map(|i| i * i).collect();
     assert_eq!(got_squares, want, "the map's values");
-    Run { seconds, kills }
+    Run {
+        seconds,
+        kills,
+        executed,
+    }
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -261,27 +302,54 @@ fn main() {
     std::thread::spawn(move || {
         let r = std::panic::catch_unwind(|| {
             if bench {
-                let clean = run(leaves, map, micros, None);
-                let churn = run(leaves, map, micros, Some(every));
-                println!(
-                    "churn-bench {{\"tasks\": {tasks}, \"workers\": 2, \"task_us\": {micros}, \"kill_every_s\": {:.3}, \"clean_s\": {:.3}, \"churn_s\": {:.3}, \"kills\": {}, \"ratio\": {:.3}}}",
-                    every.as_secs_f64(),
-                    clean.seconds,
-                    churn.seconds,
-                    churn.kills,
-                    churn.seconds / clean.seconds
-                );
+                let line = |mode: &str, r: &Run| {
+                    println!(
+                        "churn-bench {{\"mode\": \"{mode}\", \"tasks\": {tasks}, \"workers\": 2, \"task_us\": {micros}, \"kill_every_s\": {:.3}, \"seconds\": {:.3}, \"kills\": {}, \"task_runs\": {}, \"tree_sum\": {}, \"map_sum\": {}}}",
+                        every.as_secs_f64(),
+                        r.seconds,
+                        r.kills,
+                        r.executed,
+                        (1..=leaves).sum::<i64>(),
+                        (0..map).map(|i| i * i).sum::<i64>()
+                    )
+                };
+                let mode = std::env::var("OXIDASK_CHURN_MODE").unwrap_or_else(|_| "both".into());
+                let clean = matches!(mode.as_str(), "both" | "clean")
+                    .then(|| run(leaves, map, micros, None));
+                let churn = matches!(mode.as_str(), "both" | "churn")
+                    .then(|| run(leaves, map, micros, Some(every)));
+                if let Some(r) = &clean {
+                    line("clean", r);
+                }
+                if let Some(r) = &churn {
+                    line("churn", r);
+                }
+                match (clean, churn) {
+                    (Some(clean), Some(churn)) => println!(
+                        "churn-bench-summary {{\"tasks\": {tasks}, \"kill_every_s\": {:.3}, \"clean_s\": {:.3}, \"churn_s\": {:.3}, \"kills\": {}, \"ratio\": {:.3}, \"redone\": {}}}",
+                        every.as_secs_f64(),
+                        clean.seconds,
+                        churn.seconds,
+                        churn.kills,
+                        churn.seconds / clean.seconds,
+                        churn.executed.saturating_sub(clean.executed)
+                    ),
+                    (None, None) => panic!(
+                        "OXIDASK_CHURN_MODE={mode:?}: expected clean, churn or both"
+                    ),
+                    _ => {}
+                }
             } else {
                 let churn = run(leaves, map, micros, Some(every));
                 println!(
-                    "churn: {tasks} tasks exact after {} kills in {:.2}s",
-                    churn.kills, churn.seconds
+                    "churn: {tasks} tasks exact after {} kills in {:.2}s ({} task runs)",
+                    churn.kills, churn.seconds, churn.executed
                 );
             }
         });
         let _ = tx.send(r.is_ok());
     });
-    let limit = if bench { 1800 } else { 300 };
+    let limit = env_num("OXIDASK_CHURN_LIMIT_S", if bench { 1800 } else { 300 });
     let ok = rx
         .recv_timeout(Duration::from_secs(limit))
         .unwrap_or_else(|_| {

@@ -236,6 +236,17 @@ pub static SCHEMA: &[KeySpec] = &[
          likely cause.",
     ),
     KeySpec::new(
+        "distributed.scheduler.replicate-expensive",
+        Duration,
+        "1s",
+        "A result that tasks still wait for gets a second copy on another worker when losing \
+         it would redo more than this much work (its run and those of the inputs released \
+         after it), so a worker's death does not send a long lineage back to be recomputed; \
+         null: never (as Dask).",
+    )
+    .nullable()
+    .ours(),
+    KeySpec::new(
         "distributed.scheduler.work-stealing",
         Bool,
         "true",

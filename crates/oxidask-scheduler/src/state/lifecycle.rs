@@ -58,10 +58,12 @@ struct Op {
 /// One copy on its way to a recipient.
 #[derive(Clone, Copy, Debug)]
 struct Transfer {
-    /// The move operation it belongs to (`None`: evacuating a retiring worker).
+    /// The move operation it belongs to (`None`: evacuating a retiring worker, or a spare).
     op: Option<u64>,
     /// Drop this holder's copy once the recipient has it (rebalance).
     drop_from: Option<WorkerId>,
+    /// A spare copy of an expensive result ([`SchedulerState::protect`]).
+    spare: bool,
 }
 
 /// The lifecycle's bookkeeping inside [`SchedulerState`].
@@ -75,6 +77,9 @@ pub(crate) struct Lifecycle {
     evacuating: FxHashSet<Key>,
     /// Failed evacuations per key.
     failures: FxHashMap<Key, u8>,
+    /// Expensive results with one copy that found no other worker to keep a spare: tried
+    /// again when a worker joins.
+    exposed: FxHashSet<TaskId>,
     ops: BTreeMap<u64, Op>,
     next_op: u64,
 }
@@ -277,6 +282,7 @@ impl SchedulerState {
                 Transfer {
                     op: None,
                     drop_from: None,
+                    spare: false,
                 },
             );
             batches
@@ -450,7 +456,7 @@ impl SchedulerState {
     /// A copy of `key` to `r` arrived (`failed: None`) or did not; returns its record.
     fn end_transfer(&mut self, key: Key, r: WorkerId, failed: Option<String>) -> Option<Transfer> {
         let tr = self.life.transfers.remove(&(key, r))?;
-        if tr.op.is_none() {
+        if tr.op.is_none() && !tr.spare {
             self.life.evacuating.remove(&key);
             if failed.is_some() {
                 *self.life.failures.entry(key).or_default() += 1;
@@ -523,6 +529,84 @@ impl SchedulerState {
         }
     }
 
+    // ---- spare copies of expensive results ------------------------------------------------
+
+    /// Keeps a second copy of `t`'s result on another worker when tasks still wait for it and
+    /// losing it would redo more than [`super::Config::replicate_expensive_s`] of work (and
+    /// more than ten times the copy's transfer time): a worker's death then costs a fetch
+    /// from the survivor instead of recomputing a long lineage. Dask keeps one copy; this is
+    /// bounded because each result's lineage counts only inputs released after it ran, so
+    /// the spare copies held at once cover disjoint work. The recipient is the open worker
+    /// holding the fewest bytes, within its memory target.
+    pub(crate) fn protect(&mut self, t: TaskId) {
+        let threshold = self.cfg.replicate_expensive_s;
+        if threshold <= 0.0 || !self.exists(t) {
+            return;
+        }
+        let task = self.task(t);
+        if task.state != TState::Memory
+            || task.who_has.len() != 1
+            || task.actor
+            || task.spec.is_none()
+            || (task.lineage as f64) < threshold.max(10.0 * task.nbytes as f64 / self.cfg.bandwidth)
+            || !task
+                .dependents
+                .iter()
+                .any(|&d| self.task(d).state.is_active())
+        {
+            return;
+        }
+        let key = task.key;
+        let holder = task.who_has[0];
+        let nbytes = task.nbytes;
+        if self.life.transfers.keys().any(|(k, _)| *k == key) {
+            return;
+        }
+        let target = self.cfg.memory_target_fraction;
+        let recipient = self
+            .live_workers()
+            .filter(|&(r, rec)| {
+                r != holder
+                    && !self.closed_to_work(r)
+                    && (rec.info.memory_limit == 0
+                        || (rec.nbytes + nbytes) as f64 <= target * rec.info.memory_limit as f64)
+            })
+            .min_by_key(|&(r, rec)| (rec.nbytes, r))
+            .map(|(r, _)| r);
+        let Some(r) = recipient else {
+            self.life.exposed.insert(t);
+            return;
+        };
+        self.life.exposed.remove(&t);
+        self.life.transfers.insert(
+            (key, r),
+            Transfer {
+                op: None,
+                drop_from: None,
+                spare: true,
+            },
+        );
+        let source = self.worker(holder).info.data_address.clone();
+        self.send_worker(
+            r,
+            ToWorker::Acquire {
+                who_has: vec![(WireKey::from(&key), vec![source])],
+            },
+        );
+    }
+
+    /// A worker joined: expensive results that found no recipient for a spare copy try again.
+    pub(crate) fn protect_exposed(&mut self) {
+        if self.life.exposed.is_empty() {
+            return;
+        }
+        let mut exposed: Vec<TaskId> = self.life.exposed.drain().collect();
+        exposed.sort_unstable();
+        for t in exposed {
+            self.protect(t);
+        }
+    }
+
     // ---- replicate and rebalance ---------------------------------------------------------
 
     /// Copies each key onto `n` workers (0: all), dropping extra copies (Dask's `replicate`).
@@ -580,6 +664,7 @@ impl SchedulerState {
                         Transfer {
                             op: Some(id),
                             drop_from: None,
+                            spare: false,
                         },
                     );
                     pending += 1;
@@ -674,6 +759,7 @@ impl SchedulerState {
                         Transfer {
                             op: Some(id),
                             drop_from: Some(s),
+                            spare: false,
                         },
                     );
                     pending += 1;

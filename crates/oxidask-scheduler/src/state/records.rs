@@ -96,6 +96,9 @@ pub struct TaskRec {
     pub storing: u16,
     /// Times a worker died while this task was assigned to it.
     pub suspicious: u16,
+    /// Seconds of work losing this result would redo: its last run plus the lineage of the
+    /// inputs that were released after it ran (each input counted in its last reader only).
+    pub lineage: f32,
     /// Retries left for a task that fails with an error.
     pub retries_left: u32,
     /// Workers holding the result.

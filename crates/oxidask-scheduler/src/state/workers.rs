@@ -55,6 +55,7 @@ impl SchedulerState {
             self.ready(t);
         }
         self.fill(w);
+        self.protect_exposed();
     }
 
     pub(crate) fn worker_message(&mut self, w: WorkerId, msg: FromWorker) {
@@ -193,7 +194,10 @@ impl SchedulerState {
                 if !waited {
                     self.learn_duration(t, duration_us as f64 * 1e-6);
                 }
+                let lineage = self.lineage_after_run(t, duration_us as f64 * 1e-6);
+                self.task_mut(t).lineage = lineage;
                 self.put_in_memory(t, w, type_id, nbytes);
+                self.protect(t);
                 self.fill(p);
                 if p != w {
                     self.fill(w);
@@ -202,6 +206,25 @@ impl SchedulerState {
             TState::Memory => self.add_replica(t, w, nbytes),
             _ => self.free_on(w, key),
         }
+    }
+
+    /// The work losing `t`'s result would redo, now that it ran for `seconds`: that plus the
+    /// lineage of each input nothing else will read (it is released after this run).
+    fn lineage_after_run(&self, t: TaskId, seconds: f64) -> f32 {
+        let mut lineage = seconds as f32;
+        for &d in &self.task(t).deps {
+            let dep = self.task(d);
+            let last_reader = dep.wanted_by.is_empty()
+                && !dep.pinned
+                && dep
+                    .dependents
+                    .iter()
+                    .all(|&o| o == t || !self.task(o).state.is_active());
+            if last_reader {
+                lineage += dep.lineage;
+            }
+        }
+        lineage
     }
 
     fn task_erred(&mut self, w: WorkerId, key: WireKey, error: WireError) {
@@ -337,11 +360,14 @@ impl SchedulerState {
         let mut lost = Vec::new();
         let mut held: Vec<TaskId> = rec.has_what.into_iter().collect();
         held.sort_unstable();
+        let mut single = Vec::new();
         for t in held {
             let task = self.task_mut(t);
             task.who_has.retain(|x| *x != w);
             if task.who_has.is_empty() && task.state == TState::Memory {
                 lost.push(t);
+            } else if task.who_has.len() == 1 && task.lineage > 0.0 {
+                single.push(t);
             }
         }
         let mut unconfirmed: Vec<TaskId> = self
@@ -420,6 +446,10 @@ impl SchedulerState {
             } else {
                 self.reschedule(t);
             }
+        }
+        // Expensive results down to one copy get a new spare.
+        for t in single {
+            self.protect(t);
         }
     }
 

@@ -1,0 +1,117 @@
+//! Spare copies of expensive results (`distributed.scheduler.replicate-expensive`): a result
+//! tasks still wait for, whose loss would redo more work than the threshold (its lineage),
+//! gets a second copy on another worker, so a worker's death costs a fetch instead of a
+//! recomputation.
+
+mod common;
+
+use common::*;
+use oxidask_protocol::SubmitOptions;
+use oxidask_scheduler::{Config, TState};
+
+/// Each simulated task runs 1 ms: a two-task lineage (2 ms) passes 1.5 ms, one task does not.
+fn sim_with(threshold_s: f64) -> Sim {
+    Sim::with_config(Config {
+        replicate_expensive_s: threshold_s,
+        ..Config::default()
+    })
+}
+
+fn on(name: &str) -> SubmitOptions {
+    SubmitOptions {
+        workers: vec![name.to_owned()],
+        ..Default::default()
+    }
+}
+
+/// x then y (reading x) on w1; z reads y and a slow task on w2 that has not finished.
+fn chain_waiting_on_slow(sim: &mut Sim) {
+    sim.add_client(100);
+    sim.add_worker(1, "w1", 1);
+    sim.add_worker(2, "w2", 1);
+    sim.submit_with(
+        100,
+        vec![task("x-0", &[]), task("y-0", &["x-0"])],
+        &["y-0"],
+        on("w1"),
+    );
+    sim.submit_with(100, vec![task("slow-0", &[])], &["slow-0"], on("w2"));
+    sim.submit(100, vec![task("z-0", &["y-0", "slow-0"])], &["z-0"]);
+    sim.finish(1, "x-0");
+    sim.finish(1, "y-0");
+}
+
+#[test]
+fn an_expensive_result_still_awaited_gets_a_spare_copy_and_survives_its_holder() {
+    let mut sim = sim_with(0.0015);
+    chain_waiting_on_slow(&mut sim);
+    // x (1 ms) got no spare; y (its run + x's, released after it: 2 ms) did, on w2.
+    assert_eq!(
+        sim.workers[&2].acquires,
+        vec![(wk("y-0"), vec!["w1:1".to_owned()])]
+    );
+    assert!(sim.workers[&1].acquires.is_empty());
+    sim.acquire_all(2);
+    let computes_before = sim.workers[&1].computes;
+    sim.kill_worker(1);
+    // y is still in memory (on w2): nothing of its lineage runs again.
+    assert_eq!(sim.state("y-0"), Some(TState::Memory));
+    sim.drain();
+    assert_eq!(sim.state("z-0"), Some(TState::Memory));
+    assert_eq!(sim.workers[&2].computes, 2, "slow and z only");
+    assert_eq!(computes_before, 2);
+    assert!(sim.clients[&100].erred.is_empty());
+}
+
+#[test]
+fn without_the_option_a_result_has_one_copy_and_its_lineage_is_recomputed() {
+    let mut sim = sim_with(0.0);
+    chain_waiting_on_slow(&mut sim);
+    assert!(sim.workers[&2].acquires.is_empty());
+    sim.kill_worker(1);
+    sim.add_worker(3, "w1", 1);
+    sim.drain();
+    assert_eq!(sim.state("z-0"), Some(TState::Memory));
+    // x and y ran again on the new w1 (and z, where y is).
+    assert_eq!(sim.workers[&3].computes, 3);
+}
+
+#[test]
+fn a_spare_lost_with_its_worker_is_made_again_on_a_worker_that_joins() {
+    let mut sim = sim_with(0.0015);
+    chain_waiting_on_slow(&mut sim);
+    sim.acquire_all(2);
+    // w2 (holding the spare and running slow) dies: y is down to one copy, and no other
+    // worker can take a spare until one joins.
+    sim.kill_worker(2);
+    assert_eq!(sim.state("y-0"), Some(TState::Memory));
+    assert!(sim.workers[&1].acquires.is_empty());
+    sim.add_worker(3, "w2", 1);
+    assert_eq!(
+        sim.workers[&3].acquires,
+        vec![(wk("y-0"), vec!["w1:1".to_owned()])]
+    );
+    sim.acquire_all(3);
+    sim.drain();
+    assert_eq!(sim.state("z-0"), Some(TState::Memory));
+    assert!(sim.clients[&100].erred.is_empty());
+}
+
+#[test]
+fn a_spare_that_cannot_be_fetched_leaves_the_result_as_it_was() {
+    let mut sim = sim_with(0.0015);
+    chain_waiting_on_slow(&mut sim);
+    let w = sim.workers.get_mut(&2).unwrap();
+    let asked: Vec<_> = w.acquires.drain(..).map(|(k, _)| k).collect();
+    sim.step(oxidask_scheduler::Event::FromWorker {
+        conn: 2,
+        msg: oxidask_protocol::FromWorker::Acquired {
+            keys: Vec::new(),
+            missing: asked,
+        },
+    });
+    assert_eq!(sim.state("y-0"), Some(TState::Memory));
+    sim.drain();
+    assert_eq!(sim.state("z-0"), Some(TState::Memory));
+    assert!(sim.clients[&100].erred.is_empty());
+}
