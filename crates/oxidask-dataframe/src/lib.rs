@@ -51,6 +51,7 @@ mod optimize;
 mod p2p;
 mod partition;
 mod plan;
+mod prune;
 mod quantile;
 mod read;
 mod scan;

@@ -315,8 +315,19 @@ fn rewrite(
     }
     let need = needs.get(&n.token).cloned().unwrap_or(None);
     let token = if root { n.token } else { retoken(n, &need, "") };
+    let pruned = pruned_scan(n, token);
     let out = match &n.kind {
         Kind::Scan { source, ops } => match narrowed(&n.schema, &need) {
+            _ if pruned.is_some() => {
+                let p = pruned.expect("checked");
+                match narrowed(&n.schema, &need) {
+                    Some(keep) => p
+                        .with_ops("project", vec![FrameOp::Select(keep)])
+                        .map(|q| retokened(&q, token))
+                        .unwrap_or(p),
+                    None => p,
+                }
+            }
             Some(keep) => {
                 let sel = [FrameOp::Select(keep)];
                 let schema = output_schema(&n.schema, &sel).unwrap_or_else(|_| n.schema.clone());
@@ -564,6 +575,41 @@ fn rewrite(
     out
 }
 
+/// A read whose filters rule out some of its pieces, with those pieces pruned (`prune.rs`).
+fn pruned_scan(n: &Arc<Node>, token: Token) -> Option<Arc<Node>> {
+    let Kind::Scan { source, ops } = &n.kind else {
+        return None;
+    };
+    let source = crate::blocking::outside_async_runtime(|| crate::prune::prune(source, ops))?;
+    Some(node_like(
+        n,
+        token,
+        n.schema.clone(),
+        n.npartitions,
+        Kind::Scan {
+            source: Arc::new(source),
+            ops: ops.clone(),
+        },
+    ))
+}
+
+/// `n` (a read) under another token.
+fn retokened(n: &Arc<Node>, token: Token) -> Arc<Node> {
+    match &n.kind {
+        Kind::Scan { source, ops } => node_like(
+            n,
+            token,
+            n.schema.clone(),
+            n.npartitions,
+            Kind::Scan {
+                source: source.clone(),
+                ops: ops.clone(),
+            },
+        ),
+        _ => n.clone(),
+    }
+}
+
 /// A join over rewritten sides.
 fn rejoin(
     n: &Arc<Node>,
@@ -650,9 +696,13 @@ fn filtered(n: &Arc<Node>, e: &Expr) -> Arc<Node> {
             *method,
         ),
         Kind::Repartition { input } => crate::plan::repartition(&filtered(input, e), n.npartitions),
-        _ => n
-            .with_ops("pushed-filter", op)
-            .unwrap_or_else(|_| n.clone()),
+        _ => {
+            let f = n
+                .with_ops("pushed-filter", op)
+                .unwrap_or_else(|_| n.clone());
+            let token = retoken(&f, &None, "pruned");
+            pruned_scan(&f, token).unwrap_or(f)
+        }
     }
 }
 
@@ -705,8 +755,14 @@ fn describe(
                 Some(s) => format!("[{}]", s.into_iter().collect::<Vec<_>>().join(", ")),
                 None => "all".into(),
             };
+            let pruned = source.pieces.iter().filter(|p| p.pruned.is_some()).count();
+            let pruned = if pruned > 0 {
+                format!(", pruned {pruned} of {} pieces", source.pieces.len())
+            } else {
+                String::new()
+            };
             format!(
-                "read-{fmt} ({} pieces, reads columns {read}, then [{}])",
+                "read-{fmt} ({} pieces{pruned}, reads columns {read}, then [{}])",
                 source.pieces.len(),
                 op_names(ops)
             )
@@ -715,7 +771,7 @@ fn describe(
         Kind::Map { ops, .. } => format!("map [{}]", op_names(ops)),
         Kind::MapPartitions { op, .. } => format!("map_partitions ({})", op.name()),
         Kind::Reduce { .. } | Kind::CustomReduce { .. } => "tree reduction".into(),
-        Kind::Shuffle { by, .. } => format!("shuffle by {by:?}"),
+        Kind::Shuffle { by, method, .. } => format!("shuffle by {by:?}, method {method}"),
         Kind::Join { spec, mode, .. } => format!(
             "merge {:?} {mode:?} on {:?} = {:?}",
             spec.how, spec.left_on, spec.right_on

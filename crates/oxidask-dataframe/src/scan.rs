@@ -41,6 +41,10 @@ pub struct Piece {
     pub rows: Option<(u64, u64)>,
     /// Columns from the path (`year=2019/`), added as literals.
     pub hive: Vec<(String, HiveValue)>,
+    /// Ruled out by the filter (`prune.rs`): read as an empty frame of this schema (the
+    /// file's columns), without opening the file.
+    #[serde(default)]
+    pub pruned: Option<SchemaRef>,
 }
 
 /// A hive partition value.
@@ -177,52 +181,55 @@ fn piece_frame(
     piece: &Piece,
 ) -> Result<LazyFrame, FrameError> {
     let shown = piece.location.display();
-    let lf = match format {
-        Format::Parquet => match &piece.location {
-            // Hive columns are ours (from the listing), not Polars' per file.
-            Location::Local(p) => LazyFrame::scan_parquet(
-                PlRefPath::new(p.as_str()),
-                ScanArgsParquet {
-                    glob: false,
-                    hive_options: HiveOptions::new_disabled(),
-                    ..Default::default()
-                },
-            ),
-            loc => LazyFrame::scan_parquet_sources(
-                buffer_source(storage::read_all(loc, storage)?),
-                ScanArgsParquet {
-                    hive_options: HiveOptions::new_disabled(),
-                    ..Default::default()
-                },
-            ),
-        }
-        .map_err(|e| FrameError::io(&shown, e))?,
-        Format::Csv(spec) => {
-            let header = spec.has_header && piece.range.is_none_or(|(s, _)| s == 0);
-            let bytes = piece_lines(&piece.location, storage, piece.range)?;
-            if bytes.is_empty() {
-                // A piece no line starts in.
-                DataFrame::empty_with_schema(&spec.schema).lazy()
-            } else {
-                LazyCsvReader::new_with_sources(ScanSources::Buffers(Arc::from([bytes])))
-                    .with_has_header(header)
-                    .with_schema(Some(spec.schema.clone()))
-                    .with_separator(spec.separator)
-                    .finish()
-                    .map_err(|e| FrameError::io(&shown, e))?
+    let lf = match (format, &piece.pruned) {
+        (Format::Parquet, Some(schema)) => DataFrame::empty_with_schema(schema).lazy(),
+        _ => match format {
+            Format::Parquet => match &piece.location {
+                // Hive columns are ours (from the listing), not Polars' per file.
+                Location::Local(p) => LazyFrame::scan_parquet(
+                    PlRefPath::new(p.as_str()),
+                    ScanArgsParquet {
+                        glob: false,
+                        hive_options: HiveOptions::new_disabled(),
+                        ..Default::default()
+                    },
+                ),
+                loc => LazyFrame::scan_parquet_sources(
+                    buffer_source(storage::read_all(loc, storage)?),
+                    ScanArgsParquet {
+                        hive_options: HiveOptions::new_disabled(),
+                        ..Default::default()
+                    },
+                ),
             }
-        }
-        Format::Json { schema } => {
-            let bytes = piece_lines(&piece.location, storage, piece.range)?;
-            if bytes.is_empty() {
-                DataFrame::empty_with_schema(schema).lazy()
-            } else {
-                LazyJsonLineReader::new_with_sources(ScanSources::Buffers(Arc::from([bytes])))
-                    .with_schema(Some(schema.clone()))
-                    .finish()
-                    .map_err(|e| FrameError::io(&shown, e))?
+            .map_err(|e| FrameError::io(&shown, e))?,
+            Format::Csv(spec) => {
+                let header = spec.has_header && piece.range.is_none_or(|(s, _)| s == 0);
+                let bytes = piece_lines(&piece.location, storage, piece.range)?;
+                if bytes.is_empty() {
+                    // A piece no line starts in.
+                    DataFrame::empty_with_schema(&spec.schema).lazy()
+                } else {
+                    LazyCsvReader::new_with_sources(ScanSources::Buffers(Arc::from([bytes])))
+                        .with_has_header(header)
+                        .with_schema(Some(spec.schema.clone()))
+                        .with_separator(spec.separator)
+                        .finish()
+                        .map_err(|e| FrameError::io(&shown, e))?
+                }
             }
-        }
+            Format::Json { schema } => {
+                let bytes = piece_lines(&piece.location, storage, piece.range)?;
+                if bytes.is_empty() {
+                    DataFrame::empty_with_schema(schema).lazy()
+                } else {
+                    LazyJsonLineReader::new_with_sources(ScanSources::Buffers(Arc::from([bytes])))
+                        .with_schema(Some(schema.clone()))
+                        .finish()
+                        .map_err(|e| FrameError::io(&shown, e))?
+                }
+            }
+        },
     };
     let lf = match piece.rows {
         // Polars reads only the row groups the slice touches.
@@ -325,6 +332,7 @@ pub(crate) fn pieces_of(
                 range: None,
                 rows: None,
                 hive,
+                pruned: None,
             });
         }
     }

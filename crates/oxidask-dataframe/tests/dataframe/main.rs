@@ -12,5 +12,6 @@ mod frame;
 mod io;
 mod optimize;
 mod p2p;
+mod prune;
 mod regressions;
 mod s3;
