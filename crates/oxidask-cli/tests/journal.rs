@@ -1,0 +1,292 @@
+//! A journalled scheduler SIGKILLed mid-graph and restarted resumes it, with real processes
+//! (the `oxidask` binary as the scheduler, this test binary as the two workers, the test
+//! process as the client): the workers reconnect and report what they hold, the graph
+//! finishes with the exact result, and no task whose run had finished before the kill runs
+//! again. Each task counts its runs with a file in a shared directory (written when its work
+//! is done), so a rerun shows up as a second file.
+//!
+//! Runs without libtest (`harness = false`).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use oxidask::distributed::Client;
+use oxidask::prelude::*;
+
+// ---- operations the workers run --------------------------------------------------------
+
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Notes one finished run of the task `label` in `dir`.
+fn mark(dir: &str, label: &str) {
+    let n = RUNS.fetch_add(1, Ordering::SeqCst);
+    let name = format!("{label}.{}.{n}", std::process::id());
+    std::fs::write(Path::new(dir).join(name), b"").expect("a run marker");
+}
+
+#[oxidask::task]
+fn leaf(i: i64, dir: String) -> i64 {
+    std::thread::sleep(Duration::from_millis(1));
+    mark(&dir, &format!("leaf-{i}"));
+    i
+}
+
+#[oxidask::task]
+fn slow(a: i64, b: i64, c: i64, d: i64, j: i64, dir: String) -> i64 {
+    std::thread::sleep(Duration::from_millis(40));
+    mark(&dir, &format!("slow-{j}"));
+    a + b + c + d
+}
+
+#[oxidask::task]
+fn add(x: i64, y: i64) -> i64 {
+    x + y
+}
+
+// ---- real processes ------------------------------------------------------------------------
+
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+struct Proc {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        CHILDREN.lock().unwrap().push(child.id());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("OXIDASK_TEST_VERBOSE").is_some() {
+                    eprintln!("    | {line}");
+                }
+                l.lock().unwrap().push(line);
+            }
+        });
+        Proc { child, log }
+    }
+
+    fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return Some(l.clone());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn scheduler(port: u16, journal: &Path) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidask"));
+    cmd.args(["scheduler", "--port", &port.to_string(), "--no-dashboard"])
+        .arg("--journal")
+        .arg(journal);
+    let p = Proc::spawn(cmd);
+    p.wait_for_line("listening at", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("the scheduler started: {:?}", p.log.lock().unwrap()));
+    p
+}
+
+fn worker(address: &str, name: &str) -> Proc {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "worker",
+        address,
+        "--name",
+        name,
+        "--nthreads",
+        "2",
+        "--death-timeout",
+        "60s",
+    ]);
+    let p = Proc::spawn(cmd);
+    p.wait_for_line("connected to the scheduler", Duration::from_secs(30))
+        .expect("the worker joined");
+    p
+}
+
+/// Finished runs per task label.
+fn runs(dir: &Path) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        let label = name.split('.').next().unwrap().to_owned();
+        *m.entry(label).or_default() += 1;
+    }
+    m
+}
+
+const LEAVES: i64 = 1600;
+
+/// 1600 quick leaves, 400 slow tasks of 4 leaves each, a pairwise sum of those.
+fn graph(dir: &str) -> Delayed<i64> {
+    let leaves: Vec<Delayed<i64>> = (0..LEAVES).map(|i| leaf(i, dir.to_owned())).collect();
+    let mut level: Vec<Delayed<i64>> = leaves
+        .chunks(4)
+        .enumerate()
+        .map(|(j, c)| {
+            slow(
+                c[0].clone(),
+                c[1].clone(),
+                c[2].clone(),
+                c[3].clone(),
+                j as i64,
+                dir.to_owned(),
+            )
+        })
+        .collect();
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        let mut it = level.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => add(a, b),
+                None => a,
+            });
+        }
+        level = next;
+    }
+    level.pop().unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run() {
+    let base = std::env::temp_dir().join(format!("oxidask-journal-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let journal: PathBuf = base.join("journal");
+    let marks: PathBuf = base.join("runs");
+    std::fs::create_dir_all(&marks).unwrap();
+    let dir = marks.to_string_lossy().into_owned();
+    let port = free_port();
+    let address = format!("tcp://127.0.0.1:{port}");
+
+    let mut sched = scheduler(port, &journal);
+    let _w0 = worker(&address, "journal-0");
+    let _w1 = worker(&address, "journal-1");
+    let client = Client::connect(&address).expect("connect");
+    let z = graph(&dir);
+    let total = client.submit(&z).expect("submit");
+
+    // Kill the scheduler once a quarter of the slow tasks are done.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = runs(&marks);
+        let slow_done = r.keys().filter(|k| k.starts_with("slow-")).count();
+        if slow_done >= 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the graph did not progress: {r:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sched.child.kill().unwrap(); // SIGKILL
+    let _ = sched.child.wait();
+    let before = runs(&marks);
+    let slow_before = before.keys().filter(|k| k.starts_with("slow-")).count();
+    assert!(
+        slow_before < 400,
+        "killed before the slow stage ended ({slow_before} of 400 done)"
+    );
+    drop(sched);
+
+    // Same journal, same port: the workers come back by themselves.
+    let sched = scheduler(port, &journal);
+    sched
+        .wait_for_line("records replayed", Duration::from_secs(10))
+        .expect("the journal was replayed");
+    let resumed = sched
+        .wait_for_line("resuming with the workers", Duration::from_secs(30))
+        .expect("the workers came back");
+    assert!(!resumed.contains("not back"), "{resumed}");
+
+    // The client's futures: the same client once it reconnects by itself; until clients
+    // reconnect, a new client asking for the same graph (its keys are those the journal kept).
+    let got = match total.result() {
+        Ok(v) => v,
+        Err(first) => {
+            eprintln!("    the first client's future failed ({first}); asking again from a new client");
+            let client2 = Client::connect(&address).expect("connect again");
+            let total2 = client2.submit(&z).expect("submit again");
+            total2.result().expect("the resumed graph's result")
+        }
+    };
+    assert_eq!(got, (0..LEAVES).sum::<i64>(), "the exact sum");
+
+    let after = runs(&marks);
+    let rerun: Vec<(&String, &usize)> = before
+        .keys()
+        .filter_map(|k| after.get_key_value(k))
+        .filter(|(_, n)| **n > 1)
+        .collect();
+    assert!(
+        rerun.is_empty(),
+        "tasks that had finished before the kill ran again: {rerun:?}"
+    );
+    for i in 0..LEAVES {
+        assert!(after.contains_key(&format!("leaf-{i}")), "leaf-{i} ran");
+    }
+    let total_runs: usize = after.values().sum();
+    println!(
+        "journal: killed with {} of {} runs finished ({slow_before} of 400 slow tasks); {} runs in all, none of the finished ones again",
+        before.values().sum::<usize>(),
+        LEAVES + 400,
+        total_runs
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+fn main() {
+    oxidask::distributed::run_if_worker();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(run);
+        let _ = tx.send(r.is_ok());
+    });
+    let ok = rx.recv_timeout(Duration::from_secs(240)).unwrap_or_else(|_| {
+        eprintln!("the journal test did not finish within 240 s");
+        false
+    });
+    for pid in CHILDREN.lock().unwrap().iter() {
+        let _ = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+    println!(
+        "test sigkilled_journalled_scheduler_resumes_exactly ... {}",
+        if ok { "ok" } else { "FAILED" }
+    );
+    if !ok {
+        std::process::exit(1);
+    }
+    println!("test result: ok");
+}
