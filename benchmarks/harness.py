@@ -24,6 +24,7 @@ NUMPY = ("numpy", ["array_ref.py", "--impl", "numpy"])
 DASK_DISTRIBUTED = ("dask-localcluster", ["distributed_ref.py"])
 DASK_DF = ("dask-dataframe-threaded", ["dataframe_ref.py", "--impl", "dask"])
 POLARS = ("polars-lazy", ["dataframe_ref.py", "--impl", "polars"])
+DASK_DF_CLUSTER = ("dask-dataframe-localcluster", ["dataframe_ref.py", "--impl", "dask-distributed"])
 DASK_PY = ("dask", ["python_cases.py", "--impl", "dask"])
 DASK_COORD = ("dask", ["coordination_cases.py", "--impl", "dask"])
 DASK_ACTORS = ("dask", ["actor_cases.py", "--impl", "dask"])
@@ -182,15 +183,34 @@ SUITES = {
         # The same merge written without selecting the column first (projection pushdown).
         ("merge-count-all", 1000, 10, [DASK_DF, POLARS]),
         ("set-index", 1000, 10, [DASK_DF, POLARS]),
+        # set_index of January with its rows in random order (taxi_gen --random-order,
+        # whatever --layout says).
+        ("set-index-unsorted", 1000, 10, [DASK_DF, POLARS]),
+        # January merged with the zones and indexed by the zone's name (a string key);
+        # max_partition_share = largest partition's rows / mean partition's (reported).
+        ("set-index-string", 1000, 10, [DASK_DF, POLARS]),
         ("read-csv", 1000, 10, [DASK_DF, POLARS]),
     ],
 }
+
+# Every dataframe query on a scheduler and 2 worker processes of one thread each, ours
+# (oxidask-bench's processes) against Dask's LocalCluster(n_workers=2, threads_per_worker=1);
+# peak memory sums every process of the cluster. Polars (one process) beside it.
+SUITES["dataframe-distributed"] = [
+    (case, full_n, quick_n, [DASK_DF_CLUSTER, POLARS])
+    for case, full_n, quick_n, _ in SUITES["dataframe"]
+]
+
+# Suites reading the taxi data, which --layout chooses (sorted: taxi-N, rows in time order
+# in 1M-row groups; random: taxi-N-random, rows in random order in the writer's default
+# row groups).
+LAYOUT_SUITES = {"dataframe", "dataframe-distributed"}
 
 # Extra numeric fields a side may report (medians are printed as ours_X / reference_X).
 EXTRA_FIELDS = ["p50_ms", "p99_ms", "tasks_per_s", "in_process_s", "scheduler_peak_mib",
                 "scheduler_bytes_per_task", "scheduler_cpu_s", "tasks_per_scheduler_cpu_s",
                 "first_scale_up_s", "peak_workers", "burst1_s", "burst2_s", "scale_down_s",
-                "worker_seconds", "kills", "task_runs", "redone"]
+                "worker_seconds", "max_partition_share", "kills", "task_runs", "redone"]
 
 
 def run_json(cmd, timeout):
@@ -225,7 +245,10 @@ def main():
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--case", action="append", help="only these cases")
     p.add_argument("--timeout", type=int, default=1800)
+    p.add_argument("--layout", choices=["sorted", "random"], default="sorted",
+                   help="the taxi data's layout (dataframe suites)")
     a = p.parse_args()
+    os.environ["OXIDASK_BENCH_LAYOUT"] = a.layout
     # Quick mode is a smoke test: two runs each keep it under a minute.
     reps = a.reps or SUITE_REPS.get(a.suite) or (2 if a.quick else 3)
     failed = False
@@ -267,6 +290,8 @@ def main():
             "reps": reps,
             "date": datetime.date.today().isoformat(),
         }
+        if a.suite in LAYOUT_SUITES:
+            base["layout"] = a.layout
         for f in EXTRA_FIELDS:
             if median(ours, f) is not None:
                 base["ours_" + f] = median(ours, f)
