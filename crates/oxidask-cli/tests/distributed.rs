@@ -658,7 +658,11 @@ fn mismatched_peers_are_refused_saying_which_side_differs() {
         .unwrap();
     rt.block_on(async {
         use oxidask_protocol::*;
-        let mut h = hello(Role::Client { name: "old".into() });
+        let mut h = hello(Role::Client {
+            name: "old".into(),
+            id: 0,
+            reconnect: false,
+        });
         h.protocol = 999;
         let mut s = transport::Security::plain().connect(&addr).await.unwrap();
         let e = handshake_connect(&mut s, h).await.unwrap_err().to_string();
@@ -668,6 +672,8 @@ fn mismatched_peers_are_refused_saying_which_side_differs() {
         );
         let mut h = hello(Role::Client {
             name: "other-program".into(),
+            id: 0,
+            reconnect: false,
         });
         h.registry ^= 0xdead;
         let mut s = transport::Security::plain().connect(&addr).await.unwrap();
@@ -720,6 +726,8 @@ fn garbage_on_every_socket_is_rejected_without_harm() {
             let role = if *addr == sockets[0] {
                 Role::Client {
                     name: "garbage".into(),
+                    id: 0,
+                    reconnect: false,
                 }
             } else {
                 Role::Peer
@@ -1005,6 +1013,8 @@ fn a_client_flooding_requests_without_reading_does_not_stall_others() {
             &mut s,
             hello(Role::Client {
                 name: "flood".into(),
+                id: 0,
+                reconnect: false,
             }),
         )
         .await
@@ -1048,6 +1058,8 @@ fn a_client_flooding_distinct_key_prefixes_is_cut_off_and_others_compute() {
             &mut s,
             hello(Role::Client {
                 name: "prefix-flood".into(),
+                id: 0,
+                reconnect: false,
             }),
         )
         .await
@@ -1229,6 +1241,8 @@ fn fuzz_every_socket_for_a_bounded_time() {
     let preamble = b"OXDK\x01\x00\x00".to_vec();
     let client_hello = frame_bytes(&[hello(Role::Client {
         name: "fuzz".into(),
+        id: 0,
+        reconnect: false,
     })]);
     let peer_hello = frame_bytes(&[hello(Role::Peer)]);
     let key = |i: u64| {

@@ -371,7 +371,11 @@ async fn connect(
                 let ours = if control {
                     oxidask_protocol::Hello::control(name)
                 } else {
-                    hello(Role::Client { name })
+                    hello(Role::Client {
+                        name,
+                        id: 0,
+                        reconnect: false,
+                    })
                 };
                 return handshake_connect(&mut s, ours)
                     .await

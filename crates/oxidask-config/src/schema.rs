@@ -260,6 +260,16 @@ pub static SCHEMA: &[KeySpec] = &[
     )
     .nullable(),
     KeySpec::new(
+        "distributed.scheduler.client-reconnect-grace",
+        Duration,
+        "30s",
+        "How long the scheduler keeps the futures of a client whose connection dropped, and \
+         how long such a client keeps trying to reconnect: a client back within it continues \
+         with its futures (graphs in flight go on meanwhile); after it they are released. An \
+         explicit close releases them at once.",
+    )
+    .ours(),
+    KeySpec::new(
         "distributed.scheduler.idle-timeout",
         Duration,
         "null",

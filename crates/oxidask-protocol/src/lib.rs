@@ -320,7 +320,11 @@ mod tests {
 
     #[tokio::test]
     async fn handshake_refuses_other_versions_and_registries_saying_which() {
-        let ours = hello(Role::Client { name: "a".into() });
+        let ours = hello(Role::Client {
+            name: "a".into(),
+            id: 0,
+            reconnect: false,
+        });
         let mut other = ours.clone();
         other.protocol = 99;
         let why = compatibility(&ours, &other).unwrap();
@@ -346,7 +350,11 @@ mod tests {
         assert!(why.contains("runs Python (python 3.11)"), "{why}");
 
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
-        let theirs = hello(Role::Client { name: "b".into() });
+        let theirs = hello(Role::Client {
+            name: "b".into(),
+            id: 0,
+            reconnect: false,
+        });
         let server = tokio::spawn(async move {
             handshake_accept(&mut b, &hello(Role::Peer), 7)
                 .await

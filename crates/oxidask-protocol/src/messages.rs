@@ -10,6 +10,13 @@ pub enum Role {
     Client {
         /// A name for logs and the dashboard.
         name: String,
+        /// A random id the client made once, the same on every connection it makes, so
+        /// that the scheduler gives a client whose connection dropped its futures back when
+        /// it reconnects within `distributed.scheduler.client-reconnect-grace`. 0: an
+        /// anonymous client (a control connection, a test), released as soon as it leaves.
+        id: u128,
+        /// This connection replaces one that dropped (the client reconnects).
+        reconnect: bool,
     },
     /// A worker.
     Worker(WorkerInfo),
@@ -65,7 +72,11 @@ impl Hello {
             build: crate::build_id(),
             registry: CONTROL_REGISTRY,
             runtime: Vec::new(),
-            role: Role::Client { name },
+            role: Role::Client {
+                name,
+                id: 0,
+                reconnect: false,
+            },
         }
     }
 
@@ -254,6 +265,9 @@ pub enum ToScheduler {
         /// Only these keys may move; empty: any result.
         keys: Vec<WireKey>,
     },
+    /// The client is closing (its program closed or dropped it): release its futures now,
+    /// rather than keeping them for it to reconnect as when its connection merely drops.
+    Close,
 }
 
 /// What a record of the task stream shows.

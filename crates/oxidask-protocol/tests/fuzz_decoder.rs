@@ -193,6 +193,7 @@ fn corpus(target: Target) -> Vec<Vec<u8>> {
                     keys: vec![key(1)],
                     n: 2,
                 },
+                ToScheduler::Close,
             ]),
         ],
         Target::ToClient => vec![batch_input(&[
@@ -294,7 +295,11 @@ fn corpus(target: Target) -> Vec<Vec<u8>> {
                 missing: vec![4],
             }]),
         ],
-        Target::Hello => vec![batch_input(&[hello(Role::Client { name: "c".into() })])],
+        Target::Hello => vec![batch_input(&[hello(Role::Client {
+            name: "c".into(),
+            id: 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+            reconnect: true,
+        })])],
         Target::HelloReply => vec![batch_input(&[HelloReply::Welcome {
             id: 7,
             dashboard: "127.0.0.1:8787".into(),

@@ -156,7 +156,12 @@ async fn serve(
             oxidask_protocol::ProtocolError::Unexpected("no hello within 10 s".into())
         })??;
     let who = match &theirs.role {
-        Role::Client { name } => format!("client {name}"),
+        Role::Client {
+            name,
+            reconnect: true,
+            ..
+        } => format!("client {name} (reconnecting)"),
+        Role::Client { name, .. } => format!("client {name}"),
         Role::Worker(info) => format!("worker {} ({})", info.name, info.data_address),
         Role::Peer => "peer".to_owned(),
     };
@@ -197,8 +202,22 @@ async fn run_connection(
     }
     let replies = out_tx.clone();
     let reply_backlog = backlog.clone();
+    let mut identified = None;
     let event = match theirs.role {
-        Role::Client { name } => Event::ClientJoined { conn, name },
+        Role::Client {
+            name,
+            id,
+            reconnect,
+        } => {
+            if id != 0 {
+                identified = Some(Event::ClientIdentified {
+                    conn,
+                    id,
+                    reconnect,
+                });
+            }
+            Event::ClientJoined { conn, name }
+        }
         Role::Worker(info) => Event::WorkerJoined { conn, info },
         Role::Peer => unreachable!("peers are refused"),
     };
@@ -209,6 +228,10 @@ async fn run_connection(
         event,
         backlog: backlog.clone(),
     });
+    if let Some(e) = identified {
+        // Right behind the join, on the same channel: the core sees them in this order.
+        let _ = tx.send(Inbound::Event(e));
+    }
     let writer = tokio::spawn(write_loop(wr, out_rx, backlog.clone()));
     let result = if is_worker {
         read_loop::<FromWorker>(rd, conn, &tx, &backlog, |conn, msg| {

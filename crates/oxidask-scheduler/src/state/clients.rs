@@ -17,24 +17,187 @@ impl SchedulerState {
             wanted: FxHashSet::default(),
             staged: Vec::new(),
             staged_broken: Vec::new(),
+            id: 0,
+            parked_until: None,
         }));
         self.client_by_conn.insert(conn, c);
     }
 
+    /// The client on `conn` made itself the id `id`: it takes back the record of a client
+    /// with that id (parked, or still connected on a connection the scheduler has not yet
+    /// seen drop), or becomes that client.
+    pub(crate) fn client_identified(&mut self, conn: u64, id: u128, reconnect: bool) {
+        let Some(&fresh) = self.client_by_conn.get(&conn) else {
+            return;
+        };
+        if id == 0 {
+            return;
+        }
+        let Some(&old) = self.client_by_id.get(&id) else {
+            // Reconnecting, but its record is gone (away longer than the grace, or the
+            // scheduler restarted without a journal): what it asks for again is computed
+            // again, and keys nobody holds any more fail as unknown.
+            let _ = reconnect;
+            self.client_mut(fresh).id = id;
+            self.client_by_id.insert(id, fresh);
+            return;
+        };
+        if old == fresh {
+            return;
+        }
+        // The new connection's record is empty (it was made by this hello): drop it.
+        let rec = self.clients[fresh.0 as usize]
+            .take()
+            .expect("a connected client has a record");
+        debug_assert!(rec.wanted.is_empty() && rec.staged.is_empty());
+        let previous = self.client(old).conn;
+        if self.client(old).parked_until.is_none() {
+            // Its old connection has not been seen to close yet: it no longer speaks for it.
+            self.client_by_conn.remove(&previous);
+            self.coord_forget_waiters(old, None);
+        }
+        let r = self.client_mut(old);
+        r.conn = conn;
+        r.parked_until = None;
+        r.name = rec.name;
+        self.client_by_conn.insert(conn, old);
+        self.resend_wanted(old);
+    }
+
+    /// Sends client `c` the status of every key it wants that is no longer pending, so its
+    /// waiters wake after a reconnection.
+    fn resend_wanted(&mut self, c: ClientId) {
+        let mut wanted: Vec<TaskId> = self.client(c).wanted.iter().copied().collect();
+        wanted.sort();
+        for t in wanted {
+            let rec = self.task(t);
+            let msg = match rec.state {
+                TState::Memory => ToClient::KeyInMemory {
+                    key: WireKey::from(&rec.key),
+                    type_name: self.type_name(rec.type_name).to_owned(),
+                    nbytes: rec.nbytes,
+                },
+                TState::Erred => ToClient::KeyErred {
+                    key: WireKey::from(&rec.key),
+                    error: self.dependency_error(t),
+                },
+                _ => continue,
+            };
+            self.send_client(c, msg);
+        }
+    }
+
+    /// The connection `conn` closed. An identified client is parked until its grace ends (it
+    /// may reconnect); an anonymous one is released now.
     pub(crate) fn client_left(&mut self, conn: u64) {
         let Some(c) = self.client_by_conn.remove(&conn) else {
             return;
         };
+        if self.client(c).id == 0 {
+            self.release_client(c);
+            return;
+        }
+        // Its pending coordination requests fail on the client's side when the connection
+        // drops; what it holds (locks, leases) stays until it comes back or the grace ends.
+        self.coord_forget_waiters(c, None);
+        let until = self.now + self.cfg.client_reconnect_grace;
+        self.client_mut(c).parked_until = Some(until);
+        self.parked_clients.push(c);
+    }
+
+    /// The client closed on purpose ([`ToScheduler::Close`]): released now, not parked.
+    fn client_closed(&mut self, c: ClientId) {
+        let conn = self.client(c).conn;
+        self.client_by_conn.remove(&conn);
+        self.release_client(c);
+    }
+
+    /// Releases the parked clients whose grace has ended (on the clock tick).
+    pub(crate) fn expire_parked_clients(&mut self) {
+        if self.parked_clients.is_empty() {
+            return;
+        }
+        let now = self.now;
+        let mut expired = Vec::new();
+        self.parked_clients.retain(|&c| {
+            match self.clients.get(c.0 as usize) {
+                Some(Some(r)) => match r.parked_until {
+                    Some(t) if t <= now => {
+                        expired.push(c);
+                        false
+                    }
+                    Some(_) => true,
+                    None => false, // reconnected
+                },
+                _ => false,
+            }
+        });
+        for c in expired {
+            self.release_client(c);
+        }
+    }
+
+    /// Restores a client as the journal knew it: parked (as if its connection had just
+    /// dropped) with the id it made, wanting `wanted`, so that it takes its futures back if
+    /// it reconnects within the grace. Keys the scheduler does not know are skipped.
+    pub fn restore_client(&mut self, id: u128, name: String, wanted: &[WireKey]) {
+        let c = ClientId(self.clients.len() as u32);
+        self.clients.push(Some(ClientRec {
+            conn: u64::MAX,
+            name,
+            wanted: FxHashSet::default(),
+            staged: Vec::new(),
+            staged_broken: Vec::new(),
+            id,
+            parked_until: Some(self.now + self.cfg.client_reconnect_grace),
+        }));
+        if id != 0 {
+            if let Some(old) = self.client_by_id.insert(id, c) {
+                self.client_by_id.insert(id, old);
+                self.clients[c.0 as usize] = None;
+                return;
+            }
+        }
+        self.parked_clients.push(c);
+        for k in wanted {
+            if let Some(t) = self.lookup(k) {
+                let rec = self.task_mut(t);
+                if !rec.wanted_by.contains(&c) {
+                    rec.wanted_by.push(c);
+                }
+                self.client_mut(c).wanted.insert(t);
+                self.need(t);
+            }
+        }
+    }
+
+    /// Forgets client `c`'s record and releases everything it holds.
+    fn release_client(&mut self, c: ClientId) {
         self.coord_client_left(c);
         let rec = self.clients[c.0 as usize]
             .take()
-            .expect("a connected client has a record");
+            .expect("a client being released has a record");
+        if rec.id != 0 && self.client_by_id.get(&rec.id) == Some(&c) {
+            self.client_by_id.remove(&rec.id);
+        }
         self.release_queue.extend(rec.staged);
         let mut wanted: Vec<TaskId> = rec.wanted.into_iter().collect();
         wanted.sort();
         for t in wanted {
             self.unwant(c, t);
         }
+    }
+
+    fn client(&self, c: ClientId) -> &ClientRec {
+        self.clients[c.0 as usize]
+            .as_ref()
+            .expect("a client in use has a record")
+    }
+
+    fn client_mut(&mut self, c: ClientId) -> &mut ClientRec {
+        self.clients[c.0 as usize]
+            .as_mut()
+            .expect("a client in use has a record")
     }
 
     pub(crate) fn client_message(&mut self, c: ClientId, msg: ToScheduler) {
@@ -62,6 +225,7 @@ impl SchedulerState {
                 }
             }
             ToScheduler::Cancel { keys } => self.cancel(c, keys),
+            ToScheduler::Close => self.client_closed(c),
             ToScheduler::WhoHas { request, keys } => {
                 let locations = keys
                     .into_iter()

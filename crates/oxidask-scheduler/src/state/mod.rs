@@ -73,6 +73,10 @@ pub struct Config {
     /// would redo more than this many seconds of work (its lineage; `distributed.scheduler.
     /// replicate-expensive`); 0: never (as Dask). See [`crate::state`]'s lifecycle module.
     pub replicate_expensive_s: f64,
+    /// How long the futures of a client whose connection dropped are kept for it to
+    /// reconnect (`distributed.scheduler.client-reconnect-grace`, default 30 s); an explicit
+    /// close releases them at once.
+    pub client_reconnect_grace: Duration,
     /// Where the network shell journals the graph state so a restarted scheduler resumes
     /// (`distributed.scheduler.journal`, `--journal DIR`; see [`crate::journal`]); the state
     /// machine itself never reads it. `None`: no journal.
@@ -93,6 +97,7 @@ impl Default for Config {
             log_capacity: 200_000,
             memory_target_fraction: 0.6,
             replicate_expensive_s: 1.0,
+            client_reconnect_grace: Duration::from_secs(30),
             journal: None,
         }
     }
@@ -121,6 +126,9 @@ impl Config {
             replicate_expensive_s: cfg
                 .duration("distributed.scheduler.replicate-expensive")
                 .map_or(0.0, |t| t.as_secs_f64()),
+            client_reconnect_grace: cfg
+                .duration("distributed.scheduler.client-reconnect-grace")
+                .unwrap_or(d.client_reconnect_grace),
             journal: cfg
                 .path("distributed.scheduler.journal")
                 .map(std::path::Path::to_path_buf),
@@ -146,7 +154,20 @@ pub enum Event {
         /// The message.
         msg: ToScheduler,
     },
-    /// A client disconnected: its futures are released.
+    /// A client that joined on `conn` named the id it made for itself (`Role::Client`'s
+    /// `id`, never 0): if a client with that id is parked (its connection dropped within
+    /// [`Config::client_reconnect_grace`]), this connection takes its record back, and the
+    /// status of every key it wants is sent again.
+    ClientIdentified {
+        /// The new connection.
+        conn: u64,
+        /// The client's id.
+        id: u128,
+        /// The client says it is reconnecting (a record not found is then logged).
+        reconnect: bool,
+    },
+    /// A client disconnected: an identified client's futures are kept for
+    /// [`Config::client_reconnect_grace`] (it may reconnect), an anonymous one's released.
     ClientLeft {
         /// Its connection.
         conn: u64,
@@ -198,7 +219,9 @@ impl Event {
                 ToScheduler::AdaptiveTarget { .. } => "adaptive-target",
                 ToScheduler::Replicate { .. } => "replicate",
                 ToScheduler::Rebalance { .. } => "rebalance",
+                ToScheduler::Close => "client-closes",
             },
+            Event::ClientIdentified { .. } => "client-identified",
             Event::ClientLeft { .. } => "client-left",
             Event::WorkerJoined { .. } => "worker-joined",
             Event::FromWorker { msg, .. } => match msg {
@@ -224,6 +247,7 @@ impl Event {
         match self {
             Event::ClientJoined { conn, .. }
             | Event::FromClient { conn, .. }
+            | Event::ClientIdentified { conn, .. }
             | Event::ClientLeft { conn }
             | Event::WorkerJoined { conn, .. }
             | Event::FromWorker { conn, .. }
@@ -269,6 +293,11 @@ pub struct SchedulerState {
     pub(crate) worker_by_conn: FxHashMap<u64, WorkerId>,
     pub(crate) clients: Vec<Option<ClientRec>>,
     pub(crate) client_by_conn: FxHashMap<u64, ClientId>,
+    /// Identified clients (connected or parked) by the id they made for themselves.
+    pub(crate) client_by_id: FxHashMap<u128, ClientId>,
+    /// Clients whose connection dropped, waiting for their grace to end (some may have
+    /// reconnected since: their record says so).
+    pub(crate) parked_clients: Vec<ClientId>,
     /// Ready tasks held back, in priority order.
     pub(crate) queued: BTreeSet<((i64, u64), TaskId)>,
     /// Ready tasks no connected worker may run, in priority order.
@@ -321,6 +350,8 @@ impl SchedulerState {
             worker_by_conn: FxHashMap::default(),
             clients: Vec::new(),
             client_by_conn: FxHashMap::default(),
+            client_by_id: FxHashMap::default(),
+            parked_clients: Vec::new(),
             queued: BTreeSet::new(),
             no_worker: std::collections::BTreeMap::new(),
             idle: BTreeSet::new(),
@@ -371,6 +402,11 @@ impl SchedulerState {
                     self.client_message(c, msg)
                 }
             }
+            Event::ClientIdentified {
+                conn,
+                id,
+                reconnect,
+            } => self.client_identified(conn, id, reconnect),
             Event::ClientLeft { conn } => self.client_left(conn),
             Event::WorkerJoined { conn, info } => self.worker_joined(conn, info),
             Event::FromWorker { conn, msg } => {
@@ -384,6 +420,7 @@ impl SchedulerState {
                 }
             }
             Event::Tick => {
+                self.expire_parked_clients();
                 self.tick();
                 self.coord_expire();
             }
@@ -575,6 +612,9 @@ impl SchedulerState {
         if let Some(Some(rec)) = self.clients.get(c.0 as usize) {
             if rec.conn == coord::HOLDER_CONN {
                 return; // the pseudo-client holding coordination objects' futures
+            }
+            if rec.parked_until.is_some() {
+                return; // gone for now: what it wants is sent again when it reconnects
             }
             self.out.push(Effect::ToClient {
                 conn: rec.conn,

@@ -243,4 +243,10 @@ pub struct ClientRec {
     pub staged: Vec<TaskId>,
     /// Staged tasks that named a dependency the scheduler does not hold.
     pub staged_broken: Vec<(TaskId, oxidask_protocol::WireKey)>,
+    /// The id the client made for itself (the same on every connection), by which it
+    /// reconnects; 0: anonymous (released as soon as its connection closes).
+    pub id: u128,
+    /// While its connection is gone: when its futures are released unless it reconnects
+    /// (`distributed.scheduler.client-reconnect-grace`). `None`: connected.
+    pub parked_until: Option<std::time::Instant>,
 }

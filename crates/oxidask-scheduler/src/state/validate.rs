@@ -32,6 +32,7 @@ impl SchedulerState {
     pub fn validate(&self) -> Result<(), String> {
         self.validate_observations()?;
         self.validate_coord()?;
+        self.validate_clients()?;
         let staged: rustc_hash::FxHashSet<TaskId> = self
             .clients
             .iter()
@@ -196,5 +197,51 @@ impl SchedulerState {
 
     fn live(&self, w: WorkerId) -> bool {
         self.workers.get(w.0 as usize).is_some_and(|w| w.is_some())
+    }
+
+    /// Connections, ids and parked clients agree with the clients' records.
+    fn validate_clients(&self) -> Result<(), String> {
+        for (&conn, &c) in &self.client_by_conn {
+            match self.clients.get(c.0 as usize) {
+                Some(Some(r)) if r.conn == conn && r.parked_until.is_none() => {}
+                _ => {
+                    return Err(format!(
+                        "connection {conn} names client {c:?}, which is not connected on it"
+                    ))
+                }
+            }
+        }
+        for (&id, &c) in &self.client_by_id {
+            match self.clients.get(c.0 as usize) {
+                Some(Some(r)) if r.id == id && id != 0 => {}
+                _ => {
+                    return Err(format!(
+                        "client id {id:x} names client {c:?}, whose record has another id"
+                    ))
+                }
+            }
+        }
+        for (i, r) in self.clients.iter().enumerate() {
+            let Some(r) = r else { continue };
+            let c = super::ClientId(i as u32);
+            if r.id != 0 && self.client_by_id.get(&r.id) != Some(&c) {
+                return Err(format!("client {} ({c:?}) is not found by its id", r.name));
+            }
+            if r.parked_until.is_some() {
+                if !self.parked_clients.contains(&c) {
+                    return Err(format!(
+                        "parked client {} ({c:?}) has no deadline watch",
+                        r.name
+                    ));
+                }
+                if self.client_by_conn.get(&r.conn) == Some(&c) {
+                    return Err(format!(
+                        "parked client {} ({c:?}) is still connected",
+                        r.name
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }

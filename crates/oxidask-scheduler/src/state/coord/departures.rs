@@ -116,7 +116,7 @@ impl SchedulerState {
     }
 
     /// Drops the waiters of client `c` (one request, or all), without replying.
-    pub(super) fn coord_forget_waiters(&mut self, c: ClientId, request: Option<u64>) {
+    pub(crate) fn coord_forget_waiters(&mut self, c: ClientId, request: Option<u64>) {
         let co = &mut self.coord;
         let mut gone: Vec<(Deadline, Option<CoordValue>)> = Vec::new();
         let mut locks = Vec::new();

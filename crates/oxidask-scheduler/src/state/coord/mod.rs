@@ -320,6 +320,8 @@ impl SchedulerState {
             wanted: FxHashSet::default(),
             staged: Vec::new(),
             staged_broken: Vec::new(),
+            id: 0,
+            parked_until: None,
         }));
         self.coord.holder = Some(h);
         h
