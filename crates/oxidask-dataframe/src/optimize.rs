@@ -51,7 +51,30 @@ pub(crate) fn optimize(root: &Arc<Node>) -> Arc<Node> {
         }
     }
     let mut memo: HashMap<Token, Arc<Node>> = HashMap::new();
-    rewrite(root, &needs, &mut memo, true)
+    let out = rewrite(root, &needs, &mut memo, true);
+    mark_shared(&out);
+    out
+}
+
+/// Marks the nodes of a plan that two consumers use (a reduction then does not fuse its
+/// chunk step into them, so they are computed once).
+fn mark_shared(root: &Arc<Node>) {
+    let mut order = Vec::new();
+    postorder(root, &mut Default::default(), &mut order);
+    let mut consumers: HashMap<Token, usize> = HashMap::new();
+    for n in &order {
+        let mut distinct: Vec<Token> = children(n).iter().map(|c| c.token).collect();
+        distinct.sort();
+        distinct.dedup();
+        for t in distinct {
+            *consumers.entry(t).or_default() += 1;
+        }
+    }
+    for n in &order {
+        if consumers.get(&n.token).copied().unwrap_or(0) > 1 {
+            n.mark_shared();
+        }
+    }
 }
 
 fn postorder(n: &Arc<Node>, seen: &mut std::collections::HashSet<Token>, out: &mut Vec<Arc<Node>>) {

@@ -204,6 +204,10 @@ pub(crate) struct Node {
     /// The optimized plan, `None` when it is this node itself (kept out, or the node would
     /// hold itself and never be freed).
     optimized: OnceLock<Option<Arc<Node>>>,
+    /// Whether an optimized plan uses this node from two consumers (set by the optimizer):
+    /// then a reduction over it does not fuse its chunk step into its tasks, so it is
+    /// computed once (a fused read would run again for each consumer).
+    shared: std::sync::atomic::AtomicBool,
 }
 
 impl Node {
@@ -223,7 +227,18 @@ impl Node {
             index: None,
             layer: OnceLock::new(),
             optimized: OnceLock::new(),
+            shared: Default::default(),
         })
+    }
+
+    /// Marks the node as used by two consumers of one plan.
+    pub(crate) fn mark_shared(&self) {
+        self.shared
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_shared(&self) -> bool {
+        self.shared.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The node marked as indexed by `column` with these partition bounds.
@@ -240,6 +255,7 @@ impl Node {
             index: None,
             layer: OnceLock::new(),
             optimized: OnceLock::new(),
+            shared: Default::default(),
         });
         Arc::new(Node {
             index: Some((column.to_owned(), bounds)),
@@ -481,7 +497,14 @@ impl Node {
                 split_every,
             } => {
                 let chunk_name = format!("{name}-chunk");
-                let partials = input.build(chunk, &chunk_name, token);
+                let partials = if input.is_shared() {
+                    // Another consumer reads the input's tasks: chunk over them.
+                    over(input.layer(), chunk, |i| {
+                        Key::block(&chunk_name, token, &[i as u32])
+                    })
+                } else {
+                    input.build(chunk, &chunk_name, token)
+                };
                 let mut tasks = partials.tasks;
                 let mut level = partials.outputs;
                 if level.is_empty() {

@@ -285,3 +285,71 @@ fn projection_passes_through_concat_sort_and_set_index() {
         .unwrap();
     assert!((s.compute_f64().unwrap() - want).abs() < 1e-9 * want);
 }
+
+/// The Parquet read tasks of a graph (calls of the registered `scan` operation).
+fn scan_tasks(g: &oxidask_core::Graph) -> usize {
+    g.iter()
+        .filter(|(_, t)| {
+            matches!(t.spec(), oxidask_core::TaskSpec::Call { op, .. } if op.name().contains("scan"))
+        })
+        .count()
+}
+
+#[test]
+fn a_frame_used_twice_is_read_once() {
+    // Item (f) of issue 10: `df.merge(df.groupby(..).agg(..))` reads each file once; the
+    // shared read is one sub-plan (one token) whose tasks both consumers use.
+    let dir = tempfile::tempdir().unwrap();
+    let (trips, _) = taxi(dir.path());
+    let t = dd::read_parquet(
+        ["0", "1", "2"]
+            .map(|i| format!("{}/trips-{i}.parquet", dir.path().display()))
+            .to_vec(),
+    );
+    let means = t
+        .groupby(["PULocationID"])
+        .agg([agg::mean("fare").alias("mean_fare")]);
+    let m = t.merge(&means, &["PULocationID"], &["PULocationID"], dd::How::Inner);
+    let g = m.graph();
+    assert_eq!(scan_tasks(&g), 3, "{}", m.explain());
+    let got = m.compute().unwrap();
+    let lt = trips.clone().lazy();
+    let want = lt
+        .clone()
+        .join(
+            lt.group_by([pl::col("PULocationID")])
+                .agg([pl::col("fare").mean().alias("mean_fare")]),
+            [pl::col("PULocationID")],
+            [pl::col("PULocationID")],
+            pl::JoinArgs::new(pl::JoinType::Inner),
+        )
+        .collect()
+        .unwrap();
+    assert_frames_eq(&sorted(&got), &sorted(&want), "merge with own groupby");
+}
+
+#[test]
+fn a_hash_join_shuffles_only_the_needed_columns() {
+    // Item (c): the shuffle below a hash join carries the join keys and the used columns.
+    let dir = tempfile::tempdir().unwrap();
+    taxi(dir.path());
+    let t = dd::read_parquet(format!("{}/trips-*.parquet", dir.path().display()));
+    let z = dd::read_parquet(format!("{}/zones.parquet", dir.path().display())).repartition(2);
+    let m = t
+        .merge(&z, &["PULocationID"], &["LocationID"], dd::How::Inner)
+        .select([col("fare"), col("Borough")]);
+    let plan = m.explain();
+    let shuffles: Vec<&str> = plan.lines().filter(|l| l.contains("shuffle by")).collect();
+    assert_eq!(shuffles.len(), 2, "{plan}");
+    assert!(
+        shuffles[0].ends_with("columns [PULocationID, fare]")
+            || shuffles[1].ends_with("columns [PULocationID, fare]"),
+        "{plan}"
+    );
+    assert!(
+        shuffles
+            .iter()
+            .any(|l| l.ends_with("columns [LocationID, Borough]")),
+        "{plan}"
+    );
+}

@@ -211,6 +211,20 @@ fn parquet_and_csv_on_a_real_s3_endpoint() {
         .compute()
         .unwrap();
     assert_frames_eq(&sorted(&got), &sorted(&data), "s3 hive round trip");
+    // Partition pruning on S3: by hive value, and by footer statistics read with ranged GETs.
+    let red = hive.filter(col("g").eq(lit("red")));
+    let plan = red.explain();
+    assert!(plan.contains("pruned "), "hive pruning on s3:\n{plan}");
+    let got = red
+        .select([col("k"), col("g"), col("x"), col("y"), col("s")])
+        .compute()
+        .unwrap();
+    let want = oracle(&data, |l| l.filter(col("g").eq(lit("red"))));
+    assert_frames_eq(&sorted(&got), &sorted(&want), "s3 hive pruning");
+    let none = back.filter(col("k").gt(lit(100i64)));
+    let plan = none.explain();
+    assert!(plan.contains("pruned 4 of 4 pieces"), "{plan}");
+    assert_eq!(none.compute().unwrap().height(), 0);
 
     // CSV split into byte ranges read with ranged GETs.
     df.to_csv_with("s3://trips/csv", storage.clone()).unwrap();
