@@ -1,5 +1,12 @@
 //! The `dataframe` suite: queries on the synthetic 2019 taxi data (`reference/taxi_gen.py`),
-//! read from `$OXIDASK_BENCH_DATA/taxi-{n}` (n = scale per mille), on the threaded scheduler.
+//! read from `$OXIDASK_BENCH_DATA/taxi-{n}` (n = scale per mille), on the threaded scheduler;
+//! with `OXIDASK_BENCH_LAYOUT=random`, from `taxi-{n}-random` (rows in random order, the
+//! Parquet writer's default row groups).
+//!
+//! The `dataframe-distributed` suite runs the same queries on a cluster of a scheduler
+//! process and two worker processes of one thread each, started from this binary outside
+//! the timed region; its peak memory is the sum of every process's peak (this one, the
+//! scheduler, the workers and their nannies).
 
 use std::time::Instant;
 
@@ -11,9 +18,21 @@ use serde_json::json;
 use crate::array::peak_rss_mib;
 use crate::Opts;
 
+fn data_root() -> String {
+    std::env::var("OXIDASK_BENCH_DATA").unwrap_or_else(|_| "benchmarks/data".into())
+}
+
+/// The data of the layout `OXIDASK_BENCH_LAYOUT` names (`sorted`, the default, or `random`).
 fn data_dir(n: usize) -> String {
-    let root = std::env::var("OXIDASK_BENCH_DATA").unwrap_or_else(|_| "benchmarks/data".into());
-    format!("{root}/taxi-{n}")
+    match std::env::var("OXIDASK_BENCH_LAYOUT").as_deref() {
+        Ok("random") => random_dir(n),
+        _ => format!("{}/taxi-{n}", data_root()),
+    }
+}
+
+/// The data with rows in random order, whatever the layout.
+fn random_dir(n: usize) -> String {
+    format!("{}/taxi-{n}-random", data_root())
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -60,10 +79,81 @@ fn f64_sum(df: &pl::DataFrame, c: &str) -> Result<f64, String> {
         .ok_or_else(|| "empty".to_string())
 }
 
+/// `[rows, total_amount summed]` of a frame set_index produced and persisted, and how
+/// balanced its partitions are: the largest partition's rows / the mean partition's.
+fn indexed_check(indexed: &dd::DataFrame) -> Result<(serde_json::Value, f64), String> {
+    let lens = (0..indexed.npartitions())
+        .map(|i| indexed.partitions([i]).len())
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(err)?;
+    let n: usize = lens.iter().sum();
+    let total = indexed
+        .column("total_amount")
+        .sum()
+        .compute_f64()
+        .map_err(err)?;
+    let max = lens.iter().copied().max().unwrap_or(0) as f64;
+    let skew = max * lens.len() as f64 / n.max(1) as f64;
+    Ok((json!([n, round(total, 2)]), round(skew, 2)))
+}
+
+/// A partition per row group, as Dask splits the file.
+fn january(d: &str) -> dd::DataFrame {
+    dd::read_parquet_with(
+        format!("{d}/parquet/yellow_tripdata_2019-01.parquet"),
+        dd::ParquetOptions {
+            split_row_groups: Some(1),
+            ..Default::default()
+        },
+    )
+}
+
+/// Runs `case` on the threaded scheduler.
 pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
+    let mut extra = serde_json::Map::new();
+    let start = Instant::now();
+    let check = query(case, opts, &mut extra)?;
+    let seconds = start.elapsed().as_secs_f64();
+    extra.extend([
+        ("seconds".into(), json!(seconds)),
+        ("peak_mib".into(), json!(peak_rss_mib())),
+        ("check".into(), check),
+    ]);
+    Ok(extra.into())
+}
+
+/// Runs `case` on a scheduler process and two worker processes (one thread each) started
+/// outside the timed region.
+pub fn run_distributed(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
+    let cluster = crate::procs::Cluster::start(2)?;
+    let client = cluster.client()?;
+    let mut extra = serde_json::Map::new();
+    let start = Instant::now();
+    let check = oxidask::config::with_scheduler(std::sync::Arc::new(client.clone()), || {
+        query(case, opts, &mut extra)
+    })?;
+    let seconds = start.elapsed().as_secs_f64();
+    // Every process's peak, read while they all still run.
+    let peak = crate::procs::tree_peak_mib(std::process::id());
+    drop(client);
+    drop(cluster);
+    extra.extend([
+        ("seconds".into(), json!(seconds)),
+        ("peak_mib".into(), json!(peak)),
+        ("check".into(), check),
+    ]);
+    Ok(extra.into())
+}
+
+/// The query of `case`; returns its check value (equal to the reference's) and puts other
+/// figures it reports in `extra`.
+fn query(
+    case: &str,
+    opts: &Opts,
+    extra: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value, String> {
     let d = data_dir(opts.n);
     let pq = format!("{d}/parquet");
-    let start = Instant::now();
     let check = match case {
         "value-counts" => {
             let r = dd::read_parquet(pq.as_str())
@@ -144,16 +234,14 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
                 .map(|(n, c)| json!([n, c]))
                 .collect::<Vec<_>>())
         }
-        "set-index" => {
-            // A partition per row group (1M rows), as Dask splits the file.
-            let january = dd::read_parquet_with(
-                format!("{pq}/yellow_tripdata_2019-01.parquet"),
-                dd::ParquetOptions {
-                    split_row_groups: Some(1),
-                    ..Default::default()
-                },
-            );
-            let indexed = january
+        "set-index" | "set-index-unsorted" => {
+            // `set-index-unsorted`: January in random row order, whatever the layout.
+            let src = if case == "set-index" {
+                d.clone()
+            } else {
+                random_dir(opts.n)
+            };
+            let indexed = january(&src)
                 .set_index("tpep_pickup_datetime", None)
                 .persist()
                 .map_err(err)?;
@@ -165,6 +253,19 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
                 .map_err(err)?;
             json!([n, round(total, 2)])
         }
+        "set-index-string" => {
+            // January's trips indexed by their pick-up zone's name (a string key).
+            let zones = dd::read_parquet(format!("{d}/zones.parquet"));
+            let indexed = january(&d)
+                .merge(&zones, &["PULocationID"], &["LocationID"], How::Inner)
+                .set_index("Zone", None)
+                .persist()
+                .map_err(err)?;
+            let (check, skew) = indexed_check(&indexed)?;
+            // The balance is reported, not compared (each side samples its own bounds).
+            extra.insert("max_partition_share".into(), json!(skew));
+            check
+        }
         "read-csv" => {
             let r = dd::read_csv(format!("{d}/csv/*.csv"))
                 .column("passenger_count")
@@ -175,6 +276,5 @@ pub fn run(case: &str, opts: &Opts) -> Result<serde_json::Value, String> {
         }
         other => return Err(format!("unknown case {other}")),
     };
-    let seconds = start.elapsed().as_secs_f64();
-    Ok(json!({"seconds": seconds, "peak_mib": peak_rss_mib(), "check": check}))
+    Ok(check)
 }

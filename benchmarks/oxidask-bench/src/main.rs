@@ -9,6 +9,7 @@ mod bag;
 mod collections;
 mod dataframe;
 mod distributed;
+mod procs;
 mod tasks;
 
 use std::process::ExitCode;
@@ -17,7 +18,8 @@ fn usage() -> ExitCode {
     eprintln!("usage: oxidask-bench SUITE CASE [--n N] [--threads T]\n  suites: tasks (independent | chain | tree | delayed-independent)
           array (ones-sum | ones-fancy | random-expr | random-std | matmul-sum | big-sum)
           distributed (map | tree | roundtrip | startup | scheduler-alone | big-graph)
-          dataframe (value-counts | groupby-mean | groupby-agg | filter-count | merge-count | set-index | read-csv)
+          dataframe, dataframe-distributed (value-counts | groupby-mean | groupby-agg | filter-count
+            | merge-count | merge-count-all | set-index | set-index-unsorted | set-index-string | read-csv)
           bag (word-count | json-records)
           collections (array-expr-mean | array-std | array-matmul | array-mask-sum | array-map-blocks | array-to-numpy)");
     ExitCode::from(2)
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         "array" => array::run(case, &opts),
         "distributed" => distributed::run(case, &opts),
         "dataframe" => dataframe::run(case, &opts),
+        "dataframe-distributed" => dataframe::run_distributed(case, &opts),
         "bag" => bag::run(case, &opts),
         "collections" => collections::run(case, &opts),
         _ => return usage(),
