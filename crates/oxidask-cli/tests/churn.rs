@@ -11,7 +11,8 @@
 //!   `OXIDASK_CHURN_TASK_US` (each task's work, a sleep; 500 by default) and
 //!   `OXIDASK_CHURN_EVERY_MS` override the sizes, the work and the kill interval;
 //!   `OXIDASK_CHURN_MODE=clean|churn` runs one of the two (`both` by default);
-//!   `OXIDASK_CHURN_LIMIT_S` is the time allowed (1800 s; the test: 300 s). Each run prints
+//!   `OXIDASK_CHURN_LIMIT_S` is the time allowed (1800 s; the test: 300 s);
+//!   `OXIDASK_CHURN_SCHEDULER` names the `oxidask` binary to run as the scheduler. Each run prints
 //!   a `churn-bench {json}` line (seconds, kills, `task_runs`: task runs reported finished,
 //!   which past the graph's own tasks is work redone); `both` adds a `churn-bench-summary`.
 
@@ -108,7 +109,10 @@ struct Cluster {
 
 impl Cluster {
     fn start(n_workers: usize, nthreads: usize) -> Arc<Cluster> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidask"));
+        // OXIDASK_CHURN_SCHEDULER: another `oxidask` binary (a copy a rebuild cannot touch).
+        let bin = std::env::var("OXIDASK_CHURN_SCHEDULER")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_oxidask").to_owned());
+        let mut cmd = Command::new(bin);
         cmd.args(["scheduler", "--port", "0"]);
         let scheduler = Proc::spawn(cmd);
         let line = scheduler

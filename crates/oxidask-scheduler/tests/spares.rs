@@ -115,3 +115,57 @@ fn a_spare_that_cannot_be_fetched_leaves_the_result_as_it_was() {
     assert_eq!(sim.state("z-0"), Some(TState::Memory));
     assert!(sim.clients[&100].erred.is_empty());
 }
+
+#[test]
+fn a_worker_holds_at_most_the_threshold_of_awaited_work_only_it_has() {
+    // Five 1 ms results a client waits for, on w1; the budget is 2.5 ms: the first two are
+    // at risk on w1 alone, the other three get a spare on w2. Losing w1 then redoes two.
+    let mut sim = sim_with(0.0025);
+    sim.add_client(100);
+    sim.add_worker(1, "w1", 1);
+    sim.add_worker(2, "w2", 1);
+    let names: Vec<String> = (0..5).map(|i| format!("m-{i}")).collect();
+    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+    sim.submit_with(
+        100,
+        names.iter().map(|n| task(n, &[])).collect(),
+        &wanted,
+        on("w1"),
+    );
+    sim.drain();
+    let mut spared: Vec<_> = sim.workers[&2].acquires.iter().map(|(k, _)| *k).collect();
+    spared.sort();
+    let mut want = vec![wk("m-2"), wk("m-3"), wk("m-4")];
+    want.sort();
+    assert_eq!(spared, want);
+    sim.acquire_all(2);
+    sim.kill_worker(1);
+    sim.add_worker(3, "w1", 1);
+    sim.drain();
+    assert_eq!(sim.workers[&3].computes, 2);
+    for n in &names {
+        assert_eq!(sim.state(n), Some(TState::Memory), "{n}");
+    }
+}
+
+#[test]
+fn released_results_leave_the_budget() {
+    // Results consumed and released no longer count: a long chain on one worker with a
+    // 2.5 ms budget never needs a spare for its 1 ms links (each released once read).
+    let mut sim = sim_with(0.0025);
+    sim.add_client(100);
+    sim.add_worker(1, "w1", 1);
+    sim.add_worker(2, "w2", 1);
+    let mut tasks = vec![task("c-0", &[])];
+    for i in 1..20 {
+        let (name, prev) = (format!("c-{i}"), format!("c-{}", i - 1));
+        tasks.push(task(&name, &[&prev]));
+    }
+    // A chain's lineage grows: c-2 (3 ms) passes 2.5 ms and is copied, and so are the
+    // later links; without the release accounting the cheap links would be copied too.
+    sim.submit_with(100, tasks, &["c-19"], on("w1"));
+    sim.drain();
+    let spared: Vec<_> = sim.workers[&2].acquires.iter().map(|(k, _)| *k).collect();
+    assert!(!spared.contains(&wk("c-0")) && !spared.contains(&wk("c-1")));
+    assert!(spared.contains(&wk("c-2")), "{spared:?}");
+}

@@ -79,7 +79,12 @@ pub(crate) struct Lifecycle {
     failures: FxHashMap<Key, u8>,
     /// Expensive results with one copy that found no other worker to keep a spare: tried
     /// again when a worker joins.
-    exposed: FxHashSet<TaskId>,
+    unprotected: FxHashSet<TaskId>,
+    /// Awaited single-copy results counted against their holder's budget of work at risk,
+    /// with the holder and the lineage counted.
+    at_risk: FxHashMap<TaskId, (WorkerId, f32)>,
+    /// Per worker: seconds of awaited work only it holds (the sum of its `at_risk`).
+    risk: FxHashMap<WorkerId, f64>,
     ops: BTreeMap<u64, Op>,
     next_op: u64,
 }
@@ -531,34 +536,47 @@ impl SchedulerState {
 
     // ---- spare copies of expensive results ------------------------------------------------
 
-    /// Keeps a second copy of `t`'s result on another worker when tasks still wait for it and
-    /// losing it would redo more than [`super::Config::replicate_expensive_s`] of work (and
-    /// more than ten times the copy's transfer time): a worker's death then costs a fetch
-    /// from the survivor instead of recomputing a long lineage. Dask keeps one copy; this is
-    /// bounded because each result's lineage counts only inputs released after it ran, so
-    /// the spare copies held at once cover disjoint work. The recipient is the open worker
-    /// holding the fewest bytes, within its memory target.
+    /// Keeps what a worker's death can cost under [`super::Config::replicate_expensive_s`]:
+    /// each worker may hold that many seconds of awaited work (the lineage of single-copy
+    /// results that dependents or clients still wait for) only it has; a result past that
+    /// budget, or whose own lineage exceeds it, gets a second copy on another worker, so a
+    /// death costs a fetch from the survivor instead of recomputing. Results cheaper to
+    /// recompute than ten times their transfer time are never copied (large data stays
+    /// single). Dask keeps one copy; this is bounded because each result's lineage counts
+    /// only inputs released after it ran. The recipient is the open worker holding the
+    /// fewest bytes, within its memory target.
     pub(crate) fn protect(&mut self, t: TaskId) {
         let threshold = self.cfg.replicate_expensive_s;
         if threshold <= 0.0 || !self.exists(t) {
             return;
         }
         let task = self.task(t);
+        let awaited = !task.wanted_by.is_empty()
+            || task
+                .dependents
+                .iter()
+                .any(|&d| self.task(d).state.is_active());
+        let lineage = task.lineage as f64;
         if task.state != TState::Memory
             || task.who_has.len() != 1
             || task.actor
             || task.spec.is_none()
-            || (task.lineage as f64) < threshold.max(10.0 * task.nbytes as f64 / self.cfg.bandwidth)
-            || !task
-                .dependents
-                .iter()
-                .any(|&d| self.task(d).state.is_active())
+            || !awaited
+            || lineage < 10.0 * task.nbytes as f64 / self.cfg.bandwidth
+            || self.life.at_risk.contains_key(&t)
         {
             return;
         }
         let key = task.key;
         let holder = task.who_has[0];
         let nbytes = task.nbytes;
+        let risk = self.life.risk.get(&holder).copied().unwrap_or(0.0);
+        if risk + lineage <= threshold {
+            // Cheap enough to lose: counted against the holder's budget.
+            *self.life.risk.entry(holder).or_default() += lineage;
+            self.life.at_risk.insert(t, (holder, lineage as f32));
+            return;
+        }
         if self.life.transfers.keys().any(|(k, _)| *k == key) {
             return;
         }
@@ -574,10 +592,10 @@ impl SchedulerState {
             .min_by_key(|&(r, rec)| (rec.nbytes, r))
             .map(|(r, _)| r);
         let Some(r) = recipient else {
-            self.life.exposed.insert(t);
+            self.life.unprotected.insert(t);
             return;
         };
-        self.life.exposed.remove(&t);
+        self.life.unprotected.remove(&t);
         self.life.transfers.insert(
             (key, r),
             Transfer {
@@ -595,12 +613,29 @@ impl SchedulerState {
         );
     }
 
+    /// `t` is no longer awaited work only one worker holds (released, copied, or lost): its
+    /// lineage leaves its holder's budget.
+    pub(crate) fn no_longer_at_risk(&mut self, t: TaskId) {
+        if let Some((w, lineage)) = self.life.at_risk.remove(&t) {
+            if let Some(r) = self.life.risk.get_mut(&w) {
+                *r = (*r - lineage as f64).max(0.0);
+            }
+        }
+    }
+
+    /// Worker `w` is gone: nothing is at risk on it any more.
+    pub(crate) fn forget_risk_of(&mut self, w: WorkerId) {
+        if self.life.risk.remove(&w).is_some() {
+            self.life.at_risk.retain(|_, (h, _)| *h != w);
+        }
+    }
+
     /// A worker joined: expensive results that found no recipient for a spare copy try again.
     pub(crate) fn protect_exposed(&mut self) {
-        if self.life.exposed.is_empty() {
+        if self.life.unprotected.is_empty() {
             return;
         }
-        let mut exposed: Vec<TaskId> = self.life.exposed.drain().collect();
+        let mut exposed: Vec<TaskId> = self.life.unprotected.drain().collect();
         exposed.sort_unstable();
         for t in exposed {
             self.protect(t);

@@ -69,9 +69,9 @@ pub struct Config {
     /// target asks for more workers, and that `rebalance` fills a recipient to at most
     /// (`distributed.worker.memory.target`, default 0.6).
     pub memory_target_fraction: f64,
-    /// A result tasks still wait for gets a second copy on another worker when losing it
-    /// would redo more than this many seconds of work (its lineage; `distributed.scheduler.
-    /// replicate-expensive`); 0: never (as Dask). See [`crate::state`]'s lifecycle module.
+    /// Seconds of awaited work (the lineage of results dependents or clients wait for) a
+    /// worker may be the only one to hold; results past that get a second copy on another
+    /// worker (`distributed.scheduler.replicate-expensive`); 0: never (as Dask).
     pub replicate_expensive_s: f64,
     /// How long the futures of a client whose connection dropped are kept for it to
     /// reconnect (`distributed.scheduler.client-reconnect-grace`, default 30 s); an explicit

@@ -335,6 +335,7 @@ impl SchedulerState {
         let rec = self.task_mut(t);
         if !rec.who_has.contains(&w) {
             rec.who_has.push(w);
+            self.no_longer_at_risk(t);
             let worker = self.worker_mut(w);
             if worker.has_what.insert(t) {
                 worker.nbytes += nbytes;
@@ -415,6 +416,7 @@ impl SchedulerState {
             }
             match self.task(t).state {
                 TState::Memory => {
+                    self.no_longer_at_risk(t);
                     let rec = self.task_mut(t);
                     let holders = std::mem::take(&mut rec.who_has);
                     let nbytes = rec.nbytes;

@@ -209,10 +209,12 @@ impl SchedulerState {
     }
 
     /// The work losing `t`'s result would redo, now that it ran for `seconds`: that plus the
-    /// lineage of each input nothing else will read (it is released after this run).
-    fn lineage_after_run(&self, t: TaskId, seconds: f64) -> f32 {
+    /// lineage of each input nothing else will read (it is released after this run, and its
+    /// work leaves its holder's budget of work at risk: `t` carries it now).
+    fn lineage_after_run(&mut self, t: TaskId, seconds: f64) -> f32 {
         let mut lineage = seconds as f32;
-        for &d in &self.task(t).deps {
+        for i in 0..self.task(t).deps.len() {
+            let d = self.task(t).deps[i];
             let dep = self.task(d);
             let last_reader = dep.wanted_by.is_empty()
                 && !dep.pinned
@@ -222,6 +224,7 @@ impl SchedulerState {
                     .all(|&o| o == t || !self.task(o).state.is_active());
             if last_reader {
                 lineage += dep.lineage;
+                self.no_longer_at_risk(d);
             }
         }
         lineage
@@ -343,6 +346,7 @@ impl SchedulerState {
     pub(crate) fn remove_worker(&mut self, w: WorkerId, reason: &str, close: bool) {
         let voluntary = self.leaving_voluntarily(w);
         self.lifecycle_worker_removed(w, reason);
+        self.forget_risk_of(w);
         let rec = self.workers[w.0 as usize]
             .take()
             .expect("removing a live worker");
