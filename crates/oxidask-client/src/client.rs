@@ -58,6 +58,8 @@ pub(crate) struct ClientState {
     pub waiters: usize,
     /// Callbacks to run once a key is no longer pending (`Future::add_done_callback`).
     pub callbacks: FxHashMap<Key, Vec<DoneCallback>>,
+    /// Unanswered requests that are sent again after a reconnection.
+    pub(crate) pending_requests: crate::reconnect::PendingRequests,
 }
 
 /// A function run once, when a key stops being pending (finished, erred, cancelled or
@@ -100,6 +102,8 @@ pub(crate) struct Shared {
     unreachable: Mutex<std::collections::HashSet<String>>,
     /// Connections to workers for actor calls.
     pub(crate) actors: crate::actor::ActorCaller,
+    /// Graphs to send again after a reconnection.
+    pub(crate) resend: Mutex<crate::reconnect::ResendLog>,
 }
 
 impl Shared {
@@ -178,6 +182,7 @@ pub struct ClientBuilder {
     security: Option<Security>,
     direct_to_workers: Option<bool>,
     control: bool,
+    reconnect_grace: Option<Duration>,
 }
 
 impl ClientBuilder {
@@ -220,6 +225,14 @@ impl ClientBuilder {
         self
     }
 
+    /// How long to keep trying to reconnect after the connection to the scheduler drops (the
+    /// scheduler keeps this client's futures as long; default
+    /// `distributed.scheduler.client-reconnect-grace`, 30 s). Past it the futures fail.
+    pub fn reconnect_grace(mut self, t: Duration) -> Self {
+        self.reconnect_grace = Some(t);
+        self
+    }
+
     /// How long to keep trying to connect (default `distributed.comm.timeouts.connect`,
     /// 30 s).
     pub fn timeout(mut self, t: Duration) -> Self {
@@ -246,30 +259,34 @@ impl ClientBuilder {
                 })
             })?;
         // What the builder was not told comes from the configuration.
-        let (security, timeout) = match (self.security.clone(), self.timeout) {
-            (Some(s), Some(t)) => (s, t),
-            (security, timeout) => {
-                let cfg = oxidask_config::global().map_err(|e| {
-                    scheduler_error(ClientError::Connect {
-                        address: address.clone(),
-                        reason: e.to_string(),
-                    })
-                })?;
-                let security = match security {
-                    Some(s) => s,
-                    None => Security::from_config(&cfg, Party::Client).map_err(|e| {
+        let (security, timeout, grace) =
+            match (self.security.clone(), self.timeout, self.reconnect_grace) {
+                (Some(s), Some(t), Some(g)) => (s, t, g),
+                (security, timeout, grace) => {
+                    let cfg = oxidask_config::global().map_err(|e| {
                         scheduler_error(ClientError::Connect {
                             address: address.clone(),
                             reason: e.to_string(),
                         })
-                    })?,
-                };
-                let timeout = timeout
-                    .or_else(|| cfg.duration("distributed.comm.timeouts.connect"))
-                    .unwrap_or(Duration::from_secs(30));
-                (security, timeout)
-            }
-        };
+                    })?;
+                    let security = match security {
+                        Some(s) => s,
+                        None => Security::from_config(&cfg, Party::Client).map_err(|e| {
+                            scheduler_error(ClientError::Connect {
+                                address: address.clone(),
+                                reason: e.to_string(),
+                            })
+                        })?,
+                    };
+                    let timeout = timeout
+                        .or_else(|| cfg.duration("distributed.comm.timeouts.connect"))
+                        .unwrap_or(Duration::from_secs(30));
+                    let grace = grace
+                        .or_else(|| cfg.duration("distributed.scheduler.client-reconnect-grace"))
+                        .unwrap_or(Duration::ZERO);
+                    (security, timeout, grace)
+                }
+            };
         let addr = address.clone();
         let (tx, rx) = unbounded_channel();
         let shared = Arc::new(Shared {
@@ -282,6 +299,7 @@ impl ClientBuilder {
             direct_to_workers: self.direct_to_workers,
             unreachable: Mutex::default(),
             actors: crate::actor::ActorCaller::new(security.clone()),
+            resend: Mutex::default(),
         });
         let stop = Arc::new(Notify::new());
         let (ready_tx, ready_rx) =
@@ -306,16 +324,28 @@ impl ClientBuilder {
                 };
                 let handle = rt.handle().clone();
                 rt.block_on(async move {
-                    let (stream, dashboard) =
-                        match connect(&security, &thread_addr, name, control, timeout).await {
-                            Ok(s) => s,
-                            Err(e) => {
-                                let _ = ready_tx.send(Err(e));
-                                return;
-                            }
-                        };
+                    let session = Session {
+                        security,
+                        addr: thread_addr,
+                        name,
+                        // A control connection is anonymous: released as soon as it leaves.
+                        id: if control {
+                            0
+                        } else {
+                            crate::reconnect::new_client_id()
+                        },
+                        control,
+                        grace,
+                    };
+                    let (stream, dashboard) = match session.connect(timeout, false).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
                     let _ = ready_tx.send(Ok((handle, dashboard)));
-                    run(stream, task_shared, rx, task_stop).await;
+                    run(session, stream, task_shared, rx, task_stop).await;
                 });
             })
             .map_err(|e| {
@@ -355,53 +385,199 @@ impl ClientBuilder {
     }
 }
 
-async fn connect(
-    security: &Security,
-    addr: &str,
+/// What the I/O thread needs to (re)connect.
+struct Session {
+    security: Security,
+    addr: String,
     name: String,
+    /// This client's id (0 for a control connection: never resumed).
+    id: u128,
     control: bool,
-    timeout: Duration,
-) -> Result<(Stream, String), String> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let last = match security.connect(addr).await {
-            // Refused by TLS or the token: trying again will not help.
-            Err(ProtocolError::Refused(why)) => return Err(why),
-            Ok(mut s) => {
-                let ours = if control {
-                    oxidask_protocol::Hello::control(name)
-                } else {
-                    hello(Role::Client {
-                        name,
-                        id: 0,
-                        reconnect: false,
-                    })
-                };
-                return handshake_connect(&mut s, ours)
-                    .await
-                    .map(|w| (s, w.dashboard))
-                    .map_err(|e| e.to_string());
-            }
-            Err(e) => e.to_string(),
-        };
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
-                "{last}; is a scheduler running there? Start one with `oxidask scheduler`"
-            ));
+    /// How long to keep trying to reconnect after a drop.
+    grace: Duration,
+}
+
+/// How a connection ended.
+enum Ended {
+    /// The client was closed (or dropped): the scheduler was told.
+    Closed,
+    /// The connection dropped, for this reason.
+    Dropped(String),
+}
+
+impl Session {
+    fn hello(&self, reconnect: bool) -> oxidask_protocol::Hello {
+        if self.control {
+            oxidask_protocol::Hello::control(self.name.clone())
+        } else {
+            hello(Role::Client {
+                name: self.name.clone(),
+                id: self.id,
+                reconnect,
+            })
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    /// Connects and says hello, trying again every 50 ms for `timeout`.
+    async fn connect(
+        &self,
+        timeout: Duration,
+        reconnect: bool,
+    ) -> Result<(Stream, String), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let last = match self.try_once(reconnect).await {
+                Ok(s) => return Ok(s),
+                Err((true, why)) => return Err(why),
+                Err((false, why)) => why,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{last}; is a scheduler running there? Start one with `oxidask scheduler`"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// One attempt; `Err((final, why))`, final when trying again will not help.
+    async fn try_once(&self, reconnect: bool) -> Result<(Stream, String), (bool, String)> {
+        match self.security.connect(&self.addr).await {
+            // Refused by TLS or the token: trying again will not help.
+            Err(ProtocolError::Refused(why)) => Err((true, why)),
+            Ok(mut s) => handshake_connect(&mut s, self.hello(reconnect))
+                .await
+                .map(|w| (s, w.dashboard))
+                .map_err(|e| (matches!(e, ProtocolError::Refused(_)), e.to_string())),
+            Err(e) => Err((false, e.to_string())),
+        }
+    }
+
+    /// Reconnects after a drop, with backoff, for up to the grace; `Err` says why not.
+    async fn reconnect(&self, stop: &Notify, why: &str) -> Result<Stream, Option<String>> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.grace;
+        let mut wait = crate::reconnect::FIRST_BACKOFF;
+        let mut last = why.to_owned();
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline || self.id == 0 {
+                return Err(Some(if self.id == 0 || self.grace.is_zero() {
+                    last
+                } else {
+                    format!(
+                        "the scheduler at {} was unreachable for {:.0} s (distributed.scheduler.client-reconnect-grace): {last}; this client's futures are lost",
+                        self.addr,
+                        self.grace.as_secs_f64()
+                    )
+                }));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait.min(deadline - now)) => {}
+                _ = stop.notified() => return Err(None),
+            }
+            let attempt = tokio::time::timeout(
+                deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .max(Duration::from_millis(100)),
+                self.try_once(true),
+            );
+            match attempt.await {
+                Ok(Ok((s, _))) => {
+                    eprintln!(
+                        "oxidask client {}: reconnected to the scheduler at {} after {:.1} s",
+                        self.name,
+                        self.addr,
+                        started.elapsed().as_secs_f64()
+                    );
+                    return Ok(s);
+                }
+                // Even a refusal is tried again: a proxy or a restarting scheduler closes
+                // connections at once; the last reason is in the error past the grace.
+                Ok(Err((_, why))) => last = why,
+                Err(_) => last = "connecting timed out".into(),
+            }
+            wait = crate::reconnect::next_backoff(wait);
+        }
     }
 }
 
+/// The client's I/O: one connection after another until the client closes or the
+/// scheduler stays unreachable past the grace.
 async fn run(
+    session: Session,
     stream: Stream,
     shared: Arc<Shared>,
     mut rx: UnboundedReceiver<Outgoing>,
     stop: Arc<Notify>,
 ) {
+    let mut stream = stream;
+    let mut replay = Vec::new();
+    let reason = loop {
+        match connection(stream, &shared, &mut rx, &stop, std::mem::take(&mut replay)).await {
+            Ended::Closed => break None,
+            Ended::Dropped(why) => {
+                if session.id != 0 && !session.grace.is_zero() {
+                    eprintln!(
+                        "oxidask client {}: the connection to the scheduler at {} dropped ({why}); reconnecting for up to {:.0} s",
+                        session.name,
+                        session.addr,
+                        session.grace.as_secs_f64()
+                    );
+                }
+                fail_unrepeatable_requests(&shared);
+                match session.reconnect(&stop, &why).await {
+                    Ok(s) => {
+                        stream = s;
+                        let st = shared.lock();
+                        let mut log = shared.resend.lock().unwrap_or_else(|p| p.into_inner());
+                        replay = log.replay(&st);
+                        let mut pending: Vec<_> = st.pending_requests.iter().collect();
+                        pending.sort_by_key(|(id, _)| **id);
+                        replay.extend(pending.into_iter().map(|(_, m)| m.clone()));
+                    }
+                    Err(why) => break why,
+                }
+            }
+        }
+    };
+    let mut st = shared.lock();
+    st.lost = Some(reason.unwrap_or_else(|| "the client was closed".into()));
+    st.replies.clear();
+    st.pending_requests.clear();
+    let callbacks: Vec<DoneCallback> = st.callbacks.drain().flat_map(|(_, v)| v).collect();
+    shared.changed(&mut st);
+    drop(st);
+    for cb in callbacks {
+        cb();
+    }
+}
+
+/// Requests that may not be repeated fail when the connection drops (their waiters see the
+/// reply channel close); the others stay to be sent again.
+fn fail_unrepeatable_requests(shared: &Shared) {
+    let mut st = shared.lock();
+    let st = &mut *st;
+    let pending = &st.pending_requests;
+    st.replies.retain(|id, _| pending.contains_key(id));
+}
+
+/// One connection: writes what the client sends (after `replay`), applies what arrives.
+async fn connection(
+    stream: Stream,
+    shared: &Arc<Shared>,
+    rx: &mut UnboundedReceiver<Outgoing>,
+    stop: &Notify,
+    replay: Vec<ToScheduler>,
+) -> Ended {
     let (rd, wr) = stream.into_split();
-    let writer = tokio::spawn(async move {
-        let mut wr = BufWriter::with_capacity(1 << 16, wr);
+    let mut wr = BufWriter::with_capacity(1 << 16, wr);
+    let writer = async {
+        if !replay.is_empty() {
+            if let Err(e) = write_frame(&mut wr, &replay).await {
+                return e.to_string();
+            }
+        }
         while let Some(first) = rx.recv().await {
             let mut batch = Vec::new();
             let mut releases = Vec::new();
@@ -427,34 +603,49 @@ async fn run(
             if !releases.is_empty() {
                 batch.push(ToScheduler::Release { keys: releases });
             }
-            if write_frame(&mut wr, &batch).await.is_err() {
-                return;
+            // Noted before writing: a batch cut off by a drop is sent again.
+            if batch
+                .iter()
+                .any(|m| matches!(m, ToScheduler::UpdateGraph { .. }))
+            {
+                let st = shared.lock();
+                let mut log = shared.resend.lock().unwrap_or_else(|p| p.into_inner());
+                for m in &batch {
+                    log.record(m, &st);
+                }
+            }
+            if let Err(e) = write_frame(&mut wr, &batch).await {
+                return e.to_string();
             }
         }
-    });
+        // Every sender is gone: the client is being dropped.
+        std::future::pending().await
+    };
     let mut rd = BufReader::with_capacity(1 << 16, rd);
     let limits = Limits::default();
-    let reason = loop {
-        let frame = tokio::select! {
-            f = read_frame::<_, ToClient>(&mut rd, &limits) => f,
-            _ = stop.notified() => break None,
-        };
-        match frame {
-            Ok(Some(msgs)) => apply(&shared, msgs),
-            Ok(None) => break Some("the scheduler closed the connection".to_owned()),
-            Err(e) => break Some(e.to_string()),
+    let reader = async {
+        loop {
+            match read_frame::<_, ToClient>(&mut rd, &limits).await {
+                Ok(Some(msgs)) => apply(shared, msgs),
+                Ok(None) => break "the scheduler closed the connection".to_owned(),
+                Err(e) => break e.to_string(),
+            }
         }
     };
-    writer.abort();
-    let mut st = shared.lock();
-    st.lost = Some(reason.unwrap_or_else(|| "the client was closed".into()));
-    st.replies.clear();
-    let callbacks: Vec<DoneCallback> = st.callbacks.drain().flat_map(|(_, v)| v).collect();
-    shared.changed(&mut st);
-    drop(st);
-    for cb in callbacks {
-        cb();
+    let ended = tokio::select! {
+        why = reader => Ended::Dropped(why),
+        why = writer => Ended::Dropped(why),
+        _ = stop.notified() => Ended::Closed,
+    };
+    if let Ended::Closed = ended {
+        // Tell the scheduler this is a close, not a drop: it releases the futures now.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            write_frame(&mut wr, &[ToScheduler::Close]),
+        )
+        .await;
     }
+    ended
 }
 
 fn apply(shared: &Shared, msgs: Vec<ToClient>) {
@@ -518,6 +709,7 @@ fn apply(shared: &Shared, msgs: Vec<ToClient>) {
                     | ToClient::Gathered { request, .. } => *request,
                     _ => unreachable!(),
                 };
+                st.pending_requests.remove(&request);
                 if let Some(tx) = st.replies.remove(&request) {
                     let _ = tx.send(reply);
                 }
@@ -650,6 +842,7 @@ impl Client {
             security: None,
             direct_to_workers: None,
             control: false,
+            reconnect_grace: None,
         }
     }
 
@@ -744,8 +937,15 @@ impl Client {
     pub(crate) fn request(&self, make: impl FnOnce(u64) -> ToScheduler) -> Result<ToClient, Error> {
         let id = self.shared().next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
-        self.shared().lock().replies.insert(id, tx);
-        self.send(make(id))?;
+        let msg = make(id);
+        {
+            let mut st = self.shared().lock();
+            st.replies.insert(id, tx);
+            if crate::reconnect::idempotent(&msg) {
+                st.pending_requests.insert(id, msg.clone());
+            }
+        }
+        self.send(msg)?;
         oxidask_worker::seceded(|| loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(r) => return Ok(r),
@@ -755,7 +955,9 @@ impl Client {
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let l = self.shared().lock().lost.clone().unwrap_or_default();
+                    let l = self.shared().lock().lost.clone().unwrap_or_else(|| {
+                        "the connection to the scheduler dropped before it answered; the request was not repeated (it may or may not have taken effect)".into()
+                    });
                     return Err(scheduler_error(ClientError::Lost(l)));
                 }
             }

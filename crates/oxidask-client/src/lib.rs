@@ -33,6 +33,7 @@ mod error;
 mod future;
 mod lifecycle;
 mod persist;
+mod reconnect;
 mod report;
 
 pub use actor::{ActorCall, ActorCaller, ActorError, ActorHandle, ActorReply};

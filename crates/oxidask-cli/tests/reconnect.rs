@@ -1,0 +1,342 @@
+//! Client reconnection with real processes: the client reaches the scheduler through a TCP
+//! proxy this test controls (std threads). Cutting the proxy's connections mid-graph, the
+//! client reconnects, keeps its futures, sends what it submitted meanwhile, and every result
+//! is exact; cut for longer than a short grace, its futures fail with an error naming how
+//! long the scheduler was unreachable, and the scheduler has released its keys.
+//! The `oxidask` binary is the scheduler; this test binary is the worker program.
+//!
+//! Runs without libtest (`harness = false`). Pass a substring to run matching tests only.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use oxidask::distributed::Client;
+use oxidask::Delayed;
+
+#[oxidask::task]
+fn leaf(x: i64, micros: u64) -> i64 {
+    std::thread::sleep(Duration::from_micros(micros));
+    x + 1
+}
+
+#[oxidask::task]
+fn add(x: i64, y: i64) -> i64 {
+    x + y
+}
+
+/// A pairwise sum over `leaves` leaves (about `2 * leaves` tasks) of `seed + i + 1`.
+fn tree(seed: i64, leaves: i64, micros: u64) -> Delayed<i64> {
+    let mut level: Vec<Delayed<i64>> = (0..leaves).map(|i| leaf(seed + i, micros)).collect();
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        let mut it = level.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => add(a, b),
+                None => a,
+            });
+        }
+        level = next;
+    }
+    level.pop().unwrap()
+}
+
+fn tree_sum(seed: i64, leaves: i64) -> i64 {
+    (0..leaves).map(|i| seed + i + 1).sum()
+}
+
+// ---- the proxy -------------------------------------------------------------------------------
+
+/// Forwards connections to `target`; can cut them all and refuse new ones.
+struct Proxy {
+    address: String,
+    refuse: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    live: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: &str) -> Proxy {
+        let target = target.trim_start_matches("tcp://").to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("tcp://{}", listener.local_addr().unwrap());
+        let refuse = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (r, a, l) = (refuse.clone(), accepted.clone(), live.clone());
+        std::thread::spawn(move || {
+            for down in listener.incoming() {
+                let Ok(down) = down else { continue };
+                if r.load(Ordering::SeqCst) {
+                    let _ = down.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(up) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                a.fetch_add(1, Ordering::SeqCst);
+                let mut live = l.lock().unwrap();
+                live.push(down.try_clone().unwrap());
+                live.push(up.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (down.try_clone().unwrap(), up.try_clone().unwrap()),
+                    (up, down),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy {
+            address,
+            refuse,
+            accepted,
+            live,
+        }
+    }
+
+    /// Closes every forwarded connection (both sides).
+    fn cut(&self) {
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn refuse(&self, on: bool) {
+        self.refuse.store(on, Ordering::SeqCst);
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+// ---- processes -------------------------------------------------------------------------------
+
+struct Proc {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("OXIDASK_TEST_VERBOSE").is_some() {
+                    eprintln!("    | {line}");
+                }
+                l.lock().unwrap().push(line);
+            }
+        });
+        Proc { child, log }
+    }
+
+    fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            assert!(Instant::now() < deadline, "no `{needle}` in the log");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scheduler whose client grace is `grace`.
+fn scheduler(grace: &str) -> (Proc, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidask"));
+    cmd.args(["scheduler", "--port", "0", "--no-dashboard"])
+        .env(
+            "OXIDASK_DISTRIBUTED__SCHEDULER__CLIENT_RECONNECT_GRACE",
+            grace,
+        );
+    let p = Proc::spawn(cmd);
+    let line = p.wait_for_line("listening at", Duration::from_secs(20));
+    let address = line.rsplit(' ').next().unwrap().to_owned();
+    (p, address)
+}
+
+fn worker(address: &str, name: &str) -> Proc {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "worker",
+        address,
+        "--no-nanny",
+        "--nthreads",
+        "2",
+        "--name",
+        name,
+    ]);
+    Proc::spawn(cmd)
+}
+
+fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const LONG: Duration = Duration::from_secs(120);
+
+// ---- tests -----------------------------------------------------------------------------------
+
+fn a_cut_mid_graph_is_survived_with_exact_results() {
+    let (_s, address) = scheduler("30s");
+    let _w = [worker(&address, "a"), worker(&address, "b")];
+    let proxy = Proxy::start(&address);
+    let client = Client::builder()
+        .address(proxy.address.clone())
+        .reconnect_grace(Duration::from_secs(30))
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    let observer = Client::builder()
+        .address(address.clone())
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    client.wait_for_workers(2, LONG).unwrap();
+    // About 1000 tasks, 2 ms per leaf on 4 threads.
+    let first = client.submit(&tree(0, 512, 2000)).unwrap();
+    wait_until("the graph to be running", LONG, || {
+        observer
+            .summary()
+            .unwrap()
+            .workers
+            .iter()
+            .any(|w| w.keys > 0)
+    });
+    assert!(!first.done(), "cut while the graph runs");
+    proxy.refuse(true);
+    proxy.cut();
+    wait_until("the scheduler to see the client go", LONG, || {
+        observer.summary().unwrap().clients == 1
+    });
+    // Submitted while the connection is down: sent after reconnecting.
+    let second = client.submit(&tree(1000, 256, 100)).unwrap();
+    let progress = observer.summary().unwrap().tasks;
+    assert!(
+        progress > 0,
+        "the scheduler keeps the graph while the client is away"
+    );
+    proxy.refuse(false);
+    assert_eq!(
+        client.gather(std::slice::from_ref(&first)).unwrap(),
+        vec![tree_sum(0, 512)]
+    );
+    assert_eq!(client.gather(&[second]).unwrap(), vec![tree_sum(1000, 256)]);
+    assert!(proxy.accepted() >= 2, "the client reconnected");
+    // A second cut after everything finished: the futures stay usable.
+    proxy.cut();
+    assert_eq!(
+        client.gather(std::slice::from_ref(&first)).unwrap(),
+        vec![tree_sum(0, 512)]
+    );
+    wait_until("the client to be back", LONG, || {
+        observer.summary().unwrap().clients == 2
+    });
+}
+
+fn a_cut_longer_than_the_grace_fails_clearly_and_releases_the_keys() {
+    let (_s, address) = scheduler("2s");
+    let _w = worker(&address, "a");
+    let proxy = Proxy::start(&address);
+    let client = Client::builder()
+        .address(proxy.address.clone())
+        .reconnect_grace(Duration::from_secs(2))
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    let observer = Client::builder()
+        .address(address.clone())
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    client.wait_for_workers(1, LONG).unwrap();
+    let done = client.submit(&leaf(1, 0)).unwrap();
+    assert_eq!(client.gather(&[done]).unwrap(), vec![2]);
+    let slow = client.submit(&tree(0, 64, 200_000)).unwrap();
+    wait_until("tasks on the scheduler", LONG, || {
+        observer.summary().unwrap().tasks > 1
+    });
+    proxy.refuse(true);
+    proxy.cut();
+    let e = client.gather(&[slow]).unwrap_err().to_string();
+    assert!(
+        e.contains("unreachable for 2 s") && e.contains(&proxy.address.replace("tcp://", "")),
+        "{e}"
+    );
+    assert!(client.is_closed());
+    // The scheduler released everything the client held once the grace ended.
+    wait_until("the keys to be released", LONG, || {
+        observer.summary().unwrap().tasks == 0
+    });
+}
+
+type Test = (&'static str, fn());
+
+const TESTS: &[Test] = &[
+    (
+        "a_cut_mid_graph_is_survived_with_exact_results",
+        a_cut_mid_graph_is_survived_with_exact_results,
+    ),
+    (
+        "a_cut_longer_than_the_grace_fails_clearly_and_releases_the_keys",
+        a_cut_longer_than_the_grace_fails_clearly_and_releases_the_keys,
+    ),
+];
+
+fn main() {
+    oxidask::distributed::run_if_worker();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let mut failed = Vec::new();
+    for (name, test) in TESTS {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let started = Instant::now();
+        match std::panic::catch_unwind(test) {
+            Ok(()) => println!(
+                "test {name} ... ok ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            ),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    if failed.is_empty() {
+        println!("test result: ok");
+    } else {
+        println!("test result: FAILED: {failed:?}");
+        std::process::exit(1);
+    }
+}
