@@ -2,8 +2,9 @@
 //! (the `oxidask` binary as the scheduler, this test binary as the two workers, the test
 //! process as the client): the workers reconnect and report what they hold, the graph
 //! finishes with the exact result, and no task whose run had finished before the kill runs
-//! again. Each task counts its runs with a file in a shared directory (written when its work
-//! is done), so a rerun shows up as a second file.
+//! again. The client reconnects by itself and its future completes. Each task counts its
+//! runs with a file in a shared directory (written when its work is done), so a rerun shows
+//! up as a second file.
 //!
 //! Runs without libtest (`harness = false`).
 
@@ -205,7 +206,10 @@ fn run() {
         if slow_done >= 100 {
             break;
         }
-        assert!(Instant::now() < deadline, "the graph did not progress: {r:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the graph did not progress: {r:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     sched.child.kill().unwrap(); // SIGKILL
@@ -228,18 +232,16 @@ fn run() {
         .expect("the workers came back");
     assert!(!resumed.contains("not back"), "{resumed}");
 
-    // The client's futures: the same client once it reconnects by itself; until clients
-    // reconnect, a new client asking for the same graph (its keys are those the journal kept).
-    let got = match total.result() {
-        Ok(v) => v,
-        Err(first) => {
-            eprintln!("    the first client's future failed ({first}); asking again from a new client");
-            let client2 = Client::connect(&address).expect("connect again");
-            let total2 = client2.submit(&z).expect("submit again");
-            total2.result().expect("the resumed graph's result")
-        }
-    };
+    // The same client reconnects by itself and its future completes.
+    let got = total
+        .result()
+        .expect("the client's future, after it reconnected to the restarted scheduler");
     assert_eq!(got, (0..LEAVES).sum::<i64>(), "the exact sum");
+    // A new client asking for the same graph gets the same result without running it again.
+    let client2 = Client::connect(&address).expect("connect a second client");
+    let again = client2.submit(&z).expect("submit again");
+    assert_eq!(again.result().expect("the second client's result"), got);
+    drop(client);
 
     let after = runs(&marks);
     let rerun: Vec<(&String, &usize)> = before
@@ -271,10 +273,12 @@ fn main() {
         let r = std::panic::catch_unwind(run);
         let _ = tx.send(r.is_ok());
     });
-    let ok = rx.recv_timeout(Duration::from_secs(240)).unwrap_or_else(|_| {
-        eprintln!("the journal test did not finish within 240 s");
-        false
-    });
+    let ok = rx
+        .recv_timeout(Duration::from_secs(240))
+        .unwrap_or_else(|_| {
+            eprintln!("the journal test did not finish within 240 s");
+            false
+        });
     for pid in CHILDREN.lock().unwrap().iter() {
         let _ = Command::new("kill")
             .args(["-9", &pid.to_string()])

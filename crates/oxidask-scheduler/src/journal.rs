@@ -82,6 +82,13 @@ pub enum Record {
         /// Its name.
         name: String,
     },
+    /// A client named the id it made for itself (it may reconnect by it).
+    ClientIdentified {
+        /// Its connection.
+        client: u64,
+        /// Its id.
+        id: u128,
+    },
     /// A message from a client that changes the graph.
     FromClient {
         /// Its connection.
@@ -260,9 +267,12 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Loaded, JournalError> {
 /// What a replay rebuilt.
 #[derive(Debug, Default)]
 pub struct Replayed {
-    /// Clients connected when the journal ended: the connection each was restored with, and
-    /// its name. Their futures are kept until they reconnect (or a grace period ends).
-    pub clients: Vec<(u64, String)>,
+    /// Clients connected (or parked) when the journal ended: the connection each was
+    /// restored with, its name and its id. Identified clients (id not 0) are parked as if
+    /// their connection had just dropped: they take their futures back when they reconnect
+    /// within `distributed.scheduler.client-reconnect-grace`. Anonymous ones stay connected
+    /// for the shell to release (it keeps their futures for a while for other clients).
+    pub clients: Vec<(u64, String, u128)>,
     /// Names of the workers connected when the journal ended.
     pub workers: Vec<String>,
 }
@@ -271,8 +281,9 @@ pub struct Replayed {
 /// nothing in memory; clients get connections from [`RESTORED_CONN_BASE`] up (messages to
 /// them go nowhere).
 pub fn replay(records: Vec<Record>, state: &mut SchedulerState, now: Instant) -> Replayed {
-    let mut conns: FxHashMap<u64, (u64, String)> = FxHashMap::default();
+    let mut conns: FxHashMap<u64, (u64, String, u128)> = FxHashMap::default();
     let mut next = RESTORED_CONN_BASE;
+    let mut parked: Vec<(u64, String, u128)> = Vec::new();
     let mut workers: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for r in records {
@@ -280,17 +291,32 @@ pub fn replay(records: Vec<Record>, state: &mut SchedulerState, now: Instant) ->
             Record::ClientJoined { client, name } => {
                 let conn = next;
                 next += 1;
-                conns.insert(client, (conn, name.clone()));
+                conns.insert(client, (conn, name.clone(), 0));
                 state.handle_into(Event::ClientJoined { conn, name }, now, &mut out);
             }
+            Record::ClientIdentified { client, id } => {
+                parked.retain(|p: &(u64, String, u128)| p.2 != id);
+                if let Some(c) = conns.get_mut(&client) {
+                    c.2 = id;
+                    let e = Event::ClientIdentified {
+                        conn: c.0,
+                        id,
+                        reconnect: false,
+                    };
+                    state.handle_into(e, now, &mut out);
+                }
+            }
             Record::FromClient { client, msg } => {
-                if let Some(&(conn, _)) = conns.get(&client) {
+                if let Some(&(conn, _, _)) = conns.get(&client) {
                     state.handle_into(Event::FromClient { conn, msg }, now, &mut out);
                 }
             }
             Record::ClientLeft { client } => {
-                if let Some((conn, _)) = conns.remove(&client) {
+                if let Some((conn, name, id)) = conns.remove(&client) {
                     state.handle_into(Event::ClientLeft { conn }, now, &mut out);
+                    if id != 0 {
+                        parked.push((conn, name, id)); // it may come back
+                    }
                 }
             }
             Record::Erred { key, error } => {
@@ -305,8 +331,15 @@ pub fn replay(records: Vec<Record>, state: &mut SchedulerState, now: Instant) ->
         }
         out.clear();
     }
-    let mut clients: Vec<(u64, String)> = conns.into_values().collect();
+    let mut clients: Vec<(u64, String, u128)> = conns.into_values().collect();
     clients.sort();
+    // Identified clients are parked, as if their connections had just dropped.
+    for &(conn, _, id) in &clients {
+        if id != 0 {
+            state.handle_into(Event::ClientLeft { conn }, now, &mut out);
+        }
+    }
+    clients.extend(parked);
     Replayed { clients, workers }
 }
 
@@ -315,11 +348,17 @@ pub fn replay(records: Vec<Record>, state: &mut SchedulerState, now: Instant) ->
 pub fn snapshot(state: &SchedulerState, workers: &[String]) -> Vec<Record> {
     let g = state.live_graph();
     let mut out = Vec::with_capacity(g.parts.len() + g.clients.len() * 2 + 4);
-    for (conn, name, _) in &g.clients {
+    for c in &g.clients {
         out.push(Record::ClientJoined {
-            client: *conn,
-            name: name.clone(),
+            client: c.conn,
+            name: c.name.clone(),
         });
+        if c.id != 0 {
+            out.push(Record::ClientIdentified {
+                client: c.conn,
+                id: c.id,
+            });
+        }
     }
     out.push(Record::ClientJoined {
         client: SNAPSHOT_CLIENT,
@@ -346,13 +385,17 @@ pub fn snapshot(state: &SchedulerState, workers: &[String]) -> Vec<Record> {
             msg: ToScheduler::Pin { keys: g.pinned },
         });
     }
-    for (conn, _, wanted) in g.clients {
-        if !wanted.is_empty() {
+    let mut parked = Vec::new();
+    for c in g.clients {
+        if c.parked {
+            parked.push(c.conn);
+        }
+        if !c.wanted.is_empty() {
             out.push(Record::FromClient {
-                client: conn,
+                client: c.conn,
                 msg: ToScheduler::UpdateGraph {
                     tasks: Vec::new(),
-                    wanted,
+                    wanted: c.wanted,
                     options: Default::default(),
                     more: false,
                 },
@@ -365,6 +408,10 @@ pub fn snapshot(state: &SchedulerState, workers: &[String]) -> Vec<Record> {
     out.push(Record::ClientLeft {
         client: SNAPSHOT_CLIENT,
     });
+    // Parked clients were connected in the snapshot only to want their keys.
+    for client in parked {
+        out.push(Record::ClientLeft { client });
+    }
     for name in workers {
         out.push(Record::WorkerJoined { name: name.clone() });
     }
@@ -432,7 +479,7 @@ impl Journal {
             live: 0,
             factor: COMPACT_FACTOR,
             min_bytes: COMPACT_MIN_BYTES,
-            clients: replayed.clients.iter().map(|(c, _)| *c).collect(),
+            clients: replayed.clients.iter().map(|(c, _, _)| *c).collect(),
             workers: FxHashMap::default(),
             worker_names: replayed.workers.clone(),
             erred: None,
@@ -478,6 +525,12 @@ impl Journal {
                     name: name.clone(),
                 });
             }
+            Event::ClientIdentified { conn, id, .. } if self.clients.contains(conn) && *id != 0 => {
+                self.push(&Record::ClientIdentified {
+                    client: *conn,
+                    id: *id,
+                });
+            }
             Event::FromClient { conn, msg } => {
                 if !self.clients.contains(conn) {
                     return;
@@ -489,6 +542,7 @@ impl Journal {
                         | ToScheduler::Pin { .. }
                         | ToScheduler::Cancel { .. }
                         | ToScheduler::Restart { .. }
+                        | ToScheduler::Close
                 ) {
                     self.push(&Record::FromClient {
                         client: *conn,
@@ -496,10 +550,8 @@ impl Journal {
                     });
                 }
             }
-            Event::ClientLeft { conn } => {
-                if self.clients.remove(conn) {
-                    self.push(&Record::ClientLeft { client: *conn });
-                }
+            Event::ClientLeft { conn } if self.clients.remove(conn) => {
+                self.push(&Record::ClientLeft { client: *conn });
             }
             Event::WorkerJoined { conn, info } => {
                 self.workers.insert(*conn, info.name.clone());

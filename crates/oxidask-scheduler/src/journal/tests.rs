@@ -62,6 +62,8 @@ struct Driven {
     computes: BTreeMap<WireKey, usize>,
     /// Assigned and not yet answered.
     assigned: Vec<WireKey>,
+    /// Keys clients were told are in memory, by connection.
+    told: Vec<(u64, WireKey)>,
 }
 
 impl Driven {
@@ -75,6 +77,7 @@ impl Driven {
             now,
             computes: BTreeMap::new(),
             assigned: Vec::new(),
+            told: Vec::new(),
         };
         (d, o.replayed)
     }
@@ -86,13 +89,19 @@ impl Driven {
         self.j.flush();
         self.s.validate().expect("valid");
         for eff in effects {
-            if let Effect::ToWorker {
-                msg: ToWorker::Compute { task, .. },
-                ..
-            } = eff
-            {
-                *self.computes.entry(task.key).or_default() += 1;
-                self.assigned.push(task.key);
+            match eff {
+                Effect::ToWorker {
+                    msg: ToWorker::Compute { task, .. },
+                    ..
+                } => {
+                    *self.computes.entry(task.key).or_default() += 1;
+                    self.assigned.push(task.key);
+                }
+                Effect::ToClient {
+                    conn,
+                    msg: ToClient::KeyInMemory { key, .. },
+                } => self.told.push((conn, key)),
+                _ => {}
             }
         }
     }
@@ -163,6 +172,8 @@ fn graph_keys() -> Vec<WireKey> {
     graph().iter().map(|t| t.key).collect()
 }
 
+const ALICE: u128 = 0x5eed_a11ce;
+
 /// Submits the graph, joins a worker and computes part of it; returns the driven state.
 fn half_computed(dir: &Path) -> Driven {
     let (mut d, replayed) = Driven::open(dir);
@@ -170,6 +181,11 @@ fn half_computed(dir: &Path) -> Driven {
     d.step(Event::ClientJoined {
         conn: 1,
         name: "alice".into(),
+    });
+    d.step(Event::ClientIdentified {
+        conn: 1,
+        id: ALICE,
+        reconnect: false,
     });
     d.step(Event::FromClient {
         conn: 1,
@@ -212,6 +228,12 @@ fn replay_and_holding_resume_without_recomputing() {
     assert_eq!(replayed.workers, vec!["w1".to_owned()]);
     assert_eq!(replayed.clients.len(), 1);
     assert_eq!(replayed.clients[0].1, "alice");
+    assert_eq!(replayed.clients[0].2, ALICE);
+    assert_eq!(
+        r.s.n_clients(),
+        0,
+        "the restored client is parked, not connected"
+    );
     assert!(
         r.in_memory().is_empty(),
         "nothing is in memory before workers report"
@@ -239,7 +261,22 @@ fn replay_and_holding_resume_without_recomputing() {
         );
     }
     r.assigned.retain(|k| !held.contains(k));
+    // The client reconnects by its id and takes its futures back.
+    r.step(Event::ClientJoined {
+        conn: 7,
+        name: "alice".into(),
+    });
+    r.step(Event::ClientIdentified {
+        conn: 7,
+        id: ALICE,
+        reconnect: true,
+    });
     r.work(100);
+    assert!(
+        r.told.contains(&(7, wk("c"))),
+        "the reconnected client is told c is in memory: {:?}",
+        r.told
+    );
     assert_eq!(r.s.state_of(&key("c")), Some(TState::Memory), "c finished");
     assert_eq!(r.s.state_of(&key("after-bad")), Some(TState::Erred));
     assert!(

@@ -517,7 +517,14 @@ fn run_core(cfg: CoreConfig, rx: mpsc::Receiver<Inbound>) {
     let (mut state, mut journal, mut gate, mut restored) = match opened {
         Some(o) => {
             let gate = restore::Gate::new(&o.replayed.workers, Instant::now());
-            let restored: Vec<u64> = o.replayed.clients.iter().map(|(c, _)| *c).collect();
+            // Anonymous clients cannot reconnect: their futures are kept a while for others.
+            let restored: Vec<u64> = o
+                .replayed
+                .clients
+                .iter()
+                .filter(|(_, _, id)| *id == 0)
+                .map(|(c, _, _)| *c)
+                .collect();
             (o.state, Some(o.journal), gate, restored)
         }
         None => (

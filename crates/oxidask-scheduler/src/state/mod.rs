@@ -38,7 +38,7 @@ pub use records::{
     ClientId, ClientRec, Constraints, TState, TaskId, TaskList, TaskRec, WorkerId, WorkerMetrics,
     WorkerRec,
 };
-pub use restore::LiveGraph;
+pub use restore::{LiveClient, LiveGraph};
 pub use shuffle::MAX_RESTARTS as P2P_MAX_RESTARTS;
 
 /// Tunables of the scheduler's policies.

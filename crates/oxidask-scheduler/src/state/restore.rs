@@ -21,10 +21,25 @@ pub struct LiveGraph {
     pub wanted: Vec<WireKey>,
     /// Fire-and-forget keys.
     pub pinned: Vec<WireKey>,
-    /// Each connected client (by connection, with its name) and the keys it wants.
-    pub clients: Vec<(u64, String, Vec<WireKey>)>,
+    /// Each client (connected, or parked waiting to reconnect) and the keys it wants.
+    pub clients: Vec<LiveClient>,
     /// Failed tasks whose dependencies did not fail (the rest fail again from them).
     pub erred: Vec<(WireKey, WireError)>,
+}
+
+/// A client as [`SchedulerState::live_graph`] describes it.
+#[derive(Debug)]
+pub struct LiveClient {
+    /// Its connection (the last one, for a parked client).
+    pub conn: u64,
+    /// Its name.
+    pub name: String,
+    /// The id it made for itself (0: anonymous).
+    pub id: u128,
+    /// Its connection dropped and it may reconnect.
+    pub parked: bool,
+    /// The keys it wants.
+    pub wanted: Vec<WireKey>,
 }
 
 impl SchedulerState {
@@ -130,14 +145,16 @@ impl SchedulerState {
                 .filter(|&t| self.task(t).spec.is_some())
                 .collect();
             wanted.sort_by_key(|&t| self.task(t).priority.1);
-            g.clients.push((
-                c.conn,
-                c.name.clone(),
-                wanted
+            g.clients.push(LiveClient {
+                conn: c.conn,
+                name: c.name.clone(),
+                id: c.id,
+                parked: c.parked_until.is_some(),
+                wanted: wanted
                     .into_iter()
                     .map(|t| WireKey::from(&self.task(t).key))
                     .collect(),
-            ));
+            });
         }
         g
     }
