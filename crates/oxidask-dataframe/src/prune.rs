@@ -467,3 +467,66 @@ pub(crate) fn prune(source: &Source, ops: &[FrameOp]) -> Option<Source> {
         pieces: out,
     })
 }
+
+/// An upper estimate of a node's size in memory, from what is known without computing it:
+/// a Parquet read's footers (uncompressed bytes of the columns it yields, in the row groups
+/// of its unpruned pieces) or the sizes of in-memory partitions, through row-wise steps,
+/// subsets and repartitions. `None` when unknown (the side is then never broadcast by size).
+pub(crate) fn estimated_bytes(n: &crate::plan::Node) -> Option<u64> {
+    use crate::plan::Kind;
+    match &n.kind {
+        Kind::Scan { source, ops } => {
+            if !matches!(source.format, Format::Parquet) {
+                return None;
+            }
+            let pruned = prune(source, ops);
+            let source = pruned.as_ref().unwrap_or(source);
+            let mut total = 0u64;
+            for p in &source.pieces {
+                if p.pruned.is_some() {
+                    continue;
+                }
+                let f = footer(&p.location, &source.storage)?;
+                for rg in row_groups(&f, p) {
+                    let group = &f.meta.row_groups[rg];
+                    for c in n.schema.iter_names() {
+                        if let Some(chunks) = group.columns_under_root_iter(c.as_str()) {
+                            total += chunks
+                                .map(|ch| ch.uncompressed_size().max(0) as u64)
+                                .sum::<u64>();
+                        }
+                    }
+                }
+            }
+            Some(total)
+        }
+        Kind::Parts { parts, .. } => {
+            let mut total = 0u64;
+            for a in parts.iter() {
+                let oxidask_core::Arg::Value(v) = a else {
+                    return None;
+                };
+                let df = &v.downcast_ref::<crate::Partition>()?.0;
+                total += n
+                    .schema
+                    .iter_names()
+                    .filter_map(|c| df.column(c.as_str()).ok())
+                    .map(|c| c.as_materialized_series().estimated_size() as u64)
+                    .sum::<u64>();
+            }
+            Some(total)
+        }
+        Kind::Map { input, ops }
+            if ops.iter().all(|o| {
+                matches!(
+                    o,
+                    FrameOp::Select(_) | FrameOp::Filter(_) | FrameOp::Slice { .. }
+                )
+            }) =>
+        {
+            estimated_bytes(input)
+        }
+        Kind::Repartition { input } | Kind::Subset { input, .. } => estimated_bytes(input),
+        _ => None,
+    }
+}

@@ -410,14 +410,33 @@ pub(crate) fn merge(
             }
             _ => false,
         };
+        // A side may be broadcast when the join keeps only matches of it (the right of
+        // inner/left joins, the left of inner/right joins, as Dask): when it is one partition,
+        // or its estimated size is at most `dataframe.broadcast-bytes` (the smaller if both).
+        let (r_ok, l_ok) = (
+            matches!(how, How::Inner | How::Left),
+            matches!(how, How::Inner | How::Right),
+        );
+        let limit = broadcast_bytes();
+        let small =
+            |n: &Node| limit.and_then(|b| crate::prune::estimated_bytes(n).filter(|&e| e <= b));
+        let (r_small, l_small) = (
+            r_ok.then(|| small(r)).flatten(),
+            l_ok.then(|| small(l)).flatten(),
+        );
         let mode = if aligned {
             JoinMode::Aligned
-        } else if r.npartitions == 1 && matches!(how, How::Inner | How::Left) {
+        } else if r.npartitions == 1 && r_ok {
             JoinMode::BroadcastRight
-        } else if l.npartitions == 1 && matches!(how, How::Inner | How::Right) {
+        } else if l.npartitions == 1 && l_ok {
             JoinMode::BroadcastLeft
         } else {
-            JoinMode::Partitionwise
+            match (l_small, r_small) {
+                (Some(le), Some(re)) if le < re => JoinMode::BroadcastLeft,
+                (_, Some(_)) => JoinMode::BroadcastRight,
+                (Some(_), None) => JoinMode::BroadcastLeft,
+                (None, None) => JoinMode::Partitionwise,
+            }
         };
         let (left_in, right_in, np) = match mode {
             JoinMode::BroadcastRight => (l.clone(), r.clone(), l.npartitions),
@@ -453,6 +472,18 @@ pub(crate) fn merge(
     DataFrame::from_result(go())
 }
 
+/// `dataframe.broadcast-bytes`: the largest estimated size of a merge side broadcast to
+/// every partition of the other (`None`: by partition count only).
+fn broadcast_bytes() -> Option<u64> {
+    match oxidask_config::global() {
+        Ok(c) => c.size("dataframe.broadcast-bytes"),
+        Err(_) => Some(BROADCAST_BYTES),
+    }
+}
+
+/// The default of `dataframe.broadcast-bytes` (32 MiB).
+const BROADCAST_BYTES: u64 = 32 << 20;
+
 /// The tasks of a join.
 pub(crate) fn join_layer(
     left: &Node,
@@ -472,14 +503,30 @@ pub(crate) fn join_layer(
     };
     let mut tasks = Vec::new();
     let mut outputs = Vec::new();
+    // The broadcast side is concatenated once, into one key: a worker fetches it once and
+    // every join task there reads that copy.
+    let whole = |l: &Layer, side: &str, tasks: &mut Vec<(Key, Task)>| -> Vec<Arg> {
+        if l.outputs.len() <= 1 {
+            return keys(l);
+        }
+        let k = Key::block(&format!("{name}-{side}"), token, &[0]);
+        let none = Value::new(Plan(Vec::<FrameOp>::new()));
+        tasks.push((k, apply_task(&none, keys(l))));
+        vec![Arg::Key(k)]
+    };
+    let (lwhole, rwhole) = match mode {
+        JoinMode::BroadcastRight => (Vec::new(), whole(&rl, "broadcast", &mut tasks)),
+        JoinMode::BroadcastLeft => (whole(&ll, "broadcast", &mut tasks), Vec::new()),
+        _ => (Vec::new(), Vec::new()),
+    };
     let n = match mode {
         JoinMode::BroadcastRight | JoinMode::Partitionwise | JoinMode::Aligned => ll.outputs.len(),
         JoinMode::BroadcastLeft => rl.outputs.len(),
     };
     for j in 0..n {
         let (la, ra) = match mode {
-            JoinMode::BroadcastRight => (vec![Arg::Key(ll.outputs[j])], keys(&rl)),
-            JoinMode::BroadcastLeft => (keys(&ll), vec![Arg::Key(rl.outputs[j])]),
+            JoinMode::BroadcastRight => (vec![Arg::Key(ll.outputs[j])], rwhole.clone()),
+            JoinMode::BroadcastLeft => (lwhole.clone(), vec![Arg::Key(rl.outputs[j])]),
             JoinMode::Partitionwise | JoinMode::Aligned => {
                 (vec![Arg::Key(ll.outputs[j])], vec![Arg::Key(rl.outputs[j])])
             }

@@ -330,20 +330,22 @@ fn a_frame_used_twice_is_read_once() {
 
 #[test]
 fn a_hash_join_shuffles_only_the_needed_columns() {
-    // Item (c): the shuffle below a hash join carries the join keys and the used columns.
+    // Item (c): the shuffle below a hash join carries the join keys and the used columns
+    // (an outer join: never broadcast, whatever the sizes).
     let dir = tempfile::tempdir().unwrap();
     taxi(dir.path());
     let t = dd::read_parquet(format!("{}/trips-*.parquet", dir.path().display()));
     let z = dd::read_parquet(format!("{}/zones.parquet", dir.path().display())).repartition(2);
     let m = t
-        .merge(&z, &["PULocationID"], &["LocationID"], dd::How::Inner)
+        .merge(&z, &["PULocationID"], &["LocationID"], dd::How::Outer)
         .select([col("fare"), col("Borough")]);
     let plan = m.explain();
     let shuffles: Vec<&str> = plan.lines().filter(|l| l.contains("shuffle by")).collect();
     assert_eq!(shuffles.len(), 2, "{plan}");
     assert!(
-        shuffles[0].ends_with("columns [PULocationID, fare]")
-            || shuffles[1].ends_with("columns [PULocationID, fare]"),
+        shuffles
+            .iter()
+            .any(|l| l.ends_with("columns [PULocationID, fare]")),
         "{plan}"
     );
     assert!(
@@ -352,4 +354,73 @@ fn a_hash_join_shuffles_only_the_needed_columns() {
             .any(|l| l.ends_with("columns [LocationID, Borough]")),
         "{plan}"
     );
+}
+
+#[test]
+fn a_small_side_is_broadcast_by_estimated_size_and_concatenated_once() {
+    // Item (b): zones are three small Parquet files (three partitions, so not broadcast by
+    // partition count); their footer size is under `dataframe.broadcast-bytes`.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, zones) = taxi(dir.path());
+    for i in 0..3i64 {
+        let part = zones.slice(i * 7, 7);
+        write_parquet(&part, &dir.path().join(format!("z-{i}.parquet")));
+    }
+    let z = dd::read_parquet(format!("{}/z-*.parquet", dir.path().display()));
+    assert_eq!(z.npartitions(), 3);
+    let n = 3000;
+    let big_pl = pl::df!(
+        "PULocationID" => (0..n).map(|i| (i * 7) % 25).collect::<Vec<i64>>(),
+        "fare" => (0..n).map(|i| i as f64 / 8.0).collect::<Vec<f64>>(),
+        "note" => (0..n).map(|i| format!("trip number {i} with a longer text")).collect::<Vec<String>>()
+    )
+    .unwrap();
+    let big = dd::from_polars(big_pl.clone(), 4);
+    let oracle = |how: pl::JoinType| {
+        big_pl
+            .clone()
+            .lazy()
+            .join(
+                zones.clone().lazy(),
+                [pl::col("PULocationID")],
+                [pl::col("LocationID")],
+                pl::JoinArgs::new(how)
+                    .with_suffix(Some("_right".into()))
+                    .with_coalesce(pl::JoinCoalesce::CoalesceColumns),
+            )
+            .collect()
+            .unwrap()
+    };
+    for (how, pl_how, mode) in [
+        (dd::How::Inner, pl::JoinType::Inner, "BroadcastRight"),
+        (dd::How::Left, pl::JoinType::Left, "BroadcastRight"),
+        (dd::How::Outer, pl::JoinType::Full, "Partitionwise"),
+    ] {
+        let m = big.merge(&z, &["PULocationID"], &["LocationID"], how);
+        let plan = m.explain();
+        assert!(plan.contains(mode), "{how:?}:\n{plan}");
+        let g = m.graph();
+        let concat = g
+            .iter()
+            .filter(|(k, _)| k.prefix_str().ends_with("-broadcast"))
+            .count();
+        assert_eq!(concat, usize::from(mode != "Partitionwise"), "{how:?}");
+        let got = m.compute().unwrap();
+        assert_frames_eq(&sorted(&got), &sorted(&oracle(pl_how)), &format!("{how:?}"));
+    }
+    // A right join may broadcast only the left side: the big in-memory frame is over a limit
+    // of 16 KiB, the zones under it, so both sides are shuffled.
+    let _limit = oxidask_config::set("dataframe.broadcast-bytes", "16KiB").unwrap();
+    let m = big.merge(&z, &["PULocationID"], &["LocationID"], dd::How::Right);
+    assert!(m.explain().contains("Partitionwise"), "{}", m.explain());
+    let got = m.compute().unwrap();
+    assert_frames_eq(
+        &sorted(&got),
+        &sorted(&oracle(pl::JoinType::Right)),
+        "right",
+    );
+    // Under a limit below the zones' size, an inner join shuffles too.
+    let _limit = oxidask_config::set("dataframe.broadcast-bytes", "16").unwrap();
+    let m = big.merge(&z, &["PULocationID"], &["LocationID"], dd::How::Inner);
+    assert!(m.explain().contains("Partitionwise"), "{}", m.explain());
 }
