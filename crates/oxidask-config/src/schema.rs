@@ -251,10 +251,11 @@ pub static SCHEMA: &[KeySpec] = &[
         "distributed.scheduler.replicate-expensive",
         Duration,
         "1s",
-        "A result that tasks still wait for gets a second copy on another worker when losing \
-         it would redo more than this much work (its run and those of the inputs released \
-         after it), so a worker's death does not send a long lineage back to be recomputed; \
-         null: never (as Dask).",
+        "The most work a worker's death may send back to be recomputed: each worker may be \
+         the only holder of results that tasks or clients still wait for worth this much \
+         work (a result's work: its run and those of its inputs released after it); results \
+         past that get a second copy on another worker when recomputing them would take over \
+         ten times as long as copying them; null: never (as Dask).",
     )
     .nullable()
     .ours(),
@@ -271,6 +272,16 @@ pub static SCHEMA: &[KeySpec] = &[
         "Time without a heartbeat after which a worker is removed; null: never.",
     )
     .nullable(),
+    KeySpec::new(
+        "distributed.scheduler.client-reconnect-grace",
+        Duration,
+        "30s",
+        "How long the scheduler keeps the futures of a client whose connection dropped, and \
+         how long such a client keeps trying to reconnect: a client back within it continues \
+         with its futures (graphs in flight go on meanwhile); after it they are released. An \
+         explicit close releases them at once.",
+    )
+    .ours(),
     KeySpec::new(
         "distributed.scheduler.idle-timeout",
         Duration,
