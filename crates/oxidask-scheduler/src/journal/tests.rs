@@ -402,3 +402,73 @@ fn crc32_is_the_ieee_checksum() {
     assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     assert_eq!(crc32(b""), 0);
 }
+
+/// What journalling costs the core on a large graph, printed (`--nocapture`) with no
+/// threshold: handling a 50,000-task UpdateGraph with and without recording and writing it.
+#[test]
+fn the_cost_of_journalling_a_large_graph_is_printed() {
+    let n = 50_000;
+    let tasks: Vec<WireTask> = (0..n)
+        .map(|i| {
+            if i == 0 {
+                task("big-0", &[])
+            } else {
+                task(&format!("big-{i}"), &[&format!("big-{}", i / 2)])
+            }
+        })
+        .collect();
+    let msg = || ToScheduler::UpdateGraph {
+        tasks: tasks.clone(),
+        wanted: tasks.iter().map(|t| t.key).collect(),
+        options: SubmitOptions::default(),
+        more: false,
+    };
+    let now = Instant::now();
+    let mut plain = SchedulerState::new(Config::default(), now);
+    plain.handle(
+        Event::ClientJoined {
+            conn: 1,
+            name: "c".into(),
+        },
+        now,
+    );
+    let e = Event::FromClient {
+        conn: 1,
+        msg: msg(),
+    };
+    let t0 = Instant::now();
+    plain.handle(e, now);
+    let without = t0.elapsed();
+
+    let dir = temp_dir("cost");
+    let (mut d, _) = Driven::open(&dir);
+    d.step(Event::ClientJoined {
+        conn: 1,
+        name: "c".into(),
+    });
+    let e = Event::FromClient {
+        conn: 1,
+        msg: msg(),
+    };
+    let t0 = Instant::now();
+    d.j.record(&e);
+    let recorded = t0.elapsed();
+    d.s.handle(e, d.now);
+    d.j.after(&d.s);
+    let t1 = Instant::now();
+    d.j.flush();
+    let flushed = t1.elapsed();
+    let t2 = Instant::now();
+    d.j.compact(&d.s).unwrap();
+    let compacted = t2.elapsed();
+    assert_eq!(d.s.n_tasks(), n);
+    println!(
+        "journal cost, {n}-task graph: handling {:.1} ms; recording {:.1} ms, writing {:.1} ms ({} KiB); a snapshot {:.1} ms",
+        without.as_secs_f64() * 1e3,
+        recorded.as_secs_f64() * 1e3,
+        flushed.as_secs_f64() * 1e3,
+        d.j.bytes() / 1024,
+        compacted.as_secs_f64() * 1e3,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
