@@ -696,6 +696,43 @@ impl DataFrame {
         crate::shuffle::merge(self, right, left_on, right_on, how)
     }
 
+    /// Joins with `other` on their indexes (Dask's `join`; both frames `set_index`'d). With
+    /// equal divisions the partitions are joined pairwise, no shuffle, and when both indexes
+    /// have one name the result keeps the index and its divisions; otherwise the rows are
+    /// hash-shuffled on the index columns as in [`DataFrame::merge`] (or a small side is
+    /// broadcast). Key columns coalesce and clashing right columns get `_right`, as in merge.
+    ///
+    /// ```no_run
+    /// # use oxidask_dataframe as dd;
+    /// # let (a, b) = (dd::read_parquet("a.parquet"), dd::read_parquet("b.parquet"));
+    /// let joined = a.set_index("id", None).join(&b.set_index("id", None), dd::How::Left);
+    /// ```
+    pub fn join(&self, other: &DataFrame, how: crate::How) -> DataFrame {
+        let go = || -> Result<Arc<Node>, FrameError> {
+            let (l, r) = (self.node()?, other.node()?);
+            let (Some((lc, lb)), Some((rc, rb))) = (&l.index, &r.index) else {
+                return Err(FrameError::Invalid(
+                    "join aligns rows on the frames' indexes, and a frame has none: call set_index(column) on both, or merge on key columns".into(),
+                ));
+            };
+            let merged = crate::shuffle::merge(self, other, &[lc.as_str()], &[rc.as_str()], how);
+            let n = merged.node()?.clone();
+            let aligned = matches!(
+                &n.kind,
+                crate::plan::Kind::Join {
+                    mode: crate::shuffle::JoinMode::Aligned,
+                    ..
+                }
+            );
+            Ok(if aligned && lc == rc && lb == rb {
+                n.with_index(lc, lb.clone())
+            } else {
+                n
+            })
+        };
+        DataFrame::from_result(go())
+    }
+
     /// Moves rows so that equal values of `on` share a partition: a hash shuffle into
     /// `npartitions` partitions.
     pub fn shuffle<S: AsRef<str>>(

@@ -424,3 +424,102 @@ fn a_small_side_is_broadcast_by_estimated_size_and_concatenated_once() {
     let m = big.merge(&z, &["PULocationID"], &["LocationID"], dd::How::Inner);
     assert!(m.explain().contains("Partitionwise"), "{}", m.explain());
 }
+
+#[test]
+fn join_on_indexes_and_merge_on_several_keys() {
+    // Item (d): `join` on set_index'd frames: equal divisions join pairwise without a
+    // shuffle and keep the index; different divisions shuffle; results equal Polars.
+    let n = 400i64;
+    let left_pl = pl::df!(
+        "id" => (0..n).map(|i| (i * 13) % 97).collect::<Vec<i64>>(),
+        "a" => (0..n).map(|i| i % 5).collect::<Vec<i64>>(),
+        "v" => (0..n).map(|i| i as f64).collect::<Vec<f64>>()
+    )
+    .unwrap();
+    let right_pl = pl::df!(
+        "id" => (0..60i64).map(|i| i * 2).collect::<Vec<i64>>(),
+        "a" => (0..60i64).map(|i| i % 3).collect::<Vec<i64>>(),
+        "w" => (0..60i64).map(|i| format!("w{i}")).collect::<Vec<String>>()
+    )
+    .unwrap();
+    let divisions = Some(vec![0.0, 30.0, 60.0, 120.0]);
+    let left = dd::from_polars(left_pl.clone(), 4).set_index("id", divisions.clone());
+    let right = dd::from_polars(right_pl.clone(), 3).set_index("id", divisions);
+    let oracle = |on: &[&str], how: pl::JoinType| {
+        let on: Vec<pl::Expr> = on.iter().map(|c| pl::col(*c)).collect();
+        left_pl
+            .clone()
+            .lazy()
+            .join(
+                right_pl.clone().lazy(),
+                on.clone(),
+                on,
+                pl::JoinArgs::new(how)
+                    .with_suffix(Some("_right".into()))
+                    .with_coalesce(pl::JoinCoalesce::CoalesceColumns),
+            )
+            .collect()
+            .unwrap()
+    };
+    for (how, pl_how) in [
+        (dd::How::Inner, pl::JoinType::Inner),
+        (dd::How::Left, pl::JoinType::Left),
+        (dd::How::Outer, pl::JoinType::Full),
+    ] {
+        let j = left.join(&right, how);
+        let plan = j.explain();
+        assert!(plan.contains("Aligned"), "{how:?}\n{plan}");
+        // No shuffle beyond set_index's own.
+        let shuffles = |g: oxidask_core::Graph| {
+            g.iter()
+                .filter(|(k, _)| k.prefix_str().contains("shuffle"))
+                .count()
+        };
+        assert_eq!(
+            shuffles(j.graph()),
+            shuffles(left.graph()) + shuffles(right.graph()),
+            "{plan}"
+        );
+        assert_eq!(j.divisions(), left.divisions(), "{how:?} keeps the index");
+        let got = j.compute().unwrap();
+        assert_frames_eq(
+            &sorted(&got),
+            &sorted(&oracle(&["id"], pl_how)),
+            &format!("join {how:?}"),
+        );
+    }
+    // Different divisions: shuffled on the index (outer: never broadcast).
+    let other = dd::from_polars(right_pl.clone(), 3).set_index("id", Some(vec![0.0, 50.0, 120.0]));
+    let j = left.join(&other, dd::How::Outer);
+    assert!(j.explain().contains("Partitionwise"), "{}", j.explain());
+    let got = j.compute().unwrap();
+    assert_frames_eq(
+        &sorted(&got),
+        &sorted(&oracle(&["id"], pl::JoinType::Full)),
+        "join shuffled",
+    );
+    // No index: a clear error.
+    let err = dd::from_polars(left_pl.clone(), 2)
+        .join(&right, dd::How::Inner)
+        .compute()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("set_index"), "{err}");
+    // Merge on two key columns, shuffled (outer) and broadcast (inner).
+    let (l2, r2) = (
+        dd::from_polars(left_pl.clone(), 4),
+        dd::from_polars(right_pl.clone(), 3),
+    );
+    for (how, pl_how) in [
+        (dd::How::Outer, pl::JoinType::Full),
+        (dd::How::Inner, pl::JoinType::Inner),
+    ] {
+        let m = l2.merge(&r2, &["id", "a"], &["id", "a"], how);
+        let got = m.compute().unwrap();
+        assert_frames_eq(
+            &sorted(&got),
+            &sorted(&oracle(&["id", "a"], pl_how)),
+            &format!("merge on two keys {how:?}"),
+        );
+    }
+}
