@@ -530,16 +530,19 @@ impl WorkerState {
     /// A task left (dropped, finished, failed): its inputs lose a reader (and a pin).
     fn release_inputs(&mut self, t: Key, e: &TaskEntry) {
         for &d in &e.deps {
+            // One entry per listing: a task may read the same input twice.
             if e.phase == Phase::Fetching {
                 if let Some(f) = self.fetching.get_mut(&d) {
-                    if f.waiting.contains(&t) {
-                        f.waiting.retain(|x| *x != t);
+                    if let Some(i) = f.waiting.iter().position(|x| *x == t) {
+                        f.waiting.swap_remove(i);
                         continue;
                     }
                 }
             }
             if let Some(w) = self.unspilling.get_mut(&d) {
-                w.retain(|x| *x != t);
+                if let Some(i) = w.iter().position(|x| *x == t) {
+                    w.swap_remove(i);
+                }
             }
             if let Some(s) = self.data.get_mut(&d) {
                 if e.pinned {
