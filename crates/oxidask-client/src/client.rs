@@ -482,7 +482,11 @@ impl Session {
                     .max(Duration::from_millis(100)),
                 self.try_once(true),
             );
-            match attempt.await {
+            let attempt = tokio::select! {
+                r = attempt => r,
+                _ = stop.notified() => return Err(None),
+            };
+            match attempt {
                 Ok(Ok((s, _))) => {
                     eprintln!(
                         "oxidask client {}: reconnected to the scheduler at {} after {:.1} s",
