@@ -173,6 +173,13 @@ mod tests {
             .contains("its interfaces are"));
         let a = SchedulerArgs::try_parse_from(["scheduler", "--contact-address", "sched"]).unwrap();
         assert_eq!(a.contact_address(8786).unwrap().unwrap(), "sched:8786");
+        let a = SchedulerArgs::try_parse_from(["scheduler", "--journal", "/var/j"]).unwrap();
+        assert_eq!(
+            a.config().unwrap().journal,
+            Some(std::path::PathBuf::from("/var/j"))
+        );
+        let a = SchedulerArgs::try_parse_from(["scheduler"]).unwrap();
+        assert_eq!(a.config().unwrap().journal, None);
         let a = SchedulerArgs::try_parse_from(["scheduler", "--heartbeat-timeout", "2s"]).unwrap();
         assert_eq!(
             a.config().unwrap().heartbeat_timeout,

@@ -458,6 +458,12 @@ impl Journal {
     /// Opens (or creates) the journal in `dir`, replays it into a new state with `config`,
     /// and compacts it to a snapshot of that state.
     pub fn open(dir: &Path, config: Config, now: Instant) -> Result<Opened, JournalError> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(JournalError::Io {
+                path: dir.to_owned(),
+                source: io::Error::other("it is a file, not a directory"),
+            });
+        }
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let path = dir.join(FILE_NAME);
         let loaded = match path.exists() {

@@ -398,6 +398,23 @@ fn the_journal_is_compacted_when_it_outgrows_the_live_graph() {
 }
 
 #[test]
+fn a_journal_path_that_is_a_file_is_refused_by_name() {
+    let dir = temp_dir("file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let e = Journal::open(&file, Config::default(), Instant::now())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("not-a-dir") && e.contains("not a directory") && e.contains("--journal"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn crc32_is_the_ieee_checksum() {
     assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     assert_eq!(crc32(b""), 0);
