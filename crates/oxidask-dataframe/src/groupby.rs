@@ -1,4 +1,6 @@
-//! [`GroupBy`]: aggregations per group by tree reduction (Dask's `split_out=1` path).
+//! [`GroupBy`]: aggregations per group by tree reduction (Dask's `split_out=1` path), or by
+//! shuffle when the result is spread over several partitions (`split_out`, chosen
+//! automatically when the key columns' statistics promise many groups).
 
 use crate::agg::{Agg, AggFn};
 use crate::configured_split_every;
@@ -8,14 +10,23 @@ use crate::frame::DataFrame;
 ///
 /// Each partition is aggregated where it is (fused into its read), partials are merged
 /// `split_every` at a time, and the result — one row per group, sorted by the keys, as Dask's
-/// default `sort=True` — is one partition.
+/// default `sort=True` — is one partition. Unless `split_out` is given, it is chosen
+/// automatically: when the frame is a Parquet read whose integer key columns' footer
+/// statistics promise at least [`AUTO_SPLIT_OUT_GROUPS`] groups (the product of the keys'
+/// value ranges, at most the row count), Dask's rule ([`GroupBy::split_out_auto`]) spreads
+/// the result; otherwise one partition.
 #[derive(Clone)]
 pub struct GroupBy {
     frame: DataFrame,
     keys: Vec<String>,
     split_every: usize,
-    split_out: usize,
+    /// `None`: chosen when aggregating (see the type's documentation).
+    split_out: Option<usize>,
 }
+
+/// The estimated group count from which `split_out` is chosen automatically (one million:
+/// a tree reduction's last task would hold every group).
+pub const AUTO_SPLIT_OUT_GROUPS: u64 = 1_000_000;
 
 impl GroupBy {
     pub(crate) fn new(frame: DataFrame, keys: Vec<String>) -> GroupBy {
@@ -23,7 +34,7 @@ impl GroupBy {
             frame,
             keys,
             split_every: configured_split_every(),
-            split_out: 1,
+            split_out: None,
         }
     }
 
@@ -37,15 +48,12 @@ impl GroupBy {
     /// are hash-shuffled by key instead of merged in a tree, so no single task holds every
     /// group. Each output partition is sorted by the keys; the partitions are not ordered.
     pub fn split_out(mut self, n: usize) -> GroupBy {
-        self.split_out = n.max(1);
+        self.split_out = Some(n.max(1));
         self
     }
 
-    /// Chooses `split_out` from the partition count as Dask does when it lowers a groupby
-    /// aggregation: one output partition per 15 input partitions for one key, per
-    /// `10 / (keys - 1)` for several (so many partitions, likely many groups, spread the
-    /// result). With few partitions this stays 1: one sorted partition.
-    pub fn split_out_auto(self) -> GroupBy {
+    /// Dask's automatic `split_out` count (see [`GroupBy::split_out_auto`]).
+    fn dask_split_out(&self) -> usize {
         let n = self.frame.npartitions() as f64;
         let k = self.keys.len().max(1) as f64;
         let m = if k <= 1.0 {
@@ -53,7 +61,33 @@ impl GroupBy {
         } else {
             (n / (10.0 / (k - 1.0))).ceil()
         };
-        self.split_out(m.max(1.0) as usize)
+        m.max(1.0) as usize
+    }
+
+    /// The `split_out` used: the one given, else Dask's rule when the keys' statistics
+    /// promise many groups, else 1.
+    fn chosen_split_out(&self) -> usize {
+        if let Some(n) = self.split_out {
+            return n;
+        }
+        let many = self
+            .frame
+            .node()
+            .ok()
+            .and_then(|n| crate::prune::estimated_groups(n, &self.keys));
+        match many {
+            Some(g) if g >= AUTO_SPLIT_OUT_GROUPS => self.dask_split_out(),
+            _ => 1,
+        }
+    }
+
+    /// Chooses `split_out` from the partition count as Dask does when it lowers a groupby
+    /// aggregation: one output partition per 15 input partitions for one key, per
+    /// `10 / (keys - 1)` for several (so many partitions, likely many groups, spread the
+    /// result). With few partitions this stays 1: one sorted partition.
+    pub fn split_out_auto(self) -> GroupBy {
+        let m = self.dask_split_out();
+        self.split_out(m)
     }
 
     /// The number of output partitions aggregations will have.
@@ -61,7 +95,7 @@ impl GroupBy {
         if self.keys.is_empty() {
             1
         } else {
-            self.split_out
+            self.chosen_split_out()
         }
     }
 
@@ -72,10 +106,13 @@ impl GroupBy {
     /// `x_std`) unless aliased.
     pub fn agg(&self, aggs: impl IntoIterator<Item = Agg>) -> DataFrame {
         let aggs: Vec<Agg> = aggs.into_iter().collect();
-        if self.split_out > 1 && !self.keys.is_empty() {
-            return self
-                .frame
-                .shuffle_aggregate(&self.keys, &aggs, self.split_out);
+        let split_out = if self.keys.is_empty() {
+            1
+        } else {
+            self.chosen_split_out()
+        };
+        if split_out > 1 {
+            return self.frame.shuffle_aggregate(&self.keys, &aggs, split_out);
         }
         self.frame
             .reduce("groupby-agg", &self.keys, &aggs, self.split_every)

@@ -64,7 +64,7 @@ pub use agg::{Agg, AggFn};
 pub use credentials::{Credentials, StaticCredentials};
 pub use error::FrameError;
 pub use frame::{from_delayed, from_polars, null_of, DataFrame, Predicate};
-pub use groupby::GroupBy;
+pub use groupby::{GroupBy, AUTO_SPLIT_OUT_GROUPS};
 pub use p2p::{local_shuffle_spilled_bytes, with_shuffle_method, ShuffleMethod, P2P_FROM_PAIRS};
 pub use partition::{Partition, Plan};
 pub use read::{

@@ -530,3 +530,50 @@ pub(crate) fn estimated_bytes(n: &crate::plan::Node) -> Option<u64> {
         _ => None,
     }
 }
+
+/// An estimate of the number of groups of `keys` in a Parquet read: the product of the
+/// integer keys' value ranges (footer min/max over every row group), at most the row count.
+/// `None` when not a Parquet read or a key is not an integer column with statistics.
+pub(crate) fn estimated_groups(n: &crate::plan::Node, keys: &[String]) -> Option<u64> {
+    let crate::plan::Kind::Scan { source, .. } = &n.kind else {
+        return None;
+    };
+    if !matches!(source.format, Format::Parquet) || keys.is_empty() {
+        return None;
+    }
+    let mut rows = 0u64;
+    let mut ranges: Vec<(i64, i64)> = vec![(i64::MAX, i64::MIN); keys.len()];
+    for p in &source.pieces {
+        if p.pruned.is_some() {
+            continue;
+        }
+        let f = footer(&p.location, &source.storage)?;
+        for rg in row_groups(&f, p) {
+            let group_rows = f.meta.row_groups[rg].num_rows() as u64;
+            rows += group_rows;
+            for (k, range) in keys.iter().zip(ranges.iter_mut()) {
+                let d = Schema::from_arrow_schema(&f.arrow).get(k.as_str())?.clone();
+                if !d.is_integer() {
+                    return None;
+                }
+                let (lo, hi, nulls) = rg_stats(&f, rg, k, &DataType::Int64);
+                if nulls == Some(group_rows) {
+                    continue; // only nulls: one group, counted below
+                }
+                let value = |s: Option<Series>| s?.i64().ok()?.get(0);
+                range.0 = range.0.min(value(lo)?);
+                range.1 = range.1.max(value(hi)?);
+            }
+        }
+    }
+    let mut groups = 1u64;
+    for (lo, hi) in ranges {
+        let width = if lo > hi {
+            1
+        } else {
+            (hi as i128 - lo as i128 + 2).min(u64::MAX as i128) as u64
+        };
+        groups = groups.saturating_mul(width);
+    }
+    Some(groups.min(rows))
+}

@@ -190,3 +190,52 @@ fn explain_counts_pruned_pieces_and_a_pushed_filter_prunes_below_a_join() {
     let plan = joined.explain();
     assert!(plan.contains("pruned 2 of 4 pieces"), "{plan}");
 }
+
+#[test]
+fn split_out_is_chosen_from_the_key_statistics() {
+    // Item (e): 16 files, a million distinct keys by their footers' min/max: Dask's rule
+    // (ceil(16 / 15) = 2 output partitions); few groups or an explicit split_out: as asked.
+    let dir = tempfile::tempdir().unwrap();
+    let per = (dd::AUTO_SPLIT_OUT_GROUPS / 16) as i64;
+    let mut all: Option<pl::DataFrame> = None;
+    for f in 0..16i64 {
+        let k: Vec<i64> = (f * per..(f + 1) * per).collect();
+        let few: Vec<i64> = k.iter().map(|x| x % 10).collect();
+        let v: Vec<i64> = k.iter().map(|x| x % 7).collect();
+        let df = pl::df!("k" => k, "few" => few, "v" => v).unwrap();
+        write(&df, &dir.path().join(format!("f{f:02}.parquet")), 1 << 20);
+        all = Some(match all {
+            None => df,
+            Some(mut a) => {
+                a.vstack_mut(&df).unwrap();
+                a
+            }
+        });
+    }
+    let all = all.unwrap();
+    let df = dd::read_parquet(format!("{}/*.parquet", dir.path().display()));
+    assert_eq!(df.npartitions(), 16);
+    let many = df.groupby(["k"]);
+    assert_eq!(many.output_partitions(), 2);
+    let got = many.sum("v");
+    assert_eq!(got.npartitions(), 2);
+    let got = got.compute().unwrap();
+    let want = all
+        .clone()
+        .lazy()
+        .group_by([pl::col("k")])
+        .agg([pl::col("v").sum()])
+        .collect()
+        .unwrap();
+    assert_frames_eq(&sorted(&got), &sorted(&want), "auto split_out");
+    assert_eq!(df.groupby(["few"]).output_partitions(), 1);
+    assert_eq!(df.groupby(["k"]).split_out(1).output_partitions(), 1);
+    let few = df.groupby(["few"]).sum("v").compute().unwrap();
+    let want = all
+        .lazy()
+        .group_by([pl::col("few")])
+        .agg([pl::col("v").sum()])
+        .collect()
+        .unwrap();
+    assert_frames_eq(&sorted(&few), &sorted(&want), "few groups");
+}
