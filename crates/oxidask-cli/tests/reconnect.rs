@@ -2,7 +2,9 @@
 //! proxy this test controls (std threads). Cutting the proxy's connections mid-graph, the
 //! client reconnects, keeps its futures, sends what it submitted meanwhile, and every result
 //! is exact; cut for longer than a short grace, its futures fail with an error naming how
-//! long the scheduler was unreachable, and the scheduler has released its keys.
+//! long the scheduler was unreachable, and the scheduler has released its keys. A scheduler
+//! killed and started again at the same address (no journal): the client keeps trying
+//! through refused connections and its pending graph is computed on the new scheduler.
 //! The `oxidask` binary is the scheduler; this test binary is the worker program.
 //!
 //! Runs without libtest (`harness = false`). Pass a substring to run matching tests only.
@@ -166,8 +168,13 @@ impl Drop for Proc {
 
 /// A scheduler whose client grace is `grace`.
 fn scheduler(grace: &str) -> (Proc, String) {
+    scheduler_at(0, grace)
+}
+
+/// A scheduler on `port` (0: any) whose client grace is `grace`.
+fn scheduler_at(port: u16, grace: &str) -> (Proc, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidask"));
-    cmd.args(["scheduler", "--port", "0", "--no-dashboard"])
+    cmd.args(["scheduler", "--port", &port.to_string(), "--no-dashboard"])
         .env(
             "OXIDASK_DISTRIBUTED__SCHEDULER__CLIENT_RECONNECT_GRACE",
             grace,
@@ -297,6 +304,41 @@ fn a_cut_longer_than_the_grace_fails_clearly_and_releases_the_keys() {
     });
 }
 
+fn a_client_outlives_a_scheduler_restarted_at_the_same_address() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (mut s1, address) = scheduler_at(port, "30s");
+    let _w = worker(&address, "a");
+    let client = Client::builder()
+        .address(address.clone())
+        .reconnect_grace(Duration::from_secs(30))
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    client.wait_for_workers(1, LONG).unwrap();
+    let done = client.submit(&leaf(1, 0)).unwrap();
+    assert_eq!(client.gather(std::slice::from_ref(&done)).unwrap(), vec![2]);
+    let running = client.submit(&tree(0, 64, 20_000)).unwrap();
+    wait_until("the graph to be running", LONG, || {
+        client.summary().unwrap().workers.iter().any(|w| w.keys > 0)
+    });
+    assert!(!running.done());
+    // SIGKILL: no journal, so the new scheduler knows nothing; connections are refused
+    // until it listens, and the client keeps trying.
+    let _ = s1.child.kill();
+    let _ = s1.child.wait();
+    let (_s2, address2) = scheduler_at(port, "30s");
+    assert_eq!(address2, address);
+    // The graph still pending is sent again and computed on the new scheduler.
+    assert_eq!(client.gather(&[running]).unwrap(), vec![tree_sum(0, 64)]);
+    // A result the old scheduler held is gone with it: asked again, it fails clearly.
+    let e = client.gather(&[done]).unwrap_err().to_string();
+    assert!(e.contains("not known to the scheduler"), "{e}");
+}
+
 type Test = (&'static str, fn());
 
 const TESTS: &[Test] = &[
@@ -307,6 +349,10 @@ const TESTS: &[Test] = &[
     (
         "a_cut_longer_than_the_grace_fails_clearly_and_releases_the_keys",
         a_cut_longer_than_the_grace_fails_clearly_and_releases_the_keys,
+    ),
+    (
+        "a_client_outlives_a_scheduler_restarted_at_the_same_address",
+        a_client_outlives_a_scheduler_restarted_at_the_same_address,
     ),
 ];
 
