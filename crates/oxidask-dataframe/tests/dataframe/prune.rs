@@ -239,3 +239,93 @@ fn split_out_is_chosen_from_the_key_statistics() {
         .unwrap();
     assert_frames_eq(&sorted(&few), &sorted(&want), "few groups");
 }
+
+#[test]
+fn random_plans_through_the_optimizer_equal_polars() {
+    // Item 6 of issue 10: random plans (filter, merge on skewed integer or string keys of
+    // every join type, filter after the merge, projection, groupby) over random partition
+    // counts (with empty partitions), nulls, Parquet files (pruning, broadcast by size) and
+    // in-memory frames, each against Polars on the same rows.
+    use crate::common::{sample, NPARTS};
+    let mut r = Rng(0x5eed_1234_abcd_0001);
+    let dir = tempfile::tempdir().unwrap();
+    let left_pl = sample(300, 5);
+    let right_pl = sample(60, 9).select(["k", "g", "y", "s"]).unwrap();
+    for i in 0..3i64 {
+        write(
+            &left_pl.slice(i * 100, 100),
+            &dir.path().join(format!("l{i}.parquet")),
+            25,
+        );
+    }
+    let hows = [
+        (dd::How::Inner, pl::JoinType::Inner),
+        (dd::How::Left, pl::JoinType::Left),
+        (dd::How::Right, pl::JoinType::Right),
+        (dd::How::Outer, pl::JoinType::Full),
+    ];
+    for case in 0..40 {
+        let from_files = r.below(2) == 0;
+        let left = if from_files {
+            dd::read_parquet(format!("{}/l*.parquet", dir.path().display()))
+        } else {
+            dd::from_polars(left_pl.clone(), NPARTS[r.below(4) as usize])
+        };
+        let right = dd::from_polars(right_pl.clone(), NPARTS[r.below(4) as usize]);
+        let pre = match r.below(3) {
+            0 => col("y").gt(lit(r.below(5) as i64 - 2)),
+            1 => col("s").lt_eq(lit(format!("item{}", r.below(20)))),
+            _ => col("k").neq(lit(0i64)),
+        };
+        let key = if r.below(2) == 0 { "k" } else { "g" };
+        let (how, pl_how) = hows[r.below(4) as usize].clone();
+        let post = match r.below(2) {
+            0 => col("x").is_not_null(),
+            _ => col("y").lt(lit(3i64)),
+        };
+        let plan = left
+            .filter(pre.clone())
+            .merge(&right, &[key], &[key], how)
+            .filter(post.clone());
+        let keep = [col(key), col("x"), col("y_right")];
+        let got = plan.select(keep.clone()).compute().unwrap();
+        let want = left_pl
+            .clone()
+            .lazy()
+            .filter(pre.clone())
+            .join(
+                right_pl.clone().lazy(),
+                [pl::col(key)],
+                [pl::col(key)],
+                pl::JoinArgs::new(pl_how.clone())
+                    .with_suffix(Some("_right".into()))
+                    .with_coalesce(pl::JoinCoalesce::CoalesceColumns),
+            )
+            .filter(post.clone())
+            .select(keep)
+            .collect()
+            .unwrap();
+        let what = format!("case {case}: files {from_files} {pre} merge {how:?} on {key}, {post}");
+        assert_frames_eq(&sorted(&got), &sorted(&want), &what);
+        // A groupby over the same plan.
+        let got = plan.groupby([key]).sum("x").compute().unwrap();
+        let want = left_pl
+            .clone()
+            .lazy()
+            .filter(pre)
+            .join(
+                right_pl.clone().lazy(),
+                [pl::col(key)],
+                [pl::col(key)],
+                pl::JoinArgs::new(pl_how.clone())
+                    .with_suffix(Some("_right".into()))
+                    .with_coalesce(pl::JoinCoalesce::CoalesceColumns),
+            )
+            .filter(post)
+            .group_by([pl::col(key)])
+            .agg([pl::col("x").sum()])
+            .collect()
+            .unwrap();
+        assert_frames_eq(&sorted(&got), &sorted(&want), &format!("{what}, groupby"));
+    }
+}
