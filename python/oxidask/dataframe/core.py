@@ -572,8 +572,7 @@ class DataFrame(_Collection):
             rght = right.reset_index() if right_index else right
             lo = self._index if left_index else (left_on or on)
             ro = right._index if right_index else (right_on or on)
-            return left.merge(rght, how=how, left_on=lo, right_on=ro, suffixes=suffixes,
-                              shuffle_method=shuffle_method)
+            return left._merge(rght, how, lo, ro, suffixes, shuffle_method, keep_key_pairs=False)
         if on is None and left_on is None:
             on = [c for c in self.columns if c in set(right.columns)]
             if not on:
@@ -584,14 +583,36 @@ class DataFrame(_Collection):
         ro = [ro] if isinstance(ro, str) else list(ro)
         self._check_columns(lo)
         right._check_columns(ro)
+        return self._merge(right, how, lo, ro, suffixes, shuffle_method, keep_key_pairs=True)
+
+    def _merge(self, right, how, lo, ro, suffixes, shuffle_method, keep_key_pairs):
+        """The merge proper on key columns ``lo``/``ro``. With ``keep_key_pairs``, a key pair
+        of two names stays two columns, as in pandas (``left_on="k", right_on="kk"`` keeps
+        ``k`` and ``kk``, each null where its side had no row; the engine would coalesce them
+        into one): such pairs join on copies of the keys, dropped afterwards."""
+        lo = [lo] if isinstance(lo, str) else list(lo)
+        ro = [ro] if isinstance(ro, str) else list(ro)
         a = self.reset_index()
         b = right.reset_index()
+        meta_a, meta_b = a._meta, b._meta
+        jl, jr, copies = list(lo), list(ro), []
+        if keep_key_pairs and len(lo) == len(ro):
+            for i, (l, r) in enumerate(zip(lo, ro)):
+                if l != r:
+                    jl[i], jr[i] = f"__oxidask_lkey{i}", f"__oxidask_rkey{i}"
+                    a = a.assign(**{jl[i]: a[l]})
+                    b = b.assign(**{jr[i]: b[r]})
+                    copies.append(i)
         n = max(a.npartitions, b.npartitions)
-        node = a._node.merge(b._node, lo, ro, how, _shuffle_method(shuffle_method, n, n))
+        node = a._node.merge(b._node, jl, jr, how, _shuffle_method(shuffle_method, n, n))
         out = DataFrame(node)
+        if copies:
+            # The engine keeps one coalesced key column, named after the left copy (the right
+            # one for how="right").
+            out = out.drop(columns=[c for c in out.columns if c.startswith("__oxidask_")])
         # pandas suffixes clashing columns with _x/_y; the engine names the right one `_right`.
         sx, sy = suffixes or ("_x", "_y")
-        clash = [c for c in a.columns if c in set(b.columns) and c not in lo]
+        clash = [c for c in meta_a.columns if c in set(meta_b.columns) and c not in jl]
         if clash:
             pairs = {}
             for c in clash:
@@ -600,7 +621,7 @@ class DataFrame(_Collection):
             out = out.rename(columns=pairs)
         # pandas' column order (how="right" puts the keys elsewhere in the engine's result).
         try:
-            order = list(pd.merge(a._meta, b._meta, how=how, left_on=lo, right_on=ro,
+            order = list(pd.merge(meta_a, meta_b, how=how, left_on=lo, right_on=ro,
                                   suffixes=(sx, sy)).columns)
         except Exception:  # pragma: no cover - pandas refuses what the engine did
             order = None
