@@ -8,6 +8,11 @@ use rustc_hash::FxHashSet;
 
 use super::{ClientId, ClientRec, Constraints, SchedulerState, TState, TaskId, TaskList, WorkerId};
 
+/// The connection a restored client's record names until it reconnects: never a live
+/// connection, and not the coordination objects' holder (`coord::HOLDER_CONN`, `u64::MAX`),
+/// which `restart` and the journal's snapshot treat specially.
+const RESTORED_CONN: u64 = u64::MAX - 1;
+
 impl SchedulerState {
     pub(crate) fn client_joined(&mut self, conn: u64, name: String) {
         let c = ClientId(self.clients.len() as u32);
@@ -143,7 +148,7 @@ impl SchedulerState {
     pub fn restore_client(&mut self, id: u128, name: String, wanted: &[WireKey]) {
         let c = ClientId(self.clients.len() as u32);
         self.clients.push(Some(ClientRec {
-            conn: u64::MAX,
+            conn: RESTORED_CONN,
             name,
             wanted: FxHashSet::default(),
             staged: Vec::new(),
