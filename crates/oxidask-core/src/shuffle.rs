@@ -27,7 +27,8 @@ pub const SHARDS_LOST: &str = "p2p shuffle shards lost";
 /// an unpack task (a dependent) this way.
 pub const BARRIER_SUFFIX: &str = "-p2p-barrier";
 
-/// Which shuffle: the token of its barrier (equal graphs, equal shuffles).
+/// Which shuffle: the token of its barrier key (`Key::token`, as 128 bits split high, low;
+/// equal graphs, equal shuffles), so a worker can tell a barrier key's shuffle.
 pub type ShuffleId = (u64, u64);
 
 /// Where the shards of some input partitions of one shuffle are held.

@@ -44,6 +44,21 @@ pub enum ShuffleMethod {
     P2P,
 }
 
+impl std::fmt::Display for ShuffleMethod {
+    /// Dask's name: `tasks` or `p2p` (what `explain()` shows).
+    ///
+    /// ```
+    /// use oxidask_dataframe::ShuffleMethod;
+    /// assert_eq!(ShuffleMethod::P2P.to_string(), "p2p");
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ShuffleMethod::Tasks => "tasks",
+            ShuffleMethod::P2P => "p2p",
+        })
+    }
+}
+
 impl std::str::FromStr for ShuffleMethod {
     type Err = FrameError;
 
@@ -126,7 +141,10 @@ pub struct P2PSpec {
 /// The tasks of a P2P shuffle of `input`'s partitions into `m` outputs keyed by `name`.
 pub(crate) fn p2p_layer(input: &Node, by: &SplitBy, m: usize, name: &str, token: Token) -> Layer {
     let inner = input.layer();
-    let t = token.as_u128();
+    let barrier = Key::new(&format!("{name}{BARRIER_SUFFIX}"), token);
+    // The id as workers derive it from the barrier's key (a key keeps 96 bits of a token):
+    // a worker told to free the barrier drops this shuffle's shards.
+    let t = barrier.token().as_u128();
     let spec = Value::new(Plan(P2PSpec {
         split: SplitSpec {
             by: by.clone(),
@@ -152,7 +170,6 @@ pub(crate) fn p2p_layer(input: &Node, by: &SplitBy, m: usize, name: &str, token:
         ));
         transfers.push(Arg::Key(key));
     }
-    let barrier = Key::new(&format!("{name}{BARRIER_SUFFIX}"), token);
     tasks.push((
         barrier,
         Task::call(p2p_barrier::op(), [Arg::List(transfers)]),
