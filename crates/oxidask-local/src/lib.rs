@@ -19,8 +19,8 @@
 //! ```
 
 mod drop_later;
-pub mod shards;
 mod idle;
+pub mod shards;
 mod stats;
 mod sync;
 mod threaded;
