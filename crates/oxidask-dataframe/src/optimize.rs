@@ -794,7 +794,7 @@ fn describe(
         Kind::Map { ops, .. } => format!("map [{}]", op_names(ops)),
         Kind::MapPartitions { op, .. } => format!("map_partitions ({})", op.name()),
         Kind::Reduce { .. } | Kind::CustomReduce { .. } => "tree reduction".into(),
-        Kind::Shuffle { by, .. } => format!("shuffle by {by:?}"),
+        Kind::Shuffle { by, method, .. } => format!("shuffle by {by:?}, method {method}"),
         Kind::Join { spec, mode, .. } => format!(
             "merge {:?} {mode:?} on {:?} = {:?}",
             spec.how, spec.left_on, spec.right_on

@@ -180,3 +180,14 @@ fn p2p_on_the_threaded_scheduler_spills_past_its_memory_budget() {
     assert_frames_eq(&got, &tasks.compute().unwrap(), "spilled p2p vs tasks");
     assert_frames_eq(&sorted(&got), &sorted(&data), "spilled p2p vs the input");
 }
+
+/// Regression: `explain()` did not say how a shuffle moves rows, so a P2P shuffle and a task
+/// shuffle of the same frame printed the same plan.
+#[test]
+fn explain_names_the_shuffle_method() {
+    let df = dd::from_polars(sample(100, 3), 4);
+    let p2p = with_shuffle_method(ShuffleMethod::P2P, || df.shuffle(["k"], 4)).explain();
+    let tasks = with_shuffle_method(ShuffleMethod::Tasks, || df.shuffle(["k"], 4)).explain();
+    assert!(p2p.contains("method p2p"), "{p2p}");
+    assert!(tasks.contains("method tasks"), "{tasks}");
+}
