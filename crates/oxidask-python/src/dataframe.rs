@@ -721,23 +721,27 @@ impl PyFrameNode {
         checked(self.df.agg(a))
     }
 
-    /// Group-by aggregations `(column, function, result name)`; `split_out` output partitions.
-    #[pyo3(signature = (keys, aggs, split_out = None))]
+    /// Group-by aggregations `(column, function, result name)`; `split_out` output partitions,
+    /// shuffled by `shuffle_method` ("tasks" or "p2p") when given.
+    #[pyo3(signature = (keys, aggs, split_out = None, shuffle_method = None))]
     fn groupby_agg(
         &self,
         keys: Vec<String>,
         aggs: Vec<(String, String, String)>,
         split_out: Option<usize>,
+        shuffle_method: Option<&str>,
     ) -> PyResult<PyFrameNode> {
         let a = aggs
             .iter()
             .map(|(c, f, n)| Ok(Agg::new(c.clone(), agg_fn(f)?).alias(n.clone())))
             .collect::<PyResult<Vec<_>>>()?;
-        let mut g = self.df.groupby(&keys);
-        if let Some(n) = split_out {
-            g = g.split_out(n);
-        }
-        checked(g.agg(a))
+        checked(with_method(shuffle_method, || {
+            let mut g = self.df.groupby(&keys);
+            if let Some(n) = split_out {
+                g = g.split_out(n);
+            }
+            g.agg(a)
+        })?)
     }
 
     /// Value counts of the column `name`, most frequent first.

@@ -8,7 +8,9 @@ from oxidask.dataframe.aggregation import (
     is_custom,
     result_index_name,
 )
-from oxidask.dataframe.core import DataFrame, Series, _Collection, _concat, _SEP
+from oxidask.dataframe.core import (
+    DataFrame, Series, _Collection, _concat, _SEP, _shuffle_method,
+)
 
 _FUNCS = ("sum", "mean", "count", "size", "min", "max", "std", "var", "nunique", "first", "last")
 
@@ -115,7 +117,13 @@ class GroupBy:
             name = f"__agg{i}"
             aggs.append((c, f, name))
             labels[name] = label
-        node = self._frame.reset_index()._node.groupby_agg(self._keys, aggs, split_out)
+        frame = self._frame.reset_index()
+        # A split_out groupby shuffles its partial aggregates: p2p when the rule of
+        # DataFrame.shuffle says (a cluster, at least 256 input x output pairs).
+        method = None
+        if split_out is not None and split_out > 1:
+            method = _shuffle_method(None, frame.npartitions, split_out)
+        node = frame._node.groupby_agg(self._keys, aggs, split_out, method)
         counts = [(n, ("cast", ("col", n), "int64")) for (_, f, n) in aggs
                   if f in ("count", "size", "nunique")]
         if counts:

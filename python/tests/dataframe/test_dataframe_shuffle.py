@@ -76,3 +76,26 @@ def test_p2p_is_the_default_on_a_cluster_for_large_shuffles(client, pdf):
     # The configuration decides when set.
     with oxidask.config.set({"dataframe.shuffle.method": "tasks"}):
         assert len(df.shuffle("k", npartitions=20).dask) - base == 20 + 400 + 20
+
+
+def _has_p2p(collection):
+    return any("p2p-barrier" in str(k) for k in collection.dask)
+
+
+def test_groupby_split_out_uses_p2p_on_a_cluster_when_the_rule_says(client, pdf):
+    """Regression: a split_out groupby always shuffled with tasks from Python, whatever the
+    rule DataFrame.shuffle follows (p2p on a cluster from 256 input x output pairs)."""
+    import oxidask
+
+    df = dd.from_pandas(pdf, npartitions=20)
+    want = pdf.groupby("k")["x"].sum().sort_index()
+    big = df.groupby("k").x.sum(split_out=20)
+    assert _has_p2p(big)
+    got = big.compute().sort_index()
+    pdt.assert_series_equal(got, want, check_dtype=False, check_names=False)
+    # Small, on the threaded scheduler, or configured: tasks.
+    assert not _has_p2p(df.groupby("k").x.sum(split_out=4))
+    with oxidask.config.set(scheduler="threads"):
+        assert not _has_p2p(df.groupby("k").x.sum(split_out=20))
+    with oxidask.config.set({"dataframe.shuffle.method": "tasks"}):
+        assert not _has_p2p(df.groupby("k").x.sum(split_out=20))
