@@ -236,7 +236,8 @@ pub static SCHEMA: &[KeySpec] = &[
         Size,
         "256MiB",
         "Bytes of P2P shuffle shards a worker holds in memory; past it shards are appended \
-         to files in the worker's temporary directory.",
+         to files in the worker's temporary directory. A worker with a memory limit holds at \
+         most an eighth of it.",
     )
     .ours(),
     // The distributed scheduler.
