@@ -9,15 +9,15 @@
 //! Runs without libtest (`harness = false`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oxidask::distributed::Client;
 use oxidask::prelude::*;
+
+mod common;
+use common::*;
 
 // ---- operations the workers run --------------------------------------------------------
 
@@ -51,81 +51,17 @@ fn add(x: i64, y: i64) -> i64 {
 
 // ---- real processes ------------------------------------------------------------------------
 
-static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        CHILDREN.lock().unwrap().push(child.id());
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("OXIDASK_TEST_VERBOSE").is_some() {
-                    eprintln!("    | {line}");
-                }
-                l.lock().unwrap().push(line);
-            }
-        });
-        Proc { child, log }
-    }
-
-    fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return Some(l.clone());
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn scheduler(port: u16, journal: &Path) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidask"));
-    cmd.args(["scheduler", "--port", &port.to_string(), "--no-dashboard"])
-        .arg("--journal")
-        .arg(journal);
-    let p = Proc::spawn(cmd);
-    p.wait_for_line("listening at", Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("the scheduler started: {:?}", p.log.lock().unwrap()));
-    p
+    let mut cmd = scheduler_command(port);
+    cmd.arg("--journal").arg(journal);
+    start_scheduler(cmd).0
 }
 
 fn worker(address: &str, name: &str) -> Proc {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "worker",
-        address,
-        "--name",
-        name,
-        "--nthreads",
-        "2",
-        "--death-timeout",
-        "60s",
-    ]);
+    let mut cmd = worker_command(address);
+    cmd.args(["--name", name, "--nthreads", "2", "--death-timeout", "60s"]);
     let p = Proc::spawn(cmd);
-    p.wait_for_line("connected to the scheduler", Duration::from_secs(30))
-        .expect("the worker joined");
+    p.wait_for_line("connected to the scheduler", Duration::from_secs(30));
     p
 }
 
@@ -173,14 +109,6 @@ fn graph(dir: &str) -> Delayed<i64> {
     level.pop().unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn run() {
     let base = std::env::temp_dir().join(format!("oxidask-journal-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
@@ -224,12 +152,8 @@ fn run() {
 
     // Same journal, same port: the workers come back by themselves.
     let sched = scheduler(port, &journal);
-    sched
-        .wait_for_line("records replayed", Duration::from_secs(10))
-        .expect("the journal was replayed");
-    let resumed = sched
-        .wait_for_line("resuming with the workers", Duration::from_secs(30))
-        .expect("the workers came back");
+    sched.wait_for_line("records replayed", Duration::from_secs(10));
+    let resumed = sched.wait_for_line("resuming with the workers", Duration::from_secs(30));
     assert!(!resumed.contains("not back"), "{resumed}");
 
     // The same client reconnects by itself and its future completes.
@@ -279,12 +203,7 @@ fn main() {
             eprintln!("the journal test did not finish within 240 s");
             false
         });
-    for pid in CHILDREN.lock().unwrap().iter() {
-        let _ = Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .stderr(Stdio::null())
-            .status();
-    }
+    kill_all();
     println!(
         "test sigkilled_journalled_scheduler_resumes_exactly ... {}",
         if ok { "ok" } else { "FAILED" }

@@ -7,12 +7,13 @@
 //!
 //! Runs without libtest (`harness = false`). Pass a substring to run matching tests only.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use oxidask::distributed::{Client, Retire, ReturnWhen, SubmitOptions};
+
+mod common;
+use common::*;
 
 // ---- operations the workers run --------------------------------------------------------
 
@@ -24,126 +25,16 @@ fn block(seed: i64, n: i64) -> Vec<f64> {
 
 // ---- processes ---------------------------------------------------------------------------
 
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("OXIDASK_TEST_VERBOSE").is_some() {
-                    eprintln!("    | {line}");
-                }
-                l.lock().unwrap().push(line);
-            }
-        });
-        Proc { child, log }
-    }
-
-    fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no `{needle}` in:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running after {timeout:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        signal(self.child.id(), sig);
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill -{sig} {pid}");
-}
-
 fn scheduler(port: u16) -> (Proc, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidask"));
-    cmd.args(["scheduler", "--port", &port.to_string(), "--no-dashboard"]);
-    let p = Proc::spawn(cmd);
-    let line = p.wait_for_line("listening at", Duration::from_secs(20));
-    let address = line.rsplit(' ').next().unwrap().to_owned();
-    (p, address)
+    start_scheduler(scheduler_command(port))
 }
 
 /// `this-test-binary worker ADDRESS ARGS...` (under a nanny unless ARGS say otherwise).
 fn worker(address: &str, args: &[&str]) -> Proc {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "worker",
-        address,
-        "--heartbeat-ms",
-        "200",
-        "--nthreads",
-        "1",
-    ])
-    .args(args);
+    let mut cmd = worker_command(address);
+    cmd.args(["--heartbeat-ms", "200", "--nthreads", "1"])
+        .args(args);
     Proc::spawn(cmd)
-}
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Name → data address of the connected workers.
@@ -408,8 +299,6 @@ fn sigterm_while_the_scheduler_is_gone_stops_at_once() {
     );
 }
 
-type Test = (&'static str, fn());
-
 const TESTS: &[Test] = &[
     (
         "sigterm_retires_a_worker_without_losing_or_recomputing_its_results",
@@ -439,33 +328,5 @@ const TESTS: &[Test] = &[
 
 fn main() {
     oxidask::distributed::run_if_worker();
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<&Test> = TESTS
-        .iter()
-        .filter(|(n, _)| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str())))
-        .collect();
-    println!("running {} tests", selected.len());
-    let mut failed = Vec::new();
-    for (name, test) in selected {
-        let started = Instant::now();
-        match std::panic::catch_unwind(test) {
-            Ok(()) => println!(
-                "test {name} ... ok ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            ),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.push(*name);
-            }
-        }
-    }
-    if failed.is_empty() {
-        println!("test result: ok");
-    } else {
-        println!("test result: FAILED: {failed:?}");
-        std::process::exit(1);
-    }
+    run_tests(TESTS);
 }

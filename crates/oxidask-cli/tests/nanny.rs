@@ -6,13 +6,15 @@
 //!
 //! Runs without libtest (`harness = false`). Pass a substring to run matching tests only.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use oxidask::distributed::{Client, Status};
+
+mod common;
+use common::*;
 
 // ---- operations the workers run --------------------------------------------------------
 
@@ -49,118 +51,6 @@ fn hog(mib: i64, release: String) -> i64 {
 
 // ---- processes ---------------------------------------------------------------------------
 
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("OXIDASK_TEST_VERBOSE").is_some() {
-                    eprintln!("    | {line}");
-                }
-                l.lock().unwrap().push(line);
-            }
-        });
-        Proc { child, log }
-    }
-
-    /// The first line containing `needle`, waiting up to `timeout` for it.
-    fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
-        self.wait_for_lines(needle, 1, timeout)
-    }
-
-    /// The `n`-th line containing `needle`, waiting up to `timeout` for it.
-    fn wait_for_lines(&self, needle: &str, n: usize, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|l| l.contains(needle))
-                .nth(n - 1)
-            {
-                return l.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {n} × `{needle}` in:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Waits for the process to exit; its exit code.
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running after {timeout:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGTERM (the nanny forwards it), then waits for the exit.
-    fn terminate(&mut self) -> Option<i32> {
-        signal(self.child.id(), "TERM");
-        self.wait_exit(Duration::from_secs(30))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SIGTERM first so a nanny stops its workers too.
-            signal(self.child.id(), "TERM");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill -{sig} {pid}");
-}
-
 struct Cluster {
     /// Kept for its lifetime (dropping it stops the scheduler).
     _scheduler: Proc,
@@ -179,7 +69,7 @@ impl Cluster {
             "127.0.0.1:0",
         ])
         .args(scheduler_args);
-        let scheduler = Proc::spawn(cmd);
+        let scheduler = Proc::spawn_graceful(cmd);
         let line = scheduler.wait_for_line("listening at", Duration::from_secs(20));
         let address = line.rsplit(' ').next().unwrap().to_owned();
         let line = scheduler.wait_for_line("dashboard at", Duration::from_secs(20));
@@ -204,7 +94,7 @@ impl Cluster {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.args(["worker", &self.address, "--heartbeat-ms", "200"])
             .args(args);
-        Proc::spawn(cmd)
+        Proc::spawn_graceful(cmd)
     }
 
     fn client(&self) -> Client {
@@ -484,8 +374,6 @@ fn client_restart_restarts_every_worker_and_cancels_every_future() {
     drop(solo);
 }
 
-type Test = (&'static str, fn());
-
 const TESTS: &[Test] = &[
     (
         "a_worker_sigkilled_under_its_nanny_comes_back",
@@ -519,33 +407,5 @@ const TESTS: &[Test] = &[
 
 fn main() {
     oxidask::distributed::run_if_worker();
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<&Test> = TESTS
-        .iter()
-        .filter(|(n, _)| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str())))
-        .collect();
-    println!("running {} tests", selected.len());
-    let mut failed = Vec::new();
-    for (name, test) in selected {
-        let started = Instant::now();
-        match std::panic::catch_unwind(test) {
-            Ok(()) => println!(
-                "test {name} ... ok ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            ),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.push(*name);
-            }
-        }
-    }
-    if failed.is_empty() {
-        println!("test result: ok");
-    } else {
-        println!("test result: FAILED: {failed:?}");
-        std::process::exit(1);
-    }
+    run_tests(TESTS);
 }

@@ -9,14 +9,15 @@
 //!
 //! Runs without libtest (`harness = false`). Pass a substring to run matching tests only.
 
-use std::io::{BufRead, BufReader};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oxidask::distributed::Client;
+
+mod common;
+use common::*;
 use oxidask::Delayed;
 
 #[oxidask::task]
@@ -122,50 +123,6 @@ impl Proxy {
 
 // ---- processes -------------------------------------------------------------------------------
 
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("OXIDASK_TEST_VERBOSE").is_some() {
-                    eprintln!("    | {line}");
-                }
-                l.lock().unwrap().push(line);
-            }
-        });
-        Proc { child, log }
-    }
-
-    fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            assert!(Instant::now() < deadline, "no `{needle}` in the log");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A scheduler whose client grace is `grace`.
 fn scheduler(grace: &str) -> (Proc, String) {
     scheduler_at(0, grace)
@@ -173,38 +130,18 @@ fn scheduler(grace: &str) -> (Proc, String) {
 
 /// A scheduler on `port` (0: any) whose client grace is `grace`.
 fn scheduler_at(port: u16, grace: &str) -> (Proc, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidask"));
-    cmd.args(["scheduler", "--port", &port.to_string(), "--no-dashboard"])
-        .env(
-            "OXIDASK_DISTRIBUTED__SCHEDULER__CLIENT_RECONNECT_GRACE",
-            grace,
-        );
-    let p = Proc::spawn(cmd);
-    let line = p.wait_for_line("listening at", Duration::from_secs(20));
-    let address = line.rsplit(' ').next().unwrap().to_owned();
-    (p, address)
+    let mut cmd = scheduler_command(port);
+    cmd.env(
+        "OXIDASK_DISTRIBUTED__SCHEDULER__CLIENT_RECONNECT_GRACE",
+        grace,
+    );
+    start_scheduler(cmd)
 }
 
 fn worker(address: &str, name: &str) -> Proc {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "worker",
-        address,
-        "--no-nanny",
-        "--nthreads",
-        "2",
-        "--name",
-        name,
-    ]);
+    let mut cmd = worker_command(address);
+    cmd.args(["--no-nanny", "--nthreads", "2", "--name", name]);
     Proc::spawn(cmd)
-}
-
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 const LONG: Duration = Duration::from_secs(120);
@@ -339,8 +276,6 @@ fn a_client_outlives_a_scheduler_restarted_at_the_same_address() {
     assert!(e.contains("not known to the scheduler"), "{e}");
 }
 
-type Test = (&'static str, fn());
-
 const TESTS: &[Test] = &[
     (
         "a_cut_mid_graph_is_survived_with_exact_results",
@@ -358,31 +293,5 @@ const TESTS: &[Test] = &[
 
 fn main() {
     oxidask::distributed::run_if_worker();
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let mut failed = Vec::new();
-    for (name, test) in TESTS {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        let started = Instant::now();
-        match std::panic::catch_unwind(test) {
-            Ok(()) => println!(
-                "test {name} ... ok ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            ),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.push(*name);
-            }
-        }
-    }
-    if failed.is_empty() {
-        println!("test result: ok");
-    } else {
-        println!("test result: FAILED: {failed:?}");
-        std::process::exit(1);
-    }
+    run_tests(TESTS);
 }
