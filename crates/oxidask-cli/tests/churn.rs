@@ -16,14 +16,16 @@
 //!   a `churn-bench {json}` line (seconds, kills, `task_runs`: task runs reported finished,
 //!   which past the graph's own tasks is work redone); `both` adds a `churn-bench-summary`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oxidask::distributed::Client;
 use oxidask::prelude::*;
+
+mod common;
+use common::*;
 
 // ---- operations the workers run --------------------------------------------------------
 
@@ -49,55 +51,6 @@ fn square(x: i64, micros: u64) -> i64 {
 
 // ---- real processes ------------------------------------------------------------------------
 
-static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        CHILDREN.lock().unwrap().push(child.id());
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("OXIDASK_TEST_VERBOSE").is_some() {
-                    eprintln!("    | {line}");
-                }
-                l.lock().unwrap().push(line);
-            }
-        });
-        Proc { child, log }
-    }
-
-    fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return Some(l.clone());
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A scheduler and a changing set of workers (each with a unique name).
 struct Cluster {
     _scheduler: Proc,
@@ -114,11 +67,7 @@ impl Cluster {
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_oxidask").to_owned());
         let mut cmd = Command::new(bin);
         cmd.args(["scheduler", "--port", "0"]);
-        let scheduler = Proc::spawn(cmd);
-        let line = scheduler
-            .wait_for_line("listening at", Duration::from_secs(20))
-            .expect("the scheduler started");
-        let address = line.rsplit(' ').next().unwrap().to_owned();
+        let (scheduler, address) = start_scheduler(cmd);
         let c = Arc::new(Cluster {
             _scheduler: scheduler,
             address,
@@ -147,8 +96,7 @@ impl Cluster {
             "200",
         ]);
         let p = Proc::spawn(cmd);
-        p.wait_for_line("connected to the scheduler", Duration::from_secs(30))
-            .expect("the worker joined");
+        p.wait_for_line("connected to the scheduler", Duration::from_secs(30));
         self.workers.lock().unwrap().push(p);
     }
 
@@ -360,12 +308,7 @@ fn main() {
             eprintln!("churn did not converge within {limit} s");
             false
         });
-    for pid in CHILDREN.lock().unwrap().iter() {
-        let _ = Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .stderr(Stdio::null())
-            .status();
-    }
+    kill_all();
     println!(
         "test churn_converges_with_exact_results ... {}",
         if ok { "ok" } else { "FAILED" }
