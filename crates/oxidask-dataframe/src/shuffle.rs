@@ -583,30 +583,34 @@ pub(crate) fn sort_values(
     } else {
         1
     };
-    // Per-partition quantiles at 1% steps and the non-null count.
+    // Per-partition quantiles at 1% steps and the non-null count. The column is sorted once
+    // first (nulls first, as Polars' quantile expects them): a quantile of a column marked
+    // sorted is read off it, while on an unsorted column with nulls or several chunks Polars
+    // sorts the whole column again for each of the 101 quantiles (most of set_index's time on
+    // randomly ordered data).
     const STEPS: usize = 100;
+    const X: &str = "__oxidask_sorted_key";
+    let x = || col(X);
     let mut aggs = vec![
-        physical(first).count().cast(DataType::Float64).alias("n"),
+        x().count().cast(DataType::Float64).alias("n"),
         len().cast(DataType::Float64).alias("rows"),
-        physical(first)
-            .is_nan()
-            .sum()
-            .cast(DataType::Float64)
-            .alias("nans"),
+        x().is_nan().sum().cast(DataType::Float64).alias("nans"),
     ];
     for i in 0..=STEPS {
         aggs.push(
-            physical(first)
-                .quantile(lit(i as f64 / STEPS as f64), QuantileMethod::Linear)
+            x().quantile(lit(i as f64 / STEPS as f64), QuantileMethod::Linear)
                 .alias(format!("q{i}")),
         );
     }
     let sample = DataFrame::from_result(n.with_ops(
         "divisions-sample",
-        vec![FrameOp::GroupAgg {
-            keys: Vec::new(),
-            aggs,
-        }],
+        vec![
+            FrameOp::Select(vec![physical(first).sort(SortOptions::default()).alias(X)]),
+            FrameOp::GroupAgg {
+                keys: Vec::new(),
+                aggs,
+            },
+        ],
     ))
     .compute()?;
     if let Some(bounds) = already_sorted(&sample, n.npartitions, STEPS, descending)? {
