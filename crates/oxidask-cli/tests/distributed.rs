@@ -5,16 +5,18 @@
 //! Runs without libtest (`harness = false`): `main` must first give the worker processes
 //! their entry point. Pass a substring to run matching tests only.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use oxidask::distributed::{
     as_completed, get_client, Client, ClientError, ReturnWhen, Status, SubmitOptions,
 };
 use oxidask::prelude::*;
+
+mod common;
+use common::*;
 
 // ---- operations the workers run --------------------------------------------------------
 
@@ -106,61 +108,6 @@ fn fan_out(n: i64) -> Result<i64, String> {
 }
 
 // ---- cluster of real processes -----------------------------------------------------------
-
-static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        CHILDREN.lock().unwrap().push(child.id());
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("OXIDASK_TEST_VERBOSE").is_some() {
-                    eprintln!("    | {line}");
-                }
-                l.lock().unwrap().push(line);
-            }
-        });
-        Proc { child, log }
-    }
-
-    fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no `{needle}` in {:?}",
-                self.log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Cluster {
     scheduler: Proc,
@@ -1449,8 +1396,6 @@ fn tempdir() -> String {
 
 // ---- harness -------------------------------------------------------------------------------
 
-type Test = (&'static str, fn());
-
 const TESTS: &[Test] = &[
     (
         "delayed_graphs_compute_on_the_cluster",
@@ -1569,12 +1514,7 @@ fn main() {
             failed.push(*name);
         }
     }
-    for pid in CHILDREN.lock().unwrap().iter() {
-        let _ = Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .stderr(Stdio::null())
-            .status();
-    }
+    kill_all();
     if failed.is_empty() {
         println!("test result: ok");
     } else {
