@@ -235,15 +235,27 @@ pub fn run_tests(tests: &[Test]) {
     let mut failed = Vec::new();
     for (name, test) in selected {
         let started = Instant::now();
-        match std::panic::catch_unwind(test) {
-            Ok(()) => println!(
+        // On its own thread with a time limit: a hang fails the test instead of stalling CI.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = *test;
+        std::thread::spawn(move || {
+            let _ = tx.send(std::panic::catch_unwind(f).is_ok());
+        });
+        let ok = rx
+            .recv_timeout(Duration::from_secs(300))
+            .unwrap_or_else(|_| {
+                eprintln!("test {name} did not finish within 300 s");
+                false
+            });
+        if ok {
+            println!(
                 "test {name} ... ok ({:.1} s)",
                 started.elapsed().as_secs_f64()
-            ),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.push(*name);
-            }
+            );
+        } else {
+            println!("test {name} ... FAILED");
+            failed.push(*name);
+            kill_all();
         }
     }
     if failed.is_empty() {
