@@ -29,6 +29,9 @@ mod common;
 
 use common::{assert_frames_eq, sample, sorted};
 
+/// The longest a test may take (each takes seconds; a hang fails the run past this).
+const TEST_LIMIT: Duration = Duration::from_secs(300);
+
 fn main() {
     oxidask_worker::run_if_worker();
     if let Ok(spec) = std::env::var("OXIDASK_P2P_MEASURE") {
@@ -62,8 +65,23 @@ fn main() {
     for (name, test) in tests {
         if name.contains(&only) {
             let t = Instant::now();
-            test();
-            println!("{name}: ok ({:.1} s)", t.elapsed().as_secs_f64());
+            // On its own thread with a time limit: a hang fails the run instead of stalling
+            // CI (the worker processes, their scheduler gone with this process, then exit).
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(std::panic::catch_unwind(test).is_ok());
+            });
+            match rx.recv_timeout(TEST_LIMIT) {
+                Ok(true) => println!("{name}: ok ({:.1} s)", t.elapsed().as_secs_f64()),
+                Ok(false) => {
+                    println!("{name}: FAILED");
+                    std::process::exit(1);
+                }
+                Err(_) => {
+                    println!("{name}: FAILED: did not finish within {TEST_LIMIT:?}");
+                    std::process::exit(1);
+                }
+            }
             ran += 1;
         }
     }

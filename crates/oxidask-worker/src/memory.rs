@@ -85,10 +85,18 @@ pub enum MemoryAction {
     Terminate,
     /// Log this warning (rate-limited).
     Warn(String),
+    /// Ask the allocator to hand memory it holds freed back to the system (glibc's
+    /// `malloc_trim`): the process is past `spill` with too few results in memory to get
+    /// under it by spilling, and freed heap pages count in its resident memory until returned.
+    /// Carried out after this sample's spill files are written; rate-limited.
+    ReleaseFreed,
 }
 
 /// How often the same kind of warning is logged, at most.
 const WARN_EVERY: Duration = Duration::from_secs(5);
+
+/// How often the allocator is asked to return freed memory, at most (a trim walks the heap).
+const RELEASE_EVERY: Duration = Duration::from_millis(500);
 
 /// The decisions of the worker's memory monitor (see the module documentation).
 #[derive(Clone, Debug)]
@@ -98,6 +106,7 @@ pub struct MemoryManager {
     paused: bool,
     terminated: bool,
     last_unmanaged_warning: Option<Duration>,
+    last_release: Option<Duration>,
 }
 
 impl MemoryManager {
@@ -109,6 +118,7 @@ impl MemoryManager {
             paused: false,
             terminated: false,
             last_unmanaged_warning: None,
+            last_release: None,
         }
     }
 
@@ -144,7 +154,10 @@ impl MemoryManager {
                 if bytes > 0 {
                     out.push(MemoryAction::Spill { bytes });
                 }
-                if excess > managed && self.warn_due(now) {
+                if excess > managed && due(&mut self.last_release, now, RELEASE_EVERY) {
+                    out.push(MemoryAction::ReleaseFreed);
+                }
+                if excess > managed && due(&mut self.last_unmanaged_warning, now, WARN_EVERY) {
                     out.push(MemoryAction::Warn(format!(
                         "unmanaged memory use is high: the process uses {} of its {} limit ({:.0}%) and only {} of it are results that can spill; this may be a memory leak or memory the allocator has not returned to the system",
                         human(rss),
@@ -169,16 +182,15 @@ impl MemoryManager {
         }
         out
     }
+}
 
-    fn warn_due(&mut self, now: Duration) -> bool {
-        let due = self
-            .last_unmanaged_warning
-            .is_none_or(|t| now.saturating_sub(t) >= WARN_EVERY);
-        if due {
-            self.last_unmanaged_warning = Some(now);
-        }
-        due
+/// Whether `every` has passed since `last` (then `last` becomes `now`).
+fn due(last: &mut Option<Duration>, now: Duration, every: Duration) -> bool {
+    let due = last.is_none_or(|t| now.saturating_sub(t) >= every);
+    if due {
+        *last = Some(now);
     }
+    due
 }
 
 /// A result that may spill: when it was last used, whether a local task still waits to read
@@ -368,19 +380,49 @@ mod tests {
         );
         // Hysteresis: once between target and spill, no more spilling.
         assert_eq!(m.observe(650, 350, S), vec![]);
-        // Too little managed memory: spill what there is and warn, once per 5 s.
+        // Too little managed memory: spill what there is, ask the allocator for freed
+        // memory, and warn, once per 5 s.
         let r = m.observe(760, 40, S * 2);
         assert_eq!(r[0], MemoryAction::Spill { bytes: 40 });
-        assert!(matches!(&r[1], MemoryAction::Warn(w) if w.contains("unmanaged memory")));
+        assert_eq!(r[1], MemoryAction::ReleaseFreed);
+        assert!(matches!(&r[2], MemoryAction::Warn(w) if w.contains("unmanaged memory")));
         assert_eq!(
             m.observe(760, 0, S * 3),
-            vec![],
+            vec![MemoryAction::ReleaseFreed],
             "no results, warning rate-limited"
         );
         assert!(matches!(
             &m.observe(760, 0, S * 8)[..],
-            [MemoryAction::Warn(_)]
+            [MemoryAction::ReleaseFreed, MemoryAction::Warn(_)]
         ));
+    }
+
+    /// The bug: a worker of a program on glibc's allocator spilled every result, yet freed
+    /// heap pages kept its resident memory past `pause`, so it stayed paused and its graph
+    /// never finished (seen in `p2p_processes`). Past `spill` with too few results to spill,
+    /// the manager asks the allocator to return freed memory, at most every 500 ms, and the
+    /// worker resumes once the process is back under `pause`.
+    #[test]
+    fn a_worker_paused_by_freed_but_unreturned_memory_stayed_paused() {
+        let mut m = MemoryManager::new(1000, Thresholds::default());
+        let ms = Duration::from_millis;
+        let r = m.observe(850, 0, ms(0));
+        assert!(r.contains(&MemoryAction::ReleaseFreed) && r.contains(&MemoryAction::Pause));
+        // 100 ms later: still high, but the last request is too recent.
+        assert!(!m
+            .observe(850, 0, ms(100))
+            .contains(&MemoryAction::ReleaseFreed));
+        assert!(m
+            .observe(850, 0, ms(600))
+            .contains(&MemoryAction::ReleaseFreed));
+        // Enough results to spill back under target: spilling alone does it.
+        assert_eq!(
+            m.observe(850, 400, ms(1200)),
+            vec![MemoryAction::Spill { bytes: 250 }]
+        );
+        // The allocator returned the memory: the worker resumes.
+        assert_eq!(m.observe(500, 0, ms(1300)), vec![MemoryAction::Resume]);
+        assert!(!m.paused());
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //! the nanny exits once they have. Workers get SIGTERM if the nanny dies (Linux's parent-death
 //! signal), so none outlives it.
 //!
+//! Workers get Dask's default pre-spawn environment ([`PRE_SPAWN_ENV`]) where the nanny's own
+//! environment does not set those variables.
+//!
 //! The restart decisions are pure ([`Backoff::after_exit`], tested with simulated uptimes);
 //! [`supervise`] does the process work.
 
@@ -24,6 +27,18 @@ use std::time::{Duration, Instant};
 
 /// Set in a supervised worker's environment (the nanny's process id).
 pub const NANNY_ENV: &str = "OXIDASK_NANNY";
+
+/// Variables a supervised worker gets unless the nanny's environment sets them: Dask's
+/// `distributed.nanny.pre-spawn-environ` defaults. `MALLOC_TRIM_THRESHOLD_` makes glibc's
+/// allocator return freed memory (what C libraries and Python extensions free) to the system
+/// rather than keep it resident, where it would count against the memory limit; the others
+/// keep NumPy's BLAS and OpenMP to one thread per task thread.
+pub const PRE_SPAWN_ENV: [(&str, &str); 4] = [
+    ("MALLOC_TRIM_THRESHOLD_", "65536"),
+    ("OMP_NUM_THREADS", "1"),
+    ("MKL_NUM_THREADS", "1"),
+    ("OPENBLAS_NUM_THREADS", "1"),
+];
 
 /// Exit code of a worker that asks its nanny for a fresh process (restart, lifetime).
 pub const EXIT_RESTART: i32 = 75;
@@ -330,6 +345,11 @@ fn spawn(cmd: &WorkerCommand) -> std::io::Result<Child> {
     c.args(&cmd.prefix)
         .args(&cmd.args)
         .env(NANNY_ENV, std::process::id().to_string());
+    for (name, value) in PRE_SPAWN_ENV {
+        if std::env::var_os(name).is_none() {
+            c.env(name, value);
+        }
+    }
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;

@@ -46,6 +46,7 @@ impl Shared {
         let mut run = None;
         let mut fetches = Vec::new();
         let (mut removes, mut writes) = (Vec::new(), Vec::new());
+        let mut release_freed = false;
         for e in rest {
             match e {
                 Effect::Send(_) => unreachable!("queued above"),
@@ -77,6 +78,7 @@ impl Shared {
                     }
                 }
                 Effect::Terminate => {}
+                Effect::ReleaseFreedMemory => release_freed = true,
                 Effect::Log { warn: true, line } => self.log_at(tracing::Level::WARN, line),
                 Effect::Log { warn: false, line } => self.log(line),
             }
@@ -102,6 +104,11 @@ impl Shared {
                     });
                 }
             });
+        }
+        if release_freed {
+            // After the writes above: on the monitor's thread (a plain thread) they ran
+            // inline, so the results they spilled are freed by now.
+            self.disk(|_| release_freed_memory());
         }
         if !fetches.is_empty() {
             match tokio::runtime::Handle::try_current()
@@ -130,5 +137,18 @@ impl Shared {
             }
             Err(_) => work(self),
         }
+    }
+}
+
+/// Asks the C allocator to return the free memory it holds to the system. Only glibc's
+/// allocator keeps large freed regions resident (its heap top and arenas, until trimmed);
+/// Rust programs here on mimalloc return theirs on their own, but what C libraries and
+/// Python's extensions allocate goes through glibc's `malloc`.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only takes glibc's allocator lock and returns pages; it has
+    // no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

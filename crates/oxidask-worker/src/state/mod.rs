@@ -231,6 +231,9 @@ pub(crate) enum Effect {
     Paused(bool),
     /// The process is past the terminate threshold.
     Terminate,
+    /// Ask the allocator to return freed memory to the system, after this batch's spill
+    /// files are written ([`crate::memory::MemoryAction::ReleaseFreed`]).
+    ReleaseFreedMemory,
     /// Log this line (`warn`: at WARN level).
     Log { warn: bool, line: String },
 }

@@ -110,7 +110,8 @@ impl Sim {
                 Effect::Send(_)
                 | Effect::WakeExecutors
                 | Effect::Paused(_)
-                | Effect::Log { .. } => {}
+                | Effect::Log { .. }
+                | Effect::ReleaseFreedMemory => {}
                 Effect::Terminate => panic!("the walk stays under the terminate threshold"),
                 Effect::Fetch(order) => self.fetches.push(order),
                 Effect::Execute(x) => {

@@ -342,6 +342,7 @@ impl WorkerState {
                 }
                 MemoryAction::Terminate => self.effects.push(Effect::Terminate),
                 MemoryAction::Warn(line) => self.effects.push(Effect::Log { warn: true, line }),
+                MemoryAction::ReleaseFreed => self.effects.push(Effect::ReleaseFreedMemory),
             }
         }
     }
