@@ -715,7 +715,42 @@ impl DataFrame {
                     "join aligns rows on the frames' indexes, and a frame has none: call set_index(column) on both, or merge on key columns".into(),
                 ));
             };
-            let merged = crate::shuffle::merge(self, other, &[lc.as_str()], &[rc.as_str()], how);
+            // Both indexes with known numeric divisions that differ: each side is cut at the
+            // union of the two sets of bounds (Dask's `align_partitions`), so partitions pair up
+            // without a hash shuffle — sorted partitions only move rows near the cuts — and the
+            // result keeps the index.
+            let (left, right) = match (lb, rb) {
+                (crate::plan::Bounds::Numbers(a), crate::plan::Bounds::Numbers(b))
+                    if a != b && l.schema.get(lc) == r.schema.get(rc) =>
+                {
+                    let mut union: Vec<f64> = a.iter().chain(b).copied().collect();
+                    union.sort_by(f64::total_cmp);
+                    union.dedup();
+                    let cut = |n: &Arc<Node>, column: &str| {
+                        DataFrame::from_node(
+                            crate::shuffle::shuffle_by_method(
+                                n,
+                                crate::shuffle::SplitBy::Range {
+                                    column: column.to_owned(),
+                                    bounds: union.clone(),
+                                    descending: false,
+                                },
+                                union.len() + 1,
+                                crate::ShuffleMethod::Tasks,
+                            )
+                            .with_index(column, crate::plan::Bounds::Numbers(union.clone())),
+                        )
+                    };
+                    (cut(l, lc), cut(r, rc))
+                }
+                _ => (self.clone(), other.clone()),
+            };
+            let (lb, rb) = (
+                &left.node()?.index.as_ref().expect("kept").1,
+                &right.node()?.index.as_ref().expect("kept").1,
+            );
+            let merged =
+                crate::shuffle::merge(&left, &right, &[lc.as_str()], &[rc.as_str()], how);
             let n = merged.node()?.clone();
             let aligned = matches!(
                 &n.kind,

@@ -488,16 +488,38 @@ fn join_on_indexes_and_merge_on_several_keys() {
             &format!("join {how:?}"),
         );
     }
-    // Different divisions: shuffled on the index (outer: never broadcast).
+    // Different divisions: both sides are cut at the union of the bounds (Dask's
+    // align_partitions) and joined pairwise, no hash shuffle; the index and the union's
+    // divisions are kept.
     let other = dd::from_polars(right_pl.clone(), 3).set_index("id", Some(vec![0.0, 50.0, 120.0]));
-    let j = left.join(&other, dd::How::Outer);
-    assert!(j.explain().contains("Partitionwise"), "{}", j.explain());
-    let got = j.compute().unwrap();
-    assert_frames_eq(
-        &sorted(&got),
-        &sorted(&oracle(&["id"], pl::JoinType::Full)),
-        "join shuffled",
-    );
+    for (how, pl_how) in [
+        (dd::How::Outer, pl::JoinType::Full),
+        (dd::How::Left, pl::JoinType::Left),
+    ] {
+        let j = left.join(&other, how);
+        let plan = j.explain();
+        assert!(
+            plan.contains("Aligned") && !plan.contains("Partitionwise"),
+            "{plan}"
+        );
+        assert_eq!(j.npartitions(), 4, "cut at 30, 50 and 60");
+        assert!(j.known_divisions(), "{how:?} keeps the index");
+        let got = j.compute().unwrap();
+        assert_frames_eq(
+            &sorted(&got),
+            &sorted(&oracle(&["id"], pl_how)),
+            &format!("join of different divisions {how:?}"),
+        );
+        // Partition by partition, the index stays within the union's ranges, in order.
+        let cuts = [f64::NEG_INFINITY, 30.0, 50.0, 60.0, f64::INFINITY];
+        for i in 0..4 {
+            let p = j.partitions([i]).compute().unwrap();
+            let ids = p.column("id").unwrap().cast(&pl::DataType::Float64).unwrap();
+            for v in ids.f64().unwrap().into_no_null_iter() {
+                assert!(cuts[i] <= v && v < cuts[i + 1], "partition {i} holds {v}");
+            }
+        }
+    }
     // No index: a clear error.
     let err = dd::from_polars(left_pl.clone(), 2)
         .join(&right, dd::How::Inner)
