@@ -31,6 +31,28 @@ fn add(x: i64, y: i64) -> i64 {
     x + y
 }
 
+/// Creates the file `started`, waits until the file `go` exists (at most 120 s), and
+/// returns `x + 1`: a task the test keeps running while it restarts the scheduler.
+#[oxidask::task]
+fn gated(x: i64, started: String, go: String) -> i64 {
+    std::fs::write(&started, b"").expect("the started marker");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !std::path::Path::new(&go).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    x + 1
+}
+
+/// A path in the temporary directory for this run's `name` (removed if left over).
+fn temp_path(name: &str) -> String {
+    let p = std::env::temp_dir().join(format!(
+        "oxidask-reconnect-test-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&p);
+    p.to_string_lossy().into_owned()
+}
+
 /// A pairwise sum over `leaves` leaves (about `2 * leaves` tasks) of `seed + i + 1`.
 fn tree(seed: i64, leaves: i64, micros: u64) -> Delayed<i64> {
     let mut level: Vec<Delayed<i64>> = (0..leaves).map(|i| leaf(seed + i, micros)).collect();
@@ -258,22 +280,41 @@ fn a_client_outlives_a_scheduler_restarted_at_the_same_address() {
     client.wait_for_workers(1, LONG).unwrap();
     let done = client.submit(&leaf(1, 0)).unwrap();
     assert_eq!(client.gather(std::slice::from_ref(&done)).unwrap(), vec![2]);
-    let running = client.submit(&tree(0, 64, 20_000)).unwrap();
-    wait_until("the graph to be running", LONG, || {
-        client.summary().unwrap().workers.iter().any(|w| w.keys > 0)
+    // One input of the graph runs on the worker until the test lets it finish.
+    let (started, go) = (temp_path("started"), temp_path("go"));
+    let held = gated(1000, started.clone(), go.clone());
+    let running = client
+        .submit(&add(tree(0, 64, 20_000), held.clone()))
+        .unwrap();
+    wait_until("the gated task to run on the worker", LONG, || {
+        std::path::Path::new(&started).exists()
     });
     assert!(!running.done());
     // SIGKILL: no journal, so the new scheduler knows nothing; connections are refused
-    // until it listens, and the client keeps trying.
+    // until it listens, and the client and the worker keep trying.
     let _ = s1.child.kill();
     let _ = s1.child.wait();
     let (_s2, address2) = scheduler_at(port, "30s");
     assert_eq!(address2, address);
-    // The graph still pending is sent again and computed on the new scheduler.
-    assert_eq!(client.gather(&[running]).unwrap(), vec![tree_sum(0, 64)]);
+    // The graph still pending is sent again; the new scheduler assigns the gated task to the
+    // worker, where it still runs for the old scheduler (the ordering that hung: the worker
+    // ignored the assignment and then discarded the result as the old scheduler's).
+    wait_until("the new scheduler to assign the gated task", LONG, || {
+        client
+            .story(&held.key())
+            .is_ok_and(|s| s.iter().any(|l| l.contains("-> processing")))
+    });
+    std::fs::write(&go, b"go").unwrap();
+    assert_eq!(
+        running.result_timeout(Some(LONG)).unwrap(),
+        tree_sum(0, 64) + 1001
+    );
     // A result the old scheduler held is gone with it: asked again, it fails clearly.
     let e = client.gather(&[done]).unwrap_err().to_string();
     assert!(e.contains("not known to the scheduler"), "{e}");
+    for p in [started, go] {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 const TESTS: &[Test] = &[

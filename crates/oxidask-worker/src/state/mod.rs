@@ -401,7 +401,15 @@ impl WorkerState {
         who_has: &FxHashMap<Key, Vec<String>>,
         priority: (i64, u64),
     ) {
-        if self.tasks.contains_key(&key) {
+        if let Some(e) = self.tasks.get_mut(&key) {
+            // Assigned again while it runs after a free, or after a new scheduler registered
+            // this worker: its result is wanted again (Dask: cancelled -> executing). A task
+            // not cancelled is a repeated assignment, already under way.
+            if e.cancelled {
+                e.cancelled = false;
+                e.wire_key = wire_key;
+                e.priority = priority;
+            }
             return;
         }
         if let Some(s) = self.data.get(&key).filter(|s| s.owned) {

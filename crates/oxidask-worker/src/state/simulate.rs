@@ -59,6 +59,9 @@ struct Sim {
     /// Tasks running, and those freed while running (their results must be discarded).
     running: Vec<Key>,
     cancelled: BTreeSet<Key>,
+    /// Keys assigned (`Compute`) and not answered yet (finished, failed, missing data, given
+    /// back), freed, or forgotten with the scheduler: the scheduler waits for each of them.
+    owed: BTreeSet<Key>,
     writes: Vec<SpillJob>,
     reads: Vec<(Key, PathBuf)>,
     /// The simulated spill directory.
@@ -79,6 +82,7 @@ impl Sim {
             fetches: Vec::new(),
             running: Vec::new(),
             cancelled: BTreeSet::new(),
+            owed: BTreeSet::new(),
             writes: Vec::new(),
             reads: Vec::new(),
             files: BTreeMap::new(),
@@ -100,11 +104,36 @@ impl Sim {
             Event::TaskFinished { key, .. } | Event::TaskFailed { key, .. } => Some(*key),
             _ => None,
         };
+        match &event {
+            Event::Compute { key, .. } => {
+                self.owed.insert(*key);
+            }
+            Event::Free { key } => {
+                self.owed.remove(key);
+            }
+            Event::NewScheduler => self.owed.clear(),
+            _ => {}
+        }
         let effects = self.st.handle(event, self.now_us);
         if let Err(e) = self.st.validate() {
             panic!("step {}: {e}", self.steps);
         }
         self.check_effects(&effects, seq_before, finishing);
+        for e in &effects {
+            let answered = match e {
+                Effect::Send(FromWorker::Finished { key, .. })
+                | Effect::Send(FromWorker::Erred { key, .. })
+                | Effect::Send(FromWorker::MissingData { key, .. })
+                | Effect::Send(FromWorker::StealResponse {
+                    key,
+                    given_back: true,
+                }) => key.to_key().ok(),
+                _ => None,
+            };
+            if let Some(k) = answered {
+                self.owed.remove(&k);
+            }
+        }
         for e in effects {
             match e {
                 Effect::Send(_)
@@ -364,7 +393,11 @@ impl Sim {
     }
 
     fn compute(&mut self) {
-        let k = key(self.rng.below(KEYS as u64) as u128);
+        let k = self.some_key();
+        if self.cancelled.remove(&k) {
+            // Assigned again while it runs cancelled: its result is wanted again.
+            self.count("assigned again while cancelled");
+        }
         let ndeps = self.rng.below(4);
         let mut deps = Vec::new();
         let mut who_has = FxHashMap::default();
@@ -450,6 +483,12 @@ impl Sim {
                 break;
             }
         }
+        // Every assignment still standing was answered: the scheduler waits for nothing.
+        assert!(
+            self.owed.is_empty(),
+            "assigned, never answered: {:?}",
+            self.owed
+        );
         for i in 0..KEYS {
             self.step(Event::Free { key: key(i) });
         }
@@ -494,6 +533,7 @@ fn random_walks_keep_every_invariant() {
         "spill picks checked",
         "free while running",
         "steal while running",
+        "assigned again while cancelled",
         "paused samples",
     ] {
         assert!(
@@ -739,4 +779,89 @@ fn a_task_reading_an_input_twice_releases_exactly_what_it_held() {
     );
     st.validate().unwrap();
     assert!(matches!(&st.handle(Event::ThreadFree, 7)[..], [Effect::Execute(x)] if x.key == u));
+}
+
+/// The hang seen once in `reconnect`'s scheduler-restart test: a task still running when the
+/// worker registered with a restarted scheduler was cancelled (its result would be about the
+/// old scheduler), the new scheduler — given the graph again by the client — assigned that
+/// same key to this worker before it finished, and the assignment was ignored (the key was
+/// still among the tasks) while the result was then discarded as cancelled: the new
+/// scheduler waited for it forever. The new assignment takes the running task back.
+#[test]
+fn a_task_running_when_a_new_scheduler_assigns_it_again_is_reported_to_it() {
+    let mut st = WorkerState::default();
+    let (done, t) = (key(0), key(1));
+    st.handle(compute(done, &[]), 1);
+    st.handle(compute(t, &[]), 2);
+    for now in [3, 4] {
+        assert!(matches!(
+            &st.handle(Event::ThreadFree, now)[..],
+            [Effect::Execute(_)]
+        ));
+    }
+    st.handle(
+        Event::TaskFinished {
+            key: done,
+            value: value(1, 4),
+            run: Run::default(),
+        },
+        5,
+    );
+    // The scheduler is lost and a new one registers this worker: it is told what is held.
+    let fx = st.handle(Event::NewScheduler, 6);
+    assert!(matches!(
+        &fx[..],
+        [Effect::Send(FromWorker::Holding { keys })] if keys.len() == 1 && keys[0].0 == WireKey::from(&done)
+    ));
+    st.validate().unwrap();
+    // The new scheduler assigns the running key (the client sent its graph again).
+    st.handle(compute(t, &[]), 7);
+    st.validate().unwrap();
+    let fx = st.handle(
+        Event::TaskFinished {
+            key: t,
+            value: value(2, 4),
+            run: Run::default(),
+        },
+        8,
+    );
+    assert!(
+        fx.iter().any(
+            |e| matches!(e, Effect::Send(FromWorker::Finished { key, .. }) if *key == WireKey::from(&t))
+        ),
+        "the new scheduler hears the result it assigned"
+    );
+    assert!(st.data[&t].owned && st.tasks.is_empty() && st.executing == 0);
+    st.validate().unwrap();
+}
+
+/// The same without a reconnection: freed while running (a client released it), then
+/// assigned again (submitted again) before it finished. Dask's worker takes a cancelled
+/// task back on a new `compute-task` (cancelled → executing).
+#[test]
+fn a_task_freed_while_running_then_assigned_again_is_reported() {
+    let mut st = WorkerState::default();
+    let t = key(0);
+    st.handle(compute(t, &[]), 1);
+    assert!(matches!(
+        &st.handle(Event::ThreadFree, 2)[..],
+        [Effect::Execute(_)]
+    ));
+    st.handle(Event::Free { key: t }, 3);
+    st.handle(compute(t, &[]), 4);
+    // Taken back, it is not started twice.
+    assert!(st.handle(Event::ThreadFree, 5).is_empty());
+    let fx = st.handle(
+        Event::TaskFinished {
+            key: t,
+            value: value(1, 4),
+            run: Run::default(),
+        },
+        6,
+    );
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::Send(FromWorker::Finished { .. }))));
+    assert!(st.data[&t].owned);
+    st.validate().unwrap();
 }
