@@ -2,6 +2,9 @@
 //! connection drops is parked with its futures until `client_reconnect_grace` ends; one that
 //! says hello with the same id before then takes its record back and is told again the
 //! status of every key it wants; after the grace (or on an explicit close) its keys go.
+//! A scheduler restarted without a journal knows nothing: the worker registers again
+//! reporting what it holds (`Holding`) and the client sends its pending graph again, in
+//! either order; every key of the graph reaches memory and the client hears it.
 //! `validate()` runs after every step (the harness does it).
 
 mod common;
@@ -9,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use oxidask_protocol::{ToClient, ToScheduler};
+use oxidask_protocol::{FromWorker, ToClient, ToScheduler};
 use oxidask_scheduler::state::{Config, Event, TState};
 
 const ID: u128 = 0x5eed_0000_0000_0000_0000_0000_0000_0001;
@@ -225,4 +228,109 @@ fn messages_for_a_parked_client_are_not_sent_to_its_dead_connection() {
         s.clients[&2].replies.as_slice(),
         [ToClient::KeyInMemory { .. }]
     ));
+}
+
+/// A pairwise sum over four leaves: `l0..l3`, `a01`, `a23`, `root`.
+fn tree() -> Vec<oxidask_protocol::WireTask> {
+    vec![
+        task("l0", &[]),
+        task("l1", &[]),
+        task("l2", &[]),
+        task("l3", &[]),
+        task("a01", &["l0", "l1"]),
+        task("a23", &["l2", "l3"]),
+        task("root", &["a01", "a23"]),
+    ]
+}
+
+/// Worker `conn` (re)registered holding `names` (its first batch, as after a reconnection).
+fn holding(s: &mut Sim, conn: u64, names: &[&str]) {
+    s.workers
+        .get_mut(&conn)
+        .expect("live worker")
+        .holds
+        .extend(names.iter().map(|n| wk(n)));
+    s.step(Event::FromWorker {
+        conn,
+        msg: FromWorker::Holding {
+            keys: names.iter().map(|n| (wk(n), "i64".into(), 8)).collect(),
+        },
+    });
+}
+
+/// A scheduler restarted without a journal (no worker yet, no task).
+fn restarted() -> Sim {
+    Sim::with_config(Config {
+        client_reconnect_grace: Duration::from_secs(30),
+        heartbeat_timeout: Duration::from_secs(3600),
+        ..Config::default()
+    })
+}
+
+#[test]
+fn a_restarted_scheduler_given_the_graph_before_the_worker_returns_takes_what_it_holds() {
+    let mut s = restarted();
+    // The client is back first: its pending graph, then a key the old scheduler held.
+    join(&mut s, 1, ID, true);
+    s.submit(1, tree(), &["root"]);
+    s.submit(1, Vec::new(), &["done"]);
+    assert!(s.clients[&1].erred[&wk("done")]
+        .message
+        .contains("not known to the scheduler"));
+    assert_eq!(s.state("l0"), Some(TState::NoWorker));
+    // The worker registers: it is given leaves at once, then its report arrives (l0 was
+    // assigned and is held: it is taken; a01 waits for l1: it is taken, l1 is not needed).
+    s.add_worker(100, "w", 2);
+    assert!(s.assigned(100).contains(&wk("l0")));
+    holding(&mut s, 100, &["l0", "a01", "unknown"]);
+    assert_eq!(s.state("a01"), Some(TState::Memory));
+    assert!(!s.workers[&100].holds.contains(&wk("unknown")), "freed");
+    // The worker answers a repeated assignment of a result it holds with `Finished` again.
+    s.drain();
+    assert_eq!(s.state("root"), Some(TState::Memory));
+    assert!(s.clients[&1].in_memory.contains(&wk("root")));
+    // Only the result wanted stays on the worker (the rest is kept as lineage).
+    assert_eq!(
+        s.workers[&100].holds.iter().collect::<Vec<_>>(),
+        vec![&wk("root")]
+    );
+    assert_eq!(s.state("l0"), Some(TState::Released));
+}
+
+#[test]
+fn a_restarted_scheduler_hearing_the_worker_before_the_graph_frees_and_recomputes() {
+    let mut s = restarted();
+    s.add_worker(100, "w", 2);
+    // Nothing is known yet: what the worker holds is freed on it.
+    holding(&mut s, 100, &["l0", "a01"]);
+    assert!(s.workers[&100].holds.is_empty());
+    join(&mut s, 1, ID, true);
+    s.submit(1, tree(), &["root"]);
+    s.drain();
+    assert_eq!(s.state("root"), Some(TState::Memory));
+    assert!(s.clients[&1].in_memory.contains(&wk("root")));
+    assert_eq!(s.workers[&100].computes, 7, "the whole graph, once");
+}
+
+#[test]
+fn a_worker_report_between_the_parts_of_a_resent_graph_is_taken_or_freed() {
+    let mut s = restarted();
+    s.add_worker(100, "w", 2);
+    join(&mut s, 1, ID, true);
+    let part = |tasks, wanted: &[&str], more| ToScheduler::UpdateGraph {
+        tasks,
+        wanted: wanted.iter().map(|n| wk(n)).collect(),
+        options: Default::default(),
+        more,
+    };
+    let mut t = tree();
+    let rest = t.split_off(4);
+    s.client_msg(1, part(t, &[], true));
+    // The leaves are staged, not yet known to the graph: a report now frees them.
+    holding(&mut s, 100, &["l0"]);
+    assert!(s.workers[&100].holds.is_empty());
+    s.client_msg(1, part(rest, &["root"], false));
+    s.drain();
+    assert_eq!(s.state("root"), Some(TState::Memory));
+    assert!(s.clients[&1].in_memory.contains(&wk("root")));
 }
