@@ -71,7 +71,8 @@ pub(crate) struct TaskEntry {
     pub priority: (i64, u64),
     /// Its inputs are pinned in memory (an executor claimed it).
     pub pinned: bool,
-    /// Freed by the scheduler while executing: discard the result.
+    /// Freed by the scheduler (or forgotten with a lost one) while executing: discard the
+    /// result, unless the key is assigned again before it finishes.
     pub cancelled: bool,
 }
 
@@ -709,8 +710,9 @@ impl WorkerState {
         }
     }
 
-    /// Tasks not started are dropped, running ones' results will be discarded, and the
-    /// results it holds are reported (key, type name, size).
+    /// Tasks not started are dropped, running ones' results will be discarded (unless the
+    /// new scheduler assigns the same key before they finish: `add_task` takes them back),
+    /// and the results it holds are reported (key, type name, size).
     fn reset_for_new_scheduler(&mut self) {
         let keys: Vec<Key> = self.tasks.keys().copied().collect();
         for k in keys {
