@@ -4,7 +4,9 @@
 //! is exact; cut for longer than a short grace, its futures fail with an error naming how
 //! long the scheduler was unreachable, and the scheduler has released its keys. A scheduler
 //! killed and started again at the same address (no journal): the client keeps trying
-//! through refused connections and its pending graph is computed on the new scheduler.
+//! through refused connections and its pending graph is computed on the new scheduler,
+//! including a task the worker still runs for the old scheduler when the new one assigns it
+//! (held running by a file gate until then: the ordering that once hung CI).
 //! The `oxidask` binary is the scheduler; this test binary is the worker program.
 //!
 //! Runs without libtest (`harness = false`). Pass a substring to run matching tests only.
@@ -317,6 +319,39 @@ fn a_client_outlives_a_scheduler_restarted_at_the_same_address() {
     }
 }
 
+/// The same worker path without a reconnection: a running task released by its client (the
+/// worker is told to free it and will discard its result) and submitted again before it
+/// finishes is assigned to the same worker, which takes the running task back.
+fn a_task_released_and_submitted_again_while_it_runs_completes() {
+    let (_s, address) = scheduler("30s");
+    let _w = worker(&address, "a");
+    let client = Client::builder()
+        .address(address.clone())
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    client.wait_for_workers(1, LONG).unwrap();
+    let (started, go) = (temp_path("resubmit-started"), temp_path("resubmit-go"));
+    let g = gated(7, started.clone(), go.clone());
+    let first = client.submit(&g).unwrap();
+    wait_until("the gated task to run on the worker", LONG, || {
+        std::path::Path::new(&started).exists()
+    });
+    drop(first);
+    wait_until("the scheduler to forget it", LONG, || {
+        client.summary().unwrap().tasks == 0
+    });
+    let again = client.submit(&g).unwrap();
+    wait_until("the task to be assigned again", LONG, || {
+        client.summary().unwrap().workers[0].processing == 1
+    });
+    std::fs::write(&go, b"go").unwrap();
+    assert_eq!(again.result_timeout(Some(LONG)).unwrap(), 8);
+    for p in [started, go] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
 const TESTS: &[Test] = &[
     (
         "a_cut_mid_graph_is_survived_with_exact_results",
@@ -329,6 +364,10 @@ const TESTS: &[Test] = &[
     (
         "a_client_outlives_a_scheduler_restarted_at_the_same_address",
         a_client_outlives_a_scheduler_restarted_at_the_same_address,
+    ),
+    (
+        "a_task_released_and_submitted_again_while_it_runs_completes",
+        a_task_released_and_submitted_again_while_it_runs_completes,
     ),
 ];
 
