@@ -48,42 +48,6 @@ pub enum SplitBy {
     },
 }
 
-impl SplitBy {
-    fn target(&self, m: u32) -> Expr {
-        match self {
-            SplitBy::Hash(on) => target(on, m),
-            SplitBy::Range {
-                column,
-                bounds,
-                descending,
-            } => {
-                // NaN sorts after every number (as Polars sorts it): compare it as +inf.
-                let x = physical(column).fill_nan(lit(f64::INFINITY));
-                let mut idx = lit(0u32);
-                for b in bounds {
-                    idx = idx + x.clone().gt_eq(lit(*b)).cast(DataType::UInt32);
-                }
-                let idx = if *descending { lit(m - 1) - idx } else { idx };
-                // Every partition sorts nulls last, so they belong to the last partition.
-                when(x.is_null()).then(lit(m - 1)).otherwise(idx)
-            }
-            SplitBy::StrRange {
-                column,
-                bounds,
-                descending,
-            } => {
-                let x = col(column.as_str());
-                let mut idx = lit(0u32);
-                for b in bounds {
-                    idx = idx + x.clone().gt_eq(lit(b.as_str())).cast(DataType::UInt32);
-                }
-                let idx = if *descending { lit(m - 1) - idx } else { idx };
-                when(x.is_null()).then(lit(m - 1)).otherwise(idx)
-            }
-        }
-    }
-}
-
 /// A column as numbers (datetimes as their integer timestamps).
 pub(crate) fn physical(column: &str) -> Expr {
     col(column).to_physical().cast(DataType::Float64)
@@ -116,45 +80,133 @@ fn key_expr(c: &str) -> Expr {
     col(c)
 }
 
-/// Splits a partition into `m` pieces by key hash.
+/// Splits a partition into its `m` pieces: each row's output partition is computed (a hash
+/// of the keys, or a binary search of the range bounds), the rows are gathered once in output
+/// order (stable: a piece keeps the rows' order) and the pieces are slices of that one frame.
 pub(crate) fn split(
     spec: &SplitSpec,
     df: &polars::prelude::DataFrame,
 ) -> Result<Vec<Partition>, FrameError> {
     let m = spec.m as usize;
-    let schema = df.schema().clone();
-    let with = df
-        .clone()
-        .lazy()
-        .with_column(
-            spec.by
-                .target(spec.m)
-                .cast(DataType::UInt32)
-                .alias("__oxidask_part"),
-        )
-        .collect()
-        .map_err(|e| FrameError::polars("shuffle", e))?;
-    let mut out: Vec<Partition> = (0..m)
-        .map(|_| Partition(polars::prelude::DataFrame::empty_with_schema(&schema)))
-        .collect();
-    if with.height() == 0 {
+    let err = |e| FrameError::polars("shuffle", e);
+    if df.height() == 0 || m <= 1 {
+        let mut out = vec![Partition(df.clone())];
+        out.extend((1..m).map(|_| Partition(df.clear())));
         return Ok(out);
     }
-    let groups = with
-        .partition_by(["__oxidask_part"], true)
-        .map_err(|e| FrameError::polars("shuffle", e))?;
-    for g in groups {
-        let j = g
-            .column("__oxidask_part")
-            .and_then(|c| c.u32().map(|c| c.get(0)))
-            .map_err(|e| FrameError::polars("shuffle", e))?
-            .unwrap_or(0) as usize;
-        out[j] = Partition(
-            g.drop("__oxidask_part")
-                .map_err(|e| FrameError::polars("shuffle", e))?,
-        );
+    let targets: Vec<u32> = match &spec.by {
+        SplitBy::Range {
+            column,
+            bounds,
+            descending,
+        } => range_targets(
+            df.column(column.as_str()).map_err(err)?,
+            bounds,
+            *descending,
+            spec.m,
+        )?,
+        SplitBy::StrRange {
+            column,
+            bounds,
+            descending,
+        } => {
+            let c = df.column(column.as_str()).map_err(err)?;
+            let c = c.str().map_err(err)?;
+            let last = spec.m - 1;
+            c.iter()
+                .map(|v| match v {
+                    None => last,
+                    Some(v) => {
+                        let i = bounds.partition_point(|b| b.as_str() <= v) as u32;
+                        if *descending {
+                            last - i
+                        } else {
+                            i
+                        }
+                    }
+                })
+                .collect()
+        }
+        SplitBy::Hash(on) => {
+            let t = df
+                .clone()
+                .lazy()
+                .select([target(on, spec.m).cast(DataType::UInt32).alias("t")])
+                .collect()
+                .map_err(err)?;
+            let t = t.column("t").and_then(|c| c.u32().cloned()).map_err(err)?;
+            t.iter().map(|v| v.unwrap_or(0)).collect()
+        }
+    };
+    Ok(pieces_by_target(df, &targets, m))
+}
+
+/// Each row's range: the number of bounds at or below its value (compared as `f64`, NaN as
+/// +inf: Polars sorts NaN after every number), reversed when `descending`; nulls go to the
+/// last partition (every partition sorts them last).
+fn range_targets(
+    c: &Column,
+    bounds: &[f64],
+    descending: bool,
+    m: u32,
+) -> Result<Vec<u32>, FrameError> {
+    let err = |e| FrameError::polars("shuffle", e);
+    let x = c.to_physical_repr().cast(&DataType::Float64).map_err(err)?;
+    let x = x.f64().map_err(err)?;
+    let last = m - 1;
+    let find = |v: f64| {
+        let v = if v.is_nan() { f64::INFINITY } else { v };
+        let i = bounds.partition_point(|b| *b <= v) as u32;
+        if descending {
+            last - i
+        } else {
+            i
+        }
+    };
+    let mut out = Vec::with_capacity(x.len());
+    for arr in x.downcast_iter() {
+        if arr.validity().is_none_or(|v| v.unset_bits() == 0) {
+            out.extend(arr.values().iter().map(|v| find(*v)));
+        } else {
+            out.extend(arr.iter().map(|v| v.map_or(last, |v| find(*v))));
+        }
     }
     Ok(out)
+}
+
+/// The pieces of `df` by each row's output partition: one gather of the rows in output order
+/// (a counting sort, stable), sliced per output; no gather when every row goes to one output.
+fn pieces_by_target(df: &polars::prelude::DataFrame, targets: &[u32], m: usize) -> Vec<Partition> {
+    let mut counts = vec![0usize; m];
+    for t in targets {
+        counts[*t as usize] += 1;
+    }
+    if let Some(j) = counts.iter().position(|c| *c == df.height()) {
+        return (0..m)
+            .map(|i| Partition(if i == j { df.clone() } else { df.clear() }))
+            .collect();
+    }
+    let mut starts = Vec::with_capacity(m);
+    let mut at = 0usize;
+    for c in &counts {
+        starts.push(at);
+        at += c;
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0 as IdxSize; targets.len()];
+    for (i, t) in targets.iter().enumerate() {
+        let slot = &mut next[*t as usize];
+        order[*slot] = i as IdxSize;
+        *slot += 1;
+    }
+    let order = IdxCa::from_vec(PlSmallStr::EMPTY, order);
+    // SAFETY: every index is a row of `df`.
+    let gathered = unsafe { df.take_unchecked(&order) };
+    starts
+        .iter()
+        .zip(&counts)
+        .map(|(s, c)| Partition(gathered.slice(*s as i64, *c)))
+        .collect()
 }
 
 /// The node with its rows hash-partitioned by `on` into `m` partitions.
@@ -484,80 +536,6 @@ fn broadcast_bytes() -> Option<u64> {
 /// The default of `dataframe.broadcast-bytes` (32 MiB).
 const BROADCAST_BYTES: u64 = 32 << 20;
 
-/// The tasks of a join.
-pub(crate) fn join_layer(
-    left: &Node,
-    right: &Node,
-    spec: &JoinSpec,
-    mode: JoinMode,
-    name: &str,
-    token: oxidask_core::Token,
-) -> Layer {
-    let (ll, rl) = (left.layer(), right.layer());
-    let spec_v = Value::new(Plan(spec.clone()));
-    let keys = |l: &Layer| -> Vec<Arg> { l.outputs.iter().map(|k| Arg::Key(*k)).collect() };
-    let empty = |s: &SchemaRef| {
-        vec![Arg::Value(Value::new(Partition(
-            polars::prelude::DataFrame::empty_with_schema(s),
-        )))]
-    };
-    let mut tasks = Vec::new();
-    let mut outputs = Vec::new();
-    // The broadcast side is concatenated once, into one key: a worker fetches it once and
-    // every join task there reads that copy.
-    let whole = |l: &Layer, side: &str, tasks: &mut Vec<(Key, Task)>| -> Vec<Arg> {
-        if l.outputs.len() <= 1 {
-            return keys(l);
-        }
-        let k = Key::block(&format!("{name}-{side}"), token, &[0]);
-        let none = Value::new(Plan(Vec::<FrameOp>::new()));
-        tasks.push((k, apply_task(&none, keys(l))));
-        vec![Arg::Key(k)]
-    };
-    let (lwhole, rwhole) = match mode {
-        JoinMode::BroadcastRight => (Vec::new(), whole(&rl, "broadcast", &mut tasks)),
-        JoinMode::BroadcastLeft => (whole(&ll, "broadcast", &mut tasks), Vec::new()),
-        _ => (Vec::new(), Vec::new()),
-    };
-    let n = match mode {
-        JoinMode::BroadcastRight | JoinMode::Partitionwise | JoinMode::Aligned => ll.outputs.len(),
-        JoinMode::BroadcastLeft => rl.outputs.len(),
-    };
-    for j in 0..n {
-        let (la, ra) = match mode {
-            JoinMode::BroadcastRight => (vec![Arg::Key(ll.outputs[j])], rwhole.clone()),
-            JoinMode::BroadcastLeft => (lwhole.clone(), vec![Arg::Key(rl.outputs[j])]),
-            JoinMode::Partitionwise | JoinMode::Aligned => {
-                (vec![Arg::Key(ll.outputs[j])], vec![Arg::Key(rl.outputs[j])])
-            }
-        };
-        let la = if la.is_empty() {
-            empty(&spec.left_schema)
-        } else {
-            la
-        };
-        let ra = if ra.is_empty() {
-            empty(&spec.right_schema)
-        } else {
-            ra
-        };
-        let k = Key::block(name, token, &[j as u32]);
-        tasks.push((
-            k,
-            Task::call(
-                crate::ops::join::op(),
-                [Arg::Value(spec_v.clone()), Arg::List(la), Arg::List(ra)],
-            ),
-        ));
-        outputs.push(k);
-    }
-    Layer {
-        tasks,
-        outputs,
-        deps: vec![ll, rl],
-    }
-}
-
 /// Rows sorted by `by` across partitions: sampled quantiles of the first column (computed now,
 /// as Dask computes divisions) choose `m` ranges, rows move to their range, each partition is
 /// sorted. Returns the frame and the range bounds.
@@ -583,37 +561,33 @@ pub(crate) fn sort_values(
     } else {
         1
     };
-    // Per-partition quantiles at 1% steps and the non-null count. The column is sorted once
-    // first (nulls first, as Polars' quantile expects them): a quantile of a column marked
-    // sorted is read off it, while on an unsorted column with nulls or several chunks Polars
-    // sorts the whole column again for each of the 101 quantiles (most of set_index's time on
-    // randomly ordered data).
-    const STEPS: usize = 100;
-    const X: &str = "__oxidask_sorted_key";
-    let x = || col(X);
-    let mut aggs = vec![
-        x().count().cast(DataType::Float64).alias("n"),
-        len().cast(DataType::Float64).alias("rows"),
-        x().is_nan().sum().cast(DataType::Float64).alias("nans"),
-    ];
-    for i in 0..=STEPS {
-        aggs.push(
-            x().quantile(lit(i as f64 / STEPS as f64), QuantileMethod::Linear)
-                .alias(format!("q{i}")),
-        );
-    }
+    // Per partition: the non-null count, rows, NaNs, minimum and maximum, and about 100 of
+    // its values evenly spaced by rank (each standing for count / kept rows). Picking ranks
+    // off one sort of the key is cheap; Polars' `quantile` re-sorts the whole column for each
+    // quantile unless the column is flagged sorted, which the streaming engine does not keep
+    // (101 sorts per partition were most of set_index's time on randomly ordered data).
+    const STEPS: i64 = 100;
+    let x = || physical(first);
+    let sorted = x().drop_nulls().sort(SortOptions::default());
+    let count = sorted.clone().len().cast(DataType::Int64);
+    let rank = sorted.clone().cum_count(false).cast(DataType::Int64);
+    let keep = (rank * lit(STEPS) % count.clone()).lt(lit(STEPS));
     let sample = DataFrame::from_result(n.with_ops(
         "divisions-sample",
-        vec![
-            FrameOp::Select(vec![physical(first).sort(SortOptions::default()).alias(X)]),
-            FrameOp::GroupAgg {
-                keys: Vec::new(),
-                aggs,
-            },
-        ],
+        vec![FrameOp::Select(vec![
+            x().count().cast(DataType::Float64).alias("n"),
+            len().cast(DataType::Float64).alias("rows"),
+            x().is_nan().sum().cast(DataType::Float64).alias("nans"),
+            x().min().alias("lo"),
+            x().max().alias("hi"),
+            sorted.filter(keep.clone()).implode(true).alias("v"),
+            (count.cast(DataType::Float64)
+                / keep.cast(DataType::Float64).sum().cast(DataType::Float64))
+            .alias("w"),
+        ])],
     ))
     .compute()?;
-    if let Some(bounds) = already_sorted(&sample, n.npartitions, STEPS, descending)? {
+    if let Some(bounds) = already_sorted(&sample, n.npartitions, descending)? {
         // Partitions already hold increasing, disjoint ranges (a file sorted by the column,
         // as taxi files are by pickup time): sort each in place, no shuffle.
         let sorted = n
@@ -628,26 +602,22 @@ pub(crate) fn sort_values(
             .map_err(oxidask_core::Error::from)?;
         return Ok((sorted, Bounds::Numbers(bounds)));
     }
-    // Weighted points of the global distribution: each partition's quantiles carry its count.
-    let mut points: Vec<(f64, f64)> = Vec::new();
-    let counts = sample
-        .column("n")
+    // Weighted points of the global distribution: each sampled value stands for its
+    // partition's count / kept rows.
+    let err = |e| FrameError::polars("divisions", e);
+    let values = sample
+        .column("v")
+        .and_then(|c| c.list().cloned())
+        .map_err(err)?;
+    let weights = sample
+        .column("w")
         .and_then(|c| c.f64().cloned())
-        .map_err(|e| FrameError::polars("divisions", e))?;
-    for (row, cnt) in counts.iter().enumerate() {
-        let cnt = cnt.unwrap_or(0.0);
-        if cnt <= 0.0 {
-            continue;
-        }
-        for i in 0..=STEPS {
-            let q = sample
-                .column(&format!("q{i}"))
-                .and_then(|c| c.f64().map(|c| c.get(row)))
-                .map_err(|e| FrameError::polars("divisions", e))?;
-            if let Some(q) = q {
-                points.push((q, cnt / (STEPS + 1) as f64));
-            }
-        }
+        .map_err(err)?;
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for (v, w) in values.amortized_iter().zip(weights.iter()) {
+        let (Some(v), Some(w)) = (v, w) else { continue };
+        let v = v.as_ref().f64().map_err(err)?;
+        points.extend(v.iter().flatten().map(|x| (x, w)));
     }
     points.sort_by(|a, b| a.0.total_cmp(&b.0));
     let total: f64 = points.iter().map(|p| p.1).sum();
@@ -786,11 +756,11 @@ fn supertype(a: &DataType, b: &DataType) -> Option<DataType> {
 
 /// If the partitions (in order) hold disjoint, increasing ranges of the column with no nulls
 /// or NaNs, the interior bounds (each partition's minimum from the second on; an empty
-/// partition repeats the bound before it).
+/// partition repeats the bound before it). `sample` has a row per partition with its
+/// non-null count `n`, `rows`, `nans`, minimum `lo` and maximum `hi`.
 fn already_sorted(
     sample: &polars::prelude::DataFrame,
     npartitions: usize,
-    steps: usize,
     descending: bool,
 ) -> Result<Option<Vec<f64>>, FrameError> {
     if descending || npartitions < 2 || sample.height() != npartitions {
@@ -802,7 +772,6 @@ fn already_sorted(
             .and_then(|c| c.f64().map(|c| c.get(row)))
             .map_err(|e| FrameError::polars("divisions", e))
     };
-    let last = format!("q{steps}");
     let mut ranges: Vec<Option<(f64, f64)>> = Vec::with_capacity(npartitions);
     for row in 0..npartitions {
         let (n, rows, nans) = (
@@ -813,7 +782,7 @@ fn already_sorted(
         if n != rows || nans > 0.0 {
             return Ok(None);
         }
-        ranges.push(match (get("q0", row)?, get(&last, row)?) {
+        ranges.push(match (get("lo", row)?, get("hi", row)?) {
             (Some(lo), Some(hi)) if n > 0.0 => Some((lo, hi)),
             _ => None,
         });

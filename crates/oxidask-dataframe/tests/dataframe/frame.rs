@@ -930,3 +930,89 @@ fn split_out_auto_spreads_many_partitions_as_dask_lowers_it() {
         .unwrap();
     assert_frames_eq(&got, &want, "split_out_auto");
 }
+
+/// Polars' stable sort by `by` (nulls last): the oracle of `sort_values` and `set_index`.
+fn stable_sort(df: &pl::DataFrame, by: &str, descending: bool) -> pl::DataFrame {
+    df.sort(
+        [by],
+        pl::SortMultipleOptions::default()
+            .with_order_descending(descending)
+            .with_nulls_last(true)
+            .with_maintain_order(true),
+    )
+    .unwrap()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+
+    /// Range splitting (binary search of the sampled bounds, one gather per input) keeps
+    /// every row and Polars' stable order: random order, duplicates straddling the bounds,
+    /// nulls, NaN and infinities, datetimes past 2^53 ns (equal as `f64`), strings, empty
+    /// partitions (more partitions than rows).
+    #[test]
+    fn range_shuffles_equal_polars_stable_sort(
+        rows in proptest::collection::vec(
+            (0u8..12, proptest::option::of(0i64..40), proptest::option::of(0u8..6)),
+            0..150,
+        ),
+        np in 1usize..9,
+        descending in proptest::bool::ANY,
+    ) {
+        let k: Vec<Option<f64>> = rows
+            .iter()
+            .map(|(c, _, _)| match c {
+                0 => None,
+                1 => Some(f64::NAN),
+                2 => Some(f64::INFINITY),
+                3 => Some(f64::NEG_INFINITY),
+                c => Some((*c as f64 - 7.0) / 2.0),
+            })
+            .collect();
+        // 1.6e18 ns apart by 1..40 ns: several distinct timestamps share one f64.
+        let t: Vec<Option<i64>> = rows
+            .iter()
+            .map(|(_, t, _)| t.map(|t| 1_600_000_000_000_000_000 + t))
+            .collect();
+        let words = ["", "a", "ab", "b", "Zone 1", "zone"];
+        let s: Vec<Option<&str>> = rows
+            .iter()
+            .map(|(_, _, s)| s.and_then(|s| words.get(s as usize).copied()))
+            .collect();
+        let i: Vec<i64> = (0..rows.len() as i64).collect();
+        let mut data = pl::df!("k" => k, "t" => t, "s" => s, "i" => i).unwrap();
+        data.with_column(
+            data.column("t")
+                .unwrap()
+                .cast(&DataType::Datetime(pl::TimeUnit::Nanoseconds, None))
+                .unwrap(),
+        )
+        .unwrap();
+        let df = dd::from_polars(data.clone(), np);
+        for by in ["k", "s"] {
+            let got = df.sort_values(&[by], descending).compute().unwrap();
+            assert_frames_eq(
+                &got,
+                &stable_sort(&data, by, descending),
+                &format!("sort_values({by}, descending {descending}) over {np}"),
+            );
+        }
+        let indexed = df.set_index("t", None);
+        let want = stable_sort(&data, "t", false);
+        assert_frames_eq(
+            &indexed.compute().unwrap(),
+            &want.select(["t", "k", "s", "i"]).unwrap(),
+            &format!("set_index(t) over {np}"),
+        );
+        // Each partition's timestamps (as f64, as divisions are) lie in its range.
+        let bounds = indexed.divisions().unwrap();
+        for (j, p) in indexed.partition_values().unwrap().iter().enumerate() {
+            let ts = p.column("t").unwrap().to_physical_repr();
+            let ts = ts.cast(&DataType::Float64).unwrap();
+            for v in ts.f64().unwrap().iter().flatten() {
+                assert!(j == 0 || v >= bounds[j - 1], "partition {j}: {v} < {bounds:?}");
+                assert!(j == bounds.len() || v < bounds[j], "partition {j}: {v} >= {bounds:?}");
+            }
+        }
+    }
+}
