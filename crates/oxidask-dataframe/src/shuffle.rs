@@ -81,8 +81,8 @@ fn key_expr(c: &str) -> Expr {
 }
 
 /// Splits a partition into its `m` pieces: each row's output partition is computed (a hash
-/// of the keys, or a binary search of the range bounds), the rows are gathered once in output
-/// order (stable: a piece keeps the rows' order) and the pieces are slices of that one frame.
+/// of the keys, or a binary search of the range bounds) and each piece gathers its rows in
+/// their order.
 pub(crate) fn split(
     spec: &SplitSpec,
     df: &polars::prelude::DataFrame,
@@ -174,8 +174,10 @@ fn range_targets(
     Ok(out)
 }
 
-/// The pieces of `df` by each row's output partition: one gather of the rows in output order
-/// (a counting sort, stable), sliced per output; no gather when every row goes to one output.
+/// The pieces of `df` by each row's output partition: a counting sort of the row numbers
+/// (stable) and a gather per piece, each its own buffers, so an output frees its pieces as
+/// soon as it has them (slices of one gathered frame would keep every input's rows alive
+/// until the last output); no gather when every row goes to one output.
 fn pieces_by_target(df: &polars::prelude::DataFrame, targets: &[u32], m: usize) -> Vec<Partition> {
     let mut counts = vec![0usize; m];
     for t in targets {
@@ -199,13 +201,13 @@ fn pieces_by_target(df: &polars::prelude::DataFrame, targets: &[u32], m: usize) 
         order[*slot] = i as IdxSize;
         *slot += 1;
     }
-    let order = IdxCa::from_vec(PlSmallStr::EMPTY, order);
-    // SAFETY: every index is a row of `df`.
-    let gathered = unsafe { df.take_unchecked(&order) };
     starts
         .iter()
         .zip(&counts)
-        .map(|(s, c)| Partition(gathered.slice(*s as i64, *c)))
+        .map(|(s, c)| {
+            // SAFETY: every index is a row of `df`.
+            Partition(unsafe { df.take_slice_unchecked(&order[*s..*s + *c]) })
+        })
         .collect()
 }
 
