@@ -766,21 +766,23 @@ impl PyFrameNode {
         how: &str,
         shuffle_method: Option<&str>,
     ) -> PyResult<PyFrameNode> {
-        let how = match how {
-            "inner" => odf::How::Inner,
-            "left" => odf::How::Left,
-            "right" => odf::How::Right,
-            "outer" => odf::How::Outer,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "how={other:?}: use inner, left, right or outer"
-                )))
-            }
-        };
+        let how = parse_how(how)?;
         checked(with_method(shuffle_method, || {
             self.df
                 .merge(&right.df, &strs(&left_on), &strs(&right_on), how)
         })?)
+    }
+
+    /// A join with `right` on both frames' indexes (`set_index` on each): equal divisions
+    /// pair partitions up as they are, different known divisions are aligned first; the
+    /// result keeps the index when both have the same name.
+    fn join(&self, right: &PyFrameNode, how: &str) -> PyResult<PyFrameNode> {
+        checked(self.df.join(&right.df, parse_how(how)?))
+    }
+
+    /// The plan as the optimizer leaves it, one step a line (Dask's `explain`/`pprint`).
+    fn explain(&self) -> String {
+        self.df.explain()
     }
 
     /// Rows hash-shuffled by `on` into `npartitions` partitions.
@@ -854,6 +856,21 @@ impl PyFrameNode {
     fn __repr__(&self) -> String {
         format!("{}", self.df)
     }
+}
+
+/// A join type from its pandas name.
+fn parse_how(how: &str) -> PyResult<odf::How> {
+    Ok(match how {
+        "inner" => odf::How::Inner,
+        "left" => odf::How::Left,
+        "right" => odf::How::Right,
+        "outer" => odf::How::Outer,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "how={other:?}: use inner, left, right or outer"
+            )))
+        }
+    })
 }
 
 /// Registers the dataframe classes in the module.

@@ -107,6 +107,23 @@ class _Collection:
         """The same collection backed by its computed partitions."""
         return base.persist(self, **kwargs)[0]
 
+    def pprint(self):
+        """Prints the plan as the optimizer leaves it (dask-expr's ``pprint``): one step a
+        line with its inputs indented below it, its partitions and columns; reads show the
+        columns they read from the files (projection pushdown), joins their strategy.
+
+        >>> import pandas as pd
+        >>> import oxidask.dataframe as dd
+        >>> df = dd.from_pandas(pd.DataFrame({"x": [1, 2], "y": [3, 4]}), npartitions=2)
+        >>> df[df.x > 1].y.sum().pprint()  # doctest: +SKIP
+        """
+        print(self._node_for_keys().explain())
+
+    def explain(self):
+        """Prints the optimized plan, as :meth:`pprint` (Dask draws it with graphviz; the
+        text says the same: steps, partitions, columns read, join strategies)."""
+        self.pprint()
+
     def __dask_tokenize__(self):
         return (type(self).__name__, tuple(self._node_for_keys().keys()))
 
@@ -567,6 +584,11 @@ class DataFrame(_Collection):
             from oxidask.dataframe.io import from_pandas
 
             right = from_pandas(right, npartitions=1)
+        if left_index and right_index and left_on is None and right_on is None and on is None:
+            sx, sy = suffixes or ("_x", "_y")
+            joined = self._index_join(right, how, sx, sy)
+            if joined is not None:
+                return joined
         if left_index or right_index:
             left = self.reset_index() if left_index else self
             rght = right.reset_index() if right_index else right
@@ -629,10 +651,13 @@ class DataFrame(_Collection):
             out = out[order]
         return out
 
-    def join(self, other, on=None, how="left", lsuffix="", rsuffix=""):
+    def join(self, other, on=None, how="left", lsuffix="", rsuffix="", *, suffixes=None):
         """Joins with ``other`` on its index (Dask's ``join``): on this frame's index too
         (both indexed, the result keeps the index), or on this frame's columns ``on``.
-        Clashing columns need ``lsuffix``/``rsuffix``, as in pandas.
+        Clashing columns need ``lsuffix``/``rsuffix`` or ``suffixes=(l, r)`` (pandas 3's
+        spelling), as in pandas. Two frames indexed by one column of the same name with
+        known divisions are joined partition by partition (different divisions are aligned
+        first, as Dask's ``align_partitions``), without a shuffle.
 
         >>> import pandas as pd
         >>> import oxidask.dataframe as dd
@@ -643,6 +668,8 @@ class DataFrame(_Collection):
         """
         if not other._index:
             raise ValueError("join needs the right frame indexed (set_index) by the join key")
+        if suffixes is not None:
+            lsuffix, rsuffix = suffixes
         clash = [c for c in self.columns if c in set(other.columns)]
         if clash and not (lsuffix or rsuffix):
             raise ValueError(f"columns overlap but no suffix specified: {clash}")
@@ -650,10 +677,39 @@ class DataFrame(_Collection):
         if on is None:
             if not self._index:
                 raise ValueError("join needs this frame indexed (set_index) or on= columns")
+            joined = self._index_join(other, how, lsuffix, rsuffix)
+            if joined is not None:
+                return joined
             out = self.merge(other, how=how, left_index=True, right_index=True,
                              suffixes=suffixes)
             return DataFrame(out._node, self._index)
         return self.merge(other, how=how, left_on=on, right_index=True, suffixes=suffixes)
+
+    def _index_join(self, other, how, lsuffix, rsuffix):
+        """The engine's join on the two frames' indexes, when both are indexed by one column
+        of the same name (else ``None``): partitions of equal divisions pair up as they are,
+        different known divisions are aligned first (Dask's ``align_partitions``), and the
+        result keeps the index and its divisions. Clashing columns get the suffixes."""
+        if len(self._index) != 1 or self._index != other._index:
+            return None
+        if how not in ("inner", "left", "right", "outer"):
+            raise ValueError(f"how={how!r}: use inner, left, right or outer")
+        node = self._node.join(other._node, how)
+        key = self._index[0]
+        clash = [c for c in self.columns if c in set(other.columns)]
+        if clash:
+            # The engine names the right one `<name>_right`.
+            pairs = []
+            for c in clash:
+                pairs += [(c, c + lsuffix), (c + "_right", c + rsuffix)]
+            node = node.rename(pairs)
+        out = DataFrame(node, [key])
+        # pandas' column order: the left's columns, then the right's.
+        order = [c + lsuffix if c in clash else c for c in self.columns]
+        order += [c + rsuffix if c in clash else c for c in other.columns]
+        if list(out.columns) != order and sorted(out.columns) == sorted(order):
+            out = DataFrame(out[order]._node, [key])
+        return out
 
     def set_index(self, other, divisions=None, sorted=False, npartitions=None, drop=True,
                   shuffle_method=None):

@@ -63,6 +63,33 @@ def test_join_on_the_index(pdf, npartitions, how):
         left.join(rd)
 
 
+@pytest.mark.parametrize("how", ["left", "inner", "outer", "right"])
+def test_join_on_numeric_indexes_of_different_divisions_aligns_without_a_shuffle(how, capsys):
+    # As Dask's align_partitions: both sides cut at the union of their divisions, joined
+    # partition by partition; the result keeps the index and known divisions.
+    rng = np.random.default_rng(7)
+    a = pd.DataFrame({"id": rng.permutation(300), "x": rng.normal(size=300),
+                      "v": np.arange(300)})
+    b = pd.DataFrame({"id": np.arange(0, 450, 3), "y": np.arange(150) * 2.0,
+                      "v": np.arange(150) * 10})
+    left = dd.from_pandas(a, npartitions=3).set_index("id", divisions=[0, 100, 200, 299])
+    right = dd.from_pandas(b, npartitions=2).set_index("id", divisions=[0, 150, 447])
+    got = left.join(right, how=how, suffixes=("_l", "_r"))
+    got.pprint()
+    plan = capsys.readouterr().out
+    assert "Aligned" in plan and "Partitionwise" not in plan, plan
+    assert got.known_divisions and got.npartitions == 4, got.divisions
+    want = a.set_index("id").join(b.set_index("id"), how=how, suffixes=("_l", "_r"))
+    out = got.compute()
+    assert list(out.columns) == list(want.columns)
+    pdt.assert_frame_equal(out.sort_index(), want.sort_index(), check_dtype=False)
+    # merge(left_index=True, right_index=True) takes the same path, pandas' suffixes.
+    m = left.merge(right, how=how, left_index=True, right_index=True)
+    assert m.known_divisions
+    wm = a.set_index("id").merge(b.set_index("id"), how=how, left_index=True, right_index=True)
+    pdt.assert_frame_equal(m.compute().sort_index(), wm.sort_index(), check_dtype=False)
+
+
 def test_divisions_after_set_index(pdf, npartitions):
     df = dd.from_pandas(pdf, npartitions=npartitions)
     assert df.divisions == (None,) * (npartitions + 1) and not df.known_divisions
