@@ -349,6 +349,22 @@ pub static SCHEMA: &[KeySpec] = &[
     )
     .or_false(),
     KeySpec::new(
+        "distributed.worker.memory.spill-compression",
+        Kind::Choice(&[
+            ("auto", "auto"),
+            ("zstd", "zstd"),
+            ("lz4", "zstd"),
+            ("snappy", "zstd"),
+            ("zlib", "zstd"),
+        ]),
+        "auto",
+        "How spill files are compressed: auto and any codec name compress with zstd (the one \
+         codec built in; Dask's lz4, snappy and zlib read as zstd) when a sample of the value \
+         shrinks below 90%, else the value is written as it is; false or null: never.",
+    )
+    .nullable()
+    .or_false(),
+    KeySpec::new(
         "distributed.worker.memory.monitor-interval",
         Duration,
         "100ms",

@@ -749,8 +749,7 @@ impl DataFrame {
                 &left.node()?.index.as_ref().expect("kept").1,
                 &right.node()?.index.as_ref().expect("kept").1,
             );
-            let merged =
-                crate::shuffle::merge(&left, &right, &[lc.as_str()], &[rc.as_str()], how);
+            let merged = crate::shuffle::merge(&left, &right, &[lc.as_str()], &[rc.as_str()], how);
             let n = merged.node()?.clone();
             let aligned = matches!(
                 &n.kind,

@@ -296,6 +296,10 @@ fn run(args: WorkerArgs) -> Result<String, String> {
                 .unwrap_or(std::time::Duration::from_millis(100)),
         )
         .owns_process(true)
+        .spill_compression(
+            cfg.string("distributed.worker.memory.spill-compression")
+                .is_some(),
+        )
         .metrics_address(metrics)
         .memory_limit(memory_limit)
         .resources(resources)

@@ -158,6 +158,7 @@ pub struct WorkerBuilder {
     memory_thresholds: memory::Thresholds,
     memory_monitor_interval: Duration,
     exit_on_memory_terminate: bool,
+    spill_compression: bool,
 }
 
 impl WorkerBuilder {
@@ -175,6 +176,13 @@ impl WorkerBuilder {
     pub fn memory_thresholds(mut self, thresholds: memory::Thresholds) -> Self {
         self.memory_target = thresholds.target.map(|f| f.clamp(0.0, 1.0));
         self.memory_thresholds = thresholds;
+        self
+    }
+
+    /// Whether spill files are compressed (zstd) when a sample of the value shows it pays
+    /// (`distributed.worker.memory.spill-compression`; default on).
+    pub fn spill_compression(mut self, on: bool) -> Self {
+        self.spill_compression = on;
         self
     }
 
@@ -357,7 +365,7 @@ impl WorkerBuilder {
                 dir: dir.clone(),
                 target: (self.memory_limit as f64 * target) as u64,
                 files: 0,
-                compress: true,
+                compress: self.spill_compression,
             });
             Some(dir)
         } else {
@@ -810,6 +818,7 @@ impl Worker {
             memory_thresholds: memory::Thresholds::default(),
             memory_monitor_interval: Duration::from_millis(100),
             exit_on_memory_terminate: false,
+            spill_compression: true,
         }
     }
 

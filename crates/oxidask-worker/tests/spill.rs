@@ -75,6 +75,38 @@ fn compressible_results_spill_compressed_and_read_back_exactly() {
 }
 
 #[test]
+fn with_spill_compression_off_compressible_results_spill_as_they_are() {
+    // `distributed.worker.memory.spill-compression: false`: the same patterned results as
+    // above, written raw.
+    let cluster = LocalCluster::builder().workers(0).start().unwrap();
+    let worker = oxidask_worker::Worker::builder(cluster.address())
+        .nthreads(1)
+        .memory_limit(4 << 20)
+        .spill_compression(false)
+        .start()
+        .unwrap();
+    let client = Client::builder()
+        .address(cluster.address())
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    let futures = client.map(0..40i64, patterned).unwrap();
+    client
+        .wait(&futures, None, ReturnWhen::AllCompleted)
+        .unwrap();
+    let (on_disk, _) = worker.spilled();
+    let files = worker.spill_file_bytes();
+    assert!(on_disk > 20 << 20, "{on_disk} bytes spilled");
+    assert!(files >= on_disk - on_disk / 100, "{files} for {on_disk}");
+    let sum = client.submit(&total(&futures)).unwrap().result().unwrap();
+    assert_eq!(
+        sum,
+        (0..40i64).map(|i| 2 * i * 1_000_000 + 999).sum::<i64>()
+    );
+    worker.stop();
+}
+
+#[test]
 fn incompressible_results_spill_as_they_are() {
     let (cluster, client) = one_worker(4 << 20);
     let futures = client.map(0..30i64, noise).unwrap();

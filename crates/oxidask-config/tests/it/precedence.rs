@@ -250,6 +250,10 @@ fn defaults_are_dasks_and_todays() {
     );
     assert_eq!(c.size("distributed.worker.memory.max-spill"), None);
     assert_eq!(
+        c.string("distributed.worker.memory.spill-compression"),
+        Some("auto")
+    );
+    assert_eq!(
         d("distributed.worker.memory.monitor-interval"),
         Some(Duration::from_millis(100))
     );
@@ -377,4 +381,31 @@ fn secrets_are_never_printed() {
     assert!(Config::defaults()
         .render()
         .contains("distributed.comm.auth.token: null"));
+}
+
+#[test]
+fn spill_compression_reads_dasks_codec_names_and_turns_off() {
+    let key = "distributed.worker.memory.spill-compression";
+    for (written, read) in [
+        ("lz4", Some("zstd")),
+        ("zlib", Some("zstd")),
+        ("zstd", Some("zstd")),
+        ("auto", Some("auto")),
+        ("false", None),
+        ("null", None),
+    ] {
+        let sb = Sandbox::new();
+        sb.write(
+            "etc/a.yaml",
+            &format!("distributed:\n  worker:\n    memory:\n      spill-compression: {written}\n"),
+        );
+        assert_eq!(sb.load().unwrap().string(key), read, "{written}");
+    }
+    let e = Sandbox::new()
+        .var(
+            "OXIDASK_DISTRIBUTED__WORKER__MEMORY__SPILL_COMPRESSION",
+            "brotli",
+        )
+        .error();
+    assert!(e.contains("expected one of auto, zstd"), "{e}");
 }
