@@ -30,12 +30,16 @@ fn one_worker(limit: u64) -> (LocalCluster, Client) {
         .memory_limit(limit)
         .start()
         .unwrap();
-    let client = Client::builder()
+    let client = client_of(&cluster);
+    (cluster, client)
+}
+
+fn client_of(cluster: &LocalCluster) -> Client {
+    Client::builder()
         .address(cluster.address())
         .set_as_default(false)
         .connect()
-        .unwrap();
-    (cluster, client)
+        .unwrap()
 }
 
 #[test]
@@ -85,11 +89,7 @@ fn with_spill_compression_off_compressible_results_spill_as_they_are() {
         .spill_compression(false)
         .start()
         .unwrap();
-    let client = Client::builder()
-        .address(cluster.address())
-        .set_as_default(false)
-        .connect()
-        .unwrap();
+    let client = client_of(&cluster);
     let futures = client.map(0..40i64, patterned).unwrap();
     client
         .wait(&futures, None, ReturnWhen::AllCompleted)
