@@ -46,6 +46,7 @@ mod error;
 mod frame;
 mod groupby;
 mod hll;
+mod join;
 pub mod ops;
 mod optimize;
 mod p2p;

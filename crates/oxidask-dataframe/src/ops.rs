@@ -88,6 +88,17 @@ pub fn join(
         .map_err(|e| FrameError::polars("merge", e))
 }
 
+/// A merge's output partition: the join (reading a side's file piece itself when the task
+/// says so) and the operations after it, in one Polars query.
+#[oxidask_core::task(crate = oxidask_core)]
+pub fn join_fused(
+    task: &Plan<crate::join::JoinTask>,
+    left: &[&Partition],
+    right: &[&Partition],
+) -> Result<Partition, FrameError> {
+    crate::blocking::outside_async_runtime(|| crate::join::run(&task.0, left, right)).map(Partition)
+}
+
 /// HyperLogLog registers of a partition of hashes.
 #[oxidask_core::task(crate = oxidask_core)]
 pub fn hll_chunk(part: &Partition) -> Result<Partition, FrameError> {

@@ -203,6 +203,18 @@ fn ops_need(ops: &[FrameOp], need: &Need) -> Need {
     prune_ops(ops, need).1
 }
 
+/// The columns of `schema` that `ops` read (`None`: possibly all), for readers that parse
+/// only the columns asked for.
+pub(crate) fn columns_read(ops: &[FrameOp], schema: &Schema) -> Option<Vec<String>> {
+    within(ops_need(ops, &None), schema).map(|s| {
+        schema
+            .iter_names()
+            .filter(|c| s.contains(c.as_str()))
+            .map(|c| c.to_string())
+            .collect()
+    })
+}
+
 fn within(need: Need, schema: &Schema) -> Need {
     need.map(|s| {
         s.into_iter()

@@ -237,7 +237,7 @@ impl Node {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn is_shared(&self) -> bool {
+    pub(crate) fn is_shared(&self) -> bool {
         self.shared.load(std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -404,10 +404,22 @@ impl Node {
                     deps: deps.clone(),
                 }
             }
+            // Steps over an unshared merge run in its join tasks' queries.
+            Kind::Map { input, ops }
+                if matches!(input.kind, Kind::Join { .. }) && !input.is_shared() =>
+            {
+                input.build(&fused(ops), name, token)
+            }
             Kind::Map { input, ops } => {
                 let ops = fused(ops);
                 over(input.layer(), &ops, key)
             }
+            Kind::Join {
+                left,
+                right,
+                spec,
+                mode,
+            } => crate::join::join_layer(left, right, spec, *mode, extra, name, token),
             _ if !extra.is_empty() => over(self.layer(), extra, key),
             Kind::MapPartitions { input, op } => {
                 let inner = input.layer();
@@ -543,12 +555,6 @@ impl Node {
             Kind::Shuffle { input, by, method } => {
                 crate::shuffle::shuffle_layer(input, by, self.npartitions, *method, name, token)
             }
-            Kind::Join {
-                left,
-                right,
-                spec,
-                mode,
-            } => crate::shuffle::join_layer(left, right, spec, *mode, name, token),
             Kind::Repartition { input } => repartition_layer(input, self.npartitions, key),
             Kind::Resize {
                 input,

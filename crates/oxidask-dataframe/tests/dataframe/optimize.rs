@@ -514,7 +514,11 @@ fn join_on_indexes_and_merge_on_several_keys() {
         let cuts = [f64::NEG_INFINITY, 30.0, 50.0, 60.0, f64::INFINITY];
         for i in 0..4 {
             let p = j.partitions([i]).compute().unwrap();
-            let ids = p.column("id").unwrap().cast(&pl::DataType::Float64).unwrap();
+            let ids = p
+                .column("id")
+                .unwrap()
+                .cast(&pl::DataType::Float64)
+                .unwrap();
             for v in ids.f64().unwrap().into_no_null_iter() {
                 assert!(cuts[i] <= v && v < cuts[i + 1], "partition {i} holds {v}");
             }
@@ -542,6 +546,96 @@ fn join_on_indexes_and_merge_on_several_keys() {
             &sorted(&got),
             &sorted(&oracle(&["id", "a"], pl_how)),
             &format!("merge on two keys {how:?}"),
+        );
+    }
+}
+
+#[test]
+fn a_broadcast_merge_reads_joins_and_counts_in_one_task_per_file() {
+    // The streamed side's reads and the consumer's steps run inside the join tasks (one
+    // Polars query each), and the joined rows keep the left side's order.
+    let dir = tempfile::tempdir().unwrap();
+    let (trips, zones) = taxi(dir.path());
+    let t = dd::read_parquet(format!("{}/trips-*.parquet", dir.path().display()));
+    let z = dd::read_parquet(format!("{}/zones.parquet", dir.path().display()));
+    for (t, what) in [
+        (t.columns_subset(["PULocationID"]), "selected"),
+        (t.clone(), "all"),
+    ] {
+        let counts = t
+            .merge(&z, &["PULocationID"], &["LocationID"], dd::How::Inner)
+            .column("Borough")
+            .value_counts();
+        let g = counts.graph();
+        let prefixes: Vec<&str> = g.iter().map(|(k, _)| k.prefix_str()).collect();
+        // No read of the trips of its own, no join task apart from the counting: three join
+        // tasks (the chunk step fused), the zones' read, the final combine and value_counts'
+        // step over it.
+        assert_eq!(
+            prefixes
+                .iter()
+                .filter(|p| p.starts_with("read-parquet"))
+                .count(),
+            1,
+            "{what}: {prefixes:?}"
+        );
+        assert_eq!(
+            prefixes.iter().filter(|p| p.ends_with("-chunk")).count(),
+            3,
+            "{what}: {prefixes:?}"
+        );
+        assert!(
+            !prefixes.iter().any(|p| p.starts_with("merge")),
+            "{what}: {prefixes:?}"
+        );
+        assert_eq!(g.len(), 6, "{what}: {prefixes:?}");
+        let want = value_counts_oracle(
+            trips.clone().lazy().join(
+                zones.clone().lazy(),
+                [pl::col("PULocationID")],
+                [pl::col("LocationID")],
+                pl::JoinArgs::new(pl::JoinType::Inner),
+            ),
+            "Borough",
+        );
+        assert_frames_eq(
+            &counts_sorted(&counts.compute().unwrap()),
+            &counts_sorted(&want),
+            what,
+        );
+    }
+    // The joined rows themselves, in the trips' order (as pandas' merge keeps the left order).
+    for how in [dd::How::Inner, dd::How::Left] {
+        let m = t
+            .merge(&z, &["PULocationID"], &["LocationID"], how)
+            .columns_subset(["x", "PULocationID", "Borough", "fare"]);
+        let mut args = pl::JoinArgs::new(match how {
+            dd::How::Inner => pl::JoinType::Inner,
+            _ => pl::JoinType::Left,
+        })
+        .with_suffix(Some("_right".into()));
+        args.maintain_order = pl::MaintainOrderJoin::Left;
+        let want = trips
+            .clone()
+            .lazy()
+            .join(
+                zones.clone().lazy(),
+                [pl::col("PULocationID")],
+                [pl::col("LocationID")],
+                args,
+            )
+            .select([
+                pl::col("x"),
+                pl::col("PULocationID"),
+                pl::col("Borough"),
+                pl::col("fare"),
+            ])
+            .collect()
+            .unwrap();
+        assert_frames_eq(
+            &m.compute().unwrap(),
+            &want,
+            &format!("{how:?} rows in order"),
         );
     }
 }
