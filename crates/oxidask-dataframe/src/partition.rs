@@ -39,7 +39,9 @@ fn invalid(what: &'static str, e: impl std::fmt::Display) -> CodecError {
 
 /// Encodes a frame as an Arrow IPC file.
 pub(crate) fn frame_to_ipc(df: &polars::prelude::DataFrame) -> Result<Vec<u8>, PolarsError> {
-    let mut buf = Vec::new();
+    // Sized up front from the buffers' size (plus schema and message headers): growing from
+    // empty reallocates and copies the bytes written so far at every doubling.
+    let mut buf = Vec::with_capacity(df.estimated_size() + 1024 * (df.width() + 16));
     let mut df = df.clone();
     IpcWriter::new(&mut buf).finish(&mut df)?;
     Ok(buf)
