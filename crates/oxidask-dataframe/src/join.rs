@@ -74,9 +74,11 @@ pub(crate) fn run(
     let streamed = task.left_scan.is_some() || task.right_scan.is_some();
     let (l, r) = (side(&task.left_scan, left)?, side(&task.right_scan, right)?);
     let lf = apply_ops(join_lazy(&task.spec, l, r, task.keep_order), &task.ops);
-    // A side read from a file, or a consumer's steps fused on: the streaming engine (it joins
-    // and aggregates morsel by morsel); a bare join of frames in memory: the in-memory engine.
-    let out = if streamed || !task.ops.is_empty() {
+    // A broadcast join with a side read from a file or a consumer's steps fused on: the
+    // streaming engine (it joins and aggregates morsel by morsel, the streamed side's order
+    // kept). A bare join of frames in memory, or of shuffled partitions (no order to keep,
+    // and the in-memory engine's is deterministic): the in-memory engine.
+    let out = if task.keep_order != KeepOrder::Any && (streamed || !task.ops.is_empty()) {
         crate::plan::run_query(lf)
     } else {
         lf.collect()
