@@ -243,13 +243,29 @@ fn piece_frame(
     })
 }
 
+/// Whether a read task's piece is parsed before its query runs (see [`read_csv_piece`]).
+fn parsed_first(task: &ScanTask) -> bool {
+    matches!(task.format, Format::Csv(_)) && !is_compressed(&task.piece.location)
+}
+
 /// A read task as a lazy frame: the piece, then the fused operations (a join task reads its
-/// streamed side this way, inside its own query).
+/// streamed side this way, inside its own query). An uncompressed CSV piece is parsed here
+/// (the columns the operations read), the rest of the query runs later.
 pub(crate) fn lazy(task: &ScanTask) -> Result<LazyFrame, FrameError> {
-    Ok(apply_ops(
-        piece_frame(&task.format, &task.storage, &task.piece)?,
-        &task.ops,
-    ))
+    let lf = match &task.format {
+        Format::Csv(spec) if parsed_first(task) => {
+            let lf = read_csv_piece(spec, &task.storage, &task.piece, &task.ops)
+                .map_err(|e| read_error(task, e))?
+                .lazy();
+            if task.piece.hive.is_empty() {
+                lf
+            } else {
+                lf.with_columns(hive_exprs(&task.piece.hive))
+            }
+        }
+        _ => piece_frame(&task.format, &task.storage, &task.piece)?,
+    };
+    Ok(apply_ops(lf, &task.ops))
 }
 
 /// A failed read of `task`, naming the piece (and, for CSV, where the schema came from).
@@ -271,20 +287,12 @@ pub(crate) fn read_error(task: &ScanTask, e: impl std::fmt::Display) -> FrameErr
 /// Runs a read task: the piece, then the fused operations, in one Polars query (an
 /// uncompressed CSV piece: parsed first, see [`read_csv_piece`]).
 pub(crate) fn run(task: &ScanTask) -> Result<DataFrame, FrameError> {
-    let out = match &task.format {
-        Format::Csv(spec) if !is_compressed(&task.piece.location) => {
-            let df = read_csv_piece(spec, &task.storage, &task.piece, &task.ops)
-                .map_err(|e| read_error(task, e))?;
-            let lf = df.lazy();
-            let lf = if task.piece.hive.is_empty() {
-                lf
-            } else {
-                lf.with_columns(hive_exprs(&task.piece.hive))
-            };
-            // The rows are in memory: the in-memory engine.
-            apply_ops(lf, &task.ops).collect()
-        }
-        _ => crate::plan::run_query(lazy(task)?),
+    let lf = lazy(task)?;
+    let out = if parsed_first(task) {
+        // The rows are in memory: the in-memory engine.
+        lf.collect()
+    } else {
+        crate::plan::run_query(lf)
     };
     out.map_err(|e| read_error(task, e))
 }

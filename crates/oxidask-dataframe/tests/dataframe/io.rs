@@ -429,6 +429,37 @@ fn csv_reads_parse_only_the_columns_used_and_match_polars() {
         let want_kept = oracle_filter(&want);
         assert_frames_eq(&kept.compute().unwrap(), &want_kept, &what);
         assert_eq!(df.len().unwrap(), want.height(), "{what}");
+        // Read inside a broadcast merge's tasks, only the key and the counted column.
+        let labels = pl::df!(
+            "key" => (0..3000i64).step_by(3).collect::<Vec<_>>(),
+            "label" => (0..1000).map(|i| ["a", "b", "c", "d"][i % 4]).collect::<Vec<_>>()
+        )
+        .unwrap();
+        let counts = df
+            .merge(
+                &dd::from_polars(labels.clone(), 1),
+                &["id"],
+                &["key"],
+                dd::How::Inner,
+            )
+            .column("label")
+            .value_counts()
+            .compute()
+            .unwrap();
+        let want_counts = want
+            .clone()
+            .lazy()
+            .join(
+                labels.lazy(),
+                [pl::col("id")],
+                [pl::col("key")],
+                pl::JoinArgs::new(pl::JoinType::Inner),
+            )
+            .group_by([pl::col("label")])
+            .agg([pl::len().cast(DataType::UInt32).alias("count")])
+            .collect()
+            .unwrap();
+        assert_frames_eq(&sorted(&counts), &sorted(&want_counts), &what);
     }
     // Records with quoted line breaks (read whole), one column of them.
     let path = dir.path().join("notes.csv");
