@@ -259,7 +259,12 @@ fn gate(part: &Partition) -> Partition {
     if gated {
         if let Ok(path) = std::env::var(GATE_ENV) {
             let path = std::path::PathBuf::from(path);
-            let _ = std::fs::write(path.with_extension("pid"), std::process::id().to_string());
+            // Written aside and renamed: the test reads the file as soon as it exists (a
+            // plain write let it read an empty file once).
+            let pid = path.with_extension("pid");
+            let aside = path.with_extension("pid.partial");
+            let _ = std::fs::write(&aside, std::process::id().to_string());
+            let _ = std::fs::rename(&aside, &pid);
             while !path.exists() {
                 std::thread::sleep(Duration::from_millis(5));
             }
