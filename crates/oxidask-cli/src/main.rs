@@ -7,5 +7,6 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    oxidask_cli::tune_mimalloc();
     oxidask_cli::main_with_args(std::env::args())
 }

@@ -41,16 +41,6 @@ use pyo3::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Keeps freed memory for a second before returning it to the OS (mimalloc's default is
-/// 10 ms). Task graphs allocate and free in waves; on the machines we measured, faulting
-/// fresh pages back in cost a third of the time of a 100k-task `client.map`.
-fn tune_allocator() {
-    /// `mi_option_purge_delay` in mimalloc's option enum (the same in v2 and v3).
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: setting an option is thread-safe and allowed at any time.
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 1000) };
-}
-
 /// The version of the extension (and of the package built with it).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -70,7 +60,7 @@ fn declare_runtime(py: Python<'_>) -> PyResult<()> {
 
 #[pymodule(gil_used = true)]
 fn _oxidask(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    tune_allocator();
+    oxidask_cli::tune_mimalloc();
     declare_runtime(m.py())?;
     oxidask_local::set_idle_hook(gil::release_sticky);
     oxidask_core::codecs::register_foreign(pyvalue::PY_OBJECT, pyvalue::decode_py_object);
