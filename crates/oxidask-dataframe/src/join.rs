@@ -38,7 +38,14 @@ pub enum KeepOrder {
     Any,
 }
 
-fn join_lazy(spec: &JoinSpec, left: LazyFrame, right: LazyFrame, order: KeepOrder) -> LazyFrame {
+/// The join of `left` and `right` as `spec` says (key columns coalesced, clashing right
+/// columns suffixed), keeping `order`'s side's row order.
+pub(crate) fn join_lazy(
+    spec: &JoinSpec,
+    left: LazyFrame,
+    right: LazyFrame,
+    order: KeepOrder,
+) -> LazyFrame {
     let how = match spec.how {
         How::Inner => JoinType::Inner,
         How::Left => JoinType::Left,

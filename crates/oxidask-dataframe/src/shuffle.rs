@@ -346,34 +346,16 @@ pub(crate) fn join_frames(
     left: polars::prelude::DataFrame,
     right: polars::prelude::DataFrame,
 ) -> PolarsResult<polars::prelude::DataFrame> {
-    join_lazy(spec, left.lazy(), right.lazy()).collect()
-}
-
-fn join_lazy(spec: &JoinSpec, left: LazyFrame, right: LazyFrame) -> LazyFrame {
-    let how = match spec.how {
-        How::Inner => JoinType::Inner,
-        How::Left => JoinType::Left,
-        How::Right => JoinType::Right,
-        How::Outer => JoinType::Full,
-    };
-    let lo: Vec<Expr> = spec.left_on.iter().map(|c| col(c.as_str())).collect();
-    let ro: Vec<Expr> = spec.right_on.iter().map(|c| col(c.as_str())).collect();
-    left.join(
-        right,
-        lo,
-        ro,
-        JoinArgs::new(how)
-            .with_suffix(Some(spec.suffix.as_str().into()))
-            .with_coalesce(JoinCoalesce::CoalesceColumns),
-    )
+    crate::join::join_lazy(spec, left.lazy(), right.lazy(), crate::join::KeepOrder::Any).collect()
 }
 
 /// The columns a join produces from its sides' schemas.
 pub(crate) fn join_schema(spec: &JoinSpec) -> PolarsResult<SchemaRef> {
-    crate::blocking::collect_schema(join_lazy(
+    crate::blocking::collect_schema(crate::join::join_lazy(
         spec,
         polars::prelude::DataFrame::empty_with_schema(&spec.left_schema).lazy(),
         polars::prelude::DataFrame::empty_with_schema(&spec.right_schema).lazy(),
+        crate::join::KeepOrder::Any,
     ))
 }
 
