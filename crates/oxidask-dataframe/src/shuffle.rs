@@ -550,12 +550,8 @@ pub(crate) fn sort_values(
     // off one sort of the key is cheap; Polars' `quantile` re-sorts the whole column for each
     // quantile unless the column is flagged sorted, which the streaming engine does not keep
     // (101 sorts per partition were most of set_index's time on randomly ordered data).
-    const STEPS: i64 = 100;
     let x = || physical(first);
-    let sorted = x().drop_nulls().sort(SortOptions::default());
-    let count = sorted.clone().len().cast(DataType::Int64);
-    let rank = sorted.clone().cum_count(false).cast(DataType::Int64);
-    let keep = (rank * lit(STEPS) % count.clone()).lt(lit(STEPS));
+    let (values, weight) = rank_sample(x());
     let sample = DataFrame::from_result(n.with_ops(
         "divisions-sample",
         vec![FrameOp::Select(vec![
@@ -564,10 +560,8 @@ pub(crate) fn sort_values(
             x().is_nan().sum().cast(DataType::Float64).alias("nans"),
             x().min().alias("lo"),
             x().max().alias("hi"),
-            sorted.filter(keep.clone()).implode(true).alias("v"),
-            (count.cast(DataType::Float64)
-                / keep.cast(DataType::Float64).sum().cast(DataType::Float64))
-            .alias("w"),
+            values.implode(true).alias("v"),
+            weight.alias("w"),
         ])],
     ))
     .compute()?;
@@ -640,6 +634,24 @@ pub(crate) fn sort_values(
     Ok((sorted, Bounds::Numbers(bounds)))
 }
 
+/// A partition's sample of `key` for cutting ranges: its non-null values sorted, rank r
+/// (1-based) of n kept when r·100 mod n < 100 — about 100 evenly spaced values, all of them
+/// when n ≤ 100 — and the rows each kept value stands for (n / kept). One sort of the key.
+fn rank_sample(key: Expr) -> (Expr, Expr) {
+    const STEPS: i64 = 100;
+    let sorted = key.drop_nulls().sort(SortOptions::default());
+    let count = sorted.clone().len().cast(DataType::Int64);
+    let rank = sorted.clone().cum_count(false).cast(DataType::Int64);
+    let keep = (rank * lit(STEPS) % count.clone()).lt(lit(STEPS));
+    let weight = count.cast(DataType::Float64)
+        / keep
+            .clone()
+            .cast(DataType::Float64)
+            .sum()
+            .cast(DataType::Float64);
+    (sorted.filter(keep), weight)
+}
+
 /// [`sort_values`] on a string column: each partition sends about 100 of its values, evenly
 /// spaced by rank and weighted by the rows each stands for (computed now); the weighted
 /// sample's quantiles cut `m` ranges of strings, rows move to their range, each partition is
@@ -651,23 +663,11 @@ fn sort_strings(
     m: usize,
 ) -> Result<(Arc<Node>, Bounds), oxidask_core::Error> {
     use oxidask_core::Collection;
-    const STEPS: i64 = 100;
     let c = by[0].as_str();
-    // The partition's non-null values sorted; rank r (1-based) of n is kept when
-    // r·100 mod n < 100: about 100 evenly spaced values (all of them when n ≤ 100); each
-    // stands for n / kept rows.
-    let sorted = col(c).drop_nulls().sort(SortOptions::default());
-    let count = sorted.clone().len().cast(DataType::Int64);
-    let rank = sorted.clone().cum_count(false).cast(DataType::Int64);
-    let keep = (rank * lit(STEPS) % count.clone()).lt(lit(STEPS));
+    let (values, weight) = rank_sample(col(c));
     let sample = DataFrame::from_result(n.with_ops(
         "divisions-sample",
-        vec![FrameOp::Select(vec![
-            sorted.filter(keep.clone()).alias("v"),
-            (count.cast(DataType::Float64)
-                / keep.cast(DataType::Float64).sum().cast(DataType::Float64))
-            .alias("w"),
-        ])],
+        vec![FrameOp::Select(vec![values.alias("v"), weight.alias("w")])],
     ))
     .compute()?;
     let err = |e| FrameError::polars("divisions", e);
