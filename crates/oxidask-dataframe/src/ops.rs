@@ -9,7 +9,7 @@ use crate::error::FrameError;
 use crate::partition::{Partition, Plan};
 use crate::plan::{apply_ops, FrameOp};
 use crate::scan::ScanTask;
-use crate::shuffle::{JoinSpec, SplitSpec};
+use crate::shuffle::SplitSpec;
 use crate::write::WriteTask;
 
 /// Reads one piece of a file with the frame's operations fused on.
@@ -73,19 +73,6 @@ pub fn split_rows(pieces: u64, part: &Partition) -> Vec<Partition> {
             Partition(part.0.slice(a as i64, b - a))
         })
         .collect()
-}
-
-/// Joins the concatenation of `left` parts with the concatenation of `right` parts.
-#[oxidask_core::task(crate = oxidask_core)]
-pub fn join(
-    spec: &Plan<JoinSpec>,
-    left: &[&Partition],
-    right: &[&Partition],
-) -> Result<Partition, FrameError> {
-    let (l, r) = (concat_parts(left)?, concat_parts(right)?);
-    crate::blocking::outside_async_runtime(|| crate::shuffle::join_frames(&spec.0, l, r))
-        .map(Partition)
-        .map_err(|e| FrameError::polars("merge", e))
 }
 
 /// A merge's output partition: the join (reading a side's file piece itself when the task

@@ -339,16 +339,6 @@ pub struct JoinSpec {
     pub right_schema: SchemaRef,
 }
 
-/// Joins two frames with Polars' semantics (key columns coalesced, clashing right columns
-/// suffixed).
-pub(crate) fn join_frames(
-    spec: &JoinSpec,
-    left: polars::prelude::DataFrame,
-    right: polars::prelude::DataFrame,
-) -> PolarsResult<polars::prelude::DataFrame> {
-    crate::join::join_lazy(spec, left.lazy(), right.lazy(), crate::join::KeepOrder::Any).collect()
-}
-
 /// The columns a join produces from its sides' schemas.
 pub(crate) fn join_schema(spec: &JoinSpec) -> PolarsResult<SchemaRef> {
     crate::blocking::collect_schema(crate::join::join_lazy(
