@@ -692,8 +692,7 @@ class DataFrame(_Collection):
         result keeps the index and its divisions. Clashing columns get the suffixes."""
         if len(self._index) != 1 or self._index != other._index:
             return None
-        if how not in ("inner", "left", "right", "outer"):
-            raise ValueError(f"how={how!r}: use inner, left, right or outer")
+        # (An unknown ``how`` is the engine's ValueError.)
         node = self._node.join(other._node, how)
         key = self._index[0]
         clash = [c for c in self.columns if c in set(other.columns)]
@@ -708,7 +707,7 @@ class DataFrame(_Collection):
         order = [c + lsuffix if c in clash else c for c in self.columns]
         order += [c + rsuffix if c in clash else c for c in other.columns]
         if list(out.columns) != order and sorted(out.columns) == sorted(order):
-            out = DataFrame(out[order]._node, [key])
+            out = out[order]
         return out
 
     def set_index(self, other, divisions=None, sorted=False, npartitions=None, drop=True,
