@@ -659,15 +659,21 @@ fn a_result_used_while_its_file_is_written_stays_in_memory() {
     st.validate().unwrap();
 }
 
-#[test]
-fn a_task_freed_while_running_reports_nothing() {
+/// A worker running `t` (assigned at 1, started at 2).
+fn running(t: Key) -> WorkerState {
     let mut st = WorkerState::default();
-    let t = key(0);
     st.handle(compute(t, &[]), 1);
     assert!(matches!(
         &st.handle(Event::ThreadFree, 2)[..],
         [Effect::Execute(_)]
     ));
+    st
+}
+
+#[test]
+fn a_task_freed_while_running_reports_nothing() {
+    let t = key(0);
+    let mut st = running(t);
     st.handle(Event::Free { key: t }, 3);
     let fx = st.handle(
         Event::TaskFinished {
@@ -840,13 +846,8 @@ fn a_task_running_when_a_new_scheduler_assigns_it_again_is_reported_to_it() {
 /// task back on a new `compute-task` (cancelled → executing).
 #[test]
 fn a_task_freed_while_running_then_assigned_again_is_reported() {
-    let mut st = WorkerState::default();
     let t = key(0);
-    st.handle(compute(t, &[]), 1);
-    assert!(matches!(
-        &st.handle(Event::ThreadFree, 2)[..],
-        [Effect::Execute(_)]
-    ));
+    let mut st = running(t);
     st.handle(Event::Free { key: t }, 3);
     st.handle(compute(t, &[]), 4);
     // Taken back, it is not started twice.
