@@ -34,12 +34,11 @@ pub struct Opts {
 }
 
 fn main() -> ExitCode {
-    // As the `oxidask` binary and the Python extension (`oxidask_cli::tune_mimalloc`): freed
-    // memory stays a second before it goes back to the system, unless the environment says.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: setting an option is thread-safe and allowed at any time (15: purge_delay).
-        unsafe { libmimalloc_sys::mi_option_set(15, 1000) };
-    }
+    // As the `oxidask` binary: freed memory stays a second before it goes back to the system
+    // and no transparent huge pages, unless the environment says (the worker and scheduler
+    // processes of the distributed suite are this binary too).
+    oxidask_cli::tune_mimalloc();
+    oxidask_cli::disable_transparent_huge_pages();
     // The distributed suite starts this binary as its workers and scheduler.
     oxidask::distributed::run_if_worker();
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -8,5 +8,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     oxidask_cli::tune_mimalloc();
+    oxidask_cli::disable_transparent_huge_pages();
     oxidask_cli::main_with_args(std::env::args())
 }

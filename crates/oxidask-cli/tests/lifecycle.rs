@@ -299,6 +299,45 @@ fn sigterm_while_the_scheduler_is_gone_stops_at_once() {
     );
 }
 
+/// `THP_enabled` of a process's `/proc/PID/status` (0: transparent huge pages off for it).
+fn thp_enabled(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("no THP_enabled line in /proc/{pid}/status"))
+}
+
+/// The `oxidask` binary's scheduler and workers (a nanny too; its workers inherit) run without
+/// transparent huge pages (page zeroing cost set_index half its time), unless
+/// `MIMALLOC_ALLOW_THP` says otherwise.
+fn server_processes_turn_transparent_huge_pages_off() {
+    let ours = thp_enabled(std::process::id());
+    let (s, address) = scheduler(0);
+    assert_eq!(thp_enabled(s.child.id()), "0");
+    let oxidask_worker = |extra: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidask"));
+        cmd.args(["worker", &address, "--nthreads", "1"]).args(args);
+        cmd.envs(extra.iter().copied());
+        Proc::spawn(cmd)
+    };
+    let plain = oxidask_worker(&[], &["--name", "plain", "--no-nanny"]);
+    let kept = oxidask_worker(
+        &[("MIMALLOC_ALLOW_THP", "1")],
+        &["--name", "kept", "--no-nanny"],
+    );
+    let nanny = oxidask_worker(&[], &["--name", "nannied"]);
+    // Registered: past start-up, where the setting is made.
+    for w in [&plain, &kept, &nanny] {
+        w.wait_for_line("registered with the scheduler", LONG);
+    }
+    assert_eq!(thp_enabled(plain.child.id()), "0");
+    assert_eq!(thp_enabled(nanny.child.id()), "0");
+    // The environment wins: the process keeps what it inherited.
+    assert_eq!(thp_enabled(kept.child.id()), ours);
+}
+
 const TESTS: &[Test] = &[
     (
         "sigterm_retires_a_worker_without_losing_or_recomputing_its_results",
@@ -323,6 +362,10 @@ const TESTS: &[Test] = &[
     (
         "sigterm_while_the_scheduler_is_gone_stops_at_once",
         sigterm_while_the_scheduler_is_gone_stops_at_once,
+    ),
+    (
+        "server_processes_turn_transparent_huge_pages_off",
+        server_processes_turn_transparent_huge_pages_off,
     ),
 ];
 
