@@ -1043,14 +1043,35 @@ impl Collection for DataFrame {
     }
 
     fn rebuild(&self, values: Vec<Value>) -> DataFrame {
+        self.over_computed(values.into_iter().map(Arg::Value).collect())
+    }
+}
+
+impl DataFrame {
+    /// This frame over its partitions already computed (what [`Collection::persist`]
+    /// returns): `parts` are the results in partition order, as values or as keys held on a
+    /// cluster. The schema, the index and its divisions stay (Dask's `persist` keeps them),
+    /// so a persisted `set_index` frame still joins and selects by its index without a shuffle.
+    pub fn over_computed(&self, parts: Vec<Arg>) -> DataFrame {
         let Ok(node) = &self.inner else {
             return self.clone();
         };
-        let parts: Vec<Arg> = values.into_iter().map(Arg::Value).collect();
+        if parts.len() != node.npartitions {
+            return DataFrame::from_result(Err(FrameError::Invalid(format!(
+                "{} computed partitions given for a frame of {}",
+                parts.len(),
+                node.npartitions
+            ))));
+        }
         let mut t = Tokenizer::new();
         t.write_str("persisted");
         t.write_token(node.token);
-        DataFrame::from_node(Node::new(
+        for p in &parts {
+            if let Arg::Key(k) = p {
+                t.write_str(&k.to_string());
+            }
+        }
+        let out = Node::new(
             "persisted",
             t.finish(),
             node.schema.clone(),
@@ -1060,7 +1081,11 @@ impl Collection for DataFrame {
                 deps: Vec::new(),
                 ops: Vec::new(),
             },
-        ))
+        );
+        DataFrame::from_node(match &node.index {
+            Some((c, b)) => out.with_index(c, b.clone()),
+            None => out,
+        })
     }
 }
 

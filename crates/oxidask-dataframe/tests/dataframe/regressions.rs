@@ -421,3 +421,33 @@ fn a_string_set_index_key_ended_up_in_one_partition() {
     assert!(non_null_keys.windows(2).all(|w| w[0] >= w[1]));
     assert_eq!(non_null_keys.len(), non_null);
 }
+
+#[test]
+fn persist_lost_the_index_and_its_divisions() {
+    let data = pl::df!("k" => [12.0, 1.0, 15.0, 5.0], "v" => [3i64, 1, 4, 2]).unwrap();
+    let indexed = dd::from_polars(data, 2).set_index("k", Some(vec![0.0, 10.0, 20.0]));
+    let persisted = indexed.persist().unwrap();
+    assert_eq!(persisted.index().as_deref(), Some("k"));
+    assert_eq!(persisted.divisions(), indexed.divisions());
+    assert!(persisted.known_divisions());
+    // The same rows, in the same partitions.
+    assert_frames_eq(
+        &persisted.partitions([1]).compute().unwrap(),
+        &indexed.partitions([1]).compute().unwrap(),
+        "partition 1",
+    );
+    assert_frames_eq(
+        &persisted.compute().unwrap(),
+        &indexed.compute().unwrap(),
+        "the whole frame",
+    );
+    // A frame over the wrong number of computed partitions is an error, not a wrong frame.
+    let wrong = indexed.over_computed(vec![oxidask_core::Arg::Value(oxidask_core::Value::new(
+        dd::Partition::from(pl::DataFrame::empty()),
+    ))]);
+    let err = wrong.compute().unwrap_err().to_string();
+    assert!(
+        err.contains("1 computed partitions given for a frame of 2"),
+        "{err}"
+    );
+}
