@@ -70,7 +70,7 @@ pub use p2p::{local_shuffle_spilled_bytes, with_shuffle_method, ShuffleMethod, P
 pub use partition::{Partition, Plan};
 pub use read::{
     read_csv, read_csv_with, read_json, read_json_with, read_parquet, read_parquet_with,
-    CsvOptions, IntoPaths, ParquetOptions, WriteOptions,
+    CsvOptions, IntoPaths, ParquetOptions, RowGroupSplit, WriteOptions, DEFAULT_PARQUET_BLOCKSIZE,
 };
 pub use series::{DtAccessor, Operand, Scalar, Series, StrAccessor};
 pub use shuffle::How;

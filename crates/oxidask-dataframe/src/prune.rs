@@ -128,6 +128,19 @@ fn footer(loc: &Location, opts: &StorageOptions) -> Option<Arc<Footer>> {
     Some(f)
 }
 
+/// Rows and uncompressed bytes (`total_byte_size`) of each row group of the Parquet file at
+/// `loc`, from its (cached) footer; `None` when the footer cannot be read.
+pub(crate) fn row_group_sizes(loc: &Location, opts: &StorageOptions) -> Option<Vec<(u64, u64)>> {
+    let f = footer(loc, opts)?;
+    Some(
+        f.meta
+            .row_groups
+            .iter()
+            .map(|g| (g.num_rows() as u64, g.total_byte_size() as u64))
+            .collect(),
+    )
+}
+
 /// The filters of `ops` that see the file's own columns: those before anything but filters
 /// and plain column selections.
 fn leading_filters(ops: &[FrameOp]) -> Vec<Expr> {

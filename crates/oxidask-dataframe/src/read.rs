@@ -99,6 +99,42 @@ fn scan_node(name: &'static str, source: Source, schema: Arc<Schema>, extra: &st
     )
 }
 
+/// The `blocksize` a Parquet read aims at by default: 256 MiB of uncompressed data, the
+/// default of Dask's pyarrow engine (Dask has no configuration key for it).
+pub const DEFAULT_PARQUET_BLOCKSIZE: u64 = 256 << 20;
+
+/// How a Parquet read cuts files into partitions (Dask's `split_row_groups` and `blocksize`).
+/// A partition is always a run of consecutive row groups of one file; sizes are the row
+/// groups' uncompressed `total_byte_size` from the footers. `s3://` files stay whole (a
+/// partition of a remote file would download the whole file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowGroupSplit {
+    /// Dask's default (`split_row_groups="infer"`): when the first file's row groups hold
+    /// more than twice `blocksize` bytes, [`RowGroupSplit::Blocksize`]; otherwise
+    /// [`RowGroupSplit::PerFile`]. A `blocksize` of 0 means a partition per file.
+    Infer {
+        /// The bytes a partition aims at (Dask's `blocksize`).
+        blocksize: u64,
+    },
+    /// Dask's `split_row_groups="adaptive"` (or `True` with a blocksize): in every file,
+    /// consecutive row groups are gathered while their total stays at most this many bytes
+    /// (a larger row group is a partition alone).
+    Blocksize(u64),
+    /// A partition per file (`split_row_groups=False`, or `blocksize=None`).
+    PerFile,
+    /// A partition per this many row groups of a file (`split_row_groups=n`; 0 is
+    /// [`RowGroupSplit::PerFile`], as Dask's `0`).
+    Every(usize),
+}
+
+impl Default for RowGroupSplit {
+    fn default() -> Self {
+        RowGroupSplit::Infer {
+            blocksize: DEFAULT_PARQUET_BLOCKSIZE,
+        }
+    }
+}
+
 /// Options of [`read_parquet_with`].
 #[derive(Clone, Debug, Default)]
 pub struct ParquetOptions {
@@ -109,13 +145,22 @@ pub struct ParquetOptions {
     pub filter: Option<polars::prelude::Expr>,
     /// Where `s3://` paths live.
     pub storage: StorageOptions,
-    /// A partition per this many row groups instead of per file (Dask's
-    /// `split_row_groups`); local files only.
-    pub split_row_groups: Option<usize>,
+    /// How files become partitions (default: Dask's `"infer"` with a 256 MiB blocksize).
+    pub split_row_groups: RowGroupSplit,
+}
+
+impl ParquetOptions {
+    /// Sets how files become partitions.
+    pub fn split_row_groups(mut self, split: RowGroupSplit) -> Self {
+        self.split_row_groups = split;
+        self
+    }
 }
 
 /// Reads Parquet: a file, a glob, a directory (hive-partitioned directories such as
-/// `year=2019/` become columns), an `s3://` URL, or a list of them; a partition per file.
+/// `year=2019/` become columns), an `s3://` URL, or a list of them. Partitions as Dask's
+/// default: a partition per file, or, when the first file holds more than twice 256 MiB
+/// (uncompressed), runs of row groups of about 256 MiB (see [`RowGroupSplit`]).
 pub fn read_parquet(paths: impl IntoPaths) -> DataFrame {
     read_parquet_with(paths, ParquetOptions::default())
 }
@@ -126,10 +171,7 @@ pub fn read_parquet_with(paths: impl IntoPaths, options: ParquetOptions) -> Data
     let go = || -> Result<DataFrame, FrameError> {
         let pieces = scan::pieces_of(&paths, &["parquet", "parq", "pq"], &options.storage)?;
         let schema = scan::piece_schema(&Format::Parquet, &options.storage, &pieces[0])?;
-        let pieces = match options.split_row_groups {
-            Some(per) => scan::split_row_groups(pieces, per)?,
-            None => pieces,
-        };
+        let pieces = scan::split_row_groups(pieces, options.split_row_groups, &options.storage)?;
         let source = Source {
             format: Format::Parquet,
             storage: options.storage.clone(),

@@ -1,4 +1,4 @@
-//! Reading files into partitions: Parquet (a partition per file), CSV and JSON lines (split
+//! Reading files into partitions: Parquet (a partition per file or per run of row groups), CSV and JSON lines (split
 //! into byte ranges of `blocksize` at line ends), local or on S3. Each partition's read is one
 //! Polars lazy query with the frame's operations fused on, so Polars pushes projections and
 //! predicates into the reader.
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::FrameError;
 use crate::plan::{apply_ops, FrameOp};
+use crate::read::RowGroupSplit;
 use crate::storage::{self, Location, StorageOptions};
 
 /// The file format and how to parse it.
@@ -504,30 +505,56 @@ pub(crate) fn infer_json_schema(
     Ok(schema.as_ref().clone())
 }
 
-/// Splits local Parquet pieces into groups of `per` row groups (remote files stay whole).
-pub(crate) fn split_row_groups(pieces: Vec<Piece>, per: usize) -> Result<Vec<Piece>, FrameError> {
-    let per = per.max(1);
+/// Cuts local Parquet pieces into runs of consecutive row groups as `split` says (Dask's
+/// `split_row_groups` and `blocksize`, see [`RowGroupSplit`]); `s3://` files stay whole.
+/// A piece that would be a single run stays whole (no row slice).
+pub(crate) fn split_row_groups(
+    pieces: Vec<Piece>,
+    split: RowGroupSplit,
+    storage: &StorageOptions,
+) -> Result<Vec<Piece>, FrameError> {
+    let sizes = |p: &Piece| {
+        crate::prune::row_group_sizes(&p.location, storage).ok_or_else(|| {
+            FrameError::io(
+                p.location.display(),
+                "could not read the Parquet footer (row group sizes)",
+            )
+        })
+    };
+    let split = match split {
+        // Dask decides from the first file's row groups alone.
+        RowGroupSplit::Infer { blocksize } => match pieces.first() {
+            Some(p) if blocksize > 0 && matches!(p.location, Location::Local(_)) => {
+                let total: u64 = sizes(p)?.iter().map(|(_, bytes)| bytes).sum();
+                if total > 2 * blocksize {
+                    RowGroupSplit::Blocksize(blocksize)
+                } else {
+                    RowGroupSplit::PerFile
+                }
+            }
+            _ => RowGroupSplit::PerFile,
+        },
+        RowGroupSplit::Every(0) => RowGroupSplit::PerFile,
+        other => other,
+    };
+    if split == RowGroupSplit::PerFile {
+        return Ok(pieces);
+    }
     let mut out = Vec::new();
     for p in pieces {
-        let Location::Local(path) = &p.location else {
+        if !matches!(p.location, Location::Local(_)) {
             out.push(p);
             continue;
-        };
-        let f = std::fs::File::open(path).map_err(|e| FrameError::io(path, e))?;
-        let mut reader = ParquetReader::new(f);
-        let meta = reader.get_metadata().map_err(|e| FrameError::io(path, e))?;
-        let sizes: Vec<u64> = meta
-            .row_groups
-            .iter()
-            .map(|g| g.num_rows() as u64)
-            .collect();
-        if sizes.len() <= per {
+        }
+        let groups = sizes(&p)?;
+        let runs = row_group_runs(&groups, split);
+        if runs.len() <= 1 {
             out.push(p);
             continue;
         }
         let mut offset = 0u64;
-        for group in sizes.chunks(per) {
-            let len: u64 = group.iter().sum();
+        for run in runs {
+            let len: u64 = groups[run].iter().map(|(rows, _)| rows).sum();
             out.push(Piece {
                 rows: Some((offset, len)),
                 ..p.clone()
@@ -536,6 +563,38 @@ pub(crate) fn split_row_groups(pieces: Vec<Piece>, per: usize) -> Result<Vec<Pie
         }
     }
     Ok(out)
+}
+
+/// The runs of row groups (given as `(rows, bytes)`) a file is cut into: `Every(n)` row
+/// groups, or, for `Blocksize(b)`, greedily while the run's bytes stay at most `b` (Dask's
+/// `aggregate_row_groups`).
+fn row_group_runs(groups: &[(u64, u64)], split: RowGroupSplit) -> Vec<std::ops::Range<usize>> {
+    match split {
+        RowGroupSplit::Every(n) => (0..groups.len())
+            .step_by(n.max(1))
+            .map(|s| s..(s + n.max(1)).min(groups.len()))
+            .collect(),
+        RowGroupSplit::Blocksize(block) => {
+            let mut runs = Vec::new();
+            let mut start = 0;
+            let mut bytes = 0u64;
+            for (i, (_, b)) in groups.iter().enumerate() {
+                if i > start && bytes + b > block {
+                    runs.push(start..i);
+                    start = i;
+                    bytes = 0;
+                }
+                bytes += b;
+            }
+            if start < groups.len() {
+                runs.push(start..groups.len());
+            }
+            runs
+        }
+        RowGroupSplit::PerFile | RowGroupSplit::Infer { .. } => {
+            std::iter::once(0..groups.len()).collect()
+        }
+    }
 }
 
 /// Whether a quoted field in `sample` spans lines (then byte-range splitting would cut a

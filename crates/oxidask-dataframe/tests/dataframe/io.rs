@@ -363,7 +363,7 @@ fn parquet_row_groups_split_into_partitions() {
         let df = dd::read_parquet_with(
             path.to_str().unwrap(),
             ParquetOptions {
-                split_row_groups: Some(per),
+                split_row_groups: dd::RowGroupSplit::Every(per),
                 ..Default::default()
             },
         );

@@ -14,4 +14,5 @@ mod optimize;
 mod p2p;
 mod prune;
 mod regressions;
+mod row_groups;
 mod s3;

@@ -135,7 +135,11 @@ fn pruned_reads_equal_polars_on_random_files_and_predicates() {
         let frame = dd::read_parquet_with(
             src.as_str(),
             dd::ParquetOptions {
-                split_row_groups: split.then_some(1),
+                split_row_groups: if split {
+                    dd::RowGroupSplit::Every(1)
+                } else {
+                    dd::RowGroupSplit::PerFile
+                },
                 ..Default::default()
             },
         );
