@@ -137,6 +137,18 @@ def _unpack(args, traverse):
     return handles, repack
 
 
+def persist_parts(collection):
+    """The lazy values ``persist`` computes for ``collection`` and how to rebuild it over
+    their results: ``__oxidask_persist__()`` when the collection has one (a dataframe keeps
+    its partitions in the engine's form instead of converting them to pandas), else the
+    values and rebuild of ``__oxidask_collection__()``."""
+    custom = getattr(collection, "__oxidask_persist__", None)
+    if callable(custom):
+        return custom()
+    parts, _, rebuild = collection.__oxidask_collection__()
+    return parts, rebuild
+
+
 def _is_collection(x):
     """True for collections made of several lazy values: they have
     ``__oxidask_collection__()`` returning ``(lazy values, finalize, rebuild)``, where
@@ -185,7 +197,7 @@ def persist(*args, traverse=True, optimize_graph=True, scheduler=None, **kwargs)
         if isinstance(a, Delayed):
             handles.append(a)
         elif _is_collection(a):
-            parts, _, rebuild = a.__oxidask_collection__()
+            parts, rebuild = persist_parts(a)
             rebuilds.append((rebuild, len(parts)))
             handles.extend(parts)
     if not handles:

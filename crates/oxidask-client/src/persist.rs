@@ -59,6 +59,21 @@ pub(crate) fn remote_values(client: &Client, distinct: &[Key], outputs: &[Key]) 
     outputs.iter().map(|k| by_key[k].clone()).collect()
 }
 
+impl Future<()> {
+    /// This future as a piece of a persisted collection, for [`Collection::rebuild`]: a
+    /// remote value holding a clone of the future (so the result lives as long as the
+    /// rebuilt collection), which graphs sent to this future's cluster refer to by key.
+    /// A binding that persists through futures of its own (the Python client) rebuilds
+    /// collections with it.
+    pub fn as_persisted_piece(&self) -> Value {
+        RemoteValue::new(OnCluster {
+            future: self.clone(),
+            holder: self.client().address().to_string(),
+        })
+        .into_value()
+    }
+}
+
 /// `graph` as `client` sends it: pieces held on its cluster become references to their keys
 /// (a task that is such a piece under its own key stays, for the sender to skip); pieces held
 /// elsewhere are fetched. `None` if the graph holds no such pieces.

@@ -452,7 +452,8 @@ fn block_handles(a: &AnyArray) -> PyResult<Vec<Delayed<()>>> {
     Ok(keys.iter().map(|k| made[k].clone()).collect())
 }
 
-fn rust_handle(d: Delayed<()>) -> PyDelayed {
+/// A handle on a task whose result is a Rust value (not converted to Python).
+pub(crate) fn rust_handle(d: Delayed<()>) -> PyDelayed {
     let mut p = PyDelayed::from_node(d, None, None);
     p.python_result = false;
     p

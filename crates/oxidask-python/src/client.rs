@@ -35,6 +35,11 @@ pub struct PyFuture {
 }
 
 impl PyFuture {
+    /// The client's future inside.
+    pub(crate) fn future(&self) -> &Future<()> {
+        &self.inner
+    }
+
     pub(crate) fn new(
         inner: Future<()>,
         key_text: Option<String>,

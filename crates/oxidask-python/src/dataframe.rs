@@ -21,7 +21,7 @@ use oxidask::dataframe::{
 };
 use oxidask_core::op::{Args, Input, OpDef, OpRegistration, TaskFailure};
 use oxidask_core::tokenize::Tokenizer;
-use oxidask_core::{Arg, Collection, Delayed, Key, Task, Value};
+use oxidask_core::{Arg, Collection, Delayed, Key, Task, TaskSpec, Value};
 use pyo3::exceptions::{PyFileNotFoundError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -627,6 +627,51 @@ impl PyFrameNode {
             .iter()
             .map(|d| pandas_handle(d, index))
             .collect())
+    }
+
+    /// One handle per partition whose result is the engine's partition (a Polars frame, not
+    /// converted to pandas): what `persist` computes, so later work reads the partitions as
+    /// they are.
+    fn partition_handles(&self) -> PyResult<Vec<PyDelayed>> {
+        Ok(handles_of(&self.df)?
+            .into_iter()
+            .map(crate::array::rust_handle)
+            .collect())
+    }
+
+    /// This frame over its persisted partitions: `handles` are `partition_handles()` after
+    /// `persist` (values in this process, or results held on a cluster), in partition order.
+    /// The schema, the index and its divisions stay.
+    fn persisted(
+        &self,
+        py: Python<'_>,
+        handles: Vec<PyRef<'_, PyDelayed>>,
+    ) -> PyResult<PyFrameNode> {
+        let parts = handles
+            .iter()
+            .map(|h| match &h.node {
+                // A result on a cluster: the future `persist` made keeps it.
+                None => h
+                    .keep
+                    .as_ref()
+                    .and_then(|k| k.bind(py).cast::<crate::client::PyFuture>().ok())
+                    .map(|f| Arg::Value(f.get().future().as_persisted_piece()))
+                    .ok_or_else(|| {
+                        PyValueError::new_err(format!(
+                            "{} is held on a cluster without a future keeping it",
+                            h.key_string()
+                        ))
+                    }),
+                Some(node) => match node.task().spec() {
+                    TaskSpec::Value(v) => Ok(Arg::Value(v.clone())),
+                    _ => Err(PyValueError::new_err(format!(
+                        "{} is not computed: persist the partition handles first",
+                        h.key_string()
+                    ))),
+                },
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        checked(self.df.over_computed(parts))
     }
 
     /// The first `n` rows as a pandas DataFrame, reading only the partitions needed.

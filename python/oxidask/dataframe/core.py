@@ -318,6 +318,18 @@ class DataFrame(_Collection):
         out = _concat(parts, self._index)
         return self._meta.copy() if out is None else out
 
+    def __oxidask_persist__(self):
+        # The partitions stay Polars frames: converting them to pandas and back made a
+        # persisted frame slower to use than recomputing it.
+        return self._node.partition_handles(), self._over_persisted
+
+    def __oxidask_held__(self):
+        """The persisted partitions this frame reads (what ``futures_of`` lists)."""
+        return list(self._keep or [])
+
+    def _over_persisted(self, persisted):
+        return DataFrame(self._node.persisted(persisted), self._index, keep=list(persisted))
+
     def _rebuild(self, persisted):
         meta = _arrow.pandas_to_ipc(self._meta)
         try:
@@ -1085,6 +1097,14 @@ class Series(_Collection):
         f = DataFrame(self._selected(), self._frame._index, self._frame._keep)
         p = f._rebuild(persisted)
         return Series(p, ("col", self._name), self._name)
+
+    def __oxidask_held__(self):
+        return self._frame.__oxidask_held__()
+
+    def __oxidask_persist__(self):
+        f = DataFrame(self._selected(), self._frame._index, self._frame._keep)
+        handles, over = f.__oxidask_persist__()
+        return handles, lambda persisted: Series(over(persisted), ("col", self._name), self._name)
 
     def to_frame(self, name=None):
         """A one-column DataFrame."""

@@ -8,7 +8,7 @@ from collections import namedtuple
 
 from oxidask import _oxidask, config
 from oxidask._oxidask import ClientCore, Delayed, Future
-from oxidask.base import tokenize
+from oxidask.base import persist_parts, tokenize
 from oxidask.distributed.datasets import CoordinationMixin
 
 FIRST_COMPLETED = "FIRST_COMPLETED"
@@ -68,7 +68,10 @@ def _flatten(obj, out, collections=False):
     if isinstance(obj, Delayed) and obj._futures is not None:
         return _flatten(obj._futures, out, collections)
     if collections and _is_collection(obj):
-        _flatten(list(obj.__oxidask_collection__()[0]), out, collections)
+        # Pieces a persisted collection reads (a dataframe's partitions on the cluster).
+        held = getattr(obj, "__oxidask_held__", None)
+        pieces = list(held()) if callable(held) else []
+        _flatten(list(obj.__oxidask_collection__()[0]) + pieces, out, collections)
     return lambda values: obj
 
 
@@ -419,11 +422,14 @@ class Client(CoordinationMixin):
         while the pieces compute."""
         items, repack = _items(collections)
         handles = []
+        rebuilds = []
         for x in items:
             if isinstance(x, Delayed):
                 handles.append(x)
             elif _is_collection(x):
-                handles.extend(x.__oxidask_collection__()[0])
+                parts, rebuild = persist_parts(x)
+                handles.extend(parts)
+                rebuilds.append((parts, rebuild))
         futures = iter(
             self._core.compute(
                 handles,
@@ -437,11 +443,12 @@ class Client(CoordinationMixin):
             else []
         )
         out = []
+        rebuilt = iter(rebuilds)
         for x in items:
             if isinstance(x, Delayed):
                 out.append(_oxidask.delayed_on_cluster(next(futures), x))
             elif _is_collection(x):
-                parts, _, rebuild = x.__oxidask_collection__()
+                parts, rebuild = next(rebuilt)
                 out.append(rebuild([_oxidask.delayed_on_cluster(next(futures), h) for h in parts]))
             else:
                 out.append(x)
