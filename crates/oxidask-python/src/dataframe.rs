@@ -468,18 +468,31 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 #[pymethods]
 impl PyFrameNode {
-    /// Reads Parquet files (globs, directories, lists, `s3://`): a partition per file, or
-    /// per `split_row_groups` row groups of local files.
+    /// Reads Parquet files (globs, directories, lists, `s3://`). `split` says how files
+    /// become partitions: `"infer"` or `"adaptive"` with `blocksize` bytes, `"every"` with
+    /// `every` row groups, or `"file"` (a partition per file); see `RowGroupSplit`.
     #[staticmethod]
-    #[pyo3(signature = (paths, columns = None, endpoint = None, region = None, split_row_groups = None))]
+    #[pyo3(signature = (paths, columns = None, endpoint = None, region = None, split = "infer", blocksize = odf::DEFAULT_PARQUET_BLOCKSIZE, every = 1))]
+    #[allow(clippy::too_many_arguments)]
     fn read_parquet(
         py: Python<'_>,
         paths: Vec<String>,
         columns: Option<Vec<String>>,
         endpoint: Option<String>,
         region: Option<String>,
-        split_row_groups: Option<usize>,
+        split: &str,
+        blocksize: u64,
+        every: usize,
     ) -> PyResult<PyFrameNode> {
+        let split_row_groups = match split {
+            "infer" => odf::RowGroupSplit::Infer { blocksize },
+            "adaptive" => odf::RowGroupSplit::Blocksize(blocksize),
+            "every" => odf::RowGroupSplit::Every(every),
+            "file" => odf::RowGroupSplit::PerFile,
+            other => return Err(PyValueError::new_err(format!(
+                "read_parquet split must be 'infer', 'adaptive', 'every' or 'file', got {other:?}"
+            ))),
+        };
         let mut o = ParquetOptions {
             columns,
             split_row_groups,

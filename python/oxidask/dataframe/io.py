@@ -37,28 +37,84 @@ def _storage(storage_options):
     return endpoint, region
 
 
-def read_parquet(path, columns=None, storage_options=None, split_row_groups="infer", **kwargs):
-    """Reads Parquet files (a path, glob, directory, list, or ``s3://`` URL) lazily, a
-    partition per file; ``columns=`` reads only those. ``split_row_groups=N`` (or ``True``
-    for one) makes a partition of every ``N`` row groups of local files instead (Dask's
-    option; ``"infer"``/``"adaptive"``/``False``: a partition per file)."""
+#: Dask's default ``blocksize`` of ``read_parquet`` (its pyarrow engine's): 256 MiB.
+PARQUET_BLOCKSIZE = 256 * 2**20
+
+
+def _parquet_split(split_row_groups, blocksize):
+    """The engine's ``(split, blocksize, every)`` for Dask's ``split_row_groups`` and
+    ``blocksize`` arguments of ``read_parquet``: Dask's meanings and, where Dask raises, its
+    exception types; a negative size or count, or a fractional count (which Dask takes
+    silently), is an error too.
+
+    >>> _parquet_split("infer", "128 MiB")
+    ('infer', 134217728, 1)
+    """
+    if isinstance(split_row_groups, str):
+        if split_row_groups not in ("infer", "adaptive"):
+            raise ValueError(
+                f"split_row_groups must be 'infer', 'adaptive', True, False or a number of row "
+                f"groups per partition; got {split_row_groups!r}"
+            )
+        if isinstance(blocksize, str) and blocksize == "default":
+            size = PARQUET_BLOCKSIZE
+        elif blocksize is None:
+            size = 0
+        elif isinstance(blocksize, bool) or not isinstance(blocksize, (int, float, str, np.integer)):
+            raise TypeError(
+                f"blocksize must be a number of bytes, a size such as '128 MiB', 'default' or "
+                f"None; got {type(blocksize).__name__}"
+            )
+        else:
+            from oxidask.utils import parse_bytes
+
+            size = parse_bytes(blocksize)
+        # Without a blocksize Dask reads a partition per file.
+        return (split_row_groups if size else "file"), size, 1
+    if split_row_groups is True:
+        return "every", 0, 1
+    if split_row_groups is False:
+        return "file", 0, 1
+    if isinstance(split_row_groups, (int, np.integer)):
+        if split_row_groups < 0:
+            raise ValueError(
+                f"split_row_groups must be a number of row groups per partition ≥ 0 (or 'infer', "
+                f"'adaptive', True, False); got {split_row_groups!r}"
+            )
+        n = int(split_row_groups)
+        return ("every", 0, n) if n else ("file", 0, 1)
+    raise TypeError(
+        f"split_row_groups must be 'infer', 'adaptive', True, False or an int; got "
+        f"{type(split_row_groups).__name__}"
+    )
+
+
+def read_parquet(path, columns=None, storage_options=None, split_row_groups="infer",
+                 blocksize="default", **kwargs):
+    """Reads Parquet files (a path, glob, directory, list, or ``s3://`` URL) lazily;
+    ``columns=`` reads only those.
+
+    Partitions as Dask's: by default (``split_row_groups="infer"``) a partition per file,
+    unless the first file's row groups hold more than twice ``blocksize`` (256 MiB by
+    default, uncompressed sizes from the footer): then every file is cut into runs of
+    consecutive row groups of at most ``blocksize`` bytes. ``"adaptive"`` always cuts so,
+    ``True`` makes a partition per row group, an int ``N`` per ``N`` row groups, ``False``
+    (or ``blocksize=None``) a partition per file. ``s3://`` files stay whole.
+
+    >>> import oxidask.dataframe as dd
+    >>> df = dd.read_parquet("yellow_tripdata_2019-01.parquet")  # doctest: +SKIP
+    >>> df.npartitions  # 62 row groups, 781 MiB uncompressed  # doctest: +SKIP
+    4
+    >>> dd.read_parquet("yellow_tripdata_2019-01.parquet", blocksize="64 MiB").npartitions  # doctest: +SKIP
+    13
+    """
     endpoint, region = _storage(storage_options)
     if isinstance(columns, str):
         columns = [columns]
-    if split_row_groups is True:
-        per = 1
-    elif split_row_groups in (False, None, "infer", "adaptive"):
-        per = None
-    elif isinstance(split_row_groups, int) and split_row_groups > 0:
-        per = split_row_groups
-    else:
-        raise ValueError(
-            f"split_row_groups must be a positive integer, True, False, 'infer' or 'adaptive'; "
-            f"got {split_row_groups!r}"
-        )
+    split, size, every = _parquet_split(split_row_groups, blocksize)
     return DataFrame(
         FrameNode.read_parquet(_paths(path), list(columns) if columns else None, endpoint, region,
-                               per)
+                               split, size, every)
     )
 
 
