@@ -363,6 +363,31 @@ class DataFrame(_Collection):
             raise NotImplementedError("oxidask.dataframe: row slices are not supported; use head()")
         raise KeyError(key)
 
+    @property
+    def loc(self):
+        """Label-based selection (Dask's ``DataFrame.loc``): ``df.loc[mask]`` with a boolean
+        Series of this frame, ``df.loc[rows, columns]`` (``df.loc[:, "x"]`` is a Series), and
+        on a frame indexed by one column (``set_index``) labels: ``df.loc[a:b]`` (both ends
+        included; ``a:``/``:b`` open), ``df.loc[label]`` (a DataFrame of the rows equal to
+        it) and ``df.loc[[l1, l2]]``. With known divisions only the partitions that can hold
+        the labels are read. A datetime index takes timestamps or strings; a string selects
+        the period it names (``"2019-01-05"`` is the whole day), as in pandas.
+
+        >>> import pandas as pd
+        >>> import oxidask.dataframe as dd
+        >>> pdf = pd.DataFrame({"k": [1, 2, 3, 4, 5, 6], "x": [10, 20, 30, 40, 50, 60]})
+        >>> df = dd.from_pandas(pdf, npartitions=3).set_index("k")
+        >>> df.loc[2:4].compute().x.tolist()
+        [20, 30, 40]
+        >>> df.loc[5:].npartitions < df.npartitions
+        True
+        >>> df.loc[df.x > 40, "x"].compute().tolist()
+        [50, 60]
+        """
+        from oxidask.dataframe.indexing import LocIndexer
+
+        return LocIndexer(self)
+
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
@@ -1071,6 +1096,24 @@ class Series(_Collection):
         raise NotImplementedError(
             "oxidask.dataframe Series take boolean masks (s[s > 0]); use head() or loc on pandas"
         )
+
+    @property
+    def loc(self):
+        """Label-based selection of rows (Dask's ``Series.loc``): ``s.loc[mask]`` with a
+        boolean Series of the same frame, and on an indexed frame ``s.loc[a:b]`` (both ends
+        included), ``s.loc[label]`` and ``s.loc[[l1, l2]]``, reading only the partitions that
+        can hold the labels when the divisions are known.
+
+        >>> import pandas as pd
+        >>> import oxidask.dataframe as dd
+        >>> pdf = pd.DataFrame({"k": [1, 2, 3, 4], "x": [10, 20, 30, 40]})
+        >>> s = dd.from_pandas(pdf, npartitions=2).set_index("k").x
+        >>> s.loc[3:].compute().tolist()
+        [30, 40]
+        """
+        from oxidask.dataframe.indexing import LocIndexer
+
+        return LocIndexer(self)
 
     def __bool__(self):
         raise ValueError(
