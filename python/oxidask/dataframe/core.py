@@ -1094,7 +1094,7 @@ class Series(_Collection):
             f = self._frame
             return Series(f._wrap(f._node.filter(key._expr_over(f))), self._expr, self._name)
         raise NotImplementedError(
-            "oxidask.dataframe Series take boolean masks (s[s > 0]); use head() or loc on pandas"
+            "oxidask.dataframe Series take boolean masks (s[s > 0]); select by label with s.loc[...]"
         )
 
     @property

@@ -139,6 +139,17 @@ def test_numeric_pruning(data):
     check(df.loc[inner:inner + 0.5], pdf.loc[inner:inner + 0.5])
 
 
+def test_persisted_pruning(data, scheduler):
+    # A persisted frame keeps its divisions: loc reads only the partitions it needs.
+    df, pdf = frames(data, "i", 4)
+    held = df.persist(scheduler=scheduler)
+    cuts = held._node.divisions
+    r = held.loc[cuts[0] + 1:cuts[1] - 1]
+    assert r.npartitions == 1 and len(r.dask) < len(held.dask)
+    check(r, pdf.loc[cuts[0] + 1:cuts[1] - 1], scheduler)
+    check(held.x.loc[[0, 118]], pdf.x.loc[[0, 118]], scheduler)
+
+
 # ---- string index
 
 
