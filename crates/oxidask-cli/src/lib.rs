@@ -114,12 +114,18 @@ enum Command {
 }
 
 /// Tunes mimalloc for a program whose global allocator it is (the `oxidask` binary, the
-/// Python extension): freed memory is kept for a second before it goes back to the system
-/// (mimalloc's default is 10 ms). Dataframe shuffles and task graphs allocate and free in
-/// waves; returning the pages at once and faulting them in again (zeroed huge pages, where
-/// the kernel grants them) cost a third of a 100k-task `client.map` and half of a set_index
-/// of randomly ordered rows (BENCHMARKS.md). A `MIMALLOC_PURGE_DELAY` in the environment
-/// wins. Safe to call at any time, any number of times.
+/// Python extension), unless the environment sets the option (`MIMALLOC_PURGE_DELAY`,
+/// `MIMALLOC_ALLOW_THP`). Safe to call at any time, any number of times.
+///
+/// - Freed memory is kept for a second before it goes back to the system (mimalloc's default
+///   is 10 ms). Dataframe shuffles and task graphs allocate and free in waves; returning the
+///   pages at once and faulting them in again cost a third of a 100k-task `client.map` and
+///   half of a set_index of randomly ordered rows (BENCHMARKS.md).
+/// - mimalloc no longer asks the kernel for transparent huge pages for its own mappings
+///   (`allow_thp` off). With them, each first touch of fresh memory zeroes 2 MiB: a set_index
+///   of a month of randomly ordered trips spent 2.5–5.6 s of system time zeroing pages, 1.1 s
+///   without. Other allocators of the process (NumPy's arrays in a Python program) keep
+///   asking for them as they choose.
 pub fn tune_mimalloc() {
     /// `mi_option_purge_delay` in mimalloc's option enum (the same in v2 and v3).
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -127,29 +133,28 @@ pub fn tune_mimalloc() {
         // SAFETY: setting an option is thread-safe and allowed at any time.
         unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 1000) };
     }
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: `mi_version` only returns a constant.
+        let version = unsafe { libmimalloc_sys::mi_version() };
+        // `mi_option_allow_thp` in mimalloc's option enum: v3 inserted options before it.
+        let allow_thp: libmimalloc_sys::mi_option_t = if version >= 300 { 43 } else { 37 };
+        // SAFETY: as above; mappings made from now on are not advised as huge.
+        unsafe { libmimalloc_sys::mi_option_set(allow_thp, 0) };
+    }
 }
 
-/// Turns transparent huge pages off for this process, for processes that are ours alone
+/// Turns transparent huge pages off for the whole process, for processes that are ours alone
 /// (the `oxidask` binary; scheduler, worker and gateway processes however started), as
-/// `MIMALLOC_ALLOW_THP=0` would: mimalloc stops asking for huge pages and the kernel stops
-/// granting them. With huge pages, each first touch of freshly mapped memory zeroes 2 MiB:
-/// a set_index of randomly ordered rows spent 2.5–5.6 s of system time zeroing pages, 1.1 s
-/// without (BENCHMARKS.md). Children started afterwards inherit the setting. A
-/// `MIMALLOC_ALLOW_THP` in the environment wins (`MIMALLOC_ALLOW_THP=1` keeps huge pages).
-/// Not called by the Python extension on import: a user's own Python process keeps its
-/// settings (NumPy asks for huge pages for big arrays).
+/// `MIMALLOC_ALLOW_THP=0` does: beyond [`tune_mimalloc`], the kernel stops granting them to
+/// any mapping (those made before, other allocators'), and processes started afterwards
+/// inherit the setting. A `MIMALLOC_ALLOW_THP` in the environment wins
+/// (`MIMALLOC_ALLOW_THP=1` keeps huge pages). Not called by the Python extension: a user's
+/// own Python process keeps its settings.
 pub fn disable_transparent_huge_pages() {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
         return;
     }
-    // SAFETY: `mi_version` only returns a constant.
-    let version = unsafe { libmimalloc_sys::mi_version() };
-    // `mi_option_allow_thp` in mimalloc's option enum: v3 inserted options before it.
-    let allow_thp: libmimalloc_sys::mi_option_t = if version >= 300 { 43 } else { 37 };
-    // SAFETY: setting an option is thread-safe and allowed at any time; later mappings are
-    // no longer advised as huge.
-    unsafe { libmimalloc_sys::mi_option_set(allow_thp, 0) };
-    // Mappings made before this call (and other allocators') are covered by the process flag.
+    tune_mimalloc();
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process's memory map.
     unsafe {
