@@ -495,3 +495,82 @@ fn oracle_filter(want: &pl::DataFrame) -> pl::DataFrame {
         .collect()
         .unwrap()
 }
+
+/// A CSV text of `rows` records (about 60 bytes each) with integers, floats with empty (null)
+/// values, unquoted strings, datetimes and booleans, lines ended by `eol`; every 97th line is
+/// empty when `blank_lines`.
+fn csv_text(rows: usize, eol: &str, blank_lines: bool) -> String {
+    let mut text = format!("id,fare,zone,at,flag{eol}");
+    for i in 0..rows {
+        let fare = if i % 11 == 0 {
+            String::new()
+        } else {
+            format!("{}.{}", i % 173, i % 10)
+        };
+        text.push_str(&format!(
+            "{i},{fare},zone {},2019-01-{:02}T{:02}:{:02}:00,{}{eol}",
+            i % 263,
+            1 + i % 28,
+            i % 24,
+            i % 60,
+            i % 3 == 0
+        ));
+        if blank_lines && i % 97 == 50 {
+            text.push_str(eol);
+        }
+    }
+    text
+}
+
+#[test]
+fn csv_pieces_parsed_in_chunks_match_polars() {
+    // Files of about 1.2 MB without quotes: every piece is cut into line-aligned chunks of our
+    // own (64 KiB and up) parsed in parallel. Whole-file, 300 kB and odd-sized pieces, the
+    // full frame, one column and a row count each equal Polars' reading of the whole file;
+    // with `\n` and `\r\n` line ends, without a final line end, with empty lines.
+    let dir = tempfile::tempdir().unwrap();
+    let variants = [
+        ("lf", csv_text(20_000, "\n", false)),
+        ("crlf", csv_text(20_000, "\r\n", false)),
+        (
+            "no-final-eol",
+            csv_text(20_000, "\n", false).trim_end().to_owned(),
+        ),
+        ("blank-lines", csv_text(20_000, "\n", true)),
+    ];
+    for (name, text) in variants {
+        let path = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&path, &text).unwrap();
+        let want = pl::CsvReadOptions::default()
+            .with_infer_schema_length(Some(1000))
+            .try_into_reader_with_file_path(Some(path.clone()))
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert!(want.height() >= 20_000, "{name}: {want}");
+        let p = path.to_str().unwrap();
+        for blocksize in [None, Some(300_000), Some(123_457)] {
+            let what = format!("{name}, blocksize {blocksize:?}");
+            let df = dd::read_csv_with(p, CsvOptions::default().blocksize(blocksize));
+            assert_frames_eq(&df.compute().unwrap(), &want, &what);
+            assert_frames_eq(
+                &df.columns_subset(["zone", "fare"]).compute().unwrap(),
+                &want.select(["zone", "fare"]).unwrap(),
+                &what,
+            );
+            assert_eq!(df.len().unwrap(), want.height(), "{what}");
+        }
+    }
+    // A header-only file and a file whose only record has no line end.
+    for (name, text) in [("header-only", "a,b\n"), ("one-record", "a,b\n1,x")] {
+        let path = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&path, text).unwrap();
+        let want = pl::CsvReadOptions::default()
+            .try_into_reader_with_file_path(Some(path.clone()))
+            .unwrap()
+            .finish()
+            .unwrap();
+        let df = dd::read_csv(path.to_str().unwrap());
+        assert_frames_eq(&df.compute().unwrap(), &want, name);
+    }
+}
