@@ -327,14 +327,18 @@ fn read_csv_piece(
         c.into_iter().map(PlSmallStr::from).collect::<Arc<[_]>>()
     });
     const BOM: &[u8] = b"\xEF\xBB\xBF";
-    if memchr::memchr(b'"', &bytes).is_none() && !(at_file_start && bytes.starts_with(BOM)) {
-        let body = if header {
-            // The header line: the schema is known already.
-            memchr::memchr(b'\n', &bytes).map_or(&bytes[bytes.len()..], |nl| &bytes[nl + 1..])
+    if !(at_file_start && bytes.starts_with(BOM)) {
+        // Past the header line (the schema is known already).
+        let body_at = if header {
+            memchr::memchr(b'\n', &bytes).map_or(bytes.len(), |nl| nl + 1)
         } else {
-            &bytes[..]
+            0
         };
-        return parse_chunks(spec, columns.as_deref(), body);
+        if memchr::memchr(b'"', &bytes[..body_at]).is_none() {
+            if let Some(df) = parse_chunks(spec, columns.as_deref(), &bytes[body_at..])? {
+                return Ok(df);
+            }
+        }
     }
     CsvReadOptions::default()
         .with_has_header(header)
@@ -369,14 +373,18 @@ fn chunk_ends(body: &[u8], target: usize) -> Vec<usize> {
     ends
 }
 
-/// Parses `body` (whole lines, no header, no quote characters, so every newline ends a record)
-/// in line-aligned chunks, in parallel on Polars' thread pool, with the field parser of Polars'
-/// in-memory reader: the same rows as `CsvReader` over `body`, without its serial line count.
+/// Parses `body` (whole lines, no header) in line-aligned chunks, in parallel on Polars' thread
+/// pool, with the field parser of Polars' in-memory reader: the same rows as `CsvReader` over
+/// `body`, without its serial line count. Each chunk is first checked for quote characters
+/// (in parallel too): a quoted field may hold a newline, so with any quote in `body` the cuts
+/// may be wrong and the answer is `None` (parse it with `CsvReader`).
 fn parse_chunks(
     spec: &CsvSpec,
     columns: Option<&[PlSmallStr]>,
     body: &[u8],
-) -> PolarsResult<DataFrame> {
+) -> PolarsResult<Option<DataFrame>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use polars::io::csv::read::_csv_read_internal::{cast_columns, prepare_csv_schema, read_chunk};
     use rayon::prelude::*;
 
@@ -399,7 +407,7 @@ fn parse_chunks(
         if let Some(cols) = columns {
             df = df.select(cols.iter().cloned())?;
         }
-        return Ok(df);
+        return Ok(Some(df));
     }
     let options = CsvParseOptions::default().with_separator(spec.separator);
     let pool = &polars_core::runtime::RAYON;
@@ -409,11 +417,16 @@ fn parse_chunks(
     let line_len = sample.len() / memchr::memchr_iter(b'\n', sample).count().max(1);
     let starts = std::iter::once(0).chain(ends.iter().copied());
     let chunks: Vec<(usize, usize)> = starts.zip(ends.iter().copied()).collect();
+    let quoted = AtomicBool::new(false);
     let frames = pool.install(|| {
         chunks
             .par_iter()
             .map(|&(start, end)| {
                 let chunk = &body[start..end];
+                if quoted.load(Ordering::Relaxed) || memchr::memchr(b'"', chunk).is_some() {
+                    quoted.store(true, Ordering::Relaxed);
+                    return Ok(None);
+                }
                 let rows = chunk.len() / line_len.max(1);
                 let mut df = read_chunk(
                     chunk,
@@ -429,11 +442,19 @@ fn parse_chunks(
                     Some(start),
                 )?;
                 cast_columns(&mut df, &to_cast, false, false)?;
-                Ok(df)
+                Ok(Some(df))
             })
-            .collect::<PolarsResult<Vec<_>>>()
-    })?;
-    polars_core::utils::accumulate_dataframes_vertical(frames)
+            .collect::<Vec<PolarsResult<Option<DataFrame>>>>()
+    });
+    if quoted.load(Ordering::Relaxed) {
+        // Before any error: a chunk cut inside a long quoted field may fail to parse.
+        return Ok(None);
+    }
+    let frames = frames
+        .into_iter()
+        .filter_map(Result::transpose)
+        .collect::<PolarsResult<Vec<_>>>()?;
+    polars_core::utils::accumulate_dataframes_vertical(frames).map(Some)
 }
 
 /// Hive columns of a path under `root` (`root/year=2019/month=1/part.parquet`).

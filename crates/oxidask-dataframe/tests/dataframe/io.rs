@@ -574,3 +574,35 @@ fn csv_pieces_parsed_in_chunks_match_polars() {
         assert_frames_eq(&df.compute().unwrap(), &want, name);
     }
 }
+
+#[test]
+fn csv_quotes_past_the_first_chunk_fall_back_to_polars_reader() {
+    // A 1 MB file whose only quoted fields come late: a short one holding a newline, and one
+    // of 200 kB (longer than three chunks) holding separators and newlines. The chunks are cut
+    // before the quotes are seen; the piece is then parsed by Polars' reader, whole.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late-quotes.csv");
+    let mut text = csv_text(16_000, "\n", false);
+    text.push_str("16000,1.5,\"zone\nsplit\",2019-01-02T03:04:00,true\n");
+    let long: String = (0..20_000).map(|i| format!("a,b\n{i}")).collect();
+    text.push_str(&format!("16001,2.5,\"{long}\",2019-01-02T03:05:00,false\n"));
+    text.push_str(csv_text(500, "\n", false).split_once('\n').unwrap().1);
+    std::fs::write(&path, &text).unwrap();
+    let want = pl::CsvReadOptions::default()
+        .with_infer_schema_length(Some(1000))
+        .try_into_reader_with_file_path(Some(path.clone()))
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert_eq!(want.height(), 16_502);
+    let df = dd::read_csv_with(
+        path.to_str().unwrap(),
+        CsvOptions::default().blocksize(None),
+    );
+    assert_frames_eq(&df.compute().unwrap(), &want, "late quotes");
+    assert_frames_eq(
+        &df.columns_subset(["zone"]).compute().unwrap(),
+        &want.select(["zone"]).unwrap(),
+        "late quotes, one column",
+    );
+}
