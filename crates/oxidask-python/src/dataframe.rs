@@ -489,9 +489,11 @@ impl PyFrameNode {
             "adaptive" => odf::RowGroupSplit::Blocksize(blocksize),
             "every" => odf::RowGroupSplit::Every(every),
             "file" => odf::RowGroupSplit::PerFile,
-            other => return Err(PyValueError::new_err(format!(
+            other => {
+                return Err(PyValueError::new_err(format!(
                 "read_parquet split must be 'infer', 'adaptive', 'every' or 'file', got {other:?}"
-            ))),
+            )))
+            }
         };
         let mut o = ParquetOptions {
             columns,
