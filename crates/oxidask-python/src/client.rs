@@ -35,7 +35,8 @@ pub struct PyFuture {
 }
 
 impl PyFuture {
-    /// The client's future inside.
+    /// The client's future inside (a persisted dataframe's pieces are rebuilt from it).
+    #[cfg(feature = "dataframe")]
     pub(crate) fn future(&self) -> &Future<()> {
         &self.inner
     }
