@@ -37,6 +37,16 @@ fn parquet_dir(dir: &std::path::Path) -> pl::DataFrame {
     all
 }
 
+/// The oracle: Polars' own reader of the whole file (types inferred from 1000 rows).
+fn polars_reads(path: &std::path::Path) -> pl::DataFrame {
+    pl::CsvReadOptions::default()
+        .with_infer_schema_length(Some(1000))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .unwrap()
+        .finish()
+        .unwrap()
+}
+
 #[test]
 fn read_parquet_files_globs_directories_and_lists() {
     let dir = tempfile::tempdir().unwrap();
@@ -162,12 +172,7 @@ fn read_csv_splits_by_blocksize_and_matches_polars() {
     let data = sample(2000, 15);
     let path = dir.path().join("trips.csv");
     write_csv(&data, &path);
-    let want = pl::CsvReadOptions::default()
-        .with_infer_schema_length(Some(1000))
-        .try_into_reader_with_file_path(Some(path.clone()))
-        .unwrap()
-        .finish()
-        .unwrap();
+    let want = polars_reads(&path);
     for blocksize in [None, Some(4096), Some(777)] {
         let df = dd::read_csv_with(
             path.to_str().unwrap(),
@@ -401,12 +406,7 @@ fn csv_reads_parse_only_the_columns_used_and_match_polars() {
         text.push_str(&format!("{i},{name},{amount},{}\n", i % 3 == 0));
     }
     std::fs::write(&path, &text).unwrap();
-    let want = pl::CsvReadOptions::default()
-        .with_infer_schema_length(Some(1000))
-        .try_into_reader_with_file_path(Some(path.clone()))
-        .unwrap()
-        .finish()
-        .unwrap();
+    let want = polars_reads(&path);
     let p = path.to_str().unwrap();
     for blocksize in [None, Some(2048)] {
         let df = dd::read_csv_with(p, CsvOptions::default().blocksize(blocksize));
@@ -541,12 +541,7 @@ fn csv_pieces_parsed_in_chunks_match_polars() {
     for (name, text) in variants {
         let path = dir.path().join(format!("{name}.csv"));
         std::fs::write(&path, &text).unwrap();
-        let want = pl::CsvReadOptions::default()
-            .with_infer_schema_length(Some(1000))
-            .try_into_reader_with_file_path(Some(path.clone()))
-            .unwrap()
-            .finish()
-            .unwrap();
+        let want = polars_reads(&path);
         assert!(want.height() >= 20_000, "{name}: {want}");
         let p = path.to_str().unwrap();
         for blocksize in [None, Some(300_000), Some(123_457)] {
@@ -588,12 +583,7 @@ fn csv_quotes_past_the_first_chunk_fall_back_to_polars_reader() {
     text.push_str(&format!("16001,2.5,\"{long}\",2019-01-02T03:05:00,false\n"));
     text.push_str(csv_text(500, "\n", false).split_once('\n').unwrap().1);
     std::fs::write(&path, &text).unwrap();
-    let want = pl::CsvReadOptions::default()
-        .with_infer_schema_length(Some(1000))
-        .try_into_reader_with_file_path(Some(path.clone()))
-        .unwrap()
-        .finish()
-        .unwrap();
+    let want = polars_reads(&path);
     assert_eq!(want.height(), 16_502);
     let df = dd::read_csv_with(
         path.to_str().unwrap(),
