@@ -385,6 +385,9 @@ fn parse_chunks(
 ) -> PolarsResult<Option<DataFrame>> {
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    // Polars' per-chunk CSV parser is an internal API (the one `CsvReader` runs per chunk): it
+    // is usable here only because the workspace pins Polars (`=0.55.2`); an upgrade must check
+    // these three functions again (the tests in `tests/dataframe/io.rs` compare with Polars).
     use polars::io::csv::read::_csv_read_internal::{cast_columns, prepare_csv_schema, read_chunk};
     use rayon::prelude::*;
 
