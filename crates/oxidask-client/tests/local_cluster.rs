@@ -309,3 +309,78 @@ fn a_local_cluster_on_ipv6_loopback_computes_and_takes_every_address_form() {
         assert_eq!(got, (1..=20).collect::<Vec<_>>());
     }
 }
+
+// -- an executor thread beyond nthreads ended with a ready task behind it ------------------
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static SECEDED: AtomicBool = AtomicBool::new(false);
+static GO: AtomicBool = AtomicBool::new(false);
+static BLOCKING: AtomicBool = AtomicBool::new(false);
+static UNBLOCK: AtomicBool = AtomicBool::new(false);
+
+fn until(flag: &AtomicBool) {
+    while !flag.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Gives its thread up (the worker starts a second executor), waits for `GO`, takes it back.
+#[oxidask_core::task(crate = oxidask_core)]
+fn seceding(x: i64) -> i64 {
+    assert!(oxidask_worker::secede(), "runs on a worker's executor");
+    SECEDED.store(true, Ordering::SeqCst);
+    until(&GO);
+    oxidask_worker::rejoin();
+    x
+}
+
+/// Holds the worker's only slot until `UNBLOCK`.
+#[oxidask_core::task(crate = oxidask_core)]
+fn blocking(x: i64) -> i64 {
+    BLOCKING.store(true, Ordering::SeqCst);
+    until(&UNBLOCK);
+    x
+}
+
+#[test]
+fn a_surplus_executor_thread_does_not_end_with_a_ready_task_behind_it() {
+    // One worker, one thread. `seceding` secedes: a second executor starts and runs
+    // `blocking`; `seceding` rejoins and ends while `blocking` holds the slot, so its thread
+    // goes idle (two threads for one slot). `inc(3)` arrives, is ready, wakes the idle thread,
+    // which finds no free slot and sleeps again. When `blocking` ends, its thread is the
+    // surplus one: it used to end there, leaving inc(3) ready and the idle thread asleep for
+    // ever (the examples' coordination.py hang: map tasks behind tasks that seceded).
+    let cluster = LocalCluster::builder()
+        .workers(1)
+        .threads_per_worker(1)
+        .start()
+        .unwrap();
+    let client = Client::builder()
+        .address(cluster.address())
+        .set_as_default(false)
+        .connect()
+        .unwrap();
+    let x = client.submit(&seceding(1)).unwrap();
+    until(&SECEDED);
+    let y = client.submit(&blocking(2)).unwrap();
+    until(&BLOCKING);
+    GO.store(true, Ordering::SeqCst);
+    assert_eq!(x.result().unwrap(), 1);
+    let z = client.submit(&inc(3)).unwrap();
+    // The scheduler gives z to the worker at once (one task there, room for two): let it
+    // arrive and be ready while `blocking` still runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client.summary().unwrap().workers[0].processing < 2 {
+        assert!(std::time::Instant::now() < deadline, "z was never assigned");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    UNBLOCK.store(true, Ordering::SeqCst);
+    assert_eq!(y.result().unwrap(), 2);
+    assert_eq!(
+        z.result_timeout(Some(Duration::from_secs(10))).unwrap(),
+        4,
+        "the ready task must run after the surplus thread's task ends"
+    );
+}

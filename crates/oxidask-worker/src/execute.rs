@@ -201,12 +201,19 @@ fn run(shared: Arc<Shared>, thread: u32) {
                 let effects = st.handle(event, crate::state::now_us());
                 shared.carry_out(st, effects);
                 st = shared.lock();
-                if st.threads > shared.nthreads && st.idle_threads >= shared.nthreads {
-                    st.threads -= 1;
-                    return;
-                }
+                // Look for more work before thinking of ending: a thread that ended here
+                // left ready tasks behind while the idle threads slept (nothing wakes them
+                // for work that was ready before they went to sleep).
                 continue;
             }
+        }
+        // No task this thread may take now. A thread beyond `nthreads` (started when a task
+        // seceded) ends here, not after its task: while the ready queue holds work and a slot
+        // is free it never gets here, and a slot freed later is taken by the thread freeing
+        // it (it loops) or by a thread `secede` starts or wakes.
+        if st.threads > shared.nthreads && st.idle_threads >= shared.nthreads {
+            st.threads -= 1;
+            return;
         }
         st.idle_threads += 1;
         st = shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
