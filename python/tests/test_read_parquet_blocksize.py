@@ -1,15 +1,9 @@
 """``read_parquet`` partitions as Dask's: ``split_row_groups`` ("infer", "adaptive", bool, int)
 and ``blocksize`` over files with many small row groups. The oracle is real Dask
-(``dask.dataframe.read_parquet(...).npartitions`` on the same files and arguments), run in
-this interpreter when it has Dask, else in the benchmark environment's
-(``benchmarks/.venv``, or ``$OXIDASK_DASK_PYTHON``); without Dask the test fails."""
+(``dask.dataframe.read_parquet(...).npartitions`` on the same files and arguments; Dask is in
+``requirements-test.txt``)."""
 
-import importlib.util
-import json
-import os
-import pathlib
-import subprocess
-
+import dask.dataframe as ddask
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -18,38 +12,11 @@ import pytest
 
 import oxidask.dataframe as dd
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
-_DASK_NPARTITIONS = """
-import json, sys, warnings
-warnings.simplefilter("ignore")
-import dask.dataframe as dd
-out = []
-for path, split, blocksize in json.loads(sys.stdin.read()):
-    out.append(dd.read_parquet(path, split_row_groups=split, blocksize=blocksize).npartitions)
-print(json.dumps(out))
-"""
-
 
 def _dask_npartitions(cases):
     """Dask's ``npartitions`` for each ``(path, split_row_groups, blocksize)``."""
-    if importlib.util.find_spec("dask") is not None:
-        python = None
-    else:
-        python = os.environ.get("OXIDASK_DASK_PYTHON") or str(REPO / "benchmarks/.venv/bin/python")
-        assert os.path.exists(python), (
-            "the oracle needs Dask: install dask==2026.8.0 here, or set OXIDASK_DASK_PYTHON to "
-            f"a Python with Dask (tried {python})"
-        )
-    if python is None:
-        import dask.dataframe as ddask
-
-        return [ddask.read_parquet(p, split_row_groups=s, blocksize=b).npartitions
-                for p, s, b in cases]
-    out = subprocess.run([python, "-c", _DASK_NPARTITIONS], input=json.dumps(cases),
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return [ddask.read_parquet(p, split_row_groups=s, blocksize=b).npartitions
+            for p, s, b in cases]
 
 
 def _frame(n, seed):

@@ -80,7 +80,9 @@ pub(crate) fn run(
     };
     let streamed = task.left_scan.is_some() || task.right_scan.is_some();
     let (l, r) = (side(&task.left_scan, left)?, side(&task.right_scan, right)?);
-    let lf = apply_ops(join_lazy(&task.spec, l, r, task.keep_order), &task.ops);
+    // A final sort runs on the collected rows, skipped when they are in order already.
+    let (ops, sort) = crate::plan::final_sort(&task.ops);
+    let lf = apply_ops(join_lazy(&task.spec, l, r, task.keep_order), ops);
     // A broadcast join with a side read from a file or a consumer's steps fused on: the
     // streaming engine (it joins and aggregates morsel by morsel, the streamed side's order
     // kept). A bare join of frames in memory, or of shuffled partitions (no order to keep,
@@ -90,13 +92,14 @@ pub(crate) fn run(
     } else {
         lf.collect()
     };
-    out.map_err(
-        |e| match task.left_scan.as_ref().or(task.right_scan.as_ref()) {
-            // Reading or joining: name the piece, as a failed read does.
-            Some(scan) => crate::scan::read_error(scan, format!("merge: {e}")),
-            None => FrameError::polars("merge", e),
-        },
-    )
+    out.and_then(|df| crate::plan::sort_collected(df, sort))
+        .map_err(
+            |e| match task.left_scan.as_ref().or(task.right_scan.as_ref()) {
+                // Reading or joining: name the piece, as a failed read does.
+                Some(scan) => crate::scan::read_error(scan, format!("merge: {e}")),
+                None => FrameError::polars("merge", e),
+            },
+        )
 }
 
 /// The file pieces of a node whose reads a join task may do itself: an unshared read.

@@ -27,9 +27,17 @@ pub fn apply(ops: &Plan<Vec<FrameOp>>, parts: &[&Partition]) -> Result<Partition
         return Ok(Partition(df));
     }
     // Frames already in memory: the in-memory engine (no streaming start-up per task).
-    crate::blocking::outside_async_runtime(|| apply_ops(df.lazy(), &ops.0).collect())
-        .map(Partition)
-        .map_err(|e| FrameError::polars("applying operations to a partition", e))
+    let (rest, sort) = crate::plan::final_sort(&ops.0);
+    crate::blocking::outside_async_runtime(|| {
+        let df = if rest.is_empty() {
+            df
+        } else {
+            apply_ops(df.lazy(), rest).collect()?
+        };
+        crate::plan::sort_collected(df, sort)
+    })
+    .map(Partition)
+    .map_err(|e| FrameError::polars("applying operations to a partition", e))
 }
 
 /// Writes one partition to its file; returns the rows written.

@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use oxidask_core::tokenize::Tokenizer;
 use oxidask_core::{Arg, Graph, Key, OpDef, Task, Token, Value};
 use polars::prelude::*;
+use polars::series::IsSorted;
 use serde::{Deserialize, Serialize};
 
 use crate::partition::Plan;
@@ -74,6 +75,251 @@ pub(crate) fn apply_ops(mut lf: LazyFrame, ops: &[FrameOp]) -> LazyFrame {
         }
     }
     lf
+}
+
+/// `ops` split before a final sort, which then runs on the collected rows
+/// ([`sort_collected`]): a partition already in order skips it.
+pub(crate) fn final_sort(ops: &[FrameOp]) -> (&[FrameOp], Option<&FrameOp>) {
+    match ops.split_last() {
+        Some((last @ FrameOp::Sort { .. }, rest)) => (rest, Some(last)),
+        _ => (ops, None),
+    }
+}
+
+/// Sorts collected rows as `sort` (a [`FrameOp::Sort`], or none) says. Rows already in that
+/// order by one key column without nulls (a file written in time order, read for a
+/// `set_index` on its time) are returned as they are, the key flagged sorted: the stable sort
+/// would not move them, and its gather of every column (a copy of the partition) is skipped.
+pub(crate) fn sort_collected(df: DataFrame, sort: Option<&FrameOp>) -> PolarsResult<DataFrame> {
+    let Some(FrameOp::Sort {
+        by,
+        descending,
+        nulls_last,
+    }) = sort
+    else {
+        return Ok(df);
+    };
+    if let ([key], [desc]) = (by.as_slice(), descending.as_slice()) {
+        let mut df = df;
+        let flag = match in_order(df.column(key.as_str())?, *desc) {
+            Some(flag) => flag,
+            None => {
+                df = sort_by_one(&df, key, *desc, *nulls_last)?;
+                if *desc {
+                    IsSorted::Descending
+                } else {
+                    IsSorted::Ascending
+                }
+            }
+        };
+        df.apply(key.as_str(), |s| {
+            let mut s = s.clone();
+            s.set_sorted_flag(flag);
+            s
+        })?;
+        return Ok(df);
+    }
+    sort_frame(df, by, descending, *nulls_last)
+}
+
+/// `df` stably sorted by one column, as Polars sorts it (the key's `arg_sort`, then a gather
+/// of every column), with the gather done column by column from the frame's chunks: a frame
+/// concatenated from shuffle pieces is not first copied whole into one chunk (Polars'
+/// `DataFrame::sort` rechunks every column at once, which held a second copy of the
+/// partition); each column is made contiguous only while it is gathered.
+fn sort_by_one(
+    df: &DataFrame,
+    key: &str,
+    descending: bool,
+    nulls_last: bool,
+) -> PolarsResult<DataFrame> {
+    use rayon::prelude::*;
+    let column = df.column(key)?;
+    let few = match column.dtype() {
+        DataType::String => order_by_few_strings(column.str()?, descending, nulls_last),
+        _ => None,
+    };
+    let order = match few {
+        Some(order) => IdxCa::from_vec(PlSmallStr::EMPTY, order),
+        None => column.as_materialized_series().arg_sort(SortOptions {
+            descending,
+            nulls_last,
+            multithreaded: true,
+            maintain_order: true,
+            limit: None,
+        }),
+    };
+    if df.width() == 0 {
+        return Ok(df.clone());
+    }
+    let columns: Vec<Column> = polars_core::runtime::RAYON.install(|| {
+        df.columns()
+            .par_iter()
+            .map(|c| {
+                let c = c.rechunk();
+                // SAFETY: `arg_sort` gives row numbers of `df`, all in bounds.
+                unsafe { c.take_unchecked(&order) }
+            })
+            .collect()
+    });
+    DataFrame::new(df.height(), columns)
+}
+
+fn sort_frame(
+    df: DataFrame,
+    by: &[String],
+    descending: &[bool],
+    nulls_last: bool,
+) -> PolarsResult<DataFrame> {
+    df.sort(
+        by.iter()
+            .map(|s| PlSmallStr::from(s.as_str()))
+            .collect::<Vec<_>>(),
+        SortMultipleOptions::default()
+            .with_order_descending_multi(descending.to_vec())
+            .with_nulls_last(nulls_last)
+            .with_maintain_order(true),
+    )
+}
+
+/// The stable sort order of a string column with few distinct values (zone names,
+/// tickers, countries: the usual string index), or `None` when it has many. Each value gets
+/// the rank of its string among the distinct ones (one hash lookup per row, one sort of the
+/// distinct strings), then a counting sort of the rows by rank: linear in the rows, where a
+/// comparison sort compares strings n·log n times. Gives up, having hashed at most a few
+/// percent of the rows, once the distinct values pass max(1,024, rows / 32).
+fn order_by_few_strings(
+    c: &StringChunked,
+    descending: bool,
+    nulls_last: bool,
+) -> Option<Vec<IdxSize>> {
+    const NULL: u32 = u32::MAX;
+    let rows = c.len();
+    if rows > IdxSize::MAX as usize {
+        return None;
+    }
+    let limit = (rows / 32).max(1024);
+    let mut ids: rustc_hash::FxHashMap<&str, u32> = rustc_hash::FxHashMap::default();
+    let mut row_ids: Vec<u32> = Vec::with_capacity(rows);
+    for arr in c.downcast_iter() {
+        for v in arr.iter() {
+            let id = match v {
+                None => NULL,
+                Some(s) => {
+                    let next = ids.len() as u32;
+                    let id = *ids.entry(s).or_insert(next);
+                    if ids.len() > limit {
+                        return None;
+                    }
+                    id
+                }
+            };
+            row_ids.push(id);
+        }
+    }
+    let mut distinct: Vec<(&str, u32)> = ids.into_iter().collect();
+    // The strings are distinct: any sort gives the one order (byte-wise, as Polars sorts).
+    distinct.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    if descending {
+        distinct.reverse();
+    }
+    // Ranks 0..k for the values; nulls take k (last) or come first (values shifted by one).
+    let k = distinct.len();
+    let shift = u32::from(!nulls_last);
+    let null_rank = if nulls_last { k as u32 } else { 0 };
+    let mut rank = vec![0u32; k];
+    for (r, (_, id)) in distinct.iter().enumerate() {
+        rank[*id as usize] = r as u32 + shift;
+    }
+    let rank_of = |id: u32| {
+        if id == NULL {
+            null_rank
+        } else {
+            rank[id as usize]
+        }
+    };
+    let mut starts = vec![0 as IdxSize; k + 2];
+    for id in &row_ids {
+        starts[rank_of(*id) as usize + 1] += 1;
+    }
+    for r in 1..starts.len() {
+        starts[r] += starts[r - 1];
+    }
+    let mut order = vec![0 as IdxSize; rows];
+    for (row, id) in row_ids.iter().enumerate() {
+        let slot = &mut starts[rank_of(*id) as usize];
+        order[*slot as usize] = row as IdxSize;
+        *slot += 1;
+    }
+    Some(order)
+}
+
+/// The sorted flag for `c` when its values are already in the order Polars' stable sort gives
+/// (ascending, or `descending`; floats by Polars' total order: NaNs equal and largest), with no
+/// nulls; `None` when they are not, or when unsure (nulls, types not compared here).
+fn in_order(c: &Column, descending: bool) -> Option<IsSorted> {
+    use polars::polars_utils::total_ord::TotalOrd;
+    fn ordered<T: Copy>(mut values: impl Iterator<Item = T>, le: impl Fn(&T, &T) -> bool) -> bool {
+        let Some(mut prev) = values.next() else {
+            return true;
+        };
+        for v in values {
+            if !le(&prev, &v) {
+                return false;
+            }
+            prev = v;
+        }
+        true
+    }
+    fn numeric<T>(s: &Series, descending: bool) -> bool
+    where
+        T: PolarsNumericType,
+        T::Native: TotalOrd,
+    {
+        let Ok(ca) = s.unpack::<T>() else {
+            return false;
+        };
+        let values = ca.downcast_iter().flat_map(|a| a.values().iter().copied());
+        if descending {
+            ordered(values, |a, b| a.tot_ge(b))
+        } else {
+            ordered(values, |a, b| a.tot_le(b))
+        }
+    }
+    if c.null_count() > 0 {
+        return None;
+    }
+    let flag = if descending {
+        IsSorted::Descending
+    } else {
+        IsSorted::Ascending
+    };
+    let s = c.as_materialized_series().to_physical_repr();
+    if s.is_sorted_flag() == flag {
+        return Some(flag);
+    }
+    let ok = match s.dtype() {
+        DataType::Int8 => numeric::<Int8Type>(&s, descending),
+        DataType::Int16 => numeric::<Int16Type>(&s, descending),
+        DataType::Int32 => numeric::<Int32Type>(&s, descending),
+        DataType::Int64 => numeric::<Int64Type>(&s, descending),
+        DataType::UInt8 => numeric::<UInt8Type>(&s, descending),
+        DataType::UInt16 => numeric::<UInt16Type>(&s, descending),
+        DataType::UInt32 => numeric::<UInt32Type>(&s, descending),
+        DataType::UInt64 => numeric::<UInt64Type>(&s, descending),
+        DataType::Float32 => numeric::<Float32Type>(&s, descending),
+        DataType::Float64 => numeric::<Float64Type>(&s, descending),
+        DataType::String => {
+            let values = s.str().ok()?.downcast_iter().flat_map(|a| a.values_iter());
+            if descending {
+                ordered(values, |a, b| a >= b)
+            } else {
+                ordered(values, |a, b| a <= b)
+            }
+        }
+        _ => false,
+    };
+    ok.then_some(flag)
 }
 
 /// Runs a read's query on Polars' streaming engine: it reads Parquet/CSV in morsels and
@@ -934,4 +1180,149 @@ pub(crate) fn check_serializable(ops: &[FrameOp]) -> Result<(), crate::FrameErro
                 "this step cannot be sent to workers ({e}); expressions must not hold Rust closures — use map_partitions with a registered function"
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Whether Polars' stable sort of `c` leaves every row where it is.
+    fn polars_keeps_order(c: &Column, descending: bool) -> bool {
+        let idx = c.as_materialized_series().arg_sort(
+            SortOptions::default()
+                .with_order_descending(descending)
+                .with_maintain_order(true),
+        );
+        let kept = idx
+            .into_no_null_iter()
+            .enumerate()
+            .all(|(i, j)| i as IdxSize == j);
+        kept
+    }
+
+    proptest! {
+        /// The check that skips a sort agrees with Polars' stable sort, on floats drawn from
+        /// the values where orders disagree (NaN, ±0, ±inf), integers and strings.
+        #[test]
+        fn in_order_agrees_with_polars_stable_sort(
+            picks in proptest::collection::vec(0usize..7, 0..12),
+            descending in any::<bool>(),
+            sorted_first in any::<bool>(),
+        ) {
+            const FLOATS: [f64; 7] = [f64::NAN, -0.0, 0.0, 1.0, f64::NEG_INFINITY, f64::INFINITY, -f64::NAN];
+            let mut picks = picks;
+            if sorted_first {
+                // Sorted inputs are what the check is for: make them common.
+                picks.sort_unstable();
+                if descending {
+                    picks.reverse();
+                }
+            }
+            let floats: Vec<f64> = picks.iter().map(|i| FLOATS[*i]).collect();
+            let ints: Vec<i64> = picks.iter().map(|i| *i as i64 - 3).collect();
+            let strs: Vec<String> = picks.iter().map(|i| ["", "a", "ab", "b", "B", "é", "a\0"][*i].to_owned()).collect();
+            for c in [
+                Column::new("x".into(), floats),
+                Column::new("x".into(), ints),
+                Column::new("x".into(), strs),
+            ] {
+                prop_assert_eq!(
+                    in_order(&c, descending).is_some(),
+                    polars_keeps_order(&c, descending),
+                    "{:?} descending={}", c, descending
+                );
+            }
+        }
+    }
+
+    proptest! {
+        /// The counting sort of a string key with few distinct values, and the comparison sort
+        /// a key with many falls back to, give Polars' stable sort, nulls first or last.
+        #[test]
+        fn a_string_key_sorts_as_polars_sorts_it(
+            picks in proptest::collection::vec(proptest::option::weighted(0.9, 0usize..8), 0..300),
+            unique in any::<bool>(),
+            descending in any::<bool>(),
+            nulls_last in any::<bool>(),
+        ) {
+            const WORDS: [&str; 8] = ["", "a", "ab", "b", "B", "é", "a\0", "a long string past twelve bytes"];
+            let keys: Vec<Option<String>> = picks
+                .iter()
+                .enumerate()
+                .map(|(i, p)| p.map(|w| if unique {
+                    // Every value distinct past the first few: more than the few-values limit
+                    // once there are enough rows.
+                    format!("{}{i:05}", WORDS[w])
+                } else {
+                    WORDS[w].to_owned()
+                }))
+                .collect();
+            let rows: Vec<u32> = (0..keys.len() as u32).collect();
+            let df = df!("k" => keys, "row" => rows).unwrap();
+            let sort = FrameOp::Sort {
+                by: vec!["k".into()],
+                descending: vec![descending],
+                nulls_last,
+            };
+            let got = sort_collected(df.clone(), Some(&sort)).unwrap();
+            let want = sort_frame(df, &["k".into()], &[descending], nulls_last).unwrap();
+            prop_assert!(got.equals_missing(&want), "{} {}", got, want);
+        }
+    }
+
+    #[test]
+    fn a_string_key_with_many_distinct_values_falls_back_to_the_comparison_sort() {
+        // 4,000 distinct values (more than max(1,024, rows / 32)) in scrambled order.
+        let keys: Vec<Option<String>> = (0..5000u32)
+            .map(|i| (i % 50 != 0).then(|| format!("v{:05}", (i * 7919) % 4001)))
+            .collect();
+        let rows: Vec<u32> = (0..5000).collect();
+        let df = df!("k" => keys, "row" => rows).unwrap();
+        assert!(
+            order_by_few_strings(df.column("k").unwrap().str().unwrap(), false, true).is_none()
+        );
+        // 40 distinct values: the counting sort.
+        let few =
+            df!("k" => (0..5000u32).map(|i| format!("z{}", (i * 7) % 40)).collect::<Vec<_>>())
+                .unwrap();
+        assert!(
+            order_by_few_strings(few.column("k").unwrap().str().unwrap(), false, true).is_some()
+        );
+        for (descending, nulls_last) in [(false, true), (true, false), (true, true), (false, false)]
+        {
+            let sort = FrameOp::Sort {
+                by: vec!["k".into()],
+                descending: vec![descending],
+                nulls_last,
+            };
+            let got = sort_collected(df.clone(), Some(&sort)).unwrap();
+            let want = sort_frame(df.clone(), &["k".into()], &[descending], nulls_last).unwrap();
+            assert!(got.equals_missing(&want), "{got} {want}");
+        }
+    }
+
+    #[test]
+    fn a_partition_in_order_is_returned_as_it_is_and_flagged_sorted() {
+        let df = df!("t" => [1i64, 2, 2, 5], "v" => ["a", "b", "c", "d"]).unwrap();
+        let sort = FrameOp::Sort {
+            by: vec!["t".into()],
+            descending: vec![false],
+            nulls_last: true,
+        };
+        let out = sort_collected(df.clone(), Some(&sort)).unwrap();
+        assert!(out.equals(&df));
+        assert_eq!(
+            out.column("t")
+                .unwrap()
+                .as_materialized_series()
+                .is_sorted_flag(),
+            IsSorted::Ascending
+        );
+        // Not in order, or with nulls: sorted by Polars.
+        let df = df!("t" => [Some(3i64), None, Some(1)], "v" => ["a", "b", "c"]).unwrap();
+        let out = sort_collected(df, Some(&sort)).unwrap();
+        let t: Vec<Option<i64>> = out.column("t").unwrap().i64().unwrap().iter().collect();
+        assert_eq!(t, vec![Some(1), Some(3), None]);
+    }
 }

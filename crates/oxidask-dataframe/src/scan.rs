@@ -253,6 +253,12 @@ fn parsed_first(task: &ScanTask) -> bool {
 /// streamed side this way, inside its own query). An uncompressed CSV piece is parsed here
 /// (the columns the operations read), the rest of the query runs later.
 pub(crate) fn lazy(task: &ScanTask) -> Result<LazyFrame, FrameError> {
+    lazy_with(task, &task.ops)
+}
+
+/// [`lazy`] with `ops` (the task's, or the first of them) applied after the read; a CSV piece
+/// is still parsed for the columns all the task's operations read.
+fn lazy_with(task: &ScanTask, ops: &[FrameOp]) -> Result<LazyFrame, FrameError> {
     let lf = match &task.format {
         Format::Csv(spec) if parsed_first(task) => {
             let lf = read_csv_piece(spec, &task.storage, &task.piece, &task.ops)
@@ -266,7 +272,7 @@ pub(crate) fn lazy(task: &ScanTask) -> Result<LazyFrame, FrameError> {
         }
         _ => piece_frame(&task.format, &task.storage, &task.piece)?,
     };
-    Ok(apply_ops(lf, &task.ops))
+    Ok(apply_ops(lf, ops))
 }
 
 /// A failed read of `task`, naming the piece (and, for CSV, where the schema came from).
@@ -288,14 +294,17 @@ pub(crate) fn read_error(task: &ScanTask, e: impl std::fmt::Display) -> FrameErr
 /// Runs a read task: the piece, then the fused operations, in one Polars query (an
 /// uncompressed CSV piece: parsed first, see [`read_csv_piece`]).
 pub(crate) fn run(task: &ScanTask) -> Result<DataFrame, FrameError> {
-    let lf = lazy(task)?;
+    // A final sort runs on the collected rows, skipped when they are in order already.
+    let (ops, sort) = crate::plan::final_sort(&task.ops);
+    let lf = lazy_with(task, ops)?;
     let out = if parsed_first(task) {
         // The rows are in memory: the in-memory engine.
         lf.collect()
     } else {
         crate::plan::run_query(lf)
     };
-    out.map_err(|e| read_error(task, e))
+    out.and_then(|df| crate::plan::sort_collected(df, sort))
+        .map_err(|e| read_error(task, e))
 }
 
 /// Parses the columns of a CSV piece that `ops` read. A piece without quote characters is cut

@@ -535,13 +535,13 @@ pub(crate) fn sort_values(
     } else {
         1
     };
-    // Per partition: the non-null count, rows, NaNs, minimum and maximum, and about 100 of
-    // its values evenly spaced by rank (each standing for count / kept rows). Picking ranks
-    // off one sort of the key is cheap; Polars' `quantile` re-sorts the whole column for each
-    // quantile unless the column is flagged sorted, which the streaming engine does not keep
-    // (101 sorts per partition were most of set_index's time on randomly ordered data).
+    // Per partition: the non-null count, rows, NaNs, minimum and maximum, and a sample of its
+    // values from pseudo-randomly picked rows (each standing for count / kept rows). Polars'
+    // `quantile` would re-sort the whole column for each quantile unless the column is
+    // flagged sorted, which the streaming engine does not keep (101 sorts per partition were
+    // most of set_index's time on randomly ordered data).
     let x = || physical(first);
-    let (values, weight) = rank_sample(x());
+    let (values, weight) = positional_sample(x(), sample_rows(n.npartitions, m));
     let sample = DataFrame::from_result(n.with_ops(
         "divisions-sample",
         vec![FrameOp::Select(vec![
@@ -624,26 +624,39 @@ pub(crate) fn sort_values(
     Ok((sorted, Bounds::Numbers(bounds)))
 }
 
-/// A partition's sample of `key` for cutting ranges: its non-null values sorted, rank r
-/// (1-based) of n kept when r·100 mod n < 100 — about 100 evenly spaced values, all of them
-/// when n ≤ 100 — and the rows each kept value stands for (n / kept). One sort of the key.
-fn rank_sample(key: Expr) -> (Expr, Expr) {
-    const STEPS: i64 = 100;
-    let sorted = key.drop_nulls().sort(SortOptions::default());
-    let count = sorted.clone().len().cast(DataType::Int64);
-    let rank = sorted.clone().cum_count(false).cast(DataType::Int64);
-    let keep = (rank * lit(STEPS) % count.clone()).lt(lit(STEPS));
-    let weight = count.cast(DataType::Float64)
-        / keep
-            .clone()
-            .cast(DataType::Float64)
-            .sum()
-            .cast(DataType::Float64);
-    (sorted.filter(keep), weight)
+/// Rows of each of `npartitions` partitions kept in the sample that cuts `m` ranges: about
+/// 100 sampled values per range and 4,000 in all at least, 100 per partition at least.
+fn sample_rows(npartitions: usize, m: usize) -> u64 {
+    (100 * m).max(4000).div_ceil(npartitions.max(1)).max(100) as u64
 }
 
-/// [`sort_values`] on a string column: each partition sends about 100 of its values, evenly
-/// spaced by rank and weighted by the rows each stands for (computed now); the weighted
+/// A partition's sample of `key` for cutting ranges: the non-null values of about `k` of its
+/// rows, picked by a fixed-seed hash of the row number (the same rows at every run, whatever
+/// the values or their order; every row when there are at most `k`), sorted; and the rows
+/// each kept value stands for (non-null count / kept). Only the sample is sorted: sorting
+/// every value of the key (a string key's most of all) was most of the sampling pass.
+fn positional_sample(key: Expr, k: u64) -> (Expr, Expr) {
+    let rows = len().cast(DataType::UInt64);
+    // Row numbers 1..=rows: a count of the (never null) null flags so far.
+    let row_number = key.clone().is_null().cum_count(false);
+    let picked = (row_number.hash(
+        0x6f78_6964_6173_6b31,
+        0x7361_6d70_6c65_2d31,
+        0x6469_7669_7369_6f6e,
+        0x7261_6e67_6573_2d31,
+    ) % rows)
+        .lt(lit(k));
+    let sorted = key
+        .clone()
+        .filter(picked)
+        .drop_nulls()
+        .sort(SortOptions::default());
+    let weight = key.count().cast(DataType::Float64) / sorted.clone().len().cast(DataType::Float64);
+    (sorted, weight)
+}
+
+/// [`sort_values`] on a string column: each partition sends a sample of its values from
+/// pseudo-randomly picked rows, weighted by the rows each stands for (computed now); the weighted
 /// sample's quantiles cut `m` ranges of strings, rows move to their range, each partition is
 /// sorted. Strings are never left in one partition (a bug: they were).
 fn sort_strings(
@@ -654,7 +667,7 @@ fn sort_strings(
 ) -> Result<(Arc<Node>, Bounds), oxidask_core::Error> {
     use oxidask_core::Collection;
     let c = by[0].as_str();
-    let (values, weight) = rank_sample(col(c));
+    let (values, weight) = positional_sample(col(c), sample_rows(n.npartitions, m));
     let sample = DataFrame::from_result(n.with_ops(
         "divisions-sample",
         vec![FrameOp::Select(vec![values.alias("v"), weight.alias("w")])],

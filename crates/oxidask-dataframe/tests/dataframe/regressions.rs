@@ -451,3 +451,77 @@ fn persist_lost_the_index_and_its_divisions() {
         "{err}"
     );
 }
+
+#[test]
+fn set_index_on_partitions_larger_than_its_sample_stays_balanced() {
+    // Partitions larger than the sample (4 × 60,000 rows; about 1,000 sampled rows each) whose
+    // keys repeat with a period that divides any round stride: the sample is picked by a hash
+    // of the row number, so the ranges still split the rows evenly, for numbers and strings.
+    let n = 240_000u64;
+    let x: Vec<i64> = (0..n).map(|i| ((i % 1000) * 7919 % 1000) as i64).collect();
+    let s: Vec<String> = x.iter().map(|v| format!("k{v:04}")).collect();
+    let data = pl::DataFrame::new_infer_height(vec![
+        pl::Column::new("x".into(), x),
+        pl::Column::new("s".into(), s),
+    ])
+    .unwrap();
+    for key in ["x", "s"] {
+        let indexed = dd::from_polars(data.clone(), 4).set_index(key, None);
+        let lens: Vec<usize> = indexed
+            .partition_values()
+            .unwrap()
+            .iter()
+            .map(|p| p.height())
+            .collect();
+        assert_eq!(lens.iter().sum::<usize>(), n as usize, "{key}: {lens:?}");
+        assert_eq!(lens.len(), 4, "{key}: {lens:?}");
+        let max = *lens.iter().max().unwrap() as f64;
+        assert!(max < 1.15 * n as f64 / 4.0, "{key}: {lens:?}");
+        // Each partition comes out sorted by the key, and the whole is Polars' stable sort.
+        let got = indexed.compute().unwrap();
+        let want = data
+            .clone()
+            .lazy()
+            .sort(
+                [key],
+                pl::SortMultipleOptions::default().with_maintain_order(true),
+            )
+            .collect()
+            .unwrap();
+        assert_frames_eq(
+            &got.select(["x", "s"]).unwrap(),
+            &want.select(["x", "s"]).unwrap(),
+            key,
+        );
+    }
+}
+
+#[test]
+fn a_partition_already_in_order_was_sorted_again() {
+    // A file written in key order, read for set_index on that key: each partition keeps its
+    // rows as they are (the sort is skipped, its result the same), ties keep their order,
+    // and a partition out of order is still sorted.
+    let t: Vec<i64> = vec![1, 2, 2, 3, 10, 11, 11, 12, 20, 22, 21, 23];
+    let v: Vec<i64> = (0..12).collect();
+    let data = pl::df!("t" => t, "v" => v).unwrap();
+    let indexed = dd::from_polars(data.clone(), 3).set_index("t", None);
+    let got = indexed.compute().unwrap();
+    let want = data
+        .lazy()
+        .sort(
+            ["t"],
+            pl::SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()
+        .unwrap();
+    assert_frames_eq(&got.select(["t", "v"]).unwrap(), &want, "sorted rows");
+    // Partitions in disjoint ranges: no shuffle, the partitions stay as they are.
+    assert!(indexed.known_divisions());
+    assert_eq!(indexed.npartitions(), 3);
+    let parts = indexed.partition_values().unwrap();
+    let firsts: Vec<i64> = parts
+        .iter()
+        .map(|p| p.column("v").unwrap().i64().unwrap().get(0).unwrap())
+        .collect();
+    assert_eq!(firsts, vec![0, 4, 8]);
+}
