@@ -20,8 +20,13 @@ fn nap(x: i64, millis: u64) -> i64 {
 }
 
 fn cluster() -> (LocalCluster, Client) {
+    cluster_of(2)
+}
+
+/// `workers` workers of one thread each, and a client that is not the default.
+fn cluster_of(workers: usize) -> (LocalCluster, Client) {
     let cluster = LocalCluster::builder()
-        .workers(2)
+        .workers(workers)
         .threads_per_worker(1)
         .start()
         .unwrap();
@@ -351,16 +356,7 @@ fn a_surplus_executor_thread_does_not_end_with_a_ready_task_behind_it() {
     // which finds no free slot and sleeps again. When `blocking` ends, its thread is the
     // surplus one: it used to end there, leaving inc(3) ready and the idle thread asleep for
     // ever (the examples' coordination.py hang: map tasks behind tasks that seceded).
-    let cluster = LocalCluster::builder()
-        .workers(1)
-        .threads_per_worker(1)
-        .start()
-        .unwrap();
-    let client = Client::builder()
-        .address(cluster.address())
-        .set_as_default(false)
-        .connect()
-        .unwrap();
+    let (_cluster, client) = cluster_of(1);
     let x = client.submit(&seceding(1)).unwrap();
     until(&SECEDED);
     let y = client.submit(&blocking(2)).unwrap();
