@@ -27,6 +27,10 @@ pub struct JoinTask {
     pub(crate) right_scan: Option<ScanTask>,
     /// Which side keeps its row order in the output (the streamed side of a broadcast).
     pub(crate) keep_order: KeepOrder,
+    /// Applied to the streamed side (the one `keep_order` names) before the join: the
+    /// pre-aggregation of an eager aggregation ([`eager_aggregation`]); `ops` then finish it.
+    #[serde(default)]
+    pub(crate) streamed_ops: Vec<FrameOp>,
 }
 
 /// The side whose row order the join output follows.
@@ -79,7 +83,12 @@ pub(crate) fn run(
         }
     };
     let streamed = task.left_scan.is_some() || task.right_scan.is_some();
-    let (l, r) = (side(&task.left_scan, left)?, side(&task.right_scan, right)?);
+    let (mut l, mut r) = (side(&task.left_scan, left)?, side(&task.right_scan, right)?);
+    match task.keep_order {
+        KeepOrder::Left => l = apply_ops(l, &task.streamed_ops),
+        KeepOrder::Right => r = apply_ops(r, &task.streamed_ops),
+        KeepOrder::Any => {}
+    }
     // A final sort runs on the collected rows, skipped when they are in order already.
     let (ops, sort) = crate::plan::final_sort(&task.ops);
     let lf = apply_ops(join_lazy(&task.spec, l, r, task.keep_order), ops);
@@ -183,6 +192,17 @@ pub(crate) fn join_layer(
             .as_ref()
             .map_or_else(|| rl.as_ref().map_or(0, |l| l.outputs.len()), Vec::len),
     };
+    // Aggregating steps over a broadcast join whose streamed side is a read with few join
+    // key values start below the join (eager aggregation).
+    let eager = match mode {
+        JoinMode::BroadcastRight if lscan.is_some() => eager_for(spec, true, extra, left),
+        JoinMode::BroadcastLeft if rscan.is_some() => eager_for(spec, false, extra, right),
+        _ => None,
+    };
+    let (streamed_ops, extra) = match eager {
+        Some(e) => (e.streamed, e.after),
+        None => (Vec::new(), extra.to_vec()),
+    };
     let keep_order = match mode {
         JoinMode::BroadcastRight => KeepOrder::Left,
         JoinMode::BroadcastLeft => KeepOrder::Right,
@@ -211,10 +231,11 @@ pub(crate) fn join_layer(
         };
         let task = JoinTask {
             spec: spec.clone(),
-            ops: extra.to_vec(),
+            ops: extra.clone(),
             left_scan: lscan.as_ref().map(|s| s[j].clone()),
             right_scan: rscan.as_ref().map(|s| s[j].clone()),
             keep_order,
+            streamed_ops: streamed_ops.clone(),
         };
         let plan = match &credentials {
             Some(c) => crate::credentials::plan_value(task, c),
@@ -234,5 +255,400 @@ pub(crate) fn join_layer(
         tasks,
         outputs,
         deps: ll.into_iter().chain(rl).collect(),
+    }
+}
+
+/// How many times fewer groups than rows the streamed side's join keys (and grouped columns)
+/// must promise for an aggregation to start below the join: with fewer rows saved the
+/// pre-aggregation's hashing costs about what the join's probe does.
+const EAGER_ROWS_PER_GROUP: u64 = 8;
+
+/// [`eager_aggregation`] of `ops` when the streamed read's footer statistics promise few
+/// groups of the columns it groups by ([`crate::prune::estimated_groups_and_rows`]).
+fn eager_for(
+    spec: &JoinSpec,
+    streamed_left: bool,
+    ops: &[FrameOp],
+    streamed: &Node,
+) -> Option<Eager> {
+    let e = eager_aggregation(spec, streamed_left, ops)?;
+    let (groups, rows) = crate::prune::estimated_groups_and_rows(streamed, &e.grouped)?;
+    (groups.saturating_mul(EAGER_ROWS_PER_GROUP) <= rows).then_some(e)
+}
+
+/// An aggregation moved below a join: `streamed` groups the streamed side by its join keys
+/// (and the grouping columns it holds) into partial aggregates, `after` — the join's
+/// operations rewritten — combines them over the joined rows.
+#[derive(Debug)]
+pub(crate) struct Eager {
+    pub streamed: Vec<FrameOp>,
+    pub after: Vec<FrameOp>,
+    /// The streamed side's columns `streamed` groups by.
+    pub grouped: Vec<String>,
+}
+
+/// Eager aggregation (aggregation pushed below a join): when the operations after a broadcast
+/// join are column selections then a group-by whose aggregations are row counts and sums,
+/// counts, minima and maxima of the streamed side's columns (and counts, minima and maxima
+/// of the other side's), each streamed row group of equal join keys is aggregated first and
+/// joined once instead of row by row. `value_counts` of a column of a small dimension table
+/// merged onto a large fact table then joins one row per distinct key, not every row — the
+/// fact rows are only counted.
+///
+/// Exact for inner joins and for joins keeping the streamed side's unmatched rows: a
+/// pre-aggregated row stands for its rows in every joined row they would have made (a null
+/// key's group matches nothing, as its rows would not). `None` when the operations have
+/// another shape, the join keeps the broadcast side's unmatched rows, or a column name
+/// appears on both sides other than as the shared join key (its suffix would change).
+pub(crate) fn eager_aggregation(
+    spec: &JoinSpec,
+    streamed_left: bool,
+    ops: &[FrameOp],
+) -> Option<Eager> {
+    let ok_how = match spec.how {
+        How::Inner => true,
+        How::Left => streamed_left,
+        How::Right => !streamed_left,
+        How::Outer => false,
+    };
+    if !ok_how {
+        return None;
+    }
+    let (s_schema, b_schema, s_on, b_on) = if streamed_left {
+        (
+            &spec.left_schema,
+            &spec.right_schema,
+            &spec.left_on,
+            &spec.right_on,
+        )
+    } else {
+        (
+            &spec.right_schema,
+            &spec.left_schema,
+            &spec.right_on,
+            &spec.left_on,
+        )
+    };
+    // A name on both sides is only allowed as a shared join key (coalesced into one column).
+    for name in s_schema.iter_names() {
+        if b_schema.get(name).is_some() {
+            let shared = s_on
+                .iter()
+                .zip(b_on)
+                .any(|(s, b)| s == name.as_str() && b == name.as_str());
+            if !shared {
+                return None;
+            }
+        }
+    }
+    // Column selections, then the group-by.
+    let at = ops.iter().position(|o| !is_projection(o))?;
+    let FrameOp::GroupAgg { keys, aggs } = &ops[at] else {
+        return None;
+    };
+    let in_s = |c: &str| s_schema.get(c).is_some();
+    let in_b = |c: &str| b_schema.get(c).is_some();
+    let mut grouped: Vec<String> = s_on.clone();
+    for k in keys {
+        let Expr::Column(k) = k else { return None };
+        if in_s(k) {
+            if !grouped.iter().any(|g| g == k.as_str()) {
+                grouped.push(k.to_string());
+            }
+        } else if !in_b(k) {
+            return None;
+        }
+    }
+    let fresh = |i: usize| -> Option<String> {
+        let n = format!("__eager_{i}");
+        (!in_s(&n) && !in_b(&n)).then_some(n)
+    };
+    let rows_col = fresh(usize::MAX)?;
+    let mut need_rows = false;
+    let mut pre: Vec<Expr> = Vec::new();
+    let mut post: Vec<(Expr, PlSmallStr)> = Vec::new();
+    // A column that is still there after the pre-aggregation: the other side's, or one the
+    // streamed side is grouped by.
+    let kept = |c: &str| in_b(c) || grouped.iter().any(|g| g == c);
+    for (i, a) in aggs.iter().enumerate() {
+        let Expr::Alias(inner, name) = a else {
+            return None;
+        };
+        let partial = |pre: &mut Vec<Expr>| -> Option<String> {
+            let t = fresh(i)?;
+            pre.push(inner.as_ref().clone().alias(t.as_str()));
+            Some(t)
+        };
+        let combined = match inner.as_ref() {
+            Expr::Len => {
+                need_rows = true;
+                col(rows_col.as_str()).sum()
+            }
+            Expr::Agg(AggExpr::Sum(x)) => {
+                let c = plain_column(x)?;
+                if kept(c) || !in_s(c) {
+                    return None;
+                }
+                col(partial(&mut pre)?.as_str()).sum()
+            }
+            Expr::Agg(AggExpr::Count {
+                input,
+                include_nulls,
+            }) => {
+                let Expr::Column(c) = input.as_ref() else {
+                    return None;
+                };
+                if kept(c) {
+                    need_rows = true;
+                    let rows = col(rows_col.as_str());
+                    if *include_nulls {
+                        rows.sum()
+                    } else {
+                        rows.filter(col(c.as_str()).is_not_null()).sum()
+                    }
+                } else if in_s(c) {
+                    col(partial(&mut pre)?.as_str()).sum()
+                } else {
+                    return None;
+                }
+            }
+            Expr::Agg(AggExpr::Min { input, .. } | AggExpr::Max { input, .. }) => {
+                let Expr::Column(c) = input.as_ref() else {
+                    return None;
+                };
+                if kept(c) {
+                    inner.as_ref().clone()
+                } else if in_s(c) {
+                    let t = partial(&mut pre)?;
+                    match inner.as_ref() {
+                        Expr::Agg(AggExpr::Min { propagate_nans, .. }) => Expr::Agg(AggExpr::Min {
+                            input: std::sync::Arc::new(col(t.as_str())),
+                            propagate_nans: *propagate_nans,
+                        }),
+                        Expr::Agg(AggExpr::Max { propagate_nans, .. }) => Expr::Agg(AggExpr::Max {
+                            input: std::sync::Arc::new(col(t.as_str())),
+                            propagate_nans: *propagate_nans,
+                        }),
+                        _ => unreachable!("matched above"),
+                    }
+                } else {
+                    return None;
+                }
+            }
+            _ => return None,
+        };
+        post.push((combined, name.clone()));
+    }
+    if need_rows {
+        pre.push(len().alias(rows_col.as_str()));
+    }
+    // The result keeps the dtypes the group-by had over the joined rows.
+    let joined = crate::shuffle::join_schema(spec).ok()?;
+    let target = crate::plan::output_schema(&joined, &ops[..=at]).ok()?;
+    let post: Vec<Expr> = post
+        .into_iter()
+        .map(|(e, name)| {
+            let dtype = target.get(name.as_str()).cloned();
+            dtype.map(|d| e.cast(d).alias(name))
+        })
+        .collect::<Option<_>>()?;
+    let streamed = vec![FrameOp::GroupAgg {
+        keys: grouped.iter().map(|g| col(g.as_str())).collect(),
+        aggs: pre,
+    }];
+    let mut after = vec![FrameOp::GroupAgg {
+        keys: keys.clone(),
+        aggs: post,
+    }];
+    after.extend_from_slice(&ops[at + 1..]);
+    Some(Eager {
+        streamed,
+        after,
+        grouped,
+    })
+}
+
+/// A selection of plain columns (dropped by [`eager_aggregation`]: the group-by after it
+/// names the columns it reads).
+fn is_projection(op: &FrameOp) -> bool {
+    let column = |e: &Expr| match e {
+        Expr::Column(_) => true,
+        // `column("x")` selects `col("x").alias("x")`.
+        Expr::Alias(inner, name) => matches!(inner.as_ref(), Expr::Column(c) if c == name),
+        _ => false,
+    };
+    matches!(op, FrameOp::Select(es) if es.iter().all(column))
+}
+
+/// The column `e` reads when it is a column or a cast of one.
+fn plain_column(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Column(c) => Some(c.as_str()),
+        Expr::Cast { expr, .. } => plain_column(expr),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agg::{self, Agg, AggFn};
+    use proptest::prelude::*;
+
+    fn spec(s: &DataFrame, b: &DataFrame, how: How, streamed_left: bool) -> JoinSpec {
+        let (l, r) = if streamed_left { (s, b) } else { (b, s) };
+        let (lo, ro) = if streamed_left {
+            ("k", "key")
+        } else {
+            ("key", "k")
+        };
+        JoinSpec {
+            left_on: vec![lo.into()],
+            right_on: vec![ro.into()],
+            how,
+            suffix: "_right".into(),
+            left_schema: l.schema().clone(),
+            right_schema: r.schema().clone(),
+        }
+    }
+
+    /// The chunk step of `aggs` grouped by `keys`, as a groupby over the join plans it.
+    fn chunk(spec: &JoinSpec, keys: &[&str], aggs: &[Agg]) -> Vec<FrameOp> {
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        let joined = crate::shuffle::join_schema(spec).unwrap();
+        agg::plan(&joined, &keys, aggs).unwrap().chunk
+    }
+
+    /// The join and `ops` as written, and with the aggregation moved below the join; both
+    /// sorted by every column for comparison.
+    fn both(
+        spec: &JoinSpec,
+        s: &DataFrame,
+        b: &DataFrame,
+        streamed_left: bool,
+        ops: &[FrameOp],
+        e: &Eager,
+    ) -> (DataFrame, DataFrame) {
+        let run = |pre: &[FrameOp], after: &[FrameOp]| {
+            let s = apply_ops(s.clone().lazy(), pre);
+            let (l, r, order) = if streamed_left {
+                (s, b.clone().lazy(), KeepOrder::Left)
+            } else {
+                (b.clone().lazy(), s, KeepOrder::Right)
+            };
+            let df = apply_ops(join_lazy(spec, l, r, order), after)
+                .collect()
+                .unwrap();
+            let names: Vec<PlSmallStr> = df.get_column_names_owned();
+            df.sort(names, SortMultipleOptions::default()).unwrap()
+        };
+        (run(&[], ops), run(&e.streamed, &e.after))
+    }
+
+    proptest! {
+        /// The eager aggregation gives the group-by over the joined rows, on random sides:
+        /// keys with nulls and keys missing from either side, a broadcast side with duplicate
+        /// keys, inner and outer-on-the-streamed-side joins, grouping by either side's columns.
+        #[test]
+        fn an_aggregation_below_a_join_equals_it_above(
+            rows in proptest::collection::vec(
+                (proptest::option::weighted(0.9, 0i64..6), 0i64..3, proptest::option::weighted(0.8, -5i64..5)),
+                0..60,
+            ),
+            dims in proptest::collection::vec((proptest::option::weighted(0.9, 0i64..8), proptest::option::weighted(0.8, 0usize..3)), 0..10),
+            streamed_left in any::<bool>(),
+            inner in any::<bool>(),
+            by_streamed in any::<bool>(),
+        ) {
+            let s = df!(
+                "k" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                "g" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                "v" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                "f" => rows.iter().map(|r| r.2.map(|v| v as f64 / 4.0)).collect::<Vec<_>>(),
+            ).unwrap();
+            let b = df!(
+                "key" => dims.iter().map(|d| d.0).collect::<Vec<_>>(),
+                "name" => dims.iter().map(|d| d.1.map(|i| ["x", "y", "z"][i])).collect::<Vec<_>>(),
+            ).unwrap();
+            let how = match (inner, streamed_left) {
+                (true, _) => How::Inner,
+                (false, true) => How::Left,
+                (false, false) => How::Right,
+            };
+            let spec = spec(&s, &b, how, streamed_left);
+            let keys: &[&str] = if by_streamed { &["g"] } else { &["name"] };
+            let aggs = vec![
+                Agg::new("v", AggFn::Sum).alias("vs"),
+                Agg::new("f", AggFn::Mean).alias("fm"),
+                Agg::new("v", AggFn::Count).alias("vc"),
+                Agg::new("v", AggFn::Size).alias("n"),
+                Agg::new("v", AggFn::Min).alias("vmin"),
+                Agg::new("f", AggFn::Max).alias("fmax"),
+                Agg::new("name", AggFn::Count).alias("names"),
+                Agg::new("name", AggFn::Max).alias("last_name"),
+                Agg::new("g", AggFn::Min).alias("gmin"),
+            ];
+            let ops = chunk(&spec, keys, &aggs);
+            let e = eager_aggregation(&spec, streamed_left, &ops);
+            prop_assert!(e.is_some(), "{:?}", ops);
+            let e = e.unwrap();
+            let (want, got) = both(&spec, &s, &b, streamed_left, &ops, &e);
+            prop_assert!(want.equals_missing(&got), "as written:\n{}\nbelow the join:\n{}", want, got);
+        }
+    }
+
+    #[test]
+    fn value_counts_of_the_broadcast_side_counts_the_streamed_rows_by_key() {
+        let s = df!("k" => [1i64, 1, 2, 3, 3, 3], "g" => [0i64; 6], "v" => [1i64; 6], "f" => [0.5f64; 6]).unwrap();
+        let b = df!("key" => [1i64, 2, 2], "name" => ["a", "b", "c"]).unwrap();
+        let spec = spec(&s, &b, How::Inner, true);
+        let mut ops = vec![FrameOp::Select(vec![col("name").alias("name")])];
+        ops.extend(chunk(
+            &spec,
+            &["name"],
+            &[Agg::new("name", AggFn::Size).alias("count")],
+        ));
+        let e = eager_aggregation(&spec, true, &ops).expect("a count by a broadcast column");
+        // The streamed side is grouped by its join key only.
+        assert_eq!(e.grouped, ["k"]);
+        let (want, got) = both(&spec, &s, &b, true, &ops, &e);
+        assert!(want.equals_missing(&got), "{want}\n{got}");
+        assert_eq!(
+            got.columns()[1]
+                .u32()
+                .unwrap()
+                .into_no_null_iter()
+                .collect::<Vec<_>>(),
+            [2, 1, 1]
+        );
+    }
+
+    #[test]
+    fn shapes_the_rewrite_does_not_take() {
+        let s = df!("k" => [1i64], "v" => [1.0f64], "name" => ["a"]).unwrap();
+        let b = df!("key" => [1i64], "name" => ["a"]).unwrap();
+        let b2 = df!("key" => [1i64], "w" => [2.0f64]).unwrap();
+        let s2 = df!("k" => [1i64], "v" => [1.0f64]).unwrap();
+        // A clashing column name (its suffix would change).
+        let clash = spec(&s, &b, How::Inner, true);
+        let ops = chunk(&clash, &["name"], &[Agg::new("v", AggFn::Sum)]);
+        assert!(eager_aggregation(&clash, true, &ops).is_none());
+        let plain = spec(&s2, &b2, How::Inner, true);
+        // A sum of the broadcast side's column (each of its rows counts many times).
+        let ops = chunk(&plain, &["k"], &[Agg::new("w", AggFn::Sum)]);
+        assert!(eager_aggregation(&plain, true, &ops).is_none());
+        // A standard deviation (not a sum of partials).
+        let ops = chunk(&plain, &["k"], &[agg::std("v")]);
+        assert!(eager_aggregation(&plain, true, &ops).is_none());
+        // A filter between the join and the group-by.
+        let mut ops = vec![FrameOp::Filter(col("w").gt(lit(1.0)))];
+        ops.extend(chunk(&plain, &["k"], &[Agg::new("v", AggFn::Sum)]));
+        assert!(eager_aggregation(&plain, true, &ops).is_none());
+        // A join keeping the broadcast side's unmatched rows.
+        for (how, left) in [(How::Outer, true), (How::Right, true), (How::Left, false)] {
+            let sp = spec(&s2, &b2, how, left);
+            let ops = chunk(&sp, &[], &[Agg::new("v", AggFn::Sum)]);
+            assert!(eager_aggregation(&sp, left, &ops).is_none(), "{how:?}");
+        }
     }
 }

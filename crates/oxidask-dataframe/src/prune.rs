@@ -548,6 +548,14 @@ pub(crate) fn estimated_bytes(n: &crate::plan::Node) -> Option<u64> {
 /// integer keys' value ranges (footer min/max over every row group), at most the row count.
 /// `None` when not a Parquet read or a key is not an integer column with statistics.
 pub(crate) fn estimated_groups(n: &crate::plan::Node, keys: &[String]) -> Option<u64> {
+    estimated_groups_and_rows(n, keys).map(|(groups, _)| groups)
+}
+
+/// [`estimated_groups`] and the read's row count (of the pieces not pruned).
+pub(crate) fn estimated_groups_and_rows(
+    n: &crate::plan::Node,
+    keys: &[String],
+) -> Option<(u64, u64)> {
     let crate::plan::Kind::Scan { source, .. } = &n.kind else {
         return None;
     };
@@ -588,5 +596,5 @@ pub(crate) fn estimated_groups(n: &crate::plan::Node, keys: &[String]) -> Option
         };
         groups = groups.saturating_mul(width);
     }
-    Some(groups.min(rows))
+    Some((groups.min(rows), rows))
 }

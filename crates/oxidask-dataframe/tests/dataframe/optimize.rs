@@ -111,6 +111,57 @@ fn a_merge_then_value_counts_reads_only_the_keys_and_the_counted_column() {
 }
 
 #[test]
+fn aggregations_after_a_broadcast_merge_equal_polars_on_the_joined_rows() {
+    // Grouped by the small side's column (the trips are pre-aggregated per location below
+    // the join), or by the trips' own, inner and left joins: Polars' group-by of the joined
+    // rows is the oracle.
+    let dir = tempfile::tempdir().unwrap();
+    let (trips, zones) = taxi(dir.path());
+    let t = dd::read_parquet(format!("{}/trips-*.parquet", dir.path().display()));
+    let z = dd::read_parquet(format!("{}/zones.parquet", dir.path().display()));
+    for how in [dd::How::Inner, dd::How::Left] {
+        for key in ["Borough", "passenger_count"] {
+            let got = t
+                .merge(&z, &["PULocationID"], &["LocationID"], how)
+                .groupby([key])
+                .agg([
+                    agg::sum("fare"),
+                    agg::mean("tip"),
+                    agg::count("Zone").alias("zones"),
+                    agg::size("fare").alias("rows"),
+                    agg::min("fare").alias("cheapest"),
+                    agg::max("Zone").alias("last_zone"),
+                ])
+                .compute()
+                .unwrap();
+            let joined = trips.clone().lazy().join(
+                zones.clone().lazy(),
+                [pl::col("PULocationID")],
+                [pl::col("LocationID")],
+                pl::JoinArgs::new(match how {
+                    dd::How::Inner => pl::JoinType::Inner,
+                    _ => pl::JoinType::Left,
+                })
+                .with_suffix(Some("_right".into())),
+            );
+            let want = joined
+                .group_by([pl::col(key)])
+                .agg([
+                    pl::col("fare").sum(),
+                    pl::col("tip").mean(),
+                    pl::col("Zone").count().alias("zones"),
+                    pl::col("fare").len().alias("rows"),
+                    pl::col("fare").min().alias("cheapest"),
+                    pl::col("Zone").max().alias("last_zone"),
+                ])
+                .collect()
+                .unwrap();
+            assert_frames_eq(&sorted(&got), &sorted(&want), &format!("{how:?} by {key}"));
+        }
+    }
+}
+
+#[test]
 fn filters_after_a_merge_move_to_the_side_they_concern() {
     let dir = tempfile::tempdir().unwrap();
     let (trips, zones) = taxi(dir.path());
