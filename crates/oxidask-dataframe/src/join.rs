@@ -84,9 +84,14 @@ pub(crate) fn run(
     };
     let streamed = task.left_scan.is_some() || task.right_scan.is_some();
     let (mut l, mut r) = (side(&task.left_scan, left)?, side(&task.right_scan, right)?);
+    let fail = |e: PolarsError| match task.left_scan.as_ref().or(task.right_scan.as_ref()) {
+        // Reading or joining: name the piece, as a failed read does.
+        Some(scan) => crate::scan::read_error(scan, format!("merge: {e}")),
+        None => FrameError::polars("merge", e),
+    };
     match task.keep_order {
-        KeepOrder::Left => l = apply_ops(l, &task.streamed_ops),
-        KeepOrder::Right => r = apply_ops(r, &task.streamed_ops),
+        KeepOrder::Left => l = streamed_side(l, &task.streamed_ops).map_err(fail)?,
+        KeepOrder::Right => r = streamed_side(r, &task.streamed_ops).map_err(fail)?,
         KeepOrder::Any => {}
     }
     // A final sort runs on the collected rows, skipped when they are in order already.
@@ -102,13 +107,19 @@ pub(crate) fn run(
         lf.collect()
     };
     out.and_then(|df| crate::plan::sort_collected(df, sort))
-        .map_err(
-            |e| match task.left_scan.as_ref().or(task.right_scan.as_ref()) {
-                // Reading or joining: name the piece, as a failed read does.
-                Some(scan) => crate::scan::read_error(scan, format!("merge: {e}")),
-                None => FrameError::polars("merge", e),
-            },
-        )
+        .map_err(fail)
+}
+
+/// The streamed side with `ops` (an eager aggregation's pre-aggregation) applied: computed
+/// now by the one-key kernel when it is a group-by the kernel takes, else left to the query.
+fn streamed_side(lf: LazyFrame, ops: &[FrameOp]) -> PolarsResult<LazyFrame> {
+    if let [FrameOp::GroupAgg { keys, aggs }] = ops {
+        let schema = crate::blocking::collect_schema(lf.clone())?;
+        if let Some(g) = crate::onekey::OneKeyGroupBy::recognise(keys, aggs, &schema) {
+            return g.run(lf).map(IntoLazy::lazy);
+        }
+    }
+    Ok(apply_ops(lf, ops))
 }
 
 /// The file pieces of a node whose reads a join task may do itself: an unshared read.

@@ -47,6 +47,7 @@ mod frame;
 mod groupby;
 mod hll;
 mod join;
+mod onekey;
 pub mod ops;
 mod optimize;
 mod p2p;

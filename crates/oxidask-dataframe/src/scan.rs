@@ -296,6 +296,18 @@ pub(crate) fn read_error(task: &ScanTask, e: impl std::fmt::Display) -> FrameErr
 pub(crate) fn run(task: &ScanTask) -> Result<DataFrame, FrameError> {
     // A final sort runs on the collected rows, skipped when they are in order already.
     let (ops, sort) = crate::plan::final_sort(&task.ops);
+    // A group-by of one numeric key last: the kernel over the rows as they stream past.
+    if let Some((FrameOp::GroupAgg { keys, aggs }, before)) = ops.split_last() {
+        let lf = lazy_with(task, before)?;
+        let schema =
+            crate::blocking::collect_schema(lf.clone()).map_err(|e| read_error(task, e))?;
+        if let Some(g) = crate::onekey::OneKeyGroupBy::recognise(keys, aggs, &schema) {
+            return g
+                .run(lf)
+                .and_then(|df| crate::plan::sort_collected(df, sort))
+                .map_err(|e| read_error(task, e));
+        }
+    }
     let lf = lazy_with(task, ops)?;
     let out = if parsed_first(task) {
         // The rows are in memory: the in-memory engine.
