@@ -27,7 +27,7 @@ use crate::plan::FrameOp;
 const DENSE_SPAN: i64 = 1 << 16;
 
 /// One reduction of a [`OneKeyGroupBy`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 enum Reduction {
     /// Rows, nulls included.
     Len,
@@ -53,7 +53,10 @@ enum Reduction {
 pub(crate) struct OneKeyGroupBy {
     key: PlSmallStr,
     float_key: bool,
+    /// Each distinct reduction once (`mean` and `sum` of one column share its sum).
     reductions: Vec<Reduction>,
+    /// The reduction behind each result column after the key.
+    outputs: Vec<usize>,
     /// Polars' result schema for the same group-by.
     target: SchemaRef,
 }
@@ -80,7 +83,8 @@ impl OneKeyGroupBy {
             return None;
         }
         let dtype = |c: &str| schema.get(c).cloned();
-        let mut reductions = Vec::with_capacity(aggs.len());
+        let mut reductions: Vec<Reduction> = Vec::with_capacity(aggs.len());
+        let mut outputs = Vec::with_capacity(aggs.len());
         for a in aggs {
             let Expr::Alias(inner, _) = a else {
                 return None;
@@ -150,7 +154,13 @@ impl OneKeyGroupBy {
                 }
                 _ => return None,
             };
-            reductions.push(r);
+            match reductions.iter().position(|x| *x == r) {
+                Some(i) => outputs.push(i),
+                None => {
+                    outputs.push(reductions.len());
+                    reductions.push(r);
+                }
+            }
         }
         let op = FrameOp::GroupAgg {
             keys: keys.to_vec(),
@@ -161,6 +171,7 @@ impl OneKeyGroupBy {
             key: key.clone(),
             float_key,
             reductions,
+            outputs,
             target,
         })
     }
@@ -214,8 +225,9 @@ impl OneKeyGroupBy {
     /// Merges partials of the same groups (sums of counts and sums, minima of minima...).
     fn combine(&self, partials: DataFrame) -> PolarsResult<DataFrame> {
         let aggs: Vec<Expr> = self
-            .reductions
+            .outputs
             .iter()
+            .map(|i| &self.reductions[*i])
             .zip(self.target.iter().skip(1))
             .map(|(r, (name, dtype))| {
                 let x = Arc::new(col(name.clone()));
@@ -510,8 +522,29 @@ impl State {
             }
         }
         let n = groups.len();
+        // Rows per group, counted once for `len` and every count of a column without nulls
+        // in this batch.
+        let mut rows: Option<Vec<IdxSize>> = None;
         for (r, acc) in g.reductions.iter().zip(self.accs.iter_mut()) {
-            reduce(r, acc, n, gids, df)?;
+            let all_rows = match r {
+                Reduction::Len => true,
+                Reduction::Count(c) => df.column(c.as_str())?.null_count() == 0,
+                _ => false,
+            };
+            match acc {
+                Acc::Count(c) if all_rows => {
+                    let rows = rows.get_or_insert_with(|| {
+                        let mut rows = vec![0; n];
+                        banked(&mut rows, 0, gids, |_| 1, |a, b| a + b);
+                        rows
+                    });
+                    c.resize(n, 0);
+                    for (a, b) in c.iter_mut().zip(rows.iter()) {
+                        *a += *b;
+                    }
+                }
+                _ => reduce(r, acc, n, gids, df)?,
+            }
         }
         Ok(())
     }
@@ -547,8 +580,9 @@ impl State {
             Series::new(g.key.clone(), v)
         };
         columns.push(key.into());
-        for ((r, acc), name) in g.reductions.iter().zip(self.accs).zip(names.iter().skip(1)) {
-            let name = (*name).clone();
+        let mut reduced: Vec<Series> = Vec::with_capacity(g.reductions.len());
+        for (r, acc) in g.reductions.iter().zip(self.accs) {
+            let name = PlSmallStr::from_static("");
             let s = match acc {
                 Acc::Count(mut c) => {
                     c.resize(n, 0);
@@ -590,7 +624,10 @@ impl State {
                     Series::new(name, out)
                 }
             };
-            columns.push(s.into());
+            reduced.push(s);
+        }
+        for (i, name) in g.outputs.iter().zip(names.iter().skip(1)) {
+            columns.push(reduced[*i].clone().with_name((*name).clone()).into());
         }
         let columns = columns
             .into_iter()
@@ -804,6 +841,9 @@ mod tests {
             col("f").max().alias("fmax"),
             col("s").count().alias("sc"),
             col("s").len().alias("sn"),
+            // The same reduction twice (computed once), a count of a float column.
+            col("i").sum().alias("is2"),
+            col("f").count().alias("fc"),
         ]
     }
 

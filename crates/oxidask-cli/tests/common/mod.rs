@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ pub struct Proc {
     pub log: Arc<Mutex<Vec<String>>>,
     /// Dropping sends SIGTERM first (so a nanny stops its workers too), SIGKILL after 10 s.
     pub graceful_drop: bool,
+    /// Set once every line of stderr is in `log` (the pipe closed).
+    log_done: Arc<AtomicBool>,
 }
 
 impl Proc {
@@ -33,6 +36,8 @@ impl Proc {
         let log = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().unwrap();
         let l = log.clone();
+        let log_done = Arc::new(AtomicBool::new(false));
+        let done = log_done.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if std::env::var_os("OXIDASK_TEST_VERBOSE").is_some() {
@@ -40,11 +45,13 @@ impl Proc {
                 }
                 l.lock().unwrap().push(line);
             }
+            done.store(true, Ordering::Release);
         });
         Proc {
             child,
             log,
             graceful_drop: false,
+            log_done,
         }
     }
 
@@ -113,11 +120,17 @@ impl Proc {
         self.log.lock().unwrap().join("\n")
     }
 
-    /// The exit code, waiting up to `timeout` (panics with the log past it).
+    /// The exit code, waiting up to `timeout` (panics with the log past it). The log then
+    /// holds the process's last lines too: the reader is given up to 2 s to reach the end of
+    /// the pipe (which a child the process started may still hold open).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
+                let read_by = Instant::now() + Duration::from_secs(2);
+                while !self.log_done.load(Ordering::Acquire) && Instant::now() < read_by {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return s.code();
             }
             assert!(
