@@ -299,7 +299,8 @@ pub(crate) struct Eager {
 }
 
 /// Eager aggregation (aggregation pushed below a join): when the operations after a broadcast
-/// join are column selections then a group-by whose aggregations are row counts and sums,
+/// join are column selections and filters of columns that survive the pre-aggregation (the
+/// other side's, or grouped ones), then a group-by whose aggregations are row counts and sums,
 /// counts, minima and maxima of the streamed side's columns (and counts, minima and maxima
 /// of the other side's), each streamed row group of equal join keys is aggregated first and
 /// joined once instead of row by row. `value_counts` of a column of a small dimension table
@@ -352,11 +353,20 @@ pub(crate) fn eager_aggregation(
             }
         }
     }
-    // Column selections, then the group-by.
-    let at = ops.iter().position(|o| !is_projection(o))?;
+    // Column selections and filters, then the group-by.
+    let at = ops
+        .iter()
+        .position(|o| !is_projection(o) && !matches!(o, FrameOp::Filter(_)))?;
     let FrameOp::GroupAgg { keys, aggs } = &ops[at] else {
         return None;
     };
+    let filters: Vec<&Expr> = ops[..at]
+        .iter()
+        .filter_map(|o| match o {
+            FrameOp::Filter(e) => Some(e),
+            _ => None,
+        })
+        .collect();
     let in_s = |c: &str| s_schema.get(c).is_some();
     let in_b = |c: &str| b_schema.get(c).is_some();
     let mut grouped: Vec<String> = s_on.clone();
@@ -381,6 +391,15 @@ pub(crate) fn eager_aggregation(
     // A column that is still there after the pre-aggregation: the other side's, or one the
     // streamed side is grouped by.
     let kept = |c: &str| in_b(c) || grouped.iter().any(|g| g == c);
+    // Filters stay after the join when they read only such columns: every row of a
+    // pre-aggregated group has the same values there, so a joined group passes or fails whole
+    // (`value_counts`' filter of missing values of the counted column, for one).
+    for e in &filters {
+        let used = crate::optimize::leaves(std::iter::once(*e))?;
+        if !used.iter().all(|c| kept(c)) {
+            return None;
+        }
+    }
     for (i, a) in aggs.iter().enumerate() {
         let Expr::Alias(inner, name) = a else {
             return None;
@@ -467,10 +486,14 @@ pub(crate) fn eager_aggregation(
         keys: grouped.iter().map(|g| col(g.as_str())).collect(),
         aggs: pre,
     }];
-    let mut after = vec![FrameOp::GroupAgg {
+    let mut after: Vec<FrameOp> = filters
+        .into_iter()
+        .map(|e| FrameOp::Filter(e.clone()))
+        .collect();
+    after.push(FrameOp::GroupAgg {
         keys: keys.clone(),
         aggs: post,
-    }];
+    });
     after.extend_from_slice(&ops[at + 1..]);
     Some(Eager {
         streamed,
@@ -570,6 +593,7 @@ mod tests {
             streamed_left in any::<bool>(),
             inner in any::<bool>(),
             by_streamed in any::<bool>(),
+            filtered in any::<bool>(),
         ) {
             let s = df!(
                 "k" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -599,7 +623,15 @@ mod tests {
                 Agg::new("name", AggFn::Max).alias("last_name"),
                 Agg::new("g", AggFn::Min).alias("gmin"),
             ];
-            let ops = chunk(&spec, keys, &aggs);
+            let mut ops = chunk(&spec, keys, &aggs);
+            if filtered {
+                // Filters of the broadcast side's column and of a grouped one (kept: they stay
+                // after the join), as `value_counts` drops missing values.
+                ops.insert(0, FrameOp::Filter(col("name").is_not_null()));
+                if by_streamed {
+                    ops.insert(0, FrameOp::Filter(col("g").gt(lit(0))));
+                }
+            }
             let e = eager_aggregation(&spec, streamed_left, &ops);
             prop_assert!(e.is_some(), "{:?}", ops);
             let e = e.unwrap();
@@ -651,8 +683,8 @@ mod tests {
         // A standard deviation (not a sum of partials).
         let ops = chunk(&plain, &["k"], &[agg::std("v")]);
         assert!(eager_aggregation(&plain, true, &ops).is_none());
-        // A filter between the join and the group-by.
-        let mut ops = vec![FrameOp::Filter(col("w").gt(lit(1.0)))];
+        // A filter of a streamed column that is aggregated (rows of a group differ there).
+        let mut ops = vec![FrameOp::Filter(col("v").gt(lit(1.0)))];
         ops.extend(chunk(&plain, &["k"], &[Agg::new("v", AggFn::Sum)]));
         assert!(eager_aggregation(&plain, true, &ops).is_none());
         // A join keeping the broadcast side's unmatched rows.

@@ -556,12 +556,19 @@ pub(crate) fn estimated_groups_and_rows(
     n: &crate::plan::Node,
     keys: &[String],
 ) -> Option<(u64, u64)> {
-    let crate::plan::Kind::Scan { source, .. } = &n.kind else {
+    let crate::plan::Kind::Scan { source, ops } = &n.kind else {
         return None;
     };
     if !matches!(source.format, Format::Parquet) || keys.is_empty() {
         return None;
     }
+    // Keys that are copies of file columns (`with_columns(col("a").alias("k"))`, as the
+    // Python layer's merge makes of its key columns) have the file columns' statistics.
+    let keys: Vec<String> = keys
+        .iter()
+        .map(|k| copied_from(ops, k))
+        .collect::<Option<_>>()?;
+    let keys = &keys[..];
     let mut rows = 0u64;
     let mut ranges: Vec<(i64, i64)> = vec![(i64::MAX, i64::MIN); keys.len()];
     for p in &source.pieces {
@@ -597,4 +604,95 @@ pub(crate) fn estimated_groups_and_rows(
         groups = groups.saturating_mul(width);
     }
     Some((groups.min(rows), rows))
+}
+
+/// The file column that column `name` holds after `ops`: itself, or the column a selection
+/// or `with_columns` copied under that name. `None` when `name` is computed, or when `ops`
+/// aggregate (a copy's values, and so its file statistics, are the file column's; filters,
+/// sorts and slices only drop or move rows, within the same bounds).
+fn copied_from(ops: &[FrameOp], name: &str) -> Option<String> {
+    let mut current = name.to_owned();
+    for op in ops.iter().rev() {
+        // The expression naming `current`: `Some(Some(file column))` for a copy,
+        // `Some(None)` for anything computed (or a name we cannot tell), `None` if none does.
+        let defining = |es: &[Expr]| -> Option<Option<String>> {
+            es.iter().find_map(|e| {
+                let out = output_name(e);
+                if out.as_ref().is_some_and(|o| o.as_str() != current) {
+                    return None;
+                }
+                Some(match e {
+                    Expr::Column(c) => Some(c.to_string()),
+                    Expr::Alias(inner, _) => match inner.as_ref() {
+                        Expr::Column(c) => Some(c.to_string()),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+            })
+        };
+        match op {
+            FrameOp::WithColumns(es) => {
+                if let Some(src) = defining(es) {
+                    current = src?;
+                }
+            }
+            FrameOp::Select(es) => current = defining(es)??,
+            FrameOp::Filter(_) | FrameOp::Sort { .. } | FrameOp::Slice { .. } => {}
+            FrameOp::Unique { .. } | FrameOp::GroupAgg { .. } => return None,
+        }
+    }
+    Some(current)
+}
+
+/// The name of the column `e` produces as Polars names it (the first column or alias met
+/// walking the expression), or `None` when it starts otherwise (a literal, `len()`...).
+fn output_name(e: &Expr) -> Option<String> {
+    for node in e {
+        match node {
+            Expr::Column(c) | Expr::Alias(_, c) => return Some(c.to_string()),
+            Expr::Len | Expr::Literal(_) | Expr::Selector(_) | Expr::RenameAlias { .. } => {
+                return None
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_copied_from_a_file_column_has_its_statistics() {
+        let copy = FrameOp::WithColumns(vec![col("PULocationID").alias("__oxidask_lkey0")]);
+        assert_eq!(
+            copied_from(std::slice::from_ref(&copy), "__oxidask_lkey0").as_deref(),
+            Some("PULocationID")
+        );
+        // Through a selection and a filter; a file column is itself.
+        let ops = [
+            copy.clone(),
+            FrameOp::Filter(col("x").gt(lit(1))),
+            FrameOp::Select(vec![col("__oxidask_lkey0").alias("k")]),
+        ];
+        assert_eq!(copied_from(&ops, "k").as_deref(), Some("PULocationID"));
+        assert_eq!(copied_from(&[], "x").as_deref(), Some("x"));
+        // Computed, rewritten after the copy's source changed, aggregated: no statistics.
+        let computed = FrameOp::WithColumns(vec![col("a") * lit(2)]);
+        assert_eq!(copied_from(std::slice::from_ref(&computed), "a"), None);
+        let computed = FrameOp::WithColumns(vec![(col("a") + lit(1)).alias("k")]);
+        assert_eq!(copied_from(std::slice::from_ref(&computed), "k"), None);
+        let changed = [
+            FrameOp::WithColumns(vec![col("a") * lit(2)]),
+            FrameOp::WithColumns(vec![col("a").alias("k")]),
+        ];
+        assert_eq!(copied_from(&changed, "k"), None);
+        let grouped = FrameOp::GroupAgg {
+            keys: vec![col("a")],
+            aggs: vec![len().alias("n")],
+        };
+        assert_eq!(copied_from(std::slice::from_ref(&grouped), "a"), None);
+    }
 }

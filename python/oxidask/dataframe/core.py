@@ -597,20 +597,22 @@ class DataFrame(_Collection):
     # ---- reshaping
 
     def groupby(self, by, sort=None, dropna=None, **kwargs):
-        """Groups rows by one or more columns (Dask's ``groupby``)."""
+        """Groups rows by one or more columns (Dask's ``groupby``). As pandas and Dask, rows
+        whose key is missing (null or NaN) belong to no group unless ``dropna=False``."""
         from oxidask.dataframe.groupby import GroupBy
 
+        drop = dropna is None or bool(dropna)
         if callable(by) and not isinstance(by, Series):
             # A function of the index labels (as Dask's and pandas'), as a hidden column.
             from oxidask.dataframe.aggregation import add_function_key
 
             frame, key = add_function_key(self, by)
-            return GroupBy(frame, [key])
+            return GroupBy(frame.dropna(subset=[key]) if drop else frame, [key])
         keys = [by] if isinstance(by, str) else list(by)
         if isinstance(by, Series):
             keys = [by._name]
         self._check_columns(keys)
-        return GroupBy(self, keys)
+        return GroupBy(self.dropna(subset=keys) if drop else self, keys)
 
     def merge(self, right, how="inner", on=None, left_on=None, right_on=None, suffixes=None,
               left_index=False, right_index=False, shuffle_method=None):
