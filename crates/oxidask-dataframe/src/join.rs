@@ -205,11 +205,7 @@ pub(crate) fn join_layer(
     };
     // Aggregating steps over a broadcast join whose streamed side is a read with few join
     // key values start below the join (eager aggregation).
-    let eager = match mode {
-        JoinMode::BroadcastRight if lscan.is_some() => eager_for(spec, true, extra, left),
-        JoinMode::BroadcastLeft if rscan.is_some() => eager_for(spec, false, extra, right),
-        _ => None,
-    };
+    let eager = eager_plan(left, right, spec, mode, extra);
     let (streamed_ops, extra) = match eager {
         Some(e) => (e.streamed, e.after),
         None => (Vec::new(), extra.to_vec()),
@@ -266,6 +262,27 @@ pub(crate) fn join_layer(
         tasks,
         outputs,
         deps: ll.into_iter().chain(rl).collect(),
+    }
+}
+
+/// The eager aggregation of `extra` (steps fused onto a join's tasks) below the join of
+/// `left` and `right`, when the join is a broadcast whose streamed side is an unshared read
+/// the join tasks do themselves and [`eager_for`] takes it.
+pub(crate) fn eager_plan(
+    left: &Node,
+    right: &Node,
+    spec: &JoinSpec,
+    mode: JoinMode,
+    extra: &[FrameOp],
+) -> Option<Eager> {
+    match mode {
+        JoinMode::BroadcastRight if fusable_scan(left).is_some() => {
+            eager_for(spec, true, extra, left)
+        }
+        JoinMode::BroadcastLeft if fusable_scan(right).is_some() => {
+            eager_for(spec, false, extra, right)
+        }
+        _ => None,
     }
 }
 

@@ -741,6 +741,32 @@ fn filtered(n: &Arc<Node>, e: &Expr) -> Arc<Node> {
     }
 }
 
+/// The columns the streamed side of a merge is grouped by when a reduction's `chunk` over
+/// `input` (the merge, or unshared steps over it) runs below the merge (eager aggregation, as
+/// the merge's tasks will plan it).
+fn below_the_merge(input: &Arc<Node>, chunk: &[FrameOp]) -> Option<Vec<String>> {
+    if input.is_shared() {
+        return None;
+    }
+    let (join, extra): (&Node, Vec<FrameOp>) = match &input.kind {
+        Kind::Map { input: j, ops } if matches!(j.kind, Kind::Join { .. }) && !j.is_shared() => {
+            (j, ops.iter().chain(chunk).cloned().collect())
+        }
+        Kind::Join { .. } => (input, chunk.to_vec()),
+        _ => return None,
+    };
+    let Kind::Join {
+        left,
+        right,
+        spec,
+        mode,
+    } = &join.kind
+    else {
+        return None;
+    };
+    crate::join::eager_plan(left, right, spec, *mode, &extra).map(|e| e.grouped)
+}
+
 /// The plan as text, one node a line, inputs indented below their consumer.
 pub(crate) fn explain(n: &Arc<Node>) -> String {
     let mut out = String::new();
@@ -805,7 +831,13 @@ fn describe(
         Kind::Parts { ops, .. } => format!("partitions, then [{}]", op_names(ops)),
         Kind::Map { ops, .. } => format!("map [{}]", op_names(ops)),
         Kind::MapPartitions { op, .. } => format!("map_partitions ({})", op.name()),
-        Kind::Reduce { .. } | Kind::CustomReduce { .. } => "tree reduction".into(),
+        Kind::Reduce { input, chunk, .. } => match below_the_merge(input, chunk) {
+            Some(grouped) => format!(
+                "tree reduction, aggregated below the merge (its streamed read grouped by {grouped:?} first)"
+            ),
+            None => "tree reduction".into(),
+        },
+        Kind::CustomReduce { .. } => "tree reduction".into(),
         Kind::Shuffle { by, method, .. } => format!("shuffle by {by:?}, method {method}"),
         Kind::Join { spec, mode, .. } => format!(
             "merge {:?} {mode:?} on {:?} = {:?}",

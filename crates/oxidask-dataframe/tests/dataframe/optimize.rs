@@ -96,6 +96,12 @@ fn a_merge_then_value_counts_reads_only_the_keys_and_the_counted_column() {
             ["[PULocationID]", "[Borough, LocationID]"],
             "{how}:\n{plan}"
         );
+        // The zones are broadcast (two partitions are still small), and the trips are counted
+        // per location below the merge (their statistics promise few locations).
+        assert!(
+            plan.contains(r#"aggregated below the merge (its streamed read grouped by ["PULocationID"] first)"#),
+            "{how}:\n{plan}"
+        );
         let got = counts.compute().unwrap();
         let want = value_counts_oracle(
             trips.clone().lazy().join(
