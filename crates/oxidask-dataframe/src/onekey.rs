@@ -356,13 +356,15 @@ impl Groups {
     /// Makes room for `k` in the dense array, or moves to the hash map when the range would
     /// pass [`DENSE_SPAN`].
     fn widen(&mut self, k: i64) {
+        // In i128: a range near either end of i64 must not overflow.
+        let len = self.dense.len() as i128;
         let (lo, hi) = if self.dense.is_empty() {
-            (k, k)
+            (k as i128, k as i128)
         } else {
-            let top = self.base + self.dense.len() as i64 - 1;
-            (self.base.min(k), top.max(k))
+            let top = self.base as i128 + len - 1;
+            ((self.base as i128).min(k as i128), top.max(k as i128))
         };
-        let span = hi as i128 - lo as i128 + 1;
+        let span = hi - lo + 1;
         if span > DENSE_SPAN as i128 {
             let mut map = FxHashMap::default();
             for (i, g) in self.dense.iter().enumerate() {
@@ -375,23 +377,21 @@ impl Groups {
             return;
         }
         // Grow by at least the current size in the direction of `k` (fewer copies for keys
-        // met in increasing or decreasing order), within the span.
-        let want = (span as i64)
-            .max(2 * self.dense.len() as i64)
-            .min(DENSE_SPAN);
-        let extra = want - span as i64;
-        let (new_lo, new_len) = if k < self.base || self.dense.is_empty() {
-            (lo.saturating_sub(extra), want)
+        // met in increasing or decreasing order), kept within i64.
+        let want = span.max(2 * len).min(DENSE_SPAN as i128);
+        let new_lo = if self.dense.is_empty() || k < self.base {
+            lo - (want - span)
         } else {
-            (lo, want)
+            lo
         };
-        let mut dense = vec![u32::MAX; new_len as usize];
-        let shift = (self.base - new_lo) as usize;
+        let new_lo = new_lo.clamp(i64::MIN as i128, i64::MAX as i128 - want + 1);
+        let mut dense = vec![u32::MAX; want as usize];
         if !self.dense.is_empty() {
+            let shift = (self.base as i128 - new_lo) as usize;
             dense[shift..shift + self.dense.len()].copy_from_slice(&self.dense);
         }
         self.dense = dense;
-        self.base = new_lo;
+        self.base = new_lo as i64;
     }
 
     #[inline(always)]
@@ -897,6 +897,23 @@ mod tests {
                 let streamed = sorted(g.run(df.clone().lazy()).unwrap());
                 assert_same(&streamed, &want)?;
             }
+        }
+    }
+
+    #[test]
+    fn keys_at_the_ends_of_the_int64_range_regression() {
+        // Growing the directly indexed range near i64::MIN / i64::MAX overflowed.
+        for keys in [
+            vec![i64::MAX, i64::MAX - 3, i64::MAX - 1, i64::MAX],
+            vec![i64::MIN, i64::MIN + 5, i64::MIN + 1, i64::MIN],
+            vec![i64::MIN + 2, i64::MIN, i64::MAX, 0, i64::MAX - 1],
+        ] {
+            let df = df!("k" => keys.clone(), "i" => vec![1i64; keys.len()]).unwrap();
+            let aggs = vec![col("i").sum().alias("total")];
+            let g = OneKeyGroupBy::recognise(&[col("k")], &aggs, df.schema()).unwrap();
+            let got = sorted(g.run_frame(&df).unwrap());
+            let want = sorted(df.lazy().group_by([col("k")]).agg(aggs).collect().unwrap());
+            assert!(got.equals_missing(&want), "{keys:?}\n{got}\n{want}");
         }
     }
 
