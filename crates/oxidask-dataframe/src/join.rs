@@ -122,10 +122,15 @@ fn streamed_side(lf: LazyFrame, ops: &[FrameOp]) -> PolarsResult<LazyFrame> {
     Ok(apply_ops(lf, ops))
 }
 
-/// The file pieces of a node whose reads a join task may do itself: an unshared read.
+/// Whether a join task may read `node`'s pieces itself: an unshared read.
+fn is_fusable(node: &Node) -> bool {
+    matches!(node.kind, Kind::Scan { .. }) && !node.is_shared()
+}
+
+/// The file pieces of a node whose reads a join task may do itself ([`is_fusable`]).
 fn fusable_scan(node: &Node) -> Option<Vec<ScanTask>> {
     match &node.kind {
-        Kind::Scan { source, ops } if !node.is_shared() => Some(
+        Kind::Scan { source, ops } if is_fusable(node) => Some(
             source
                 .pieces
                 .iter()
@@ -276,12 +281,8 @@ pub(crate) fn eager_plan(
     extra: &[FrameOp],
 ) -> Option<Eager> {
     match mode {
-        JoinMode::BroadcastRight if fusable_scan(left).is_some() => {
-            eager_for(spec, true, extra, left)
-        }
-        JoinMode::BroadcastLeft if fusable_scan(right).is_some() => {
-            eager_for(spec, false, extra, right)
-        }
+        JoinMode::BroadcastRight if is_fusable(left) => eager_for(spec, true, extra, left),
+        JoinMode::BroadcastLeft if is_fusable(right) => eager_for(spec, false, extra, right),
         _ => None,
     }
 }

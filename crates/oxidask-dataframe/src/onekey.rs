@@ -670,7 +670,9 @@ fn banked<T: Copy>(
     }
 }
 
-/// Adds a batch (whose rows are in groups `gids`, `n` groups in all) to one reduction.
+/// Adds a batch (whose rows are in groups `gids`, `n` groups in all) to one reduction
+/// (`len`, and counts of a column without nulls, are added from the shared row counts in
+/// [`State::add`]).
 fn reduce(
     r: &Reduction,
     acc: &mut Acc,
@@ -682,10 +684,6 @@ fn reduce(
         Ok(df.column(c.as_str())?.as_materialized_series())
     };
     match (r, acc) {
-        (Reduction::Len, Acc::Count(c)) => {
-            c.resize(n, 0);
-            banked(c, 0, gids, |_| 1, |a, b| a + b);
-        }
         (Reduction::Count(col), Acc::Count(c)) => {
             c.resize(n, 0);
             let s = series(col)?;
@@ -781,7 +779,7 @@ fn reduce(
                 }
             }
         }
-        _ => unreachable!("each reduction has its accumulator"),
+        _ => unreachable!("each reduction has its accumulator; `len` is counted in State::add"),
     }
     Ok(())
 }
